@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Builds the test ground's Go tools from their Go modules with the machine's Go:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm.
+# Output: target/ground/tools/<stamp>/bin, where <stamp> hashes the pinned versions and this
+# script, so a version change rebuilds and nothing else does. Prints the bin directory.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+stamp="$(cat "$here/versions.env" "$here/build.sh" | sha256sum | cut -c1-12)"
+out="$root/target/ground/tools/$stamp"
+bin="$out/bin"
+if [[ -f "$out/.complete" ]]; then
+  echo "$bin"
+  exit 0
+fi
+mkdir -p "$bin"
+log() { echo "[ground/build] $*" >&2; }
+export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
+
+# One throwaway module per tool, so each keeps the dependency versions its own release chose.
+new_module() {
+  local dir="$out/src/$1"
+  rm -rf "$dir" && mkdir -p "$dir"
+  (cd "$dir" && go mod init "ground.local/$1" >/dev/null 2>&1)
+  echo "$dir"
+}
+
+build_kubernetes() {
+  local v="$KUBERNETES_VERSION" minor="${KUBERNETES_VERSION#v1.}"
+  minor="${minor%%.*}"
+  local dir; dir="$(new_module kubernetes)"
+  log "kubernetes $v: resolving modules"
+  (cd "$dir" && go mod download -json "k8s.io/kubernetes@$v" >"$dir/k8s.json")
+  local gomod
+  gomod="$(sed -n 's/.*"GoMod": "\(.*\)",/\1/p' "$dir/k8s.json")"
+  # k8s.io/kubernetes replaces its staging modules with local paths; point each at its
+  # published twin v0.<minor>.<patch> instead.
+  local staging_version="v0.${v#v1.}"
+  {
+    echo "require k8s.io/kubernetes $v"
+    echo "replace ("
+    sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 '"$staging_version"'#p' "$gomod"
+    echo ")"
+  } >>"$dir/go.mod"
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  (cd "$dir" && go mod tidy >&2)
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    log "kubernetes $v: building $cmd"
+    (cd "$dir" && go build -tags tools -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  done
+}
+
+build_simple() { # name module version package ldflags
+  local dir; dir="$(new_module "$1")"
+  log "$1 $3: building"
+  (cd "$dir" && go get "$2@$3" >&2 && printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$4" >tools.go \
+    && go mod tidy >&2 && go build -tags tools -ldflags "-s -w $5" -o "$bin/$1" "$4")
+}
+
+build_kubernetes
+build_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ""
+build_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+  "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+rm -rf "$out/src"
+touch "$out/.complete"
+log "done: $bin"
+echo "$bin"

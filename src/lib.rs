@@ -1,0 +1,6 @@
+//! eci-virtual-kubelet: a Kubernetes virtual node for Alibaba Cloud Elastic Container Instance.
+//!
+//! Each module is a room of `DESIGN.md` with one job; `src/main.rs` only wires them together.
+
+pub mod cli;
+pub mod imagecache;
