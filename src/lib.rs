@@ -3,4 +3,5 @@
 //! Each module is a room of `DESIGN.md` with one job; `src/main.rs` only wires them together.
 
 pub mod cli;
+pub mod eci;
 pub mod imagecache;
