@@ -1,1 +1,16 @@
-fn main() {}
+//! End-to-end tests against the real test ground (see `integration/support/harness.rs`).
+//! Run them with `cargo test --test integration`; `-- NAME` filters as usual.
+
+mod crd;
+mod registry;
+mod support;
+
+use support::harness::{self, Test};
+
+fn main() -> std::process::ExitCode {
+    let tests: Vec<Test> = [crd::tests(), registry::tests()]
+        .into_iter()
+        .flatten()
+        .collect();
+    harness::main(tests)
+}

@@ -115,12 +115,18 @@ mod tests {
     #[test]
     fn crd_names_match_the_guide() {
         let crd = crd();
-        assert_eq!(crd.metadata.name.as_deref(), Some("imagecaches.eci.alibabacloud.com"));
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("imagecaches.eci.alibabacloud.com")
+        );
         assert_eq!(crd.spec.scope, "Cluster");
         let names = &crd.spec.names;
         assert_eq!(names.kind, "ImageCache");
         assert_eq!(names.singular.as_deref(), Some("imagecache"));
-        assert_eq!(names.short_names.as_deref(), Some(&["ic".to_string(), "imc".to_string()][..]));
+        assert_eq!(
+            names.short_names.as_deref(),
+            Some(&["ic".to_string(), "imc".to_string()][..])
+        );
         assert_eq!(names.categories.as_deref(), Some(&["all".to_string()][..]));
         let version = &crd.spec.versions[0];
         assert!(version.served && version.storage);

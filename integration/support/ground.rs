@@ -1,0 +1,172 @@
+//! The test ground as the tests see it: started by `integration/ground/up.sh` (or reused when
+//! it already runs), described by the `ground.env` file that script writes, and stopped again
+//! by `integration/ground/down.sh` when this process started it.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::{Context, Result, bail};
+
+use super::image::Registry;
+
+/// A running test ground and what the tests need to reach it.
+pub struct Ground {
+    /// Directory of kubectl, helm and the control-plane binaries.
+    pub bin: PathBuf,
+    /// Admin kubeconfig of the ground's cluster.
+    pub kubeconfig: PathBuf,
+    /// The plain-HTTP registry, anonymous.
+    pub registry: Registry,
+    /// The HTTPS registry with htpasswd basic auth.
+    pub auth_registry: Registry,
+    /// A runtime for the async parts of tests (registry pushes, kube clients).
+    pub runtime: tokio::runtime::Runtime,
+    /// Whether this process started the ground (and so must stop it).
+    started_here: bool,
+    namespaces: AtomicU32,
+}
+
+fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ground_script(name: &str) -> PathBuf {
+    project_root().join("integration/ground").join(name)
+}
+
+fn env_file() -> PathBuf {
+    std::env::var_os("GROUND_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target/ground/run"))
+        .join("ground.env")
+}
+
+fn run_script(name: &str, args: &[&str]) -> Result<()> {
+    let status = Command::new("bash")
+        .arg(ground_script(name))
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run integration/ground/{name}"))?;
+    if !status.success() {
+        bail!(
+            "integration/ground/{name} {} failed: {status}",
+            args.join(" ")
+        );
+    }
+    Ok(())
+}
+
+impl Ground {
+    /// Reuses a ground that already answers, or starts a fresh one.
+    pub fn start_or_reuse() -> Result<Self> {
+        if let Ok(ground) = Self::from_env_file(false) {
+            if ground
+                .kubectl()
+                .args(["get", "--raw", "/readyz"])
+                .ok()
+                .is_ok()
+            {
+                eprintln!("[harness] reusing the running test ground");
+                return Ok(ground);
+            }
+        }
+        eprintln!("[harness] starting a fresh test ground (integration/ground/up.sh --fresh)");
+        run_script("up.sh", &["--fresh"])?;
+        Self::from_env_file(true)
+    }
+
+    fn from_env_file(started_here: bool) -> Result<Self> {
+        let path = env_file();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let env: HashMap<&str, &str> = text
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .collect();
+        let get = |key: &str| {
+            env.get(key)
+                .map(|v| v.to_string())
+                .with_context(|| format!("{} has no {key}", path.display()))
+        };
+        let ca = PathBuf::from(get("GROUND_CA")?);
+        Ok(Self {
+            bin: get("GROUND_BIN")?.into(),
+            kubeconfig: get("KUBECONFIG")?.into(),
+            registry: Registry::plain(get("GROUND_REGISTRY")?),
+            auth_registry: Registry::tls_basic(
+                get("GROUND_AUTH_REGISTRY")?,
+                ca.clone(),
+                get("GROUND_REGISTRY_USER")?,
+                get("GROUND_REGISTRY_PASSWORD")?,
+            ),
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot build the tokio runtime")?,
+            started_here,
+            namespaces: AtomicU32::new(0),
+        })
+    }
+
+    /// Stops the ground if this process started it; a reused ground is left running.
+    pub fn stop(&self) {
+        if self.started_here {
+            eprintln!("[harness] stopping the test ground (integration/ground/down.sh --purge)");
+            if let Err(error) = run_script("down.sh", &["--purge"]) {
+                eprintln!("[harness] {error:#}");
+            }
+        }
+    }
+
+    /// A kubectl command against the ground's cluster.
+    pub fn kubectl(&self) -> super::kubectl::Kubectl {
+        super::kubectl::Kubectl::new(&self.bin.join("kubectl"), &self.kubeconfig)
+    }
+
+    /// Path of the `eci-vk` binary under test.
+    pub fn eci_vk(&self) -> &'static Path {
+        Path::new(env!("CARGO_BIN_EXE_eci-vk"))
+    }
+
+    /// A namespace of the test's own, deleted when the guard drops. Its name is a DNS label
+    /// made from `test_name`, unique within this run.
+    pub fn namespace(&self, test_name: &str) -> Result<Namespace<'_>> {
+        let n = self.namespaces.fetch_add(1, Ordering::Relaxed);
+        let mut stem: String = test_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        stem.truncate(40);
+        let name = format!("t-{}-{}-{n}", stem.trim_matches('-'), std::process::id());
+        self.kubectl().args(["create", "namespace", &name]).ok()?;
+        Ok(Namespace { ground: self, name })
+    }
+}
+
+/// A namespace owned by one test.
+pub struct Namespace<'g> {
+    ground: &'g Ground,
+    /// The namespace's name.
+    pub name: String,
+}
+
+impl Drop for Namespace<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .ground
+            .kubectl()
+            .args(["delete", "namespace", &self.name, "--wait=false"])
+            .ok();
+    }
+}

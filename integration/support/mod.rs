@@ -1,0 +1,10 @@
+//! Test support shared by every integration suite: the test ground (control plane and
+//! registries, started by the project's own scripts), per-test namespaces, kubectl, and the
+//! test-image builder.
+
+pub mod ground;
+pub mod harness;
+pub mod image;
+pub mod kubectl;
+
+pub use ground::Ground;
