@@ -1,6 +1,7 @@
 //! End-to-end tests against the real test ground (see `integration/support/harness.rs`).
 //! Run them with `cargo test --test integration`; `-- NAME` filters as usual.
 
+mod cli;
 mod crd;
 mod registry;
 mod support;
@@ -8,7 +9,7 @@ mod support;
 use support::harness::{self, Test};
 
 fn main() -> std::process::ExitCode {
-    let tests: Vec<Test> = [crd::tests(), registry::tests()]
+    let tests: Vec<Test> = [cli::tests(), crd::tests(), registry::tests()]
         .into_iter()
         .flatten()
         .collect();

@@ -63,16 +63,15 @@ fn run_script(name: &str, args: &[&str]) -> Result<()> {
 impl Ground {
     /// Reuses a ground that already answers, or starts a fresh one.
     pub fn start_or_reuse() -> Result<Self> {
-        if let Ok(ground) = Self::from_env_file(false) {
-            if ground
+        if let Ok(ground) = Self::from_env_file(false)
+            && ground
                 .kubectl()
                 .args(["get", "--raw", "/readyz"])
                 .ok()
                 .is_ok()
-            {
-                eprintln!("[harness] reusing the running test ground");
-                return Ok(ground);
-            }
+        {
+            eprintln!("[harness] reusing the running test ground");
+            return Ok(ground);
         }
         eprintln!("[harness] starting a fresh test ground (integration/ground/up.sh --fresh)");
         run_script("up.sh", &["--fresh"])?;
