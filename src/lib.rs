@@ -2,6 +2,8 @@
 //!
 //! Each module is a room of `DESIGN.md` with one job; `src/main.rs` only wires them together.
 
+pub mod agent;
 pub mod cli;
 pub mod eci;
+pub mod emulator;
 pub mod imagecache;

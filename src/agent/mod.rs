@@ -1,0 +1,13 @@
+//! The agent: the emulator's data plane, behind the gRPC agent protocol (`proto/agent/v1`).
+//!
+//! The emulator (`crate::emulator`) never touches images or containers itself; it asks an agent
+//! over [`pb::agent_client::AgentClient`]. This build has one runtime, [`simulated`]: no
+//! processes and no pulls, only the observable behaviour of a machine, for tests and scale runs.
+
+pub mod simulated;
+
+/// The generated protocol types, client and server of `eci.agent.v1`.
+#[allow(missing_docs, clippy::pedantic)] // generated code
+pub mod pb {
+    tonic::include_proto!("eci.agent.v1");
+}

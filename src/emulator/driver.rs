@@ -1,0 +1,846 @@
+//! Lifecycle tasks: what happens after a write was answered, by asking the agent.
+//!
+//! A container group goes `Scheduling → Pending` (images pulled, from the snapshot when it has
+//! one) `→ Running` (the agent started the containers) and then follows the agent's view of its
+//! containers to `Succeeded`/`Failed` (per restart policy and exit codes); `Restarting` and
+//! `Updating` return to `Pending`/`Running`; `Terminating` ends in removal. An image cache goes
+//! `Preparing → Creating` (progress rising with the pull) `→ Ready`, or `Failed` (kept 24 h);
+//! an update goes `Updating → Ready | UpdateFailed`.
+//!
+//! Every resource carries a generation, bumped by each write that starts new work; a task whose
+//! generation is no longer current stops at its next step, so an older task never undoes a newer
+//! request. A task that finds its group deleted removes what it made on the agent.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio_stream::StreamExt as _;
+
+use super::{
+    Core,
+    spec::{self, ContainerSpec, GroupSpec},
+    state::{
+        Cache, CacheStatus, ContainerRuntime, ContainerState, FAILED_CACHE_TTL, Group, GroupStatus,
+        Purged,
+    },
+};
+use crate::agent::pb::{
+    self, BuildSnapshotRequest, CreateGroupRequest, DeleteGroupRequest, DeleteSnapshotRequest,
+    GroupPhase, InspectGroupRequest, PrepareImagesRequest, RegistryCredential, RestartGroupRequest,
+};
+
+/// How a group task starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupMode {
+    /// A new group: schedule, pull, start.
+    Create,
+    /// The spec changed: replace the containers.
+    Update,
+    /// RestartContainerGroup.
+    Restart,
+    /// After an emulator restart: adopt what the agent has, or start again.
+    Resume,
+}
+
+/// Work left by a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// Drive a group.
+    Group {
+        /// Group id.
+        id: String,
+        /// Generation the task belongs to.
+        generation: u64,
+        /// How to start.
+        mode: GroupMode,
+    },
+    /// Remove a group from the agent (and from the store afterwards when `remove_after`).
+    DeleteGroup {
+        /// Group id.
+        id: String,
+        /// Grace period for preStop hooks.
+        grace_seconds: i64,
+        /// Skip preStop hooks.
+        force: bool,
+        /// The group is `Terminating` and is removed once the agent is done.
+        remove_after: bool,
+    },
+    /// Build (or rebuild) an image cache.
+    BuildCache {
+        /// Cache id.
+        id: String,
+        /// Generation the task belongs to.
+        generation: u64,
+        /// UpdateImageCache rather than CreateImageCache.
+        update: bool,
+    },
+    /// Forget a snapshot on the agent.
+    DeleteSnapshot {
+        /// Snapshot id.
+        snapshot_id: String,
+    },
+}
+
+/// Starts `work` as a lifecycle task.
+pub fn start(core: &Arc<Core>, work: Work) {
+    let task_core = core.clone();
+    match work {
+        Work::Group {
+            id,
+            generation,
+            mode,
+        } => {
+            let span = tracing::info_span!("group", %id, ?mode);
+            core.spawn(span, async move {
+                run_group(task_core, id, generation, mode).await
+            });
+        }
+        Work::DeleteGroup {
+            id,
+            grace_seconds,
+            force,
+            remove_after,
+        } => {
+            let span = tracing::info_span!("group_delete", %id);
+            core.spawn(span, async move {
+                delete_group(task_core, id, grace_seconds, force, remove_after).await;
+            });
+        }
+        Work::BuildCache {
+            id,
+            generation,
+            update,
+        } => {
+            let span = tracing::info_span!("image_cache", %id, update);
+            core.spawn(span, async move {
+                build_cache(task_core, id, generation, update).await
+            });
+        }
+        Work::DeleteSnapshot { snapshot_id } => {
+            let span = tracing::info_span!("snapshot_delete", %snapshot_id);
+            core.spawn(span, async move {
+                let request = DeleteSnapshotRequest {
+                    snapshot_id: snapshot_id.clone(),
+                };
+                if let Err(status) = task_core.agent.clone().delete_snapshot(request).await {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "agent cannot delete the snapshot");
+                }
+            });
+        }
+    }
+}
+
+/// Releases on the agent what a purge removed from the store.
+pub fn release(core: &Arc<Core>, purged: Purged) {
+    for snapshot_id in purged.snapshots {
+        start(core, Work::DeleteSnapshot { snapshot_id });
+    }
+    for id in purged.groups {
+        start(
+            core,
+            Work::DeleteGroup {
+                id,
+                grace_seconds: 0,
+                force: true,
+                remove_after: false,
+            },
+        );
+    }
+}
+
+/// Restarts the work of every unfinished resource (after loading saved state).
+pub async fn resume_all(core: &Arc<Core>) {
+    let mut work = Vec::new();
+    {
+        let store = core.store.lock().await;
+        for g in store.groups.values() {
+            match g.status {
+                GroupStatus::Terminating => work.push(Work::DeleteGroup {
+                    id: g.id.clone(),
+                    grace_seconds: g.spec.termination_grace_period_seconds.unwrap_or(30),
+                    force: false,
+                    remove_after: true,
+                }),
+                s if s.is_terminal() => {}
+                _ => work.push(Work::Group {
+                    id: g.id.clone(),
+                    generation: g.generation,
+                    mode: GroupMode::Resume,
+                }),
+            }
+        }
+        for c in store.caches.values() {
+            match c.status {
+                CacheStatus::Preparing | CacheStatus::Creating => work.push(Work::BuildCache {
+                    id: c.id.clone(),
+                    generation: c.generation,
+                    update: false,
+                }),
+                CacheStatus::Updating => work.push(Work::BuildCache {
+                    id: c.id.clone(),
+                    generation: c.generation,
+                    update: true,
+                }),
+                _ => {}
+            }
+        }
+    }
+    for w in work {
+        start(core, w);
+    }
+}
+
+// === container groups ===
+
+/// Applies `f` to the group if it still exists at `generation`; `None` otherwise.
+async fn with_group<R>(
+    core: &Core,
+    id: &str,
+    generation: u64,
+    f: impl FnOnce(&mut Group, Timestamp) -> R,
+) -> Option<R> {
+    let now = core.now();
+    let result = {
+        let mut store = core.store.lock().await;
+        let group = store
+            .groups
+            .get_mut(id)
+            .filter(|g| g.generation == generation)?;
+        f(group, now)
+    };
+    core.changed();
+    Some(result)
+}
+
+/// Whether the group still exists at all (at any generation).
+async fn exists(core: &Core, id: &str) -> bool {
+    core.store.lock().await.groups.contains_key(id)
+}
+
+fn to_agent_container(c: &ContainerSpec) -> pb::ContainerSpec {
+    pb::ContainerSpec {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        command: c.commands.clone(),
+        args: c.args.clone(),
+        working_dir: c.working_dir.clone(),
+        env: c
+            .env
+            .iter()
+            .map(|e| pb::EnvVar {
+                name: e.key.clone(),
+                value: e.value.clone(),
+            })
+            .collect(),
+        ports: c
+            .ports
+            .iter()
+            .map(|p| pb::PortSpec {
+                port: u32::try_from(p.port).unwrap_or(0),
+                protocol: p.protocol.clone(),
+            })
+            .collect(),
+        cpu: c.cpu,
+        memory_gib: c.memory,
+        tty: c.tty,
+        stdin: c.stdin,
+        pre_stop_exec: if c.has_pre_stop && c.pre_stop_exec.is_empty() {
+            vec!["<preStop>".into()]
+        } else {
+            c.pre_stop_exec.clone()
+        },
+    }
+}
+
+fn registries(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn to_timestamp(ms: i64) -> Option<Timestamp> {
+    (ms > 0)
+        .then(|| Timestamp::from_millisecond(ms).ok())
+        .flatten()
+}
+
+fn to_state(s: Option<&pb::ContainerState>) -> ContainerState {
+    let Some(s) = s else {
+        return ContainerState::default();
+    };
+    let state = match s.kind() {
+        pb::ContainerStateKind::Waiting => "Waiting",
+        pb::ContainerStateKind::Running => "Running",
+        pb::ContainerStateKind::Terminated => "Terminated",
+        pb::ContainerStateKind::Unspecified => "",
+    };
+    ContainerState {
+        state: state.into(),
+        detail_status: String::new(),
+        exit_code: s.exit_code,
+        signal: s.signal,
+        reason: s.reason.clone(),
+        message: s.message.clone(),
+        start_time: to_timestamp(s.started_at_ms),
+        finish_time: to_timestamp(s.finished_at_ms),
+    }
+}
+
+fn to_runtime(c: &pb::ContainerStatus) -> ContainerRuntime {
+    ContainerRuntime {
+        name: c.name.clone(),
+        ready: c.ready,
+        restart_count: c.restart_count,
+        current: to_state(c.current.as_ref()),
+        previous: to_state(c.previous.as_ref()),
+    }
+}
+
+/// Takes the agent's view of the group: container states, events for what changed, status.
+fn apply_status(group: &mut Group, status: &pb::GroupStatus, now: Timestamp) {
+    let next: Vec<ContainerRuntime> = status.containers.iter().map(to_runtime).collect();
+    for c in &next {
+        let before = group.containers.iter().find(|b| b.name == c.name).cloned();
+        let started_again = before.as_ref().is_none_or(|b| {
+            b.restart_count != c.restart_count
+                || (b.current.state != "Running" && c.current.state == "Running")
+        });
+        if c.current.state == "Running" && started_again {
+            group.event(
+                "Normal",
+                "Started",
+                format!("Started container {}", c.name),
+                now,
+            );
+        }
+        let backoff = c.current.reason == "CrashLoopBackOff";
+        if backoff
+            && before
+                .as_ref()
+                .is_none_or(|b| b.current.reason != "CrashLoopBackOff")
+        {
+            group.event(
+                "Warning",
+                "BackOff",
+                format!("Back-off restarting failed container {}", c.name),
+                now,
+            );
+        }
+    }
+    group.containers = next;
+    group.init_containers = status.init_containers.iter().map(to_runtime).collect();
+    let target = match status.phase() {
+        GroupPhase::Pending | GroupPhase::Unspecified => GroupStatus::Pending,
+        GroupPhase::Running => GroupStatus::Running,
+        GroupPhase::Succeeded => GroupStatus::Succeeded,
+        GroupPhase::Failed => GroupStatus::Failed,
+    };
+    group.set_status(target, now);
+}
+
+fn set_waiting(group: &mut Group, reason: &str, message: &str) {
+    for c in &mut group.containers {
+        c.ready = false;
+        c.current = ContainerState {
+            state: "Waiting".into(),
+            reason: reason.into(),
+            message: message.into(),
+            ..ContainerState::default()
+        };
+    }
+}
+
+/// Pulls the group's images and creates it on the agent. `false` when the task must stop.
+async fn provision(core: &Arc<Core>, id: &str, generation: u64, mode: GroupMode) -> bool {
+    let Some((spec, snapshot, zone)) = with_group(core, id, generation, |g, _| {
+        (g.spec.clone(), g.snapshot_id.clone(), g.zone_id.clone())
+    })
+    .await
+    else {
+        return false;
+    };
+    if spec::round_up_spec(spec.cpu, spec.memory).is_none() {
+        // No instance is that large: the documented outcome of an unsatisfiable request.
+        with_group(core, id, generation, |g, now| {
+            g.set_status(GroupStatus::ScheduleFailed, now);
+            g.event(
+                "Warning",
+                "ScheduleFailed",
+                format!(
+                    "No instance specification offers {} vCPU and {} GiB.",
+                    spec.cpu, spec.memory
+                ),
+                now,
+            );
+        })
+        .await;
+        return false;
+    }
+    if mode == GroupMode::Create {
+        with_group(core, id, generation, |g, now| {
+            g.set_status(GroupStatus::Pending, now);
+            g.event(
+                "Normal",
+                "Scheduled",
+                format!("Successfully assigned {id} to {zone}"),
+                now,
+            );
+        })
+        .await;
+    }
+    if !pull(core, id, generation, &spec, snapshot.as_deref()).await {
+        return false;
+    }
+    let request = CreateGroupRequest {
+        group_id: id.to_owned(),
+        init_containers: spec
+            .init_containers
+            .iter()
+            .map(to_agent_container)
+            .collect(),
+        containers: spec.containers.iter().map(to_agent_container).collect(),
+        restart_policy: spec.restart_policy.clone(),
+        cpu: spec.cpu,
+        memory_gib: spec.memory,
+    };
+    match core.agent.clone().create_group(request).await {
+        Ok(status) => {
+            let status = status.into_inner();
+            let applied =
+                with_group(core, id, generation, |g, now| apply_status(g, &status, now)).await;
+            if applied.is_none() && !exists(core, id).await {
+                // Deleted while being created: do not leave the containers behind.
+                forget_group(core, id).await;
+            }
+            applied.is_some()
+        }
+        Err(status) => {
+            with_group(core, id, generation, |g, now| {
+                g.set_status(GroupStatus::Failed, now);
+                g.event(
+                    "Warning",
+                    "Failed",
+                    format!("Failed to create containers: {}", status.message()),
+                    now,
+                );
+            })
+            .await;
+            false
+        }
+    }
+}
+
+/// Pulls until it works (`ErrImagePull` → `ImagePullBackOff`, retried) or the task is stale.
+async fn pull(
+    core: &Arc<Core>,
+    id: &str,
+    generation: u64,
+    spec: &GroupSpec,
+    snapshot: Option<&str>,
+) -> bool {
+    let images = spec.images();
+    loop {
+        let request = PrepareImagesRequest {
+            scope: id.to_owned(),
+            images: images.clone(),
+            credentials: spec
+                .credentials
+                .iter()
+                .map(|c| RegistryCredential {
+                    server: c.server.clone(),
+                    username: c.user_name.clone(),
+                    password: c.password.clone(),
+                })
+                .collect(),
+            base_snapshot_id: snapshot.unwrap_or_default().to_owned(),
+            plain_http_registries: registries(&spec.plain_http_registry),
+            insecure_registries: registries(&spec.insecure_registry),
+        };
+        let result = async {
+            let mut stream = core
+                .agent
+                .clone()
+                .prepare_images(request)
+                .await?
+                .into_inner();
+            let mut announced = false;
+            let mut last = None;
+            while let Some(message) = stream.next().await {
+                let message = message?;
+                if !announced {
+                    announced = true;
+                    let pulling: Vec<String> = message
+                        .images
+                        .iter()
+                        .filter(|i| !i.from_snapshot)
+                        .map(|i| i.image.clone())
+                        .collect();
+                    with_group(core, id, generation, |g, now| {
+                        for image in pulling {
+                            g.event(
+                                "Normal",
+                                "Pulling",
+                                format!("Pulling image \"{image}\""),
+                                now,
+                            );
+                        }
+                    })
+                    .await;
+                }
+                if message.done {
+                    last = Some(message);
+                }
+            }
+            Ok::<_, tonic::Status>(last)
+        }
+        .await;
+        match result {
+            Ok(Some(done)) => {
+                return with_group(core, id, generation, |g, now| {
+                    for image in &done.images {
+                        let message = if image.from_snapshot {
+                            format!(
+                                "Container image \"{}\" already present on machine",
+                                image.image
+                            )
+                        } else {
+                            format!("Successfully pulled image \"{}\"", image.image)
+                        };
+                        g.event("Normal", "Pulled", message, now);
+                    }
+                })
+                .await
+                .is_some();
+            }
+            Ok(None) => {}
+            Err(status) => {
+                let message = format!("Failed to pull image: {}", status.message());
+                let alive = with_group(core, id, generation, |g, now| {
+                    g.event("Warning", "Failed", message.clone(), now);
+                    set_waiting(g, "ErrImagePull", &message);
+                })
+                .await;
+                if alive.is_none() {
+                    return false;
+                }
+            }
+        }
+        tokio::time::sleep(core.settings.pull_retry).await;
+        let alive = with_group(core, id, generation, |g, _| {
+            set_waiting(g, "ImagePullBackOff", "Back-off pulling image");
+        })
+        .await;
+        if alive.is_none() {
+            return false;
+        }
+    }
+}
+
+async fn forget_group(core: &Core, id: &str) {
+    let request = DeleteGroupRequest {
+        group_id: id.to_owned(),
+        grace_period_seconds: 0,
+        force: true,
+    };
+    if let Err(status) = core.agent.clone().delete_group(request).await {
+        tracing::warn!(code = ?status.code(), message = status.message(), "agent cannot delete the group");
+    }
+}
+
+async fn run_group(core: Arc<Core>, id: String, generation: u64, mode: GroupMode) {
+    let ready = match mode {
+        GroupMode::Create => provision(&core, &id, generation, mode).await,
+        GroupMode::Update => {
+            forget_group(&core, &id).await;
+            provision(&core, &id, generation, mode).await
+        }
+        GroupMode::Restart => {
+            let request = RestartGroupRequest {
+                group_id: id.clone(),
+            };
+            match core.agent.clone().restart_group(request).await {
+                Ok(status) => {
+                    let status = status.into_inner();
+                    with_group(&core, &id, generation, |g, now| {
+                        apply_status(g, &status, now)
+                    })
+                    .await
+                    .is_some()
+                }
+                // The machine lost the group (agent restarted): start it afresh.
+                Err(status) if status.code() == tonic::Code::NotFound => {
+                    provision(&core, &id, generation, mode).await
+                }
+                Err(status) => with_group(&core, &id, generation, |g, now| {
+                    g.event("Warning", "RestartFailed", status.message().to_owned(), now);
+                    g.set_status(GroupStatus::Running, now);
+                })
+                .await
+                .is_some(),
+            }
+        }
+        GroupMode::Resume => {
+            let request = InspectGroupRequest {
+                group_id: id.clone(),
+            };
+            match core.agent.clone().inspect_group(request).await {
+                Ok(status) => {
+                    let status = status.into_inner();
+                    with_group(&core, &id, generation, |g, now| {
+                        apply_status(g, &status, now)
+                    })
+                    .await
+                    .is_some()
+                }
+                Err(_) => provision(&core, &id, generation, GroupMode::Create).await,
+            }
+        }
+    };
+    if ready {
+        watch(&core, &id, generation).await;
+    }
+}
+
+/// Follows the agent's view of a group until it is terminal, deleted or superseded.
+async fn watch(core: &Arc<Core>, id: &str, generation: u64) {
+    loop {
+        let terminal = with_group(core, id, generation, |g, _| g.status.is_terminal()).await;
+        match terminal {
+            None | Some(true) => return,
+            Some(false) => {}
+        }
+        tokio::time::sleep(core.settings.poll_interval).await;
+        let request = InspectGroupRequest {
+            group_id: id.to_owned(),
+        };
+        match core.agent.clone().inspect_group(request).await {
+            Ok(status) => {
+                let status = status.into_inner();
+                with_group(core, id, generation, |g, now| apply_status(g, &status, now)).await;
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                with_group(core, id, generation, |g, now| {
+                    g.set_status(GroupStatus::Failed, now);
+                    g.event(
+                        "Warning",
+                        "InstanceLost",
+                        "The instance is no longer known to the agent.",
+                        now,
+                    );
+                })
+                .await;
+                return;
+            }
+            Err(status) => {
+                tracing::debug!(code = ?status.code(), message = status.message(), "cannot inspect the group; retrying");
+            }
+        }
+    }
+}
+
+async fn delete_group(
+    core: Arc<Core>,
+    id: String,
+    grace_seconds: i64,
+    force: bool,
+    remove_after: bool,
+) {
+    let request = DeleteGroupRequest {
+        group_id: id.clone(),
+        grace_period_seconds: grace_seconds,
+        force,
+    };
+    if let Err(status) = core.agent.clone().delete_group(request).await {
+        tracing::warn!(code = ?status.code(), message = status.message(), "agent cannot delete the group");
+    }
+    if remove_after {
+        let mut store = core.store.lock().await;
+        if store
+            .groups
+            .get(&id)
+            .is_some_and(|g| g.status == GroupStatus::Terminating)
+        {
+            store.groups.remove(&id);
+        }
+        drop(store);
+        core.changed();
+    }
+}
+
+// === image caches ===
+
+async fn with_cache<R>(
+    core: &Core,
+    id: &str,
+    generation: u64,
+    f: impl FnOnce(&mut Cache, Timestamp) -> R,
+) -> Option<R> {
+    let now = core.now();
+    let result = {
+        let mut store = core.store.lock().await;
+        let cache = store
+            .caches
+            .get_mut(id)
+            .filter(|c| c.generation == generation)?;
+        f(cache, now)
+    };
+    core.changed();
+    Some(result)
+}
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+async fn fail_cache(
+    core: &Core,
+    id: &str,
+    generation: u64,
+    update: bool,
+    reason: &str,
+    message: String,
+) {
+    with_cache(core, id, generation, |c, now| {
+        if update {
+            c.status = CacheStatus::UpdateFailed;
+        } else {
+            c.status = CacheStatus::Failed;
+            // A failed cache is kept one day (reference §3.7).
+            c.expire_date_time = now.saturating_add(FAILED_CACHE_TTL).ok();
+        }
+        c.event("Warning", reason, message, now);
+    })
+    .await;
+}
+
+async fn build_cache(core: Arc<Core>, id: String, generation: u64, update: bool) {
+    let Some(spec) = with_cache(&core, &id, generation, |c, now| {
+        if !update {
+            c.event(
+                "Normal",
+                "Started",
+                "Successfully check image cache resource.",
+                now,
+            );
+            c.status = CacheStatus::Creating;
+            c.progress = 0;
+        }
+        c.spec.clone()
+    })
+    .await
+    else {
+        return;
+    };
+    let request = PrepareImagesRequest {
+        scope: id.clone(),
+        images: spec.images.clone(),
+        credentials: spec
+            .credentials
+            .iter()
+            .map(|c| RegistryCredential {
+                server: c.server.clone(),
+                username: c.user_name.clone(),
+                password: c.password.clone(),
+            })
+            .collect(),
+        base_snapshot_id: String::new(),
+        plain_http_registries: registries(&spec.plain_http_registry),
+        insecure_registries: registries(&spec.insecure_registry),
+    };
+    let pulled = async {
+        let mut stream = core
+            .agent
+            .clone()
+            .prepare_images(request)
+            .await?
+            .into_inner();
+        let mut last = None;
+        while let Some(message) = stream.next().await {
+            let message = message?;
+            let total: u64 = message.images.iter().map(|i| i.bytes_total).sum();
+            let done: u64 = message.images.iter().map(|i| i.bytes_done).sum();
+            // Pulling is the first 90%; the snapshot the rest.
+            let progress = u8::try_from(done.saturating_mul(90) / total.max(1))
+                .unwrap_or(90)
+                .min(90);
+            let alive = with_cache(&core, &id, generation, |c, _| {
+                c.progress = c.progress.max(progress)
+            })
+            .await;
+            if alive.is_none() {
+                return Ok(None);
+            }
+            if message.done {
+                last = Some(message);
+            }
+        }
+        Ok::<_, tonic::Status>(last)
+    }
+    .await;
+    let done = match pulled {
+        Ok(Some(done)) => done,
+        Ok(None) => return,
+        Err(status) => {
+            let message = format!("Failed to pull image: {}", status.message());
+            fail_cache(&core, &id, generation, update, "Failed", message).await;
+            return;
+        }
+    };
+    let total: u64 = done.images.iter().map(|i| i.bytes_total).sum();
+    let limit = u64::try_from(spec.size_gib)
+        .unwrap_or(0)
+        .saturating_mul(GIB);
+    if total > limit {
+        let message = format!(
+            "The images need {total} bytes, more than the ImageCacheSize of {} GiB.",
+            spec.size_gib
+        );
+        fail_cache(
+            &core,
+            &id,
+            generation,
+            update,
+            "ImageCacheSizeExceeded",
+            message,
+        )
+        .await;
+        return;
+    }
+    let snapshot_id = core.ids.resource_id("s");
+    let request = BuildSnapshotRequest {
+        scope: id.clone(),
+        snapshot_id: snapshot_id.clone(),
+    };
+    let snapshot = match core.agent.clone().build_snapshot(request).await {
+        Ok(s) => s.into_inner(),
+        Err(status) => {
+            let message = format!("Failed to create the snapshot: {}", status.message());
+            fail_cache(&core, &id, generation, update, "Failed", message).await;
+            return;
+        }
+    };
+    let replaced = with_cache(&core, &id, generation, |c, now| {
+        let old = c.snapshot_id.replace(snapshot_id.clone());
+        c.image_sizes = snapshot
+            .images
+            .iter()
+            .map(|i| (i.image.clone(), i.bytes_total))
+            .collect();
+        c.status = CacheStatus::Ready;
+        c.progress = 100;
+        let (reason, message) = if update {
+            ("Updated", "Successfully updated image cache.")
+        } else {
+            ("Created", "Successfully created image cache.")
+        };
+        c.event("Normal", reason, message, now);
+        old
+    })
+    .await;
+    match replaced {
+        // Deleted or superseded meanwhile: the new snapshot is nobody's.
+        None => start(&core, Work::DeleteSnapshot { snapshot_id }),
+        Some(Some(old)) => start(&core, Work::DeleteSnapshot { snapshot_id: old }),
+        Some(None) => {}
+    }
+}

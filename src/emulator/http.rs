@@ -1,0 +1,276 @@
+//! The HTTP face: `/` answers every action (GET or POST, parameters in the query and/or an
+//! `application/x-www-form-urlencoded` body), `/exec/?s=…` is the WebSocket that
+//! ExecContainerCommand hands out.
+//!
+//! Order of checks, each answered with its documented code and nothing changed on failure:
+//! path and method → `Action`/`Version` → signature, timestamp, nonce → quota → `RegionId` and
+//! the operation's own parameters.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{
+        Query, State,
+        ws::{Message, WebSocket, WebSocketUpgrade},
+    },
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::{Value, json};
+use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
+
+use super::{
+    API_VERSION, Core,
+    auth::SignedParts,
+    error::ApiError,
+    ops::{self, ACTIONS, unknown_action},
+    params::Params,
+};
+use crate::agent::pb::{self, ExecInput, exec_input, exec_output};
+
+/// The emulator's routes.
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .route("/exec/", get(exec_socket))
+        .fallback(openapi)
+        .with_state(core)
+}
+
+fn pairs(text: &str) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(text).map_err(|_| {
+        ApiError::bad_request(
+            "InvalidParameter",
+            "The query string or form body is not well formed.",
+        )
+    })
+}
+
+async fn openapi(
+    State(core): State<Arc<Core>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = core.ids.request_id();
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let (action, result) = answer(&core, &method, &uri, &headers, &body, &host).await;
+    match result {
+        Ok(mut value) => {
+            value["RequestId"] = Value::from(request_id.clone());
+            tracing::debug!(action, request_id, "answered");
+            with_request_id(axum::Json(value).into_response(), &request_id)
+        }
+        Err(error) => {
+            tracing::debug!(
+                action,
+                request_id,
+                code = error.code,
+                status = error.status.as_u16(),
+                "refused"
+            );
+            let body = json!({
+                "RequestId": request_id,
+                "HostId": host,
+                "Code": error.code,
+                "Message": error.message,
+                "Recommend": format!(
+                    "https://api.alibabacloud.com/troubleshoot?q={}&product=Eci&requestId={request_id}",
+                    error.code
+                ),
+            });
+            let mut response = (error.status, axum::Json(body)).into_response();
+            if let Some(ms) = error.retry_after_ms
+                && let Ok(value) =
+                    HeaderValue::from_str(&format!("Limit:0,Remain:0,TimeLeft:{ms},Reset:{ms}"))
+            {
+                response.headers_mut().insert("x-ratelimit-user-api", value);
+            }
+            with_request_id(response, &request_id)
+        }
+    }
+}
+
+fn with_request_id(mut response: Response, request_id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-acs-request-id", value);
+    }
+    response
+}
+
+async fn answer(
+    core: &Arc<Core>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    host: &str,
+) -> (String, Result<Value, ApiError>) {
+    let mut action = String::new();
+    let result = async {
+        if uri.path() != "/" {
+            return Err(unknown_action(uri.path()));
+        }
+        if *method != Method::GET && *method != Method::POST {
+            return Err(ApiError::bad_request(
+                "UnsupportedHTTPMethod",
+                "This http method is not supported (GET and POST only).",
+            ));
+        }
+        let header_map: BTreeMap<String, String> = headers
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        let query: BTreeMap<String, String> = pairs(uri.query().unwrap_or_default())?
+            .into_iter()
+            .collect();
+        let mut params = query.clone();
+        let form = header_map
+            .get("content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        if form && !body.is_empty() {
+            let text = std::str::from_utf8(body).map_err(|_| {
+                ApiError::bad_request("InvalidParameter", "The form body is not UTF-8.")
+            })?;
+            for (k, v) in pairs(text)? {
+                params.entry(k).or_insert(v);
+            }
+        }
+        action = params
+            .get("Action")
+            .or_else(|| header_map.get("x-acs-action"))
+            .cloned()
+            .ok_or_else(|| ApiError::missing("Action"))?;
+        let version = params
+            .get("Version")
+            .or_else(|| header_map.get("x-acs-version"))
+            .ok_or_else(|| ApiError::missing("Version"))?;
+        if version != API_VERSION {
+            return Err(ApiError::bad_request(
+                "NoSuchVersion",
+                format!("Specified api version {version} is not valid (ECI is {API_VERSION})."),
+            ));
+        }
+        if !ACTIONS.contains(&action.as_str()) {
+            return Err(unknown_action(&action));
+        }
+        let now = core.now();
+        let parts = SignedParts {
+            method: method.as_str(),
+            path: uri.path(),
+            query: &query,
+            params: &params,
+            headers: &header_map,
+            body,
+        };
+        core.verifier.verify(&parts, now)?;
+        core.throttle.take(&action, now)?;
+        ops::dispatch(core, &action, &Params::new(params), host).await
+    }
+    .await;
+    (action, result)
+}
+
+// === exec WebSocket ===
+
+#[derive(Debug, serde::Deserialize)]
+struct ExecQuery {
+    s: String,
+}
+
+/// The session of an ExecContainerCommand URL: single use, valid for 30 s.
+///
+/// Frames: binary or text from the client is stdin, a close ends stdin; stdout and stderr come
+/// back as binary frames, then one text frame `{"ExitCode":N}` before the close.
+async fn exec_socket(
+    State(core): State<Arc<Core>>,
+    Query(query): Query<ExecQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let session = {
+        let mut sessions = core
+            .exec_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sessions.remove(&query.s)
+    };
+    let Some(session) = session.filter(|s| s.expires > core.now()) else {
+        return (StatusCode::NOT_FOUND, "unknown or expired exec session").into_response();
+    };
+    upgrade.on_upgrade(move |socket| async move {
+        let span =
+            tracing::info_span!("exec", group = %session.group_id, container = %session.container);
+        tracing::Instrument::instrument(bridge(core, session, socket), span).await;
+    })
+}
+
+async fn bridge(core: Arc<Core>, session: super::ExecSession, mut socket: WebSocket) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<ExecInput>(16);
+    let start = ExecInput {
+        input: Some(exec_input::Input::Start(pb::ExecStart {
+            group_id: session.group_id.clone(),
+            container: session.container.clone(),
+            command: session.command.clone(),
+            tty: session.tty,
+            stdin: session.stdin,
+        })),
+    };
+    if tx.send(start).await.is_err() {
+        return;
+    }
+    let mut output = match core.agent.clone().exec(ReceiverStream::new(rx)).await {
+        Ok(o) => o.into_inner(),
+        Err(status) => {
+            let _ = socket
+                .send(Message::Text(
+                    format!("{{\"Error\":{:?}}}", status.message()).into(),
+                ))
+                .await;
+            return;
+        }
+    };
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            incoming = socket.recv(), if stdin_open => {
+                let input = match incoming {
+                    Some(Ok(Message::Binary(bytes))) => exec_input::Input::Stdin(bytes.to_vec()),
+                    Some(Ok(Message::Text(text))) => exec_input::Input::Stdin(text.as_bytes().to_vec()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    _ => {
+                        stdin_open = false;
+                        exec_input::Input::CloseStdin(true)
+                    }
+                };
+                if tx.send(ExecInput { input: Some(input) }).await.is_err() {
+                    stdin_open = false;
+                }
+            }
+            out = output.next() => {
+                let Some(Ok(out)) = out else { break };
+                match out.output {
+                    Some(exec_output::Output::Stdout(bytes) | exec_output::Output::Stderr(bytes)) => {
+                        if socket.send(Message::Binary(bytes.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(exec_output::Output::Exit(exit)) => {
+                        let _ = socket.send(Message::Text(format!("{{\"ExitCode\":{}}}", exit.exit_code).into())).await;
+                        break;
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}

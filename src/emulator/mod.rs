@@ -1,0 +1,388 @@
+//! The ECI OpenAPI emulator: the same operations as Alibaba Cloud's ECI (`2018-08-08`) on
+//! loopback, faithful in ids, statuses, limits, signatures, quotas and error envelopes.
+//!
+//! The emulator owns the OpenAPI and the bookkeeping (groups, caches, tokens, matching); it does
+//! its data-plane work through an agent over the agent protocol (`crate::agent`), in-process
+//! (the `simulated` runtime on a loopback port) or remote (`--agent http://ADDR`).
+//!
+//! Start one in-process:
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use eci_vk::emulator::{Emulator, auth::Credentials};
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let emulator = Emulator::builder(Credentials::new("id", "secret")).serve(listener).await?;
+//! println!("ECI on http://{}", emulator.addr());
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod clock;
+mod driver;
+pub mod error;
+mod http;
+pub mod matching;
+mod ops;
+pub mod params;
+mod persist;
+pub mod spec;
+pub mod state;
+pub mod throttle;
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::Mutex};
+use tonic::transport::Channel;
+
+pub use self::{
+    auth::Credentials,
+    clock::{Clock, IdSource, ManualClock, RandomIds, SequentialIds, SystemClock},
+    error::ApiError,
+    throttle::{Quota, Quotas},
+};
+use crate::agent::{
+    pb::agent_client::AgentClient,
+    simulated::{LoopbackAgent, SimulatedAgent, SimulatedConfig},
+};
+
+/// The only API version of ECI.
+pub const API_VERSION: &str = "2018-08-08";
+
+/// Which agent does the data-plane work.
+#[derive(Debug, Clone)]
+pub enum AgentTarget {
+    /// The simulated runtime, served in-process on a loopback port.
+    Simulated(SimulatedConfig),
+    /// An agent already running at this URL (`http://127.0.0.1:7000`).
+    Remote(String),
+}
+
+/// Errors of starting the emulator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The in-process simulated agent could not be started.
+    #[error("cannot start the in-process simulated agent")]
+    StartAgent(#[from] crate::agent::simulated::ServeError),
+    /// The agent URL is not a valid URI.
+    #[error("the agent address {url:?} is not a valid URL")]
+    AgentUrl {
+        /// The URL given.
+        url: String,
+        /// Why.
+        #[source]
+        source: axum::http::uri::InvalidUri,
+    },
+    /// The HTTP listener has no local address.
+    #[error("cannot read the emulator's listening address")]
+    LocalAddr(#[source] std::io::Error),
+    /// The state in the data directory cannot be read.
+    #[error("cannot load the emulator state from {path}")]
+    LoadState {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: persist::PersistError,
+    },
+}
+
+/// Settings that shape behaviour (not identity).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often a running group's agent status is read.
+    pub poll_interval: Duration,
+    /// Pause between pull attempts of a group whose image failed to pull.
+    pub pull_retry: Duration,
+    /// Manual image caches per account (ListUsage `MaxImageCacheCount`).
+    pub max_image_caches: usize,
+    /// vCPUs per account (ListUsage `MaxCpu`).
+    pub max_cpu: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(200),
+            pull_retry: Duration::from_secs(5),
+            max_image_caches: 50,
+            max_cpu: 1000.0,
+        }
+    }
+}
+
+/// Builds an [`Emulator`].
+#[derive(Debug)]
+pub struct Builder {
+    credentials: Credentials,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    agent: AgentTarget,
+    quotas: Quotas,
+    settings: Settings,
+    data_dir: Option<PathBuf>,
+}
+
+/// The emulator (a namespace for [`Emulator::builder`]).
+#[derive(Debug)]
+pub struct Emulator;
+
+impl Emulator {
+    /// A builder accepting exactly `credentials`, with the system clock, random ids, the
+    /// in-process simulated agent, the documented quotas and no persistence.
+    pub fn builder(credentials: Credentials) -> Builder {
+        Builder {
+            credentials,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+            agent: AgentTarget::Simulated(SimulatedConfig::default()),
+            quotas: Quotas::default(),
+            settings: Settings::default(),
+            data_dir: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Uses `clock` for every timestamp, window and quota.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `ids` for resource and request ids.
+    #[must_use]
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Chooses the agent.
+    #[must_use]
+    pub fn agent(mut self, agent: AgentTarget) -> Self {
+        self.agent = agent;
+        self
+    }
+
+    /// Sets the per-action quotas.
+    #[must_use]
+    pub fn quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Sets behaviour knobs.
+    #[must_use]
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Keeps state in `dir/state.json`, loading it at start.
+    #[must_use]
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Starts the agent (if in-process), loads state, resumes unfinished work and serves the
+    /// OpenAPI on `listener` until [`Handle::shutdown`].
+    ///
+    /// # Errors
+    /// When the agent cannot be started or reached by URL, or the saved state is unreadable.
+    pub async fn serve(self, listener: TcpListener) -> Result<Handle, StartError> {
+        let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
+        let (local_agent, url) = match self.agent {
+            AgentTarget::Simulated(config) => {
+                let agent = SimulatedAgent::new(config).spawn_loopback().await?;
+                let url = agent.url();
+                (Some(agent), url)
+            }
+            AgentTarget::Remote(url) => (None, url),
+        };
+        let channel = Channel::from_shared(url.clone())
+            .map_err(|source| StartError::AgentUrl {
+                url: url.clone(),
+                source,
+            })?
+            .connect_lazy();
+        let persister = self.data_dir.map(persist::Persister::new);
+        let store = match &persister {
+            Some(p) => p.load().map_err(|source| StartError::LoadState {
+                path: p.path().to_owned(),
+                source,
+            })?,
+            None => state::Store::default(),
+        };
+        let core = Arc::new(Core {
+            settings: self.settings,
+            clock: self.clock,
+            ids: self.ids,
+            verifier: auth::Verifier::new(self.credentials),
+            throttle: throttle::Throttle::new(self.quotas),
+            store: Mutex::new(store),
+            agent: AgentClient::new(channel),
+            persister,
+            exec_sessions: std::sync::Mutex::new(HashMap::new()),
+            tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+        });
+        if core.persister.is_some() {
+            let saver = core.clone();
+            core.spawn(tracing::info_span!("emulator_persist"), async move {
+                persist::save_loop(saver).await;
+            });
+        }
+        driver::resume_all(&core).await;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = http::router(core.clone());
+        let span = tracing::info_span!("emulator", %addr);
+        let server = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                    })
+                    .await
+            },
+            span,
+        ));
+        tracing::info!(%addr, agent = %url, "ECI emulator listening");
+        Ok(Handle {
+            addr,
+            core,
+            local_agent,
+            shutdown: Some(tx),
+            server,
+        })
+    }
+}
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct Handle {
+    addr: SocketAddr,
+    core: Arc<Core>,
+    local_agent: Option<LoopbackAgent>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Handle {
+    /// Where the OpenAPI listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/`, the endpoint for clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// A copy of the current state (for tests and diagnostics).
+    pub async fn snapshot(&self) -> state::Store {
+        self.core.store.lock().await.clone()
+    }
+
+    /// Waits until the server stops by itself (it only stops on shutdown or a fatal error).
+    ///
+    /// # Errors
+    /// The I/O error that ended the server.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let result = (&mut self.server).await.unwrap_or(Ok(()));
+        self.stop().await;
+        result
+    }
+
+    /// Stops serving, stops every lifecycle task, saves state and stops an in-process agent.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Err(error) = (&mut self.server).await.unwrap_or(Ok(())) {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "emulator server ended with an error"
+            );
+        }
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        let tasks = std::mem::take(
+            &mut *self
+                .core
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        drop(tasks); // aborts every lifecycle task
+        self.core.save_now().await;
+        if let Some(agent) = self.local_agent.take() {
+            agent.shutdown().await;
+        }
+    }
+}
+
+/// An interactive exec session handed out by ExecContainerCommand.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecSession {
+    pub group_id: String,
+    pub container: String,
+    pub command: Vec<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub expires: jiff::Timestamp,
+}
+
+/// Shared by the HTTP handlers and the lifecycle tasks.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
+    pub verifier: auth::Verifier,
+    pub throttle: throttle::Throttle,
+    pub store: Mutex<state::Store>,
+    pub agent: AgentClient<Channel>,
+    pub persister: Option<persist::Persister>,
+    pub exec_sessions: std::sync::Mutex<HashMap<String, ExecSession>>,
+    pub tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl Core {
+    /// Now, from the clock seam.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    /// Runs `task` as a tracked lifecycle task (aborted at shutdown).
+    pub fn spawn(&self, span: tracing::Span, task: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Reap finished tasks so the set does not grow without bound.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(tracing::Instrument::instrument(task, span));
+    }
+
+    /// Notes that the state changed, so it is saved soon (with a data directory).
+    pub fn changed(&self) {
+        if let Some(persister) = &self.persister {
+            persister.notify.notify_one();
+        }
+    }
+
+    /// Saves the state if a data directory is configured.
+    pub async fn save_now(&self) {
+        if let Some(persister) = &self.persister {
+            let store = self.store.lock().await.clone();
+            if let Err(error) = persister.save(&store).await {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "cannot save the emulator state"
+                );
+            }
+        }
+    }
+}

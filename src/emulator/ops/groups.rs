@@ -1,0 +1,341 @@
+//! CreateContainerGroup, DescribeContainerGroups, DeleteContainerGroup, UpdateContainerGroup,
+//! RestartContainerGroup.
+
+use serde_json::{Value, json};
+
+use super::{Ctx, Outcome, page, render};
+use crate::emulator::{
+    driver::{GroupMode, Work},
+    error::ApiError,
+    matching::{self, MatchFilter},
+    params::Params,
+    spec::{self, ContainerSpec},
+    state::{ContainerRuntime, Group, GroupStatus, Store},
+};
+
+/// Most ids in `ContainerGroupIds`.
+const MAX_IDS: usize = 20;
+
+fn find<'a>(store: &'a mut Store, region: &str, id: &str) -> Result<&'a mut Group, ApiError> {
+    store
+        .groups
+        .get_mut(id)
+        .filter(|g| g.region_id == region)
+        .ok_or_else(|| ApiError::not_found("container group", id))
+}
+
+pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, ApiError> {
+    let spec = spec::parse_group(p)?;
+    let now = ctx.now;
+    // The cache to start from: explicit beats automatic (reference §3.6).
+    let mut hit: Option<(String, Option<String>)> = None;
+    let mut missed = false;
+    if let Some(cache_id) = &spec.image_snapshot_id {
+        // Unknown: the reference names no code; `InvalidImageSnapshotId.NotFound` follows the
+        // gateway's `Invalid{Parameter}.NotFound` style. Not Ready: `IncorrectStatus`.
+        let cache = store
+            .caches
+            .get(cache_id)
+            .filter(|c| c.region_id == ctx.region)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "InvalidImageSnapshotId.NotFound",
+                    format!("The specified image cache {cache_id} does not exist."),
+                )
+            })?;
+        if !cache.usable(now) {
+            return Err(ApiError::bad_request(
+                "IncorrectStatus",
+                format!(
+                    "The production for specified image cache {cache_id} is not yet complete (status {}).",
+                    cache.status.as_str()
+                ),
+            ));
+        }
+        hit = Some((cache_id.clone(), cache.snapshot_id.clone()));
+    } else if spec.auto_match_image_cache {
+        let candidates = store.caches.values().filter(|c| c.region_id == ctx.region);
+        match matching::rank(candidates, &spec.images(), MatchFilter::default(), now).first() {
+            Some((cache, _)) => hit = Some((cache.id.clone(), cache.snapshot_id.clone())),
+            None => missed = true,
+        }
+    }
+    if p.bool("DryRun")? == Some(true) {
+        return Err(ApiError::bad_request(
+            "DryRunOperation",
+            "Request validation has been passed with DryRun flag set.",
+        ));
+    }
+    let id = ctx.core.ids.resource_id("eci");
+    if let Some((cache_id, _)) = &hit
+        && let Some(cache) = store.caches.get_mut(cache_id)
+    {
+        cache.last_matched_time = Some(now);
+    }
+    let zone_id = if spec.zone_id.is_empty() {
+        format!("{}-a", ctx.region)
+    } else {
+        spec.zone_id.clone()
+    };
+    let waiting = |c: &ContainerSpec| ContainerRuntime::waiting(&c.name, "ContainerCreating");
+    let mut group = Group {
+        id: id.clone(),
+        region_id: ctx.region.to_owned(),
+        status: GroupStatus::Scheduling,
+        status_since: now,
+        creation_time: now,
+        succeeded_time: None,
+        failed_time: None,
+        expired_time: None,
+        intranet_ip: store.allocate_ip(),
+        zone_id,
+        events: Vec::new(),
+        containers: spec.containers.iter().map(waiting).collect(),
+        init_containers: spec.init_containers.iter().map(waiting).collect(),
+        image_cache_id: hit.as_ref().map(|(c, _)| c.clone()),
+        snapshot_id: hit.as_ref().and_then(|(_, s)| s.clone()),
+        generation: 0,
+        spec,
+    };
+    if let Some((cache_id, _)) = &hit {
+        group.event(
+            "Normal",
+            "SuccessfulHitImageCache",
+            format!("[eci.imagecache]Successfully hit image cache {cache_id}, eci will be scheduled with this image cache."),
+            now,
+        );
+    } else if missed {
+        group.event("Warning", "ImageCacheMissed", "Missed image cache.", now);
+    }
+    store.groups.insert(id.clone(), group);
+    Ok((
+        json!({"ContainerGroupId": id}),
+        vec![Work::Group {
+            id,
+            generation: 0,
+            mode: GroupMode::Create,
+        }],
+    ))
+}
+
+pub fn describe(ctx: &Ctx<'_>, store: &Store, p: &Params) -> Result<Value, ApiError> {
+    let ids = p.json_strings("ContainerGroupIds")?;
+    if ids.as_ref().is_some_and(|ids| ids.len() > MAX_IDS) {
+        return Err(ApiError::invalid(
+            "ContainerGroupIds",
+            format!("at most {MAX_IDS} ids"),
+        ));
+    }
+    let status = p
+        .get("Status")
+        .map(|s| {
+            GroupStatus::parse(s)
+                .ok_or_else(|| ApiError::invalid("Status", format!("{s:?} is not a status")))
+        })
+        .transpose()?;
+    let tags = spec::parse_tags(p)?;
+    let limit = page::limit(p, 20, 20)?;
+    let with_events = p.bool("WithEvent")?.unwrap_or(true);
+    let name = p.get("ContainerGroupName");
+    let same = |want: Option<&str>, have: &str| want.is_none_or(|w| w == have);
+    let matches: Vec<&Group> = store
+        .groups
+        .values()
+        .filter(|g| g.region_id == ctx.region)
+        .filter(|g| ids.as_ref().is_none_or(|ids| ids.contains(&g.id)))
+        .filter(|g| same(name, &g.spec.name))
+        .filter(|g| status.is_none_or(|s| g.status == s))
+        .filter(|g| same(p.get("ZoneId"), &g.zone_id))
+        .filter(|g| same(p.get("VSwitchId"), &g.spec.vswitch_id))
+        .filter(|g| same(p.get("SecurityGroupId"), &g.spec.security_group_id))
+        .filter(|g| same(p.get("ResourceGroupId"), &g.spec.resource_group_id))
+        .filter(|g| tags.iter().all(|t| g.spec.tags.contains(t)))
+        .collect();
+    let total = matches.len();
+    let mut sorted = matches;
+    sorted.sort_by_key(|g| page::time_key(g.creation_time, &g.id));
+    let (items, next) = page::page(
+        sorted,
+        |g| page::time_key(g.creation_time, &g.id),
+        p.get("NextToken"),
+        limit,
+    )?;
+    Ok(json!({
+        "TotalCount": total,
+        "NextToken": next,
+        "ContainerGroups": items.iter().map(|g| render::group(g, with_events)).collect::<Vec<_>>(),
+    }))
+}
+
+pub fn delete(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, ApiError> {
+    let id = p.required("ContainerGroupId")?;
+    let force = p.bool("Force")?.unwrap_or(false);
+    let group = find(store, ctx.region, id)?;
+    if group.status == GroupStatus::Terminating {
+        // Already being deleted: a repeat is answered like the first (no second deletion).
+        return Ok((json!({}), Vec::new()));
+    }
+    let live = matches!(
+        group.status,
+        GroupStatus::Pending
+            | GroupStatus::Running
+            | GroupStatus::Restarting
+            | GroupStatus::Updating
+    );
+    let pre_stop = group.spec.containers.iter().any(|c| c.has_pre_stop);
+    let grace = group.spec.termination_grace_period_seconds.unwrap_or(30);
+    group.generation += 1;
+    if live && pre_stop && !force {
+        // A running instance with preStop hooks is `Terminating` until they ran (reference §2.3).
+        group.set_status(GroupStatus::Terminating, ctx.now);
+        group.event(
+            "Normal",
+            "Killing",
+            "Stopping containers (preStop hooks run first).",
+            ctx.now,
+        );
+        let work = Work::DeleteGroup {
+            id: id.to_owned(),
+            grace_seconds: grace,
+            force: false,
+            remove_after: true,
+        };
+        return Ok((json!({}), vec![work]));
+    }
+    store.groups.remove(id);
+    Ok((
+        json!({}),
+        vec![Work::DeleteGroup {
+            id: id.to_owned(),
+            grace_seconds: 0,
+            force: true,
+            remove_after: false,
+        }],
+    ))
+}
+
+pub fn restart(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, ApiError> {
+    let id = p.required("ContainerGroupId")?;
+    let group = find(store, ctx.region, id)?;
+    if !group.status.allows_restart_or_update() {
+        return Err(ApiError::incorrect_status(
+            "container group",
+            id,
+            group.status.as_str(),
+            "a restart",
+        ));
+    }
+    group.generation += 1;
+    group.set_status(GroupStatus::Restarting, ctx.now);
+    group.event(
+        "Normal",
+        "Restarting",
+        "Restarting the container group.",
+        ctx.now,
+    );
+    Ok((
+        json!({}),
+        vec![Work::Group {
+            id: id.to_owned(),
+            generation: group.generation,
+            mode: GroupMode::Restart,
+        }],
+    ))
+}
+
+/// Applies `Container.N` of an update: `RenewUpdate` replaces the list, `IncrementalUpdate`
+/// changes the named containers' given fields and adds new ones.
+fn update_containers(
+    current: &[ContainerSpec],
+    given: &[Params],
+    incremental: bool,
+) -> Result<Vec<ContainerSpec>, ApiError> {
+    if !incremental {
+        return given.iter().map(spec::parse_container).collect();
+    }
+    let mut out = current.to_vec();
+    for c in given {
+        let name = c.required("Name")?;
+        match out.iter_mut().find(|o| o.name == name) {
+            Some(existing) => {
+                if let Some(image) = c.get("Image") {
+                    image.clone_into(&mut existing.image);
+                }
+                if let Some(cpu) = c.float("Cpu")? {
+                    existing.cpu = cpu;
+                }
+                if let Some(memory) = c.float("Memory")? {
+                    existing.memory = memory;
+                }
+                if c.has("Command") {
+                    existing.commands = c.strings("Command")?;
+                }
+                if c.has("Arg") {
+                    existing.args = c.strings("Arg")?;
+                }
+                if c.has("EnvironmentVar") {
+                    existing.env = spec::parse_env(c)?;
+                }
+            }
+            None => out.push(spec::parse_container(c)?),
+        }
+    }
+    Ok(out)
+}
+
+pub fn update(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, ApiError> {
+    let id = p.required("ContainerGroupId")?;
+    let incremental = p
+        .one_of("UpdateType", &["RenewUpdate", "IncrementalUpdate"])?
+        .is_some_and(|t| t == "IncrementalUpdate");
+    let group = find(store, ctx.region, id)?;
+    if !group.status.allows_restart_or_update() {
+        return Err(ApiError::incorrect_status(
+            "container group",
+            id,
+            group.status.as_str(),
+            "an update",
+        ));
+    }
+    let mut next = group.spec.clone();
+    if let Some(policy) = p.one_of("RestartPolicy", &["Always", "OnFailure", "Never"])? {
+        next.restart_policy = policy;
+    }
+    if p.has("Tag") {
+        next.tags = spec::parse_tags(p)?;
+    }
+    let containers = p.objects("Container")?;
+    if !containers.is_empty() {
+        next.containers = update_containers(&next.containers, &containers, incremental)?;
+    }
+    let init = p.objects("InitContainer")?;
+    if !init.is_empty() {
+        next.init_containers = update_containers(&next.init_containers, &init, incremental)?;
+    }
+    spec::check_containers(&next.containers, &next.init_containers)?;
+    let (cpu, memory) = (p.float("Cpu")?, p.float("Memory")?);
+    if cpu.is_some() || memory.is_some() || !containers.is_empty() || !init.is_empty() {
+        let (cpu, memory) =
+            spec::resolve_spec(cpu, memory, &next.containers, &next.init_containers);
+        next.cpu = cpu;
+        next.memory = memory;
+    }
+    let group = find(store, ctx.region, id)?;
+    group.generation += 1;
+    group.spec = next;
+    group.set_status(GroupStatus::Updating, ctx.now);
+    group.event(
+        "Normal",
+        "Updating",
+        "Updating the container group.",
+        ctx.now,
+    );
+    Ok((
+        json!({}),
+        vec![Work::Group {
+            id: id.to_owned(),
+            generation: group.generation,
+            mode: GroupMode::Update,
+        }],
+    ))
+}
