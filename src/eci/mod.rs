@@ -1,6 +1,64 @@
 //! The ECI OpenAPI client: request signing (V1 and V3), typed calls, retries and a local budget.
 //!
 //! The node only ever speaks this API (DESIGN.md), to Alibaba Cloud or to the emulator on
-//! loopback, through the same code. `sign` is shared with the emulator, which verifies with it.
+//! loopback, through the same code. [`sign`] is shared with the emulator, which verifies
+//! signatures with it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), eci_vk::eci::Error> {
+//! use eci_vk::eci::{Client, ClientConfig, Credentials, DescribeImageCaches, Endpoint, ProcessEnv};
+//!
+//! let mut config = ClientConfig::new("cn-hangzhou", Credentials::from_env(&ProcessEnv)?);
+//! config.endpoint = Endpoint::Url("http://127.0.0.1:8080/".into()); // e.g. the emulator
+//! let client = Client::new(config)?;
+//! let caches = client
+//!     .describe_image_caches(&DescribeImageCaches {
+//!         match_images: vec!["nginx:1.25".into()],
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! println!("{} caches", caches.total_count);
+//! # Ok(())
+//! # }
+//! ```
 
+mod budget;
+mod client;
+pub mod container_group;
+pub mod container_ops;
+mod credentials;
+mod error;
+pub mod image_cache;
+pub mod params;
+mod retry;
 pub mod sign;
+mod tag;
+pub mod usage;
+
+pub use budget::{Budget, BudgetConfig, Quota};
+pub use client::{
+    API_VERSION, Action, Client, ClientConfig, Clock, EmptyResponse, Endpoint, NonceSource,
+    SignatureVersion,
+};
+pub use container_group::{
+    Container, ContainerGroup, ContainerGroupStatus, CreateContainerGroup,
+    CreateContainerGroupResponse, DescribeContainerGroups, DescribeContainerGroupsResponse,
+    ImageRegistryCredential, UpdateContainerGroup,
+};
+pub use container_ops::{
+    DeleteContainerGroup, DescribeContainerGroupMetric, DescribeContainerGroupMetricResponse,
+    DescribeContainerLog, DescribeContainerLogResponse, ExecContainerCommand,
+    ExecContainerCommandResponse, RestartContainerGroup,
+};
+pub use credentials::{
+    Credentials, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN, Env,
+    FILE_ACCESS_KEY_ID, FILE_ACCESS_KEY_SECRET, FILE_SECURITY_TOKEN, ProcessEnv, SecretValue,
+};
+pub use error::{ApiError, Error};
+pub use image_cache::{
+    CreateImageCache, CreateImageCacheResponse, DeleteImageCache, DescribeImageCaches,
+    DescribeImageCachesResponse, ImageCache, ImageCacheStatus, UpdateImageCache,
+};
+pub use retry::RetryPolicy;
+pub use tag::Tag;
+pub use usage::{ListUsage, ListUsageResponse};
