@@ -21,7 +21,7 @@ pub enum Command {
     /// Run the virtual node: register it and run its pods as ECI container groups.
     Run,
     /// Serve the ECI OpenAPI on loopback (the local stand-in for Alibaba Cloud).
-    Emulator,
+    Emulator(EmulatorArgs),
     /// Run the emulator's data plane (image pulls, snapshots, runc containers) standalone.
     Agent,
     /// Print the ImageCache CustomResourceDefinition as YAML.
@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crd => print_crd(),
         Command::Run => not_built("run", "[4] The virtual node"),
-        Command::Emulator => not_built("emulator", "[2] The ECI OpenAPI"),
+        Command::Emulator(args) => run_emulator(args),
         Command::Agent => not_built("agent", "[3] The agent"),
     }
 }
@@ -61,4 +61,137 @@ fn print_crd() -> ExitCode {
 fn not_built(command: &str, issue: &str) -> ExitCode {
     eprintln!("eci-vk {command}: not built yet (arrives with issue {issue})");
     ExitCode::from(EXIT_USAGE)
+}
+
+/// The agent runtime of the emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runtime {
+    /// No processes and no pulls: containers and images are simulated.
+    Simulated,
+}
+
+/// Flags of `eci-vk emulator`.
+#[derive(Debug, clap::Args)]
+pub struct EmulatorArgs {
+    /// Address to serve the OpenAPI on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// The one AccessKey ID the emulator accepts.
+    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_ID")]
+    pub access_key_id: String,
+    /// Its secret (never logged or echoed).
+    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true)]
+    pub access_key_secret: String,
+    /// The in-process agent runtime (ignored with --agent).
+    #[arg(long, value_enum, default_value_t = Runtime::Simulated)]
+    pub runtime: Runtime,
+    /// Use the agent at this URL (e.g. http://127.0.0.1:7000) instead of an in-process one.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Keep state in this directory so a restarted emulator knows its groups and caches.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Serve without the per-action quotas.
+    #[arg(long)]
+    pub no_throttle: bool,
+    /// Simulated runtime: milliseconds to "pull" one image.
+    #[arg(long, default_value_t = 500)]
+    pub sim_pull_ms: u64,
+    /// Simulated runtime: milliseconds to build a snapshot.
+    #[arg(long, default_value_t = 200)]
+    pub sim_snapshot_ms: u64,
+    /// Simulated runtime: milliseconds from create to running containers.
+    #[arg(long, default_value_t = 200)]
+    pub sim_start_ms: u64,
+}
+
+fn run_emulator(args: EmulatorArgs) -> ExitCode {
+    use crate::{agent::simulated::SimulatedConfig, emulator};
+
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("eci-vk emulator: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("eci-vk emulator: cannot listen on {}: {error}", args.listen);
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        let agent = match (args.agent, args.runtime) {
+            (Some(url), _) => emulator::AgentTarget::Remote(url),
+            (None, Runtime::Simulated) => emulator::AgentTarget::Simulated(SimulatedConfig {
+                pull_delay_per_image: std::time::Duration::from_millis(args.sim_pull_ms),
+                snapshot_delay: std::time::Duration::from_millis(args.sim_snapshot_ms),
+                start_delay: std::time::Duration::from_millis(args.sim_start_ms),
+                ..SimulatedConfig::default()
+            }),
+        };
+        let mut builder = emulator::Emulator::builder(emulator::Credentials::new(
+            args.access_key_id,
+            args.access_key_secret,
+        ))
+        .agent(agent)
+        .quotas(emulator::Quotas {
+            disabled: args.no_throttle,
+            ..emulator::Quotas::default()
+        });
+        if let Some(dir) = args.data_dir {
+            builder = builder.data_dir(dir);
+        }
+        let handle = match builder.serve(listener).await {
+            Ok(handle) => handle,
+            Err(error) => {
+                let mut line = format!("eci-vk emulator: {error}");
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    line.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                eprintln!("{line}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        println!("eci-vk emulator listening on {}", handle.endpoint());
+        let _ = std::io::stdout().flush();
+        wait_for_signal().await;
+        handle.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }
