@@ -747,3 +747,14 @@ fn client_debug_hides_the_secret() {
     assert!(!shown.contains(SECRET), "{shown}");
     assert!(shown.contains("127.0.0.1:1"), "{shown}");
 }
+
+/// The pods controller spawns calls onto tasks: the futures must be `Send`.
+#[test]
+fn call_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let c = client("http://127.0.0.1:1/", SignatureVersion::V3);
+    let request = CreateContainerGroup::default();
+    assert_send(&c.create_container_group(&request));
+    assert_send(&c.describe_all_container_groups(&DescribeContainerGroups::default()));
+    assert_send(&c.list_usage());
+}

@@ -9,7 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Client, EmptyResponse, Error, SecretValue, Tag, params::json_string};
+use super::{
+    Action, Client, EmptyResponse, Error, SecretValue, Tag,
+    params::{json_string, lenient},
+};
 
 /// When images are pulled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -626,6 +629,7 @@ pub struct DescribeContainerGroupsResponse {
     /// Request id.
     pub request_id: String,
     /// Matches in all pages.
+    #[serde(deserialize_with = "lenient::i64")]
     pub total_count: i64,
     /// Token of the next page; empty on the last one.
     pub next_token: String,
@@ -688,10 +692,37 @@ pub struct ContainerGroup {
     pub init_containers: Vec<ContainerInfo>,
     /// Volumes (flattened names).
     pub volumes: Vec<VolumeInfo>,
+    /// DNS settings.
+    pub dns_config: Option<DnsConfigInfo>,
+    /// `/etc/hosts` entries.
+    pub host_aliases: Vec<HostAliasInfo>,
     /// `economy` or `general`.
     pub compute_category: String,
     /// Extra temporary storage in GiB.
+    #[serde(deserialize_with = "lenient::i64")]
     pub ephemeral_storage: i64,
+}
+
+/// DNS settings as described (plural names).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DnsConfigInfo {
+    /// Name servers.
+    pub name_servers: Vec<String>,
+    /// Search domains.
+    pub searches: Vec<String>,
+    /// Options.
+    pub options: Vec<DnsOption>,
+}
+
+/// An `/etc/hosts` entry as described.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostAliasInfo {
+    /// Address.
+    pub ip: String,
+    /// Names.
+    pub hostnames: Vec<String>,
 }
 
 /// An event of a container group or image cache.
@@ -699,6 +730,7 @@ pub struct ContainerGroup {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Event {
     /// Occurrences.
+    #[serde(deserialize_with = "lenient::i32")]
     pub count: i32,
     /// `Normal` or `Warning`.
     #[serde(rename = "Type")]
@@ -736,6 +768,8 @@ pub struct ContainerInfo {
     pub args: Vec<String>,
     /// Working directory.
     pub working_dir: String,
+    /// Environment (values may be hidden by `EnvironmentVarHide`).
+    pub environment_vars: Vec<EnvironmentVarInfo>,
     /// Ports.
     pub ports: Vec<ContainerPort>,
     /// Mounts.
@@ -743,11 +777,32 @@ pub struct ContainerInfo {
     /// Passed its readiness probe.
     pub ready: bool,
     /// Restarts so far.
+    #[serde(deserialize_with = "lenient::i32")]
     pub restart_count: i32,
     /// Current state.
     pub current_state: ContainerState,
     /// State before the last restart.
     pub previous_state: ContainerState,
+}
+
+/// An environment variable as described.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EnvironmentVarInfo {
+    /// Name.
+    pub key: String,
+    /// Literal value.
+    pub value: String,
+    /// Downward-API source.
+    pub value_from: Option<EnvironmentVarSource>,
+}
+
+/// Where an environment variable's value comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EnvironmentVarSource {
+    /// The downward-API field.
+    pub field_ref: Option<FieldRef>,
 }
 
 /// A container state.
@@ -759,8 +814,10 @@ pub struct ContainerState {
     /// Finer status.
     pub detail_status: String,
     /// Exit code when terminated.
+    #[serde(deserialize_with = "lenient::i32")]
     pub exit_code: i32,
     /// Signal when killed.
+    #[serde(deserialize_with = "lenient::i32")]
     pub signal: i32,
     /// Reason, e.g. `Started`, `Completed`, `Error`.
     pub reason: String,
@@ -1079,13 +1136,15 @@ mod tests {
    "Events":[{"Count":1,"Type":"Normal","Name":"test-xxx","Reason":"Created","Message":"Started container",
               "FirstTimestamp":"2018-08-02T15:00:00Z","LastTimestamp":"2018-08-02T15:00:00Z"}],
    "Containers":[{"Name":"nginx","Image":"nginx","ImagePullPolicy":"IfNotPresent","Cpu":2.0,"Memory":4.0,
-      "Commands":[],"Args":null,"Ports":[{"Port":80,"Protocol":"TCP"}],"EnvironmentVars":[],"VolumeMounts":[],
+      "Commands":[],"Args":null,"Ports":[{"Port":80,"Protocol":"TCP"}],"VolumeMounts":[],
+      "EnvironmentVars":[{"Key":"A","Value":"1"},{"Key":"IP","ValueFrom":{"FieldRef":{"FieldPath":"status.podIP"}}}],
       "Ready":true,"RestartCount":3,"SomethingNew":{"A":1},
       "CurrentState":{"State":"Running","DetailStatus":"","ExitCode":0,"Signal":0,"Reason":"Started",
                       "Message":"","StartTime":"2019-12-19T12:05:02Z","FinishTime":""},
       "PreviousState":{"State":"Terminated","ExitCode":137,"Reason":"Error"}}],
    "InitContainers":[{"Name":"init","Command":["sh"],"CurrentState":{"State":"Terminated","ExitCode":0}}],
-   "Volumes":[]},
+   "Volumes":[],"DnsConfig":{"NameServers":["10.0.0.10"],"Options":[{"Name":"ndots","Value":"2"}]},
+   "HostAliases":[{"Ip":"1.1.1.1","Hostnames":["a.example"]}]},
    {"ContainerGroupId":"eci-2","Status":"Hibernating"}]}"#;
         let r: DescribeContainerGroupsResponse = decode(body).expect("decodes");
         assert_eq!(r.total_count, 2);
@@ -1104,6 +1163,19 @@ mod tests {
         assert_eq!(c.current_state.state, "Running");
         assert_eq!(c.previous_state.exit_code, 137);
         assert!(c.args.is_empty());
+        assert_eq!(c.environment_vars[0].value, "1");
+        assert_eq!(
+            c.environment_vars[1]
+                .value_from
+                .as_ref()
+                .and_then(|v| v.field_ref.as_ref())
+                .map(|f| f.field_path.as_str()),
+            Some("status.podIP")
+        );
+        let dns = g.dns_config.as_ref().expect("dns config");
+        assert_eq!(dns.name_servers, vec!["10.0.0.10".to_owned()]);
+        assert_eq!(dns.options[0].value.as_deref(), Some("2"));
+        assert_eq!(g.host_aliases[0].hostnames, vec!["a.example".to_owned()]);
         assert_eq!(g.init_containers[0].commands, vec!["sh".to_owned()]);
         assert_eq!(
             r.container_groups[1].status,

@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Client, EmptyResponse, Error, params::json_string};
+use super::{
+    Action, Client, EmptyResponse, Error,
+    params::{json_string, lenient},
+};
 
 /// `DeleteContainerGroup`. Answers [`EmptyResponse`].
 #[derive(Debug, Clone, Default, Serialize)]
@@ -177,12 +180,15 @@ pub struct MetricRecord {
 #[serde(rename_all = "PascalCase", default)]
 pub struct CpuStats {
     /// vCPUs × 1000.
+    #[serde(deserialize_with = "lenient::i64")]
     pub limit: i64,
     /// Load.
     pub load: f64,
     /// Cumulative usage in core-nanoseconds.
+    #[serde(deserialize_with = "lenient::u64")]
     pub usage_core_nano_seconds: u64,
     /// Current usage in nanocores.
+    #[serde(deserialize_with = "lenient::u64")]
     pub usage_nano_cores: u64,
 }
 
@@ -191,14 +197,19 @@ pub struct CpuStats {
 #[serde(rename_all = "PascalCase", default)]
 pub struct MemoryStats {
     /// Available.
+    #[serde(deserialize_with = "lenient::u64")]
     pub available_bytes: u64,
     /// Page cache.
+    #[serde(deserialize_with = "lenient::u64")]
     pub cache: u64,
     /// Resident set.
+    #[serde(deserialize_with = "lenient::u64")]
     pub rss: u64,
     /// Total usage.
+    #[serde(deserialize_with = "lenient::u64")]
     pub usage_bytes: u64,
     /// Working set.
+    #[serde(deserialize_with = "lenient::u64")]
     pub working_set: u64,
 }
 
@@ -217,12 +228,16 @@ pub struct InterfaceStats {
     /// Interface name.
     pub name: String,
     /// Bytes received.
+    #[serde(deserialize_with = "lenient::u64")]
     pub rx_bytes: u64,
     /// Receive errors.
+    #[serde(deserialize_with = "lenient::u64")]
     pub rx_errors: u64,
     /// Bytes sent.
+    #[serde(deserialize_with = "lenient::u64")]
     pub tx_bytes: u64,
     /// Send errors.
+    #[serde(deserialize_with = "lenient::u64")]
     pub tx_errors: u64,
 }
 
@@ -248,10 +263,13 @@ pub struct FilesystemStats {
     /// `System`, `Volume` or `Other`.
     pub category: String,
     /// Capacity in bytes.
+    #[serde(deserialize_with = "lenient::u64")]
     pub capacity: u64,
     /// Available bytes.
+    #[serde(deserialize_with = "lenient::u64")]
     pub available: u64,
     /// Used bytes.
+    #[serde(deserialize_with = "lenient::u64")]
     pub usage: u64,
 }
 
@@ -366,7 +384,7 @@ mod tests {
     fn metric_response_decodes() {
         let body = br#"{"RequestId":"R","ContainerGroupId":"eci-1","Records":[{
             "Timestamp":"2021-08-25T16:22:00.000+08:00",
-            "CPU":{"Limit":2000,"Load":0.5,"UsageCoreNanoSeconds":123,"UsageNanoCores":45},
+            "CPU":{"Limit":2000.0,"Load":0.5,"UsageCoreNanoSeconds":123,"UsageNanoCores":45},
             "Memory":{"AvailableBytes":10,"Cache":1,"Rss":2,"UsageBytes":3,"WorkingSet":4},
             "Network":{"Interfaces":[{"Name":"eth0","RxBytes":7,"TxBytes":8}]},
             "Containers":[{"Name":"app","CPU":{"UsageNanoCores":9},"Memory":{"WorkingSet":5}}],

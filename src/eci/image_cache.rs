@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Action, Client, EmptyResponse, Error, ImageRegistryCredential, Tag, container_group::Event,
+    params::lenient,
 };
 
 /// `CreateImageCache`. Answers [`CreateImageCacheResponse`].
@@ -134,6 +135,7 @@ pub struct DescribeImageCachesResponse {
     /// Request id.
     pub request_id: String,
     /// Matches in all pages.
+    #[serde(deserialize_with = "lenient::i64")]
     pub total_count: i64,
     /// Token of the next page; empty on the last one.
     pub next_token: String,
@@ -150,6 +152,7 @@ pub struct ImageCache {
     /// Name.
     pub image_cache_name: String,
     /// Disk size in GiB.
+    #[serde(deserialize_with = "lenient::i64")]
     pub image_cache_size: i64,
     /// Cached images.
     pub images: Vec<String>,

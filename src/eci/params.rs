@@ -112,6 +112,69 @@ fn strip_nulls(value: &mut Value) {
     }
 }
 
+/// `deserialize_with` helpers for integer fields that a service may answer as `500`, `500.0` or
+/// `"500"`: the Go SDK types them as integers, but tolerance costs nothing and a newer (or
+/// emulated) service may write floats. Fractions are rounded; out-of-range values are errors.
+pub mod lenient {
+    use serde::{Deserialize, Deserializer, de::Error as _};
+    use serde_json::Value;
+
+    fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::Number(n) => n
+                .as_f64()
+                .ok_or_else(|| D::Error::custom("number out of range")),
+            Value::String(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| D::Error::custom(format!("expected a number, got {s:?}"))),
+            other => Err(D::Error::custom(format!("expected a number, got {other}"))),
+        }
+    }
+
+    /// An `i64` from an integer, a float or a numeric string.
+    ///
+    /// # Errors
+    /// Not a number, or outside `i64`.
+    pub fn i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        let f = number(deserializer)?.round();
+        // `i64::MAX as f64` rounds up to 2^63, which is itself out of range.
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        if f.is_finite() && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+            Ok(f as i64)
+        } else {
+            Err(D::Error::custom(format!("{f} is out of range")))
+        }
+    }
+
+    /// A `u64` from an integer, a float or a numeric string.
+    ///
+    /// # Errors
+    /// Not a number, negative, or outside `u64`.
+    pub fn u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let f = number(deserializer)?.round();
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 {
+            Ok(f as u64)
+        } else {
+            Err(D::Error::custom(format!("{f} is out of range")))
+        }
+    }
+
+    /// An `i32` from an integer, a float or a numeric string.
+    ///
+    /// # Errors
+    /// Not a number, or outside `i32`.
+    pub fn i32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
+        let wide = i64(deserializer)?;
+        i32::try_from(wide).map_err(|_| D::Error::custom(format!("{wide} is out of range")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -231,5 +294,36 @@ mod tests {
         );
         assert!(decode::<Resp>(br#"{"Count":"many"}"#).is_err());
         assert!(decode::<Resp>(b"<Error/>").is_err());
+    }
+
+    #[derive(Deserialize, Default, Debug, PartialEq)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Loose {
+        #[serde(deserialize_with = "lenient::u64")]
+        a: u64,
+        #[serde(deserialize_with = "lenient::i64")]
+        b: i64,
+        #[serde(deserialize_with = "lenient::i32")]
+        c: i32,
+    }
+
+    #[test]
+    fn lenient_integers_accept_floats_and_strings() {
+        let l: Loose = decode(br#"{"A":500.0,"B":"-7","C":3}"#).expect("decodes");
+        assert_eq!(
+            l,
+            Loose {
+                a: 500,
+                b: -7,
+                c: 3
+            }
+        );
+        let l: Loose = decode(br#"{"B":2.6}"#).expect("missing fields default");
+        assert_eq!(l, Loose { a: 0, b: 3, c: 0 });
+        assert!(decode::<Loose>(br#"{"A":-1}"#).is_err());
+        assert!(decode::<Loose>(br#"{"A":"lots"}"#).is_err());
+        assert!(decode::<Loose>(br#"{"A":true}"#).is_err());
+        assert!(decode::<Loose>(br#"{"C":4294967296}"#).is_err());
+        assert!(decode::<Loose>(br#"{"B":1e300}"#).is_err());
     }
 }
