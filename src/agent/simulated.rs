@@ -480,11 +480,7 @@ impl Timeline {
 
     /// Log events (offset, line) of the container up to `elapsed`, oldest first, split into
     /// (earlier instances, current instance).
-    fn log_lines(
-        &self,
-        spec: &ContainerSpec,
-        elapsed: Duration,
-    ) -> (Vec<(Duration, String)>, Vec<(Duration, String)>) {
+    fn log_lines(&self, spec: &ContainerSpec, elapsed: Duration) -> (Vec<LogLine>, Vec<LogLine>) {
         let started = |at: Duration| {
             (
                 at,
@@ -528,6 +524,9 @@ impl Timeline {
         (previous, current)
     }
 }
+
+/// A log line and when it was written, relative to the group's start.
+type LogLine = (Duration, String);
 
 // === impl Agent for SimulatedAgent ===
 
@@ -872,14 +871,13 @@ impl pb::agent_server::Agent for SimulatedAgent {
                     // `cat` echoes stdin until it is closed.
                     "cat" => {
                         while let Some(Ok(message)) = inbound.next().await {
-                            match message.input {
-                                Some(exec_input::Input::Stdin(bytes)) => {
-                                    if tx.send(Ok(out(bytes))).await.is_err() {
-                                        return;
-                                    }
-                                }
+                            let bytes = match message.input {
+                                Some(exec_input::Input::Stdin(bytes)) => bytes,
                                 Some(exec_input::Input::CloseStdin(true)) => break,
-                                _ => {}
+                                _ => continue,
+                            };
+                            if tx.send(Ok(out(bytes))).await.is_err() {
+                                return;
                             }
                         }
                         0

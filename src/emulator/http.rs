@@ -257,17 +257,16 @@ async fn bridge(core: Arc<Core>, session: super::ExecSession, mut socket: WebSoc
             }
             out = output.next() => {
                 let Some(Ok(out)) = out else { break };
-                match out.output {
-                    Some(exec_output::Output::Stdout(bytes) | exec_output::Output::Stderr(bytes)) => {
-                        if socket.send(Message::Binary(bytes.into())).await.is_err() {
-                            break;
-                        }
-                    }
+                let bytes = match out.output {
+                    Some(exec_output::Output::Stdout(bytes) | exec_output::Output::Stderr(bytes)) => bytes,
                     Some(exec_output::Output::Exit(exit)) => {
                         let _ = socket.send(Message::Text(format!("{{\"ExitCode\":{}}}", exit.exit_code).into())).await;
                         break;
                     }
-                    None => {}
+                    None => continue,
+                };
+                if socket.send(Message::Binary(bytes.into())).await.is_err() {
+                    break;
                 }
             }
         }

@@ -386,3 +386,6 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
