@@ -200,15 +200,19 @@ async fn with_group<R>(
     f: impl FnOnce(&mut Group, Timestamp) -> R,
 ) -> Option<R> {
     let now = core.now();
-    let result = {
+    let (result, changed) = {
         let mut store = core.store.lock().await;
         let group = store
             .groups
             .get_mut(id)
-            .filter(|g| g.generation == generation)?;
-        f(group, now)
+            .filter(|x| x.generation == generation)?;
+        let before = group.clone();
+        let result = f(group, now);
+        (result, *group != before)
     };
-    core.changed();
+    if changed {
+        core.changed();
+    }
     Some(result)
 }
 
@@ -678,15 +682,19 @@ async fn with_cache<R>(
     f: impl FnOnce(&mut Cache, Timestamp) -> R,
 ) -> Option<R> {
     let now = core.now();
-    let result = {
+    let (result, changed) = {
         let mut store = core.store.lock().await;
         let cache = store
             .caches
             .get_mut(id)
-            .filter(|c| c.generation == generation)?;
-        f(cache, now)
+            .filter(|x| x.generation == generation)?;
+        let before = cache.clone();
+        let result = f(cache, now);
+        (result, *cache != before)
     };
-    core.changed();
+    if changed {
+        core.changed();
+    }
     Some(result)
 }
 

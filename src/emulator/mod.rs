@@ -102,7 +102,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            poll_interval: Duration::from_millis(200),
+            poll_interval: Duration::from_secs(1),
             pull_retry: Duration::from_secs(5),
             max_image_caches: 50,
             max_cpu: 1000.0,

@@ -305,6 +305,15 @@ pub fn parse_tags(p: &Params) -> Result<Vec<Tag>, ApiError> {
     Ok(tags)
 }
 
+/// Whether a resource's `tags` satisfy every filter `Tag.N`: the key must be present and, when
+/// the filter gives a value, equal to it.
+pub fn tags_match(tags: &[Tag], filters: &[Tag]) -> bool {
+    filters.iter().all(|f| {
+        tags.iter()
+            .any(|t| t.key == f.key && (f.value.is_empty() || t.value == f.value))
+    })
+}
+
 fn parse_credentials(p: &Params) -> Result<Vec<RegistryCredential>, ApiError> {
     p.objects("ImageRegistryCredential")?
         .iter()

@@ -117,7 +117,7 @@ pub fn describe(ctx: &Ctx<'_>, store: &Store, p: &Params) -> Result<Value, ApiEr
             )
         })
         .filter(|c| same(p.get("ResourceGroupId"), &c.spec.resource_group_id))
-        .filter(|c| tags.iter().all(|t| c.spec.tags.contains(t)))
+        .filter(|c| spec::tags_match(&c.spec.tags, &tags))
         .filter(|c| {
             image.as_ref().is_none_or(|i| {
                 c.spec

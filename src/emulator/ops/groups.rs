@@ -149,7 +149,7 @@ pub fn describe(ctx: &Ctx<'_>, store: &Store, p: &Params) -> Result<Value, ApiEr
         .filter(|g| same(p.get("VSwitchId"), &g.spec.vswitch_id))
         .filter(|g| same(p.get("SecurityGroupId"), &g.spec.security_group_id))
         .filter(|g| same(p.get("ResourceGroupId"), &g.spec.resource_group_id))
-        .filter(|g| tags.iter().all(|t| g.spec.tags.contains(t)))
+        .filter(|g| spec::tags_match(&g.spec.tags, &tags))
         .collect();
     let total = matches.len();
     let mut sorted = matches;
