@@ -218,11 +218,13 @@ impl Client {
     /// Builds the client and its HTTP connection pool.
     ///
     /// # Errors
-    /// [`Error::InvalidEndpoint`] for a bad region or endpoint, [`Error::HttpClient`] if the TLS
-    /// backend cannot start.
+    /// [`Error::InvalidEndpoint`] for a bad region or endpoint, [`Error::Tls`] if an `https`
+    /// endpoint is configured on a machine without CA certificates, [`Error::HttpClient`] if the
+    /// HTTP client cannot start.
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
         let base = config.endpoint.base_url(&config.region)?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config(base.scheme() == "https")?)
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent.clone())
@@ -411,6 +413,32 @@ impl Client {
             ))))
         }
     }
+}
+
+/// The TLS settings of the client: rustls with the ring provider chosen explicitly (no process
+/// default is read or installed), system roots for `https` endpoints.
+///
+/// A plain `http` endpoint (the emulator on loopback) gets an empty root store instead, so the
+/// client starts on machines without a CA bundle; reqwest needs a TLS config either way.
+fn tls_config(https: bool) -> Result<rustls::ClientConfig, Error> {
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Tls)?;
+    let mut config = if https {
+        builder
+            .with_platform_verifier()
+            .map_err(Error::Tls)?
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// `k=v&…` with RFC 3986 encoding, the exact bytes the signatures were computed over.

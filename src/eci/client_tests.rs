@@ -758,3 +758,20 @@ fn call_futures_are_send() {
     assert_send(&c.describe_all_container_groups(&DescribeContainerGroups::default()));
     assert_send(&c.list_usage());
 }
+
+/// Both kinds of endpoint build a client with the ring provider explicitly, so nothing depends on
+/// (or installs) a process-wide rustls default: `https` with the system roots, `http` without.
+#[test]
+fn clients_build_without_a_process_crypto_provider() {
+    let mut cfg = config("http://127.0.0.1:1/", SignatureVersion::V3);
+    Client::new(cfg.clone()).expect("http client");
+    cfg.endpoint = Endpoint::Vpc;
+    match Client::new(cfg) {
+        Ok(c) => assert_eq!(
+            c.base_url().as_str(),
+            "https://eci-vpc.cn-hangzhou.aliyuncs.com/"
+        ),
+        // A machine without a CA bundle: the typed error, not a panic.
+        Err(e) => assert!(matches!(e, Error::Tls(_)), "{e:?}"),
+    }
+}

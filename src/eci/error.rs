@@ -121,6 +121,11 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The TLS configuration could not be built: for an `https` endpoint, no CA certificates
+    /// were found on the system.
+    #[error("could not set up TLS for ECI")]
+    Tls(#[source] rustls::Error),
+
     /// The HTTP client could not be built (TLS backend initialisation).
     #[error("could not build the HTTP client for ECI")]
     HttpClient(#[source] reqwest::Error),
