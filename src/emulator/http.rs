@@ -189,8 +189,9 @@ struct ExecQuery {
 
 /// The session of an ExecContainerCommand URL: single use, valid for 30 s.
 ///
-/// Frames: binary or text from the client is stdin, a close ends stdin; stdout and stderr come
-/// back as binary frames, then one text frame `{"ExitCode":N}` before the close.
+/// Frames: a non-empty binary or text frame from the client is stdin and an empty one ends
+/// stdin (EOF); stdout and stderr come back as binary frames, then one text frame
+/// `{"ExitCode":N}` before the server closes. A close from the client ends stdin and the session.
 async fn exec_socket(
     State(core): State<Arc<Core>>,
     Query(query): Query<ExecQuery>,
@@ -243,8 +244,8 @@ async fn bridge(core: Arc<Core>, session: super::ExecSession, mut socket: WebSoc
         tokio::select! {
             incoming = socket.recv(), if stdin_open => {
                 let input = match incoming {
-                    Some(Ok(Message::Binary(bytes))) => exec_input::Input::Stdin(bytes.to_vec()),
-                    Some(Ok(Message::Text(text))) => exec_input::Input::Stdin(text.as_bytes().to_vec()),
+                    Some(Ok(Message::Binary(bytes))) if !bytes.is_empty() => exec_input::Input::Stdin(bytes.to_vec()),
+                    Some(Ok(Message::Text(text))) if !text.is_empty() => exec_input::Input::Stdin(text.as_bytes().to_vec()),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     _ => {
                         stdin_open = false;

@@ -3,6 +3,7 @@
 
 mod errors;
 mod lifecycle;
+mod runtime;
 
 use std::{
     sync::{
