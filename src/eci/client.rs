@@ -41,6 +41,11 @@ pub trait Action: Serialize + Sync {
     const NAME: &'static str;
     /// Whether the action accepts `ClientToken` (idempotent creation, deletion and update).
     const TAKES_CLIENT_TOKEN: bool = false;
+    /// Whether a request whose outcome is unknown (timeout, dropped connection, 5xx) may be
+    /// sent again. True for reads and for actions deduplicated by `ClientToken`; false for
+    /// side effects without a token (`ExecContainerCommand`), which are retried only when the
+    /// service said it did not run them (throttling).
+    const SAFE_TO_REPEAT: bool = true;
     /// The decoded answer.
     type Response: DeserializeOwned;
 }
@@ -269,7 +274,7 @@ impl Client {
                 .entry("ClientToken".to_owned())
                 .or_insert_with(|| uuid::Uuid::new_v4().to_string());
         }
-        let (status, body) = self.call(A::NAME, &params).await?;
+        let (status, body) = self.call_with(A::NAME, &params, A::SAFE_TO_REPEAT).await?;
         decode(&body).map_err(|source| Error::Decode {
             action: A::NAME,
             status,
@@ -287,6 +292,16 @@ impl Client {
         action: &'static str,
         params: &BTreeMap<String, String>,
     ) -> Result<(u16, Vec<u8>), Error> {
+        self.call_with(action, params, true).await
+    }
+
+    /// [`Client::call`], retrying failures of unknown outcome only if `safe_to_repeat`.
+    async fn call_with(
+        &self,
+        action: &'static str,
+        params: &BTreeMap<String, String>,
+        safe_to_repeat: bool,
+    ) -> Result<(u16, Vec<u8>), Error> {
         let span = tracing::debug_span!("eci_call", action);
         async {
             let policy = &self.inner.config.retry;
@@ -297,7 +312,11 @@ impl Client {
                 let result = self.attempt(action, params).await;
                 match result {
                     Ok(ok) => return Ok(ok),
-                    Err(e) if e.is_retryable() && attempt < max => {
+                    Err(e)
+                        if attempt < max
+                            && e.is_retryable()
+                            && (safe_to_repeat || e.api().is_some_and(ApiError::is_throttling)) =>
+                    {
                         let hint = e.api().and_then(|a| a.retry_after);
                         let wait = policy.backoff(attempt, hint);
                         tracing::info!(

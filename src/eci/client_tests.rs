@@ -775,3 +775,70 @@ fn clients_build_without_a_process_crypto_provider() {
         Err(e) => assert!(matches!(e, Error::Tls(_)), "{e:?}"),
     }
 }
+
+#[tokio::test]
+async fn exec_is_not_repeated_after_an_unknown_outcome_but_is_after_throttling() {
+    within(async {
+        let exec = crate::eci::ExecContainerCommand {
+            container_group_id: "eci-1".into(),
+            container_name: "app".into(),
+            command: vec!["touch".into(), "/x".into()],
+            sync: Some(true),
+            ..crate::eci::ExecContainerCommand::default()
+        };
+        let (url, seen) = serve(|_, _| Some(error(503, "ServiceUnavailable"))).await;
+        let err = client(&url, SignatureVersion::V3)
+            .exec_container_command(&exec)
+            .await
+            .expect_err("fails");
+        assert_eq!(err.code(), Some("ServiceUnavailable"));
+        assert_eq!(
+            seen.lock().expect("lock").len(),
+            1,
+            "a 503 exec may have run"
+        );
+
+        let (url, seen) = serve(|_, i| {
+            Some(if i == 0 {
+                error(400, "Throttling.User")
+            } else {
+                ok(r#"{"RequestId":"R","SyncResponse":"done"}"#)
+            })
+        })
+        .await;
+        let r = client(&url, SignatureVersion::V3)
+            .exec_container_command(&exec)
+            .await
+            .expect("throttled exec is retried");
+        assert_eq!(r.sync_response, "done");
+        assert_eq!(seen.lock().expect("lock").len(), 2);
+        assert_eq!(
+            seen.lock().expect("lock")[1].query["Command"],
+            r#"["touch","/x"]"#
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn describe_all_image_caches_follows_next_token() {
+    within(async {
+        let (url, seen) = serve(|s, _| {
+            Some(match s.query.get("NextToken").map(String::as_str) {
+                None => ok(r#"{"NextToken":"n2","ImageCaches":[{"ImageCacheId":"imc-1"}]}"#),
+                Some("n2") => ok(r#"{"NextToken":"n2","ImageCaches":[{"ImageCacheId":"imc-2"}]}"#),
+                Some(_) => error(400, "InvalidParameter"),
+            })
+        })
+        .await;
+        let caches = client(&url, SignatureVersion::V1)
+            .describe_all_image_caches(&DescribeImageCaches::default())
+            .await
+            .expect("pages");
+        let ids: Vec<&str> = caches.iter().map(|c| c.image_cache_id.as_str()).collect();
+        // The second page repeats its own token: the walk stops rather than looping.
+        assert_eq!(ids, vec!["imc-1", "imc-2"]);
+        assert_eq!(seen.lock().expect("lock").len(), 2);
+    })
+    .await;
+}

@@ -107,6 +107,8 @@ pub struct ExecContainerCommand {
 
 impl Action for ExecContainerCommand {
     const NAME: &'static str = "ExecContainerCommand";
+    // A timed-out exec may have run: running it twice is not the caller's intent.
+    const SAFE_TO_REPEAT: bool = false;
     type Response = ExecContainerCommandResponse;
 }
 

@@ -271,6 +271,29 @@ impl Client {
         self.send(request).await
     }
 
+    /// `DescribeImageCaches`, following `NextToken` until the last page.
+    ///
+    /// # Errors
+    /// See [`Client::send`]; the first failing page ends the walk.
+    pub async fn describe_all_image_caches(
+        &self,
+        request: &DescribeImageCaches,
+    ) -> Result<Vec<ImageCache>, Error> {
+        let mut page = request.clone();
+        let mut all = Vec::new();
+        loop {
+            let answer = self.send(&page).await?;
+            all.extend(answer.image_caches);
+            // An answer repeating the token it was given would loop forever: stop instead.
+            if answer.next_token.is_empty()
+                || page.next_token.as_deref() == Some(&answer.next_token)
+            {
+                return Ok(all);
+            }
+            page.next_token = Some(answer.next_token);
+        }
+    }
+
     /// `UpdateImageCache`.
     ///
     /// # Errors
