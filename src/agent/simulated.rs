@@ -12,7 +12,8 @@
 //! - without it the container runs until the group is deleted.
 //!
 //! An image whose reference contains one of [`SimulatedConfig::fail_images`] fails to pull with
-//! `NOT_FOUND`, like a missing manifest.
+//! `NOT_FOUND`, like a missing manifest; one containing one of [`SimulatedConfig::huge_images`]
+//! weighs 64 GiB.
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -46,6 +47,8 @@ pub struct SimulatedConfig {
     pub pre_stop_delay: Duration,
     /// Image references containing any of these fail to pull.
     pub fail_images: Vec<String>,
+    /// Image references containing any of these weigh 64 GiB (to overflow a cache).
+    pub huge_images: Vec<String>,
 }
 
 impl Default for SimulatedConfig {
@@ -58,6 +61,7 @@ impl Default for SimulatedConfig {
             restart_delay: Duration::from_secs(1),
             pre_stop_delay: Duration::ZERO,
             fail_images: vec!["does-not-exist".to_owned()],
+            huge_images: vec!["huge-image".to_owned()],
         }
     }
 }
@@ -215,6 +219,20 @@ impl SimulatedAgent {
             .fail_images
             .iter()
             .any(|pattern| !pattern.is_empty() && image.contains(pattern.as_str()))
+    }
+
+    fn size_of(&self, image: &str) -> u64 {
+        let huge = self
+            .inner
+            .config
+            .huge_images
+            .iter()
+            .any(|pattern| !pattern.is_empty() && image.contains(pattern.as_str()));
+        if huge {
+            64 * 1024 * 1024 * 1024
+        } else {
+            simulated_image_size(image)
+        }
     }
 
     async fn status_of(&self, group_id: &str) -> Result<GroupStatus, Status> {
@@ -563,7 +581,7 @@ impl pb::agent_server::Agent for SimulatedAgent {
             .images
             .iter()
             .map(|image| {
-                let size = simulated_image_size(image);
+                let size = self.size_of(image);
                 let cached = in_snapshot.iter().any(|i| i == image);
                 ImageProgress {
                     image: image.clone(),

@@ -534,3 +534,62 @@ async fn cache_progress_rises_while_images_are_pulled() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_update_rebuilds_the_snapshot_and_a_failed_update_can_be_retried() {
+    within(async {
+        let (handle, c) = start_default().await;
+        let id = create_cache(&c, "upd", &["nginx:1.25"]).await;
+        let first = c.wait_cache(&id, "Ready").await;
+        let first_snapshot = first["SnapshotId"].as_str().expect("snapshot").to_owned();
+        c.call(
+            "UpdateImageCache",
+            &[
+                ("ImageCacheId", &id),
+                ("Image.1", "nginx:1.26"),
+                ("Image.2", "redis:7"),
+            ],
+        )
+        .await;
+        let updated = c.wait_cache(&id, "Ready").await;
+        assert_ne!(
+            updated["SnapshotId"],
+            first_snapshot.as_str(),
+            "a new snapshot"
+        );
+        assert_eq!(
+            updated["Images"],
+            serde_json::json!(["nginx:1.26", "redis:7"])
+        );
+        assert!(events(&updated).iter().any(|(r, _)| r == "Updated"));
+        // An update whose image cannot be pulled ends UpdateFailed, keeps no expiry, and may be retried.
+        c.call(
+            "UpdateImageCache",
+            &[
+                ("ImageCacheId", &id),
+                ("Image.1", "example.com/does-not-exist:1"),
+            ],
+        )
+        .await;
+        let failed = c.wait_cache(&id, "UpdateFailed").await;
+        assert_eq!(failed["ExpireDateTime"], "");
+        c.call(
+            "UpdateImageCache",
+            &[("ImageCacheId", &id), ("Image.1", "nginx:1.27")],
+        )
+        .await;
+        c.wait_cache(&id, "Ready").await;
+        // Images heavier than ImageCacheSize fail the creation, and the failed cache expires in a day.
+        let huge = create_cache(&c, "huge", &["example.com/huge-image:1"]).await;
+        let huge = c.wait_cache(&huge, "Failed").await;
+        assert!(
+            events(&huge)
+                .iter()
+                .any(|(r, _)| r == "ImageCacheSizeExceeded"),
+            "{huge}"
+        );
+        assert_ne!(huge["ExpireDateTime"], "");
+        handle.shutdown().await;
+    })
+    .await;
+}
