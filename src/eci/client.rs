@@ -130,6 +130,27 @@ pub enum SignatureVersion {
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// Source of fresh nonces, for `SignatureNonce` / `x-acs-signature-nonce`.
 pub type NonceSource = Arc<dyn Fn() -> String + Send + Sync>;
+/// Called after every attempt, e.g. to count API calls by action and code for metrics.
+pub type Observer = Arc<dyn Fn(&AttemptRecord<'_>) + Send + Sync>;
+
+/// What one attempt of a call came to. Carries no parameters and no credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord<'a> {
+    /// The action.
+    pub action: &'static str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// HTTP status, `None` if no answer arrived.
+    pub status: Option<u16>,
+    /// The API error code of a failed answer.
+    pub code: Option<&'a str>,
+    /// Whether the service throttled the attempt.
+    pub throttled: bool,
+    /// Time spent waiting for the local budget before sending.
+    pub budget_wait: Duration,
+    /// Time from sending to the end of the answer.
+    pub elapsed: Duration,
+}
 
 /// Everything a [`Client`] needs. Build with [`ClientConfig::new`], then adjust fields.
 #[derive(Clone)]
@@ -156,6 +177,8 @@ pub struct ClientConfig {
     pub clock: Clock,
     /// Nonce generator (a seam for tests).
     pub nonce: NonceSource,
+    /// Per-attempt hook for metrics; none by default.
+    pub observer: Option<Observer>,
 }
 
 impl ClientConfig {
@@ -174,6 +197,7 @@ impl ClientConfig {
             budget: BudgetConfig::default(),
             clock: Arc::new(Timestamp::now),
             nonce: Arc::new(|| uuid::Uuid::new_v4().simple().to_string()),
+            observer: None,
         }
     }
 }
@@ -308,8 +332,29 @@ impl Client {
             let max = policy.max_attempts.max(1);
             let mut attempt = 1;
             loop {
-                self.inner.budget.acquire(action).await;
+                let budget_wait = self.inner.budget.acquire(action).await;
+                let sent = tokio::time::Instant::now();
                 let result = self.attempt(action, params).await;
+                if let Some(observe) = &self.inner.config.observer {
+                    let (status, code, throttled) = match &result {
+                        Ok((status, _)) => (Some(*status), None, false),
+                        Err(Error::Api(api)) => (
+                            Some(api.status),
+                            Some(api.code.as_str()),
+                            api.is_throttling(),
+                        ),
+                        Err(_) => (None, None, false),
+                    };
+                    observe(&AttemptRecord {
+                        action,
+                        attempt,
+                        status,
+                        code,
+                        throttled,
+                        budget_wait,
+                        elapsed: sent.elapsed(),
+                    });
+                }
                 match result {
                     Ok(ok) => return Ok(ok),
                     Err(e)

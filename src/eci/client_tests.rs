@@ -842,3 +842,48 @@ async fn describe_all_image_caches_follows_next_token() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn observer_sees_every_attempt_with_status_and_code() {
+    within(async {
+        let (url, _seen) = serve(|_, i| {
+            Some(if i == 0 {
+                error(400, "Throttling.User")
+            } else {
+                ok(r#"{"RequestId":"R"}"#)
+            })
+        })
+        .await;
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let sink = records.clone();
+        let mut cfg = config(&url, SignatureVersion::V3);
+        cfg.observer = Some(Arc::new(move |r: &AttemptRecord<'_>| {
+            sink.lock().expect("lock").push((
+                r.action,
+                r.attempt,
+                r.status,
+                r.code.map(str::to_owned),
+                r.throttled,
+            ));
+        }));
+        Client::new(cfg)
+            .expect("client")
+            .list_usage()
+            .await
+            .expect("second attempt succeeds");
+        assert_eq!(
+            *records.lock().expect("lock"),
+            vec![
+                (
+                    "ListUsage",
+                    1,
+                    Some(400),
+                    Some("Throttling.User".to_owned()),
+                    true
+                ),
+                ("ListUsage", 2, Some(200), None, false),
+            ]
+        );
+    })
+    .await;
+}

@@ -37,8 +37,8 @@ pub mod usage;
 
 pub use budget::{Budget, BudgetConfig, Quota};
 pub use client::{
-    API_VERSION, Action, Client, ClientConfig, Clock, EmptyResponse, Endpoint, NonceSource,
-    SignatureVersion,
+    API_VERSION, Action, AttemptRecord, Client, ClientConfig, Clock, EmptyResponse, Endpoint,
+    NonceSource, Observer, SignatureVersion,
 };
 pub use container_group::{
     Container, ContainerGroup, ContainerGroupStatus, CreateContainerGroup,
