@@ -390,7 +390,8 @@ impl Client {
         let mut url = self.inner.base.clone();
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        headers.insert("x-acs-action", HeaderValue::from_static(action));
+        // `action` may come from `Client::call`: checked, never `from_static` (which panics).
+        insert_header(&mut headers, "x-acs-action", action, action)?;
         headers.insert("x-acs-version", HeaderValue::from_static(API_VERSION));
         match cfg.signature {
             SignatureVersion::V1 => {

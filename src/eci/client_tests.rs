@@ -887,3 +887,13 @@ async fn observer_sees_every_attempt_with_status_and_code() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_action_name_unfit_for_a_header_is_an_error_not_a_panic() {
+    let c = client("http://127.0.0.1:1/", SignatureVersion::V3);
+    let err = c
+        .call("Bad\nAction", &BTreeMap::new())
+        .await
+        .expect_err("refused before sending");
+    assert!(matches!(err, Error::Encode { .. }), "{err:?}");
+}
