@@ -94,6 +94,9 @@ pub struct EmulatorArgs {
     /// Serve without the per-action quotas.
     #[arg(long)]
     pub no_throttle: bool,
+    /// On an AutoMatchImageCache miss, build an automatic image cache (as current ECI does).
+    #[arg(long)]
+    pub auto_create_image_cache: bool,
     /// Simulated runtime: milliseconds to "pull" one image.
     #[arg(long, default_value_t = 500)]
     pub sim_pull_ms: u64,
@@ -147,6 +150,10 @@ fn run_emulator(args: EmulatorArgs) -> ExitCode {
         .quotas(emulator::Quotas {
             disabled: args.no_throttle,
             ..emulator::Quotas::default()
+        })
+        .settings(emulator::Settings {
+            auto_create_image_cache: args.auto_create_image_cache,
+            ..emulator::Settings::default()
         });
         if let Some(dir) = args.data_dir {
             builder = builder.data_dir(dir);

@@ -97,6 +97,12 @@ pub struct Settings {
     pub max_image_caches: usize,
     /// vCPUs per account (ListUsage `MaxCpu`).
     pub max_cpu: f64,
+    /// On an `AutoMatchImageCache` miss, build an automatic cache (`auto-create-for-…`) from
+    /// the group's images, as current ECI does (reference §3.6). Off by default so a caller's
+    /// cache listings hold only the caches it made.
+    pub auto_create_image_cache: bool,
+    /// Automatic caches per account (ListUsage `MaxAutoImageCacheCount`).
+    pub max_auto_image_caches: usize,
 }
 
 impl Default for Settings {
@@ -106,6 +112,8 @@ impl Default for Settings {
             pull_retry: Duration::from_secs(5),
             max_image_caches: 50,
             max_cpu: 1000.0,
+            auto_create_image_cache: false,
+            max_auto_image_caches: 20,
         }
     }
 }

@@ -322,6 +322,9 @@ pub struct Cache {
     pub image_sizes: BTreeMap<String, u64>,
     /// Bumped by every update/delete so an older build task stops.
     pub generation: u64,
+    /// Made by the service on an `AutoMatchImageCache` miss, not by CreateImageCache.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 impl Cache {

@@ -28,6 +28,7 @@ fn cache(id: &str, created: i64, images: &[(&str, u64)]) -> Cache {
             .map(|(i, s)| ((*i).to_owned(), *s))
             .collect::<BTreeMap<_, _>>(),
         generation: 0,
+        automatic: false,
     }
 }
 

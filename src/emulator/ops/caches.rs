@@ -10,7 +10,7 @@ use crate::emulator::{
     matching::{self, MatchFilter},
     params::Params,
     spec,
-    state::{Cache, CacheStatus, Store},
+    state::{Cache, CacheStatus, Group, Store},
 };
 
 /// Most `MatchImage.N` (reference §3.3).
@@ -41,7 +41,7 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
     let used = store
         .caches
         .values()
-        .filter(|c| c.region_id == ctx.region)
+        .filter(|c| c.region_id == ctx.region && !c.automatic)
         .count();
     if used >= ctx.core.settings.max_image_caches {
         // No documented code: `QuotaExceed.ImageCache` in the documented `QuotaExceed.*` style.
@@ -68,6 +68,7 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
         events: Vec::new(),
         image_sizes: std::collections::BTreeMap::new(),
         generation: 0,
+        automatic: false,
         spec,
     };
     store.caches.insert(id.clone(), cache);
@@ -79,6 +80,54 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
             update: false,
         }],
     ))
+}
+
+/// On an auto-match miss (when enabled): an automatic cache of the group's images, within the
+/// automatic-cache quota, and the work that builds it.
+pub fn create_automatic(ctx: &Ctx<'_>, store: &mut Store, group: &Group) -> Option<(String, Work)> {
+    let settings = &ctx.core.settings;
+    if !settings.auto_create_image_cache {
+        return None;
+    }
+    let used = store
+        .caches
+        .values()
+        .filter(|c| c.region_id == ctx.region && c.automatic)
+        .count();
+    let images = group.spec.images();
+    if used >= settings.max_auto_image_caches || images.len() > spec::MAX_CACHE_IMAGES {
+        return None;
+    }
+    let id = ctx.core.ids.resource_id("imc");
+    let cache = Cache {
+        id: id.clone(),
+        region_id: ctx.region.to_owned(),
+        status: CacheStatus::Preparing,
+        progress: 0,
+        snapshot_id: None,
+        container_group_id: group.id.clone(),
+        creation_time: ctx.now,
+        expire_date_time: None,
+        last_matched_time: None,
+        events: Vec::new(),
+        image_sizes: std::collections::BTreeMap::new(),
+        generation: 0,
+        automatic: true,
+        spec: spec::CacheSpec {
+            name: format!("auto-create-for-{}", group.id),
+            images,
+            size_gib: spec::DEFAULT_CACHE_SIZE_GIB,
+            credentials: group.spec.credentials.clone(),
+            ..spec::CacheSpec::default()
+        },
+    };
+    store.caches.insert(id.clone(), cache);
+    let work = Work::BuildCache {
+        id: id.clone(),
+        generation: 0,
+        update: false,
+    };
+    Some((id, work))
 }
 
 pub fn describe(ctx: &Ctx<'_>, store: &Store, p: &Params) -> Result<Value, ApiError> {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Ctx, Outcome, page, render};
+use super::{Ctx, Outcome, caches, page, render};
 use crate::emulator::{
     driver::{GroupMode, Work},
     error::ApiError,
@@ -107,15 +107,24 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
     } else if missed {
         group.event("Warning", "ImageCacheMissed", "Missed image cache.", now);
     }
+    let mut work = vec![Work::Group {
+        id: id.clone(),
+        generation: 0,
+        mode: GroupMode::Create,
+    }];
+    if missed && let Some((cache_id, build)) = caches::create_automatic(ctx, store, &group) {
+        group.event(
+            "Normal",
+            "ImageCacheAutoCreated",
+            format!(
+                "Creating image cache {cache_id} from the images of this instance for later ones."
+            ),
+            now,
+        );
+        work.push(build);
+    }
     store.groups.insert(id.clone(), group);
-    Ok((
-        json!({"ContainerGroupId": id}),
-        vec![Work::Group {
-            id,
-            generation: 0,
-            mode: GroupMode::Create,
-        }],
-    ))
+    Ok((json!({"ContainerGroupId": id}), work))
 }
 
 pub fn describe(ctx: &Ctx<'_>, store: &Store, p: &Params) -> Result<Value, ApiError> {

@@ -339,19 +339,21 @@ pub fn list_usage(ctx: &Ctx<'_>, store: &Store) -> Value {
         .filter(|g| g.region_id == ctx.region && !g.status.is_terminal())
         .map(|g| g.spec.cpu)
         .sum();
-    let used_caches = store
-        .caches
-        .values()
-        .filter(|c| c.region_id == ctx.region)
-        .count();
+    let count = |automatic: bool| {
+        store
+            .caches
+            .values()
+            .filter(|c| c.region_id == ctx.region && c.automatic == automatic)
+            .count()
+    };
     json!({
         "Attributes": {
             "UsedCpu": used_cpu,
             "MaxCpu": ctx.core.settings.max_cpu,
             "MaxImageCacheCount": ctx.core.settings.max_image_caches,
-            "UsedImageCacheCount": used_caches,
-            "MaxAutoImageCacheCount": 0,
-            "UsedAutoImageCacheCount": 0,
+            "UsedImageCacheCount": count(false),
+            "MaxAutoImageCacheCount": ctx.core.settings.max_auto_image_caches,
+            "UsedAutoImageCacheCount": count(true),
             "MaxDataCacheCount": 0,
             "UsedDataCacheCount": 0,
         }

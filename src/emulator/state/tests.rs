@@ -115,6 +115,7 @@ fn purge_drops_expired_caches_and_old_failed_groups() {
         events: Vec::new(),
         image_sizes: std::collections::BTreeMap::new(),
         generation: 0,
+        automatic: false,
     };
     store.caches.insert(
         "imc-old".into(),

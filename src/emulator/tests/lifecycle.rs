@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use super::*;
-use crate::emulator::{ManualClock, clock::is_resource_id};
+use crate::emulator::{Credentials, Emulator, ManualClock, Settings, clock::is_resource_id};
 
 fn events(v: &Value) -> Vec<(String, String)> {
     v["Events"]
@@ -589,6 +589,51 @@ async fn an_update_rebuilds_the_snapshot_and_a_failed_update_can_be_retried() {
             "{huge}"
         );
         assert_ne!(huge["ExpireDateTime"], "");
+        handle.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_miss_builds_an_automatic_cache_when_enabled() {
+    within(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let handle = Emulator::builder(Credentials::new(ID, SECRET))
+            .settings(Settings {
+                poll_interval: Duration::from_millis(10),
+                auto_create_image_cache: true,
+                ..Settings::default()
+            })
+            .serve(listener)
+            .await
+            .expect("emulator");
+        let c = Client::new(&handle, Arc::new(SystemClock));
+        let first = create_group(&c, "first", &[("AutoMatchImageCache", "true")]).await;
+        let group = c.group(&first).await;
+        assert!(events(&group).iter().any(|(r, _)| r == "ImageCacheMissed"));
+        let listed = c.call("DescribeImageCaches", &[]).await;
+        assert_eq!(listed["TotalCount"], 1);
+        let auto = &listed["ImageCaches"][0];
+        assert_eq!(
+            auto["ImageCacheName"],
+            format!("auto-create-for-{first}").as_str()
+        );
+        let auto_id = auto["ImageCacheId"].as_str().expect("id").to_owned();
+        c.wait_cache(&auto_id, "Ready").await;
+        let usage = c.call("ListUsage", &[]).await;
+        assert_eq!(usage["Attributes"]["UsedAutoImageCacheCount"], 1);
+        assert_eq!(usage["Attributes"]["UsedImageCacheCount"], 0);
+        // The next group with the same images hits it.
+        let second = create_group(&c, "second", &[("AutoMatchImageCache", "true")]).await;
+        let second = c.group(&second).await;
+        assert!(
+            events(&second)
+                .iter()
+                .any(|(r, m)| r == "SuccessfulHitImageCache" && m.contains(&auto_id)),
+            "{second}"
+        );
         handle.shutdown().await;
     })
     .await;
