@@ -115,6 +115,18 @@ impl Credentials {
         ))
     }
 
+    /// Credentials from `dir` when one is given (a mounted Secret), else from the environment.
+    ///
+    /// # Errors
+    /// As [`Credentials::from_dir`] or [`Credentials::from_env`]; no fallback between the two, so
+    /// a half-mounted Secret is reported rather than silently replaced by other credentials.
+    pub async fn resolve(env: &impl Env, dir: Option<&Path>) -> Result<Self, Error> {
+        match dir {
+            Some(dir) => Self::from_dir(dir).await,
+            None => Self::from_env(env),
+        }
+    }
+
     /// The AccessKey id (not a secret: it appears in every signed request).
     pub fn access_key_id(&self) -> &str {
         &self.access_key_id
@@ -241,5 +253,23 @@ mod tests {
         std::fs::write(dir.path().join(FILE_SECURITY_TOKEN), "tok\n").expect("write");
         let c = Credentials::from_dir(dir.path()).await.expect("complete");
         assert_eq!(c.security_token(), Some("tok"));
+
+        // A given directory wins over the environment; without one the environment is used.
+        let vars = env(&[
+            (ENV_ACCESS_KEY_ID, "LTAIenv"),
+            (ENV_ACCESS_KEY_SECRET, "envsecret"),
+        ]);
+        let c = Credentials::resolve(&vars, Some(dir.path()))
+            .await
+            .expect("dir");
+        assert_eq!(c.access_key_id(), "LTAIfile");
+        let c = Credentials::resolve(&vars, None).await.expect("env");
+        assert_eq!(c.access_key_id(), "LTAIenv");
+        let empty = tempfile::tempdir().expect("tempdir");
+        assert!(
+            Credentials::resolve(&vars, Some(empty.path()))
+                .await
+                .is_err()
+        );
     }
 }
