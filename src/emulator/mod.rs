@@ -5,6 +5,38 @@
 //! its data-plane work through an agent over the agent protocol (`crate::agent`), in-process
 //! (the `simulated` runtime on a loopback port) or remote (`--agent http://ADDR`).
 //!
+//! # Choices where the reference is silent
+//!
+//! - Unknown resource id (Delete/Update/Restart/Log/Exec/Metric, Update/DeleteImageCache): 404
+//!   `InvalidParameter.NotFound`. DescribeContainerGroups/DescribeImageCaches with unknown ids
+//!   answer an empty list.
+//! - `ImageSnapshotId` unknown: 400 `InvalidImageSnapshotId.NotFound`; not `Ready`/expired:
+//!   400 `IncorrectStatus`. Wrong state for Restart/Update/UpdateImageCache/logs/exec: 400
+//!   `IncorrectStatus`. Too many images / size / retention: 400 `InvalidParameter.Image`,
+//!   `InvalidParameter.ImageCacheSize`, `InvalidParameter.RetentionDays`; cache quota: 400
+//!   `QuotaExceed.ImageCache`. Other bad values: `InvalidParameter.<Name>`; absent ones:
+//!   `Missing<Name>` (top level) or `MissingParameter` (nested).
+//! - `SignatureDoesNotMatch` is 400 (the gateway's list), `InvalidAccessKeyId.NotFound` 404, a
+//!   request with no signature at all `IncompleteSignature`. A refused request does not spend
+//!   its nonce. Throttling is 400 `Throttling.Api` with `x-ratelimit-user-api: …TimeLeft:<ms>`.
+//! - Quotas per action: writes burst 100 at 20/s, `Describe*`/`List*` 2000/min (issue 3).
+//! - Lists are ordered oldest first; `NextToken` is opaque (keyset, so deletions between pages
+//!   skip nothing); DescribeImageCaches `Limit` defaults to 20 and is capped at 100;
+//!   `MatchImage` answers only usable caches that hold at least one image, best first.
+//! - Auto-match counts whole images after normalising references (`nginx` =
+//!   `docker.io/library/nginx:latest`); ties go to more matched bytes, then the newest cache.
+//! - Delete is allowed in every state; a live group with a preStop hook is `Terminating` until
+//!   the agent ran it; deleting a `Terminating` group again is a no-op success.
+//! - `ScheduleFailed` when no instance spec reaches the requested vCPU/GiB; image pulls that
+//!   fail leave the group `Pending` with `ErrImagePull`/`ImagePullBackOff`, retried.
+//! - A cache build pulls (progress 0–90%) then snapshots (100%); total image size above
+//!   `ImageCacheSize` fails it (`ImageCacheSizeExceeded`). `ExpireDateTime` = creation +
+//!   `RetentionDays` (kept on update), or failure + 24 h. The build instance
+//!   (`ContainerGroupId`) is not listed as a group.
+//! - `ClientToken` answers repeat the first answer for 24 h; different parameters get
+//!   `IdempotentParameterMismatch`. Responses are always JSON (`Format=XML` is ignored).
+//! - Exec URLs (`ws://HOST/exec/?s=…`) are single use and valid 30 s; an empty frame ends stdin.
+//!
 //! Start one in-process:
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -273,6 +305,24 @@ pub struct Handle {
     local_agent: Option<LoopbackAgent>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Handle {
+    /// A handle dropped without [`Handle::shutdown`] still stops the server and every lifecycle
+    /// task (state is not saved then).
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let tasks = std::mem::take(
+            &mut *self
+                .core
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        drop(tasks);
+    }
 }
 
 impl Handle {

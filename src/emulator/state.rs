@@ -21,6 +21,9 @@ pub const SCHEDULE_FAILED_TTL: SignedDuration = SignedDuration::from_hours(24);
 pub const TERMINAL_TTL: SignedDuration = SignedDuration::from_hours(1);
 /// Terminal groups kept per region after [`TERMINAL_TTL`].
 pub const TERMINAL_KEPT: usize = 100;
+/// How long a `ClientToken` is remembered (the reference gives no window; a day covers every
+/// retry schedule while bounding the table).
+pub const TOKEN_TTL: SignedDuration = SignedDuration::from_hours(24);
 
 /// Container-group status (reference §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,6 +396,10 @@ impl Store {
     /// after 24 h, and terminal groups older than 1 h beyond the newest 100 per region.
     pub fn purge(&mut self, now: Timestamp) -> Purged {
         let mut purged = Purged::default();
+        self.tokens.retain(|_, t| {
+            t.at.saturating_add(TOKEN_TTL)
+                .is_ok_and(|until| until > now)
+        });
         self.caches.retain(|id, cache| {
             let expired = cache.expire_date_time.is_some_and(|t| t <= now);
             if expired {
