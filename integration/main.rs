@@ -3,15 +3,21 @@
 
 mod cli;
 mod crd;
+mod eci_sdk;
 mod registry;
 mod support;
 
 use support::harness::{self, Test};
 
 fn main() -> std::process::ExitCode {
-    let tests: Vec<Test> = [cli::tests(), crd::tests(), registry::tests()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let tests: Vec<Test> = [
+        cli::tests(),
+        crd::tests(),
+        eci_sdk::tests(),
+        registry::tests(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     harness::main(tests)
 }

@@ -1,0 +1,68 @@
+//! `eci-vk emulator` as a separate process, the way a stranger's client would meet it:
+//! started on a free loopback port, reached over HTTP, stopped when the guard drops.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use anyhow::{Context, Result, bail};
+
+/// The AccessKey pair the test emulators accept (a fixture, not a secret).
+pub const ACCESS_KEY_ID: &str = "LTAI-integration-test";
+pub const ACCESS_KEY_SECRET: &str = "integration-test-secret";
+
+/// A running `eci-vk emulator`.
+pub struct EmulatorProcess {
+    child: Child,
+    /// The endpoint it printed, e.g. `http://127.0.0.1:PORT/`.
+    pub endpoint: String,
+}
+
+impl EmulatorProcess {
+    /// Starts `eci-vk emulator --listen 127.0.0.1:0` with `extra` flags and waits for its address.
+    pub fn start(eci_vk: &std::path::Path, extra: &[&str]) -> Result<Self> {
+        let mut child = Command::new(eci_vk)
+            .args(["emulator", "--listen", "127.0.0.1:0"])
+            .args([
+                "--access-key-id",
+                ACCESS_KEY_ID,
+                "--access-key-secret",
+                ACCESS_KEY_SECRET,
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .context("cannot start eci-vk emulator")?;
+        let stdout = child.stdout.take().context("emulator stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let Some(endpoint) = line.trim().strip_prefix("eci-vk emulator listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("eci-vk emulator did not say where it listens: {line:?}");
+        };
+        Ok(Self {
+            endpoint: endpoint.to_owned(),
+            child,
+        })
+    }
+
+    /// `host:port` of the endpoint, as SDKs that add the scheme themselves want it.
+    pub fn host_port(&self) -> &str {
+        let rest = self
+            .endpoint
+            .split_once("://")
+            .map_or(self.endpoint.as_str(), |(_, r)| r);
+        rest.trim_end_matches('/')
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
