@@ -179,6 +179,9 @@ pub struct ClientConfig {
     pub nonce: NonceSource,
     /// Per-attempt hook for metrics; none by default.
     pub observer: Option<Observer>,
+    /// CA certificates (DER) trusted besides the system's, for an `https` endpoint behind a
+    /// private CA (a proxy, or the emulator served over TLS).
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl ClientConfig {
@@ -198,6 +201,7 @@ impl ClientConfig {
             clock: Arc::new(Timestamp::now),
             nonce: Arc::new(|| uuid::Uuid::new_v4().simple().to_string()),
             observer: None,
+            extra_root_certificates: Vec::new(),
         }
     }
 }
@@ -253,7 +257,10 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
         let base = config.endpoint.base_url(&config.region)?;
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config(base.scheme() == "https")?)
+            .tls_backend_preconfigured(tls_config(
+                base.scheme() == "https",
+                &config.extra_root_certificates,
+            )?)
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent.clone())
@@ -481,21 +488,26 @@ impl Client {
 }
 
 /// The TLS settings of the client: rustls with the ring provider chosen explicitly (no process
-/// default is read or installed), system roots for `https` endpoints.
+/// default is read or installed), system roots plus `extra_roots` for `https` endpoints.
 ///
 /// A plain `http` endpoint (the emulator on loopback) gets an empty root store instead, so the
 /// client starts on machines without a CA bundle; reqwest needs a TLS config either way.
-fn tls_config(https: bool) -> Result<rustls::ClientConfig, Error> {
-    use rustls_platform_verifier::BuilderVerifierExt as _;
-
+fn tls_config(https: bool, extra_roots: &[Vec<u8>]) -> Result<rustls::ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?;
     let mut config = if https {
+        let extra = extra_roots
+            .iter()
+            .map(|der| rustls::pki_types::CertificateDer::from(der.clone()));
+        let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
+            .map_err(Error::Tls)?;
+        // "dangerous" is rustls' name for any custom verifier; this one is the platform's
+        // WebPKI verification, as `with_platform_verifier` installs it.
         builder
-            .with_platform_verifier()
-            .map_err(Error::Tls)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth()
     } else {
         builder

@@ -66,53 +66,81 @@ type Handler = Arc<dyn Fn(&Seen, usize) -> Option<Reply> + Send + Sync>;
 async fn serve(
     handler: impl Fn(&Seen, usize) -> Option<Reply> + Send + Sync + 'static,
 ) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    serve_with(None, Arc::new(handler)).await
+}
+
+/// [`serve`], over TLS when an acceptor is given (the URL is then `https://localhost:PORT/`).
+async fn serve_with(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handler: Handler,
+) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let handler: Handler = Arc::new(handler);
+    let url = match tls {
+        Some(_) => format!("https://localhost:{}/", addr.port()),
+        None => format!("http://{addr}/"),
+    };
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
+            let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
             let log = log.clone();
             let handler = handler.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(sock).await {
+                            answer(stream, &log, &handler).await;
+                        }
                     }
+                    None => answer(sock, &log, &handler).await,
                 }
-                let request = parse(&buf);
-                let index = {
-                    let mut log = log.lock().expect("lock");
-                    log.push(request.clone());
-                    log.len() - 1
-                };
-                let Some(reply) = handler(&request, index) else {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    return;
-                };
-                let mut out = format!(
-                    "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-                    reply.status,
-                    reply.body.len()
-                );
-                for (k, v) in reply.headers {
-                    out.push_str(&format!("{k}: {v}\r\n"));
-                }
-                out.push_str("\r\n");
-                out.push_str(&reply.body);
-                let _ = sock.write_all(out.as_bytes()).await;
-                let _ = sock.shutdown().await;
             });
         }
     });
-    (format!("http://{addr}/"), seen)
+    (url, seen)
+}
+
+/// Reads one request head from `sock`, records it and writes the handler's reply.
+async fn answer(
+    mut sock: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    log: &Mutex<Vec<Seen>>,
+    handler: &Handler,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let request = parse(&buf);
+    let index = {
+        let mut log = log.lock().expect("lock");
+        log.push(request.clone());
+        log.len() - 1
+    };
+    let Some(reply) = handler(&request, index) else {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return;
+    };
+    let mut out = format!(
+        "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    for (k, v) in reply.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(&reply.body);
+    let _ = sock.write_all(out.as_bytes()).await;
+    let _ = sock.shutdown().await;
 }
 
 fn percent_decode(s: &str) -> String {
@@ -896,4 +924,68 @@ async fn an_action_name_unfit_for_a_header_is_an_error_not_a_panic() {
         .await
         .expect_err("refused before sending");
     assert!(matches!(err, Error::Encode { .. }), "{err:?}");
+}
+
+/// A self-signed certificate for `localhost` and a TLS acceptor serving it (HTTP/1.1 only).
+fn tls_fixture() -> (Vec<u8>, tokio_rustls::TlsAcceptor) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert_der = certified.cert.der().to_vec();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![CertificateDer::from(cert_der.clone())], key)
+    .expect("server config");
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    (cert_der, tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
+#[tokio::test]
+async fn https_endpoint_is_verified_and_signed() {
+    within(async {
+        let (cert, acceptor) = tls_fixture();
+        let (url, seen) = serve_with(
+            Some(acceptor),
+            Arc::new(|_: &Seen, _| Some(ok(r#"{"RequestId":"R"}"#))),
+        )
+        .await;
+
+        // Trusting the test CA: the call goes through and its signature verifies, with the
+        // `localhost:PORT` host the certificate was checked against.
+        let mut cfg = config(&url, SignatureVersion::V3);
+        cfg.extra_root_certificates = vec![cert];
+        Client::new(cfg)
+            .expect("client")
+            .list_usage()
+            .await
+            .expect("TLS call");
+        {
+            let seen = seen.lock().expect("lock");
+            assert_eq!(seen.len(), 1);
+            assert!(seen[0].verified);
+            assert!(seen[0].headers["host"].starts_with("localhost:"));
+        }
+
+        // Not trusting it: the handshake fails, nothing reaches the server's HTTP layer.
+        let mut cfg = config(&url, SignatureVersion::V3);
+        cfg.retry.max_attempts = 1;
+        match Client::new(cfg) {
+            Ok(c) => {
+                let err = c.list_usage().await.expect_err("unknown CA");
+                assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+            }
+            // A machine without a system CA bundle cannot even build the client.
+            Err(e) => assert!(matches!(e, Error::Tls(_)), "{e:?}"),
+        }
+        assert_eq!(seen.lock().expect("lock").len(), 1);
+    })
+    .await;
 }

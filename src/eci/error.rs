@@ -122,7 +122,7 @@ pub enum Error {
     },
 
     /// The TLS configuration could not be built: for an `https` endpoint, no CA certificates
-    /// were found on the system.
+    /// were found on the system and none were given, or a given one does not parse.
     #[error("could not set up TLS for ECI")]
     Tls(#[source] rustls::Error),
 
