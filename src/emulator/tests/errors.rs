@@ -204,6 +204,54 @@ async fn bad_requests_get_documented_codes_and_change_nothing() {
             "DryRunOperation",
         )
         .await;
+        let too_many_ids = (0..21)
+            .map(|i| format!("\"eci-{i:020}\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        refused(
+            &handle,
+            &c,
+            Req::new(
+                "DescribeContainerGroups",
+                &[("ContainerGroupIds", &format!("[{too_many_ids}]"))],
+            ),
+            400,
+            "InvalidParameter.ContainerGroupIds",
+        )
+        .await;
+        refused(
+            &handle,
+            &c,
+            Req::new("DescribeContainerGroups", &[("Limit", "0")]),
+            400,
+            "InvalidParameter.Limit",
+        )
+        .await;
+        refused(
+            &handle,
+            &c,
+            Req::new("DescribeContainerGroups", &[("Status", "Sleeping")]),
+            400,
+            "InvalidParameter.Status",
+        )
+        .await;
+        refused(
+            &handle,
+            &c,
+            Req::new("RestartContainerGroup", &[("ContainerGroupId", &group)])
+                .param("ClientToken", &"x".repeat(65)),
+            400,
+            "InvalidParameter.ClientToken",
+        )
+        .await;
+        refused(
+            &handle,
+            &c,
+            create().param("Container.1.Port.1.Port", "70000"),
+            400,
+            "InvalidParameter.Container",
+        )
+        .await;
         handle.shutdown().await;
     })
     .await;
