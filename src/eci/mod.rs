@@ -26,6 +26,7 @@ mod budget;
 mod client;
 pub mod container_group;
 pub mod container_ops;
+pub mod container_spec;
 mod credentials;
 mod error;
 pub mod image_cache;
@@ -41,15 +42,15 @@ pub use client::{
     NonceSource, Observer, SignatureVersion,
 };
 pub use container_group::{
-    Container, ContainerGroup, ContainerGroupStatus, CreateContainerGroup,
-    CreateContainerGroupResponse, DescribeContainerGroups, DescribeContainerGroupsResponse,
-    ImageRegistryCredential, UpdateContainerGroup,
+    ContainerGroup, ContainerGroupStatus, CreateContainerGroup, CreateContainerGroupResponse,
+    DescribeContainerGroups, DescribeContainerGroupsResponse, UpdateContainerGroup,
 };
 pub use container_ops::{
     DeleteContainerGroup, DescribeContainerGroupMetric, DescribeContainerGroupMetricResponse,
     DescribeContainerLog, DescribeContainerLogResponse, ExecContainerCommand,
     ExecContainerCommandResponse, RestartContainerGroup,
 };
+pub use container_spec::{Container, ImageRegistryCredential, Volume};
 pub use credentials::{
     Credentials, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN, Env,
     FILE_ACCESS_KEY_ID, FILE_ACCESS_KEY_SECRET, FILE_SECURITY_TOKEN, ProcessEnv, SecretValue,
