@@ -41,6 +41,12 @@ pub fn percent_encode(s: &str) -> String {
 
 /// `k1=v1&k2=v2…` with both sides percent-encoded, in the map's (byte-wise sorted) order,
 /// leaving out `skip` if given.
+///
+/// The reference notes a discrepancy for V3: the Go util encodes only values, the V3 document
+/// says names and values. Names are encoded here, as the document says; for every ECI parameter
+/// name (ASCII letters, digits and `.`) the two agree, and the Python SDK's requests verify
+/// against this form (reference §1.5a). Sorting is over the raw names (BTreeMap order), as the
+/// SDK sorts; for these names it is the same as sorting encoded names.
 fn canonical_query(params: &BTreeMap<String, String>, skip: Option<&str>) -> String {
     let mut out = String::new();
     for (k, v) in params {
