@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio_stream::StreamExt as _;
 
 use super::{
@@ -610,10 +610,44 @@ async fn run_group(core: Arc<Core>, id: String, generation: u64, mode: GroupMode
 /// Follows the agent's view of a group until it is terminal, deleted or superseded.
 async fn watch(core: &Arc<Core>, id: &str, generation: u64) {
     loop {
-        let terminal = with_group(core, id, generation, |g, _| g.status.is_terminal()).await;
+        let terminal = with_group(core, id, generation, |g, now| {
+            let deadline = g.spec.active_deadline_seconds.and_then(|s| {
+                g.creation_time
+                    .saturating_add(SignedDuration::from_secs(s))
+                    .ok()
+            });
+            (g.status.is_terminal(), deadline.is_some_and(|d| d <= now))
+        })
+        .await;
         match terminal {
-            None | Some(true) => return,
-            Some(false) => {}
+            None | Some((true, _)) => return,
+            Some((false, true)) => {
+                // ActiveDeadlineSeconds passed: the instance is stopped and fails (reference §2.1.1).
+                forget_group(core, id).await;
+                with_group(core, id, generation, |g, now| {
+                    g.set_status(GroupStatus::Failed, now);
+                    for c in &mut g.containers {
+                        c.ready = false;
+                        c.current = ContainerState {
+                            state: "Terminated".into(),
+                            reason: "DeadlineExceeded".into(),
+                            exit_code: 137,
+                            signal: 9,
+                            finish_time: Some(now),
+                            ..ContainerState::default()
+                        };
+                    }
+                    g.event(
+                        "Warning",
+                        "DeadlineExceeded",
+                        "The instance was active longer than ActiveDeadlineSeconds.",
+                        now,
+                    );
+                })
+                .await;
+                return;
+            }
+            Some((false, false)) => {}
         }
         tokio::time::sleep(core.settings.poll_interval).await;
         let request = InspectGroupRequest {

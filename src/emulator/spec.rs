@@ -212,6 +212,9 @@ pub struct GroupSpec {
     pub host_aliases: Vec<(String, Vec<String>)>,
     /// Grace period for deletion, seconds.
     pub termination_grace_period_seconds: Option<i64>,
+    /// `ActiveDeadlineSeconds`: the instance is stopped this long after creation.
+    #[serde(default)]
+    pub active_deadline_seconds: Option<i64>,
     /// `PlainHttpRegistry`, comma-separated.
     pub plain_http_registry: String,
     /// `InsecureRegistry`, comma-separated.
@@ -586,6 +589,7 @@ pub fn parse_group(p: &Params) -> Result<GroupSpec, ApiError> {
             .map(|h| Ok((h.required("Ip")?.to_owned(), h.strings("Hostname")?)))
             .collect::<Result<Vec<_>, ApiError>>()?,
         termination_grace_period_seconds: p.int("TerminationGracePeriodSeconds")?,
+        active_deadline_seconds: p.int("ActiveDeadlineSeconds")?,
         plain_http_registry: p.get("PlainHttpRegistry").unwrap_or_default().to_owned(),
         insecure_registry: p.get("InsecureRegistry").unwrap_or_default().to_owned(),
         ephemeral_storage: p.int("EphemeralStorage")?.unwrap_or(0),

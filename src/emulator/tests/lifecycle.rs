@@ -638,3 +638,36 @@ async fn a_miss_builds_an_automatic_cache_when_enabled() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_active_deadline_stops_the_instance() {
+    within(async {
+        let manual = ManualClock::new(Timestamp::now());
+        let clock: Arc<dyn Clock> = Arc::new(manual.clone());
+        let handle = start(
+            clock.clone(),
+            SimulatedConfig::default(),
+            Quotas::default(),
+            None,
+        )
+        .await;
+        let c = Client::new(&handle, clock);
+        let id = create_group(&c, "deadline", &[("ActiveDeadlineSeconds", "60")]).await;
+        c.wait_group(&id, "Running").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            c.group(&id).await["Status"],
+            "Running",
+            "not before the deadline"
+        );
+        manual.advance(SignedDuration::from_secs(61));
+        let failed = c.wait_group(&id, "Failed").await;
+        assert_eq!(
+            failed["Containers"][0]["CurrentState"]["Reason"],
+            "DeadlineExceeded"
+        );
+        assert!(events(&failed).iter().any(|(r, _)| r == "DeadlineExceeded"));
+        handle.shutdown().await;
+    })
+    .await;
+}
