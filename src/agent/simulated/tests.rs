@@ -1,4 +1,7 @@
-use super::*;
+use super::{
+    timeline::{CyclePhase, Timeline},
+    *,
+};
 use crate::agent::pb::{EnvVar, agent_client::AgentClient};
 
 fn spec(name: &str, env: &[(&str, &str)]) -> ContainerSpec {
