@@ -1,196 +1,22 @@
-//! Lifecycle tasks: what happens after a write was answered, by asking the agent.
-//!
-//! A container group goes `Scheduling → Pending` (images pulled, from the snapshot when it has
-//! one) `→ Running` (the agent started the containers) and then follows the agent's view of its
-//! containers to `Succeeded`/`Failed` (per restart policy and exit codes); `Restarting` and
-//! `Updating` return to `Pending`/`Running`; `Terminating` ends in removal. An image cache goes
-//! `Preparing → Creating` (progress rising with the pull) `→ Ready`, or `Failed` (kept 24 h);
-//! an update goes `Updating → Ready | UpdateFailed`.
-//!
-//! Every resource carries a generation, bumped by each write that starts new work; a task whose
-//! generation is no longer current stops at its next step, so an older task never undoes a newer
-//! request. A task that finds its group deleted removes what it made on the agent.
+//! The lifecycle of a container group: schedule, pull, start, follow, restart, update, delete.
 
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_stream::StreamExt as _;
 
-use super::{
-    Core,
-    spec::{self, ContainerSpec, GroupSpec},
-    state::{
-        Cache, CacheStatus, ContainerRuntime, ContainerState, FAILED_CACHE_TTL, Group, GroupStatus,
-        Purged,
+use super::{GroupMode, registries};
+use crate::{
+    agent::pb::{
+        self, CreateGroupRequest, DeleteGroupRequest, GroupPhase, InspectGroupRequest,
+        PrepareImagesRequest, RegistryCredential, RestartGroupRequest,
+    },
+    emulator::{
+        Core,
+        spec::{self, ContainerSpec, GroupSpec},
+        state::{ContainerRuntime, ContainerState, Group, GroupStatus},
     },
 };
-use crate::agent::pb::{
-    self, BuildSnapshotRequest, CreateGroupRequest, DeleteGroupRequest, DeleteSnapshotRequest,
-    GroupPhase, InspectGroupRequest, PrepareImagesRequest, RegistryCredential, RestartGroupRequest,
-};
-
-/// How a group task starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupMode {
-    /// A new group: schedule, pull, start.
-    Create,
-    /// The spec changed: replace the containers.
-    Update,
-    /// RestartContainerGroup.
-    Restart,
-    /// After an emulator restart: adopt what the agent has, or start again.
-    Resume,
-}
-
-/// Work left by a write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Work {
-    /// Drive a group.
-    Group {
-        /// Group id.
-        id: String,
-        /// Generation the task belongs to.
-        generation: u64,
-        /// How to start.
-        mode: GroupMode,
-    },
-    /// Remove a group from the agent (and from the store afterwards when `remove_after`).
-    DeleteGroup {
-        /// Group id.
-        id: String,
-        /// Grace period for preStop hooks.
-        grace_seconds: i64,
-        /// Skip preStop hooks.
-        force: bool,
-        /// The group is `Terminating` and is removed once the agent is done.
-        remove_after: bool,
-    },
-    /// Build (or rebuild) an image cache.
-    BuildCache {
-        /// Cache id.
-        id: String,
-        /// Generation the task belongs to.
-        generation: u64,
-        /// UpdateImageCache rather than CreateImageCache.
-        update: bool,
-    },
-    /// Forget a snapshot on the agent.
-    DeleteSnapshot {
-        /// Snapshot id.
-        snapshot_id: String,
-    },
-}
-
-/// Starts `work` as a lifecycle task.
-pub fn start(core: &Arc<Core>, work: Work) {
-    let task_core = core.clone();
-    match work {
-        Work::Group {
-            id,
-            generation,
-            mode,
-        } => {
-            let span = tracing::info_span!("group", %id, ?mode);
-            core.spawn(span, async move {
-                run_group(task_core, id, generation, mode).await
-            });
-        }
-        Work::DeleteGroup {
-            id,
-            grace_seconds,
-            force,
-            remove_after,
-        } => {
-            let span = tracing::info_span!("group_delete", %id);
-            core.spawn(span, async move {
-                delete_group(task_core, id, grace_seconds, force, remove_after).await;
-            });
-        }
-        Work::BuildCache {
-            id,
-            generation,
-            update,
-        } => {
-            let span = tracing::info_span!("image_cache", %id, update);
-            core.spawn(span, async move {
-                build_cache(task_core, id, generation, update).await
-            });
-        }
-        Work::DeleteSnapshot { snapshot_id } => {
-            let span = tracing::info_span!("snapshot_delete", %snapshot_id);
-            core.spawn(span, async move {
-                let request = DeleteSnapshotRequest {
-                    snapshot_id: snapshot_id.clone(),
-                };
-                if let Err(status) = task_core.agent.clone().delete_snapshot(request).await {
-                    tracing::warn!(code = ?status.code(), message = status.message(), "agent cannot delete the snapshot");
-                }
-            });
-        }
-    }
-}
-
-/// Releases on the agent what a purge removed from the store.
-pub fn release(core: &Arc<Core>, purged: Purged) {
-    for snapshot_id in purged.snapshots {
-        start(core, Work::DeleteSnapshot { snapshot_id });
-    }
-    for id in purged.groups {
-        start(
-            core,
-            Work::DeleteGroup {
-                id,
-                grace_seconds: 0,
-                force: true,
-                remove_after: false,
-            },
-        );
-    }
-}
-
-/// Restarts the work of every unfinished resource (after loading saved state).
-pub async fn resume_all(core: &Arc<Core>) {
-    let mut work = Vec::new();
-    {
-        let store = core.store.lock().await;
-        for g in store.groups.values() {
-            match g.status {
-                GroupStatus::Terminating => work.push(Work::DeleteGroup {
-                    id: g.id.clone(),
-                    grace_seconds: g.spec.termination_grace_period_seconds.unwrap_or(30),
-                    force: false,
-                    remove_after: true,
-                }),
-                s if s.is_terminal() => {}
-                _ => work.push(Work::Group {
-                    id: g.id.clone(),
-                    generation: g.generation,
-                    mode: GroupMode::Resume,
-                }),
-            }
-        }
-        for c in store.caches.values() {
-            match c.status {
-                CacheStatus::Preparing | CacheStatus::Creating => work.push(Work::BuildCache {
-                    id: c.id.clone(),
-                    generation: c.generation,
-                    update: false,
-                }),
-                CacheStatus::Updating => work.push(Work::BuildCache {
-                    id: c.id.clone(),
-                    generation: c.generation,
-                    update: true,
-                }),
-                _ => {}
-            }
-        }
-    }
-    for w in work {
-        start(core, w);
-    }
-}
-
-// === container groups ===
 
 /// Applies `f` to the group if it still exists at `generation`; `None` otherwise.
 async fn with_group<R>(
@@ -254,14 +80,6 @@ fn to_agent_container(c: &ContainerSpec) -> pb::ContainerSpec {
             c.pre_stop_exec.clone()
         },
     }
-}
-
-fn registries(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 fn to_timestamp(ms: i64) -> Option<Timestamp> {
@@ -553,7 +371,7 @@ async fn forget_group(core: &Core, id: &str) {
     }
 }
 
-async fn run_group(core: Arc<Core>, id: String, generation: u64, mode: GroupMode) {
+pub(super) async fn run_group(core: Arc<Core>, id: String, generation: u64, mode: GroupMode) {
     let ready = match mode {
         GroupMode::Create => provision(&core, &id, generation, mode).await,
         GroupMode::Update => {
@@ -678,7 +496,7 @@ async fn watch(core: &Arc<Core>, id: &str, generation: u64) {
     }
 }
 
-async fn delete_group(
+pub(super) async fn delete_group(
     core: Arc<Core>,
     id: String,
     grace_seconds: i64,
@@ -704,185 +522,5 @@ async fn delete_group(
         }
         drop(store);
         core.changed();
-    }
-}
-
-// === image caches ===
-
-async fn with_cache<R>(
-    core: &Core,
-    id: &str,
-    generation: u64,
-    f: impl FnOnce(&mut Cache, Timestamp) -> R,
-) -> Option<R> {
-    let now = core.now();
-    let (result, changed) = {
-        let mut store = core.store.lock().await;
-        let cache = store
-            .caches
-            .get_mut(id)
-            .filter(|x| x.generation == generation)?;
-        let before = cache.clone();
-        let result = f(cache, now);
-        (result, *cache != before)
-    };
-    if changed {
-        core.changed();
-    }
-    Some(result)
-}
-
-const GIB: u64 = 1024 * 1024 * 1024;
-
-async fn fail_cache(
-    core: &Core,
-    id: &str,
-    generation: u64,
-    update: bool,
-    reason: &str,
-    message: String,
-) {
-    with_cache(core, id, generation, |c, now| {
-        if update {
-            c.status = CacheStatus::UpdateFailed;
-        } else {
-            c.status = CacheStatus::Failed;
-            // A failed cache is kept one day (reference §3.7).
-            c.expire_date_time = now.saturating_add(FAILED_CACHE_TTL).ok();
-        }
-        c.event("Warning", reason, message, now);
-    })
-    .await;
-}
-
-async fn build_cache(core: Arc<Core>, id: String, generation: u64, update: bool) {
-    let Some(spec) = with_cache(&core, &id, generation, |c, now| {
-        if !update {
-            c.event(
-                "Normal",
-                "Started",
-                "Successfully check image cache resource.",
-                now,
-            );
-            c.status = CacheStatus::Creating;
-            c.progress = 0;
-        }
-        c.spec.clone()
-    })
-    .await
-    else {
-        return;
-    };
-    let request = PrepareImagesRequest {
-        scope: id.clone(),
-        images: spec.images.clone(),
-        credentials: spec
-            .credentials
-            .iter()
-            .map(|c| RegistryCredential {
-                server: c.server.clone(),
-                username: c.user_name.clone(),
-                password: c.password.clone(),
-            })
-            .collect(),
-        base_snapshot_id: String::new(),
-        plain_http_registries: registries(&spec.plain_http_registry),
-        insecure_registries: registries(&spec.insecure_registry),
-    };
-    let pulled = async {
-        let mut stream = core
-            .agent
-            .clone()
-            .prepare_images(request)
-            .await?
-            .into_inner();
-        let mut last = None;
-        while let Some(message) = stream.next().await {
-            let message = message?;
-            let total: u64 = message.images.iter().map(|i| i.bytes_total).sum();
-            let done: u64 = message.images.iter().map(|i| i.bytes_done).sum();
-            // Pulling is the first 90%; the snapshot the rest.
-            let progress = u8::try_from(done.saturating_mul(90) / total.max(1))
-                .unwrap_or(90)
-                .min(90);
-            let alive = with_cache(&core, &id, generation, |c, _| {
-                c.progress = c.progress.max(progress)
-            })
-            .await;
-            if alive.is_none() {
-                return Ok(None);
-            }
-            if message.done {
-                last = Some(message);
-            }
-        }
-        Ok::<_, tonic::Status>(last)
-    }
-    .await;
-    let done = match pulled {
-        Ok(Some(done)) => done,
-        Ok(None) => return,
-        Err(status) => {
-            let message = format!("Failed to pull image: {}", status.message());
-            fail_cache(&core, &id, generation, update, "Failed", message).await;
-            return;
-        }
-    };
-    let total: u64 = done.images.iter().map(|i| i.bytes_total).sum();
-    let limit = u64::try_from(spec.size_gib)
-        .unwrap_or(0)
-        .saturating_mul(GIB);
-    if total > limit {
-        let message = format!(
-            "The images need {total} bytes, more than the ImageCacheSize of {} GiB.",
-            spec.size_gib
-        );
-        fail_cache(
-            &core,
-            &id,
-            generation,
-            update,
-            "ImageCacheSizeExceeded",
-            message,
-        )
-        .await;
-        return;
-    }
-    let snapshot_id = core.ids.resource_id("s");
-    let request = BuildSnapshotRequest {
-        scope: id.clone(),
-        snapshot_id: snapshot_id.clone(),
-    };
-    let snapshot = match core.agent.clone().build_snapshot(request).await {
-        Ok(s) => s.into_inner(),
-        Err(status) => {
-            let message = format!("Failed to create the snapshot: {}", status.message());
-            fail_cache(&core, &id, generation, update, "Failed", message).await;
-            return;
-        }
-    };
-    let replaced = with_cache(&core, &id, generation, |c, now| {
-        let old = c.snapshot_id.replace(snapshot_id.clone());
-        c.image_sizes = snapshot
-            .images
-            .iter()
-            .map(|i| (i.image.clone(), i.bytes_total))
-            .collect();
-        c.status = CacheStatus::Ready;
-        c.progress = 100;
-        let (reason, message) = if update {
-            ("Updated", "Successfully updated image cache.")
-        } else {
-            ("Created", "Successfully created image cache.")
-        };
-        c.event("Normal", reason, message, now);
-        old
-    })
-    .await;
-    match replaced {
-        // Deleted or superseded meanwhile: the new snapshot is nobody's.
-        None => start(&core, Work::DeleteSnapshot { snapshot_id }),
-        Some(Some(old)) => start(&core, Work::DeleteSnapshot { snapshot_id: old }),
-        Some(None) => {}
     }
 }

@@ -1,0 +1,194 @@
+//! The lifecycle of an image cache: pull with rising progress, snapshot, Ready; or Failed /
+//! UpdateFailed.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio_stream::StreamExt as _;
+
+use super::{Work, registries, start};
+use crate::{
+    agent::pb::{BuildSnapshotRequest, PrepareImagesRequest, RegistryCredential},
+    emulator::{
+        Core,
+        state::{Cache, CacheStatus, FAILED_CACHE_TTL},
+    },
+};
+
+async fn with_cache<R>(
+    core: &Core,
+    id: &str,
+    generation: u64,
+    f: impl FnOnce(&mut Cache, Timestamp) -> R,
+) -> Option<R> {
+    let now = core.now();
+    let (result, changed) = {
+        let mut store = core.store.lock().await;
+        let cache = store
+            .caches
+            .get_mut(id)
+            .filter(|x| x.generation == generation)?;
+        let before = cache.clone();
+        let result = f(cache, now);
+        (result, *cache != before)
+    };
+    if changed {
+        core.changed();
+    }
+    Some(result)
+}
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+async fn fail_cache(
+    core: &Core,
+    id: &str,
+    generation: u64,
+    update: bool,
+    reason: &str,
+    message: String,
+) {
+    with_cache(core, id, generation, |c, now| {
+        if update {
+            c.status = CacheStatus::UpdateFailed;
+        } else {
+            c.status = CacheStatus::Failed;
+            // A failed cache is kept one day (reference §3.7).
+            c.expire_date_time = now.saturating_add(FAILED_CACHE_TTL).ok();
+        }
+        c.event("Warning", reason, message, now);
+    })
+    .await;
+}
+
+pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, update: bool) {
+    let Some(spec) = with_cache(&core, &id, generation, |c, now| {
+        if !update {
+            c.event(
+                "Normal",
+                "Started",
+                "Successfully check image cache resource.",
+                now,
+            );
+            c.status = CacheStatus::Creating;
+            c.progress = 0;
+        }
+        c.spec.clone()
+    })
+    .await
+    else {
+        return;
+    };
+    let request = PrepareImagesRequest {
+        scope: id.clone(),
+        images: spec.images.clone(),
+        credentials: spec
+            .credentials
+            .iter()
+            .map(|c| RegistryCredential {
+                server: c.server.clone(),
+                username: c.user_name.clone(),
+                password: c.password.clone(),
+            })
+            .collect(),
+        base_snapshot_id: String::new(),
+        plain_http_registries: registries(&spec.plain_http_registry),
+        insecure_registries: registries(&spec.insecure_registry),
+    };
+    let pulled = async {
+        let mut stream = core
+            .agent
+            .clone()
+            .prepare_images(request)
+            .await?
+            .into_inner();
+        let mut last = None;
+        while let Some(message) = stream.next().await {
+            let message = message?;
+            let total: u64 = message.images.iter().map(|i| i.bytes_total).sum();
+            let done: u64 = message.images.iter().map(|i| i.bytes_done).sum();
+            // Pulling is the first 90%; the snapshot the rest.
+            let progress = u8::try_from(done.saturating_mul(90) / total.max(1))
+                .unwrap_or(90)
+                .min(90);
+            let alive = with_cache(&core, &id, generation, |c, _| {
+                c.progress = c.progress.max(progress)
+            })
+            .await;
+            if alive.is_none() {
+                return Ok(None);
+            }
+            if message.done {
+                last = Some(message);
+            }
+        }
+        Ok::<_, tonic::Status>(last)
+    }
+    .await;
+    let done = match pulled {
+        Ok(Some(done)) => done,
+        Ok(None) => return,
+        Err(status) => {
+            let message = format!("Failed to pull image: {}", status.message());
+            fail_cache(&core, &id, generation, update, "Failed", message).await;
+            return;
+        }
+    };
+    let total: u64 = done.images.iter().map(|i| i.bytes_total).sum();
+    let limit = u64::try_from(spec.size_gib)
+        .unwrap_or(0)
+        .saturating_mul(GIB);
+    if total > limit {
+        let message = format!(
+            "The images need {total} bytes, more than the ImageCacheSize of {} GiB.",
+            spec.size_gib
+        );
+        fail_cache(
+            &core,
+            &id,
+            generation,
+            update,
+            "ImageCacheSizeExceeded",
+            message,
+        )
+        .await;
+        return;
+    }
+    let snapshot_id = core.ids.resource_id("s");
+    let request = BuildSnapshotRequest {
+        scope: id.clone(),
+        snapshot_id: snapshot_id.clone(),
+    };
+    let snapshot = match core.agent.clone().build_snapshot(request).await {
+        Ok(s) => s.into_inner(),
+        Err(status) => {
+            let message = format!("Failed to create the snapshot: {}", status.message());
+            fail_cache(&core, &id, generation, update, "Failed", message).await;
+            return;
+        }
+    };
+    let replaced = with_cache(&core, &id, generation, |c, now| {
+        let old = c.snapshot_id.replace(snapshot_id.clone());
+        c.image_sizes = snapshot
+            .images
+            .iter()
+            .map(|i| (i.image.clone(), i.bytes_total))
+            .collect();
+        c.status = CacheStatus::Ready;
+        c.progress = 100;
+        let (reason, message) = if update {
+            ("Updated", "Successfully updated image cache.")
+        } else {
+            ("Created", "Successfully created image cache.")
+        };
+        c.event("Normal", reason, message, now);
+        old
+    })
+    .await;
+    match replaced {
+        // Deleted or superseded meanwhile: the new snapshot is nobody's.
+        None => start(&core, Work::DeleteSnapshot { snapshot_id }),
+        Some(Some(old)) => start(&core, Work::DeleteSnapshot { snapshot_id: old }),
+        Some(None) => {}
+    }
+}
