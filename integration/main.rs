@@ -3,6 +3,7 @@
 
 mod cli;
 mod crd;
+mod eci_api;
 mod eci_sdk;
 mod registry;
 mod support;
@@ -13,6 +14,7 @@ fn main() -> std::process::ExitCode {
     let tests: Vec<Test> = [
         cli::tests(),
         crd::tests(),
+        eci_api::tests(),
         eci_sdk::tests(),
         registry::tests(),
     ]
