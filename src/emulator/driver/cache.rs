@@ -192,3 +192,55 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
         Some(None) => {}
     }
 }
+
+/// Rebuilds a cache's snapshot on the agent under its recorded id when the agent lacks it.
+///
+/// `BuildSnapshot` is idempotent, so an agent that kept its snapshots answers at once; the
+/// simulated agent of a restarted emulator gets the images and snapshot back.
+pub(super) async fn restore_snapshot(core: Arc<Core>, id: String) {
+    let found = {
+        let store = core.store.lock().await;
+        store
+            .caches
+            .get(&id)
+            .and_then(|c| Some((c.spec.clone(), c.snapshot_id.clone()?)))
+    };
+    let Some((spec, snapshot_id)) = found else {
+        return;
+    };
+    let mut agent = core.agent.clone();
+    let build = BuildSnapshotRequest {
+        scope: id.clone(),
+        snapshot_id: snapshot_id.clone(),
+    };
+    if agent.build_snapshot(build.clone()).await.is_ok() {
+        return;
+    }
+    let request = PrepareImagesRequest {
+        scope: id.clone(),
+        images: spec.images.clone(),
+        credentials: spec
+            .credentials
+            .iter()
+            .map(|c| RegistryCredential {
+                server: c.server.clone(),
+                username: c.user_name.clone(),
+                password: c.password.clone(),
+            })
+            .collect(),
+        base_snapshot_id: String::new(),
+        plain_http_registries: registries(&spec.plain_http_registry),
+        insecure_registries: registries(&spec.insecure_registry),
+    };
+    let prepared = async {
+        let mut stream = agent.prepare_images(request).await?.into_inner();
+        while let Some(message) = stream.next().await {
+            message?;
+        }
+        agent.build_snapshot(build).await
+    }
+    .await;
+    if let Err(status) = prepared {
+        tracing::warn!(code = ?status.code(), message = status.message(), "cannot restore the snapshot on the agent");
+    }
+}

@@ -148,6 +148,7 @@ pub fn release(core: &Arc<Core>, purged: Purged) {
 /// Restarts the work of every unfinished resource (after loading saved state).
 pub async fn resume_all(core: &Arc<Core>) {
     let mut work = Vec::new();
+    let mut restore = Vec::new();
     {
         let store = core.store.lock().await;
         for g in store.groups.values() {
@@ -178,9 +179,17 @@ pub async fn resume_all(core: &Arc<Core>) {
                     generation: c.generation,
                     update: true,
                 }),
+                CacheStatus::Ready | CacheStatus::UpdateFailed if c.snapshot_id.is_some() => {
+                    restore.push(c.id.clone());
+                }
                 _ => {}
             }
         }
+    }
+    // Snapshots first, before anything is served, so a group created from a cache right after a
+    // restart finds its images.
+    for id in restore {
+        cache::restore_snapshot(core.clone(), id).await;
     }
     for w in work {
         start(core, w);

@@ -444,7 +444,16 @@ async fn a_restarted_emulator_keeps_its_groups_and_caches() {
         assert_eq!(c.cache(&cache).await["Status"], "Ready");
         let again = c.wait_group(&group, "Running").await;
         assert_eq!(again["ContainerGroupName"], "kept");
-        // The same token answers the same id after the restart.
+        // The cache's snapshot is back on the (fresh, in-process) agent: a new group from it
+        // finds its image already present.
+        let from_cache = create_group(&c, "after", &[("ImageSnapshotId", &cache)]).await;
+        let after = c.wait_group(&from_cache, "Running").await;
+        assert!(
+            events(&after)
+                .iter()
+                .any(|(r, m)| r == "Pulled" && m.contains("already present")),
+            "{after}"
+        );
         handle.shutdown().await;
     })
     .await;
