@@ -37,10 +37,22 @@ echo '$ kubectl create -f - <<< "spec: {images: [busybox], imageCacheSize: 10}"'
 printf 'apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata: {name: too-small}\nspec: {images: [busybox], imageCacheSize: 10}\n' \
   | kubectl create -f - || true
 
+step "The ECI emulator (eci-vk emulator) answering the official ECI Python SDK"
+# shellcheck source=../integration/ground/lib.sh
+source integration/ground/lib.sh
+python="$(integration/ground/install-python-sdk.sh)"
+export ALIBABA_CLOUD_ACCESS_KEY_ID=demo-access-key ALIBABA_CLOUD_ACCESS_KEY_SECRET=demo-secret
+start_daemon emulator "$eci_vk" emulator --listen "127.0.0.1:$GROUND_EMULATOR_PORT" \
+  --data-dir "$RUN_DIR/emulator"
+wait_until emulator 30 curl -s -o /dev/null "http://127.0.0.1:$GROUND_EMULATOR_PORT/"
+echo "\$ python integration/sdk/eci_sdk_roundtrip.py 127.0.0.1:$GROUND_EMULATOR_PORT busybox:latest"
+"$python" integration/sdk/eci_sdk_roundtrip.py "127.0.0.1:$GROUND_EMULATOR_PORT" busybox:latest
+
 cat <<MSG
 
 The cluster is up. To use it from this shell:
   export KUBECONFIG=$KUBECONFIG PATH=$GROUND_BIN:\$PATH
 Registries: http://$GROUND_REGISTRY (anonymous), https://$GROUND_AUTH_REGISTRY (user $GROUND_REGISTRY_USER, CA $GROUND_CA)
+ECI emulator: http://127.0.0.1:$GROUND_EMULATOR_PORT/ (AccessKey $ALIBABA_CLOUD_ACCESS_KEY_ID / $ALIBABA_CLOUD_ACCESS_KEY_SECRET)
 Stop everything with: scripts/down.sh
 MSG

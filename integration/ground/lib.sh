@@ -16,6 +16,8 @@ RUN_DIR="${GROUND_RUN_DIR:-$PROJECT_ROOT/target/ground/run}"
 : "${GROUND_SCHEDULER_PORT:=16259}"
 : "${GROUND_REGISTRY_PORT:=15000}"
 : "${GROUND_AUTH_REGISTRY_PORT:=15001}"
+# The ECI emulator that scripts/up.sh runs for the demo (tests start their own on free ports).
+: "${GROUND_EMULATOR_PORT:=18080}"
 # The user and password of the authenticated registry (a test fixture, not a secret).
 : "${GROUND_REGISTRY_USER:=eci-test}"
 : "${GROUND_REGISTRY_PASSWORD:=eci-test-password}"
