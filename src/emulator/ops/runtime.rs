@@ -23,15 +23,25 @@ const MAX_LOG_BYTES: i64 = 1_048_576;
 /// How long an exec URL may be used (reference §2.8).
 const EXEC_URL_TTL: SignedDuration = SignedDuration::from_secs(30);
 
+/// The agent's refusal as the caller sees it: a container that is not running is the caller's
+/// problem (`IncorrectStatus`), anything else a fault of the service (`InternalError`, 500).
 fn agent_error(status: &tonic::Status) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalError",
-        format!(
-            "The request processing has failed due to some unknown error ({}).",
-            status.code()
+    match status.code() {
+        tonic::Code::FailedPrecondition => ApiError::bad_request(
+            "IncorrectStatus",
+            format!("The container cannot do this now: {}", status.message()),
         ),
-    )
+        tonic::Code::NotFound => ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "InvalidParameter.NotFound",
+            format!("The container does not exist: {}", status.message()),
+        ),
+        code => ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            format!("The request processing has failed due to some unknown error ({code})."),
+        ),
+    }
 }
 
 /// The group and checks shared by the three runtime calls, read under the lock.

@@ -175,3 +175,65 @@ async fn a_remote_agent_does_the_work_when_given_by_url() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_crash_looping_container_restarts_and_refuses_exec() {
+    within(async {
+        let (handle, c) = start_default().await;
+        let id = running_group(
+            &c,
+            "crashy",
+            &[
+                ("Container.1.EnvironmentVar.1.Key", "SIMULATED_EXIT_CODE"),
+                ("Container.1.EnvironmentVar.1.Value", "1"),
+            ],
+        )
+        .await;
+        let group = c.group(&id).await;
+        assert_eq!(
+            group["Containers"][0]["CurrentState"]["Reason"],
+            "CrashLoopBackOff"
+        );
+        assert_eq!(group["Containers"][0]["Ready"], false);
+        let exec = c
+            .send(Req::new(
+                "ExecContainerCommand",
+                &[
+                    ("ContainerGroupId", &id),
+                    ("ContainerName", "app"),
+                    ("Command", "[\"ls\"]"),
+                    ("Sync", "true"),
+                ],
+            ))
+            .await;
+        assert_eq!(
+            (exec.status, exec.code()),
+            (400, "IncorrectStatus"),
+            "{}",
+            exec.body
+        );
+        // One restart per second of back-off.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let g = c.group(&id).await;
+            if g["Containers"][0]["RestartCount"].as_i64().unwrap_or(0) >= 1 {
+                assert_eq!(g["Containers"][0]["PreviousState"]["ExitCode"], 1);
+                assert!(
+                    g["Events"]
+                        .as_array()
+                        .expect("events")
+                        .iter()
+                        .any(|e| e["Reason"] == "BackOff")
+                );
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never restarted: {g}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        handle.shutdown().await;
+    })
+    .await;
+}
