@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Builds the test ground's Go tools from their Go modules with the machine's Go:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm.
-# Output: target/ground/tools/<stamp>/bin, where <stamp> hashes the pinned versions and this
-# script, so a version change rebuilds and nothing else does. Prints the bin directory.
+# Output: target/ground/tools/<stamp>/bin, where <stamp> hashes the pinned versions and the
+# recipe version below, so a version change rebuilds and nothing else does. Prints the bin directory.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-stamp="$(cat "$here/versions.env" "$here/build.sh" | sha256sum | cut -c1-12)"
+# Bump when the way the tools are built changes (flags, packages), not for cosmetic edits.
+RECIPE_VERSION=1
+stamp="$( (cat "$here/versions.env"; echo "recipe=$RECIPE_VERSION") | sha256sum | cut -c1-12)"
 out="$root/target/ground/tools/$stamp"
 bin="$out/bin"
 if [[ -f "$out/.complete" ]]; then
@@ -18,6 +20,14 @@ if [[ -f "$out/.complete" ]]; then
 fi
 mkdir -p "$bin"
 log() { echo "[ground/build] $*" >&2; }
+# quiet CMD...: runs CMD with its chatter in $out/build.log, shown only if CMD fails.
+quiet() {
+  if ! "$@" >>"$out/build.log" 2>&1; then
+    tail -n 40 "$out/build.log" >&2
+    log "failed: $*"
+    return 1
+  fi
+}
 export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
 
 # One throwaway module per tool, so each keeps the dependency versions its own release chose.
@@ -33,7 +43,7 @@ build_kubernetes() {
   minor="${minor%%.*}"
   local dir; dir="$(new_module kubernetes)"
   log "kubernetes $v: resolving modules"
-  (cd "$dir" && go mod download -json "k8s.io/kubernetes@$v" >"$dir/k8s.json")
+  (cd "$dir" && go mod download -json "k8s.io/kubernetes@$v" >"$dir/k8s.json" 2>>"$out/build.log")
   local gomod
   gomod="$(sed -n 's/.*"GoMod": "\(.*\)",/\1/p' "$dir/k8s.json")"
   # k8s.io/kubernetes replaces its staging modules with local paths; point each at its
@@ -57,22 +67,22 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-  (cd "$dir" && go mod tidy >&2)
+  (cd "$dir" && quiet go mod tidy)
   local ld="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
   for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     log "kubernetes $v: building $cmd"
-    (cd "$dir" && go build -tags tools -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    (cd "$dir" && quiet go build -tags tools -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
   done
 }
 
 build_simple() { # name module version package ldflags
   local dir; dir="$(new_module "$1")"
   log "$1 $3: building"
-  (cd "$dir" && go get "$2@$3" >&2 && printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$4" >tools.go \
-    && go mod tidy >&2 && go build -tags tools -ldflags "-s -w $5" -o "$bin/$1" "$4")
+  (cd "$dir" && quiet go get "$2@$3" && printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$4" >tools.go \
+    && quiet go mod tidy && quiet go build -tags tools -ldflags "-s -w $5" -o "$bin/$1" "$4")
 }
 
 build_kubernetes
