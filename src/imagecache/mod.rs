@@ -1,9 +1,24 @@
 //! The `ImageCache` resource (`imagecaches.eci.alibabacloud.com`): a cluster-scoped snapshot of
 //! images that pods start from instead of pulling. This room owns the Rust type (the single
-//! source of the CRD); the reconciler and the pod matcher join it in their issues.
+//! source of the CRD), image reference normalisation, the pod annotations that ask for a cache,
+//! the matcher that picks one, and the reconciler that keeps cloud caches in step with the
+//! objects.
 
+mod annotations;
+mod matcher;
+mod reference;
 mod resource;
 
+pub use annotations::{
+    ANNOTATION_AUTO_IMC, ANNOTATION_IMAGE_CACHE, ANNOTATION_IMAGE_SNAPSHOT_ID, ANNOTATION_IMC_ID,
+    ANNOTATION_MATCH_COUNT_REQUEST, ANNOTATION_PERFECT_MATCH, AnnotationError, SnapshotRequest,
+    resolve_snapshot_request,
+};
+pub use matcher::{
+    CacheEntry, CacheIndex, CachedImage, Candidate, MatchOptions, MatchReport, Miss, READY_PHASE,
+    Verdict, WantedImage,
+};
+pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, ImageRef, ReferenceError, image_key};
 pub use resource::{
     CONDITION_READY, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec, ImageCacheStatus,
     MAX_IMAGES, crd, crd_yaml,
