@@ -519,14 +519,25 @@ impl pb::agent_server::Agent for SimulatedAgent {
         {
             let mut machine = self.inner.state.lock().await;
             machine.scopes.remove(&id);
-            machine
-                .groups
-                .entry(id.clone())
-                .or_insert_with(|| SimGroup {
-                    spec,
-                    generation_start: Instant::now(),
-                    carried_restarts: 0,
-                });
+            match machine.groups.get(&id).map(|g| g.spec.generation) {
+                Some(existing) if existing == spec.generation => {}
+                Some(existing) if existing > spec.generation => {
+                    return Err(Status::failed_precondition(format!(
+                        "group {id} exists at generation {existing}, newer than {}",
+                        spec.generation
+                    )));
+                }
+                _ => {
+                    machine.groups.insert(
+                        id.clone(),
+                        SimGroup {
+                            spec,
+                            generation_start: Instant::now(),
+                            carried_restarts: 0,
+                        },
+                    );
+                }
+            }
         }
         self.status_of(&id).await.map(Response::new)
     }

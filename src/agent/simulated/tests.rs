@@ -259,3 +259,46 @@ async fn group_lifecycle_exec_and_logs_over_grpc() {
     assert_eq!(gone.code(), tonic::Code::NotFound);
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn creates_are_ordered_by_generation() {
+    let (agent, mut client) = tokio::time::timeout(Duration::from_secs(10), client())
+        .await
+        .expect("timeout");
+    let create = |generation: u64, image: &str| CreateGroupRequest {
+        group_id: "eci-g".into(),
+        containers: vec![ContainerSpec {
+            name: "app".into(),
+            image: image.into(),
+            ..ContainerSpec::default()
+        }],
+        restart_policy: "Always".into(),
+        generation,
+        ..CreateGroupRequest::default()
+    };
+    client
+        .create_group(create(1, "app:1"))
+        .await
+        .expect("first");
+    let same = client
+        .create_group(create(1, "app:other"))
+        .await
+        .expect("idempotent")
+        .into_inner();
+    assert_eq!(
+        same.containers[0].image, "app:1",
+        "same generation: unchanged"
+    );
+    let newer = client
+        .create_group(create(2, "app:2"))
+        .await
+        .expect("newer")
+        .into_inner();
+    assert_eq!(newer.containers[0].image, "app:2");
+    let stale = client
+        .create_group(create(1, "app:1"))
+        .await
+        .expect_err("stale");
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+    agent.shutdown().await;
+}

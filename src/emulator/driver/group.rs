@@ -226,6 +226,7 @@ async fn provision(core: &Arc<Core>, id: &str, generation: u64, mode: GroupMode)
         restart_policy: spec.restart_policy.clone(),
         cpu: spec.cpu,
         memory_gib: spec.memory,
+        generation,
     };
     match core.agent.clone().create_group(request).await {
         Ok(status) => {
