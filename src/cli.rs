@@ -70,8 +70,8 @@ pub enum Runtime {
     Simulated,
 }
 
-/// Flags of `eci-vk emulator`.
-#[derive(Debug, clap::Args)]
+/// Flags of `eci-vk emulator`. `Debug` leaves the secret out.
+#[derive(clap::Args)]
 pub struct EmulatorArgs {
     /// Address to serve the OpenAPI on (port 0 picks a free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -106,6 +106,21 @@ pub struct EmulatorArgs {
     /// Simulated runtime: milliseconds from create to running containers.
     #[arg(long, default_value_t = 200)]
     pub sim_start_ms: u64,
+}
+
+impl std::fmt::Debug for EmulatorArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorArgs")
+            .field("listen", &self.listen)
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"<redacted>")
+            .field("runtime", &self.runtime)
+            .field("agent", &self.agent)
+            .field("data_dir", &self.data_dir)
+            .field("no_throttle", &self.no_throttle)
+            .field("auto_create_image_cache", &self.auto_create_image_cache)
+            .finish_non_exhaustive()
+    }
 }
 
 fn run_emulator(args: EmulatorArgs) -> ExitCode {
@@ -200,5 +215,51 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn emulator_flags_parse_and_debug_hides_the_secret() {
+        let cli = Cli::try_parse_from([
+            "eci-vk",
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-key-id",
+            "id",
+            "--access-key-secret",
+            "very-secret-value",
+            "--runtime",
+            "simulated",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .expect("valid flags");
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        let Command::Emulator(args) = cli.command else {
+            panic!("not the emulator command");
+        };
+        assert_eq!(args.runtime, Runtime::Simulated);
+        assert_eq!(args.access_key_secret, "very-secret-value");
+        assert!(
+            Cli::try_parse_from([
+                "eci-vk",
+                "emulator",
+                "--runtime",
+                "runc",
+                "--access-key-id",
+                "a",
+                "--access-key-secret",
+                "b"
+            ])
+            .is_err()
+        );
     }
 }
