@@ -277,12 +277,15 @@ impl Proxy {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
+        crate::support::children::register(&child);
         let stdout = child.stdout.take().context("proxy stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         // "Starting to serve on 127.0.0.1:PORT"
         let Some(address) = line.trim().strip_prefix("Starting to serve on ") else {
             let _ = child.kill();
+            let _ = child.wait();
+            crate::support::children::forget(&child);
             bail!("kubectl proxy said: {line}");
         };
         Ok(Self {
@@ -296,6 +299,7 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::support::children::forget(&self.child);
     }
 }
 

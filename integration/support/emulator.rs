@@ -36,12 +36,14 @@ impl EmulatorProcess {
             .env("RUST_LOG", "warn")
             .spawn()
             .context("cannot start eci-vk emulator")?;
+        super::children::register(&child);
         let stdout = child.stdout.take().context("emulator stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         let Some(endpoint) = line.trim().strip_prefix("eci-vk emulator listening on ") else {
             let _ = child.kill();
             let _ = child.wait();
+            super::children::forget(&child);
             bail!("eci-vk emulator did not say where it listens: {line:?}");
         };
         Ok(Self {
@@ -64,5 +66,6 @@ impl Drop for EmulatorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        super::children::forget(&self.child);
     }
 }

@@ -27,6 +27,9 @@ pub struct Ground {
     pub runtime: tokio::runtime::Runtime,
     /// Whether this process started the ground (and so must stop it).
     started_here: bool,
+    /// Set once the ground was stopped; the lock makes a second `stop` (say, from a signal
+    /// arriving while the suite stops normally) wait for the first instead of racing it.
+    stopped: std::sync::Mutex<bool>,
     namespaces: AtomicU32,
 }
 
@@ -108,13 +111,19 @@ impl Ground {
                 .build()
                 .context("cannot build the tokio runtime")?,
             started_here,
+            stopped: std::sync::Mutex::new(false),
             namespaces: AtomicU32::new(0),
         })
     }
 
     /// Stops the ground if this process started it; a reused ground is left running.
     pub fn stop(&self) {
-        if self.started_here {
+        let mut stopped = self
+            .stopped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.started_here && !*stopped {
+            *stopped = true;
             eprintln!("[harness] stopping the test ground (integration/ground/down.sh --purge)");
             if let Err(error) = run_script("down.sh", &["--purge"]) {
                 eprintln!("[harness] {error:#}");

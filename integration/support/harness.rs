@@ -50,6 +50,7 @@ pub fn main(tests: Vec<Test>) -> ExitCode {
     };
     stop_on_signal(ground);
     let result = run_phases(ground, &args, tests);
+    super::children::kill_all();
     ground.stop();
     match result {
         Ok(failed) if !failed => ExitCode::SUCCESS,
@@ -148,6 +149,7 @@ fn stop_on_signal(ground: &'static Ground) {
             _ = term.recv() => {}
         }
         eprintln!("[harness] interrupted");
+        super::children::kill_all();
         ground.stop();
         std::process::exit(130);
     });
