@@ -5,18 +5,28 @@
 //! objects.
 
 mod annotations;
+mod index;
 mod matcher;
+mod pull_secrets;
+mod reconciler;
 mod reference;
 mod resource;
+mod status;
 
 pub use annotations::{
     ANNOTATION_AUTO_IMC, ANNOTATION_IMAGE_CACHE, ANNOTATION_IMAGE_SNAPSHOT_ID, ANNOTATION_IMC_ID,
     ANNOTATION_MATCH_COUNT_REQUEST, ANNOTATION_PERFECT_MATCH, AnnotationError, SnapshotRequest,
     resolve_snapshot_request,
 };
+pub use index::{CacheIndexHandle, entry_of};
 pub use matcher::{
     CacheEntry, CacheIndex, CachedImage, Candidate, MatchOptions, MatchReport, Miss, READY_PHASE,
     Verdict, WantedImage,
+};
+pub use pull_secrets::{DOCKER_CFG, DOCKER_CONFIG_JSON, MAX_CREDENTIALS, PullSecretError};
+pub use reconciler::{
+    ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, FIELD_MANAGER, FINALIZER, ImageCacheController,
+    ReconcileError, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, run,
 };
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, ImageRef, ReferenceError, image_key};
 pub use resource::{

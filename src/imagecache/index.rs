@@ -1,0 +1,218 @@
+//! The node's in-memory index of caches for the matcher, fed by the controller's watch of
+//! `ImageCache` objects (each event updates only the cache it names; a relist replaces all).
+//! Every replica keeps one, whether or not it reconciles.
+
+use std::{collections::HashMap, sync::Arc};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::{
+    Api, ResourceExt,
+    runtime::{WatchStreamExt, watcher},
+};
+use parking_lot::RwLock;
+
+use super::{
+    matcher::{CacheEntry, CacheIndex, CachedImage},
+    resource::ImageCache,
+};
+
+/// A cache entry for an object that names its cloud cache; `None` before it has one.
+///
+/// Image sizes are not reported by the ECI API, so they are 0 here and the bytes tie-break
+/// falls through to the creation time.
+pub fn entry_of(object: &ImageCache) -> Option<CacheEntry> {
+    let status = object.status.as_ref()?;
+    let id = status.image_cache_id.clone().filter(|id| !id.is_empty())?;
+    let created = status
+        .start_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| object.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    Some(CacheEntry {
+        id,
+        name: object.name_any(),
+        phase: status.phase.clone().unwrap_or_default(),
+        expires: status.expire_date_time.as_ref().map(|t| t.0),
+        created,
+        images: object
+            .spec
+            .images
+            .iter()
+            .map(|reference| CachedImage {
+                reference: reference.clone(),
+                bytes: 0,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    index: CacheIndex,
+    /// Object name → cloud id, so a changed id replaces the old entry.
+    ids: HashMap<String, String>,
+    /// Objects seen during a relist, applied at its end.
+    relist: Option<Vec<CacheEntry>>,
+}
+
+/// A shared, cheaply cloned handle on the index.
+#[derive(Debug, Clone, Default)]
+pub struct CacheIndexHandle {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl CacheIndexHandle {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `f` on the current index (under a short read lock: do not block in `f`).
+    pub fn read<R>(&self, f: impl FnOnce(&CacheIndex) -> R) -> R {
+        f(&self.inner.read().index)
+    }
+
+    /// Keeps the index current from a watch of `api` until `shutdown`. Watch errors are retried
+    /// with the watcher's default backoff and logged, never dropped silently.
+    pub async fn follow(
+        &self,
+        api: Api<ImageCache>,
+        config: watcher::Config,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let events = watcher(api, config).default_backoff();
+        let mut events = std::pin::pin!(events.take_until(shutdown));
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => self.apply(&event),
+                Err(error) => tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "image cache index watch failed; retrying"
+                ),
+            }
+        }
+    }
+
+    /// Applies one watch event.
+    pub fn apply(&self, event: &watcher::Event<ImageCache>) {
+        let mut inner = self.inner.write();
+        match event {
+            watcher::Event::Init => inner.relist = Some(Vec::new()),
+            watcher::Event::InitApply(object) => {
+                if let Some(entry) = entry_of(object) {
+                    inner.relist.get_or_insert_with(Vec::new).push(entry);
+                }
+            }
+            watcher::Event::InitDone => {
+                let entries = inner.relist.take().unwrap_or_default();
+                inner.ids = entries
+                    .iter()
+                    .map(|e| (e.name.clone(), e.id.clone()))
+                    .collect();
+                inner.index = CacheIndex::from_entries(entries);
+            }
+            watcher::Event::Apply(object) => {
+                let name = object.name_any();
+                if let Some(old) = inner.ids.remove(&name) {
+                    inner.index.remove(&old);
+                }
+                if let Some(entry) = entry_of(object) {
+                    inner.ids.insert(name, entry.id.clone());
+                    inner.index.upsert(entry);
+                }
+            }
+            watcher::Event::Delete(object) => {
+                if let Some(old) = inner.ids.remove(&object.name_any()) {
+                    inner.index.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::imagecache::{ImageCacheSpec, ImageCacheStatus, MatchOptions};
+
+    fn object(name: &str, id: Option<&str>, phase: &str, images: &[&str]) -> ImageCache {
+        let mut o = ImageCache::new(
+            name,
+            ImageCacheSpec {
+                images: images.iter().map(|s| (*s).to_owned()).collect(),
+                image_pull_secrets: Vec::new(),
+                image_cache_size: 20,
+                retention_days: None,
+            },
+        );
+        o.status = Some(ImageCacheStatus {
+            phase: Some(phase.into()),
+            image_cache_id: id.map(str::to_owned),
+            start_time: Some(Time("2026-01-01T00:00:00Z".parse().expect("time"))),
+            ..ImageCacheStatus::default()
+        });
+        o
+    }
+
+    fn pick(handle: &CacheIndexHandle, image: &str) -> Option<String> {
+        let now: Timestamp = "2026-01-02T00:00:00Z".parse().expect("time");
+        handle.read(|index| {
+            index
+                .select([image], MatchOptions::default(), now)
+                .winner()
+                .map(|w| w.cache.id.clone())
+        })
+    }
+
+    #[test]
+    fn follows_the_watch() {
+        let h = CacheIndexHandle::new();
+        h.apply(&watcher::Event::Init);
+        h.apply(&watcher::Event::InitApply(object(
+            "a",
+            Some("imc-a"),
+            "Ready",
+            &["nginx"],
+        )));
+        h.apply(&watcher::Event::InitApply(object(
+            "b",
+            None,
+            "Preparing",
+            &["redis"],
+        )));
+        assert_eq!(pick(&h, "nginx"), None, "not applied before InitDone");
+        h.apply(&watcher::Event::InitDone);
+        assert_eq!(pick(&h, "nginx"), Some("imc-a".into()));
+        assert_eq!(h.read(CacheIndex::len), 1);
+
+        h.apply(&watcher::Event::Apply(object(
+            "b",
+            Some("imc-b"),
+            "Ready",
+            &["redis"],
+        )));
+        assert_eq!(pick(&h, "redis"), Some("imc-b".into()));
+        // A recreated cloud cache replaces the old id.
+        h.apply(&watcher::Event::Apply(object(
+            "b",
+            Some("imc-b2"),
+            "Ready",
+            &["redis"],
+        )));
+        assert_eq!(pick(&h, "redis"), Some("imc-b2".into()));
+        assert_eq!(h.read(CacheIndex::len), 2);
+
+        h.apply(&watcher::Event::Delete(object(
+            "a",
+            Some("imc-a"),
+            "Ready",
+            &["nginx"],
+        )));
+        assert_eq!(pick(&h, "nginx"), None);
+        assert_eq!(h.read(CacheIndex::len), 1);
+    }
+}

@@ -1,0 +1,804 @@
+//! The `ImageCache` controller (DESIGN.md "A cache"): keeps one cloud image cache per object.
+//!
+//! # Expected flow
+//! 1. the finalizer [`FINALIZER`] is added before anything is created in the cloud;
+//! 2. the cloud cache is found by the id in the status, else by the tags naming the cluster and
+//!    the object (so a restart, or a status lost with a backup restore, adopts it);
+//! 3. none found: `imagePullSecrets` are resolved into registry logins and `CreateImageCache`
+//!    is called with a `ClientToken` derived from the object's UID and generation, so a retry
+//!    after a crash gets the same cache back rather than a second one;
+//! 4. found but built from an older spec: `UpdateImageCache` (from `Ready`/`UpdateFailed`),
+//!    or, for a cache that failed to build, delete it and create anew;
+//! 5. the status is written from `DescribeImageCaches` through the status subresource, and the
+//!    object is polled while the cloud works;
+//! 6. deletion: `DeleteImageCache`, then the finalizer is removed.
+//!
+//! # Errors
+//! A pull secret that is missing or malformed makes the object `Failed` with an Event naming
+//! the Secret; like every other error it is retried with a per-object exponential backoff
+//! ([`Settings::error_backoff`]), never in a hot loop and never by exiting.
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event as KubeEvent, EventType, Recorder, Reporter},
+        finalizer::{self, Event as Finalizer},
+        watcher,
+    },
+};
+use parking_lot::Mutex;
+use tracing::{Instrument, field};
+
+use super::{
+    index::CacheIndexHandle,
+    pull_secrets::{self, PullSecretError},
+    reference::image_key,
+    resource::{ImageCache, ImageCacheSpec, ImageCacheStatus},
+    status,
+};
+use crate::eci::{self, Tag};
+
+/// The finalizer this controller owns on every `ImageCache`.
+pub const FINALIZER: &str = "eci.alibabacloud.com/image-cache";
+/// Field manager of the status this controller writes.
+pub const FIELD_MANAGER: &str = "eci-vk-imagecache";
+/// Cloud tag naming the cluster.
+pub const TAG_CLUSTER: &str = "eci-vk.cluster";
+/// Cloud tag naming the `ImageCache` object.
+pub const TAG_OBJECT: &str = "eci-vk.imagecache";
+/// Cloud tag holding the object's UID.
+pub const TAG_UID: &str = "eci-vk.uid";
+/// Annotation on the object: registries pulled over plain HTTP (comma-separated hosts).
+pub const ANNOTATION_PLAIN_HTTP: &str = "k8s.aliyun.com/plain-http-registry";
+/// Annotation on the object: registries whose certificate is not verified.
+pub const ANNOTATION_INSECURE: &str = "k8s.aliyun.com/insecure-registry";
+
+/// Settings of the controller. `Default` suits production; tests shorten the intervals.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Name of this cluster, put in a tag on every cloud cache.
+    pub cluster_name: String,
+    /// Only reconcile objects with these labels (`key=value,...`); all when `None`.
+    pub label_selector: Option<String>,
+    /// How often a cache the cloud is still building is polled.
+    pub poll_interval: Duration,
+    /// How often a settled (Ready or Failed) cache is checked again.
+    pub resync_interval: Duration,
+    /// First and longest delay after an error; doubled per consecutive failure of one object.
+    pub error_backoff: (Duration, Duration),
+    /// Objects reconciled at once.
+    pub concurrency: u16,
+    /// Security group for the temporary build instance, if the account needs one.
+    pub security_group_id: Option<String>,
+    /// vSwitches for the temporary build instance, comma-separated.
+    pub vswitch_id: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cluster_name: "default".into(),
+            label_selector: None,
+            poll_interval: Duration::from_secs(5),
+            resync_interval: Duration::from_secs(300),
+            error_backoff: (Duration::from_secs(5), Duration::from_secs(300)),
+            concurrency: 4,
+            security_group_id: None,
+            vswitch_id: None,
+        }
+    }
+}
+
+/// What can fail while reconciling one object. Each variant names the object.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The object has no UID (never for an object read from the API server).
+    #[error("image cache {name} has no uid")]
+    MissingUid {
+        /// The object.
+        name: String,
+    },
+    /// A pull secret could not be used.
+    #[error("image cache {name}: pull secrets unusable")]
+    PullSecret {
+        /// The object.
+        name: String,
+        /// Which secret and why.
+        #[source]
+        source: PullSecretError,
+    },
+    /// A call to ECI failed.
+    #[error("image cache {name}: ECI {action} failed")]
+    Cloud {
+        /// The object.
+        name: String,
+        /// The action.
+        action: &'static str,
+        /// The client error.
+        #[source]
+        source: Box<eci::Error>,
+    },
+    /// The spec asks for a size or retention ECI cannot take.
+    #[error("image cache {name}: {field} {value} is out of range")]
+    OutOfRange {
+        /// The object.
+        name: String,
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: i64,
+    },
+    /// Writing the status failed.
+    #[error("image cache {name}: cannot write status")]
+    PatchStatus {
+        /// The object.
+        name: String,
+        /// The API error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+impl ReconcileError {
+    /// A stable label for metrics: the variant name.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::MissingUid { .. } => "MissingUid",
+            Self::PullSecret { .. } => "PullSecret",
+            Self::Cloud { .. } => "Cloud",
+            Self::OutOfRange { .. } => "OutOfRange",
+            Self::PatchStatus { .. } => "PatchStatus",
+        }
+    }
+}
+
+/// Why the controller could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The CRD is not installed (or not readable): install it with `eci-vk crd | kubectl apply -f -`.
+    #[error(
+        "cannot list imagecaches.eci.alibabacloud.com; is the CRD installed (eci-vk crd | kubectl apply -f -) and may this identity list it?"
+    )]
+    CrdUnavailable(#[source] Box<kube::Error>),
+}
+
+/// State shared by all reconciliations.
+struct Context {
+    kube: kube::Client,
+    eci: eci::Client,
+    settings: Settings,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+    clock: fn() -> Timestamp,
+}
+
+/// The controller, ready to run. Keep [`ImageCacheController::index`] for the matcher.
+pub struct ImageCacheController {
+    context: Arc<Context>,
+    index: CacheIndexHandle,
+}
+
+impl ImageCacheController {
+    /// A controller reconciling with `kube` and `eci`.
+    pub fn new(kube: kube::Client, eci: eci::Client, settings: Settings) -> Self {
+        let recorder = Recorder::new(
+            kube.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: None,
+            },
+        );
+        Self {
+            context: Arc::new(Context {
+                kube,
+                eci,
+                settings,
+                recorder,
+                failures: Mutex::new(HashMap::new()),
+                clock: Timestamp::now,
+            }),
+            index: CacheIndexHandle::new(),
+        }
+    }
+
+    /// The index of caches this controller keeps current.
+    pub fn index(&self) -> CacheIndexHandle {
+        self.index.clone()
+    }
+
+    /// Runs until `shutdown` completes, then finishes the reconciliations in flight.
+    ///
+    /// # Errors
+    /// [`RunError::CrdUnavailable`] if the CRD cannot be listed at start.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> Result<(), RunError> {
+        let ctx = self.context;
+        let api: Api<ImageCache> = Api::all(ctx.kube.clone());
+        let mut list = ListParams::default().limit(1);
+        if let Some(selector) = &ctx.settings.label_selector {
+            list = list.labels(selector);
+        }
+        api.list(&list)
+            .await
+            .map_err(|e| RunError::CrdUnavailable(Box::new(e)))?;
+        let mut watch = watcher::Config::default();
+        if let Some(selector) = &ctx.settings.label_selector {
+            watch = watch.labels(selector);
+        }
+        let (stop_index, index_stopped) = tokio::sync::oneshot::channel::<()>();
+        let index = self
+            .index
+            .follow(api.clone(), watch.clone(), async move {
+                let _ = index_stopped.await;
+            })
+            .instrument(tracing::info_span!("imagecache_index"));
+        let config =
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+        let controller = Controller::new(api, watch)
+            .with_config(config)
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                match result {
+                    Ok((object, _)) => {
+                        tracing::trace!(imagecache.name = %object.name, "reconciled");
+                    }
+                    // Reconcile errors are logged by error_policy; these are queue and watch errors.
+                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                    Err(error) => tracing::warn!(
+                        error = &error as &dyn std::error::Error,
+                        "image cache controller"
+                    ),
+                }
+            });
+        let controller = async move {
+            controller.await;
+            let _ = stop_index.send(());
+        };
+        tokio::join!(controller, index);
+        Ok(())
+    }
+}
+
+/// Runs the controller until `shutdown` (see [`ImageCacheController`]).
+///
+/// # Errors
+/// As [`ImageCacheController::run`].
+pub async fn run(
+    kube: kube::Client,
+    eci: eci::Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), RunError> {
+    ImageCacheController::new(kube, eci, settings)
+        .run(shutdown)
+        .await
+}
+
+async fn reconcile(
+    object: Arc<ImageCache>,
+    ctx: Arc<Context>,
+) -> Result<Action, finalizer::Error<ReconcileError>> {
+    let name = object.name_any();
+    let span =
+        tracing::debug_span!("imagecache", imagecache.name = %name, imagecache.uid = field::Empty);
+    if let Some(uid) = object.uid() {
+        span.record("imagecache.uid", field::display(uid));
+    }
+    let api: Api<ImageCache> = Api::all(ctx.kube.clone());
+    let result = finalizer::finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            Finalizer::Apply(object) => apply(&object, &ctx).await,
+            Finalizer::Cleanup(object) => cleanup(&object, &ctx).await,
+        }
+    })
+    .instrument(span)
+    .await;
+    if result.is_ok() {
+        ctx.failures.lock().remove(&name);
+    }
+    result
+}
+
+fn error_policy(
+    object: Arc<ImageCache>,
+    error: &finalizer::Error<ReconcileError>,
+    ctx: Arc<Context>,
+) -> Action {
+    let name = object.name_any();
+    let failures = {
+        let mut all = ctx.failures.lock();
+        let n = all.entry(name.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let (first, longest) = ctx.settings.error_backoff;
+    let delay = first
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(longest);
+    tracing::warn!(
+        imagecache.name = %name,
+        failures,
+        retry_in = ?delay,
+        error = error as &dyn std::error::Error,
+        "image cache reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+fn uid_of(object: &ImageCache) -> Result<String, ReconcileError> {
+    object.uid().ok_or_else(|| ReconcileError::MissingUid {
+        name: object.name_any(),
+    })
+}
+
+fn cloud_error(name: &str, action: &'static str) -> impl FnOnce(eci::Error) -> ReconcileError {
+    let name = name.to_owned();
+    move |source| ReconcileError::Cloud {
+        name,
+        action,
+        source: Box::new(source),
+    }
+}
+
+/// Finds the cloud cache of `object`: by the id in its status, else by its tags.
+async fn find_cloud(
+    object: &ImageCache,
+    ctx: &Context,
+) -> Result<Option<eci::ImageCache>, ReconcileError> {
+    let name = object.name_any();
+    let known = object
+        .status
+        .as_ref()
+        .and_then(|s| s.image_cache_id.clone())
+        .filter(|id| !id.is_empty());
+    if let Some(id) = known {
+        let found = ctx
+            .eci
+            .describe_image_caches(&eci::DescribeImageCaches {
+                image_cache_id: Some(id.clone()),
+                ..eci::DescribeImageCaches::default()
+            })
+            .await
+            .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+        if let Some(cache) = found
+            .image_caches
+            .into_iter()
+            .find(|c| c.image_cache_id == id)
+        {
+            return Ok(Some(cache));
+        }
+    }
+    let tagged = ctx
+        .eci
+        .describe_all_image_caches(&eci::DescribeImageCaches {
+            tags: vec![
+                Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
+                Tag::new(TAG_OBJECT, &name),
+            ],
+            ..eci::DescribeImageCaches::default()
+        })
+        .await
+        .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+    // Prefer the cache made for this very object (its UID), then the newest.
+    let uid = object.uid().unwrap_or_default();
+    Ok(tagged.into_iter().max_by_key(|c| {
+        (
+            c.tags.iter().any(|t| t.key == TAG_UID && t.value == uid),
+            c.creation_time.clone(),
+        )
+    }))
+}
+
+/// Whether the cloud cache holds what the spec asks for.
+fn in_sync(spec: &ImageCacheSpec, cloud: &eci::ImageCache) -> bool {
+    let mut want: Vec<String> = spec.images.iter().map(|i| image_key(i)).collect();
+    let mut have: Vec<String> = cloud.images.iter().map(|i| image_key(i)).collect();
+    want.sort();
+    want.dedup();
+    have.sort();
+    have.dedup();
+    let expiry = |days: i64| {
+        cloud.creation_time.parse::<Timestamp>().ok().and_then(|t| {
+            t.checked_add(SignedDuration::from_hours(days.saturating_mul(24)))
+                .ok()
+        })
+    };
+    let retention_ok = match spec.retention_days {
+        Some(days) => cloud.expire_date_time.parse::<Timestamp>().ok() == expiry(days),
+        // A failed cache has an expiry without retention.
+        None => cloud.expire_date_time.is_empty() || cloud.status == eci::ImageCacheStatus::Failed,
+    };
+    want == have && cloud.image_cache_size == spec.image_cache_size && retention_ok
+}
+
+fn size_and_retention(object: &ImageCache) -> Result<(u32, Option<u32>), ReconcileError> {
+    let name = object.name_any();
+    let spec = &object.spec;
+    let size = u32::try_from(spec.image_cache_size).map_err(|_| ReconcileError::OutOfRange {
+        name: name.clone(),
+        field: "imageCacheSize",
+        value: spec.image_cache_size,
+    })?;
+    let retention = spec
+        .retention_days
+        .map(|d| {
+            u32::try_from(d).map_err(|_| ReconcileError::OutOfRange {
+                name: name.clone(),
+                field: "retentionDays",
+                value: d,
+            })
+        })
+        .transpose()?;
+    Ok((size, retention))
+}
+
+/// Resolves pull secrets; on failure marks the object Failed and publishes an Event naming the
+/// Secret, then returns the error so the retry backs off.
+async fn credentials(
+    object: &ImageCache,
+    ctx: &Context,
+) -> Result<Vec<eci::ImageRegistryCredential>, ReconcileError> {
+    let name = object.name_any();
+    match pull_secrets::resolve(
+        &ctx.kube,
+        &object.spec.image_pull_secrets,
+        &object.spec.images,
+    )
+    .await
+    {
+        Ok(credentials) => Ok(credentials),
+        Err(source) => {
+            let message = source.to_string();
+            let failed = status::failed(
+                "PullSecretFailed",
+                message.clone(),
+                object.meta().generation,
+                object.status.as_ref(),
+                (ctx.clock)(),
+            );
+            write_status(object, &failed, ctx).await?;
+            publish(
+                object,
+                ctx,
+                EventType::Warning,
+                "PullSecretFailed",
+                message,
+                "ResolvePullSecrets",
+            )
+            .await;
+            Err(ReconcileError::PullSecret { name, source })
+        }
+    }
+}
+
+fn annotation(object: &ImageCache, key: &str) -> Option<String> {
+    object
+        .annotations()
+        .get(key)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+async fn create(object: &ImageCache, ctx: &Context) -> Result<String, ReconcileError> {
+    let name = object.name_any();
+    let uid = uid_of(object)?;
+    let (size, retention) = size_and_retention(object)?;
+    let credentials = credentials(object, ctx).await?;
+    let generation = object.meta().generation.unwrap_or(0);
+    let request = eci::CreateImageCache {
+        image_cache_name: name.clone(),
+        images: object.spec.images.clone(),
+        image_cache_size: Some(size),
+        retention_days: retention,
+        image_registry_credentials: credentials,
+        security_group_id: ctx.settings.security_group_id.clone(),
+        vswitch_id: ctx.settings.vswitch_id.clone(),
+        plain_http_registry: annotation(object, ANNOTATION_PLAIN_HTTP),
+        insecure_registry: annotation(object, ANNOTATION_INSECURE),
+        tags: vec![
+            Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
+            Tag::new(TAG_OBJECT, &name),
+            Tag::new(TAG_UID, &uid),
+        ],
+        // One token per object and generation: a retry after a crash gets the same cache.
+        client_token: Some(format!("{uid}-g{generation}")),
+        ..eci::CreateImageCache::default()
+    };
+    let created = ctx
+        .eci
+        .create_image_cache(&request)
+        .await
+        .map_err(cloud_error(&name, "CreateImageCache"))?;
+    tracing::info!(imagecache.name = %name, imagecache.id = %created.image_cache_id, "created cloud image cache");
+    publish(
+        object,
+        ctx,
+        EventType::Normal,
+        "Creating",
+        format!("Creating image cache {}", created.image_cache_id),
+        "CreateImageCache",
+    )
+    .await;
+    Ok(created.image_cache_id)
+}
+
+async fn update(
+    object: &ImageCache,
+    cloud: &eci::ImageCache,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let name = object.name_any();
+    let uid = uid_of(object)?;
+    let (size, retention) = size_and_retention(object)?;
+    let credentials = credentials(object, ctx).await?;
+    let generation = object.meta().generation.unwrap_or(0);
+    ctx.eci
+        .update_image_cache(&eci::UpdateImageCache {
+            image_cache_id: cloud.image_cache_id.clone(),
+            images: object.spec.images.clone(),
+            image_cache_size: Some(size),
+            retention_days: retention,
+            image_registry_credentials: credentials,
+            client_token: Some(format!("{uid}-u{generation}")),
+            ..eci::UpdateImageCache::default()
+        })
+        .await
+        .map_err(cloud_error(&name, "UpdateImageCache"))?;
+    tracing::info!(imagecache.name = %name, imagecache.id = %cloud.image_cache_id, "updating cloud image cache");
+    publish(
+        object,
+        ctx,
+        EventType::Normal,
+        "Updating",
+        format!("Updating image cache {}", cloud.image_cache_id),
+        "UpdateImageCache",
+    )
+    .await;
+    Ok(())
+}
+
+async fn delete_cloud(name: &str, id: &str, ctx: &Context) -> Result<(), ReconcileError> {
+    match ctx
+        .eci
+        .delete_image_cache(&eci::DeleteImageCache {
+            image_cache_id: id.to_owned(),
+            client_token: None,
+        })
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some("InvalidParameter.NotFound") => Ok(()),
+        Err(error) => Err(cloud_error(name, "DeleteImageCache")(error)),
+    }
+}
+
+async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileError> {
+    use eci::ImageCacheStatus as S;
+    let name = object.name_any();
+    let mut cloud = find_cloud(object, ctx).await?;
+    if let Some(c) = &cloud
+        && !in_sync(&object.spec, c)
+    {
+        match c.status {
+            S::Ready | S::UpdateFailed => {
+                update(object, c, ctx).await?;
+                cloud = find_cloud(object, ctx).await?;
+            }
+            S::Failed => {
+                // A failed build cannot be updated: replace it.
+                delete_cloud(&name, &c.image_cache_id, ctx).await?;
+                cloud = None;
+            }
+            // Still building or updating: the update follows when it settles.
+            S::Preparing | S::Creating | S::Updating | S::Unknown => {}
+        }
+    }
+    let cloud = match cloud {
+        Some(cloud) => cloud,
+        None => {
+            let id = create(object, ctx).await?;
+            let found = ctx
+                .eci
+                .describe_image_caches(&eci::DescribeImageCaches {
+                    image_cache_id: Some(id.clone()),
+                    ..eci::DescribeImageCaches::default()
+                })
+                .await
+                .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+            found
+                .image_caches
+                .into_iter()
+                .find(|c| c.image_cache_id == id)
+                .unwrap_or(eci::ImageCache {
+                    image_cache_id: id,
+                    status: S::Preparing,
+                    images: object.spec.images.clone(),
+                    ..eci::ImageCache::default()
+                })
+        }
+    };
+    let synced = in_sync(&object.spec, &cloud);
+    let next = status::from_cloud(
+        &cloud,
+        object.meta().generation,
+        synced,
+        object.status.as_ref(),
+        (ctx.clock)(),
+    );
+    let before = object.status.as_ref().and_then(|s| s.phase.clone());
+    if object.status.as_ref() != Some(&next) {
+        write_status(object, &next, ctx).await?;
+    }
+    if before.as_deref() != next.phase.as_deref() {
+        match cloud.status {
+            S::Ready => {
+                publish(
+                    object,
+                    ctx,
+                    EventType::Normal,
+                    "Ready",
+                    format!("Image cache {} is ready", cloud.image_cache_id),
+                    "DescribeImageCaches",
+                )
+                .await;
+            }
+            S::Failed | S::UpdateFailed => {
+                let message = next
+                    .conditions
+                    .first()
+                    .map_or_else(String::new, |c| c.message.clone());
+                publish(
+                    object,
+                    ctx,
+                    EventType::Warning,
+                    status::phase_name(cloud.status),
+                    message,
+                    "DescribeImageCaches",
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+    Ok(match cloud.status {
+        S::Ready | S::Failed | S::UpdateFailed if synced => {
+            Action::requeue(ctx.settings.resync_interval)
+        }
+        _ => Action::requeue(ctx.settings.poll_interval),
+    })
+}
+
+async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileError> {
+    let name = object.name_any();
+    // Every cloud cache this object may own: the one in its status and any tagged for it.
+    let mut ids: Vec<String> = object
+        .status
+        .as_ref()
+        .and_then(|s| s.image_cache_id.clone())
+        .into_iter()
+        .filter(|id| !id.is_empty())
+        .collect();
+    let uid = object.uid().unwrap_or_default();
+    let tagged = ctx
+        .eci
+        .describe_all_image_caches(&eci::DescribeImageCaches {
+            tags: vec![
+                Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
+                Tag::new(TAG_OBJECT, &name),
+                Tag::new(TAG_UID, &uid),
+            ],
+            ..eci::DescribeImageCaches::default()
+        })
+        .await
+        .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+    for cache in tagged {
+        if !ids.contains(&cache.image_cache_id) {
+            ids.push(cache.image_cache_id);
+        }
+    }
+    for id in &ids {
+        delete_cloud(&name, id, ctx).await?;
+        tracing::info!(imagecache.name = %name, imagecache.id = %id, "deleted cloud image cache");
+    }
+    Ok(Action::await_change())
+}
+
+async fn write_status(
+    object: &ImageCache,
+    next: &ImageCacheStatus,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let name = object.name_any();
+    let api: Api<ImageCache> = Api::all(ctx.kube.clone());
+    let patch = serde_json::json!({
+        "apiVersion": ImageCache::api_version(&()),
+        "kind": ImageCache::kind(&()),
+        "status": next,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| ReconcileError::PatchStatus {
+        name,
+        source: Box::new(source),
+    })?;
+    Ok(())
+}
+
+/// Publishes a Kubernetes Event on the object. Failing to publish is logged, not fatal: the
+/// status already says the same.
+async fn publish(
+    object: &ImageCache,
+    ctx: &Context,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    action: &str,
+) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(imagecache.name = %object.name_any(), reason, error = &error as &dyn std::error::Error, "cannot publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(images: &[&str], retention: Option<i64>) -> ImageCacheSpec {
+        ImageCacheSpec {
+            images: images.iter().map(|s| (*s).to_owned()).collect(),
+            image_pull_secrets: Vec::new(),
+            image_cache_size: 20,
+            retention_days: retention,
+        }
+    }
+
+    fn cloud(images: &[&str], expire: &str) -> eci::ImageCache {
+        eci::ImageCache {
+            image_cache_id: "imc-1".into(),
+            images: images.iter().map(|s| (*s).to_owned()).collect(),
+            image_cache_size: 20,
+            status: eci::ImageCacheStatus::Ready,
+            creation_time: "2026-01-01T00:00:00Z".into(),
+            expire_date_time: expire.into(),
+            ..eci::ImageCache::default()
+        }
+    }
+
+    #[test]
+    fn sync_compares_normalised_images_size_and_retention() {
+        let c = cloud(
+            &["docker.io/library/nginx:latest", "busybox"],
+            "2026-01-08T00:00:00Z",
+        );
+        assert!(in_sync(&spec(&["busybox:latest", "nginx"], Some(7)), &c));
+        assert!(!in_sync(&spec(&["nginx"], Some(7)), &c));
+        assert!(!in_sync(&spec(&["nginx", "busybox"], Some(8)), &c));
+        assert!(!in_sync(&spec(&["nginx", "busybox"], None), &c));
+        let mut bigger = spec(&["nginx", "busybox"], Some(7));
+        bigger.image_cache_size = 40;
+        assert!(!in_sync(&bigger, &c));
+        let forever = cloud(&["nginx"], "");
+        assert!(in_sync(&spec(&["nginx"], None), &forever));
+    }
+}
