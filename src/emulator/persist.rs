@@ -95,6 +95,14 @@ impl Persister {
             .map_err(io(&self.dir))?;
         let tmp = self.dir.join("state.json.tmp");
         tokio::fs::write(&tmp, bytes).await.map_err(io(&tmp))?;
+        // The state holds registry passwords: readable by the owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                .await
+                .map_err(io(&tmp))?;
+        }
         tokio::fs::rename(&tmp, &self.path)
             .await
             .map_err(io(&self.path))?;

@@ -89,7 +89,6 @@ impl Req {
 
 /// A signing client for one emulator.
 pub struct Client {
-    http: reqwest::Client,
     addr: std::net::SocketAddr,
     clock: Arc<dyn Clock>,
     nonce: AtomicU64,
@@ -124,10 +123,6 @@ fn encode(pairs: &[(String, String)]) -> String {
 impl Client {
     pub fn new(handle: &Handle, clock: Arc<dyn Clock>) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
             addr: handle.addr(),
             clock,
             nonce: AtomicU64::new(0),
@@ -150,8 +145,7 @@ impl Client {
         if req.region {
             business.push(("RegionId".into(), REGION.into()));
         }
-        let url = format!("http://{}/", self.addr);
-        let response = match req.style {
+        let (method, target, mut headers, body) = match req.style {
             Style::V1Get | Style::V1Post => {
                 let mut all: std::collections::BTreeMap<String, String> =
                     business.into_iter().collect();
@@ -177,17 +171,18 @@ impl Client {
                 all.insert("Signature".into(), signature);
                 let pairs: Vec<(String, String)> = all.into_iter().collect();
                 if req.style == Style::V1Get {
-                    self.http
-                        .get(format!("{url}?{}", encode(&pairs)))
-                        .send()
-                        .await
+                    (
+                        method,
+                        format!("/?{}", encode(&pairs)),
+                        Vec::new(),
+                        String::new(),
+                    )
                 } else {
-                    self.http
-                        .post(url)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(encode(&pairs))
-                        .send()
-                        .await
+                    let form = vec![(
+                        "content-type".to_owned(),
+                        "application/x-www-form-urlencoded".to_owned(),
+                    )];
+                    (method, "/".to_owned(), form, encode(&pairs))
                 }
             }
             Style::V3 => {
@@ -195,7 +190,7 @@ impl Client {
                     business.into_iter().collect();
                 let hash = sign::EMPTY_PAYLOAD_SHA256;
                 let host = self.addr.to_string();
-                let headers: std::collections::BTreeMap<String, String> = [
+                let signed_headers: std::collections::BTreeMap<String, String> = [
                     ("host", host.as_str()),
                     ("x-acs-action", req.action.as_str()),
                     ("x-acs-version", "2018-08-08"),
@@ -207,32 +202,29 @@ impl Client {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
                 let (canonical, signed) =
-                    sign::v3_canonical_request("POST", "/", &query, &headers, hash);
+                    sign::v3_canonical_request("POST", "/", &query, &signed_headers, hash);
                 let signature = sign::v3_signature(&req.secret, &canonical);
                 let pairs: Vec<(String, String)> = query.into_iter().collect();
-                let mut builder = self.http.post(format!("{url}?{}", encode(&pairs)));
-                for (k, v) in &headers {
-                    if k != "host" {
-                        builder = builder.header(k, v);
-                    }
-                }
-                builder
-                    .header(
-                        "authorization",
-                        sign::v3_authorization(ID, &signed, &signature),
-                    )
-                    .send()
-                    .await
+                let mut headers: Vec<(String, String)> = signed_headers
+                    .into_iter()
+                    .filter(|(k, _)| k != "host")
+                    .collect();
+                headers.push((
+                    "authorization".into(),
+                    sign::v3_authorization(ID, &signed, &signature),
+                ));
+                (
+                    "POST",
+                    format!("/?{}", encode(&pairs)),
+                    headers,
+                    String::new(),
+                )
             }
-        }
-        .expect("loopback request");
-        let status = response.status().as_u16();
-        let ratelimit = response
-            .headers()
-            .get("x-ratelimit-user-api")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let text = response.text().await.expect("body");
+        };
+        headers.push(("accept".into(), "application/json".into()));
+        let (status, response_headers, text) =
+            raw_http(self.addr, method, &target, &headers, &body).await;
+        let ratelimit = response_headers.get("x-ratelimit-user-api").cloned();
         let body: Value =
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
         Answer {
@@ -271,6 +263,51 @@ impl Client {
     pub async fn wait_cache(&self, id: &str, want: &str) -> Value {
         wait(|| self.cache(id), want).await
     }
+}
+
+/// One HTTP/1.1 exchange over a fresh loopback connection (`Connection: close`): status,
+/// lowercase headers, body. Plain sockets keep the tests free of any TLS stack.
+async fn raw_http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> (u16, std::collections::HashMap<String, String>, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let raw = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, rest) = raw.split_once("\r\n\r\n").expect("a header block");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: std::collections::HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = match headers
+        .get("content-length")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(n) => rest[..n.min(rest.len())].to_owned(),
+        None => rest.to_owned(),
+    };
+    (status, headers, body)
 }
 
 async fn wait<F, Fut>(get: F, want: &str) -> Value
