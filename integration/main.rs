@@ -11,6 +11,9 @@ mod support;
 use support::harness::{self, Test};
 
 fn main() -> std::process::ExitCode {
+    // One rustls provider for every TLS client of the tests (oci-client, reqwest): ring, as
+    // the product uses; no crate of the build brings a default one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let tests: Vec<Test> = [
         cli::tests(),
         crd::tests(),

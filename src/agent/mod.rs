@@ -6,6 +6,12 @@
 
 pub mod simulated;
 
+// The real agent's image side: registry pulls over a shaped link into a content store, and
+// layers unpacked into cache snapshots.
+pub mod shaper;
+pub mod store;
+pub mod unpack;
+
 /// The generated protocol types, client and server of `eci.agent.v1`.
 #[allow(missing_docs, clippy::pedantic)] // generated code
 pub mod pb {

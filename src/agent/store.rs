@@ -1,0 +1,429 @@
+//! The content store: blobs (image configs and compressed layers) on disk by digest.
+//!
+//! Layout under the agent's data dir: `blobs/sha256/<hex>` for verified blobs and `ingest/`
+//! for downloads in flight. A blob is written to a fresh file under `ingest/`, hashed while it
+//! streams in, and renamed into place only when its sha256 and size match the descriptor, so a
+//! path under `blobs/` always holds exactly the bytes its name promises. A blob already present
+//! is never downloaded again; that is what makes a second cache of the same images free.
+//!
+//! Digests come from registries, so they are parsed into [`Digest`] (only `sha256:` + 64
+//! lowercase hex digits) before they ever become part of a path.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt as _;
+
+use super::shaper::Shaper;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A digest is not `sha256:` followed by 64 lowercase hex digits.
+    #[error("unsupported or malformed digest {digest:?}")]
+    ParseDigest {
+        /// The digest as given.
+        digest: String,
+    },
+    /// The store's directories could not be created.
+    #[error("cannot create the content store at {}", path.display())]
+    CreateStore {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blob could not be written to its ingest file (disk full, permissions).
+    #[error("cannot write blob {digest} to {}", path.display())]
+    WriteBlob {
+        /// The blob.
+        digest: Digest,
+        /// The ingest file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The download of a blob failed part-way (connection reset, registry error).
+    #[error("cannot download blob {digest}")]
+    DownloadBlob {
+        /// The blob.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes received do not hash to the digest asked for; nothing was stored.
+    #[error("blob {expected} arrived with digest {actual}")]
+    VerifyDigest {
+        /// The digest of the descriptor.
+        expected: Digest,
+        /// The sha256 of the bytes received.
+        actual: String,
+    },
+    /// The bytes received are not as many as the descriptor says; nothing was stored.
+    #[error("blob {digest} arrived with {actual} bytes, the descriptor says {expected}")]
+    VerifySize {
+        /// The blob.
+        digest: Digest,
+        /// The size of the descriptor.
+        expected: u64,
+        /// The bytes received.
+        actual: u64,
+    },
+    /// A stored blob could not be read.
+    #[error("cannot read blob {digest}")]
+    ReadBlob {
+        /// The blob.
+        digest: Digest,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+// === impl Digest ===
+
+/// A sha256 content digest, `sha256:<64 hex>`, safe to use as a file name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(String);
+
+impl Digest {
+    /// The digest of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        Self(format!("sha256:{:x}", Sha256::digest(data)))
+    }
+
+    /// The 64 hex digits.
+    pub fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+
+    /// The digest as text, `sha256:<hex>`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Digest {
+    type Err = StoreError;
+
+    fn from_str(digest: &str) -> Result<Self, Self::Err> {
+        match digest.strip_prefix("sha256:") {
+            Some(hex)
+                if hex.len() == 64
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+            {
+                Ok(Self(digest.to_owned()))
+            }
+            _ => Err(StoreError::ParseDigest {
+                digest: digest.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+// === impl ContentStore ===
+
+/// Blobs by digest under one directory.
+#[derive(Debug)]
+pub struct ContentStore {
+    root: PathBuf,
+    /// Makes ingest file names unique within this process.
+    next_ingest: AtomicU64,
+}
+
+/// What [`ContentStore::ingest`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// The blob was already present; nothing was read from the stream.
+    Present,
+    /// The blob was downloaded and verified; this many bytes were read.
+    Downloaded(u64),
+}
+
+impl ContentStore {
+    /// Opens (creating if needed) the store under `root` and clears stale ingest files.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        let ingest = root.join("ingest");
+        // Leftovers of a crash are incomplete by construction.
+        if tokio::fs::try_exists(&ingest).await.unwrap_or(false) {
+            let _ = tokio::fs::remove_dir_all(&ingest).await;
+        }
+        for dir in [root.join("blobs/sha256"), ingest] {
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|source| StoreError::CreateStore { path: dir, source })?;
+        }
+        Ok(Self {
+            root,
+            next_ingest: AtomicU64::new(0),
+        })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `digest` is (or would be) stored.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Whether the blob is present.
+    pub async fn contains(&self, digest: &Digest) -> bool {
+        tokio::fs::try_exists(self.blob_path(digest))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Reads a whole (small) blob, such as an image config.
+    pub async fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        tokio::fs::read(self.blob_path(digest))
+            .await
+            .map_err(|source| StoreError::ReadBlob {
+                digest: digest.clone(),
+                source,
+            })
+    }
+
+    /// Stores the blob `digest` of `size` bytes from `open`'s stream, unless it is present.
+    ///
+    /// `open` is a future that is polled only when the blob is missing, so a hit costs no
+    /// request. Every chunk first passes `shaper` (when the link is shaped), is then hashed,
+    /// reported to `on_chunk` (counters, progress) and written. The blob becomes visible only
+    /// after its digest and size are verified.
+    ///
+    /// # Errors
+    /// [`StoreError::VerifyDigest`] / [`StoreError::VerifySize`] when the bytes are not the
+    /// blob; the partial file is removed in every failure.
+    pub async fn ingest<S, E>(
+        &self,
+        digest: &Digest,
+        size: u64,
+        open: impl Future<Output = Result<S, E>>,
+        shaper: Option<&Shaper>,
+        mut on_chunk: impl FnMut(usize),
+    ) -> Result<Ingested, E>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+        E: From<StoreError>,
+    {
+        if self.contains(digest).await {
+            return Ok(Ingested::Present);
+        }
+        let stream = open.await?;
+        let n = self.next_ingest.fetch_add(1, Ordering::Relaxed);
+        let temp =
+            self.root
+                .join("ingest")
+                .join(format!("{}-{}-{n}", digest.hex(), std::process::id()));
+        let result = self
+            .write_verified(digest, size, stream, &temp, shaper, &mut on_chunk)
+            .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        Ok(Ingested::Downloaded(result?))
+    }
+
+    async fn write_verified<S>(
+        &self,
+        digest: &Digest,
+        size: u64,
+        mut stream: S,
+        temp: &Path,
+        shaper: Option<&Shaper>,
+        on_chunk: &mut impl FnMut(usize),
+    ) -> Result<u64, StoreError>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+    {
+        let write_error = |source| StoreError::WriteBlob {
+            digest: digest.clone(),
+            path: temp.to_owned(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(temp).await.map_err(write_error)?;
+        let mut hasher = Sha256::new();
+        let mut received = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| StoreError::DownloadBlob {
+                digest: digest.clone(),
+                source,
+            })?;
+            received += chunk.len() as u64;
+            if received > size {
+                // A registry that sends more than the descriptor says is not trusted further.
+                return Err(StoreError::VerifySize {
+                    digest: digest.clone(),
+                    expected: size,
+                    actual: received,
+                });
+            }
+            if let Some(shaper) = shaper {
+                shaper.acquire(chunk.len() as u64).await;
+            }
+            on_chunk(chunk.len());
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(write_error)?;
+        }
+        file.sync_all().await.map_err(write_error)?;
+        drop(file);
+        if received != size {
+            return Err(StoreError::VerifySize {
+                digest: digest.clone(),
+                expected: size,
+                actual: received,
+            });
+        }
+        let actual = format!("sha256:{:x}", hasher.finalize());
+        if actual != digest.as_str() {
+            return Err(StoreError::VerifyDigest {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        tokio::fs::rename(temp, self.blob_path(digest))
+            .await
+            .map_err(write_error)?;
+        Ok(received)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(data: &'static [u8]) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
+        futures::stream::iter(
+            data.chunks(3)
+                .map(|c| Ok(Bytes::from_static(c)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn digests_are_checked_before_they_become_paths() {
+        let good = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(good.parse::<Digest>().unwrap().hex(), "a".repeat(64));
+        for bad in [
+            "sha256:../../etc/passwd".to_owned(),
+            format!("sha512:{}", "a".repeat(128)),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}/", "a".repeat(63)),
+            "a".repeat(64),
+        ] {
+            assert!(bad.parse::<Digest>().is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[tokio::test]
+    async fn stores_a_verified_blob_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).await.unwrap();
+        let data = b"hello, content store";
+        let digest = Digest::of(data);
+        let mut seen = 0;
+        let result = store
+            .ingest(
+                &digest,
+                data.len() as u64,
+                async { Ok::<_, StoreError>(chunks(data)) },
+                None,
+                |n| seen += n,
+            )
+            .await
+            .unwrap();
+        assert_eq!(result, Ingested::Downloaded(data.len() as u64));
+        assert_eq!(seen, data.len());
+        assert_eq!(store.read(&digest).await.unwrap(), data);
+        // Present: the stream is not even opened.
+        let again = store
+            .ingest(
+                &digest,
+                data.len() as u64,
+                async {
+                    panic!("a present blob was downloaded again");
+                    #[allow(unreachable_code)]
+                    Ok::<futures::stream::Empty<_>, StoreError>(futures::stream::empty())
+                },
+                None,
+                |_| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, Ingested::Present);
+    }
+
+    #[tokio::test]
+    async fn rejects_a_digest_mismatch_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).await.unwrap();
+        let claimed = Digest::of(b"the real layer");
+        let data = b"something else!";
+        let error = store
+            .ingest(
+                &claimed,
+                data.len() as u64,
+                async { Ok::<_, StoreError>(chunks(data)) },
+                None,
+                |_| {},
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::VerifyDigest { expected, actual }
+                if *expected == claimed && *actual == Digest::of(data).to_string()),
+            "{error:?}"
+        );
+        assert!(!store.contains(&claimed).await);
+        let leftovers = std::fs::read_dir(dir.path().join("ingest"))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 0, "the partial download was kept");
+    }
+
+    #[tokio::test]
+    async fn rejects_a_size_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).await.unwrap();
+        let data = b"twelve bytes";
+        let digest = Digest::of(data);
+        for size in [5, 20] {
+            let error = store
+                .ingest(
+                    &digest,
+                    size,
+                    async { Ok::<_, StoreError>(chunks(data)) },
+                    None,
+                    |_| {},
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, StoreError::VerifySize { expected, .. } if expected == size),
+                "{error:?}"
+            );
+            assert!(!store.contains(&digest).await);
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! Unpacking image layers (tar, gzip, zstd) onto a root directory, safely.
+//!
+//! Layers are applied in order onto one directory (an image's rootfs in a snapshot), with the
+//! OCI whiteouts honoured: `.wh.NAME` removes `NAME` from the layers below, `.wh..wh..opq`
+//! empties its directory of what the layers below put there.
+//!
+//! # No path escapes
+//! A layer comes from a registry and is untrusted. Nothing it contains may create, change or
+//! remove anything outside the root. We resolve every path ourselves, one component at a time,
+//! against the root (no crate does exactly this with the semantics we want: `tar`'s
+//! `unpack_in` has no whiteouts and follows symlinks the layer planted; `cap-std` was
+//! considered, but it would be a new dependency tree for the same hundred lines):
+//! - entry names (and hard-link targets) with a `..` component or an absolute path are refused;
+//! - intermediate components that are symlinks are followed only while they stay inside the
+//!   root: relative targets are resolved against the directory they sit in (chains included, at
+//!   most 40 hops), a target that climbs above the root or is absolute is refused. (An absolute
+//!   symlink is fine as a *leaf*, e.g. busybox's `bin/sh -> /bin/busybox`; it is only never
+//!   written through.);
+//! - the last component is never followed: an existing file, link or directory in the way is
+//!   removed first and the new file is created with `O_EXCL`, so it cannot land through a link;
+//! - hard links point at an existing non-directory inside the root, resolved the same way.
+//!
+//! An entry that is refused fails the whole layer ([`UnpackError::RefuseEntry`]); the caller
+//! throws the partial root away.
+//!
+//! Device nodes are skipped (containers get `/dev` from the runtime); ownership is applied
+//! when the agent may (`lchown` as root) and skipped otherwise.
+
+use std::{
+    collections::HashSet,
+    ffi::{OsStr, OsString},
+    fmt, fs,
+    io::{self, BufRead, BufReader, Read},
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    path::{Component, Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use tracing::debug;
+
+/// Symlink hops followed while resolving one path, as Linux's `MAXSYMLINKS`.
+const MAX_SYMLINK_HOPS: u32 = 40;
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Why a layer could not be unpacked.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    /// The layer blob could not be opened or its first bytes read.
+    #[error("cannot open layer {}", path.display())]
+    OpenLayer {
+        /// The blob file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The media type says the layer is compressed but its bytes are not gzip or zstd.
+    #[error("layer of media type {media_type} is not {expected}")]
+    DetectCompression {
+        /// The descriptor's media type.
+        media_type: String,
+        /// What the media type promised.
+        expected: Compression,
+    },
+    /// The tar stream (or its compression) is corrupt or truncated.
+    #[error("cannot read the layer's tar stream")]
+    ReadLayer {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// An entry would write outside the root; the layer is refused.
+    #[error("refused layer entry {}: {reason}", entry.display())]
+    RefuseEntry {
+        /// The entry's path as the layer names it.
+        entry: PathBuf,
+        /// How it would escape.
+        reason: Escape,
+    },
+    /// Writing an entry failed (disk full, a file where a directory is needed).
+    #[error("cannot write layer entry {} at {}", entry.display(), path.display())]
+    WriteEntry {
+        /// The entry's path as the layer names it.
+        entry: PathBuf,
+        /// Where it was being written.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The layer's files would take more than the bytes allowed (the cache size).
+    #[error("layer needs more than the {limit} bytes left (at entry {})", entry.display())]
+    ExceedSize {
+        /// Bytes this layer was allowed to write.
+        limit: u64,
+        /// The entry that did not fit.
+        entry: PathBuf,
+    },
+}
+
+/// How an entry would have escaped the root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Escape {
+    /// The path has a `..` component.
+    ParentComponent,
+    /// The path is absolute.
+    AbsolutePath,
+    /// A directory on the way is a symlink with an absolute target.
+    AbsoluteSymlink {
+        /// The symlink, relative to the root.
+        link: PathBuf,
+    },
+    /// A directory on the way is a symlink (or chain) leading above the root.
+    SymlinkOutsideRoot {
+        /// The symlink, relative to the root.
+        link: PathBuf,
+    },
+    /// More than 40 symlinks on the way (a loop).
+    SymlinkLoop,
+    /// A whiteout names `.` or `..` or nothing.
+    BadWhiteout,
+}
+
+impl fmt::Display for Escape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ParentComponent => f.write_str("path has a `..` component"),
+            Self::AbsolutePath => f.write_str("path is absolute"),
+            Self::AbsoluteSymlink { link } => {
+                write!(f, "writes through absolute symlink {}", link.display())
+            }
+            Self::SymlinkOutsideRoot { link } => {
+                write!(f, "symlink {} leads outside the root", link.display())
+            }
+            Self::SymlinkLoop => f.write_str("too many levels of symlinks"),
+            Self::BadWhiteout => f.write_str("whiteout names no file"),
+        }
+    }
+}
+
+/// A layer's compression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (`+gzip`, Docker's `.tar.gzip`).
+    Gzip,
+    /// zstd (`+zstd`).
+    Zstd,
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "a plain tar",
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+        })
+    }
+}
+
+/// Decides a layer's compression from its media type and first bytes.
+///
+/// The magic bytes win when they show gzip (`1f 8b`) or zstd (`28 b5 2f fd`): some registries
+/// label compressed layers as plain tars. A media type that promises compression the bytes
+/// do not have is an error, not a guess.
+pub fn detect_compression(media_type: &str, head: &[u8]) -> Result<Compression, UnpackError> {
+    let by_magic = if head.starts_with(&[0x1f, 0x8b]) {
+        Some(Compression::Gzip)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compression::Zstd)
+    } else {
+        None
+    };
+    let by_media_type = if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") {
+        Some(Compression::Gzip)
+    } else if media_type.ends_with("+zstd") {
+        Some(Compression::Zstd)
+    } else {
+        None
+    };
+    match (by_magic, by_media_type) {
+        (Some(found), _) => Ok(found),
+        (None, Some(expected)) => Err(UnpackError::DetectCompression {
+            media_type: media_type.to_owned(),
+            expected,
+        }),
+        (None, None) => Ok(Compression::None),
+    }
+}
+
+/// What one layer did to the root.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created or kept.
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Hard links created.
+    pub hardlinks: u64,
+    /// Whiteouts and opaque markers applied.
+    pub whiteouts: u64,
+    /// Entries skipped (device nodes, FIFOs, unknown types).
+    pub skipped: u64,
+    /// Bytes of regular-file content written.
+    pub bytes: u64,
+}
+
+/// Unpacks the layer blob at `blob` (of `media_type`) onto `root`, writing at most
+/// `max_bytes` of file content. Blocking: call it from `spawn_blocking`.
+pub fn unpack_layer_file(
+    blob: &Path,
+    media_type: &str,
+    root: &Path,
+    max_bytes: u64,
+) -> Result<LayerStats, UnpackError> {
+    let file = fs::File::open(blob).map_err(|source| UnpackError::OpenLayer {
+        path: blob.to_owned(),
+        source,
+    })?;
+    let reader = BufReader::with_capacity(256 * 1024, file);
+    unpack_layer(reader, media_type, root, max_bytes).map_err(|error| match error {
+        UnpackError::OpenLayer { source, .. } => UnpackError::OpenLayer {
+            path: blob.to_owned(),
+            source,
+        },
+        other => other,
+    })
+}
+
+/// Unpacks a layer read from `reader` onto `root` (see the module docs). Blocking.
+pub fn unpack_layer(
+    mut reader: impl BufRead,
+    media_type: &str,
+    root: &Path,
+    max_bytes: u64,
+) -> Result<LayerStats, UnpackError> {
+    let head = reader.fill_buf().map_err(|source| UnpackError::OpenLayer {
+        path: PathBuf::new(),
+        source,
+    })?;
+    let compression = detect_compression(media_type, head)?;
+    let read_error = |source| UnpackError::ReadLayer { source };
+    let tar: Box<dyn Read> = match compression {
+        Compression::None => Box::new(reader),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(reader).map_err(read_error)?)
+        }
+    };
+    let mut unpacker = Unpacker {
+        root,
+        max_bytes,
+        written: HashSet::new(),
+        dir_modes: Vec::new(),
+        stats: LayerStats::default(),
+    };
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        unpacker.apply(entry)?;
+    }
+    unpacker.finish()?;
+    Ok(unpacker.stats)
+}
+
+// === impl Unpacker ===
+
+struct Unpacker<'a> {
+    root: &'a Path,
+    max_bytes: u64,
+    /// Resolved paths this layer wrote: an opaque marker keeps them.
+    written: HashSet<PathBuf>,
+    /// Directory modes, applied after the layer so a read-only directory can still be filled.
+    dir_modes: Vec<(PathBuf, u32)>,
+    stats: LayerStats,
+}
+
+/// A path inside the layer, checked: only normal components.
+fn checked_components(path: &Path) -> Result<Vec<OsString>, Escape> {
+    let mut components = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => components.push(name.to_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(Escape::ParentComponent),
+            Component::RootDir | Component::Prefix(_) => return Err(Escape::AbsolutePath),
+        }
+    }
+    Ok(components)
+}
+
+impl Unpacker<'_> {
+    fn apply<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let read_error = |source| UnpackError::ReadLayer { source };
+        let entry_path = entry.path().map_err(read_error)?.into_owned();
+        let refuse = |reason| UnpackError::RefuseEntry {
+            entry: entry_path.clone(),
+            reason,
+        };
+        let mut components = checked_components(&entry_path).map_err(refuse)?;
+        let Some(name) = components.pop() else {
+            return Ok(()); // the root itself (`./`)
+        };
+        let write_error = |path: &Path, source| UnpackError::WriteEntry {
+            entry: entry_path.clone(),
+            path: path.to_owned(),
+            source,
+        };
+
+        // Whiteouts: act on the layers below, write nothing.
+        if name == OPAQUE_MARKER {
+            if let Some(dir) = self.resolve_dir(&components, true, &entry_path)? {
+                self.make_opaque(&dir).map_err(|e| write_error(&dir, e))?;
+            }
+            self.stats.whiteouts += 1;
+            return Ok(());
+        }
+        if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(WHITEOUT_PREFIX)) {
+            if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+                return Err(refuse(Escape::BadWhiteout));
+            }
+            if let Some(dir) = self.resolve_dir(&components, false, &entry_path)? {
+                let target = dir.join(hidden);
+                remove_existing(&target).map_err(|e| write_error(&target, e))?;
+            }
+            self.stats.whiteouts += 1;
+            return Ok(());
+        }
+
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let owner = header.uid().ok().zip(header.gid().ok());
+        let mtime = header.mtime().ok();
+        let link_name = entry
+            .link_name()
+            .map_err(read_error)?
+            .map(|l| l.into_owned());
+
+        let parent = self
+            .resolve_dir(&components, true, &entry_path)?
+            .ok_or_else(|| write_error(self.root, io::ErrorKind::NotFound.into()))?;
+        let target = parent.join(&name);
+        match kind {
+            tar::EntryType::Directory => {
+                let is_dir = fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
+                if !is_dir {
+                    remove_existing(&target).map_err(|e| write_error(&target, e))?;
+                    fs::create_dir(&target).map_err(|e| write_error(&target, e))?;
+                }
+                self.dir_modes.push((target.clone(), mode));
+                self.stats.dirs += 1;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                if self.stats.bytes.saturating_add(size) > self.max_bytes {
+                    return Err(UnpackError::ExceedSize {
+                        limit: self.max_bytes,
+                        entry: entry_path.clone(),
+                    });
+                }
+                remove_existing(&target).map_err(|e| write_error(&target, e))?;
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true) // O_EXCL: never through a link planted meanwhile
+                    .mode(0o600)
+                    .open(&target)
+                    .map_err(|e| write_error(&target, e))?;
+                let copied = io::copy(&mut entry, &mut file).map_err(read_error)?;
+                file.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|e| write_error(&target, e))?;
+                if let Some(mtime) = mtime {
+                    let _ = file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime));
+                }
+                self.stats.bytes += copied;
+                self.stats.files += 1;
+            }
+            tar::EntryType::Symlink => {
+                let Some(link) = link_name else {
+                    return Err(read_error(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "symlink entry without a target",
+                    )));
+                };
+                remove_existing(&target).map_err(|e| write_error(&target, e))?;
+                // Creating a link writes nothing through it; where it points is checked when
+                // a later entry tries to use it as a directory.
+                std::os::unix::fs::symlink(&link, &target).map_err(|e| write_error(&target, e))?;
+                self.stats.symlinks += 1;
+            }
+            tar::EntryType::Link => {
+                let Some(link) = link_name else {
+                    return Err(read_error(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "hard link entry without a target",
+                    )));
+                };
+                let mut link_components = checked_components(&link).map_err(refuse)?;
+                let Some(link_leaf) = link_components.pop() else {
+                    return Err(refuse(Escape::AbsolutePath));
+                };
+                let source_dir = self
+                    .resolve_dir(&link_components, false, &entry_path)?
+                    .ok_or_else(|| write_error(&link, io::ErrorKind::NotFound.into()))?;
+                let source = source_dir.join(link_leaf);
+                if source == target {
+                    return Ok(());
+                }
+                remove_existing(&target).map_err(|e| write_error(&target, e))?;
+                // linkat(2) without AT_SYMLINK_FOLLOW: a link to a symlink links the symlink.
+                fs::hard_link(&source, &target).map_err(|e| write_error(&target, e))?;
+                self.stats.hardlinks += 1;
+            }
+            other => {
+                debug!(entry = %entry_path.display(), kind = ?other, "skipped layer entry");
+                self.stats.skipped += 1;
+                return Ok(());
+            }
+        }
+        if let Some((uid, gid)) = owner {
+            match std::os::unix::fs::lchown(
+                &target,
+                u32::try_from(uid).ok(),
+                u32::try_from(gid).ok(),
+            ) {
+                Ok(()) => {}
+                // Not root: the files belong to the agent's user.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                Err(e) => return Err(write_error(&target, e)),
+            }
+        }
+        self.written.insert(target);
+        Ok(())
+    }
+
+    /// Resolves the directory `components` (already checked) inside the root, following
+    /// in-root symlinks; creates missing directories when `create`, else returns `None` for a
+    /// missing one.
+    fn resolve_dir(
+        &self,
+        components: &[OsString],
+        create: bool,
+        entry: &Path,
+    ) -> Result<Option<PathBuf>, UnpackError> {
+        let refuse = |reason| UnpackError::RefuseEntry {
+            entry: entry.to_owned(),
+            reason,
+        };
+        // `resolved` holds only real directories below the root, so `..` is a plain pop.
+        let mut resolved: Vec<OsString> = Vec::new();
+        let mut pending: Vec<OsString> = components.iter().rev().cloned().collect();
+        let mut hops = 0;
+        while let Some(name) = pending.pop() {
+            if name == OsStr::new("..") {
+                if resolved.pop().is_none() {
+                    // Only symlink targets bring `..` here; entries are checked before.
+                    return Err(refuse(Escape::ParentComponent));
+                }
+                continue;
+            }
+            if name == OsStr::new(".") {
+                continue;
+            }
+            let here = join(self.root, &resolved).join(&name);
+            match fs::symlink_metadata(&here) {
+                Ok(meta) if meta.is_dir() => resolved.push(name),
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(refuse(Escape::SymlinkLoop));
+                    }
+                    let link = join(Path::new(""), &resolved).join(&name);
+                    let target = fs::read_link(&here).map_err(|e| UnpackError::WriteEntry {
+                        entry: entry.to_owned(),
+                        path: here.clone(),
+                        source: e,
+                    })?;
+                    let mut parts = Vec::new();
+                    for component in target.components() {
+                        match component {
+                            Component::Normal(part) => parts.push(part.to_owned()),
+                            Component::ParentDir => parts.push(OsString::from("..")),
+                            Component::CurDir => {}
+                            Component::RootDir | Component::Prefix(_) => {
+                                return Err(refuse(Escape::AbsoluteSymlink { link }));
+                            }
+                        }
+                    }
+                    // A relative target climbing above the root: refuse, naming the link.
+                    let mut depth = resolved.len();
+                    for part in &parts {
+                        if part == OsStr::new("..") {
+                            depth = depth.checked_sub(1).ok_or_else(|| {
+                                refuse(Escape::SymlinkOutsideRoot { link: link.clone() })
+                            })?;
+                        } else {
+                            depth += 1;
+                        }
+                    }
+                    pending.extend(parts.into_iter().rev());
+                }
+                Ok(_) => {
+                    return Err(UnpackError::WriteEntry {
+                        entry: entry.to_owned(),
+                        path: here,
+                        source: io::ErrorKind::NotADirectory.into(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !create {
+                        return Ok(None);
+                    }
+                    fs::create_dir(&here).map_err(|source| UnpackError::WriteEntry {
+                        entry: entry.to_owned(),
+                        path: here.clone(),
+                        source,
+                    })?;
+                    resolved.push(name);
+                }
+                Err(source) => {
+                    return Err(UnpackError::WriteEntry {
+                        entry: entry.to_owned(),
+                        path: here,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(Some(join(self.root, &resolved)))
+    }
+
+    /// Removes from `dir` everything this layer did not write.
+    fn make_opaque(&self, dir: &Path) -> io::Result<()> {
+        for child in fs::read_dir(dir)? {
+            let child = child?.path();
+            if !self.written.contains(&child) {
+                remove_existing(&child)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), UnpackError> {
+        // Deepest first, so a read-only parent does not block its children's chmod.
+        self.dir_modes
+            .sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+        for (path, mode) in self.dir_modes.drain(..) {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|source| {
+                UnpackError::WriteEntry {
+                    entry: path.strip_prefix(self.root).unwrap_or(&path).to_owned(),
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn join(base: &Path, components: &[OsString]) -> PathBuf {
+    let mut path = base.to_owned();
+    path.extend(components);
+    path
+}
+
+/// Removes whatever is at `path` without following it: a symlink is removed, not its target.
+fn remove_existing(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! Unpack safety (every escape refused, nothing written outside the root), whiteouts and
+//! opaque directories across layers, and compression detection.
+
+use std::io::Write as _;
+
+use super::*;
+
+/// A layer under construction. Paths and link names are written raw into the header so the
+/// tests can build the malicious archives `tar::Builder` itself refuses to make.
+struct Layer(tar::Builder<Vec<u8>>);
+
+impl Layer {
+    fn new() -> Self {
+        Self(tar::Builder::new(Vec::new()))
+    }
+
+    fn entry(mut self, kind: tar::EntryType, path: &str, link: &str, data: &[u8]) -> Self {
+        let mut header = tar::Header::new_old();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        header.set_mtime(1_700_000_000);
+        let old = header.as_old_mut();
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_cksum();
+        self.0.append(&header, data).unwrap();
+        self
+    }
+
+    fn dir(self, path: &str) -> Self {
+        self.entry(tar::EntryType::Directory, path, "", b"")
+    }
+
+    fn file(self, path: &str, data: &[u8]) -> Self {
+        self.entry(tar::EntryType::Regular, path, "", data)
+    }
+
+    fn symlink(self, path: &str, target: &str) -> Self {
+        self.entry(tar::EntryType::Symlink, path, target, b"")
+    }
+
+    fn hardlink(self, path: &str, target: &str) -> Self {
+        self.entry(tar::EntryType::Link, path, target, b"")
+    }
+
+    fn tar(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+/// A root inside a sandbox, next to an `outside` directory holding one file.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("root")).unwrap();
+        fs::create_dir(dir.path().join("outside")).unwrap();
+        fs::write(dir.path().join("outside/secret"), b"secret").unwrap();
+        fs::set_permissions(
+            dir.path().join("outside/secret"),
+            fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn outside(&self) -> PathBuf {
+        self.dir.path().join("outside")
+    }
+
+    fn unpack(&self, tar: &[u8]) -> Result<LayerStats, UnpackError> {
+        unpack_layer(tar, LAYER_TAR, &self.root(), u64::MAX)
+    }
+
+    /// The sandbox holds exactly `root` and `outside`, and `outside` only its secret, intact.
+    fn assert_nothing_outside(&self) {
+        let mut top: Vec<_> = fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        top.sort();
+        assert_eq!(top, ["outside", "root"]);
+        let outside: Vec<_> = fs::read_dir(self.outside())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(outside, ["secret"]);
+        let secret = self.outside().join("secret");
+        assert_eq!(fs::read(&secret).unwrap(), b"secret");
+        let meta = fs::symlink_metadata(&secret).unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::nlink(&meta),
+            1,
+            "secret was hard-linked"
+        );
+        assert_eq!(
+            meta.permissions().mode() & 0o7777,
+            0o640,
+            "secret's mode changed"
+        );
+    }
+}
+
+const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+const DOCKER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+fn refused(result: Result<LayerStats, UnpackError>) -> Escape {
+    match result {
+        Err(UnpackError::RefuseEntry { reason, .. }) => reason,
+        other => panic!("expected a refused entry, got {other:?}"),
+    }
+}
+
+#[test]
+fn refuses_parent_components() {
+    let sandbox = Sandbox::new();
+    for path in ["../evil", "a/../../evil", "./../outside/secret"] {
+        let tar = Layer::new().dir("a").file(path, b"pwned").tar();
+        assert_eq!(
+            refused(sandbox.unpack(&tar)),
+            Escape::ParentComponent,
+            "{path}"
+        );
+    }
+    sandbox.assert_nothing_outside();
+}
+
+#[test]
+fn refuses_absolute_paths() {
+    let sandbox = Sandbox::new();
+    let evil = sandbox.outside().join("evil");
+    let tar = Layer::new().file(evil.to_str().unwrap(), b"pwned").tar();
+    assert_eq!(refused(sandbox.unpack(&tar)), Escape::AbsolutePath);
+    sandbox.assert_nothing_outside();
+}
+
+#[test]
+fn refuses_writes_through_an_absolute_symlink() {
+    let sandbox = Sandbox::new();
+    let outside = sandbox.outside();
+    let tar = Layer::new()
+        .symlink("escape", outside.to_str().unwrap())
+        .file("escape/pwned", b"pwned")
+        .tar();
+    assert!(matches!(
+        refused(sandbox.unpack(&tar)),
+        Escape::AbsoluteSymlink { link } if link == Path::new("escape")
+    ));
+    // Also when the link came from an earlier layer, and deeper in the path.
+    let sandbox = Sandbox::new();
+    let lower = Layer::new()
+        .dir("etc")
+        .symlink("etc/conf", outside.to_str().unwrap())
+        .tar();
+    sandbox.unpack(&lower).unwrap();
+    let upper = Layer::new().file("etc/conf/sub/pwned", b"pwned").tar();
+    assert!(matches!(
+        refused(sandbox.unpack(&upper)),
+        Escape::AbsoluteSymlink { .. }
+    ));
+    sandbox.assert_nothing_outside();
+}
+
+#[test]
+fn refuses_a_relative_symlink_chain_out_of_the_root() {
+    let sandbox = Sandbox::new();
+    let tar = Layer::new()
+        .dir("d")
+        .symlink("one", "d/two")
+        .symlink("d/two", "three")
+        .symlink("d/three", "../../outside")
+        .file("one/pwned", b"pwned")
+        .tar();
+    assert!(matches!(
+        refused(sandbox.unpack(&tar)),
+        Escape::SymlinkOutsideRoot { link } if link == Path::new("d/three")
+    ));
+    let sandbox = Sandbox::new();
+    let looping = Layer::new()
+        .symlink("a", "b")
+        .symlink("b", "a")
+        .file("a/x", b"x")
+        .tar();
+    assert_eq!(refused(sandbox.unpack(&looping)), Escape::SymlinkLoop);
+    sandbox.assert_nothing_outside();
+}
+
+#[test]
+fn refuses_hardlink_escapes() {
+    let sandbox = Sandbox::new();
+    let tar = Layer::new().hardlink("stolen", "../outside/secret").tar();
+    assert_eq!(refused(sandbox.unpack(&tar)), Escape::ParentComponent);
+    let absolute = sandbox.outside().join("secret");
+    let tar = Layer::new()
+        .hardlink("stolen", absolute.to_str().unwrap())
+        .tar();
+    assert_eq!(refused(sandbox.unpack(&tar)), Escape::AbsolutePath);
+    let tar = Layer::new()
+        .symlink("up", "..")
+        .hardlink("stolen", "up/outside/secret")
+        .tar();
+    assert!(matches!(
+        refused(sandbox.unpack(&tar)),
+        Escape::SymlinkOutsideRoot { .. }
+    ));
+    sandbox.assert_nothing_outside();
+}
+
+#[test]
+fn replaces_a_symlink_instead_of_writing_through_it() {
+    let sandbox = Sandbox::new();
+    let secret = sandbox.outside().join("secret");
+    let lower = Layer::new()
+        .symlink("config", secret.to_str().unwrap())
+        .tar();
+    sandbox.unpack(&lower).unwrap();
+    let upper = Layer::new().file("config", b"mine").tar();
+    sandbox.unpack(&upper).unwrap();
+    assert_eq!(fs::read(sandbox.root().join("config")).unwrap(), b"mine");
+    sandbox.assert_nothing_outside();
+}
+
+#[test]
+fn follows_symlinks_that_stay_inside_and_keeps_leaf_links() {
+    let sandbox = Sandbox::new();
+    let tar = Layer::new()
+        .dir("usr")
+        .dir("usr/lib")
+        .symlink("lib", "usr/lib")
+        .dir("bin")
+        .file("bin/busybox", b"\x7fELF")
+        .symlink("bin/sh", "/bin/busybox")
+        .symlink("bin/up", "../usr")
+        .file("lib/libc.so", b"libc")
+        .file("bin/up/lib/via-up", b"ok")
+        .hardlink("bin/ash", "bin/busybox")
+        .tar();
+    let stats = sandbox.unpack(&tar).unwrap();
+    let root = sandbox.root();
+    assert_eq!(fs::read(root.join("usr/lib/libc.so")).unwrap(), b"libc");
+    assert_eq!(fs::read(root.join("usr/lib/via-up")).unwrap(), b"ok");
+    assert_eq!(
+        fs::read_link(root.join("bin/sh")).unwrap(),
+        Path::new("/bin/busybox")
+    );
+    assert_eq!(fs::read(root.join("bin/ash")).unwrap(), b"\x7fELF");
+    assert_eq!((stats.files, stats.symlinks, stats.hardlinks), (3, 3, 1));
+    assert_eq!(stats.bytes, 4 + 4 + 2);
+    sandbox.assert_nothing_outside();
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_apply_to_lower_layers() {
+    let sandbox = Sandbox::new();
+    let lower = Layer::new()
+        .dir("a")
+        .file("a/keep", b"keep")
+        .file("a/gone", b"gone")
+        .dir("a/tree")
+        .file("a/tree/deep", b"deep")
+        .dir("b")
+        .file("b/x", b"x")
+        .dir("b/sub")
+        .file("b/sub/y", b"y")
+        .file("c", b"c")
+        .tar();
+    sandbox.unpack(&lower).unwrap();
+    let upper = Layer::new()
+        .file("a/.wh.gone", b"")
+        .file("a/.wh.tree", b"")
+        .file(".wh.c", b"")
+        .file(".wh.never-existed", b"")
+        .dir("b")
+        // The new file comes before the marker: the marker must keep it.
+        .file("b/z", b"z")
+        .file("b/.wh..wh..opq", b"")
+        .file("nested/.wh.nothing", b"")
+        .tar();
+    let stats = sandbox.unpack(&upper).unwrap();
+    let root = sandbox.root();
+    let names = |dir: &str| {
+        let mut names: Vec<_> = fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("a"), ["keep"]);
+    assert_eq!(names("b"), ["z"]);
+    assert_eq!(
+        names(""),
+        ["a", "b"],
+        "whiteouts must not create what they hide"
+    );
+    assert_eq!(stats.whiteouts, 6);
+    sandbox.assert_nothing_outside();
+}
+
+#[test]
+fn refuses_whiteouts_of_dot_and_dotdot() {
+    let sandbox = Sandbox::new();
+    let tar = Layer::new().dir("a").file("a/.wh..", b"").tar();
+    assert_eq!(refused(sandbox.unpack(&tar)), Escape::BadWhiteout);
+    let tar = Layer::new().dir("a").file("a/.wh.", b"").tar();
+    assert_eq!(refused(sandbox.unpack(&tar)), Escape::BadWhiteout);
+    sandbox.assert_nothing_outside();
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::stream::encode_all(data, 3).unwrap()
+}
+
+#[test]
+fn detects_compression_by_media_type_and_magic() {
+    let tar = Layer::new().file("hello", b"world").tar();
+    let cases = [
+        (tar.clone(), LAYER_TAR),
+        (gzip(&tar), LAYER_GZIP),
+        (gzip(&tar), DOCKER_GZIP),
+        (zstd(&tar), LAYER_ZSTD),
+        // Mislabelled as a plain tar: the magic bytes decide.
+        (gzip(&tar), LAYER_TAR),
+        (zstd(&tar), LAYER_TAR),
+        (zstd(&tar), "application/octet-stream"),
+    ];
+    for (blob, media_type) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = unpack_layer(blob.as_slice(), media_type, dir.path(), u64::MAX)
+            .unwrap_or_else(|e| panic!("{media_type}: {e:?}"));
+        assert_eq!(stats.files, 1);
+        assert_eq!(fs::read(dir.path().join("hello")).unwrap(), b"world");
+    }
+    assert_eq!(
+        detect_compression(LAYER_GZIP, &gzip(b"x")).unwrap(),
+        Compression::Gzip
+    );
+    assert_eq!(
+        detect_compression(LAYER_TAR, &zstd(b"x")).unwrap(),
+        Compression::Zstd
+    );
+    assert_eq!(
+        detect_compression(LAYER_TAR, b"hello").unwrap(),
+        Compression::None
+    );
+}
+
+#[test]
+fn refuses_a_layer_whose_bytes_do_not_match_its_compression() {
+    let tar = Layer::new().file("hello", b"world").tar();
+    for media_type in [LAYER_GZIP, LAYER_ZSTD, DOCKER_GZIP] {
+        let dir = tempfile::tempdir().unwrap();
+        let error = unpack_layer(tar.as_slice(), media_type, dir.path(), u64::MAX).unwrap_err();
+        assert!(
+            matches!(error, UnpackError::DetectCompression { .. }),
+            "{media_type}: {error:?}"
+        );
+    }
+    // A truncated gzip stream is a read error, not a silent partial layer.
+    let mut truncated = gzip(&Layer::new().file("big", &[7u8; 100_000]).tar());
+    truncated.truncate(truncated.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let error = unpack_layer(truncated.as_slice(), LAYER_GZIP, dir.path(), u64::MAX).unwrap_err();
+    assert!(matches!(error, UnpackError::ReadLayer { .. }), "{error:?}");
+}
+
+#[test]
+fn stops_at_the_byte_limit() {
+    let sandbox = Sandbox::new();
+    let tar = Layer::new()
+        .file("a", &[1u8; 600])
+        .file("b", &[2u8; 600])
+        .tar();
+    let error = unpack_layer(tar.as_slice(), LAYER_TAR, &sandbox.root(), 1000).unwrap_err();
+    assert!(
+        matches!(&error, UnpackError::ExceedSize { limit: 1000, entry } if entry == Path::new("b")),
+        "{error:?}"
+    );
+}
