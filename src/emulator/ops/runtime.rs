@@ -261,6 +261,11 @@ fn usage_json(u: Option<&pb::ResourceUsage>, cpu_limit: f64) -> (Value, Value) {
     )
 }
 
+/// `t - d`, or the earliest time when that underflows (times come from callers).
+fn earlier(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_sub(d).unwrap_or(Timestamp::MIN)
+}
+
 pub async fn metric(core: &Arc<Core>, region: &str, p: &Params) -> Result<Value, ApiError> {
     let id = p.required("ContainerGroupId")?;
     let parse = |name: &str| {
@@ -275,10 +280,10 @@ pub async fn metric(core: &Arc<Core>, region: &str, p: &Params) -> Result<Value,
     let period = p.one_of("Period", &["15", "30", "60", "600"])?;
     let now = core.now();
     let (start, end, step) = match (start, end) {
-        (None, None) => (now - SignedDuration::from_mins(5), now, 15),
+        (None, None) => (earlier(now, SignedDuration::from_mins(5)), now, 15),
         (s, e) => {
             let end = e.unwrap_or(now);
-            let start = s.unwrap_or(end - SignedDuration::from_mins(5));
+            let start = s.unwrap_or_else(|| earlier(end, SignedDuration::from_mins(5)));
             (
                 start,
                 end,
@@ -335,7 +340,10 @@ pub async fn metric(core: &Arc<Core>, region: &str, p: &Params) -> Result<Value,
                 "Filesystem": [],
                 "Containers": containers,
             }));
-            at -= SignedDuration::from_secs(step);
+            let Ok(previous) = at.checked_sub(SignedDuration::from_secs(step)) else {
+                break;
+            };
+            at = previous;
         }
         records.reverse();
     }
