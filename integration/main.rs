@@ -5,6 +5,7 @@ mod cli;
 mod crd;
 mod eci_api;
 mod eci_sdk;
+mod imagecache;
 mod registry;
 mod support;
 
@@ -19,6 +20,7 @@ fn main() -> std::process::ExitCode {
         crd::tests(),
         eci_api::tests(),
         eci_sdk::tests(),
+        imagecache::tests(),
         registry::tests(),
     ]
     .into_iter()

@@ -1,0 +1,592 @@
+//! The ImageCache controller end to end: a real API server, `eci-vk emulator` as the cloud (a
+//! separate process, simulated runtime), and the reconciler running in this process as
+//! `eci-vk run` will host it. The tests act as the user guide's user, with kubectl.
+//!
+//! Each test runs its own emulator and controller, restricted by a label to the test's own
+//! objects (ImageCache is cluster-scoped, and tests run in parallel).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use eci_vk::{
+    eci,
+    imagecache::{self, Settings},
+};
+use serde_json::Value;
+
+use crate::support::{
+    Ground,
+    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    ground::Namespace,
+    harness::{Phase, Test},
+};
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "imagecache::guide_sample_with_three_pull_secrets_is_ready",
+            phase: Phase::WithCrd,
+            run: guide_sample_with_three_pull_secrets_is_ready,
+        },
+        Test {
+            name: "imagecache::missing_pull_secret_fails_with_an_event_then_recovers",
+            phase: Phase::WithCrd,
+            run: missing_pull_secret_fails_with_an_event_then_recovers,
+        },
+        Test {
+            name: "imagecache::changed_images_update_the_cloud_cache",
+            phase: Phase::WithCrd,
+            run: changed_images_update_the_cloud_cache,
+        },
+        Test {
+            name: "imagecache::kubectl_delete_removes_the_cloud_cache",
+            phase: Phase::WithCrd,
+            run: kubectl_delete_removes_the_cloud_cache,
+        },
+    ]
+}
+
+const LABEL: &str = "eci-vk-test";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An emulator, and the reconciler running against it and the ground's cluster. Dropping it
+/// deletes the test's ImageCaches (while the controller still runs to release them), then
+/// stops the controller and the emulator.
+struct Rig<'g> {
+    ground: &'g Ground,
+    namespace: String,
+    eci: eci::Client,
+    emulator: EmulatorProcess,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), imagecache::RunError>>>,
+}
+
+impl<'g> Rig<'g> {
+    fn start(ground: &'g Ground, namespace: &Namespace) -> Result<Self> {
+        let emulator = EmulatorProcess::start(
+            ground.eci_vk(),
+            &[
+                "--no-throttle",
+                "--sim-pull-ms",
+                "100",
+                "--sim-snapshot-ms",
+                "50",
+                "--sim-start-ms",
+                "50",
+            ],
+        )?;
+        let mut config = eci::ClientConfig::new(
+            "cn-hangzhou",
+            eci::Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET, None),
+        );
+        config.endpoint = eci::Endpoint::Url(emulator.endpoint.clone());
+        let eci = eci::Client::new(config).context("ECI client")?;
+        let kubeconfig = ground.kubeconfig.clone();
+        let kube = ground.runtime.block_on(async move {
+            let raw = kube::config::Kubeconfig::read_from(&kubeconfig)?;
+            let config = kube::Config::from_custom_kubeconfig(
+                raw,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?;
+            anyhow::Ok(kube::Client::try_from(config)?)
+        })?;
+        let settings = Settings {
+            cluster_name: "integration".into(),
+            label_selector: Some(format!("{LABEL}={}", namespace.name)),
+            poll_interval: Duration::from_millis(250),
+            resync_interval: Duration::from_secs(5),
+            error_backoff: (Duration::from_millis(500), Duration::from_secs(4)),
+            ..Settings::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = ground
+            .runtime
+            .spawn(imagecache::run(kube, eci.clone(), settings, async move {
+                let _ = stopped.await;
+            }));
+        Ok(Self {
+            ground,
+            namespace: namespace.name.clone(),
+            eci,
+            emulator,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Creates an ImageCache named `name` from a YAML body of its `spec` (indented 2 spaces).
+    fn create(&self, name: &str, spec: &str) -> Result<()> {
+        let yaml = format!(
+            "apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata:\n  name: {name}\n  labels:\n    {LABEL}: {}\nspec:\n{spec}",
+            self.namespace
+        );
+        self.ground
+            .kubectl()
+            .args(["create", "-f", "-"])
+            .stdin(yaml)
+            .ok()?;
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<Value> {
+        let out = self
+            .ground
+            .kubectl()
+            .args(["get", "imagecache", name, "-o", "json"])
+            .ok()?;
+        Ok(serde_json::from_str(&out)?)
+    }
+
+    /// Waits until `test` holds for the object, returning it.
+    fn wait_for(&self, name: &str, what: &str, test: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let object = self.get(name)?;
+            if test(&object) {
+                return Ok(object);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "imagecache {name} never became {what}: {:#}",
+                    object["status"]
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_phase(&self, name: &str, phase: &str) -> Result<Value> {
+        self.wait_for(name, phase, |o| o["status"]["phase"] == phase)
+    }
+
+    fn describe(&self, request: eci::DescribeImageCaches) -> Result<Vec<eci::ImageCache>> {
+        let eci = self.eci.clone();
+        self.ground
+            .runtime
+            .block_on(async move { eci.describe_all_image_caches(&request).await })
+            .context("DescribeImageCaches")
+    }
+
+    fn cloud_cache(&self, id: &str) -> Result<Option<eci::ImageCache>> {
+        Ok(self
+            .describe(eci::DescribeImageCaches {
+                image_cache_id: Some(id.to_owned()),
+                ..eci::DescribeImageCaches::default()
+            })?
+            .into_iter()
+            .find(|c| c.image_cache_id == id))
+    }
+
+    fn caches_tagged_for(&self, name: &str) -> Result<Vec<eci::ImageCache>> {
+        self.describe(eci::DescribeImageCaches {
+            tags: vec![eci::Tag::new(imagecache::TAG_OBJECT, name)],
+            ..eci::DescribeImageCaches::default()
+        })
+    }
+
+    /// Kubernetes Events about the ImageCache `name` (cluster-scoped objects get theirs in
+    /// `default`), as `(reason, message)`.
+    fn events(&self, name: &str) -> Result<Vec<(String, String)>> {
+        let out = self
+            .ground
+            .kubectl()
+            .args([
+                "get",
+                "events",
+                "-n",
+                "default",
+                "--field-selector",
+                &format!("involvedObject.kind=ImageCache,involvedObject.name={name}"),
+                "-o",
+                "json",
+            ])
+            .ok()?;
+        let list: Value = serde_json::from_str(&out)?;
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap_or_default().to_owned(),
+                    e["message"]
+                        .as_str()
+                        .or(e["note"].as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect())
+    }
+}
+
+impl Drop for Rig<'_> {
+    fn drop(&mut self) {
+        let selector = format!("{LABEL}={}", self.namespace);
+        let _ = self
+            .ground
+            .kubectl()
+            .args([
+                "delete",
+                "imagecache",
+                "-l",
+                &selector,
+                "--wait=true",
+                "--timeout=30s",
+            ])
+            .run();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = self
+                .ground
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(20), task).await });
+        }
+        // Anything the controller could not release must not block the cluster.
+        if let Ok(names) = self
+            .ground
+            .kubectl()
+            .args(["get", "imagecache", "-l", &selector, "-o", "name"])
+            .ok()
+        {
+            for name in names.lines().filter(|l| !l.is_empty()) {
+                let _ = self
+                    .ground
+                    .kubectl()
+                    .args([
+                        "patch",
+                        name,
+                        "--type=merge",
+                        "-p",
+                        r#"{"metadata":{"finalizers":null}}"#,
+                    ])
+                    .run();
+            }
+        }
+        let _ = &self.emulator;
+    }
+}
+
+fn docker_config_json(server: &str, user: &str, password: &str) -> String {
+    serde_json::json!({"auths": {server: {"username": user, "password": password}}}).to_string()
+}
+
+/// The guide's "Create an image cache", with its three pull secrets created first: two
+/// `kubernetes.io/dockerconfigjson` Secrets in the test's namespace (the guide's `default`)
+/// and a legacy `kubernetes.io/dockercfg` one in `kube-system`.
+fn guide_sample_with_three_pull_secrets_is_ready(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    let (user, password) = ground
+        .auth_registry
+        .credentials
+        .clone()
+        .context("the auth registry has credentials")?;
+    let private = ground.auth_registry.reference("private/app", "v1");
+    let secret3 = format!("{}-secret3", ns.name);
+    ground
+        .kubectl()
+        .args([
+            "create",
+            "secret",
+            "docker-registry",
+            "secret1",
+            "-n",
+            &ns.name,
+            &format!("--docker-server={}", ground.auth_registry.host),
+            &format!("--docker-username={user}"),
+            &format!("--docker-password={password}"),
+        ])
+        .ok()?;
+    let secret2 = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "secret2", "namespace": ns.name},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": docker_config_json("https://index.docker.io/v1/", "hub-user", "hub-password")},
+    });
+    let legacy = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": secret3, "namespace": "kube-system"},
+        "type": "kubernetes.io/dockercfg",
+        "stringData": {".dockercfg": serde_json::json!({"registry.example.com": {"username": "u", "password": "p", "email": "u@example.com"}}).to_string()},
+    });
+    for secret in [secret2, legacy] {
+        ground
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(secret.to_string())
+            .ok()?;
+    }
+    let name = format!("imagecache-sample-{}", ns.name);
+    let result = (|| {
+        rig.create(
+            &name,
+            &format!(
+                "  images:\n  - centos:latest\n  - busybox:latest\n  - {private}\n  imagePullSecrets:\n  - {ns}:secret1\n  - {ns}:secret2\n  - kube-system:{secret3}\n  imageCacheSize: 25\n  retentionDays: 7\n",
+                ns = ns.name
+            ),
+        )?;
+        rig.wait_phase(&name, "Ready")?;
+
+        // kubectl get imagecache: NAME AGE CACHEID PHASE PROGRESS.
+        let table = ground.kubectl().args(["get", "imagecache", &name]).ok()?;
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        ensure!(
+            header == ["NAME", "AGE", "CACHEID", "PHASE", "PROGRESS"],
+            "{table}"
+        );
+        let row: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        ensure!(row.len() == 5, "{table}");
+        ensure!(
+            row[0] == name && row[2].starts_with("imc-") && row[2].len() == 24,
+            "{table}"
+        );
+        ensure!(row[3] == "Ready" && row[4] == "100%", "{table}");
+        let id = row[2].to_owned();
+
+        // kubectl get -o yaml: the guide's status fields.
+        let yaml = ground
+            .kubectl()
+            .args(["get", "imagecache", &name, "-o", "yaml"])
+            .ok()?;
+        let object: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml)?;
+        let status = &object["status"];
+        let time = |key: &str| -> Result<jiff::Timestamp> {
+            status[key]
+                .as_str()
+                .with_context(|| format!("status.{key} missing:\n{yaml}"))?
+                .parse()
+                .with_context(|| format!("status.{key} is not a time"))
+        };
+        let start = time("startTime")?;
+        let updated = time("lastUpdatedTime")?;
+        let expire = time("expireDateTime")?;
+        ensure!(updated >= start, "{yaml}");
+        ensure!(
+            expire == start + jiff::SignedDuration::from_hours(7 * 24),
+            "expireDateTime is not startTime + 7 days:\n{yaml}"
+        );
+        ensure!(
+            status["imageCacheId"].as_str() == Some(id.as_str()),
+            "{yaml}"
+        );
+        ensure!(status["observedGeneration"].as_i64() == Some(1), "{yaml}");
+        let messages: Vec<&str> = status["events"]
+            .as_sequence()
+            .context("status.events")?
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .collect();
+        ensure!(
+            messages
+                == [
+                    "Success pull image centos:latest".to_owned(),
+                    "Success pull image busybox:latest".to_owned(),
+                    format!("Success pull image {private}"),
+                ],
+            "one event per image expected:\n{yaml}"
+        );
+        ensure!(!yaml.contains(&password), "a secret reached the object");
+        ground
+            .kubectl()
+            .args([
+                "wait",
+                "--for=condition=Ready",
+                &format!("imagecache/{name}"),
+                "--timeout=10s",
+            ])
+            .ok()?;
+
+        // The cloud has exactly this one cache, tagged for the object, sized as asked.
+        let tagged = rig.caches_tagged_for(&name)?;
+        ensure!(tagged.len() == 1, "{tagged:?}");
+        let cache = &tagged[0];
+        ensure!(
+            cache.image_cache_id == id && cache.image_cache_size == 25,
+            "{cache:?}"
+        );
+        ensure!(
+            cache
+                .tags
+                .iter()
+                .any(|t| t.key == imagecache::TAG_CLUSTER && t.value == "integration"),
+            "{cache:?}"
+        );
+        Ok(())
+    })();
+    let _ = ground
+        .kubectl()
+        .args([
+            "delete",
+            "secret",
+            &secret3,
+            "-n",
+            "kube-system",
+            "--ignore-not-found",
+        ])
+        .run();
+    result
+}
+
+fn missing_pull_secret_fails_with_an_event_then_recovers(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    let name = format!("missing-secret-{}", ns.name);
+    rig.create(
+        &name,
+        &format!(
+            "  images:\n  - {}\n  imagePullSecrets:\n  - {}:absent\n",
+            ground.auth_registry.reference("private/app", "v1"),
+            ns.name
+        ),
+    )?;
+    let object = rig.wait_phase(&name, "Failed")?;
+    let secret = format!("{}/absent", ns.name);
+    let condition = &object["status"]["conditions"][0];
+    ensure!(
+        condition["status"] == "False"
+            && condition["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&secret)),
+        "{:#}",
+        object["status"]
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let events = rig.events(&name)?;
+        if events
+            .iter()
+            .any(|(reason, message)| reason == "PullSecretFailed" && message.contains(&secret))
+        {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no PullSecretFailed event naming {secret}: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ensure!(
+        rig.caches_tagged_for(&name)?.is_empty(),
+        "nothing is created in the cloud without the secret"
+    );
+
+    // The controller keeps retrying (with backoff): once the Secret exists, the cache builds.
+    let (user, password) = ground
+        .auth_registry
+        .credentials
+        .clone()
+        .context("the auth registry has credentials")?;
+    ground
+        .kubectl()
+        .args([
+            "create",
+            "secret",
+            "docker-registry",
+            "absent",
+            "-n",
+            &ns.name,
+            &format!("--docker-server={}", ground.auth_registry.host),
+            &format!("--docker-username={user}"),
+            &format!("--docker-password={password}"),
+        ])
+        .ok()?;
+    let object = rig.wait_phase(&name, "Ready")?;
+    ensure!(
+        object["status"]["imageCacheId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("imc-")),
+        "{:#}",
+        object["status"]
+    );
+    ensure!(rig.caches_tagged_for(&name)?.len() == 1);
+    Ok(())
+}
+
+fn changed_images_update_the_cloud_cache(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    let name = format!("update-{}", ns.name);
+    rig.create(&name, "  images:\n  - busybox:latest\n")?;
+    let object = rig.wait_phase(&name, "Ready")?;
+    let id = object["status"]["imageCacheId"]
+        .as_str()
+        .context("imageCacheId")?
+        .to_owned();
+    ground
+        .kubectl()
+        .args([
+            "patch",
+            "imagecache",
+            &name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"images":["busybox:latest","nginx:1.25"]}}"#,
+        ])
+        .ok()?;
+    let object = rig.wait_for(&name, "Ready at generation 2", |o| {
+        o["status"]["phase"] == "Ready" && o["status"]["observedGeneration"] == 2
+    })?;
+    ensure!(
+        object["status"]["imageCacheId"] == id.as_str(),
+        "the same cache is updated"
+    );
+    ensure!(
+        object["status"]["events"].as_array().map(Vec::len) == Some(2),
+        "{:#}",
+        object["status"]
+    );
+    let cache = rig.cloud_cache(&id)?.context("the cloud cache")?;
+    ensure!(
+        cache.images == ["busybox:latest", "nginx:1.25"],
+        "{cache:?}"
+    );
+    ensure!(rig.caches_tagged_for(&name)?.len() == 1);
+    Ok(())
+}
+
+fn kubectl_delete_removes_the_cloud_cache(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    let name = format!("imagecache-secrets-test-{}", ns.name);
+    rig.create(&name, "  images:\n  - busybox:latest\n  - nginx\n")?;
+    let object = rig.wait_phase(&name, "Ready")?;
+    ensure!(
+        object["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == imagecache::FINALIZER)),
+        "{:#}",
+        object["metadata"]
+    );
+    let id = object["status"]["imageCacheId"]
+        .as_str()
+        .context("imageCacheId")?
+        .to_owned();
+    ensure!(rig.cloud_cache(&id)?.is_some());
+    let out = ground
+        .kubectl()
+        .args(["delete", &format!("imagecache/{name}"), "--timeout=30s"])
+        .ok()?;
+    ensure!(out.contains("deleted"), "{out}");
+    let stderr = ground
+        .kubectl()
+        .args(["get", &format!("imagecache/{name}")])
+        .fails()?;
+    ensure!(stderr.contains("NotFound"), "{stderr}");
+    ensure!(
+        rig.cloud_cache(&id)?.is_none(),
+        "DeleteImageCache was not called for {id}"
+    );
+    Ok(())
+}
