@@ -8,7 +8,9 @@ pub mod simulated;
 
 // The real agent's image side: registry pulls over a shaped link into a content store, and
 // layers unpacked into cache snapshots.
+pub mod registry;
 pub mod shaper;
+pub mod snapshot;
 pub mod store;
 pub mod unpack;
 

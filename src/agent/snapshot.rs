@@ -1,0 +1,709 @@
+//! Cache snapshots: the unpacked images of one image cache, on disk, with a manifest.
+//!
+//! Layout under `<data>/snapshots/`: a snapshot `ID` is a directory `ID/` holding
+//! `images/<n>/rootfs/` (image `n` of the request, its layers applied in order, whiteouts
+//! honoured) and `snapshot.json` ([`SnapshotManifest`]: which images, which layers, sizes).
+//! A snapshot is built under a `.staging-…` directory and renamed into place with its
+//! manifest, so `ID/` exists only complete; a failed or interrupted build leaves nothing.
+//!
+//! # Expected flow
+//! [`SnapshotStore::build`] resolves every image first (so the total is known), then pulls the
+//! missing blobs into the content store through the shaped link, counting bytes per image and
+//! per scope, and unpacks each image onto its rootfs. It reports [`BuildEvent::Progress`]
+//! (blob bytes done / total; blobs already in the content store count as done at once) and one
+//! [`BuildEvent::ImagePulled`] per image, which the emulator turns into its Progress and
+//! `Success pull image X` events.
+//!
+//! # Size
+//! The snapshot is a disk of `ImageCacheSize` GiB: the content its layers write must fit in
+//! the limit while it is written, so a build fails ([`SnapshotError::ExceedSizeLimit`]) as
+//! soon as a layer would overflow it, before the disk fills. Files a later layer removes
+//! still counted while they were there, as they would on a real disk.
+//!
+//! Deleting a snapshot removes its directory. Blobs stay in the content store (a later cache
+//! or group of the same images pulls nothing).
+
+use std::{
+    collections::HashSet,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tracing::{Instrument as _, debug, info_span};
+
+use super::{
+    registry::{ImageRef, RegistryClient, RegistryCredential, RegistryError, ResolvedImage},
+    shaper::{PullScope, PullStats, Shaper},
+    store::{ContentStore, Ingested, StoreError},
+    unpack::{self, UnpackError},
+};
+
+const MANIFEST_FILE: &str = "snapshot.json";
+
+/// Why a snapshot operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The snapshot id is empty, too long or has characters unfit for a directory name.
+    #[error("invalid snapshot id {id:?}")]
+    ParseSnapshotId {
+        /// The id as given.
+        id: String,
+    },
+    /// The snapshot store's directory could not be created or read.
+    #[error("cannot open the snapshot store at {}", path.display())]
+    OpenStore {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An image could not be resolved (bad reference, unknown tag, refused credentials).
+    #[error("cannot resolve image {image} for snapshot {snapshot}")]
+    ResolveImage {
+        /// The snapshot being built.
+        snapshot: String,
+        /// The image as requested.
+        image: String,
+        /// The cause.
+        #[source]
+        source: Box<RegistryError>,
+    },
+    /// A blob could not be pulled into the content store (network, digest mismatch).
+    #[error("cannot pull {digest} of image {image} for snapshot {snapshot}")]
+    PullBlob {
+        /// The snapshot being built.
+        snapshot: String,
+        /// The normalised image.
+        image: String,
+        /// The blob.
+        digest: String,
+        /// The cause.
+        #[source]
+        source: Box<PullError>,
+    },
+    /// A layer could not be unpacked (corrupt, or refused because it would escape its root).
+    #[error("cannot unpack layer {digest} of image {image} for snapshot {snapshot}")]
+    UnpackLayer {
+        /// The snapshot being built.
+        snapshot: String,
+        /// The normalised image.
+        image: String,
+        /// The layer.
+        digest: String,
+        /// The cause.
+        #[source]
+        source: Box<UnpackError>,
+    },
+    /// The images do not fit in the snapshot's size limit.
+    #[error(
+        "snapshot {snapshot} exceeds its size limit of {limit_bytes} bytes while unpacking image {image}"
+    )]
+    ExceedSizeLimit {
+        /// The snapshot being built.
+        snapshot: String,
+        /// The image that did not fit.
+        image: String,
+        /// The limit in bytes.
+        limit_bytes: u64,
+    },
+    /// Writing the snapshot's files or manifest failed (disk full, permissions).
+    #[error("cannot write snapshot {snapshot} at {}", path.display())]
+    WriteSnapshot {
+        /// The snapshot.
+        snapshot: String,
+        /// Where.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A snapshot's manifest could not be read back.
+    #[error("cannot read the manifest of snapshot {snapshot} at {}", path.display())]
+    ReadManifest {
+        /// The snapshot.
+        snapshot: String,
+        /// The manifest file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Removing a snapshot's directory failed.
+    #[error("cannot delete snapshot {snapshot}")]
+    DeleteSnapshot {
+        /// The snapshot.
+        snapshot: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task (unpack, delete) panicked or was cancelled; never expected.
+    #[error("background task of snapshot {snapshot} failed")]
+    JoinTask {
+        /// The snapshot.
+        snapshot: String,
+        /// The cause.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl SnapshotError {
+    /// Whether a registry refused the credentials.
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, Self::ResolveImage { source, .. } if source.is_authentication())
+    }
+}
+
+/// Why one blob pull failed: starting the download, or storing it.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The registry did not serve the blob.
+    #[error("registry refused the download")]
+    Registry(#[from] RegistryError),
+    /// The content store rejected or could not write it (digest or size mismatch).
+    #[error("content store rejected the blob")]
+    Store(#[from] StoreError),
+}
+
+/// The description of a built snapshot, stored as its `snapshot.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotManifest {
+    /// The snapshot id.
+    pub id: String,
+    /// The images, in request order (duplicates removed).
+    pub images: Vec<SnapshotImage>,
+    /// Bytes of file content in the snapshot (hard links counted once).
+    pub size_bytes: u64,
+}
+
+/// One image of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotImage {
+    /// The image as requested.
+    pub requested: String,
+    /// The normalised reference (`docker.io/library/busybox:latest`).
+    pub image: String,
+    /// The platform manifest's digest.
+    pub manifest_digest: String,
+    /// The config blob's digest.
+    pub config_digest: String,
+    /// Bytes of config and layers on the wire (the image's pull size).
+    pub pull_size: u64,
+    /// The layers, bottom first.
+    pub layers: Vec<SnapshotLayer>,
+    /// The rootfs, relative to the snapshot's directory.
+    pub rootfs: PathBuf,
+}
+
+/// One layer of a snapshot image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotLayer {
+    /// The compressed blob's digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Compressed bytes.
+    pub size: u64,
+    /// Bytes of file content it wrote.
+    pub unpacked_bytes: u64,
+}
+
+/// What a build reports while it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// Blob bytes done (downloaded or found in the content store) out of the total.
+    Progress {
+        /// Bytes done.
+        bytes_done: u64,
+        /// Bytes of all distinct blobs of the request.
+        bytes_total: u64,
+    },
+    /// One image is pulled and unpacked ("Success pull image X").
+    ImagePulled {
+        /// The image as requested.
+        image: String,
+        /// Bytes downloaded for it in this build (0 when every blob was present).
+        bytes_pulled: u64,
+    },
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    /// The snapshot id (a directory name: letters, digits, `-`, `_`, `.`).
+    pub snapshot_id: String,
+    /// Whom the downloads are counted for.
+    pub scope: PullScope,
+    /// The images, as the user wrote them.
+    pub images: Vec<String>,
+    /// Registry credentials.
+    pub credentials: Vec<RegistryCredential>,
+    /// The size limit in bytes (`ImageCacheSize` GiB × 2^30); `None` for none.
+    pub size_limit: Option<u64>,
+}
+
+// === impl SnapshotStore ===
+
+/// Snapshots on disk, built from the content store.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    root: PathBuf,
+    content: Arc<ContentStore>,
+    registry: RegistryClient,
+    shaper: Option<Arc<Shaper>>,
+    stats: PullStats,
+    next_staging: AtomicU64,
+}
+
+impl SnapshotStore {
+    /// Opens (creating if needed) the snapshot store under `root`, removing staging
+    /// directories left by an interrupted build.
+    pub async fn open(
+        root: impl Into<PathBuf>,
+        content: Arc<ContentStore>,
+        registry: RegistryClient,
+        shaper: Option<Arc<Shaper>>,
+        stats: PullStats,
+    ) -> Result<Self, SnapshotError> {
+        let root = root.into();
+        let open_error = |source| SnapshotError::OpenStore {
+            path: root.clone(),
+            source,
+        };
+        tokio::fs::create_dir_all(&root).await.map_err(open_error)?;
+        let mut entries = tokio::fs::read_dir(&root).await.map_err(open_error)?;
+        while let Some(entry) = entries.next_entry().await.map_err(open_error)? {
+            if entry.file_name().to_string_lossy().starts_with(".staging-") {
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+            }
+        }
+        Ok(Self {
+            root,
+            content,
+            registry,
+            shaper,
+            stats,
+            next_staging: AtomicU64::new(0),
+        })
+    }
+
+    /// The pull counters this store adds to.
+    pub fn stats(&self) -> &PullStats {
+        &self.stats
+    }
+
+    /// The directory of snapshot `id` (whether or not it exists).
+    pub fn path(&self, id: &str) -> Result<PathBuf, SnapshotError> {
+        check_id(id)?;
+        Ok(self.root.join(id))
+    }
+
+    /// The manifest of snapshot `id`, or `None` if there is no such snapshot.
+    pub async fn get(&self, id: &str) -> Result<Option<SnapshotManifest>, SnapshotError> {
+        let path = self.path(id)?.join(MANIFEST_FILE);
+        let read_error = |source| SnapshotError::ReadManifest {
+            snapshot: id.to_owned(),
+            path: path.clone(),
+            source,
+        };
+        match tokio::fs::read(&path).await {
+            Ok(data) => serde_json::from_slice(&data)
+                .map(Some)
+                .map_err(|e| read_error(Box::new(e))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(read_error(Box::new(e))),
+        }
+    }
+
+    /// Deletes snapshot `id` and frees its disk; returns whether it existed.
+    pub async fn delete(&self, id: &str) -> Result<bool, SnapshotError> {
+        let path = self.path(id)?;
+        let snapshot = id.to_owned();
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(SnapshotError::DeleteSnapshot { snapshot, source }),
+        })
+        .await
+        .map_err(|source| SnapshotError::JoinTask {
+            snapshot: id.to_owned(),
+            source,
+        })?
+    }
+
+    /// Builds a snapshot (see the module docs). Idempotent: an existing snapshot of that id
+    /// is returned as it is. `events` receives progress (dropped when the receiver lags) and
+    /// per-image notifications (always delivered while the receiver lives).
+    pub async fn build(
+        &self,
+        request: BuildRequest,
+        events: Option<mpsc::Sender<BuildEvent>>,
+    ) -> Result<SnapshotManifest, SnapshotError> {
+        let span = info_span!("build_snapshot", snapshot.id = %request.snapshot_id);
+        async move {
+            let id = request.snapshot_id.clone();
+            let final_path = self.path(&id)?;
+            if let Some(existing) = self.get(&id).await? {
+                return Ok(existing);
+            }
+            let n = self.next_staging.fetch_add(1, Ordering::Relaxed);
+            let staging = self
+                .root
+                .join(format!(".staging-{id}-{}-{n}", std::process::id()));
+            let result = self.build_in(&request, &staging, events).await;
+            let manifest = match result {
+                Ok(manifest) => manifest,
+                Err(error) => {
+                    remove_tree(staging).await;
+                    return Err(error);
+                }
+            };
+            match tokio::fs::rename(&staging, &final_path).await {
+                Ok(()) => Ok(manifest),
+                Err(source) => {
+                    remove_tree(staging).await;
+                    // Another build of the same id finished first: that one stands.
+                    match self.get(&id).await? {
+                        Some(existing) => Ok(existing),
+                        None => Err(SnapshotError::WriteSnapshot {
+                            snapshot: id,
+                            path: final_path,
+                            source,
+                        }),
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn build_in(
+        &self,
+        request: &BuildRequest,
+        staging: &Path,
+        events: Option<mpsc::Sender<BuildEvent>>,
+    ) -> Result<SnapshotManifest, SnapshotError> {
+        let id = &request.snapshot_id;
+        let write_error = |path: &Path, source| SnapshotError::WriteSnapshot {
+            snapshot: id.clone(),
+            path: path.to_owned(),
+            source,
+        };
+
+        // Resolve every image first: the total is known before the first byte moves.
+        let mut seen = HashSet::new();
+        let mut images: Vec<(String, ResolvedImage)> = Vec::new();
+        for requested in &request.images {
+            let resolve_error = |source| SnapshotError::ResolveImage {
+                snapshot: id.clone(),
+                image: requested.clone(),
+                source: Box::new(source),
+            };
+            let image: ImageRef = requested.parse().map_err(resolve_error)?;
+            if !seen.insert(image.to_string()) {
+                continue;
+            }
+            let resolved = self
+                .registry
+                .resolve(&image, &request.credentials)
+                .await
+                .map_err(resolve_error)?;
+            images.push((requested.clone(), resolved));
+        }
+        let mut distinct = HashSet::new();
+        let bytes_total: u64 = images
+            .iter()
+            .flat_map(|(_, image)| image.blobs())
+            .filter(|blob| distinct.insert(blob.digest.clone()))
+            .map(|blob| blob.size)
+            .sum();
+        let mut progress = Progress::new(bytes_total, events.clone());
+        progress.report();
+
+        let limit = request.size_limit.unwrap_or(u64::MAX);
+        let mut written = 0u64;
+        let mut counted = HashSet::new();
+        let mut manifest_images = Vec::new();
+        for (index, (requested, image)) in images.iter().enumerate() {
+            let name = image.image.to_string();
+            let mut bytes_pulled = 0u64;
+            for blob in image.blobs() {
+                let pull_error = |source: PullError| SnapshotError::PullBlob {
+                    snapshot: id.clone(),
+                    image: name.clone(),
+                    digest: blob.digest.to_string(),
+                    source: Box::new(source),
+                };
+                let ingested = self
+                    .content
+                    .ingest(
+                        &blob.digest,
+                        blob.size,
+                        async { image.open_blob(blob).await.map_err(PullError::from) },
+                        self.shaper.as_deref(),
+                        |n| {
+                            let n = n as u64;
+                            self.stats.record(&request.scope, &name, n);
+                            bytes_pulled += n;
+                            progress.advance(n);
+                        },
+                    )
+                    .await
+                    .map_err(pull_error)?;
+                // A blob shared by two images of the request counts once.
+                let first_time = counted.insert(blob.digest.clone());
+                if ingested == Ingested::Present && first_time {
+                    progress.advance(blob.size);
+                }
+            }
+
+            let rootfs_rel = PathBuf::from(format!("images/{index}/rootfs"));
+            let rootfs = staging.join(&rootfs_rel);
+            tokio::fs::create_dir_all(&rootfs)
+                .await
+                .map_err(|e| write_error(&rootfs, e))?;
+            let mut layers = Vec::new();
+            for layer in &image.layers {
+                let blob = self.content.blob_path(&layer.digest);
+                let media_type = layer.media_type.clone();
+                let target = rootfs.clone();
+                let budget = limit.saturating_sub(written);
+                let unpacked = tokio::task::spawn_blocking(move || {
+                    unpack::unpack_layer_file(&blob, &media_type, &target, budget)
+                })
+                .await
+                .map_err(|source| SnapshotError::JoinTask {
+                    snapshot: id.clone(),
+                    source,
+                })?;
+                let stats = match unpacked {
+                    Ok(stats) => stats,
+                    Err(UnpackError::ExceedSize { .. }) => {
+                        return Err(SnapshotError::ExceedSizeLimit {
+                            snapshot: id.clone(),
+                            image: requested.clone(),
+                            limit_bytes: limit,
+                        });
+                    }
+                    Err(source) => {
+                        return Err(SnapshotError::UnpackLayer {
+                            snapshot: id.clone(),
+                            image: name.clone(),
+                            digest: layer.digest.to_string(),
+                            source: Box::new(source),
+                        });
+                    }
+                };
+                written += stats.bytes;
+                layers.push(SnapshotLayer {
+                    digest: layer.digest.to_string(),
+                    media_type: layer.media_type.clone(),
+                    size: layer.size,
+                    unpacked_bytes: stats.bytes,
+                });
+            }
+            debug!(image = %name, bytes_pulled, "image pulled");
+            if let Some(events) = &events {
+                // A receiver that went away wants no more events; the build goes on.
+                let _ = events
+                    .send(BuildEvent::ImagePulled {
+                        image: requested.clone(),
+                        bytes_pulled,
+                    })
+                    .await;
+            }
+            manifest_images.push(SnapshotImage {
+                requested: requested.clone(),
+                image: name,
+                manifest_digest: image.manifest_digest.clone(),
+                config_digest: image.config.digest.to_string(),
+                pull_size: image.pull_size(),
+                layers,
+                rootfs: rootfs_rel,
+            });
+        }
+        progress.finish();
+
+        let measured = staging.to_owned();
+        let size_bytes = tokio::task::spawn_blocking(move || disk_usage(&measured))
+            .await
+            .map_err(|source| SnapshotError::JoinTask {
+                snapshot: id.clone(),
+                source,
+            })?
+            .map_err(|e| write_error(staging, e))?;
+        let manifest = SnapshotManifest {
+            id: id.clone(),
+            images: manifest_images,
+            size_bytes,
+        };
+        let manifest_path = staging.join(MANIFEST_FILE);
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| write_error(&manifest_path, e.into()))?;
+        tokio::fs::write(&manifest_path, json)
+            .await
+            .map_err(|e| write_error(&manifest_path, e))?;
+        Ok(manifest)
+    }
+}
+
+/// Progress reporting, throttled to about one message per percent (and per MiB at least).
+struct Progress {
+    done: u64,
+    total: u64,
+    reported: u64,
+    step: u64,
+    events: Option<mpsc::Sender<BuildEvent>>,
+}
+
+impl Progress {
+    fn new(total: u64, events: Option<mpsc::Sender<BuildEvent>>) -> Self {
+        Self {
+            done: 0,
+            total,
+            reported: 0,
+            step: (total / 100).max(1024 * 1024),
+            events,
+        }
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.done = (self.done + bytes).min(self.total);
+        if self.done - self.reported >= self.step || self.done == self.total {
+            self.report();
+        }
+    }
+
+    fn report(&mut self) {
+        self.reported = self.done;
+        if let Some(events) = &self.events {
+            // Progress is a level: a lagging receiver loses nothing it needs from a drop.
+            let _ = events.try_send(BuildEvent::Progress {
+                bytes_done: self.done,
+                bytes_total: self.total,
+            });
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.reported != self.total {
+            self.done = self.total;
+            self.report();
+        }
+    }
+}
+
+fn check_id(id: &str) -> Result<(), SnapshotError> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(SnapshotError::ParseSnapshotId { id: id.to_owned() })
+    }
+}
+
+/// Bytes of regular-file content under `root`, each inode once, symlinks not followed.
+fn disk_usage(root: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    let mut inodes = HashSet::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?; // does not follow symlinks
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if meta.is_file() && inodes.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+async fn remove_tree(path: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The emulator spawns builds on its runtime: the future must be `Send`.
+    #[allow(dead_code, clippy::needless_pass_by_value)]
+    fn build_is_send(store: &SnapshotStore, request: BuildRequest) {
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send(&store.build(request, None));
+    }
+
+    #[test]
+    fn snapshot_ids_are_safe_directory_names() {
+        for good in ["s-0123456789abcdefghij", "imc-x.y_z"] {
+            check_id(good).unwrap();
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            ".staging-x",
+            "a b",
+            &"x".repeat(129),
+        ] {
+            assert!(check_id(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn progress_is_throttled_and_ends_at_the_total() {
+        let (tx, mut rx) = mpsc::channel(1000);
+        let mut progress = Progress::new(300 * 1024 * 1024, Some(tx));
+        for _ in 0..300 * 16 {
+            progress.advance(64 * 1024);
+        }
+        progress.finish();
+        let mut last = 0;
+        let mut count = 0;
+        while let Ok(BuildEvent::Progress {
+            bytes_done,
+            bytes_total,
+        }) = rx.try_recv()
+        {
+            assert!(bytes_done >= last);
+            assert_eq!(bytes_total, 300 * 1024 * 1024);
+            last = bytes_done;
+            count += 1;
+        }
+        assert_eq!(last, 300 * 1024 * 1024);
+        assert!((90..=110).contains(&count), "{count} progress messages");
+    }
+
+    #[test]
+    fn disk_usage_counts_hard_links_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/a"), [0u8; 1000]).unwrap();
+        std::fs::hard_link(dir.path().join("d/a"), dir.path().join("b")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("c"), [0u8; 24]).unwrap();
+        assert_eq!(disk_usage(dir.path()).unwrap(), 1024);
+    }
+}
