@@ -1,6 +1,7 @@
 //! End-to-end tests against the real test ground (see `integration/support/harness.rs`).
 //! Run them with `cargo test --test integration`; `-- NAME` filters as usual.
 
+mod agent_pull;
 mod cli;
 mod crd;
 mod eci_api;
@@ -16,6 +17,7 @@ fn main() -> std::process::ExitCode {
     // the product uses; no crate of the build brings a default one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tests: Vec<Test> = [
+        agent_pull::tests(),
         cli::tests(),
         crd::tests(),
         eci_api::tests(),

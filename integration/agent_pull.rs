@@ -1,0 +1,472 @@
+//! The real agent's image side against the ground's registries: cache snapshots built from
+//! pushed test images hold the unpacked files, the pull counters match what the registry
+//! served, the content store makes a second snapshot free, credentials are checked, the size
+//! limit holds and the shaped link is no faster than its rate.
+
+use std::{path::Path, sync::Arc};
+
+use anyhow::{Context, Result, bail, ensure};
+use eci_vk::agent::{
+    registry::{RegistryClient, RegistryConfig, RegistryCredential},
+    shaper::{Bandwidth, PullScope, PullStats, Shaper},
+    snapshot::{BuildEvent, BuildRequest, SnapshotError, SnapshotManifest, SnapshotStore},
+    store::ContentStore,
+};
+use secrecy::SecretString;
+use tokio::sync::mpsc;
+
+use crate::support::{
+    Ground,
+    ground::Namespace,
+    harness::{Phase, Test},
+    image::{self, BuiltImage, ImageSpec},
+};
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "agent_pull::snapshot_holds_the_images_and_a_second_pulls_nothing",
+            phase: Phase::WithCrd,
+            run: snapshot_holds_the_images_and_a_second_pulls_nothing,
+        },
+        Test {
+            name: "agent_pull::private_registry_needs_the_right_password",
+            phase: Phase::WithCrd,
+            run: private_registry_needs_the_right_password,
+        },
+        Test {
+            name: "agent_pull::size_limit_fails_the_snapshot",
+            phase: Phase::WithCrd,
+            run: size_limit_fails_the_snapshot,
+        },
+        Test {
+            name: "agent_pull::shaped_link_is_no_faster_than_its_rate",
+            phase: Phase::WithCrd,
+            run: shaped_link_is_no_faster_than_its_rate,
+        },
+    ]
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// An agent's image side on a data dir of its own.
+struct Agent {
+    data: tempfile::TempDir,
+    snapshots: SnapshotStore,
+    stats: PullStats,
+}
+
+impl Agent {
+    fn new(ground: &Ground, bandwidth: Option<Bandwidth>) -> Result<Self> {
+        let ca = ground
+            .auth_registry
+            .ca
+            .as_ref()
+            .context("the auth registry has no CA")?;
+        let config = RegistryConfig::default()
+            .with_plain_http(ground.registry.host.clone())
+            .with_root_certificate(std::fs::read(ca)?);
+        let data = tempfile::tempdir()?;
+        let stats = PullStats::default();
+        let snapshots = ground.runtime.block_on(async {
+            let content = Arc::new(ContentStore::open(data.path().join("content")).await?);
+            anyhow::Ok(
+                SnapshotStore::open(
+                    data.path().join("snapshots"),
+                    content,
+                    RegistryClient::new(config),
+                    bandwidth.map(|rate| Arc::new(Shaper::new(rate))),
+                    stats.clone(),
+                )
+                .await?,
+            )
+        })?;
+        Ok(Self {
+            data,
+            snapshots,
+            stats,
+        })
+    }
+
+    /// Builds a snapshot and returns it with the events it reported.
+    fn build(
+        &self,
+        ground: &Ground,
+        request: BuildRequest,
+    ) -> (Result<SnapshotManifest, SnapshotError>, Vec<BuildEvent>) {
+        let (tx, mut rx) = mpsc::channel(4096);
+        let result = ground
+            .runtime
+            .block_on(self.snapshots.build(request, Some(tx)));
+        let mut events = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            events.push(event);
+        }
+        (result, events)
+    }
+
+    fn snapshot_dir(&self, id: &str) -> std::path::PathBuf {
+        self.data.path().join("snapshots").join(id)
+    }
+
+    /// Entries of the snapshot store's directory (none after a failed build).
+    fn snapshot_entries(&self) -> Result<Vec<String>> {
+        Ok(std::fs::read_dir(self.data.path().join("snapshots"))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+fn request(id: &str, scope: PullScope, images: &[&BuiltImage], ground: &Ground) -> BuildRequest {
+    BuildRequest {
+        snapshot_id: id.into(),
+        scope,
+        images: images
+            .iter()
+            .map(|i| ground.registry.reference(&i.spec.repository, &i.spec.tag))
+            .collect(),
+        credentials: vec![],
+        size_limit: None,
+    }
+}
+
+fn push(ground: &Ground, spec: &ImageSpec) -> Result<BuiltImage> {
+    ground
+        .runtime
+        .block_on(image::build_and_push(spec, &ground.registry))
+}
+
+fn file_size(path: &Path) -> Result<u64> {
+    Ok(std::fs::symlink_metadata(path)
+        .with_context(|| format!("{} is missing", path.display()))?
+        .len())
+}
+
+fn snapshot_holds_the_images_and_a_second_pulls_nothing(
+    ground: &Ground,
+    _namespace: &Namespace,
+) -> Result<()> {
+    let busybox = push(ground, &ImageSpec::runnable("agent-pull/busybox", "v1"))?;
+    let filler = push(
+        ground,
+        &ImageSpec::runnable("agent-pull/filler-50m", "v1").with_filler(50 * MIB),
+    )?;
+    let shared = &busybox.layers[0];
+    ensure!(
+        filler.layers[0].digest == shared.digest,
+        "the test images should share their busybox layer"
+    );
+    let agent = Agent::new(ground, None)?;
+    let scope = PullScope::Cache("imc-agent-pull-a".into());
+    let (result, events) = agent.build(
+        ground,
+        request(
+            "s-agent-pull-a",
+            scope.clone(),
+            &[&busybox, &filler],
+            ground,
+        ),
+    );
+    let manifest = result.context("building the first snapshot")?;
+
+    // The files are there, unpacked, with their sizes.
+    ensure!(manifest.images.len() == 2, "{manifest:?}");
+    let dir = agent.snapshot_dir("s-agent-pull-a");
+    let busybox_size = file_size(Path::new("/bin/busybox"))?;
+    for image in &manifest.images {
+        let rootfs = dir.join(&image.rootfs);
+        let size = file_size(&rootfs.join("bin/busybox"))?;
+        ensure!(
+            size == busybox_size,
+            "{}: bin/busybox is {size} bytes",
+            image.image
+        );
+        let sh = std::fs::read_link(rootfs.join("bin/sh"))?;
+        ensure!(
+            sh == Path::new("/bin/busybox"),
+            "bin/sh -> {}",
+            sh.display()
+        );
+    }
+    let filler_file = dir
+        .join(&manifest.images[1].rootfs)
+        .join("filler/layer-0.bin");
+    let size = file_size(&filler_file)?;
+    ensure!(size == 50 * MIB, "the filler file is {size} bytes");
+    ensure!(
+        manifest.images[0].pull_size == busybox.pull_size()
+            && manifest.images[1].pull_size == filler.pull_size(),
+        "pull sizes {:?}",
+        manifest
+            .images
+            .iter()
+            .map(|i| i.pull_size)
+            .collect::<Vec<_>>()
+    );
+    ensure!(manifest.size_bytes >= 2 * busybox_size + 50 * MIB);
+
+    // The counters are what the registry served: each distinct blob once.
+    let counters = agent.stats.snapshot();
+    let busybox_name = format!("{}/agent-pull/busybox:v1", ground.registry.host);
+    let filler_name = format!("{}/agent-pull/filler-50m:v1", ground.registry.host);
+    let shared_size = shared.data.len() as u64;
+    ensure!(
+        counters.images.get(&busybox_name) == Some(&busybox.pull_size()),
+        "busybox counter {:?}, pull size {}",
+        counters.images,
+        busybox.pull_size()
+    );
+    ensure!(
+        counters.images.get(&filler_name) == Some(&(filler.pull_size() - shared_size)),
+        "filler counter {:?}",
+        counters.images
+    );
+    let expected = busybox.pull_size() + filler.pull_size() - shared_size;
+    ensure!(
+        agent.stats.scope_bytes(&scope) == expected && counters.total == expected,
+        "cache counter {} / total {}, expected {expected}",
+        agent.stats.scope_bytes(&scope),
+        counters.total
+    );
+
+    // Progress rises to the total; one "pulled" per image, in order.
+    let progress: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::Progress {
+                bytes_done,
+                bytes_total,
+            } => Some((*bytes_done, *bytes_total)),
+            BuildEvent::ImagePulled { .. } => None,
+        })
+        .collect();
+    ensure!(progress.len() >= 3, "progress {progress:?}");
+    ensure!(
+        progress.windows(2).all(|w| w[0].0 <= w[1].0),
+        "{progress:?}"
+    );
+    ensure!(progress.iter().all(|&(_, total)| total == expected));
+    ensure!(
+        progress.last().map(|p| p.0) == Some(expected),
+        "{progress:?}"
+    );
+    let pulled: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::ImagePulled {
+                image,
+                bytes_pulled,
+            } => Some((image.clone(), *bytes_pulled)),
+            BuildEvent::Progress { .. } => None,
+        })
+        .collect();
+    let requested = |i: &BuiltImage| ground.registry.reference(&i.spec.repository, &i.spec.tag);
+    ensure!(
+        pulled
+            == [
+                (requested(&busybox), busybox.pull_size()),
+                (requested(&filler), filler.pull_size() - shared_size)
+            ],
+        "pulled events {pulled:?}"
+    );
+
+    // A second cache of the same images: the content store has every blob.
+    let second = PullScope::Cache("imc-agent-pull-b".into());
+    let (result, events) = agent.build(
+        ground,
+        request(
+            "s-agent-pull-b",
+            second.clone(),
+            &[&busybox, &filler],
+            ground,
+        ),
+    );
+    let manifest_b = result.context("building the second snapshot")?;
+    ensure!(
+        agent.stats.scope_bytes(&second) == 0,
+        "the second snapshot pulled {} bytes",
+        agent.stats.scope_bytes(&second)
+    );
+    ensure!(agent.stats.snapshot().total == expected);
+    ensure!(
+        events.iter().any(|e| matches!(
+            e,
+            BuildEvent::ImagePulled {
+                bytes_pulled: 0,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    let dir_b = agent.snapshot_dir("s-agent-pull-b");
+    ensure!(
+        file_size(
+            &dir_b
+                .join(&manifest_b.images[1].rootfs)
+                .join("filler/layer-0.bin")
+        )? == 50 * MIB
+    );
+
+    // Building an existing snapshot again is a no-op; deleting one frees it, not the other.
+    let (again, _) = agent.build(
+        ground,
+        request(
+            "s-agent-pull-b",
+            second.clone(),
+            &[&busybox, &filler],
+            ground,
+        ),
+    );
+    ensure!(again? == manifest_b, "a rebuild changed the snapshot");
+    ensure!(
+        ground
+            .runtime
+            .block_on(agent.snapshots.delete("s-agent-pull-a"))?
+    );
+    ensure!(!dir.exists(), "the deleted snapshot is still on disk");
+    ensure!(
+        !ground
+            .runtime
+            .block_on(agent.snapshots.delete("s-agent-pull-a"))?
+    );
+    ensure!(
+        ground
+            .runtime
+            .block_on(agent.snapshots.get("s-agent-pull-b"))?
+            .is_some()
+    );
+    ensure!(
+        file_size(&dir_b.join(&manifest_b.images[0].rootfs).join("bin/busybox"))? == busybox_size
+    );
+    Ok(())
+}
+
+fn private_registry_needs_the_right_password(
+    ground: &Ground,
+    _namespace: &Namespace,
+) -> Result<()> {
+    let registry = &ground.auth_registry;
+    let spec = ImageSpec::runnable("private/agent-pull", "v1");
+    let built = ground
+        .runtime
+        .block_on(image::build_and_push(&spec, registry))?;
+    let (user, password) = registry.credentials.clone().context("no credentials")?;
+    let agent = Agent::new(ground, None)?;
+    let build = |id: &str, credentials: Vec<RegistryCredential>| {
+        agent.build(
+            ground,
+            BuildRequest {
+                snapshot_id: id.into(),
+                scope: PullScope::Cache(format!("imc-{id}")),
+                images: vec![registry.reference(&spec.repository, &spec.tag)],
+                credentials,
+                size_limit: None,
+            },
+        )
+    };
+    let credential = |password: &str| RegistryCredential {
+        server: registry.host.clone(),
+        username: user.clone(),
+        password: SecretString::from(password.to_owned()),
+    };
+
+    let wrong_password = "not-the-password-4711";
+    for (id, credentials) in [
+        ("s-wrong", vec![credential(wrong_password)]),
+        ("s-anonymous", vec![]),
+    ] {
+        let (result, _) = build(id, credentials);
+        let Err(error) = result else {
+            bail!("{id}: the private registry served the image");
+        };
+        ensure!(error.is_authentication(), "{id}: {error:?}");
+        let text = format!("{:#}", anyhow::Error::from(error));
+        ensure!(
+            text.contains("cannot authenticate to registry") && text.contains(&registry.host),
+            "{id}: unclear error: {text}"
+        );
+        ensure!(
+            !text.contains(wrong_password),
+            "the password leaked: {text}"
+        );
+    }
+    ensure!(
+        agent.snapshot_entries()?.is_empty(),
+        "a failed build left files"
+    );
+
+    let (result, _) = build("s-right", vec![credential(&password)]);
+    let manifest = result.context("pulling with the right password")?;
+    ensure!(manifest.images[0].pull_size == built.pull_size());
+    let rootfs = agent
+        .snapshot_dir("s-right")
+        .join(&manifest.images[0].rootfs);
+    ensure!(file_size(&rootfs.join("bin/busybox"))? == file_size(Path::new("/bin/busybox"))?);
+    Ok(())
+}
+
+fn size_limit_fails_the_snapshot(ground: &Ground, _namespace: &Namespace) -> Result<()> {
+    let filler = push(
+        ground,
+        &ImageSpec::runnable("agent-pull/filler-20m", "v1").with_filler(20 * MIB),
+    )?;
+    let agent = Agent::new(ground, None)?;
+    let mut too_small = request(
+        "s-too-small",
+        PullScope::Cache("imc-too-small".into()),
+        &[&filler],
+        ground,
+    );
+    too_small.size_limit = Some(10 * MIB);
+    let (result, _) = agent.build(ground, too_small.clone());
+    match result {
+        Err(SnapshotError::ExceedSizeLimit {
+            limit_bytes, image, ..
+        }) if limit_bytes == 10 * MIB && image == too_small.images[0] => {}
+        other => bail!("expected the size limit to fail the snapshot, got {other:?}"),
+    }
+    ensure!(
+        agent.snapshot_entries()?.is_empty(),
+        "a failed build left files"
+    );
+    // The same images fit a bigger limit (and need no new download).
+    let mut big_enough = too_small;
+    big_enough.snapshot_id = "s-big-enough".into();
+    big_enough.size_limit = Some(64 * MIB);
+    let before = agent.stats.snapshot().total;
+    agent.build(ground, big_enough).0?;
+    ensure!(agent.stats.snapshot().total == before);
+    Ok(())
+}
+
+fn shaped_link_is_no_faster_than_its_rate(ground: &Ground, _namespace: &Namespace) -> Result<()> {
+    let filler = push(
+        ground,
+        &ImageSpec::runnable("agent-pull/filler-24m", "v1").with_filler(24 * MIB),
+    )?;
+    let rate: Bandwidth = "16MiB/s".parse()?;
+    let agent = Agent::new(ground, Some(rate))?;
+    let start = std::time::Instant::now();
+    let (result, _) = agent.build(
+        ground,
+        request(
+            "s-shaped",
+            PullScope::Group("eci-shaped".into()),
+            &[&filler],
+            ground,
+        ),
+    );
+    result?;
+    let elapsed = start.elapsed();
+    let pulled = agent
+        .stats
+        .scope_bytes(&PullScope::Group("eci-shaped".into()));
+    ensure!(pulled == filler.pull_size(), "pulled {pulled} bytes");
+    #[allow(clippy::cast_precision_loss)]
+    let floor = pulled as f64 / rate.bytes_per_second() as f64;
+    ensure!(
+        elapsed.as_secs_f64() >= floor,
+        "{pulled} bytes at {rate} took {elapsed:?}, less than {floor:.2}s"
+    );
+    Ok(())
+}
