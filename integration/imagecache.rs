@@ -39,6 +39,21 @@ pub fn tests() -> Vec<Test> {
             run: changed_images_update_the_cloud_cache,
         },
         Test {
+            name: "imagecache::unpullable_image_fails_and_expires_in_a_day",
+            phase: Phase::WithCrd,
+            run: unpullable_image_fails_and_expires_in_a_day,
+        },
+        Test {
+            name: "imagecache::killed_controller_restarts_onto_one_cloud_cache",
+            phase: Phase::WithCrd,
+            run: killed_controller_restarts_onto_one_cloud_cache,
+        },
+        Test {
+            name: "imagecache::existing_cloud_cache_is_adopted",
+            phase: Phase::WithCrd,
+            run: existing_cloud_cache_is_adopted,
+        },
+        Test {
             name: "imagecache::kubectl_delete_removes_the_cloud_cache",
             phase: Phase::WithCrd,
             run: kubectl_delete_removes_the_cloud_cache,
@@ -56,6 +71,7 @@ struct Rig<'g> {
     ground: &'g Ground,
     namespace: String,
     eci: eci::Client,
+    kube: kube::Client,
     emulator: EmulatorProcess,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), imagecache::RunError>>>,
@@ -63,12 +79,18 @@ struct Rig<'g> {
 
 impl<'g> Rig<'g> {
     fn start(ground: &'g Ground, namespace: &Namespace) -> Result<Self> {
+        Self::start_with_pull_ms(ground, namespace, 100)
+    }
+
+    /// Starts the emulator (pulling each image in `pull_ms`) and the controller.
+    fn start_with_pull_ms(ground: &'g Ground, namespace: &Namespace, pull_ms: u64) -> Result<Self> {
+        let pull_ms = pull_ms.to_string();
         let emulator = EmulatorProcess::start(
             ground.eci_vk(),
             &[
                 "--no-throttle",
                 "--sim-pull-ms",
-                "100",
+                &pull_ms,
                 "--sim-snapshot-ms",
                 "50",
                 "--sim-start-ms",
@@ -91,28 +113,49 @@ impl<'g> Rig<'g> {
             .await?;
             anyhow::Ok(kube::Client::try_from(config)?)
         })?;
+        let mut rig = Self {
+            ground,
+            namespace: namespace.name.clone(),
+            eci,
+            kube,
+            emulator,
+            stop: None,
+            task: None,
+        };
+        rig.start_controller();
+        Ok(rig)
+    }
+
+    /// Starts the reconciler, as `eci-vk run` would.
+    fn start_controller(&mut self) {
         let settings = Settings {
             cluster_name: "integration".into(),
-            label_selector: Some(format!("{LABEL}={}", namespace.name)),
+            label_selector: Some(format!("{LABEL}={}", self.namespace)),
             poll_interval: Duration::from_millis(250),
             resync_interval: Duration::from_secs(5),
             error_backoff: (Duration::from_millis(500), Duration::from_secs(4)),
             ..Settings::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = ground
-            .runtime
-            .spawn(imagecache::run(kube, eci.clone(), settings, async move {
+        self.task = Some(self.ground.runtime.spawn(imagecache::run(
+            self.kube.clone(),
+            self.eci.clone(),
+            settings,
+            async move {
                 let _ = stopped.await;
-            }));
-        Ok(Self {
-            ground,
-            namespace: namespace.name.clone(),
-            eci,
-            emulator,
-            stop: Some(stop),
-            task: Some(task),
-        })
+            },
+        )));
+        self.stop = Some(stop);
+    }
+
+    /// Stops the reconciler the hard way, as a killed process would: its task is aborted
+    /// wherever it is.
+    fn kill_controller(&mut self) {
+        self.stop = None;
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = self.ground.runtime.block_on(task);
+        }
     }
 
     /// Creates an ImageCache named `name` from a YAML body of its `spec` (indented 2 spaces).
@@ -588,5 +631,123 @@ fn kubectl_delete_removes_the_cloud_cache(ground: &Ground, ns: &Namespace) -> Re
         rig.cloud_cache(&id)?.is_none(),
         "DeleteImageCache was not called for {id}"
     );
+    Ok(())
+}
+
+/// The cloud cannot pull an image (the simulated registry does not have it): the object is
+/// Failed, its status event names the image, and it expires 24 h after the failure.
+fn unpullable_image_fails_and_expires_in_a_day(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    let name = format!("unpullable-{}", ns.name);
+    let image = ground.registry.reference("eci-test/does-not-exist", "v1");
+    rig.create(
+        &name,
+        &format!("  images:\n  - busybox:latest\n  - {image}\n  retentionDays: 7\n"),
+    )?;
+    let object = rig.wait_phase(&name, "Failed")?;
+    let status = &object["status"];
+    let time = |key: &str| -> Result<jiff::Timestamp> {
+        status[key]
+            .as_str()
+            .with_context(|| format!("status.{key} missing: {status:#}"))?
+            .parse()
+            .with_context(|| format!("status.{key} is not a time"))
+    };
+    let events = status["events"].as_array().context("status.events")?;
+    let failure = events
+        .iter()
+        .find(|e| {
+            e["type"] == "Warning" && e["message"].as_str().is_some_and(|m| m.contains(&image))
+        })
+        .with_context(|| format!("no Warning event naming {image}: {status:#}"))?;
+    let failed_at: jiff::Timestamp = failure["lastTimestamp"]
+        .as_str()
+        .context("lastTimestamp")?
+        .parse()?;
+    let expire = time("expireDateTime")?;
+    let day = jiff::SignedDuration::from_hours(24);
+    ensure!(
+        (expire.duration_since(failed_at) - day).abs() <= jiff::SignedDuration::from_secs(2),
+        "expireDateTime {expire} is not 24 h after the failure at {failed_at}"
+    );
+    ensure!(status["conditions"][0]["status"] == "False", "{status:#}");
+    let deadline = Instant::now() + TIMEOUT;
+    while !rig
+        .events(&name)?
+        .iter()
+        .any(|(reason, message)| reason == "Failed" && message.contains(&image))
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "no Failed event naming {image}: {:?}",
+            rig.events(&name)?
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A failed build is not retried in a loop: still one cloud cache.
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(rig.caches_tagged_for(&name)?.len() == 1);
+    Ok(())
+}
+
+/// The node process dies while the cloud builds the cache; the next one carries on with the
+/// same cloud cache instead of making a second.
+fn killed_controller_restarts_onto_one_cloud_cache(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let mut rig = Rig::start_with_pull_ms(ground, ns, 2_000)?;
+    let name = format!("restart-{}", ns.name);
+    rig.create(&name, "  images:\n  - busybox:latest\n  - nginx:1.25\n")?;
+    let building = rig.wait_for(&name, "building", |o| {
+        matches!(
+            o["status"]["phase"].as_str(),
+            Some("Preparing" | "Creating")
+        )
+    })?;
+    rig.kill_controller();
+    let id = building["status"]["imageCacheId"]
+        .as_str()
+        .context("imageCacheId")?
+        .to_owned();
+    ensure!(rig.caches_tagged_for(&name)?.len() == 1);
+    rig.start_controller();
+    let ready = rig.wait_phase(&name, "Ready")?;
+    ensure!(
+        ready["status"]["imageCacheId"] == id.as_str(),
+        "{:#}",
+        ready["status"]
+    );
+    let tagged = rig.caches_tagged_for(&name)?;
+    ensure!(tagged.len() == 1, "{tagged:?}");
+    Ok(())
+}
+
+/// A cloud cache already tagged for the object (e.g. made before a crash lost the status, or
+/// before a backup restore) is adopted, not duplicated.
+fn existing_cloud_cache_is_adopted(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    let name = format!("adopt-{}", ns.name);
+    let eci = rig.eci.clone();
+    let request = eci::CreateImageCache {
+        image_cache_name: name.clone(),
+        images: vec!["busybox:latest".into()],
+        image_cache_size: Some(20),
+        tags: vec![
+            eci::Tag::new(imagecache::TAG_CLUSTER, "integration"),
+            eci::Tag::new(imagecache::TAG_OBJECT, &name),
+        ],
+        ..eci::CreateImageCache::default()
+    };
+    let existing = ground
+        .runtime
+        .block_on(async move { eci.create_image_cache(&request).await })?
+        .image_cache_id;
+    rig.create(&name, "  images:\n  - busybox\n")?;
+    let ready = rig.wait_phase(&name, "Ready")?;
+    ensure!(
+        ready["status"]["imageCacheId"] == existing.as_str(),
+        "{:#}",
+        ready["status"]
+    );
+    let tagged = rig.caches_tagged_for(&name)?;
+    ensure!(tagged.len() == 1, "{tagged:?}");
     Ok(())
 }

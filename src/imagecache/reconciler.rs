@@ -413,11 +413,12 @@ fn in_sync(spec: &ImageCacheSpec, cloud: &eci::ImageCache) -> bool {
                 .ok()
         })
     };
-    let retention_ok = match spec.retention_days {
-        Some(days) => cloud.expire_date_time.parse::<Timestamp>().ok() == expiry(days),
-        // A failed cache has an expiry without retention.
-        None => cloud.expire_date_time.is_empty() || cloud.status == eci::ImageCacheStatus::Failed,
-    };
+    // A failed build expires a day after the failure, whatever the retention.
+    let retention_ok = cloud.status == eci::ImageCacheStatus::Failed
+        || match spec.retention_days {
+            Some(days) => cloud.expire_date_time.parse::<Timestamp>().ok() == expiry(days),
+            None => cloud.expire_date_time.is_empty(),
+        };
     want == have && cloud.image_cache_size == spec.image_cache_size && retention_ok
 }
 
@@ -489,12 +490,27 @@ fn annotation(object: &ImageCache, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The `ClientToken` of CreateImageCache: the same for every attempt at one cloud cache (a
+/// retry after a crash gets the same cache back), different once that cache is gone — a
+/// failed build being replaced or a cache deleted behind our back — so the cloud does not
+/// answer with the old, deleted id. At most 61 characters (ECI allows 64).
+fn create_token(object: &ImageCache, uid: &str) -> String {
+    match object
+        .status
+        .as_ref()
+        .and_then(|s| s.image_cache_id.as_deref())
+        .filter(|id| !id.is_empty())
+    {
+        Some(previous) => format!("{uid}-{previous}"),
+        None => format!("{uid}-g{}", object.meta().generation.unwrap_or(0)),
+    }
+}
+
 async fn create(object: &ImageCache, ctx: &Context) -> Result<String, ReconcileError> {
     let name = object.name_any();
     let uid = uid_of(object)?;
     let (size, retention) = size_and_retention(object)?;
     let credentials = credentials(object, ctx).await?;
-    let generation = object.meta().generation.unwrap_or(0);
     let request = eci::CreateImageCache {
         image_cache_name: name.clone(),
         images: object.spec.images.clone(),
@@ -510,8 +526,7 @@ async fn create(object: &ImageCache, ctx: &Context) -> Result<String, ReconcileE
             Tag::new(TAG_OBJECT, &name),
             Tag::new(TAG_UID, &uid),
         ],
-        // One token per object and generation: a retry after a crash gets the same cache.
-        client_token: Some(format!("{uid}-g{generation}")),
+        client_token: Some(create_token(object, &uid)),
         ..eci::CreateImageCache::default()
     };
     let created = ctx
@@ -606,6 +621,20 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
     let cloud = match cloud {
         Some(cloud) => cloud,
         None => {
+            // Built for this spec and gone at its expiry: the cloud's retention is honoured,
+            // not undone by building it again. A spec change builds a new one.
+            let now = (ctx.clock)();
+            if let Some(previous) = object.status.as_ref().filter(|p| {
+                p.image_cache_id.is_some()
+                    && p.observed_generation == object.meta().generation
+                    && p.expire_date_time.as_ref().is_some_and(|t| t.0 <= now)
+            }) {
+                let next = status::expired(previous, now);
+                if next != *previous {
+                    write_status(object, &next, ctx).await?;
+                }
+                return Ok(Action::requeue(ctx.settings.resync_interval));
+            }
             let id = create(object, ctx).await?;
             let found = ctx
                 .eci
@@ -800,5 +829,9 @@ mod tests {
         assert!(!in_sync(&bigger, &c));
         let forever = cloud(&["nginx"], "");
         assert!(in_sync(&spec(&["nginx"], None), &forever));
+        let mut failed = cloud(&["nginx"], "2026-01-02T00:00:00Z");
+        failed.status = eci::ImageCacheStatus::Failed;
+        assert!(in_sync(&spec(&["nginx"], Some(7)), &failed));
+        assert!(!in_sync(&spec(&["redis"], Some(7)), &failed));
     }
 }

@@ -200,6 +200,38 @@ pub fn from_cloud(
     }
 }
 
+/// The phase of an object whose cloud cache reached its expiry and was removed by the cloud.
+pub const PHASE_EXPIRED: &str = "Expired";
+
+/// The status once the cloud removed an expired cache: a Ready cache becomes `Expired`, a
+/// failed one stays `Failed`; either way `Ready` is false. Stable across repeated calls.
+pub fn expired(previous: &ImageCacheStatus, now: Timestamp) -> ImageCacheStatus {
+    let mut next = previous.clone();
+    if next.phase.as_deref() != Some(PHASE_FAILED) {
+        next.phase = Some(PHASE_EXPIRED.to_owned());
+    }
+    let id = previous.image_cache_id.as_deref().unwrap_or("(none)");
+    let message = format!("image cache {id} expired and was removed by the cloud");
+    if next != *previous
+        || !previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == CONDITION_READY && c.message == message)
+    {
+        next.last_updated_time = Some(Time(now));
+    }
+    let generation = previous.observed_generation;
+    next.conditions = vec![condition(
+        false,
+        PHASE_EXPIRED,
+        message,
+        Some(previous),
+        generation,
+        now,
+    )];
+    next
+}
+
 /// The status of an object the controller could not hand to the cloud: phase `Failed`, the
 /// reason in the `Ready` condition and one Warning event.
 pub fn failed(
@@ -380,6 +412,33 @@ mod tests {
                 .contains("127.0.0.1:5443/private/app:v1")
         );
         assert_eq!(s.expire_date_time, time("2026-01-10T13:41:00Z"));
+    }
+
+    #[test]
+    fn an_expired_cache_stops_being_ready() {
+        let ready = from_cloud(
+            &cloud(eci::ImageCacheStatus::Ready, "100%"),
+            Some(1),
+            true,
+            None,
+            now(),
+        );
+        let later: Timestamp = "2026-01-17T00:00:00Z".parse().expect("time");
+        let gone = expired(&ready, later);
+        assert_eq!(gone.phase.as_deref(), Some("Expired"));
+        assert_eq!(gone.conditions[0].status, "False");
+        assert_eq!(gone.last_updated_time, Some(Time(later)));
+        assert_eq!(gone.image_cache_id, ready.image_cache_id);
+        let even_later: Timestamp = "2026-01-18T00:00:00Z".parse().expect("time");
+        assert_eq!(expired(&gone, even_later), gone);
+        let failed = from_cloud(
+            &cloud(eci::ImageCacheStatus::Failed, "0%"),
+            Some(1),
+            true,
+            None,
+            now(),
+        );
+        assert_eq!(expired(&failed, later).phase.as_deref(), Some("Failed"));
     }
 
     #[test]
