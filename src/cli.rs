@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the virtual node: register it and run its pods as ECI container groups.
-    Run,
+    Run(Box<crate::config::RunArgs>),
     /// Serve the ECI OpenAPI on loopback (the local stand-in for Alibaba Cloud).
     Emulator(EmulatorArgs),
     /// Run the emulator's data plane (image pulls, snapshots, runc containers) standalone.
@@ -32,7 +32,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crd => print_crd(),
-        Command::Run => not_built("run", "[4] The virtual node"),
+        Command::Run(args) => crate::run::main(*args),
         Command::Emulator(args) => run_emulator(args),
         Command::Agent => not_built("agent", "[3] The agent"),
     }

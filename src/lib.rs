@@ -4,6 +4,10 @@
 
 pub mod agent;
 pub mod cli;
+pub mod config;
 pub mod eci;
 pub mod emulator;
 pub mod imagecache;
+pub mod node;
+pub mod pods;
+pub mod run;

@@ -1,0 +1,449 @@
+//! Every setting of `eci-vk run`: flag, environment variable and default in one table
+//! ([`RunArgs`]), checked once at start into typed values ([`RunConfig`]).
+//!
+//! Two stages, as STYLE.md §5 asks: clap parses syntax, [`RunArgs::resolve`] checks meaning
+//! (quantities, taint, node name) and reports every bad setting in one pass, naming the flag and
+//! its environment variable. The ECI AccessKey is not a flag: it comes from the standard
+//! `ALIBABA_CLOUD_*` variables (see [`crate::eci::Credentials::from_env`]); without them the
+//! node starts the emulator in-process.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+/// Environment variable of `--node-name`.
+pub const ENV_NODE_NAME: &str = "VK_NODE_NAME";
+/// Environment variable of `--region`.
+pub const ENV_REGION: &str = "VK_REGION";
+/// Environment variable of `--zone`.
+pub const ENV_ZONE: &str = "VK_ZONE_ID";
+/// Environment variable of `--vswitch`.
+pub const ENV_VSWITCH: &str = "VK_VSWITCH_ID";
+/// Environment variable of `--security-group`.
+pub const ENV_SECURITY_GROUP: &str = "VK_SECURITY_GROUP_ID";
+/// Environment variable of `--cpu`.
+pub const ENV_CPU: &str = "VK_CAPACITY_CPU";
+/// Environment variable of `--memory`.
+pub const ENV_MEMORY: &str = "VK_CAPACITY_MEMORY";
+/// Environment variable of `--pods`.
+pub const ENV_PODS: &str = "VK_CAPACITY_PODS";
+/// Environment variable of `--ephemeral-storage`.
+pub const ENV_EPHEMERAL_STORAGE: &str = "VK_CAPACITY_EPHEMERAL_STORAGE";
+/// Environment variable of `--taint`.
+pub const ENV_TAINT: &str = "VK_TAINT";
+/// Environment variable of `--data-dir`.
+pub const ENV_DATA_DIR: &str = "VK_DATA_DIR";
+/// Environment variable of `--cluster-name`.
+pub const ENV_CLUSTER_NAME: &str = "VK_CLUSTER_NAME";
+/// Environment variable of `--eci-endpoint`.
+pub const ENV_ECI_ENDPOINT: &str = "VK_ECI_ENDPOINT";
+/// Environment variable of `--internal-ip`.
+pub const ENV_INTERNAL_IP: &str = "VK_INTERNAL_IP";
+/// Environment variable of `--pod-sync-interval-ms`.
+pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL_MS";
+/// Environment variable of `--log-format`.
+pub const ENV_LOG_FORMAT: &str = "VK_LOG_FORMAT";
+
+/// The default taint: keeps ordinary pods off the virtual node unless they tolerate it.
+pub const DEFAULT_TAINT: &str = "virtual-kubelet.io/provider=alibabacloud:NoSchedule";
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `eci-vk run` (syntax only; see [`RunArgs::resolve`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Kubeconfig file; without it, the in-cluster config or the default kubeconfig is used.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Name of the Node object this process registers.
+    #[arg(long, env = ENV_NODE_NAME, default_value = "virtual-kubelet")]
+    pub node_name: String,
+    /// Alibaba Cloud region of the container groups.
+    #[arg(long, env = ENV_REGION, default_value = "cn-hangzhou")]
+    pub region: String,
+    /// Zone for new container groups (the cloud picks one when unset).
+    #[arg(long, env = ENV_ZONE)]
+    pub zone: Option<String>,
+    /// vSwitch for new container groups.
+    #[arg(long, env = ENV_VSWITCH)]
+    pub vswitch: Option<String>,
+    /// Security group for new container groups.
+    #[arg(long, env = ENV_SECURITY_GROUP)]
+    pub security_group: Option<String>,
+    /// CPU capacity the node advertises (a Kubernetes quantity).
+    #[arg(long, env = ENV_CPU, default_value = "1000")]
+    pub cpu: String,
+    /// Memory capacity the node advertises (a Kubernetes quantity).
+    #[arg(long, env = ENV_MEMORY, default_value = "4Ti")]
+    pub memory: String,
+    /// Pod capacity the node advertises.
+    #[arg(long, env = ENV_PODS, default_value = "1000")]
+    pub pods: String,
+    /// Ephemeral-storage capacity the node advertises (a Kubernetes quantity).
+    #[arg(long, env = ENV_EPHEMERAL_STORAGE, default_value = "10Ti")]
+    pub ephemeral_storage: String,
+    /// Taint of the node, `key[=value]:Effect`, or `none` for no taint.
+    #[arg(long, env = ENV_TAINT, default_value = DEFAULT_TAINT)]
+    pub taint: String,
+    /// Directory for the in-process emulator's state (in memory when unset).
+    #[arg(long, env = ENV_DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+    /// Cluster name, tagged on every container group so two clusters never share one.
+    #[arg(long, env = ENV_CLUSTER_NAME, default_value = "kubernetes")]
+    pub cluster_name: String,
+    /// ECI OpenAPI endpoint URL (e.g. an emulator), instead of the region's public endpoint.
+    #[arg(long, env = ENV_ECI_ENDPOINT)]
+    pub eci_endpoint: Option<String>,
+    /// The node's InternalIP (defaults to 127.0.0.1).
+    #[arg(long, env = ENV_INTERNAL_IP)]
+    pub internal_ip: Option<IpAddr>,
+    /// Milliseconds between two batched status polls of the node's container groups.
+    #[arg(long, env = ENV_POD_SYNC_INTERVAL, default_value_t = 2000)]
+    pub pod_sync_interval_ms: u64,
+    /// Log format.
+    #[arg(long, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// A taint of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaintSpec {
+    /// Key.
+    pub key: String,
+    /// Value (may be empty).
+    pub value: String,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    pub effect: String,
+}
+
+/// What the node advertises as capacity (and allocatable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    /// CPU.
+    pub cpu: Quantity,
+    /// Memory.
+    pub memory: Quantity,
+    /// Pods.
+    pub pods: Quantity,
+    /// Ephemeral storage.
+    pub ephemeral_storage: Quantity,
+}
+
+/// The checked settings of `eci-vk run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Kubeconfig path, if given.
+    pub kubeconfig: Option<PathBuf>,
+    /// Node name.
+    pub node_name: String,
+    /// Region.
+    pub region: String,
+    /// Zone.
+    pub zone: Option<String>,
+    /// vSwitch.
+    pub vswitch: Option<String>,
+    /// Security group.
+    pub security_group: Option<String>,
+    /// Capacity.
+    pub capacity: Capacity,
+    /// Taint, or none.
+    pub taint: Option<TaintSpec>,
+    /// Emulator state directory.
+    pub data_dir: Option<PathBuf>,
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Endpoint override.
+    pub eci_endpoint: Option<String>,
+    /// InternalIP.
+    pub internal_ip: IpAddr,
+    /// Pod status poll interval.
+    pub pod_sync_interval: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// A setting that does not make sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A capacity is not a non-negative Kubernetes quantity.
+    #[error("--{flag} (env {env}) {value:?} is not a quantity like 100, 500m, 4Gi or 1Ti")]
+    InvalidQuantity {
+        /// The flag.
+        flag: &'static str,
+        /// Its environment variable.
+        env: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// The taint does not parse.
+    #[error("--taint (env {ENV_TAINT}) {value:?}: {reason}")]
+    InvalidTaint {
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The node name is not a DNS subdomain.
+    #[error(
+        "--node-name (env {ENV_NODE_NAME}) {value:?} is not a DNS subdomain (lowercase letters, digits, '-', '.', at most 63 characters here)"
+    )]
+    InvalidNodeName {
+        /// The value given.
+        value: String,
+    },
+    /// The cluster name cannot be a tag value.
+    #[error("--cluster-name (env {ENV_CLUSTER_NAME}) {value:?} must be 1–128 characters")]
+    InvalidClusterName {
+        /// The value given.
+        value: String,
+    },
+    /// The endpoint is not an http(s) URL.
+    #[error("--eci-endpoint (env {ENV_ECI_ENDPOINT}) {value:?} is not an http:// or https:// URL")]
+    InvalidEndpoint {
+        /// The value given.
+        value: String,
+    },
+    /// The poll interval is outside 100 ms – 10 min.
+    #[error("--pod-sync-interval-ms (env {ENV_POD_SYNC_INTERVAL}) {value} is outside 100–600000")]
+    InvalidInterval {
+        /// The value given.
+        value: u64,
+    },
+}
+
+/// Every bad setting found in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl RunArgs {
+    /// Checks every setting and returns the typed configuration.
+    ///
+    /// # Errors
+    /// [`ConfigErrors`] listing every bad setting.
+    pub fn resolve(self) -> Result<RunConfig, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut quantity = |flag, env, value: &str| {
+            if valid_quantity(value) {
+                Quantity(value.to_owned())
+            } else {
+                errors.push(ConfigError::InvalidQuantity {
+                    flag,
+                    env,
+                    value: value.to_owned(),
+                });
+                Quantity(String::new())
+            }
+        };
+        let capacity = Capacity {
+            cpu: quantity("cpu", ENV_CPU, &self.cpu),
+            memory: quantity("memory", ENV_MEMORY, &self.memory),
+            pods: quantity("pods", ENV_PODS, &self.pods),
+            ephemeral_storage: quantity(
+                "ephemeral-storage",
+                ENV_EPHEMERAL_STORAGE,
+                &self.ephemeral_storage,
+            ),
+        };
+        let taint = match parse_taint(&self.taint) {
+            Ok(taint) => taint,
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        };
+        if !valid_node_name(&self.node_name) {
+            errors.push(ConfigError::InvalidNodeName {
+                value: self.node_name.clone(),
+            });
+        }
+        if self.cluster_name.is_empty() || self.cluster_name.len() > 128 {
+            errors.push(ConfigError::InvalidClusterName {
+                value: self.cluster_name.clone(),
+            });
+        }
+        if let Some(endpoint) = &self.eci_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            errors.push(ConfigError::InvalidEndpoint {
+                value: endpoint.clone(),
+            });
+        }
+        if !(100..=600_000).contains(&self.pod_sync_interval_ms) {
+            errors.push(ConfigError::InvalidInterval {
+                value: self.pod_sync_interval_ms,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(RunConfig {
+            kubeconfig: self.kubeconfig,
+            node_name: self.node_name,
+            region: self.region,
+            zone: self.zone.filter(|z| !z.is_empty()),
+            vswitch: self.vswitch.filter(|v| !v.is_empty()),
+            security_group: self.security_group.filter(|s| !s.is_empty()),
+            capacity,
+            taint,
+            data_dir: self.data_dir,
+            cluster_name: self.cluster_name,
+            eci_endpoint: self.eci_endpoint,
+            internal_ip: self
+                .internal_ip
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            pod_sync_interval: Duration::from_millis(self.pod_sync_interval_ms),
+            log_format: self.log_format,
+        })
+    }
+}
+
+/// `key[=value]:Effect`, or `none`/empty for no taint.
+fn parse_taint(value: &str) -> Result<Option<TaintSpec>, ConfigError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let bad = |reason| ConfigError::InvalidTaint {
+        value: value.to_owned(),
+        reason,
+    };
+    let (kv, effect) = trimmed
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected key[=value]:Effect or none"))?;
+    if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        return Err(bad(
+            "the effect must be NoSchedule, PreferNoSchedule or NoExecute",
+        ));
+    }
+    let (key, val) = kv.split_once('=').unwrap_or((kv, ""));
+    if key.is_empty() || key.len() > 253 || key.contains(char::is_whitespace) {
+        return Err(bad("the key must be a label key"));
+    }
+    if val.len() > 63 || val.contains(char::is_whitespace) {
+        return Err(bad("the value must be a label value"));
+    }
+    Ok(Some(TaintSpec {
+        key: key.to_owned(),
+        value: val.to_owned(),
+        effect: effect.to_owned(),
+    }))
+}
+
+/// A DNS-1123 label-ish name (at most 63 so it also fits a label value and a tag).
+fn valid_node_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// A non-negative decimal with an optional Kubernetes suffix.
+fn valid_quantity(value: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E", "",
+    ];
+    SUFFIXES.iter().any(|suffix| {
+        value.strip_suffix(suffix).is_some_and(|number| {
+            !number.is_empty()
+                && number.bytes().filter(|b| *b == b'.').count() <= 1
+                && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                && number.bytes().any(|b| b.is_ascii_digit())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Harness {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<RunConfig, ConfigErrors> {
+        let mut argv = vec!["run"];
+        argv.extend_from_slice(extra);
+        Harness::try_parse_from(argv)
+            .expect("flags parse")
+            .args
+            .resolve()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = parse(&[]).expect("defaults resolve");
+        assert_eq!(config.node_name, "virtual-kubelet");
+        assert_eq!(config.region, "cn-hangzhou");
+        assert_eq!(
+            config.taint,
+            Some(TaintSpec {
+                key: "virtual-kubelet.io/provider".into(),
+                value: "alibabacloud".into(),
+                effect: "NoSchedule".into(),
+            })
+        );
+        assert_eq!(config.capacity.memory, Quantity("4Ti".into()));
+    }
+
+    #[test]
+    fn taint_can_be_turned_off_or_changed() {
+        assert_eq!(parse(&["--taint", "none"]).expect("none").taint, None);
+        let taint = parse(&["--taint", "a/b:NoExecute"])
+            .expect("no value")
+            .taint
+            .expect("a taint");
+        assert_eq!((taint.key.as_str(), taint.value.as_str()), ("a/b", ""));
+    }
+
+    #[test]
+    fn every_bad_setting_is_reported_at_once() {
+        let errors = parse(&[
+            "--cpu",
+            "lots",
+            "--taint",
+            "k=v:Sometimes",
+            "--node-name",
+            "Bad_Name",
+            "--eci-endpoint",
+            "ftp://x",
+        ])
+        .expect_err("bad input");
+        assert_eq!(errors.0.len(), 4, "{errors}");
+        let line = errors.to_string();
+        assert!(
+            line.contains("--cpu (env VK_CAPACITY_CPU) \"lots\""),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["1", "500m", "4Gi", "1.5", "10Ti", "0"] {
+            assert!(valid_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Gi", "-1", "1.2.3", "4 Gi", "x"] {
+            assert!(!valid_quantity(bad), "{bad}");
+        }
+    }
+}

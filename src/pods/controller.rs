@@ -1,0 +1,501 @@
+//! The pod loop of one node.
+//!
+//! Expected flow: a reflector keeps every Pod with `spec.nodeName=<node>` in a store (one
+//! watch, no repeated lists). After the store's first list, a pass runs every
+//! `sync_interval` and whenever the watch sees a change. A pass makes **one** batched
+//! `DescribeContainerGroups` call (paged) filtered by the node's cluster and node tags, then
+//! for each pod:
+//!
+//! - being deleted → `DeleteContainerGroup`, then delete the pod with grace 0 and a UID
+//!   precondition;
+//! - not hostable (DaemonSet, hostNetwork, hostPath) → status Failed with an explicit reason
+//!   and a Warning event, once;
+//! - with a group → write the group's status through the status subresource when it changed;
+//! - without a group, never created → `CreateContainerGroup` with `ClientToken` = pod UID
+//!   (a repeat answers the same group, so restarts never duplicate); event
+//!   `ProviderCreateSuccess` or `ProviderFailed`;
+//! - without a group although its status names one (deleted on the cloud side) → delete the
+//!   pod so its controller makes a new one.
+//!
+//! Groups tagged with this node whose pod is not in the store are deleted — only after the
+//! store's first list, and never groups of another node or cluster (the filter and a second
+//! check of the tags).
+//!
+//! Guarantees: level-triggered; any pass may stop at any `.await` and the next one finishes
+//! the work. Caveat: a failed `DescribeContainerGroups` skips the whole pass (nothing is
+//! created or deleted on stale knowledge) and flips the cloud-health signal the node reports.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, Preconditions},
+    runtime::{
+        WatchStreamExt,
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::{self, Store},
+        watcher,
+    },
+};
+use parking_lot::Mutex;
+use tokio::{sync::Notify, time::Instant};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::{
+    PodsError,
+    status::{differs, pod_status},
+    translate::{Placement, Unsupported, check_supported, tags, translate},
+};
+use crate::eci::{self, ContainerGroup, DeleteContainerGroup, DescribeContainerGroups, Tag};
+
+/// Limit on one apiserver call.
+const KUBE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Limit on one ECI call, retries included.
+const ECI_TIMEOUT: Duration = Duration::from_secs(90);
+/// Pods handled at once within a pass.
+const CONCURRENCY: usize = 16;
+/// Longest wait before retrying a failed create.
+const MAX_CREATE_BACKOFF: Duration = Duration::from_secs(300);
+/// The controller name on events.
+const REPORTER: &str = "eci-virtual-kubelet";
+
+/// What the pod controller needs to know.
+#[derive(Debug, Clone)]
+pub struct PodsConfig {
+    /// The node's name.
+    pub node_name: String,
+    /// Where groups go, and the cluster/node tags.
+    pub placement: Placement,
+    /// The node's InternalIP, reported as each pod's hostIP.
+    pub host_ip: String,
+    /// Time between passes.
+    pub sync_interval: Duration,
+}
+
+struct Context {
+    kube: kube::Client,
+    eci: eci::Client,
+    config: PodsConfig,
+    recorder: Recorder,
+    store: Store<Pod>,
+    /// Failed creates: attempts and when to try again.
+    backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Pods already told they cannot run here.
+    rejected: Mutex<HashSet<String>>,
+    health: tokio::sync::watch::Sender<bool>,
+}
+
+/// Runs the pod controller until `shutdown` resolves. `health` receives whether the last
+/// batched describe succeeded.
+///
+/// # Errors
+/// [`PodsError::InitialListFailed`] if the pod watch ends before its first list.
+pub async fn run(
+    kube: kube::Client,
+    eci: eci::Client,
+    config: PodsConfig,
+    health: tokio::sync::watch::Sender<bool>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), PodsError> {
+    let api: Api<Pod> = Api::all(kube.clone());
+    let (store, writer) = reflector::store();
+    let wake = Arc::new(Notify::new());
+    let selector = format!("spec.nodeName={}", config.node_name);
+    let stream = watcher(api, watcher::Config::default().fields(&selector))
+        .default_backoff()
+        .reflect(writer);
+    let watch_wake = wake.clone();
+    let node = config.node_name.clone();
+    let watch_task = tokio::spawn(
+        async move {
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(_) => watch_wake.notify_one(),
+                    Err(error) => {
+                        warn!(
+                            error = &error as &dyn std::error::Error,
+                            "pod watch failed; retrying with backoff"
+                        );
+                    }
+                }
+            }
+        }
+        .instrument(info_span!("pod_watch", node.name = %node)),
+    );
+
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(
+            kube.clone(),
+            Reporter {
+                controller: REPORTER.to_owned(),
+                instance: Some(config.node_name.clone()),
+            },
+        ),
+        kube,
+        eci,
+        store: store.clone(),
+        backoff: Mutex::new(HashMap::new()),
+        rejected: Mutex::new(HashSet::new()),
+        health,
+        config,
+    });
+
+    tokio::pin!(shutdown);
+    let ready = tokio::select! {
+        () = &mut shutdown => { watch_task.abort(); return Ok(()); }
+        ready = store.wait_until_ready() => ready,
+    };
+    if ready.is_err() {
+        watch_task.abort();
+        return Err(PodsError::InitialListFailed {
+            node: ctx.config.node_name.clone(),
+        });
+    }
+    info!(node.name = %ctx.config.node_name, pods = store.state().len(), "pod cache synced; adopting and collecting");
+    loop {
+        sync_pass(&ctx).await;
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = wake.notified() => {
+                // Let a burst of watch events settle into one pass.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            () = tokio::time::sleep(ctx.config.sync_interval) => {}
+        }
+    }
+    watch_task.abort();
+    info!(node.name = %ctx.config.node_name, "pod controller stopped; container groups keep running");
+    Ok(())
+}
+
+/// One pass over every group and pod of the node.
+async fn sync_pass(ctx: &Arc<Context>) {
+    let placement = &ctx.config.placement;
+    let request = DescribeContainerGroups {
+        tags: vec![
+            Tag::new(tags::CLUSTER, &placement.cluster),
+            Tag::new(tags::NODE, &placement.node),
+        ],
+        limit: Some(100),
+        ..DescribeContainerGroups::default()
+    };
+    let groups =
+        match tokio::time::timeout(ECI_TIMEOUT, ctx.eci.describe_all_container_groups(&request))
+            .await
+        {
+            Ok(Ok(groups)) => {
+                ctx.health
+                    .send_if_modified(|ok| !std::mem::replace(ok, true));
+                groups
+            }
+            Ok(Err(error)) => {
+                ctx.health
+                    .send_if_modified(|ok| std::mem::replace(ok, false));
+                warn!(
+                    error = &error as &dyn std::error::Error,
+                    "DescribeContainerGroups failed; pass skipped"
+                );
+                return;
+            }
+            Err(_) => {
+                ctx.health
+                    .send_if_modified(|ok| std::mem::replace(ok, false));
+                warn!(timeout = ?ECI_TIMEOUT, "DescribeContainerGroups timed out; pass skipped");
+                return;
+            }
+        };
+    // Only groups whose tags say they are ours, whatever the filter returned.
+    let mut by_uid: HashMap<String, ContainerGroup> = HashMap::new();
+    for group in groups {
+        let tag = |key: &str| {
+            group
+                .tags
+                .iter()
+                .find(|t| t.key == key)
+                .map(|t| t.value.clone())
+        };
+        if tag(tags::NODE).as_deref() != Some(placement.node.as_str())
+            || tag(tags::CLUSTER).as_deref() != Some(placement.cluster.as_str())
+        {
+            continue;
+        }
+        if let Some(uid) = tag(tags::UID) {
+            by_uid.insert(uid, group);
+        }
+    }
+    let pods = ctx.store.state();
+    let live: HashSet<String> = pods.iter().filter_map(|p| p.uid()).collect();
+
+    futures::stream::iter(pods)
+        .for_each_concurrent(CONCURRENCY, |pod| {
+            let group = pod.uid().and_then(|uid| by_uid.get(&uid).cloned());
+            let span = info_span!(
+                "pod",
+                pod.namespace = %pod.namespace().unwrap_or_default(),
+                pod.name = %pod.name_any(),
+                pod.uid = %pod.uid().unwrap_or_default(),
+            );
+            async move { reconcile(ctx, &pod, group.as_ref()).await }.instrument(span)
+        })
+        .await;
+
+    // Orphans: our groups whose pod is gone (the store has completed its list).
+    for (uid, group) in &by_uid {
+        if live.contains(uid) || group.status == eci::ContainerGroupStatus::Terminating {
+            continue;
+        }
+        let span = info_span!("orphan", pod.uid = %uid, group.id = %group.container_group_id);
+        async {
+            match delete_group(ctx, &group.container_group_id).await {
+                Ok(()) => info!("deleted container group of a pod that no longer exists"),
+                Err(error) => warn!(error = %error, "orphan container group not deleted"),
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+    let mut backoff = ctx.backoff.lock();
+    backoff.retain(|uid, _| live.contains(uid));
+    drop(backoff);
+    ctx.rejected.lock().retain(|uid| live.contains(uid));
+}
+
+/// Brings one pod and its group (if any) together.
+async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
+    let Some(uid) = pod.uid() else {
+        return;
+    };
+    if pod.metadata.deletion_timestamp.is_some() {
+        if let Some(group) = group
+            && group.status != eci::ContainerGroupStatus::Terminating
+            && let Err(error) = delete_group(ctx, &group.container_group_id).await
+        {
+            warn!(error = %error, "container group not deleted; retrying next pass");
+            return;
+        }
+        delete_pod(ctx, pod, &uid).await;
+        return;
+    }
+    if let Err(unsupported) = check_supported(pod) {
+        reject(ctx, pod, &uid, &unsupported).await;
+        return;
+    }
+    match group {
+        Some(group) => {
+            let status = pod_status(pod, group, &ctx.config.host_ip, jiff::Timestamp::now());
+            if differs(pod.status.as_ref(), &status) {
+                write_status(ctx, pod, &uid, &status).await;
+            }
+        }
+        None => {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if matches!(phase, Some("Succeeded" | "Failed")) {
+                return;
+            }
+            if had_group(pod) {
+                info!(
+                    "container group is gone from the cloud; deleting the pod so its controller replaces it"
+                );
+                publish(
+                    ctx,
+                    pod,
+                    EventType::Warning,
+                    "ProviderGroupGone",
+                    "the ECI container group was deleted outside Kubernetes",
+                )
+                .await;
+                delete_pod(ctx, pod, &uid).await;
+                return;
+            }
+            create(ctx, pod, &uid).await;
+        }
+    }
+}
+
+/// Whether a status we wrote names a container group.
+fn had_group(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.container_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("eci://"))
+        })
+}
+
+async fn create(ctx: &Context, pod: &Pod, uid: &str) {
+    if let Some((_, next)) = ctx.backoff.lock().get(uid)
+        && Instant::now() < *next
+    {
+        return;
+    }
+    let request = match translate(pod, &ctx.config.placement) {
+        Ok(request) => request,
+        Err(unsupported) => {
+            reject(ctx, pod, uid, &unsupported).await;
+            return;
+        }
+    };
+    let answer = tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&request)).await;
+    match answer {
+        Ok(Ok(created)) => {
+            ctx.backoff.lock().remove(uid);
+            info!(group.id = %created.container_group_id, "container group created");
+            publish(
+                ctx,
+                pod,
+                EventType::Normal,
+                "ProviderCreateSuccess",
+                &format!("created ECI container group {}", created.container_group_id),
+            )
+            .await;
+        }
+        Ok(Err(error)) => {
+            let retryable = error.is_retryable();
+            let note = format!("CreateContainerGroup failed: {error}");
+            warn!(
+                error = &error as &dyn std::error::Error,
+                retryable, "container group not created"
+            );
+            publish(ctx, pod, EventType::Warning, "ProviderFailed", &note).await;
+            if retryable {
+                schedule_retry(ctx, uid);
+            } else {
+                let status = PodStatus {
+                    phase: Some("Failed".into()),
+                    reason: Some("ProviderFailed".into()),
+                    message: Some(note),
+                    ..PodStatus::default()
+                };
+                write_status(ctx, pod, uid, &status).await;
+            }
+        }
+        Err(_) => {
+            warn!(timeout = ?ECI_TIMEOUT, "CreateContainerGroup timed out; retrying (the ClientToken makes it safe)");
+            schedule_retry(ctx, uid);
+        }
+    }
+}
+
+fn schedule_retry(ctx: &Context, uid: &str) {
+    let mut backoff = ctx.backoff.lock();
+    let entry = backoff.entry(uid.to_owned()).or_insert((0, Instant::now()));
+    entry.0 = entry.0.saturating_add(1);
+    let wait = Duration::from_secs(1u64 << entry.0.min(9)).min(MAX_CREATE_BACKOFF);
+    entry.1 = Instant::now() + wait;
+}
+
+async fn reject(ctx: &Context, pod: &Pod, uid: &str, why: &Unsupported) {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if phase == Some("Failed") || !ctx.rejected.lock().insert(uid.to_owned()) {
+        return;
+    }
+    info!(reason = why.reason(), "pod cannot run on this node");
+    publish(ctx, pod, EventType::Warning, why.reason(), &why.to_string()).await;
+    let status = PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some(why.reason().into()),
+        message: Some(why.to_string()),
+        ..PodStatus::default()
+    };
+    write_status(ctx, pod, uid, &status).await;
+}
+
+async fn write_status(ctx: &Context, pod: &Pod, uid: &str, status: &PodStatus) {
+    let (Some(namespace), Some(name)) = (pod.namespace(), pod.metadata.name.as_deref()) else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
+    // metadata.uid in the patch is a precondition: a new pod with the same name is not touched.
+    let patch = serde_json::json!({ "metadata": { "uid": uid }, "status": status });
+    let answer = tokio::time::timeout(
+        KUBE_TIMEOUT,
+        api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch)),
+    )
+    .await;
+    match answer {
+        Ok(Ok(_)) => debug!(phase = ?status.phase, "pod status written"),
+        Ok(Err(error)) => warn!(
+            error = &error as &dyn std::error::Error,
+            "pod status not written"
+        ),
+        Err(_) => warn!(timeout = ?KUBE_TIMEOUT, "pod status write timed out"),
+    }
+}
+
+async fn delete_pod(ctx: &Context, pod: &Pod, uid: &str) {
+    let (Some(namespace), Some(name)) = (pod.namespace(), pod.metadata.name.as_deref()) else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match tokio::time::timeout(KUBE_TIMEOUT, api.delete(name, &params)).await {
+        Ok(Ok(_)) => info!("pod removed"),
+        Ok(Err(kube::Error::Api(status))) if status.code == 404 || status.code == 409 => {
+            debug!("pod already gone");
+        }
+        Ok(Err(error)) => warn!(error = &error as &dyn std::error::Error, "pod not removed"),
+        Err(_) => warn!(timeout = ?KUBE_TIMEOUT, "pod delete timed out"),
+    }
+}
+
+async fn delete_group(ctx: &Context, id: &str) -> Result<(), eci::Error> {
+    let request = DeleteContainerGroup {
+        container_group_id: id.to_owned(),
+        ..DeleteContainerGroup::default()
+    };
+    match tokio::time::timeout(ECI_TIMEOUT, ctx.eci.delete_container_group(&request)).await {
+        Ok(Ok(_)) => {
+            info!(group.id = %id, "container group deleted");
+            Ok(())
+        }
+        Ok(Err(error)) if is_not_found(&error) => Ok(()),
+        Ok(Err(error)) => Err(error),
+        Err(_) => {
+            warn!(group.id = %id, timeout = ?ECI_TIMEOUT, "DeleteContainerGroup timed out");
+            Ok(())
+        }
+    }
+}
+
+fn is_not_found(error: &eci::Error) -> bool {
+    error
+        .code()
+        .is_some_and(|code| code.contains("NotFound") || code.contains("NotExist"))
+}
+
+async fn publish(ctx: &Context, pod: &Pod, kind: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_: kind,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Sync".to_owned(),
+        secondary: None,
+    };
+    let reference = pod.object_ref(&());
+    match tokio::time::timeout(KUBE_TIMEOUT, ctx.recorder.publish(&event, &reference)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => debug!(
+            error = &error as &dyn std::error::Error,
+            "event not published"
+        ),
+        Err(_) => debug!("event publish timed out"),
+    }
+}

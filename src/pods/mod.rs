@@ -1,0 +1,27 @@
+//! The pod controller: Pods bound to this node become ECI container groups, and the groups'
+//! state flows back into the pods' status.
+//!
+//! - [`translate`]: Pod → `CreateContainerGroup` (pure).
+//! - [`status`]: described group → `PodStatus` (pure).
+//! - [`controller`]: the watch, the batched poll, creation, deletion, adoption and orphan
+//!   collection.
+
+pub mod controller;
+pub mod status;
+pub mod translate;
+
+pub use controller::{PodsConfig, run};
+pub use translate::{Placement, Unsupported, check_supported, tags, translate};
+
+/// Failures of the pods room. Per-pod failures are handled (logged, evented, retried) inside
+/// the controller; these are the ones that stop it.
+#[derive(Debug, thiserror::Error)]
+pub enum PodsError {
+    /// The pod watch ended before its first list completed (the apiserver went away, or RBAC
+    /// forbids listing pods).
+    #[error("the watch of pods on node {node} stopped before its first list completed")]
+    InitialListFailed {
+        /// The node.
+        node: String,
+    },
+}

@@ -1,0 +1,351 @@
+//! Container group → PodStatus: a pure function of the described group, the pod and the time.
+//!
+//! Phase: `Scheduling`/`Pending` → Pending; `Running`/`Restarting`/`Updating`/`Terminating` →
+//! Running; `Succeeded` → Succeeded; `Failed`/`Expired`/`ScheduleFailed` → Failed. Conditions
+//! keep their `lastTransitionTime` while their status holds, so a status write only happens when
+//! something a user can see changed.
+
+use k8s_openapi::{
+    api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+        ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
+    },
+    apimachinery::pkg::apis::meta::v1::Time,
+};
+
+use crate::eci::{
+    ContainerGroup, ContainerGroupStatus,
+    container_group::{ContainerInfo, ContainerState as EciState},
+};
+
+/// The pod status `group` implies for `pod`, at `now`, on a node with `host_ip`.
+pub fn pod_status(
+    pod: &Pod,
+    group: &ContainerGroup,
+    host_ip: &str,
+    now: jiff::Timestamp,
+) -> PodStatus {
+    let phase = match group.status {
+        ContainerGroupStatus::Scheduling | ContainerGroupStatus::Pending => "Pending",
+        ContainerGroupStatus::Running
+        | ContainerGroupStatus::Restarting
+        | ContainerGroupStatus::Updating
+        | ContainerGroupStatus::Terminating => "Running",
+        ContainerGroupStatus::Succeeded => "Succeeded",
+        ContainerGroupStatus::Failed
+        | ContainerGroupStatus::Expired
+        | ContainerGroupStatus::ScheduleFailed => "Failed",
+        ContainerGroupStatus::Unknown => "Pending",
+    };
+    let spec = pod.spec.as_ref();
+    let statuses = |names: Vec<(&str, &str)>, infos: &[ContainerInfo]| -> Vec<ContainerStatus> {
+        names
+            .into_iter()
+            .map(|(name, image)| {
+                let info = infos.iter().find(|i| i.name == name);
+                container_status(name, image, info, &group.container_group_id)
+            })
+            .collect()
+    };
+    let container_names: Vec<(&str, &str)> = spec
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| (c.name.as_str(), c.image.as_deref().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let init_names: Vec<(&str, &str)> = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (c.name.as_str(), c.image.as_deref().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let containers = statuses(container_names, &group.containers);
+    let inits = statuses(init_names, &group.init_containers);
+
+    let initialized = inits.iter().all(|s| {
+        s.state
+            .as_ref()
+            .and_then(|st| st.terminated.as_ref())
+            .is_some_and(|t| t.exit_code == 0)
+    }) || matches!(phase, "Running" | "Succeeded");
+    let containers_ready = phase == "Running" && containers.iter().all(|c| c.ready);
+    let old = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let condition = |kind: &str, ok: bool, reason: Option<&str>| {
+        let status = if ok { "True" } else { "False" };
+        let since = old
+            .and_then(|cs| cs.iter().find(|c| c.type_ == kind && c.status == status))
+            .and_then(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        PodCondition {
+            type_: kind.to_owned(),
+            status: status.to_owned(),
+            last_transition_time: Some(since),
+            reason: reason.map(str::to_owned),
+            ..PodCondition::default()
+        }
+    };
+    let not_ready_reason = (!containers_ready).then_some("ContainersNotReady");
+    let conditions = vec![
+        condition("PodScheduled", true, None),
+        condition(
+            "Initialized",
+            initialized,
+            (!initialized).then_some("ContainersNotInitialized"),
+        ),
+        condition("ContainersReady", containers_ready, not_ready_reason),
+        condition("Ready", containers_ready, not_ready_reason),
+    ];
+    let pod_ip = (!group.intranet_ip.is_empty()).then(|| group.intranet_ip.clone());
+    let (reason, message) = match group.status {
+        ContainerGroupStatus::ScheduleFailed => (
+            Some("ProviderFailed".to_owned()),
+            group
+                .events
+                .last()
+                .map(|e| e.message.clone())
+                .or_else(|| Some("ECI could not schedule the container group".to_owned())),
+        ),
+        ContainerGroupStatus::Expired => (
+            Some("Expired".to_owned()),
+            Some("the ECI spot instance was reclaimed".to_owned()),
+        ),
+        _ => (None, None),
+    };
+    PodStatus {
+        phase: Some(phase.to_owned()),
+        conditions: Some(conditions),
+        host_ip: Some(host_ip.to_owned()),
+        host_ips: None,
+        pod_ip: pod_ip.clone(),
+        pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
+        start_time: time(&group.creation_time)
+            .or_else(|| pod.status.as_ref().and_then(|s| s.start_time.clone())),
+        container_statuses: Some(containers),
+        init_container_statuses: (!inits.is_empty()).then_some(inits),
+        reason,
+        message,
+        qos_class: pod.status.as_ref().and_then(|s| s.qos_class.clone()),
+        ..PodStatus::default()
+    }
+}
+
+fn container_status(
+    name: &str,
+    image: &str,
+    info: Option<&ContainerInfo>,
+    group_id: &str,
+) -> ContainerStatus {
+    let Some(info) = info else {
+        return ContainerStatus {
+            name: name.to_owned(),
+            image: image.to_owned(),
+            image_id: String::new(),
+            ready: false,
+            restart_count: 0,
+            started: Some(false),
+            state: Some(waiting("ContainerCreating", "")),
+            ..ContainerStatus::default()
+        };
+    };
+    let state = state(&info.current_state).unwrap_or_else(|| waiting("ContainerCreating", ""));
+    let running = state.running.is_some();
+    ContainerStatus {
+        name: name.to_owned(),
+        image: image.to_owned(),
+        image_id: String::new(),
+        container_id: Some(format!("eci://{group_id}/{name}")),
+        ready: running && info.ready,
+        restart_count: info.restart_count,
+        started: Some(running),
+        last_state: state_of_previous(&info.previous_state),
+        state: Some(state),
+        ..ContainerStatus::default()
+    }
+}
+
+fn state_of_previous(previous: &EciState) -> Option<ContainerState> {
+    state(previous).filter(|s| s.terminated.is_some())
+}
+
+fn state(s: &EciState) -> Option<ContainerState> {
+    match s.state.as_str() {
+        "Running" => Some(ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: time(&s.start_time),
+            }),
+            ..ContainerState::default()
+        }),
+        "Terminated" => Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: s.exit_code,
+                signal: (s.signal != 0).then_some(s.signal),
+                reason: Some(if s.reason.is_empty() {
+                    if s.exit_code == 0 {
+                        "Completed"
+                    } else {
+                        "Error"
+                    }
+                    .to_owned()
+                } else {
+                    s.reason.clone()
+                }),
+                message: (!s.message.is_empty()).then(|| s.message.clone()),
+                started_at: time(&s.start_time),
+                finished_at: time(&s.finish_time),
+                container_id: None,
+            }),
+            ..ContainerState::default()
+        }),
+        "Waiting" => Some(waiting(
+            if s.reason.is_empty() {
+                &s.detail_status
+            } else {
+                &s.reason
+            },
+            &s.message,
+        )),
+        _ => None,
+    }
+}
+
+fn waiting(reason: &str, message: &str) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(
+                if reason.is_empty() {
+                    "ContainerCreating"
+                } else {
+                    reason
+                }
+                .to_owned(),
+            ),
+            message: (!message.is_empty()).then(|| message.to_owned()),
+        }),
+        ..ContainerState::default()
+    }
+}
+
+fn time(text: &str) -> Option<Time> {
+    text.parse::<jiff::Timestamp>().ok().map(Time)
+}
+
+/// Whether the user-visible parts of two statuses differ (timestamps of unchanged conditions
+/// are carried over by [`pod_status`], so equal statuses compare equal).
+pub fn differs(old: Option<&PodStatus>, new: &PodStatus) -> bool {
+    let Some(old) = old else {
+        return true;
+    };
+    let key = |s: &PodStatus| {
+        serde_json::json!({
+            "phase": s.phase,
+            "podIP": s.pod_ip,
+            "hostIP": s.host_ip,
+            "reason": s.reason,
+            "start": s.start_time,
+            "containers": s.container_statuses,
+            "inits": s.init_container_statuses,
+            "conditions": s.conditions.as_ref().map(|cs| cs.iter().filter(|c| matches!(c.type_.as_str(), "PodScheduled" | "Initialized" | "ContainersReady" | "Ready")).map(|c| (c.type_.clone(), c.status.clone())).collect::<Vec<_>>()),
+        })
+    };
+    key(old) != key(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_yaml_ng::from_str(
+            "metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: main, image: busybox}]}",
+        )
+        .expect("fixture")
+    }
+
+    fn group(status: ContainerGroupStatus, state: &str, exit: i32) -> ContainerGroup {
+        ContainerGroup {
+            container_group_id: "eci-1".into(),
+            status,
+            intranet_ip: "10.1.2.3".into(),
+            creation_time: "2026-01-01T00:00:00Z".into(),
+            containers: vec![ContainerInfo {
+                name: "main".into(),
+                ready: state == "Running",
+                restart_count: 2,
+                current_state: EciState {
+                    state: state.into(),
+                    exit_code: exit,
+                    start_time: "2026-01-01T00:00:01Z".into(),
+                    ..EciState::default()
+                },
+                ..ContainerInfo::default()
+            }],
+            ..ContainerGroup::default()
+        }
+    }
+
+    fn cond<'a>(s: &'a PodStatus, kind: &str) -> &'a str {
+        s.conditions
+            .as_ref()
+            .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
+            .map_or("", |c| c.status.as_str())
+    }
+
+    #[test]
+    fn running_group_is_a_ready_running_pod() {
+        let s = pod_status(
+            &pod(),
+            &group(ContainerGroupStatus::Running, "Running", 0),
+            "1.1.1.1",
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(s.pod_ip.as_deref(), Some("10.1.2.3"));
+        assert_eq!(cond(&s, "Ready"), "True");
+        assert_eq!(cond(&s, "Initialized"), "True");
+        let c = &s.container_statuses.as_ref().expect("statuses")[0];
+        assert!(c.ready);
+        assert_eq!(c.restart_count, 2);
+        assert!(s.start_time.is_some());
+    }
+
+    #[test]
+    fn failed_group_keeps_the_exit_code() {
+        let s = pod_status(
+            &pod(),
+            &group(ContainerGroupStatus::Failed, "Terminated", 1),
+            "1.1.1.1",
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(cond(&s, "Ready"), "False");
+        let c = &s.container_statuses.as_ref().expect("statuses")[0];
+        let t = c
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .expect("terminated");
+        assert_eq!((t.exit_code, t.reason.as_deref()), (1, Some("Error")));
+    }
+
+    #[test]
+    fn unchanged_status_does_not_differ() {
+        let g = group(ContainerGroupStatus::Running, "Running", 0);
+        let first = pod_status(&pod(), &g, "1.1.1.1", jiff::Timestamp::UNIX_EPOCH);
+        let mut written = pod();
+        written.status = Some(first.clone());
+        let second = pod_status(&written, &g, "1.1.1.1", jiff::Timestamp::now());
+        assert!(!differs(Some(&first), &second));
+        assert_eq!(first.conditions, second.conditions);
+        let failed = pod_status(
+            &written,
+            &group(ContainerGroupStatus::Failed, "Terminated", 1),
+            "1.1.1.1",
+            jiff::Timestamp::now(),
+        );
+        assert!(differs(Some(&first), &failed));
+    }
+}

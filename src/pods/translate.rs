@@ -1,0 +1,510 @@
+//! Pod → `CreateContainerGroup`: a pure function, so every rule here is unit-tested.
+//!
+//! Rules: command and args stay separate (ECI has `Command` and `Arg`); env values are passed
+//! literally (ConfigMap/Secret references arrive with their own resolution step); resources
+//! use the larger of request and limit per container and the group is rounded up to the
+//! smallest valid ECI spec, so "limit > request" never fails a pod; `ClientToken` is the pod
+//! UID, so a retried create never makes a second group; tags say which cluster, node and pod
+//! a group belongs to.
+
+use k8s_openapi::{
+    api::core::v1::{Container as PodContainer, Pod},
+    apimachinery::pkg::api::resource::Quantity,
+};
+
+use crate::eci::{
+    Container, CreateContainerGroup, Tag,
+    container_spec::{ContainerPort, EnvironmentVar, ImagePullPolicy, RestartPolicy},
+};
+
+/// Tag keys of a container group the node owns.
+pub mod tags {
+    /// The cluster name.
+    pub const CLUSTER: &str = "eci-vk.io/cluster";
+    /// The node name.
+    pub const NODE: &str = "eci-vk.io/node";
+    /// The pod's namespace.
+    pub const NAMESPACE: &str = "eci-vk.io/namespace";
+    /// The pod's name.
+    pub const NAME: &str = "eci-vk.io/name";
+    /// The pod's UID.
+    pub const UID: &str = "eci-vk.io/uid";
+}
+
+/// Where new groups go.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// Cluster name (tag).
+    pub cluster: String,
+    /// Node name (tag).
+    pub node: String,
+    /// Zone.
+    pub zone: Option<String>,
+    /// vSwitch.
+    pub vswitch: Option<String>,
+    /// Security group.
+    pub security_group: Option<String>,
+}
+
+/// Why a pod cannot run on this node (shown as the pod's status reason and an event).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unsupported {
+    /// The pod belongs to a DaemonSet: per-node agents have no node to run on here.
+    #[error(
+        "DaemonSet pods cannot run on a virtual node; keep the DaemonSet off it (nodeAffinity or no toleration for its taint)"
+    )]
+    DaemonSet,
+    /// The pod uses the host's network.
+    #[error("hostNetwork is not available on ECI")]
+    HostNetwork,
+    /// The pod mounts a hostPath volume.
+    #[error("hostPath volume {volume:?} is not available on ECI")]
+    HostPath {
+        /// The volume.
+        volume: String,
+    },
+    /// The pod has no UID, name or namespace (never expected of an apiserver object).
+    #[error("the pod has no {field}")]
+    MissingMetadata {
+        /// The field.
+        field: &'static str,
+    },
+    /// A container's resources are not quantities this node understands.
+    #[error("container {container:?}: {resource} {value:?} is not a quantity")]
+    BadQuantity {
+        /// The container.
+        container: String,
+        /// `cpu` or `memory`.
+        resource: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// The pod asks for more than the largest ECI spec.
+    #[error("{cpu} vCPU / {memory} GiB is larger than every ECI instance spec")]
+    TooLarge {
+        /// vCPUs wanted.
+        cpu: f64,
+        /// GiB wanted.
+        memory: f64,
+    },
+}
+
+impl Unsupported {
+    /// The status reason and event reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unsupported::DaemonSet => "DaemonSetPodUnsupported",
+            Unsupported::HostNetwork => "HostNetworkUnsupported",
+            Unsupported::HostPath { .. } => "HostPathUnsupported",
+            Unsupported::MissingMetadata { .. } => "InvalidPod",
+            Unsupported::BadQuantity { .. } => "InvalidResources",
+            Unsupported::TooLarge { .. } => "ResourcesTooLarge",
+        }
+    }
+}
+
+/// Specs available in every region, vCPU → GiB (ECI's instance specs).
+const SPECS: &[(f64, &[f64])] = &[
+    (0.25, &[0.5, 1.0]),
+    (0.5, &[1.0, 2.0]),
+    (1.0, &[2.0, 4.0, 8.0]),
+    (2.0, &[1.0, 2.0, 4.0, 8.0, 16.0]),
+    (4.0, &[2.0, 4.0, 8.0, 16.0, 32.0]),
+    (8.0, &[4.0, 8.0, 16.0, 32.0, 64.0]),
+    (12.0, &[12.0, 24.0, 48.0, 96.0]),
+    (16.0, &[16.0, 32.0, 64.0, 128.0]),
+    (24.0, &[24.0, 48.0, 96.0, 192.0]),
+    (32.0, &[32.0, 64.0, 128.0, 256.0]),
+    (52.0, &[96.0, 192.0, 384.0]),
+    (64.0, &[128.0, 256.0, 512.0]),
+];
+
+/// The smallest spec with at least `cpu` vCPUs and `memory` GiB.
+pub fn round_up_spec(cpu: f64, memory: f64) -> Option<(f64, f64)> {
+    SPECS
+        .iter()
+        .filter(|(c, _)| *c >= cpu)
+        .find_map(|(c, mems)| mems.iter().find(|m| **m >= memory).map(|m| (*c, *m)))
+}
+
+/// Checks the pod is one this node can host.
+///
+/// # Errors
+/// The first [`Unsupported`] feature found.
+pub fn check_supported(pod: &Pod) -> Result<(), Unsupported> {
+    let owned_by_daemonset = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet");
+    if owned_by_daemonset {
+        return Err(Unsupported::DaemonSet);
+    }
+    let Some(spec) = &pod.spec else {
+        return Ok(());
+    };
+    if spec.host_network == Some(true) {
+        return Err(Unsupported::HostNetwork);
+    }
+    if let Some(volume) = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.host_path.is_some())
+    {
+        return Err(Unsupported::HostPath {
+            volume: volume.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Builds the create request of `pod`'s container group.
+///
+/// # Errors
+/// [`Unsupported`] when the pod cannot run here.
+pub fn translate(pod: &Pod, placement: &Placement) -> Result<CreateContainerGroup, Unsupported> {
+    check_supported(pod)?;
+    let meta = &pod.metadata;
+    let missing = |field| Unsupported::MissingMetadata { field };
+    let uid = meta.uid.as_deref().ok_or_else(|| missing("uid"))?;
+    let name = meta.name.as_deref().ok_or_else(|| missing("name"))?;
+    let namespace = meta
+        .namespace
+        .as_deref()
+        .ok_or_else(|| missing("namespace"))?;
+    let spec = pod.spec.as_ref().ok_or_else(|| missing("spec"))?;
+
+    let containers = spec
+        .containers
+        .iter()
+        .map(container)
+        .collect::<Result<Vec<_>, _>>()?;
+    let init_containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(container)
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // Init containers run one at a time before the others: the group needs the larger of the
+    // biggest init container and the sum of the regular ones.
+    let sum = |cs: &[Container], f: fn(&Container) -> Option<f64>| -> f64 {
+        cs.iter().filter_map(f).sum()
+    };
+    let max = |cs: &[Container], f: fn(&Container) -> Option<f64>| -> f64 {
+        cs.iter().filter_map(f).fold(0.0, f64::max)
+    };
+    let want_cpu = sum(&containers, |c| c.cpu).max(max(&init_containers, |c| c.cpu));
+    let want_mem = sum(&containers, |c| c.memory).max(max(&init_containers, |c| c.memory));
+    let (cpu, memory) = if want_cpu <= 0.0 && want_mem <= 0.0 {
+        (None, None)
+    } else {
+        let (c, m) = round_up_spec(want_cpu, want_mem).ok_or(Unsupported::TooLarge {
+            cpu: want_cpu,
+            memory: want_mem,
+        })?;
+        (Some(c), Some(m))
+    };
+
+    let restart_policy = match spec.restart_policy.as_deref() {
+        Some("Never") => RestartPolicy::Never,
+        Some("OnFailure") => RestartPolicy::OnFailure,
+        _ => RestartPolicy::Always,
+    };
+
+    Ok(CreateContainerGroup {
+        container_group_name: group_name(namespace, name),
+        containers,
+        init_containers,
+        cpu,
+        memory,
+        zone_id: placement.zone.clone(),
+        vswitch_id: placement.vswitch.clone(),
+        security_group_id: placement.security_group.clone(),
+        restart_policy: Some(restart_policy),
+        tags: vec![
+            Tag::new(tags::CLUSTER, &placement.cluster),
+            Tag::new(tags::NODE, &placement.node),
+            Tag::new(tags::NAMESPACE, namespace),
+            Tag::new(tags::NAME, name),
+            Tag::new(tags::UID, uid),
+        ],
+        client_token: Some(uid.to_owned()),
+        active_deadline_seconds: spec.active_deadline_seconds,
+        termination_grace_period_seconds: spec.termination_grace_period_seconds,
+        host_name: spec.hostname.clone(),
+        ..CreateContainerGroup::default()
+    })
+}
+
+/// `namespace-name`, lowercased, `[a-z0-9-]` only, at most 128 characters, trimmed of `-`.
+pub fn group_name(namespace: &str, name: &str) -> String {
+    let raw: String = format!("{namespace}-{name}")
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect();
+    let trimmed = raw.trim_matches('-');
+    if trimmed.len() < 2 {
+        format!("pod-{trimmed}").trim_end_matches('-').to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+fn container(c: &PodContainer) -> Result<Container, Unsupported> {
+    let resource = |resource: &'static str| -> Result<Option<f64>, Unsupported> {
+        let pick = |map: Option<&std::collections::BTreeMap<String, Quantity>>| {
+            map.and_then(|m| m.get(resource)).cloned()
+        };
+        let resources = c.resources.as_ref();
+        let values = [
+            pick(resources.and_then(|r| r.requests.as_ref())),
+            pick(resources.and_then(|r| r.limits.as_ref())),
+        ];
+        let mut best: Option<f64> = None;
+        for q in values.into_iter().flatten() {
+            let parsed = if resource == "cpu" {
+                parse_cpu(&q.0)
+            } else {
+                parse_bytes(&q.0).map(|b| b / f64::from(1u32 << 30))
+            }
+            .ok_or_else(|| Unsupported::BadQuantity {
+                container: c.name.clone(),
+                resource,
+                value: q.0.clone(),
+            })?;
+            best = Some(best.map_or(parsed, |b: f64| b.max(parsed)));
+        }
+        Ok(best)
+    };
+    Ok(Container {
+        name: c.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        cpu: resource("cpu")?,
+        memory: resource("memory")?,
+        commands: c.command.clone().unwrap_or_default(),
+        args: c.args.clone().unwrap_or_default(),
+        working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),
+        image_pull_policy: match c.image_pull_policy.as_deref() {
+            Some("Always") => Some(ImagePullPolicy::Always),
+            Some("Never") => Some(ImagePullPolicy::Never),
+            Some("IfNotPresent") => Some(ImagePullPolicy::IfNotPresent),
+            _ => None,
+        },
+        environment_vars: c
+            .env
+            .iter()
+            .flatten()
+            .filter(|e| e.value_from.is_none())
+            .map(|e| EnvironmentVar {
+                key: e.name.clone(),
+                value: Some(e.value.clone().unwrap_or_default()),
+                field_ref: None,
+            })
+            .collect(),
+        ports: c
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(ContainerPort {
+                    port: u16::try_from(p.container_port).ok()?,
+                    protocol: p.protocol.clone(),
+                })
+            })
+            .collect(),
+        stdin: c.stdin,
+        stdin_once: c.stdin_once,
+        tty: c.tty,
+        termination_message_path: c.termination_message_path.clone(),
+        termination_message_policy: c.termination_message_policy.clone(),
+        ..Container::default()
+    })
+}
+
+/// vCPUs of a cpu quantity (`500m`, `1`, `0.5`).
+pub fn parse_cpu(q: &str) -> Option<f64> {
+    let q = q.trim();
+    if let Some(milli) = q.strip_suffix('m') {
+        return number(milli).map(|m| m / 1000.0);
+    }
+    parse_bytes(q)
+}
+
+/// The value of a quantity with binary or decimal suffix (`4Gi`, `1G`, `128974848`, `1e3`).
+pub fn parse_bytes(q: &str) -> Option<f64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1_048_576.0),
+        ("Gi", 1_073_741_824.0),
+        ("Ti", 1_099_511_627_776.0),
+        ("Pi", 1_125_899_906_842_624.0),
+        ("Ei", 1_152_921_504_606_846_976.0),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    let q = q.trim();
+    for (suffix, factor) in SUFFIXES {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return number(n).map(|n| n * factor);
+        }
+    }
+    number(q)
+}
+
+fn number(s: &str) -> Option<f64> {
+    let value: f64 = s.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(yaml: &str) -> Pod {
+        serde_yaml_ng::from_str(yaml).expect("fixture pod")
+    }
+
+    fn placement() -> Placement {
+        Placement {
+            cluster: "c1".into(),
+            node: "vk".into(),
+            ..Placement::default()
+        }
+    }
+
+    const BUSYBOX: &str = r#"
+metadata: {name: web.1, namespace: default, uid: 1111-2222}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c]
+    args: ["echo $A"]
+    workingDir: /tmp
+    env: [{name: A, value: "1"}, {name: B}]
+    ports: [{containerPort: 80, protocol: TCP}]
+    resources: {requests: {cpu: 300m, memory: 256Mi}, limits: {cpu: "1", memory: 512Mi}}
+  - name: side
+    image: nginx
+    resources: {requests: {cpu: 500m, memory: 1Gi}}
+  initContainers:
+  - name: init
+    image: busybox
+    resources: {requests: {cpu: "2"}}
+"#;
+
+    #[test]
+    fn command_and_args_stay_separate() {
+        let request = translate(&pod(BUSYBOX), &placement()).expect("translates");
+        let main = &request.containers[0];
+        assert_eq!(main.commands, ["sh", "-c"]);
+        assert_eq!(main.args, ["echo $A"]);
+        assert_eq!(main.working_dir.as_deref(), Some("/tmp"));
+        assert_eq!(main.environment_vars.len(), 2);
+        assert_eq!(main.environment_vars[1].value.as_deref(), Some(""));
+        assert_eq!(main.ports[0].port, 80);
+        assert_eq!(request.init_containers[0].name, "init");
+        assert_eq!(request.restart_policy, Some(RestartPolicy::Never));
+    }
+
+    #[test]
+    fn identity_tags_and_token() {
+        let request = translate(&pod(BUSYBOX), &placement()).expect("translates");
+        assert_eq!(request.client_token.as_deref(), Some("1111-2222"));
+        assert_eq!(request.container_group_name, "default-web-1");
+        let tag = |k: &str| {
+            request
+                .tags
+                .iter()
+                .find(|t| t.key == k)
+                .map(|t| t.value.as_str())
+        };
+        assert_eq!(tag(tags::NODE), Some("vk"));
+        assert_eq!(tag(tags::CLUSTER), Some("c1"));
+        assert_eq!(tag(tags::UID), Some("1111-2222"));
+        assert_eq!(tag(tags::NAME), Some("web.1"));
+    }
+
+    #[test]
+    fn resources_round_up_to_a_spec() {
+        let request = translate(&pod(BUSYBOX), &placement()).expect("translates");
+        // Containers: max(request, limit) = 1 + 0.5 vCPU, 0.5 + 1 GiB; init needs 2 vCPU.
+        assert_eq!(request.containers[0].cpu, Some(1.0));
+        assert_eq!(request.containers[0].memory, Some(0.5));
+        assert_eq!((request.cpu, request.memory), (Some(2.0), Some(2.0)));
+        assert_eq!(round_up_spec(0.1, 0.1), Some((0.25, 0.5)));
+        assert_eq!(round_up_spec(1.5, 3.0), Some((2.0, 4.0)));
+        assert_eq!(round_up_spec(100.0, 1.0), None);
+    }
+
+    #[test]
+    fn no_resources_leaves_the_spec_to_the_cloud() {
+        let request = translate(
+            &pod("metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i}]}"),
+            &placement(),
+        )
+        .expect("translates");
+        assert_eq!((request.cpu, request.memory), (None, None));
+        assert_eq!(request.restart_policy, Some(RestartPolicy::Always));
+        assert!(request.containers[0].commands.is_empty());
+    }
+
+    #[test]
+    fn unsupported_pods_are_named() {
+        let ds = pod(
+            "metadata: {name: a, namespace: b, uid: u, ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: d, uid: x}]}\nspec: {containers: [{name: c, image: i}]}",
+        );
+        assert_eq!(
+            translate(&ds, &placement()).unwrap_err(),
+            Unsupported::DaemonSet
+        );
+        let host = pod(
+            "metadata: {name: a, namespace: b, uid: u}\nspec: {hostNetwork: true, containers: [{name: c, image: i}]}",
+        );
+        assert_eq!(
+            check_supported(&host).unwrap_err().reason(),
+            "HostNetworkUnsupported"
+        );
+        let path = pod(
+            "metadata: {name: a, namespace: b, uid: u}\nspec: {volumes: [{name: h, hostPath: {path: /}}], containers: [{name: c, image: i}]}",
+        );
+        assert_eq!(
+            check_supported(&path).unwrap_err(),
+            Unsupported::HostPath { volume: "h".into() }
+        );
+        let huge = pod(
+            "metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i, resources: {requests: {cpu: \"500\"}}}]}",
+        );
+        assert!(matches!(
+            translate(&huge, &placement()),
+            Err(Unsupported::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn quantities_parse() {
+        assert_eq!(parse_cpu("250m"), Some(0.25));
+        assert_eq!(parse_cpu("2"), Some(2.0));
+        assert_eq!(parse_bytes("1Gi"), Some(1_073_741_824.0));
+        assert_eq!(parse_bytes("1e3"), Some(1000.0));
+        assert_eq!(parse_bytes("-1"), None);
+        assert_eq!(group_name("A", "."), "pod-a");
+    }
+}

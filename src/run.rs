@@ -1,0 +1,221 @@
+//! `eci-vk run`: wires config, the ECI client (or the in-process emulator), the node and the
+//! pod controller, and drains them on SIGTERM/SIGINT.
+//!
+//! This is the only place besides `cli.rs` that may construct the emulator (DESIGN.md): the
+//! node and pod rooms only ever see an [`eci::Client`].
+
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::{
+    config::{LogFormat, RunArgs, RunConfig},
+    eci, node, pods,
+};
+
+/// How long running tasks get to finish after a signal.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs `eci-vk run` and returns its exit code.
+pub fn main(args: RunArgs) -> ExitCode {
+    let config = match args.resolve() {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("eci-vk run: {errors}");
+            return ExitCode::from(crate::cli::EXIT_USAGE);
+        }
+    };
+    init_tracing(config.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("eci-vk run: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!(error = format!("{error:#}"), "eci-vk run stopped");
+            eprintln!("eci-vk run: {error:#}");
+            ExitCode::from(crate::cli::EXIT_USAGE)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Where the ECI OpenAPI is: the cloud (or an override), or an emulator this process runs.
+enum Cloud {
+    Remote,
+    Embedded(crate::emulator::Handle),
+}
+
+async fn serve(config: RunConfig) -> anyhow::Result<()> {
+    let env = eci::ProcessEnv;
+    let have_id = eci::Env::var(&env, eci::ENV_ACCESS_KEY_ID).is_some_and(|v| !v.trim().is_empty());
+    let have_secret =
+        eci::Env::var(&env, eci::ENV_ACCESS_KEY_SECRET).is_some_and(|v| !v.trim().is_empty());
+    let (credentials, endpoint, cloud) = if have_id || have_secret {
+        let credentials = eci::Credentials::from_env(&env)
+            .context("ECI credentials are incomplete (set both ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or neither to use the emulator)")?;
+        let endpoint = match &config.eci_endpoint {
+            Some(url) => eci::Endpoint::Url(url.clone()),
+            None => eci::Endpoint::Public,
+        };
+        info!(region = %config.region, endpoint = ?endpoint, node.name = %config.node_name, "using ECI with the credentials from the environment");
+        (credentials, endpoint, Cloud::Remote)
+    } else {
+        info!(node.name = %config.node_name, data_dir = ?config.data_dir, "no ECI credentials in the environment: starting the ECI emulator in-process on loopback (simulated runtime)");
+        let (credentials, handle) = start_emulator(&config).await?;
+        let endpoint = eci::Endpoint::Url(handle.endpoint());
+        info!(endpoint = %handle.endpoint(), "in-process ECI emulator listening");
+        (credentials, endpoint, Cloud::Embedded(handle))
+    };
+    let mut eci_config = eci::ClientConfig::new(config.region.clone(), credentials);
+    eci_config.endpoint = endpoint;
+    let eci = eci::Client::new(eci_config).context("cannot build the ECI client")?;
+
+    let kube = kube_client(&config).await?;
+    let node_config = node::NodeConfig {
+        name: config.node_name.clone(),
+        region: Some(config.region.clone()),
+        taint: config.taint.clone(),
+        capacity: config.capacity.clone(),
+        internal_ip: config.internal_ip,
+    };
+    let node_uid = node::register(&kube, &node_config, true)
+        .await
+        .context("cannot register the Node (does the kubeconfig allow creating nodes?)")?;
+    info!(node.name = %config.node_name, node.uid = %node_uid, "node registered");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let (health_tx, health_rx) = watch::channel(true);
+    let pods_config = pods::PodsConfig {
+        node_name: config.node_name.clone(),
+        placement: pods::Placement {
+            cluster: config.cluster_name.clone(),
+            node: config.node_name.clone(),
+            zone: config.zone.clone(),
+            vswitch: config.vswitch.clone(),
+            security_group: config.security_group.clone(),
+        },
+        host_ip: config.internal_ip.to_string(),
+        sync_interval: config.pod_sync_interval,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        {
+            let node_run = node::run(
+                kube.clone(),
+                node_config,
+                node_uid,
+                health_rx,
+                stopped(shutdown_rx.clone()),
+            );
+            async move {
+                node_run.await;
+                Ok::<(), pods::PodsError>(())
+            }
+        }
+        .instrument(info_span!("node", node.name = %config.node_name)),
+    );
+    tasks.spawn(
+        pods::run(kube, eci, pods_config, health_tx, stopped(shutdown_rx))
+            .instrument(info_span!("pods", node.name = %config.node_name)),
+    );
+
+    let outcome = tokio::select! {
+        () = wait_for_signal() => {
+            info!("signal received; stopping (container groups keep running)");
+            Ok(())
+        }
+        Some(joined) = tasks.join_next() => match joined {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::Error::new(error)),
+            Err(error) => Err(anyhow::Error::new(error).context("a node task panicked")),
+        },
+    };
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(deadline = ?DRAIN_DEADLINE, "tasks did not stop within the deadline");
+        tasks.abort_all();
+    }
+    if let Cloud::Embedded(handle) = cloud {
+        handle.shutdown().await;
+    }
+    outcome
+}
+
+async fn start_emulator(
+    config: &RunConfig,
+) -> anyhow::Result<(eci::Credentials, crate::emulator::Handle)> {
+    use crate::{agent::simulated::SimulatedConfig, emulator};
+    // A fresh key pair per process: only this process knows it, and it is never logged.
+    let id = format!("LTAI-local-{}", uuid::Uuid::new_v4().simple());
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("cannot listen on loopback for the emulator")?;
+    let mut builder =
+        emulator::Emulator::builder(emulator::Credentials::new(id.clone(), secret.clone()))
+            .agent(emulator::AgentTarget::Simulated(SimulatedConfig::default()));
+    if let Some(dir) = &config.data_dir {
+        builder = builder.data_dir(dir.join("emulator"));
+    }
+    let handle = builder
+        .serve(listener)
+        .await
+        .context("cannot start the in-process ECI emulator")?;
+    Ok((eci::Credentials::new(id, secret, None), handle))
+}
+
+async fn kube_client(config: &RunConfig) -> anyhow::Result<kube::Client> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("cannot use kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no kubeconfig given and neither in-cluster config nor ~/.kube/config works",
+        )?,
+    };
+    kube::Client::try_from(kube_config).context("cannot build the Kubernetes client")
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = interrupt.await;
+        return;
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = term.recv() => {}
+    }
+}
