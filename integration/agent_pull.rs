@@ -429,6 +429,14 @@ fn size_limit_fails_the_snapshot(ground: &Ground, _namespace: &Namespace) -> Res
         agent.snapshot_entries()?.is_empty(),
         "a failed build left files"
     );
+    // An image the registry does not have fails the build as not found.
+    let mut missing = too_small.clone();
+    missing.snapshot_id = "s-missing".into();
+    missing.images = vec![ground.registry.reference("agent-pull/never-pushed", "v1")];
+    match agent.build(ground, missing).0 {
+        Err(error) if error.is_image_not_found() => {}
+        other => bail!("expected an unknown image to fail as not found, got {other:?}"),
+    }
     // The same images fit a bigger limit (and need no new download).
     let mut big_enough = too_small;
     big_enough.snapshot_id = "s-big-enough".into();

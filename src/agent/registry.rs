@@ -73,6 +73,12 @@ pub enum RegistryError {
         #[source]
         source: OciDistributionError,
     },
+    /// A platform is not `os/arch[/variant]`.
+    #[error("cannot parse platform {text:?}: expected os/arch[/variant], e.g. linux/amd64")]
+    ParsePlatform {
+        /// The text as given.
+        text: String,
+    },
     /// The image index has no manifest for the configured platform.
     #[error("image {image} has no manifest for platform {platform}")]
     SelectPlatform {
@@ -110,6 +116,29 @@ impl RegistryError {
     pub fn is_authentication(&self) -> bool {
         matches!(self, Self::Authenticate { .. })
     }
+
+    /// Whether the registry does not know the image (repository or tag), or has no manifest
+    /// for the platform.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::SelectPlatform { .. } => true,
+            Self::ResolveManifest { source, .. } => match source {
+                OciDistributionError::ServerError { code, .. } => *code == 404,
+                OciDistributionError::RegistryError { envelope, .. } => {
+                    envelope.errors.iter().any(|e| {
+                        matches!(
+                            e.code,
+                            OciErrorCode::ManifestUnknown
+                                | OciErrorCode::NameUnknown
+                                | OciErrorCode::NotFound
+                        )
+                    })
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 // === impl Platform ===
@@ -136,7 +165,7 @@ impl Default for Platform {
 }
 
 impl FromStr for Platform {
-    type Err = String;
+    type Err = RegistryError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let mut parts = text.split('/');
@@ -148,7 +177,7 @@ impl FromStr for Platform {
                     variant: variant.filter(|v| !v.is_empty()).map(Into::into),
                 })
             }
-            _ => Err(format!("platform {text:?} is not os/arch[/variant]")),
+            _ => Err(RegistryError::ParsePlatform { text: text.into() }),
         }
     }
 }

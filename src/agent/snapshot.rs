@@ -35,7 +35,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tracing::{Instrument as _, debug, info_span};
+use tracing::{Instrument as _, debug, debug_span, info_span};
 
 use super::{
     registry::{ImageRef, RegistryClient, RegistryCredential, RegistryError, ResolvedImage},
@@ -159,6 +159,11 @@ impl SnapshotError {
     /// Whether a registry refused the credentials.
     pub fn is_authentication(&self) -> bool {
         matches!(self, Self::ResolveImage { source, .. } if source.is_authentication())
+    }
+
+    /// Whether an image does not exist in its registry (or not for the platform).
+    pub fn is_image_not_found(&self) -> bool {
+        matches!(self, Self::ResolveImage { source, .. } if source.is_not_found())
     }
 }
 
@@ -462,6 +467,7 @@ impl SnapshotStore {
                     )
                     .await
                     .map_err(pull_error)?;
+                debug!(blob.digest = %blob.digest, blob.size = blob.size, ?ingested, "blob ready");
                 // A blob shared by two images of the request counts once.
                 let first_time = counted.insert(blob.digest.clone());
                 if ingested == Ingested::Present && first_time {
@@ -480,8 +486,9 @@ impl SnapshotStore {
                 let media_type = layer.media_type.clone();
                 let target = rootfs.clone();
                 let budget = limit.saturating_sub(written);
+                let span = debug_span!("unpack_layer", layer.digest = %layer.digest);
                 let unpacked = tokio::task::spawn_blocking(move || {
-                    unpack::unpack_layer_file(&blob, &media_type, &target, budget)
+                    span.in_scope(|| unpack::unpack_layer_file(&blob, &media_type, &target, budget))
                 })
                 .await
                 .map_err(|source| SnapshotError::JoinTask {

@@ -24,7 +24,8 @@
 //! throws the partial root away.
 //!
 //! Device nodes are skipped (containers get `/dev` from the runtime); ownership is applied
-//! when the agent may (`lchown` as root) and skipped otherwise.
+//! when the agent may (`chown` as root, before the mode so setuid bits survive) and skipped
+//! otherwise.
 
 use std::{
     collections::HashSet,
@@ -334,7 +335,10 @@ impl Unpacker<'_> {
         let header = entry.header();
         let kind = header.entry_type();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let owner = header.uid().ok().zip(header.gid().ok());
+        let owner = (
+            header.uid().ok().and_then(|id| u32::try_from(id).ok()),
+            header.gid().ok().and_then(|id| u32::try_from(id).ok()),
+        );
         let mtime = header.mtime().ok();
         let link_name = entry
             .link_name()
@@ -371,6 +375,8 @@ impl Unpacker<'_> {
                     .open(&target)
                     .map_err(|e| write_error(&target, e))?;
                 let copied = io::copy(&mut entry, &mut file).map_err(read_error)?;
+                set_owner(std::os::unix::fs::fchown(&file, owner.0, owner.1))
+                    .map_err(|e| write_error(&target, e))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(|e| write_error(&target, e))?;
                 if let Some(mtime) = mtime {
@@ -421,17 +427,11 @@ impl Unpacker<'_> {
                 return Ok(());
             }
         }
-        if let Some((uid, gid)) = owner {
-            match std::os::unix::fs::lchown(
-                &target,
-                u32::try_from(uid).ok(),
-                u32::try_from(gid).ok(),
-            ) {
-                Ok(()) => {}
-                // Not root: the files belong to the agent's user.
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
-                Err(e) => return Err(write_error(&target, e)),
-            }
+        // Regular files were chowned through their handle (before their mode: chown clears
+        // setuid bits); a hard link shares its source's inode and owner.
+        if matches!(kind, tar::EntryType::Directory | tar::EntryType::Symlink) {
+            set_owner(std::os::unix::fs::lchown(&target, owner.0, owner.1))
+                .map_err(|e| write_error(&target, e))?;
         }
         self.written.insert(target);
         Ok(())
@@ -565,6 +565,15 @@ fn join(base: &Path, components: &[OsString]) -> PathBuf {
     let mut path = base.to_owned();
     path.extend(components);
     path
+}
+
+/// The result of a chown: refused (the agent is not root) is fine, the files then belong to
+/// the agent's user.
+fn set_owner(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        other => other,
+    }
 }
 
 /// Removes whatever is at `path` without following it: a symlink is removed, not its target.

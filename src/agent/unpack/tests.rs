@@ -32,6 +32,18 @@ impl Layer {
         self
     }
 
+    fn owned_file(mut self, path: &str, data: &[u8], mode: u32, uid: u64) -> Self {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(path).unwrap();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(uid);
+        header.set_cksum();
+        self.0.append(&header, data).unwrap();
+        self
+    }
+
     fn dir(self, path: &str) -> Self {
         self.entry(tar::EntryType::Directory, path, "", b"")
     }
@@ -396,4 +408,33 @@ fn stops_at_the_byte_limit() {
         matches!(&error, UnpackError::ExceedSize { limit: 1000, entry } if entry == Path::new("b")),
         "{error:?}"
     );
+}
+
+#[test]
+fn keeps_modes_and_owners_with_setuid_bits() {
+    let sandbox = Sandbox::new();
+    let tar = Layer::new()
+        .owned_file("su", b"#!", 0o4755, 1000)
+        .owned_file("secret", b"x", 0o600, 1000)
+        .tar();
+    sandbox.unpack(&tar).unwrap();
+    let root = sandbox.root();
+    let su = fs::metadata(root.join("su")).unwrap();
+    let secret = fs::metadata(root.join("secret")).unwrap();
+    assert_eq!(
+        fs::metadata(root.join("secret"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o600
+    );
+    let as_root =
+        std::os::unix::fs::MetadataExt::uid(&fs::metadata(sandbox.outside()).unwrap()) == 0;
+    if as_root {
+        // chown comes before chmod: the setuid bit survives it.
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&su), 1000);
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&secret), 1000);
+        assert_eq!(su.permissions().mode() & 0o7777, 0o4755);
+    }
 }
