@@ -5,12 +5,14 @@
 //! objects.
 
 mod annotations;
+mod explain;
 mod index;
 mod matcher;
 mod pull_secrets;
 mod reconciler;
 mod reference;
 mod resource;
+mod snapshot;
 mod status;
 
 pub use annotations::{
@@ -18,6 +20,7 @@ pub use annotations::{
     ANNOTATION_MATCH_COUNT_REQUEST, ANNOTATION_PERFECT_MATCH, AnnotationError, SnapshotRequest,
     resolve_snapshot_request,
 };
+pub use explain::{explain, why_better};
 pub use index::{CacheIndexHandle, entry_of};
 pub use matcher::{
     CacheEntry, CacheIndex, CachedImage, Candidate, MatchOptions, MatchReport, Miss, READY_PHASE,
@@ -32,4 +35,9 @@ pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, ImageRef, ReferenceError, ima
 pub use resource::{
     CONDITION_READY, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec, ImageCacheStatus,
     MAX_IMAGES, crd, crd_yaml,
+};
+pub use snapshot::{
+    ANNOTATION_MATCHED_IMAGE_CACHE, REASON_BAD_ANNOTATION, REASON_HIT, REASON_MISSED,
+    REASON_NOT_COMPLETE, REASON_NOT_FOUND, SnapshotDecision, SnapshotError, decide_snapshot,
+    pod_images,
 };
