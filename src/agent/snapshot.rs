@@ -101,6 +101,33 @@ pub enum SnapshotError {
         #[source]
         source: Box<UnpackError>,
     },
+    /// An image config could not be read or does not describe its layers.
+    #[error("cannot read the config of image {image} for snapshot {snapshot}")]
+    ReadConfig {
+        /// The snapshot being built.
+        snapshot: String,
+        /// The normalised image.
+        image: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A layer's uncompressed content does not match the `diff_id` its image config lists.
+    #[error(
+        "layer {digest} of image {image} unpacked to {actual}, its config says {expected} (snapshot {snapshot})"
+    )]
+    VerifyDiffId {
+        /// The snapshot being built.
+        snapshot: String,
+        /// The normalised image.
+        image: String,
+        /// The layer.
+        digest: String,
+        /// The config's diff_id.
+        expected: String,
+        /// The digest of the uncompressed tar.
+        actual: String,
+    },
     /// The images do not fit in the snapshot's size limit.
     #[error(
         "snapshot {snapshot} exceeds its size limit of {limit_bytes} bytes while unpacking image {image}"
@@ -475,13 +502,14 @@ impl SnapshotStore {
                 }
             }
 
+            let diff_ids = self.diff_ids(id, &name, image).await?;
             let rootfs_rel = PathBuf::from(format!("images/{index}/rootfs"));
             let rootfs = staging.join(&rootfs_rel);
             tokio::fs::create_dir_all(&rootfs)
                 .await
                 .map_err(|e| write_error(&rootfs, e))?;
             let mut layers = Vec::new();
-            for layer in &image.layers {
+            for (layer_index, layer) in image.layers.iter().enumerate() {
                 let blob = self.content.blob_path(&layer.digest);
                 let media_type = layer.media_type.clone();
                 let target = rootfs.clone();
@@ -513,6 +541,17 @@ impl SnapshotStore {
                         });
                     }
                 };
+                if let Some(expected) = diff_ids.as_ref().and_then(|ids| ids.get(layer_index))
+                    && *expected != stats.diff_id
+                {
+                    return Err(SnapshotError::VerifyDiffId {
+                        snapshot: id.clone(),
+                        image: name.clone(),
+                        digest: layer.digest.to_string(),
+                        expected: expected.clone(),
+                        actual: stats.diff_id,
+                    });
+                }
                 written += stats.bytes;
                 layers.push(SnapshotLayer {
                     digest: layer.digest.to_string(),
@@ -564,6 +603,56 @@ impl SnapshotStore {
             .map_err(|e| write_error(&manifest_path, e))?;
         Ok(manifest)
     }
+}
+
+// === impl SnapshotStore (config) ===
+
+impl SnapshotStore {
+    /// The `rootfs.diff_ids` of an image's config (now in the content store), one per layer;
+    /// `None` when the config lists none (an artifact rather than a runnable image).
+    async fn diff_ids(
+        &self,
+        snapshot: &str,
+        name: &str,
+        image: &ResolvedImage,
+    ) -> Result<Option<Vec<String>>, SnapshotError> {
+        let config_error = |source| SnapshotError::ReadConfig {
+            snapshot: snapshot.to_owned(),
+            image: name.to_owned(),
+            source,
+        };
+        let config = self
+            .content
+            .read(&image.config.digest)
+            .await
+            .map_err(|e| config_error(Box::new(e)))?;
+        let ids = config_diff_ids(&config).map_err(|e| config_error(Box::new(e)))?;
+        match ids {
+            Some(ids) if ids.len() != image.layers.len() => Err(config_error(
+                format!(
+                    "the config lists {} diff_ids for {} layers",
+                    ids.len(),
+                    image.layers.len()
+                )
+                .into(),
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
+/// The `rootfs.diff_ids` of an image config, if it has any.
+fn config_diff_ids(config: &[u8]) -> Result<Option<Vec<String>>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Config {
+        rootfs: Option<RootFs>,
+    }
+    #[derive(Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<String>,
+    }
+    let config: Config = serde_json::from_slice(config)?;
+    Ok(config.rootfs.map(|r| r.diff_ids))
 }
 
 /// Progress reporting, throttled to about one message per percent (and per MiB at least).
@@ -658,6 +747,18 @@ mod tests {
     fn build_is_send(store: &SnapshotStore, request: BuildRequest) {
         fn assert_send<T: Send>(_: &T) {}
         assert_send(&store.build(request, None));
+    }
+
+    #[test]
+    fn reads_diff_ids_from_image_configs() {
+        let config = br#"{"architecture":"amd64","os":"linux",
+            "rootfs":{"type":"layers","diff_ids":["sha256:a","sha256:b"]}}"#;
+        assert_eq!(
+            config_diff_ids(config).unwrap(),
+            Some(vec!["sha256:a".to_owned(), "sha256:b".to_owned()])
+        );
+        assert_eq!(config_diff_ids(b"{}").unwrap(), None);
+        assert!(config_diff_ids(b"not json").is_err());
     }
 
     #[test]

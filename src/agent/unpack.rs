@@ -37,6 +37,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use sha2::{Digest as _, Sha256};
 use tracing::debug;
 
 /// Symlink hops followed while resolving one path, as Linux's `MAXSYMLINKS`.
@@ -208,6 +209,8 @@ pub struct LayerStats {
     pub skipped: u64,
     /// Bytes of regular-file content written.
     pub bytes: u64,
+    /// The sha256 of the uncompressed tar (`sha256:<hex>`), the layer's OCI `diff_id`.
+    pub diff_id: String,
 }
 
 /// Unpacks the layer blob at `blob` (of `media_type`) onto `root`, writing at most
@@ -259,13 +262,33 @@ pub fn unpack_layer(
         dir_modes: Vec::new(),
         stats: LayerStats::default(),
     };
-    let mut archive = tar::Archive::new(tar);
-    for entry in archive.entries().map_err(read_error)? {
+    let mut tar = HashingReader {
+        inner: tar,
+        hasher: Sha256::new(),
+    };
+    for entry in tar::Archive::new(&mut tar).entries().map_err(read_error)? {
         let entry = entry.map_err(read_error)?;
         unpacker.apply(entry)?;
     }
+    // The end-of-archive blocks and padding belong to the diff_id too.
+    io::copy(&mut tar, &mut io::sink()).map_err(read_error)?;
     unpacker.finish()?;
+    unpacker.stats.diff_id = format!("sha256:{:x}", tar.hasher.finalize());
     Ok(unpacker.stats)
+}
+
+/// Hashes what passes through it: the uncompressed tar, for the layer's `diff_id`.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 // === impl Unpacker ===

@@ -362,6 +362,11 @@ fn detects_compression_by_media_type_and_magic() {
             .unwrap_or_else(|e| panic!("{media_type}: {e:?}"));
         assert_eq!(stats.files, 1);
         assert_eq!(fs::read(dir.path().join("hello")).unwrap(), b"world");
+        // The diff_id is the digest of the uncompressed tar, whatever the compression.
+        assert_eq!(
+            stats.diff_id,
+            super::super::store::Digest::of(&tar).to_string()
+        );
     }
     assert_eq!(
         detect_compression(LAYER_GZIP, &gzip(b"x")).unwrap(),
