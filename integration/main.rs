@@ -7,6 +7,7 @@ mod crd;
 mod eci_api;
 mod eci_sdk;
 mod imagecache;
+mod node;
 mod registry;
 mod support;
 
@@ -23,6 +24,7 @@ fn main() -> std::process::ExitCode {
         eci_api::tests(),
         eci_sdk::tests(),
         imagecache::tests(),
+        node::tests(),
         registry::tests(),
     ]
     .into_iter()

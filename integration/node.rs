@@ -1,0 +1,573 @@
+//! `eci-vk run` as a process against the real control plane: the Node and its Lease, a pod's
+//! life (create, Running, delete), a failing pod, restart adoption, and a pod the node cannot
+//! host. Each test runs its own node under a unique name (tests share one cluster) and removes
+//! it at the end.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail, ensure};
+use eci_vk::eci::{
+    Client, ClientConfig, ContainerGroup, Credentials, DescribeContainerGroups, Endpoint, Tag,
+};
+
+use crate::support::{
+    Ground,
+    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    ground::Namespace,
+    harness::{Phase, Test},
+};
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "node::registers_ready_and_renews_its_lease",
+            phase: Phase::WithCrd,
+            run: registers_ready_and_renews_its_lease,
+        },
+        Test {
+            name: "node::busybox_pod_runs_and_deletes",
+            phase: Phase::WithCrd,
+            run: busybox_pod_runs_and_deletes,
+        },
+        Test {
+            name: "node::failed_and_unsupported_pods",
+            phase: Phase::WithCrd,
+            run: failed_and_unsupported_pods,
+        },
+        Test {
+            name: "node::restart_adopts_pods_without_new_groups",
+            phase: Phase::WithCrd,
+            run: restart_adopts_pods_without_new_groups,
+        },
+    ]
+}
+
+const FAST: &[&str] = &[
+    "--sim-pull-ms",
+    "20",
+    "--sim-snapshot-ms",
+    "20",
+    "--sim-start-ms",
+    "20",
+];
+
+/// A running `eci-vk run`; killed (and its Node deleted, unless kept) when dropped.
+struct NodeProcess<'g> {
+    ground: &'g Ground,
+    child: Option<Child>,
+    name: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+    _tmp: tempfile::TempDir,
+    emulator: Option<String>,
+}
+
+impl<'g> NodeProcess<'g> {
+    /// Starts a node named `name`; with `emulator`, against that endpoint with the test keys,
+    /// else with the in-process emulator.
+    fn start(ground: &'g Ground, name: &str, emulator: Option<&EmulatorProcess>) -> Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let mut node = NodeProcess {
+            ground,
+            child: None,
+            name: name.to_owned(),
+            data_dir: tmp.path().join("data"),
+            log: tmp.path().join("node.log"),
+            _tmp: tmp,
+            emulator: emulator.map(|e| e.endpoint.clone()),
+        };
+        node.spawn()?;
+        Ok(node)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut command = Command::new(self.ground.eci_vk());
+        command
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&self.ground.kubeconfig)
+            .args(["--node-name", &self.name, "--pod-sync-interval-ms", "500"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(endpoint) = &self.emulator {
+            command
+                .args(["--eci-endpoint", endpoint])
+                .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+                .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET);
+        }
+        let child = command.spawn().context("cannot start eci-vk run")?;
+        crate::support::children::register(&child);
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                crate::support::children::forget(&child);
+                bail!("eci-vk run did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        crate::support::children::forget(&child);
+        ensure!(
+            status.success(),
+            "eci-vk run exited with {status} after SIGTERM"
+        );
+        Ok(())
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<String> {
+        self.ground.kubectl().args(args).ok()
+    }
+
+    /// Waits until the Node is Ready.
+    fn wait_ready(&self) -> Result<()> {
+        wait(&format!("node {} Ready", self.name), 30, || {
+            let out = self
+                .ground
+                .kubectl()
+                .args([
+                    "get",
+                    "node",
+                    &self.name,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
+                .run()?;
+            Ok((out.success && out.stdout.trim() == "True").then_some(()))
+        })
+        .with_context(|| format!("node log:\n{}", self.logs()))
+    }
+}
+
+impl Drop for NodeProcess<'_> {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            crate::support::children::forget(&child);
+        }
+        let _ = self
+            .ground
+            .kubectl()
+            .args([
+                "delete",
+                "node",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .ok();
+    }
+}
+
+/// A node name unique to this test and run.
+fn node_name(test: &str) -> String {
+    format!("vk-{test}-{}", std::process::id())
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, for at most `seconds`.
+fn wait<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut last_error = None;
+    loop {
+        match check() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if Instant::now() > deadline {
+            match last_error {
+                Some(error) => {
+                    bail!("timed out after {seconds} s waiting for {what}; last error: {error:#}")
+                }
+                None => bail!("timed out after {seconds} s waiting for {what}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn jsonpath(ground: &Ground, namespace: &str, pod: &str, path: &str) -> Result<String> {
+    Ok(ground
+        .kubectl()
+        .args([
+            "-n",
+            namespace,
+            "get",
+            "pod",
+            pod,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+        .ok()?
+        .trim()
+        .to_owned())
+}
+
+fn apply(ground: &Ground, namespace: &str, yaml: &str) -> Result<()> {
+    ground
+        .kubectl()
+        .args(["-n", namespace, "apply", "-f", "-"])
+        .stdin(yaml.to_owned())
+        .ok()?;
+    Ok(())
+}
+
+fn busybox_pod(name: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep]\n    args: [\"3600\"]\n    resources: {{requests: {{cpu: 250m, memory: 256Mi}}}}\n"
+    )
+}
+
+/// Waits until the pod is Running, Ready and has an IP; returns the IP.
+fn wait_running(ground: &Ground, node: &NodeProcess, namespace: &str, pod: &str) -> Result<String> {
+    wait(&format!("pod {pod} Running and Ready"), 60, || {
+        let phase = jsonpath(ground, namespace, pod, "{.status.phase}")?;
+        let ready = jsonpath(
+            ground,
+            namespace,
+            pod,
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        )?;
+        let ip = jsonpath(ground, namespace, pod, "{.status.podIP}")?;
+        Ok((phase == "Running" && ready == "True" && !ip.is_empty()).then_some(ip))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))
+}
+
+fn eci_client(emulator: &EmulatorProcess) -> Result<Client> {
+    let mut config = ClientConfig::new(
+        "cn-hangzhou",
+        Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET, None),
+    );
+    config.endpoint = Endpoint::Url(emulator.endpoint.clone());
+    Ok(Client::new(config)?)
+}
+
+/// The groups the emulator holds for `node` (by the node tag the node puts on them).
+fn groups_of(ground: &Ground, eci: &Client, node: &str) -> Result<Vec<ContainerGroup>> {
+    ground.runtime.block_on(async {
+        Ok(eci
+            .describe_all_container_groups(&DescribeContainerGroups {
+                tags: vec![Tag::new("eci-vk.io/node", node)],
+                ..DescribeContainerGroups::default()
+            })
+            .await?)
+    })
+}
+
+fn registers_ready_and_renews_its_lease(ground: &Ground, _namespace: &Namespace) -> Result<()> {
+    let name = node_name("lease");
+    let node = NodeProcess::start(ground, &name, None)?;
+    node.wait_ready()?;
+    let first_line = node.logs().lines().next().unwrap_or_default().to_owned();
+    ensure!(
+        first_line.contains("starting the ECI emulator in-process"),
+        "the first log line does not say the emulator is used: {first_line}"
+    );
+
+    let labels = node.kubectl(&["get", "node", &name, "-o", "jsonpath={.metadata.labels}"])?;
+    for wanted in [
+        "\"type\":\"virtual-kubelet\"",
+        "\"kubernetes.io/role\":\"agent\"",
+        &format!("\"kubernetes.io/hostname\":\"{name}\""),
+        "\"kubernetes.io/os\":\"linux\"",
+        "\"kubernetes.io/arch\":",
+        "\"node.kubernetes.io/exclude-from-external-load-balancers\":\"true\"",
+    ] {
+        ensure!(
+            labels.contains(wanted),
+            "label {wanted} missing in {labels}"
+        );
+    }
+    let taint = node.kubectl(&[
+        "get",
+        "node",
+        &name,
+        "-o",
+        "jsonpath={.spec.taints[0].key}={.spec.taints[0].value}:{.spec.taints[0].effect}",
+    ])?;
+    ensure!(
+        taint == "virtual-kubelet.io/provider=alibabacloud:NoSchedule",
+        "taint is {taint:?}"
+    );
+    let port = node.kubectl(&[
+        "get",
+        "node",
+        &name,
+        "-o",
+        "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}",
+    ])?;
+    ensure!(port == "10250", "kubelet port is {port:?}");
+    let ip = node.kubectl(&[
+        "get",
+        "node",
+        &name,
+        "-o",
+        "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+    ])?;
+    ensure!(!ip.is_empty(), "no InternalIP");
+    let pods = node.kubectl(&[
+        "get",
+        "node",
+        &name,
+        "-o",
+        "jsonpath={.status.allocatable.pods}",
+    ])?;
+    ensure!(
+        pods == "1k",
+        "allocatable pods is {pods:?} (1000, canonical 1k)"
+    );
+
+    let lease = |field: &str| {
+        node.kubectl(&[
+            "-n",
+            "kube-node-lease",
+            "get",
+            "lease",
+            &name,
+            "-o",
+            &format!("jsonpath={field}"),
+        ])
+    };
+    ensure!(
+        lease("{.spec.leaseDurationSeconds}")? == "40",
+        "lease duration"
+    );
+    ensure!(
+        lease("{.metadata.ownerReferences[0].kind}")? == "Node",
+        "lease owner"
+    );
+    let renewed = lease("{.spec.renewTime}")?;
+    wait("the lease to be renewed", 25, || {
+        Ok((lease("{.spec.renewTime}")? != renewed).then_some(()))
+    })?;
+    Ok(())
+}
+
+fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let eci = eci_client(&emulator)?;
+    let name = node_name("pod");
+    let node = NodeProcess::start(ground, &name, Some(&emulator))?;
+    node.wait_ready()?;
+
+    apply(ground, ns, &busybox_pod("bb", &name))?;
+    apply(ground, ns, &busybox_pod("bb-forced", &name))?;
+    wait_running(ground, &node, ns, "bb")?;
+    wait_running(ground, &node, ns, "bb-forced")?;
+    let events = node.kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=bb",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])?;
+    ensure!(
+        events.contains("ProviderCreateSuccess"),
+        "events of bb: {events}"
+    );
+    let groups = groups_of(ground, &eci, &name)?;
+    ensure!(
+        groups.len() == 2,
+        "expected 2 groups, found {}",
+        groups.len()
+    );
+    let uid = jsonpath(ground, ns, "bb", "{.metadata.uid}")?;
+    ensure!(
+        groups
+            .iter()
+            .any(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &uid))),
+        "no group tagged with bb's uid"
+    );
+
+    // Graceful delete: kubectl waits until the node removed the pod.
+    node.kubectl(&["-n", ns, "delete", "pod", "bb", "--timeout=60s"])?;
+    // Forced delete: the pod is gone at once; the node collects its group.
+    node.kubectl(&[
+        "-n",
+        ns,
+        "delete",
+        "pod",
+        "bb-forced",
+        "--grace-period=0",
+        "--force",
+    ])?;
+    wait("both groups deleted", 60, || {
+        let left = groups_of(ground, &eci, &name)?;
+        Ok(left.is_empty().then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    let left = node.kubectl(&["-n", ns, "get", "pods", "-o", "name"])?;
+    ensure!(left.trim().is_empty(), "pods left: {left}");
+    Ok(())
+}
+
+fn failed_and_unsupported_pods(ground: &Ground, namespace: &Namespace) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let name = node_name("fail");
+    let node = NodeProcess::start(ground, &name, None)?;
+    node.wait_ready()?;
+    apply(
+        ground,
+        ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: exits-1}}\nspec:\n  nodeName: {name}\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, \"exit 1\"]\n    env:\n    - {{name: SIMULATED_EXIT_CODE, value: \"1\"}}\n    - {{name: SIMULATED_RUN_MS, value: \"300\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: host-net}}\nspec:\n  nodeName: {name}\n  hostNetwork: true\n  containers: [{{name: main, image: busybox}}]\n"
+        ),
+    )?;
+    let code = wait("exits-1 Failed", 60, || {
+        let phase = jsonpath(ground, ns, "exits-1", "{.status.phase}")?;
+        let code = jsonpath(
+            ground,
+            ns,
+            "exits-1",
+            "{.status.containerStatuses[0].state.terminated.exitCode}",
+        )?;
+        Ok((phase == "Failed").then_some(code))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    ensure!(code == "1", "exit code is {code:?}");
+
+    let reason = wait("host-net rejected", 30, || {
+        let phase = jsonpath(ground, ns, "host-net", "{.status.phase}")?;
+        let reason = jsonpath(ground, ns, "host-net", "{.status.reason}")?;
+        Ok((phase == "Failed").then_some(reason))
+    })?;
+    ensure!(reason == "HostNetworkUnsupported", "reason is {reason:?}");
+    let events = node.kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=host-net",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])?;
+    ensure!(
+        events.contains("HostNetworkUnsupported"),
+        "events of host-net: {events}"
+    );
+    ensure!(
+        !node
+            .logs()
+            .lines()
+            .any(|l| l.contains("pod.name=host-net") && l.contains("container group created")),
+        "a group was created for the hostNetwork pod"
+    );
+    Ok(())
+}
+
+fn restart_adopts_pods_without_new_groups(ground: &Ground, namespace: &Namespace) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let eci = eci_client(&emulator)?;
+    let name = node_name("restart");
+    let mut node = NodeProcess::start(ground, &name, Some(&emulator))?;
+    node.wait_ready()?;
+    apply(ground, ns, &busybox_pod("survivor", &name))?;
+    let ip = wait_running(ground, &node, ns, "survivor")?;
+    let container_id = jsonpath(
+        ground,
+        ns,
+        "survivor",
+        "{.status.containerStatuses[0].containerID}",
+    )?;
+    let before: Vec<String> = groups_of(ground, &eci, &name)?
+        .into_iter()
+        .map(|g| g.container_group_id)
+        .collect();
+    ensure!(before.len() == 1, "expected one group, found {before:?}");
+    // Someone else's label and condition on the Node must survive the restart.
+    node.kubectl(&["label", "node", &name, "example.com/owner=someone-else"])?;
+
+    node.stop()?;
+    let stopped_log_len = node.logs().len();
+    node.spawn()?;
+    node.wait_ready()?;
+    // Several passes of the restarted node (sync interval 500 ms).
+    std::thread::sleep(Duration::from_secs(5));
+
+    let after: Vec<String> = groups_of(ground, &eci, &name)?
+        .into_iter()
+        .map(|g| g.container_group_id)
+        .collect();
+    ensure!(
+        after == before,
+        "groups before the restart {before:?}, after {after:?}"
+    );
+    ensure!(
+        jsonpath(ground, ns, "survivor", "{.status.phase}")? == "Running",
+        "pod not Running after restart"
+    );
+    ensure!(
+        jsonpath(ground, ns, "survivor", "{.status.podIP}")? == ip,
+        "pod IP changed"
+    );
+    ensure!(
+        jsonpath(
+            ground,
+            ns,
+            "survivor",
+            "{.status.containerStatuses[0].containerID}"
+        )? == container_id,
+        "container id changed"
+    );
+    let second_run = node.logs()[stopped_log_len..].to_owned();
+    ensure!(
+        !second_run.contains("container group created")
+            && !second_run.contains("container group deleted"),
+        "the restarted node created or deleted a group:\n{second_run}"
+    );
+    let label = node.kubectl(&[
+        "get",
+        "node",
+        &name,
+        "-o",
+        "jsonpath={.metadata.labels.example\\.com/owner}",
+    ])?;
+    ensure!(
+        label == "someone-else",
+        "a foreign label was erased: {label:?}"
+    );
+    Ok(())
+}
