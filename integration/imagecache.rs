@@ -54,6 +54,11 @@ pub fn tests() -> Vec<Test> {
             run: existing_cloud_cache_is_adopted,
         },
         Test {
+            name: "imagecache::two_replicas_take_turns_through_a_lease",
+            phase: Phase::WithCrd,
+            run: two_replicas_take_turns_through_a_lease,
+        },
+        Test {
             name: "imagecache::kubectl_delete_removes_the_cloud_cache",
             phase: Phase::WithCrd,
             run: kubectl_delete_removes_the_cloud_cache,
@@ -63,6 +68,7 @@ pub fn tests() -> Vec<Test> {
 
 const LABEL: &str = "eci-vk-test";
 const TIMEOUT: Duration = Duration::from_secs(60);
+const LEASE: &str = "imagecache-controller";
 
 /// An emulator, and the reconciler running against it and the ground's cluster. Dropping it
 /// deletes the test's ImageCaches (while the controller still runs to release them), then
@@ -73,8 +79,14 @@ struct Rig<'g> {
     eci: eci::Client,
     kube: kube::Client,
     emulator: EmulatorProcess,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), imagecache::RunError>>>,
+    replicas: Vec<Replica>,
+}
+
+/// One running reconciler, as one `eci-vk run` process would host it.
+struct Replica {
+    identity: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), imagecache::RunError>>,
 }
 
 impl<'g> Rig<'g> {
@@ -119,8 +131,7 @@ impl<'g> Rig<'g> {
             eci,
             kube,
             emulator,
-            stop: None,
-            task: None,
+            replicas: Vec::new(),
         };
         rig.start_controller();
         Ok(rig)
@@ -128,34 +139,79 @@ impl<'g> Rig<'g> {
 
     /// Starts the reconciler, as `eci-vk run` would.
     fn start_controller(&mut self) {
+        self.start_replica("only", false);
+    }
+
+    /// Starts a reconciler named `identity`; with `leased`, it reconciles only while it holds
+    /// the test's Lease (3 s long, renewed every 500 ms).
+    fn start_replica(&mut self, identity: &str, leased: bool) {
         let settings = Settings {
             cluster_name: "integration".into(),
             label_selector: Some(format!("{LABEL}={}", self.namespace)),
             poll_interval: Duration::from_millis(250),
             resync_interval: Duration::from_secs(5),
             error_backoff: (Duration::from_millis(500), Duration::from_secs(4)),
+            leader_lease: leased.then(|| imagecache::LeaseSettings {
+                duration: Duration::from_secs(3),
+                renew_interval: Duration::from_millis(500),
+                ..imagecache::LeaseSettings::new(&self.namespace, LEASE, identity)
+            }),
             ..Settings::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        self.task = Some(self.ground.runtime.spawn(imagecache::run(
+        let task = self.ground.runtime.spawn(imagecache::run(
             self.kube.clone(),
             self.eci.clone(),
             settings,
             async move {
                 let _ = stopped.await;
             },
-        )));
-        self.stop = Some(stop);
+        ));
+        self.replicas.push(Replica {
+            identity: identity.to_owned(),
+            stop,
+            task,
+        });
     }
 
-    /// Stops the reconciler the hard way, as a killed process would: its task is aborted
+    /// Stops every reconciler the hard way, as a killed process would: its task is aborted
     /// wherever it is.
     fn kill_controller(&mut self) {
-        self.stop = None;
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = self.ground.runtime.block_on(task);
+        for replica in std::mem::take(&mut self.replicas) {
+            self.kill(replica);
         }
+    }
+
+    /// Kills the reconciler named `identity`.
+    fn kill_replica(&mut self, identity: &str) {
+        if let Some(i) = self.replicas.iter().position(|r| r.identity == identity) {
+            let replica = self.replicas.remove(i);
+            self.kill(replica);
+        }
+    }
+
+    fn kill(&self, replica: Replica) {
+        replica.task.abort();
+        let _ = self.ground.runtime.block_on(replica.task);
+    }
+
+    /// The Lease's holder.
+    fn lease_holder(&self) -> Result<String> {
+        Ok(self
+            .ground
+            .kubectl()
+            .args([
+                "get",
+                "lease",
+                LEASE,
+                "-n",
+                &self.namespace,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ])
+            .ok()?
+            .trim()
+            .to_owned())
     }
 
     /// Creates an ImageCache named `name` from a YAML body of its `spec` (indented 2 spaces).
@@ -279,14 +335,11 @@ impl Drop for Rig<'_> {
                 "--timeout=30s",
             ])
             .run();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = self
-                .ground
-                .runtime
-                .block_on(async { tokio::time::timeout(Duration::from_secs(20), task).await });
+        for replica in std::mem::take(&mut self.replicas) {
+            let _ = replica.stop.send(());
+            let _ = self.ground.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(20), replica.task).await
+            });
         }
         // Anything the controller could not release must not block the cluster.
         if let Ok(names) = self
@@ -749,5 +802,32 @@ fn existing_cloud_cache_is_adopted(ground: &Ground, ns: &Namespace) -> Result<()
     );
     let tagged = rig.caches_tagged_for(&name)?;
     ensure!(tagged.len() == 1, "{tagged:?}");
+    Ok(())
+}
+
+/// Two node processes in one cluster: only the Lease holder reconciles, each object gets one
+/// cloud cache, and when the holder dies the other takes over.
+fn two_replicas_take_turns_through_a_lease(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let mut rig = Rig::start(ground, ns)?;
+    rig.kill_controller();
+    rig.start_replica("replica-a", true);
+    rig.start_replica("replica-b", true);
+    let first = format!("leased-1-{}", ns.name);
+    rig.create(&first, "  images:\n  - busybox:latest\n")?;
+    rig.wait_phase(&first, "Ready")?;
+    ensure!(rig.caches_tagged_for(&first)?.len() == 1);
+    let holder = rig.lease_holder()?;
+    let other = match holder.as_str() {
+        "replica-a" => "replica-b",
+        "replica-b" => "replica-a",
+        _ => bail!("unexpected lease holder {holder:?}"),
+    };
+    rig.kill_replica(&holder);
+    let second = format!("leased-2-{}", ns.name);
+    rig.create(&second, "  images:\n  - nginx:1.25\n")?;
+    rig.wait_phase(&second, "Ready")?;
+    ensure!(rig.lease_holder()? == other, "the survivor holds the lease");
+    ensure!(rig.caches_tagged_for(&second)?.len() == 1);
+    ensure!(rig.caches_tagged_for(&first)?.len() == 1);
     Ok(())
 }

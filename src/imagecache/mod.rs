@@ -7,6 +7,7 @@
 mod annotations;
 mod explain;
 mod index;
+mod leader;
 mod matcher;
 mod pull_secrets;
 mod reconciler;
@@ -22,6 +23,9 @@ pub use annotations::{
 };
 pub use explain::{explain, why_better};
 pub use index::{CacheIndexHandle, entry_of};
+pub use leader::{
+    LeaseError, LeaseSettings, release as release_lease, try_acquire as try_acquire_lease,
+};
 pub use matcher::{
     CacheEntry, CacheIndex, CachedImage, Candidate, MatchOptions, MatchReport, Miss, READY_PHASE,
     Verdict, WantedImage,

@@ -20,7 +20,7 @@
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use jiff::{SignedDuration, Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
@@ -38,6 +38,7 @@ use tracing::{Instrument, field};
 
 use super::{
     index::CacheIndexHandle,
+    leader::{self, LeaseSettings},
     pull_secrets::{self, PullSecretError},
     reference::image_key,
     resource::{ImageCache, ImageCacheSpec, ImageCacheStatus},
@@ -79,6 +80,9 @@ pub struct Settings {
     pub security_group_id: Option<String>,
     /// vSwitches for the temporary build instance, comma-separated.
     pub vswitch_id: Option<String>,
+    /// Reconcile only while holding this Lease, so one of several node processes does the
+    /// work; `None` reconciles unconditionally (a single node). The index is kept either way.
+    pub leader_lease: Option<LeaseSettings>,
 }
 
 impl Default for Settings {
@@ -92,6 +96,7 @@ impl Default for Settings {
             concurrency: 4,
             security_group_id: None,
             vswitch_id: None,
+            leader_lease: None,
         }
     }
 }
@@ -234,38 +239,122 @@ impl ImageCacheController {
         if let Some(selector) = &ctx.settings.label_selector {
             watch = watch.labels(selector);
         }
-        let (stop_index, index_stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown: Stop = (Box::pin(shutdown) as BoxedStop).shared();
         let index = self
             .index
-            .follow(api.clone(), watch.clone(), async move {
-                let _ = index_stopped.await;
-            })
+            .follow(api.clone(), watch.clone(), shutdown.clone())
             .instrument(tracing::info_span!("imagecache_index"));
-        let config =
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
-        let controller = Controller::new(api, watch)
-            .with_config(config)
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, ctx)
-            .for_each(|result| async move {
-                match result {
-                    Ok((object, _)) => {
-                        tracing::trace!(imagecache.name = %object.name, "reconciled");
-                    }
-                    // Reconcile errors are logged by error_policy; these are queue and watch errors.
-                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                    Err(error) => tracing::warn!(
-                        error = &error as &dyn std::error::Error,
-                        "image cache controller"
-                    ),
-                }
-            });
-        let controller = async move {
-            controller.await;
-            let _ = stop_index.send(());
+        let reconciling = async move {
+            match ctx.settings.leader_lease.clone() {
+                None => run_controller(api, watch, ctx, shutdown).await,
+                Some(lease) => lead(api, watch, ctx, lease, shutdown).await,
+            }
         };
-        tokio::join!(controller, index);
+        tokio::join!(reconciling, index);
         Ok(())
+    }
+}
+
+type BoxedStop = std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
+type Stop = futures::future::Shared<BoxedStop>;
+
+/// Reconciles until `stop`, then finishes the reconciliations in flight.
+async fn run_controller(
+    api: Api<ImageCache>,
+    watch: watcher::Config,
+    ctx: Arc<Context>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+    Controller::new(api, watch)
+        .with_config(config)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => {
+                    tracing::trace!(imagecache.name = %object.name, "reconciled");
+                }
+                // Reconcile errors are logged by error_policy; these are queue and watch errors.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(error) => tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "image cache controller"
+                ),
+            }
+        })
+        .await;
+}
+
+/// Reconciles only while holding the lease (see [`super::leader`]); waits for it otherwise.
+async fn lead(
+    api: Api<ImageCache>,
+    watch: watcher::Config,
+    ctx: Arc<Context>,
+    lease: LeaseSettings,
+    shutdown: Stop,
+) {
+    let lease_duration = SignedDuration::try_from(lease.duration).unwrap_or(SignedDuration::MAX);
+    loop {
+        // Campaign until this process holds the lease.
+        loop {
+            match leader::try_acquire(&ctx.kube, &lease, (ctx.clock)()).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "image cache lease unavailable"
+                ),
+            }
+            tokio::select! {
+                () = shutdown.clone() => return,
+                () = tokio::time::sleep(lease.renew_interval) => {}
+            }
+        }
+        tracing::info!(lease.holder = %lease.identity, "leading the image cache controller");
+        let (lost, lost_signal) = tokio::sync::oneshot::channel::<()>();
+        let renew = {
+            let ctx = ctx.clone();
+            let lease = lease.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                let mut renewed = (ctx.clock)();
+                loop {
+                    tokio::select! {
+                        () = shutdown.clone() => break,
+                        () = tokio::time::sleep(lease.renew_interval) => {}
+                    }
+                    let now = (ctx.clock)();
+                    match leader::try_acquire(&ctx.kube, &lease, now).await {
+                        Ok(true) => renewed = now,
+                        Ok(false) => {
+                            tracing::warn!("image cache lease taken by another process");
+                            break;
+                        }
+                        Err(error) => {
+                            tracing::warn!(
+                                error = &error as &dyn std::error::Error,
+                                "cannot renew the image cache lease"
+                            );
+                            if now.duration_since(renewed) >= lease_duration {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = lost.send(());
+            }
+        };
+        let stop = futures::future::select(shutdown.clone(), lost_signal).map(|_| ());
+        tokio::join!(
+            run_controller(api.clone(), watch.clone(), ctx.clone(), stop),
+            renew
+        );
+        if shutdown.peek().is_some() {
+            leader::release(&ctx.kube, &lease).await;
+            return;
+        }
+        tracing::warn!("lost the image cache lease; waiting to lead again");
     }
 }
 
