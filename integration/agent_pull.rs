@@ -30,6 +30,11 @@ pub fn tests() -> Vec<Test> {
             run: snapshot_holds_the_images_and_a_second_pulls_nothing,
         },
         Test {
+            name: "agent_pull::docker_manifest_list_picks_the_platform",
+            phase: Phase::WithCrd,
+            run: docker_manifest_list_picks_the_platform,
+        },
+        Test {
             name: "agent_pull::private_registry_needs_the_right_password",
             phase: Phase::WithCrd,
             run: private_registry_needs_the_right_password,
@@ -58,6 +63,14 @@ struct Agent {
 
 impl Agent {
     fn new(ground: &Ground, bandwidth: Option<Bandwidth>) -> Result<Self> {
+        Self::new_with(ground, bandwidth, |config| config)
+    }
+
+    fn new_with(
+        ground: &Ground,
+        bandwidth: Option<Bandwidth>,
+        configure: impl FnOnce(RegistryConfig) -> RegistryConfig,
+    ) -> Result<Self> {
         let ca = ground
             .auth_registry
             .ca
@@ -66,6 +79,7 @@ impl Agent {
         let config = RegistryConfig::default()
             .with_plain_http(ground.registry.host.clone())
             .with_root_certificate(std::fs::read(ca)?);
+        let config = configure(config);
         let data = tempfile::tempdir()?;
         let stats = PullStats::default();
         let snapshots = ground.runtime.block_on(async {
@@ -476,5 +490,118 @@ fn shaped_link_is_no_faster_than_its_rate(ground: &Ground, _namespace: &Namespac
         elapsed.as_secs_f64() >= floor,
         "{pulled} bytes at {rate} took {elapsed:?}, less than {floor:.2}s"
     );
+    Ok(())
+}
+
+/// A Docker v2 schema 2 image behind a Docker manifest list that also lists another platform:
+/// the default platform gets the Docker manifest, `linux/arm64` the other one.
+fn docker_manifest_list_picks_the_platform(ground: &Ground, _namespace: &Namespace) -> Result<()> {
+    // The blobs (and an OCI manifest by digest) come from the usual builder.
+    let oci = push(ground, &ImageSpec::runnable("agent-pull/docker", "oci"))?;
+    let descriptor = |media_type: &str, digest: &str, size: usize| serde_json::json!({"mediaType": media_type, "digest": digest, "size": size});
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": descriptor(
+            "application/vnd.docker.container.image.v1+json",
+            &oci.config.digest,
+            oci.config.data.len(),
+        ),
+        "layers": oci.layers.iter().map(|l| descriptor(
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            &l.digest,
+            l.data.len(),
+        )).collect::<Vec<_>>(),
+    }))?;
+    let manifest_digest = image::sha256_digest(&manifest);
+    let mut arm = descriptor(
+        "application/vnd.oci.image.manifest.v1+json",
+        &oci.manifest.digest,
+        oci.manifest.data.len(),
+    );
+    arm["platform"] = serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"});
+    let mut amd = descriptor(
+        "application/vnd.docker.distribution.manifest.v2+json",
+        &manifest_digest,
+        manifest.len(),
+    );
+    amd["platform"] = serde_json::json!({"architecture": "amd64", "os": "linux"});
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [arm, amd],
+    }))?;
+    let registry = &ground.registry;
+    let client = registry.client()?;
+    let by_digest: oci_client::Reference =
+        format!("{}/agent-pull/docker@{manifest_digest}", registry.host).parse()?;
+    let by_tag: oci_client::Reference =
+        registry.reference("agent-pull/docker", "schema2").parse()?;
+    ground.runtime.block_on(async {
+        client
+            .push_manifest_raw(
+                &by_digest,
+                manifest,
+                "application/vnd.docker.distribution.manifest.v2+json".parse()?,
+            )
+            .await?;
+        client
+            .push_manifest_raw(
+                &by_tag,
+                list,
+                "application/vnd.docker.distribution.manifest.list.v2+json".parse()?,
+            )
+            .await?;
+        anyhow::Ok(())
+    })?;
+
+    let image = registry.reference("agent-pull/docker", "schema2");
+    let build = |agent: &Agent, id: &str| {
+        agent
+            .build(
+                ground,
+                BuildRequest {
+                    snapshot_id: id.into(),
+                    scope: PullScope::Cache(format!("imc-{id}")),
+                    images: vec![image.clone()],
+                    credentials: vec![],
+                    size_limit: None,
+                },
+            )
+            .0
+    };
+    let agent = Agent::new(ground, None)?;
+    let amd64 = build(&agent, "s-docker-amd64").context("pulling the Docker image")?;
+    ensure!(
+        amd64.images[0].manifest_digest == manifest_digest,
+        "linux/amd64 resolved to {}",
+        amd64.images[0].manifest_digest
+    );
+    ensure!(
+        amd64.images[0].layers[0]
+            .media_type
+            .ends_with("diff.tar.gzip")
+    );
+    let rootfs = agent
+        .snapshot_dir("s-docker-amd64")
+        .join(&amd64.images[0].rootfs);
+    ensure!(file_size(&rootfs.join("bin/busybox"))? == file_size(Path::new("/bin/busybox"))?);
+
+    let arm = Agent::new_with(ground, None, |config| {
+        config.with_platform("linux/arm64/v8".parse().expect("a valid platform"))
+    })?;
+    let arm64 = build(&arm, "s-docker-arm64").context("pulling for linux/arm64")?;
+    ensure!(
+        arm64.images[0].manifest_digest == oci.manifest.digest,
+        "linux/arm64 resolved to {}",
+        arm64.images[0].manifest_digest
+    );
+    let s390 = Agent::new_with(ground, None, |config| {
+        config.with_platform("linux/s390x".parse().expect("a valid platform"))
+    })?;
+    match build(&s390, "s-docker-s390x") {
+        Err(error) if error.is_image_not_found() => {}
+        other => bail!("expected no manifest for linux/s390x, got {other:?}"),
+    }
     Ok(())
 }
