@@ -410,10 +410,7 @@ fn error_policy(
         *n = n.saturating_add(1);
         *n
     };
-    let (first, longest) = ctx.settings.error_backoff;
-    let delay = first
-        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
-        .min(longest);
+    let delay = backoff(ctx.settings.error_backoff, failures);
     tracing::warn!(
         imagecache.name = %name,
         failures,
@@ -422,6 +419,14 @@ fn error_policy(
         "image cache reconcile failed"
     );
     Action::requeue(delay)
+}
+
+/// The delay before retry number `failures` (1-based): `first`, doubled each time, at most
+/// `longest`.
+fn backoff((first, longest): (Duration, Duration), failures: u32) -> Duration {
+    first
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(longest)
 }
 
 fn uid_of(object: &ImageCache) -> Result<String, ReconcileError> {
@@ -901,6 +906,32 @@ mod tests {
             expire_date_time: expire.into(),
             ..eci::ImageCache::default()
         }
+    }
+
+    #[test]
+    fn errors_back_off_exponentially_to_a_ceiling() {
+        let policy = (Duration::from_secs(5), Duration::from_secs(300));
+        let delays: Vec<u64> = [1, 2, 3, 4, 5, 6, 7, 50, u32::MAX]
+            .into_iter()
+            .map(|n| backoff(policy, n).as_secs())
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(policy, 0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn create_tokens_stay_within_ecis_limit_and_change_with_the_cache_replaced() {
+        let uid = "e83a1c53-f663-11e9-a0d4-fa13fc175b32";
+        let mut object = ImageCache::new("x", spec(&["nginx"], None));
+        object.metadata.generation = Some(3);
+        assert_eq!(create_token(&object, uid), format!("{uid}-g3"));
+        object.status = Some(ImageCacheStatus {
+            image_cache_id: Some("imc-2zeditzeoemfhqor4rf8".into()),
+            ..ImageCacheStatus::default()
+        });
+        let token = create_token(&object, uid);
+        assert_eq!(token, format!("{uid}-imc-2zeditzeoemfhqor4rf8"));
+        assert!(token.len() <= 64 && token.is_ascii());
     }
 
     #[test]
