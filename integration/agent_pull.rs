@@ -409,6 +409,32 @@ fn private_registry_needs_the_right_password(
         "a failed build left files"
     );
 
+    // Without the ground's CA the registry's certificate is not trusted, unless the registry
+    // is configured as insecure.
+    let untrusting = Agent::new_with(ground, None, |mut config| {
+        config.extra_root_certificates.clear();
+        config
+    })?;
+    let request = |id: &str| BuildRequest {
+        snapshot_id: id.into(),
+        scope: PullScope::Cache(format!("imc-{id}")),
+        images: vec![registry.reference(&spec.repository, &spec.tag)],
+        credentials: vec![credential(&password)],
+        size_limit: None,
+    };
+    match untrusting.build(ground, request("s-untrusted")).0 {
+        Err(error @ SnapshotError::ResolveImage { .. }) if !error.is_authentication() => {}
+        other => bail!("an untrusted certificate was accepted: {other:?}"),
+    }
+    let insecure = Agent::new_with(ground, None, |mut config| {
+        config.extra_root_certificates.clear();
+        config.with_insecure(registry.host.clone())
+    })?;
+    insecure
+        .build(ground, request("s-insecure"))
+        .0
+        .context("pulling from a registry configured as insecure")?;
+
     let (result, _) = build("s-right", vec![credential(&password)]);
     let manifest = result.context("pulling with the right password")?;
     ensure!(manifest.images[0].pull_size == built.pull_size());
