@@ -59,6 +59,11 @@ pub fn tests() -> Vec<Test> {
             run: two_replicas_take_turns_through_a_lease,
         },
         Test {
+            name: "imagecache::a_long_name_still_gets_one_cache",
+            phase: Phase::WithCrd,
+            run: a_long_name_still_gets_one_cache,
+        },
+        Test {
             name: "imagecache::kubectl_delete_removes_the_cloud_cache",
             phase: Phase::WithCrd,
             run: kubectl_delete_removes_the_cloud_cache,
@@ -279,7 +284,10 @@ impl<'g> Rig<'g> {
 
     fn caches_tagged_for(&self, name: &str) -> Result<Vec<eci::ImageCache>> {
         self.describe(eci::DescribeImageCaches {
-            tags: vec![eci::Tag::new(imagecache::TAG_OBJECT, name)],
+            tags: vec![eci::Tag::new(
+                imagecache::TAG_OBJECT,
+                imagecache::object_tag_value(name),
+            )],
             ..eci::DescribeImageCaches::default()
         })
     }
@@ -829,5 +837,30 @@ fn two_replicas_take_turns_through_a_lease(ground: &Ground, ns: &Namespace) -> R
     ensure!(rig.lease_holder()? == other, "the survivor holds the lease");
     ensure!(rig.caches_tagged_for(&second)?.len() == 1);
     ensure!(rig.caches_tagged_for(&first)?.len() == 1);
+    Ok(())
+}
+
+/// Object names may be 253 characters; ECI tag values only 128. The object still gets exactly
+/// one cache, found again by its (shortened) tag, and deleting it removes the cache.
+fn a_long_name_still_gets_one_cache(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    let name = format!("{}.{}.{}", "a".repeat(60), "b".repeat(60), ns.name);
+    ensure!(name.len() > 128 && name.len() <= 253, "{}", name.len());
+    rig.create(&name, "  images:\n  - busybox:latest\n")?;
+    let ready = rig.wait_phase(&name, "Ready")?;
+    let id = ready["status"]["imageCacheId"]
+        .as_str()
+        .context("imageCacheId")?
+        .to_owned();
+    let tagged = rig.caches_tagged_for(&name)?;
+    ensure!(
+        tagged.len() == 1 && tagged[0].image_cache_id == id,
+        "{tagged:?}"
+    );
+    ground
+        .kubectl()
+        .args(["delete", "imagecache", &name, "--timeout=30s"])
+        .ok()?;
+    ensure!(rig.cloud_cache(&id)?.is_none());
     Ok(())
 }

@@ -33,7 +33,7 @@ pub use matcher::{
 pub use pull_secrets::{DOCKER_CFG, DOCKER_CONFIG_JSON, MAX_CREDENTIALS, PullSecretError};
 pub use reconciler::{
     ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, FIELD_MANAGER, FINALIZER, ImageCacheController,
-    ReconcileError, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, run,
+    ReconcileError, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,
 };
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, ImageRef, ReferenceError, image_key};
 pub use resource::{

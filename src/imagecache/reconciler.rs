@@ -421,6 +421,21 @@ fn error_policy(
     Action::requeue(delay)
 }
 
+/// The value of the [`TAG_OBJECT`] tag: the object's name, or for a name longer than the 128
+/// characters a tag value may have, its first 111 characters, `-` and 16 hex digits of its
+/// SHA-256 (unique in practice, and the same on every call).
+pub fn object_tag_value(name: &str) -> String {
+    const MAX: usize = 128;
+    if name.len() <= MAX {
+        return name.to_owned();
+    }
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    // Object names are ASCII (DNS subdomains), so byte 111 is a character boundary.
+    let head: String = name.chars().take(MAX - 17).collect();
+    format!("{head}-{}", &digest[..16])
+}
+
 /// The delay before retry number `failures` (1-based): `first`, doubled each time, at most
 /// `longest`.
 fn backoff((first, longest): (Duration, Duration), failures: u32) -> Duration {
@@ -477,7 +492,7 @@ async fn find_cloud(
         .describe_all_image_caches(&eci::DescribeImageCaches {
             tags: vec![
                 Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
-                Tag::new(TAG_OBJECT, &name),
+                Tag::new(TAG_OBJECT, object_tag_value(&name)),
             ],
             ..eci::DescribeImageCaches::default()
         })
@@ -617,7 +632,7 @@ async fn create(object: &ImageCache, ctx: &Context) -> Result<String, ReconcileE
         insecure_registry: annotation(object, ANNOTATION_INSECURE),
         tags: vec![
             Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
-            Tag::new(TAG_OBJECT, &name),
+            Tag::new(TAG_OBJECT, object_tag_value(&name)),
             Tag::new(TAG_UID, &uid),
         ],
         client_token: Some(create_token(object, &uid)),
@@ -700,7 +715,13 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
     {
         match c.status {
             S::Ready | S::UpdateFailed => {
-                update(object, c, ctx).await?;
+                refused(
+                    object,
+                    ctx,
+                    "UpdateImageCacheFailed",
+                    update(object, c, ctx).await,
+                )
+                .await?;
                 cloud = find_cloud(object, ctx).await?;
             }
             S::Failed => {
@@ -729,7 +750,13 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
                 }
                 return Ok(Action::requeue(ctx.settings.resync_interval));
             }
-            let id = create(object, ctx).await?;
+            let id = refused(
+                object,
+                ctx,
+                "CreateImageCacheFailed",
+                create(object, ctx).await,
+            )
+            .await?;
             let found = ctx
                 .eci
                 .describe_image_caches(&eci::DescribeImageCaches {
@@ -801,6 +828,41 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
     })
 }
 
+/// When the cloud refuses a request for good (a 4xx answer: quota, invalid parameter), the
+/// object shows it: phase Failed and a Warning event with the cloud's answer. Transient
+/// failures only back off. The error is returned either way, so the retry backs off.
+async fn refused<T>(
+    object: &ImageCache,
+    ctx: &Context,
+    reason: &str,
+    result: Result<T, ReconcileError>,
+) -> Result<T, ReconcileError> {
+    if let Err(ReconcileError::Cloud { source, .. }) = &result
+        && let Some(api) = source.api()
+        && !api.is_retryable()
+    {
+        let message = api.to_string();
+        let failed = status::failed(
+            reason,
+            message.clone(),
+            object.meta().generation,
+            object.status.as_ref(),
+            (ctx.clock)(),
+        );
+        write_status(object, &failed, ctx).await?;
+        publish(
+            object,
+            ctx,
+            EventType::Warning,
+            reason,
+            message,
+            "Reconcile",
+        )
+        .await;
+    }
+    result
+}
+
 async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileError> {
     let name = object.name_any();
     // Every cloud cache this object may own: the one in its status and any tagged for it.
@@ -817,7 +879,7 @@ async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, Reconcile
         .describe_all_image_caches(&eci::DescribeImageCaches {
             tags: vec![
                 Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
-                Tag::new(TAG_OBJECT, &name),
+                Tag::new(TAG_OBJECT, object_tag_value(&name)),
                 Tag::new(TAG_UID, &uid),
             ],
             ..eci::DescribeImageCaches::default()
@@ -906,6 +968,17 @@ mod tests {
             expire_date_time: expire.into(),
             ..eci::ImageCache::default()
         }
+    }
+
+    #[test]
+    fn object_tags_fit_ecis_value_limit() {
+        assert_eq!(object_tag_value("imagecache-sample"), "imagecache-sample");
+        let long = "a".repeat(200);
+        let value = object_tag_value(&long);
+        assert_eq!(value.len(), 128);
+        assert_eq!(value, object_tag_value(&long));
+        assert_ne!(value, object_tag_value(&"a".repeat(201)));
+        assert_eq!(object_tag_value(&"b".repeat(128)), "b".repeat(128));
     }
 
     #[test]
