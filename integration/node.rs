@@ -39,6 +39,11 @@ pub fn tests() -> Vec<Test> {
             run: failed_and_unsupported_pods,
         },
         Test {
+            name: "node::env_from_configmaps_and_secrets",
+            phase: Phase::WithCrd,
+            run: env_from_configmaps_and_secrets,
+        },
+        Test {
             name: "node::restart_adopts_pods_without_new_groups",
             phase: Phase::WithCrd,
             run: restart_adopts_pods_without_new_groups,
@@ -568,6 +573,138 @@ fn restart_adopts_pods_without_new_groups(ground: &Ground, namespace: &Namespace
     ensure!(
         label == "someone-else",
         "a foreign label was erased: {label:?}"
+    );
+    Ok(())
+}
+
+fn env_from_configmaps_and_secrets(ground: &Ground, namespace: &Namespace) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let eci = eci_client(&emulator)?;
+    let name = node_name("env");
+    let node = NodeProcess::start(ground, &name, Some(&emulator))?;
+    node.wait_ready()?;
+    apply(
+        ground,
+        ns,
+        &format!(
+            r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{greeting: hello, level: debug}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: pa55word}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: with-env}}
+spec:
+  nodeName: {name}
+  containers:
+  - name: main
+    image: busybox
+    command: [echo, "$(GREETING) from $(POD_NAME)"]
+    envFrom: [{{configMapRef: {{name: settings}}, prefix: CFG_}}]
+    env:
+    - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: settings, key: greeting}}}}}}
+    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}}}
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: OPTIONAL, valueFrom: {{secretKeyRef: {{name: absent, key: x, optional: true}}}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: needs-secret}}
+spec:
+  nodeName: {name}
+  containers:
+  - name: main
+    image: busybox
+    env: [{{name: TOKEN, valueFrom: {{secretKeyRef: {{name: does-not-exist, key: token}}}}}}]
+"#
+        ),
+    )?;
+    wait_running(ground, &node, ns, "with-env")?;
+    let uid = jsonpath(ground, ns, "with-env", "{.metadata.uid}")?;
+    let groups = groups_of(ground, &eci, &name)?;
+    let group = groups
+        .iter()
+        .find(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &uid)))
+        .context("no group for with-env")?;
+    let main = group.containers.first().context("no container")?;
+    let env = |key: &str| {
+        main.environment_vars
+            .iter()
+            .find(|v| v.key == key)
+            .map(|v| v.value.clone())
+    };
+    ensure!(
+        env("GREETING").as_deref() == Some("hello"),
+        "GREETING: {:?}",
+        main.environment_vars
+    );
+    ensure!(
+        env("CFG_level").as_deref() == Some("debug"),
+        "CFG_level: {:?}",
+        main.environment_vars
+    );
+    ensure!(
+        env("PASSWORD").as_deref() == Some("pa55word"),
+        "PASSWORD missing"
+    );
+    ensure!(
+        env("POD_NAME").as_deref() == Some("with-env"),
+        "POD_NAME missing"
+    );
+    ensure!(env("OPTIONAL").is_none(), "an optional missing key was set");
+    ensure!(
+        main.commands
+            .iter()
+            .chain(&main.args)
+            .any(|a| a == "hello from with-env"),
+        "$(VAR) not expanded: {:?} {:?}",
+        main.commands,
+        main.args
+    );
+    let events = |pod: &str| {
+        node.kubectl(&[
+            "-n",
+            ns,
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={pod}"),
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+    };
+    ensure!(
+        events("with-env")?.contains("OptionalSecretNotFound"),
+        "no OptionalSecretNotFound event"
+    );
+
+    wait("MandatorySecretNotFound event", 30, || {
+        Ok(events("needs-secret")?
+            .contains("MandatorySecretNotFound")
+            .then_some(()))
+    })?;
+    let blocked_uid = jsonpath(ground, ns, "needs-secret", "{.metadata.uid}")?;
+    let groups = groups_of(ground, &eci, &name)?;
+    ensure!(
+        !groups
+            .iter()
+            .any(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &blocked_uid))),
+        "a group was created although a mandatory Secret is missing"
+    );
+    ensure!(
+        jsonpath(ground, ns, "needs-secret", "{.status.phase}")? == "Pending",
+        "needs-secret is not Pending"
+    );
+    ensure!(
+        !node.logs().contains("pa55word"),
+        "a secret value reached the node's log"
     );
     Ok(())
 }

@@ -115,6 +115,7 @@ async fn serve(config: RunConfig) -> anyhow::Result<()> {
             zone: config.zone.clone(),
             vswitch: config.vswitch.clone(),
             security_group: config.security_group.clone(),
+            host_ip: config.internal_ip.to_string(),
         },
         host_ip: config.internal_ip.to_string(),
         sync_interval: config.pod_sync_interval,

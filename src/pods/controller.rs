@@ -32,7 +32,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, Preconditions},
@@ -49,6 +49,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
     PodsError,
+    env::{self, SourceKind, Sources},
     status::{differs, pod_status},
     translate::{Placement, Unsupported, check_supported, tags, translate},
 };
@@ -339,13 +340,33 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
     {
         return;
     }
-    let request = match translate(pod, &ctx.config.placement) {
-        Ok(request) => request,
+    let Some(sources) = fetch_sources(ctx, pod).await else {
+        schedule_retry(ctx, uid);
+        return;
+    };
+    let translated = match translate(pod, &ctx.config.placement, &sources) {
+        Ok(translated) => translated,
         Err(unsupported) => {
             reject(ctx, pod, uid, &unsupported).await;
             return;
         }
     };
+    for gap in &translated.missing {
+        publish(
+            ctx,
+            pod,
+            EventType::Warning,
+            gap.kind.missing_reason(gap.optional),
+            &gap.note(),
+        )
+        .await;
+    }
+    if translated.blocked() {
+        info!("a mandatory ConfigMap or Secret is missing; the group is not created yet");
+        schedule_retry(ctx, uid);
+        return;
+    }
+    let request = translated.request;
     let answer = tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&request)).await;
     match answer {
         Ok(Ok(created)) => {
@@ -383,6 +404,54 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         Err(_) => {
             warn!(timeout = ?ECI_TIMEOUT, "CreateContainerGroup timed out; retrying (the ClientToken makes it safe)");
             schedule_retry(ctx, uid);
+        }
+    }
+}
+
+/// Reads the ConfigMaps and Secrets the pod's env refers to. `None` if one could not be read
+/// (other than not existing): the create is retried later.
+async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
+    let namespace = pod.namespace()?;
+    let mut sources = Sources::default();
+    for (kind, name) in env::references(pod) {
+        let data = match kind {
+            SourceKind::ConfigMap => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.kube.clone(), &namespace);
+                get_opt(&api, &name)
+                    .await?
+                    .map(|cm| cm.data.unwrap_or_default())
+            }
+            SourceKind::Secret => {
+                let api: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
+                get_opt(&api, &name).await?.map(|secret| {
+                    secret
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                        .collect()
+                })
+            }
+        };
+        sources.objects.insert((kind, name), data);
+    }
+    Some(sources)
+}
+
+/// GET with a timeout: `Some(None)` if it does not exist, `None` if it could not be read.
+async fn get_opt<K>(api: &Api<K>, name: &str) -> Option<Option<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match tokio::time::timeout(KUBE_TIMEOUT, api.get_opt(name)).await {
+        Ok(Ok(found)) => Some(found),
+        Ok(Err(error)) => {
+            warn!(object.name = %name, error = &error as &dyn std::error::Error, "referenced object not read; retrying");
+            None
+        }
+        Err(_) => {
+            warn!(object.name = %name, timeout = ?KUBE_TIMEOUT, "referenced object read timed out; retrying");
+            None
         }
     }
 }

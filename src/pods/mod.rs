@@ -2,11 +2,13 @@
 //! state flows back into the pods' status.
 //!
 //! - [`translate`]: Pod → `CreateContainerGroup` (pure).
+//! - [`env`]: a container's environment from values, ConfigMaps, Secrets and the downward API (pure).
 //! - [`status`]: described group → `PodStatus` (pure).
 //! - [`controller`]: the watch, the batched poll, creation, deletion, adoption and orphan
 //!   collection.
 
 pub mod controller;
+pub mod env;
 pub mod status;
 pub mod translate;
 

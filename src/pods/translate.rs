@@ -1,7 +1,7 @@
 //! Pod → `CreateContainerGroup`: a pure function, so every rule here is unit-tested.
 //!
-//! Rules: command and args stay separate (ECI has `Command` and `Arg`); env values are passed
-//! literally (ConfigMap/Secret references arrive with their own resolution step); resources
+//! Rules: command and args stay separate (ECI has `Command` and `Arg`); env is resolved by
+//! [`super::env`] (ConfigMap/Secret values, downward API, `$(VAR)`); resources
 //! use the larger of request and limit per container and the group is rounded up to the
 //! smallest valid ECI spec, so "limit > request" never fails a pod; `ClientToken` is the pod
 //! UID, so a retried create never makes a second group; tags say which cluster, node and pod
@@ -12,9 +12,10 @@ use k8s_openapi::{
     apimachinery::pkg::api::resource::Quantity,
 };
 
+use super::env::{self, Missing, Sources};
 use crate::eci::{
     Container, CreateContainerGroup, Tag,
-    container_spec::{ContainerPort, EnvironmentVar, ImagePullPolicy, RestartPolicy},
+    container_spec::{ContainerPort, ImagePullPolicy, RestartPolicy},
 };
 
 /// Tag keys of a container group the node owns.
@@ -44,6 +45,24 @@ pub struct Placement {
     pub vswitch: Option<String>,
     /// Security group.
     pub security_group: Option<String>,
+    /// The node's InternalIP (the downward API's `status.hostIP`).
+    pub host_ip: String,
+}
+
+/// A create request, and the ConfigMap/Secret references it could not satisfy.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    /// The request (complete only if no reference in `missing` is mandatory).
+    pub request: CreateContainerGroup,
+    /// Missing references; optional ones were skipped.
+    pub missing: Vec<Missing>,
+}
+
+impl Translated {
+    /// Whether a mandatory reference is missing (the group must not be created).
+    pub fn blocked(&self) -> bool {
+        self.missing.iter().any(|m| !m.optional)
+    }
 }
 
 /// Why a pod cannot run on this node (shown as the pod's status reason and an event).
@@ -160,11 +179,15 @@ pub fn check_supported(pod: &Pod) -> Result<(), Unsupported> {
     Ok(())
 }
 
-/// Builds the create request of `pod`'s container group.
+/// Builds the create request of `pod`'s container group, with env values from `sources`.
 ///
 /// # Errors
 /// [`Unsupported`] when the pod cannot run here.
-pub fn translate(pod: &Pod, placement: &Placement) -> Result<CreateContainerGroup, Unsupported> {
+pub fn translate(
+    pod: &Pod,
+    placement: &Placement,
+    sources: &Sources,
+) -> Result<Translated, Unsupported> {
     check_supported(pod)?;
     let meta = &pod.metadata;
     let missing = |field| Unsupported::MissingMetadata { field };
@@ -176,16 +199,22 @@ pub fn translate(pod: &Pod, placement: &Placement) -> Result<CreateContainerGrou
         .ok_or_else(|| missing("namespace"))?;
     let spec = pod.spec.as_ref().ok_or_else(|| missing("spec"))?;
 
+    let mut missing = Vec::new();
+    let mut build = |c: &PodContainer| {
+        let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip);
+        missing.extend(gaps);
+        container(c, resolved)
+    };
     let containers = spec
         .containers
         .iter()
-        .map(container)
+        .map(&mut build)
         .collect::<Result<Vec<_>, _>>()?;
     let init_containers = spec
         .init_containers
         .iter()
         .flatten()
-        .map(container)
+        .map(&mut build)
         .collect::<Result<Vec<_>, _>>()?;
 
     // Init containers run one at a time before the others: the group needs the larger of the
@@ -214,7 +243,7 @@ pub fn translate(pod: &Pod, placement: &Placement) -> Result<CreateContainerGrou
         _ => RestartPolicy::Always,
     };
 
-    Ok(CreateContainerGroup {
+    let request = CreateContainerGroup {
         container_group_name: group_name(namespace, name),
         containers,
         init_containers,
@@ -236,7 +265,8 @@ pub fn translate(pod: &Pod, placement: &Placement) -> Result<CreateContainerGrou
         termination_grace_period_seconds: spec.termination_grace_period_seconds,
         host_name: spec.hostname.clone(),
         ..CreateContainerGroup::default()
-    })
+    };
+    Ok(Translated { request, missing })
 }
 
 /// `namespace-name`, lowercased, `[a-z0-9-]` only, at most 128 characters, trimmed of `-`.
@@ -261,7 +291,7 @@ pub fn group_name(namespace: &str, name: &str) -> String {
     }
 }
 
-fn container(c: &PodContainer) -> Result<Container, Unsupported> {
+fn container(c: &PodContainer, resolved: env::Resolved) -> Result<Container, Unsupported> {
     let resource = |resource: &'static str| -> Result<Option<f64>, Unsupported> {
         let pick = |map: Option<&std::collections::BTreeMap<String, Quantity>>| {
             map.and_then(|m| m.get(resource)).cloned()
@@ -292,8 +322,8 @@ fn container(c: &PodContainer) -> Result<Container, Unsupported> {
         image: c.image.clone().unwrap_or_default(),
         cpu: resource("cpu")?,
         memory: resource("memory")?,
-        commands: c.command.clone().unwrap_or_default(),
-        args: c.args.clone().unwrap_or_default(),
+        commands: resolved.command,
+        args: resolved.args,
         working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),
         image_pull_policy: match c.image_pull_policy.as_deref() {
             Some("Always") => Some(ImagePullPolicy::Always),
@@ -301,17 +331,7 @@ fn container(c: &PodContainer) -> Result<Container, Unsupported> {
             Some("IfNotPresent") => Some(ImagePullPolicy::IfNotPresent),
             _ => None,
         },
-        environment_vars: c
-            .env
-            .iter()
-            .flatten()
-            .filter(|e| e.value_from.is_none())
-            .map(|e| EnvironmentVar {
-                key: e.name.clone(),
-                value: Some(e.value.clone().unwrap_or_default()),
-                field_ref: None,
-            })
-            .collect(),
+        environment_vars: resolved.vars,
         ports: c
             .ports
             .iter()
@@ -412,7 +432,9 @@ spec:
 
     #[test]
     fn command_and_args_stay_separate() {
-        let request = translate(&pod(BUSYBOX), &placement()).expect("translates");
+        let request = translate(&pod(BUSYBOX), &placement(), &Sources::default())
+            .expect("translates")
+            .request;
         let main = &request.containers[0];
         assert_eq!(main.commands, ["sh", "-c"]);
         assert_eq!(main.args, ["echo $A"]);
@@ -426,7 +448,9 @@ spec:
 
     #[test]
     fn identity_tags_and_token() {
-        let request = translate(&pod(BUSYBOX), &placement()).expect("translates");
+        let request = translate(&pod(BUSYBOX), &placement(), &Sources::default())
+            .expect("translates")
+            .request;
         assert_eq!(request.client_token.as_deref(), Some("1111-2222"));
         assert_eq!(request.container_group_name, "default-web-1");
         let tag = |k: &str| {
@@ -444,7 +468,9 @@ spec:
 
     #[test]
     fn resources_round_up_to_a_spec() {
-        let request = translate(&pod(BUSYBOX), &placement()).expect("translates");
+        let request = translate(&pod(BUSYBOX), &placement(), &Sources::default())
+            .expect("translates")
+            .request;
         // Containers: max(request, limit) = 1 + 0.5 vCPU, 0.5 + 1 GiB; init needs 2 vCPU.
         assert_eq!(request.containers[0].cpu, Some(1.0));
         assert_eq!(request.containers[0].memory, Some(0.5));
@@ -459,8 +485,10 @@ spec:
         let request = translate(
             &pod("metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i}]}"),
             &placement(),
+            &Sources::default(),
         )
-        .expect("translates");
+        .expect("translates")
+        .request;
         assert_eq!((request.cpu, request.memory), (None, None));
         assert_eq!(request.restart_policy, Some(RestartPolicy::Always));
         assert!(request.containers[0].commands.is_empty());
@@ -472,7 +500,7 @@ spec:
             "metadata: {name: a, namespace: b, uid: u, ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: d, uid: x}]}\nspec: {containers: [{name: c, image: i}]}",
         );
         assert_eq!(
-            translate(&ds, &placement()).unwrap_err(),
+            translate(&ds, &placement(), &Sources::default()).unwrap_err(),
             Unsupported::DaemonSet
         );
         let host = pod(
@@ -493,7 +521,7 @@ spec:
             "metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i, resources: {requests: {cpu: \"500\"}}}]}",
         );
         assert!(matches!(
-            translate(&huge, &placement()),
+            translate(&huge, &placement(), &Sources::default()),
             Err(Unsupported::TooLarge { .. })
         ));
     }

@@ -1,0 +1,462 @@
+//! A container's environment: literal values, `$(VAR)` expansion, downward-API fields, and
+//! values from ConfigMaps and Secrets. Pure: the controller fetches the referenced objects
+//! (see [`references`]) and passes them in as [`Sources`].
+//!
+//! Rules (as the kubelet applies them): `env` entries are resolved in order and may refer to
+//! earlier ones with `$(NAME)` (`$$` escapes a `$`); `envFrom` comes first and `env` overrides
+//! it; command and args are expanded with the final environment. A missing object or key is an
+//! error unless the reference is `optional`, in which case it is skipped and reported once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::{Container as PodContainer, Pod};
+
+use crate::eci::container_spec::{EnvironmentVar, FieldRef};
+
+/// Kind of a referenced object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    /// A ConfigMap.
+    ConfigMap,
+    /// A Secret.
+    Secret,
+}
+
+impl SourceKind {
+    /// Event reason when the object or key is missing.
+    pub fn missing_reason(self, optional: bool) -> &'static str {
+        match (self, optional) {
+            (SourceKind::ConfigMap, true) => "OptionalConfigMapNotFound",
+            (SourceKind::ConfigMap, false) => "MandatoryConfigMapNotFound",
+            (SourceKind::Secret, true) => "OptionalSecretNotFound",
+            (SourceKind::Secret, false) => "MandatorySecretNotFound",
+        }
+    }
+}
+
+/// The referenced objects' data (`None`: the object does not exist). Secret values are
+/// already decoded; they only ever go into the create request, never a log or event.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// By kind and name.
+    pub objects: HashMap<(SourceKind, String), Option<BTreeMap<String, String>>>,
+}
+
+/// A reference that could not be satisfied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// The kind.
+    pub kind: SourceKind,
+    /// Object name.
+    pub name: String,
+    /// The key, if a single key was asked for.
+    pub key: Option<String>,
+    /// Whether the reference was optional (then it was skipped).
+    pub optional: bool,
+    /// The container.
+    pub container: String,
+}
+
+impl Missing {
+    /// Short text for an event (names only, never values).
+    pub fn note(&self) -> String {
+        let kind = match self.kind {
+            SourceKind::ConfigMap => "ConfigMap",
+            SourceKind::Secret => "Secret",
+        };
+        match &self.key {
+            Some(key) => format!(
+                "container {:?}: key {key:?} of {kind} {:?} not found",
+                self.container, self.name
+            ),
+            None => format!(
+                "container {:?}: {kind} {:?} not found",
+                self.container, self.name
+            ),
+        }
+    }
+}
+
+/// A container's resolved environment and expanded command/args.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    /// Variables in order.
+    pub vars: Vec<EnvironmentVar>,
+    /// Expanded command.
+    pub command: Vec<String>,
+    /// Expanded args.
+    pub args: Vec<String>,
+}
+
+/// Every ConfigMap and Secret the pod's containers reference in `env`/`envFrom`.
+pub fn references(pod: &Pod) -> BTreeSet<(SourceKind, String)> {
+    let mut out = BTreeSet::new();
+    for c in containers(pod) {
+        for from in c.env_from.iter().flatten() {
+            if let Some(r) = &from.config_map_ref {
+                out.insert((SourceKind::ConfigMap, r.name.clone()));
+            }
+            if let Some(r) = &from.secret_ref {
+                out.insert((SourceKind::Secret, r.name.clone()));
+            }
+        }
+        for var in c.env.iter().flatten() {
+            let Some(from) = &var.value_from else {
+                continue;
+            };
+            if let Some(r) = &from.config_map_key_ref {
+                out.insert((SourceKind::ConfigMap, r.name.clone()));
+            }
+            if let Some(r) = &from.secret_key_ref {
+                out.insert((SourceKind::Secret, r.name.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn containers(pod: &Pod) -> impl Iterator<Item = &PodContainer> {
+    pod.spec.iter().flat_map(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+    })
+}
+
+/// Resolves `container`'s environment against `sources`.
+///
+/// Returns the result and every missing reference; the pod must not be created if any of them
+/// is not optional.
+pub fn resolve(
+    pod: &Pod,
+    container: &PodContainer,
+    sources: &Sources,
+    host_ip: &str,
+) -> (Resolved, Vec<Missing>) {
+    let mut missing = Vec::new();
+    let mut vars: Vec<EnvironmentVar> = Vec::new();
+    let mut values: HashMap<String, String> = HashMap::new();
+    let lookup = |kind: SourceKind, name: &str| {
+        sources
+            .objects
+            .get(&(kind, name.to_owned()))
+            .cloned()
+            .flatten()
+    };
+
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        let refs = [
+            from.config_map_ref.as_ref().map(|r| {
+                (
+                    SourceKind::ConfigMap,
+                    r.name.clone(),
+                    r.optional == Some(true),
+                )
+            }),
+            from.secret_ref
+                .as_ref()
+                .map(|r| (SourceKind::Secret, r.name.clone(), r.optional == Some(true))),
+        ];
+        for (kind, name, optional) in refs.into_iter().flatten() {
+            match lookup(kind, &name) {
+                Some(data) => {
+                    for (key, value) in data {
+                        set(
+                            &mut vars,
+                            &mut values,
+                            literal(format!("{prefix}{key}"), value),
+                        );
+                    }
+                }
+                None => missing.push(Missing {
+                    kind,
+                    name,
+                    key: None,
+                    optional,
+                    container: container.name.clone(),
+                }),
+            }
+        }
+    }
+
+    for var in container.env.iter().flatten() {
+        let Some(from) = &var.value_from else {
+            let expanded = expand(var.value.as_deref().unwrap_or_default(), &values);
+            set(&mut vars, &mut values, literal(var.name.clone(), expanded));
+            continue;
+        };
+        let key_ref = from
+            .config_map_key_ref
+            .as_ref()
+            .map(|r| {
+                (
+                    SourceKind::ConfigMap,
+                    &r.name,
+                    &r.key,
+                    r.optional == Some(true),
+                )
+            })
+            .or_else(|| {
+                from.secret_key_ref.as_ref().map(|r| {
+                    (
+                        SourceKind::Secret,
+                        &r.name,
+                        &r.key,
+                        r.optional == Some(true),
+                    )
+                })
+            });
+        if let Some((kind, name, key, optional)) = key_ref {
+            match lookup(kind, name).and_then(|data| data.get(key).cloned()) {
+                Some(value) => set(&mut vars, &mut values, literal(var.name.clone(), value)),
+                None => missing.push(Missing {
+                    kind,
+                    name: name.clone(),
+                    key: Some(key.clone()),
+                    optional,
+                    container: container.name.clone(),
+                }),
+            }
+            continue;
+        }
+        if let Some(field) = &from.field_ref {
+            match field_value(pod, &field.field_path, host_ip) {
+                FieldValue::Known(value) => {
+                    set(&mut vars, &mut values, literal(var.name.clone(), value))
+                }
+                // Known only once the group has an address: ECI fills it in.
+                FieldValue::Cloud => set(
+                    &mut vars,
+                    &mut values,
+                    EnvironmentVar {
+                        key: var.name.clone(),
+                        value: None,
+                        field_ref: Some(FieldRef {
+                            field_path: field.field_path.clone(),
+                        }),
+                    },
+                ),
+                FieldValue::Unsupported => set(
+                    &mut vars,
+                    &mut values,
+                    literal(var.name.clone(), String::new()),
+                ),
+            }
+        }
+    }
+
+    let command = container
+        .command
+        .iter()
+        .flatten()
+        .map(|s| expand(s, &values))
+        .collect();
+    let args = container
+        .args
+        .iter()
+        .flatten()
+        .map(|s| expand(s, &values))
+        .collect();
+    (
+        Resolved {
+            vars,
+            command,
+            args,
+        },
+        missing,
+    )
+}
+
+/// Sets (or overrides) a variable, remembering its value for `$(NAME)` expansion.
+fn set(vars: &mut Vec<EnvironmentVar>, values: &mut HashMap<String, String>, var: EnvironmentVar) {
+    if let Some(value) = &var.value {
+        values.insert(var.key.clone(), value.clone());
+    }
+    match vars.iter_mut().find(|v| v.key == var.key) {
+        Some(existing) => *existing = var,
+        None => vars.push(var),
+    }
+}
+
+fn literal(key: String, value: String) -> EnvironmentVar {
+    EnvironmentVar {
+        key,
+        value: Some(value),
+        field_ref: None,
+    }
+}
+
+enum FieldValue {
+    Known(String),
+    Cloud,
+    Unsupported,
+}
+
+fn field_value(pod: &Pod, path: &str, host_ip: &str) -> FieldValue {
+    let meta = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    let map_key = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix("']"))
+            .map(str::to_owned)
+    };
+    let known = |v: Option<String>| FieldValue::Known(v.unwrap_or_default());
+    match path {
+        "metadata.name" => known(meta.name.clone()),
+        "metadata.namespace" => known(meta.namespace.clone()),
+        "metadata.uid" => known(meta.uid.clone()),
+        "spec.nodeName" => known(spec.and_then(|s| s.node_name.clone())),
+        "spec.serviceAccountName" => known(spec.and_then(|s| s.service_account_name.clone())),
+        "status.hostIP" => FieldValue::Known(host_ip.to_owned()),
+        "status.podIP" | "status.podIPs" => FieldValue::Cloud,
+        _ => {
+            if let Some(key) = map_key("metadata.labels['") {
+                known(meta.labels.as_ref().and_then(|l| l.get(&key).cloned()))
+            } else if let Some(key) = map_key("metadata.annotations['") {
+                known(meta.annotations.as_ref().and_then(|a| a.get(&key).cloned()))
+            } else {
+                FieldValue::Unsupported
+            }
+        }
+    }
+}
+
+/// `$(NAME)` → the value of `NAME` if defined (else left as is); `$$` → `$`.
+pub fn expand(text: &str, values: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            let name = &inner[..end];
+            match values.get(name) {
+                Some(value) => out.push_str(value),
+                None => {
+                    out.push_str("$(");
+                    out.push_str(name);
+                    out.push(')');
+                }
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_yaml_ng::from_str(
+            r#"
+metadata: {name: p, namespace: ns, uid: u1, labels: {app: web}}
+spec:
+  nodeName: vk
+  containers:
+  - name: main
+    image: busybox
+    command: [echo, "$(GREETING) $(WHO)", "$$(KEEP)", "$(UNDEFINED)"]
+    envFrom:
+    - configMapRef: {name: base}
+      prefix: CM_
+    - secretRef: {name: gone, optional: true}
+    env:
+    - {name: WHO, value: world}
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: base, key: hello}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+    - {name: MISSING, valueFrom: {secretKeyRef: {name: creds, key: nope, optional: true}}}
+    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: APP, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
+    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: BOTH, value: "$(WHO)-$(POD)"}
+"#,
+        )
+        .expect("fixture")
+    }
+
+    fn sources() -> Sources {
+        let mut s = Sources::default();
+        s.objects.insert(
+            (SourceKind::ConfigMap, "base".into()),
+            Some([("hello".to_owned(), "hi".to_owned())].into()),
+        );
+        s.objects.insert(
+            (SourceKind::Secret, "creds".into()),
+            Some([("password".to_owned(), "s3cret".to_owned())].into()),
+        );
+        s.objects.insert((SourceKind::Secret, "gone".into()), None);
+        s
+    }
+
+    fn value<'a>(r: &'a Resolved, key: &str) -> Option<&'a str> {
+        r.vars
+            .iter()
+            .find(|v| v.key == key)
+            .and_then(|v| v.value.as_deref())
+    }
+
+    #[test]
+    fn env_resolves_in_order_with_expansion() {
+        let pod = pod();
+        let container = &pod.spec.as_ref().expect("spec").containers[0];
+        let (r, missing) = resolve(&pod, container, &sources(), "10.0.0.1");
+        assert_eq!(value(&r, "CM_hello"), Some("hi"));
+        assert_eq!(value(&r, "GREETING"), Some("hi"));
+        assert_eq!(value(&r, "PASSWORD"), Some("s3cret"));
+        assert_eq!(value(&r, "POD"), Some("p"));
+        assert_eq!(value(&r, "APP"), Some("web"));
+        assert_eq!(value(&r, "BOTH"), Some("world-p"));
+        let ip = r.vars.iter().find(|v| v.key == "IP").expect("IP");
+        assert_eq!(
+            ip.field_ref.as_ref().map(|f| f.field_path.as_str()),
+            Some("status.podIP")
+        );
+        assert_eq!(r.command, ["echo", "hi world", "$(KEEP)", "$(UNDEFINED)"]);
+        assert_eq!(value(&r, "MISSING"), None);
+        assert_eq!(missing.len(), 2);
+        assert!(missing.iter().all(|m| m.optional));
+        assert_eq!(
+            missing[0].kind.missing_reason(true),
+            "OptionalSecretNotFound"
+        );
+    }
+
+    #[test]
+    fn a_missing_mandatory_secret_is_reported_without_values() {
+        let pod = pod();
+        let container = &pod.spec.as_ref().expect("spec").containers[0];
+        let mut s = sources();
+        s.objects.insert((SourceKind::Secret, "creds".into()), None);
+        let (_, missing) = resolve(&pod, container, &s, "10.0.0.1");
+        let mandatory: Vec<_> = missing.iter().filter(|m| !m.optional).collect();
+        assert_eq!(mandatory.len(), 1);
+        assert_eq!(
+            mandatory[0].kind.missing_reason(false),
+            "MandatorySecretNotFound"
+        );
+        assert!(!mandatory[0].note().contains("s3cret"));
+        assert!(references(&pod).contains(&(SourceKind::Secret, "creds".to_owned())));
+    }
+
+    #[test]
+    fn expansion_edge_cases() {
+        let values: HashMap<String, String> = [("A".to_owned(), "1".to_owned())].into();
+        assert_eq!(expand("$(A)$(A)", &values), "11");
+        assert_eq!(expand("$$(A)", &values), "$(A)");
+        assert_eq!(expand("$(A", &values), "$(A");
+        assert_eq!(expand("cost $5", &values), "cost $5");
+    }
+}
