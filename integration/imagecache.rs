@@ -34,6 +34,11 @@ pub fn tests() -> Vec<Test> {
             run: missing_pull_secret_fails_with_an_event_then_recovers,
         },
         Test {
+            name: "imagecache::malformed_pull_secret_fails_naming_it",
+            phase: Phase::WithCrd,
+            run: malformed_pull_secret_fails_naming_it,
+        },
+        Test {
             name: "imagecache::changed_images_update_the_cloud_cache",
             phase: Phase::WithCrd,
             run: changed_images_update_the_cloud_cache,
@@ -862,5 +867,60 @@ fn a_long_name_still_gets_one_cache(ground: &Ground, ns: &Namespace) -> Result<(
         .args(["delete", "imagecache", &name, "--timeout=30s"])
         .ok()?;
     ensure!(rig.cloud_cache(&id)?.is_none());
+    Ok(())
+}
+
+/// A pull secret of the wrong type, and one whose config is not JSON: Failed, with the Secret
+/// named and none of its content shown.
+fn malformed_pull_secret_fails_naming_it(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    for (secret, kind, key, content) in [
+        ("opaque", "Opaque", "password", "hunter2-opaque"),
+        (
+            "garbled",
+            "kubernetes.io/dockerconfigjson",
+            ".dockerconfigjson",
+            r#"{"auths":{"docker.io":{"auth":"hunter2-garbled!!"}}}"#,
+        ),
+    ] {
+        let manifest = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": secret, "namespace": ns.name},
+            "type": kind,
+            "stringData": {key: content},
+        });
+        ground
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(manifest.to_string())
+            .ok()?;
+        let name = format!("{secret}-{}", ns.name);
+        rig.create(
+            &name,
+            &format!(
+                "  images:\n  - busybox:latest\n  imagePullSecrets:\n  - {}:{secret}\n",
+                ns.name
+            ),
+        )?;
+        let object = rig.wait_phase(&name, "Failed")?;
+        let status = object["status"].to_string();
+        ensure!(
+            status.contains(&format!("{}/{secret}", ns.name)),
+            "{status}"
+        );
+        ensure!(status.contains("malformed"), "{status}");
+        ensure!(
+            !status.contains("hunter2"),
+            "secret data in the status: {status}"
+        );
+        let events = rig.events(&name)?;
+        ensure!(
+            events
+                .iter()
+                .all(|(_, message)| !message.contains("hunter2")),
+            "secret data in an event: {events:?}"
+        );
+        ensure!(rig.caches_tagged_for(&name)?.is_empty());
+    }
     Ok(())
 }
