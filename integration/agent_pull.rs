@@ -10,7 +10,7 @@ use eci_vk::agent::{
     registry::{RegistryClient, RegistryConfig, RegistryCredential},
     shaper::{Bandwidth, PullScope, PullStats, Shaper},
     snapshot::{BuildEvent, BuildRequest, SnapshotError, SnapshotManifest, SnapshotStore},
-    store::ContentStore,
+    store::{ContentStore, Fetch},
 };
 use secrecy::SecretString;
 use tokio::sync::mpsc;
@@ -132,16 +132,14 @@ impl Agent {
 }
 
 fn request(id: &str, scope: PullScope, images: &[&BuiltImage], ground: &Ground) -> BuildRequest {
-    BuildRequest {
-        snapshot_id: id.into(),
+    BuildRequest::new(
+        id,
         scope,
-        images: images
+        images
             .iter()
             .map(|i| ground.registry.reference(&i.spec.repository, &i.spec.tag))
             .collect(),
-        credentials: vec![],
-        size_limit: None,
-    }
+    )
 }
 
 fn push(ground: &Ground, spec: &ImageSpec) -> Result<BuiltImage> {
@@ -321,6 +319,22 @@ fn snapshot_holds_the_images_and_a_second_pulls_nothing(
         )? == 50 * MIB
     );
 
+    // A group without a snapshot is a fresh machine: it pulls every blob (each once) again.
+    let group = PullScope::Group("eci-agent-pull".into());
+    let fresh = BuildRequest {
+        fetch: Fetch::Always,
+        ..request("g-agent-pull", group.clone(), &[&busybox, &filler], ground)
+    };
+    agent
+        .build(ground, fresh)
+        .0
+        .context("pulling for a group")?;
+    ensure!(
+        agent.stats.scope_bytes(&group) == expected,
+        "the group pulled {} bytes, expected {expected}",
+        agent.stats.scope_bytes(&group)
+    );
+
     // Building an existing snapshot again is a no-op; deleting one frees it, not the other.
     let (again, _) = agent.build(
         ground,
@@ -370,11 +384,12 @@ fn private_registry_needs_the_right_password(
         agent.build(
             ground,
             BuildRequest {
-                snapshot_id: id.into(),
-                scope: PullScope::Cache(format!("imc-{id}")),
-                images: vec![registry.reference(&spec.repository, &spec.tag)],
                 credentials,
-                size_limit: None,
+                ..BuildRequest::new(
+                    id,
+                    PullScope::Cache(format!("imc-{id}")),
+                    vec![registry.reference(&spec.repository, &spec.tag)],
+                )
             },
         )
     };
@@ -416,11 +431,12 @@ fn private_registry_needs_the_right_password(
         config
     })?;
     let request = |id: &str| BuildRequest {
-        snapshot_id: id.into(),
-        scope: PullScope::Cache(format!("imc-{id}")),
-        images: vec![registry.reference(&spec.repository, &spec.tag)],
         credentials: vec![credential(&password)],
-        size_limit: None,
+        ..BuildRequest::new(
+            id,
+            PullScope::Cache(format!("imc-{id}")),
+            vec![registry.reference(&spec.repository, &spec.tag)],
+        )
     };
     match untrusting.build(ground, request("s-untrusted")).0 {
         Err(error @ SnapshotError::ResolveImage { .. }) if !error.is_authentication() => {}
@@ -458,6 +474,10 @@ fn size_limit_fails_the_snapshot(ground: &Ground, _namespace: &Namespace) -> Res
         ground,
     );
     too_small.size_limit = Some(10 * MIB);
+    ensure!(
+        too_small.clone().with_size_limit_gib(1).size_limit == Some(1024 * MIB),
+        "ImageCacheSize is in GiB"
+    );
     let (result, _) = agent.build(ground, too_small.clone());
     match result {
         Err(SnapshotError::ExceedSizeLimit {
@@ -586,13 +606,11 @@ fn docker_manifest_list_picks_the_platform(ground: &Ground, _namespace: &Namespa
         agent
             .build(
                 ground,
-                BuildRequest {
-                    snapshot_id: id.into(),
-                    scope: PullScope::Cache(format!("imc-{id}")),
-                    images: vec![image.clone()],
-                    credentials: vec![],
-                    size_limit: None,
-                },
+                BuildRequest::new(
+                    id,
+                    PullScope::Cache(format!("imc-{id}")),
+                    vec![image.clone()],
+                ),
             )
             .0
     };

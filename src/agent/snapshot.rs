@@ -40,7 +40,7 @@ use tracing::{Instrument as _, debug, debug_span, info_span};
 use super::{
     registry::{ImageRef, RegistryClient, RegistryCredential, RegistryError, ResolvedImage},
     shaper::{PullScope, PullStats, Shaper},
-    store::{ContentStore, Ingested, StoreError},
+    store::{ContentStore, Fetch, Ingested, StoreError},
     unpack::{self, UnpackError},
 };
 
@@ -283,6 +283,32 @@ pub struct BuildRequest {
     pub credentials: Vec<RegistryCredential>,
     /// The size limit in bytes (`ImageCacheSize` GiB × 2^30); `None` for none.
     pub size_limit: Option<u64>,
+    /// Whether blobs already in the content store are used ([`Fetch::IfMissing`], an image
+    /// cache) or pulled again ([`Fetch::Always`], a group without a snapshot, which on ECI
+    /// is a fresh machine). Either way a blob is pulled at most once per build.
+    pub fetch: Fetch,
+}
+
+impl BuildRequest {
+    /// A request for `images` counted for `scope`, without credentials or size limit, using
+    /// what the content store has.
+    pub fn new(snapshot_id: impl Into<String>, scope: PullScope, images: Vec<String>) -> Self {
+        Self {
+            snapshot_id: snapshot_id.into(),
+            scope,
+            images,
+            credentials: Vec::new(),
+            size_limit: None,
+            fetch: Fetch::IfMissing,
+        }
+    }
+
+    /// Sets the size limit to `gib` GiB, as `ImageCacheSize` gives it.
+    #[must_use]
+    pub fn with_size_limit_gib(mut self, gib: u64) -> Self {
+        self.size_limit = Some(gib.saturating_mul(1 << 30));
+        self
+    }
 }
 
 // === impl SnapshotStore ===
@@ -478,11 +504,19 @@ impl SnapshotStore {
                     digest: blob.digest.to_string(),
                     source: Box::new(source),
                 };
+                // A blob shared by two images of the request counts (and moves) once.
+                let first_time = counted.insert(blob.digest.clone());
+                let fetch = if first_time {
+                    request.fetch
+                } else {
+                    Fetch::IfMissing
+                };
                 let ingested = self
                     .content
                     .ingest(
                         &blob.digest,
                         blob.size,
+                        fetch,
                         async { image.open_blob(blob).await.map_err(PullError::from) },
                         self.shaper.as_deref(),
                         |n| {
@@ -495,8 +529,6 @@ impl SnapshotStore {
                     .await
                     .map_err(pull_error)?;
                 debug!(blob.digest = %blob.digest, blob.size = blob.size, ?ingested, "blob ready");
-                // A blob shared by two images of the request counts once.
-                let first_time = counted.insert(blob.digest.clone());
                 if ingested == Ingested::Present && first_time {
                     progress.advance(blob.size);
                 }

@@ -149,6 +149,17 @@ pub struct ContentStore {
     next_ingest: AtomicU64,
 }
 
+/// Whether [`ContentStore::ingest`] may use a blob it already has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fetch {
+    /// Download only what is missing (a cache build on this agent).
+    #[default]
+    IfMissing,
+    /// Download even what is present: a container group without a snapshot pulls like the
+    /// fresh ECI instance it stands for.
+    Always,
+}
+
 /// What [`ContentStore::ingest`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ingested {
@@ -205,10 +216,12 @@ impl ContentStore {
             })
     }
 
-    /// Stores the blob `digest` of `size` bytes from `open`'s stream, unless it is present.
+    /// Stores the blob `digest` of `size` bytes from `open`'s stream, unless it is present
+    /// and `fetch` is [`Fetch::IfMissing`].
     ///
-    /// `open` is a future that is polled only when the blob is missing, so a hit costs no
-    /// request. Every chunk first passes `shaper` (when the link is shaped), is then hashed,
+    /// `open` is a future that is polled only when the blob is downloaded, so a hit costs no
+    /// request. With [`Fetch::Always`] the verified download replaces the stored copy (same
+    /// bytes, atomically). Every chunk first passes `shaper` (when the link is shaped), is then hashed,
     /// reported to `on_chunk` (counters, progress) and written. The blob becomes visible only
     /// after its digest and size are verified.
     ///
@@ -219,6 +232,7 @@ impl ContentStore {
         &self,
         digest: &Digest,
         size: u64,
+        fetch: Fetch,
         open: impl Future<Output = Result<S, E>>,
         shaper: Option<&Shaper>,
         mut on_chunk: impl FnMut(usize),
@@ -227,7 +241,7 @@ impl ContentStore {
         S: Stream<Item = std::io::Result<Bytes>> + Unpin,
         E: From<StoreError>,
     {
-        if self.contains(digest).await {
+        if fetch == Fetch::IfMissing && self.contains(digest).await {
             return Ok(Ingested::Present);
         }
         let stream = open.await?;
@@ -347,6 +361,7 @@ mod tests {
             .ingest(
                 &digest,
                 data.len() as u64,
+                Fetch::IfMissing,
                 async { Ok::<_, StoreError>(chunks(data)) },
                 None,
                 |n| seen += n,
@@ -361,6 +376,7 @@ mod tests {
             .ingest(
                 &digest,
                 data.len() as u64,
+                Fetch::IfMissing,
                 async {
                     panic!("a present blob was downloaded again");
                     #[allow(unreachable_code)]
@@ -372,6 +388,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again, Ingested::Present);
+        // A fresh machine downloads it anyway, verified, and the copy stays readable.
+        let mut seen = 0;
+        let fresh = store
+            .ingest(
+                &digest,
+                data.len() as u64,
+                Fetch::Always,
+                async { Ok::<_, StoreError>(chunks(data)) },
+                None,
+                |n| seen += n,
+            )
+            .await
+            .unwrap();
+        assert_eq!(fresh, Ingested::Downloaded(data.len() as u64));
+        assert_eq!(seen, data.len());
+        assert_eq!(store.read(&digest).await.unwrap(), data);
     }
 
     #[tokio::test]
@@ -384,6 +416,7 @@ mod tests {
             .ingest(
                 &claimed,
                 data.len() as u64,
+                Fetch::IfMissing,
                 async { Ok::<_, StoreError>(chunks(data)) },
                 None,
                 |_| {},
@@ -413,6 +446,7 @@ mod tests {
                 .ingest(
                     &digest,
                     size,
+                    Fetch::IfMissing,
                     async { Ok::<_, StoreError>(chunks(data)) },
                     None,
                     |_| {},
