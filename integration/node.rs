@@ -39,6 +39,11 @@ pub fn tests() -> Vec<Test> {
             run: failed_and_unsupported_pods,
         },
         Test {
+            name: "node::deployment_is_scheduled_onto_the_node",
+            phase: Phase::WithCrd,
+            run: deployment_is_scheduled_onto_the_node,
+        },
+        Test {
             name: "node::env_from_configmaps_and_secrets",
             phase: Phase::WithCrd,
             run: env_from_configmaps_and_secrets,
@@ -456,7 +461,7 @@ fn failed_and_unsupported_pods(ground: &Ground, namespace: &Namespace) -> Result
         ground,
         ns,
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: exits-1}}\nspec:\n  nodeName: {name}\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, \"exit 1\"]\n    env:\n    - {{name: SIMULATED_EXIT_CODE, value: \"1\"}}\n    - {{name: SIMULATED_RUN_MS, value: \"300\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: host-net}}\nspec:\n  nodeName: {name}\n  hostNetwork: true\n  containers: [{{name: main, image: busybox}}]\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: exits-1}}\nspec:\n  nodeName: {name}\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, \"exit 1\"]\n    env:\n    - {{name: SIMULATED_EXIT_CODE, value: \"1\"}}\n    - {{name: SIMULATED_RUN_MS, value: \"300\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: crashes}}\nspec:\n  nodeName: {name}\n  restartPolicy: Always\n  containers:\n  - name: main\n    image: busybox\n    env:\n    - {{name: SIMULATED_EXIT_CODE, value: \"2\"}}\n    - {{name: SIMULATED_RUN_MS, value: \"200\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: host-net}}\nspec:\n  nodeName: {name}\n  hostNetwork: true\n  containers: [{{name: main, image: busybox}}]\n"
         ),
     )?;
     let code = wait("exits-1 Failed", 60, || {
@@ -471,6 +476,35 @@ fn failed_and_unsupported_pods(ground: &Ground, namespace: &Namespace) -> Result
     })
     .with_context(|| format!("node log:\n{}", node.logs()))?;
     ensure!(code == "1", "exit code is {code:?}");
+
+    // restartPolicy Always: the group restarts the container; the count rises.
+    let mut seen = Vec::new();
+    wait("crashes restarted at least twice", 60, || {
+        let count: i32 = jsonpath(
+            ground,
+            ns,
+            "crashes",
+            "{.status.containerStatuses[0].restartCount}",
+        )?
+        .parse()
+        .unwrap_or(0);
+        if seen.last() != Some(&count) {
+            seen.push(count);
+        }
+        Ok((count >= 2).then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    ensure!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "restart counts went {seen:?}"
+    );
+    let last_exit = jsonpath(
+        ground,
+        ns,
+        "crashes",
+        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+    )?;
+    ensure!(last_exit == "2", "last state exit code {last_exit:?}");
 
     let reason = wait("host-net rejected", 30, || {
         let phase = jsonpath(ground, ns, "host-net", "{.status.phase}")?;
@@ -706,5 +740,83 @@ spec:
         !node.logs().contains("pa55word"),
         "a secret value reached the node's log"
     );
+    Ok(())
+}
+
+fn deployment_is_scheduled_onto_the_node(ground: &Ground, namespace: &Namespace) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let eci = eci_client(&emulator)?;
+    let name = node_name("deploy");
+    let node = NodeProcess::start(ground, &name, Some(&emulator))?;
+    node.wait_ready()?;
+    apply(
+        ground,
+        ns,
+        &format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      nodeSelector: {{kubernetes.io/hostname: {name}, type: virtual-kubelet}}
+      tolerations: [{{key: virtual-kubelet.io/provider, operator: Exists, effect: NoSchedule}}]
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: web
+        image: busybox
+        command: [sleep, "3600"]
+        resources: {{requests: {{cpu: 250m, memory: 512Mi}}}}
+"#
+        ),
+    )?;
+    let pods = || {
+        Ok::<_, anyhow::Error>(
+            node.kubectl(&[
+                "-n",
+                ns,
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase}{\"\\n\"}{end}",
+            ])?
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+        )
+    };
+    wait("3 replicas Running on the node", 90, || {
+        let pods = pods()?;
+        Ok((pods.len() == 3 && pods.iter().all(|p| *p == format!("{name} Running"))).then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    ensure!(
+        groups_of(ground, &eci, &name)?.len() == 3,
+        "expected 3 groups"
+    );
+    ensure!(
+        node.kubectl(&[
+            "-n",
+            ns,
+            "rollout",
+            "status",
+            "deployment/web",
+            "--timeout=60s"
+        ])
+        .is_ok(),
+        "the rollout did not complete"
+    );
+
+    node.kubectl(&["-n", ns, "scale", "deployment/web", "--replicas=0"])?;
+    wait("scaled to 0: no pods and no groups", 90, || {
+        Ok((pods()?.is_empty() && groups_of(ground, &eci, &name)?.is_empty()).then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
     Ok(())
 }

@@ -6,8 +6,8 @@
 //! `DescribeContainerGroups` call (paged) filtered by the node's cluster and node tags, then
 //! for each pod:
 //!
-//! - being deleted → `DeleteContainerGroup`, then delete the pod with grace 0 and a UID
-//!   precondition;
+//! - being deleted → `DeleteContainerGroup`; once the group is gone (or the pod's grace
+//!   period is over) delete the pod with grace 0 and a UID precondition;
 //! - not hostable (DaemonSet, hostNetwork, hostPath) → status Failed with an explicit reason
 //!   and a Warning event, once;
 //! - with a group → write the group's status through the status subresource when it changed;
@@ -273,15 +273,20 @@ async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
     let Some(uid) = pod.uid() else {
         return;
     };
-    if pod.metadata.deletion_timestamp.is_some() {
-        if let Some(group) = group
-            && group.status != eci::ContainerGroupStatus::Terminating
-            && let Err(error) = delete_group(ctx, &group.container_group_id).await
-        {
-            warn!(error = %error, "container group not deleted; retrying next pass");
-            return;
+    if let Some(deleting) = &pod.metadata.deletion_timestamp {
+        match group {
+            // Ask ECI to stop the group (it runs preStop hooks within the pod's grace period);
+            // the pod goes once the group is gone.
+            Some(group) if !matches!(group.status, eci::ContainerGroupStatus::Terminating) => {
+                if let Err(error) = delete_group(ctx, &group.container_group_id).await {
+                    warn!(error = %error, "container group not deleted; retrying next pass");
+                }
+            }
+            // Still stopping: wait, but never past the pod's deadline (a pod stuck Terminating
+            // is a known virtual-kubelet complaint).
+            Some(_) if jiff::Timestamp::now() < deleting.0 => {}
+            _ => delete_pod(ctx, pod, &uid).await,
         }
-        delete_pod(ctx, pod, &uid).await;
         return;
     }
     if let Err(unsupported) = check_supported(pod) {
