@@ -1,0 +1,380 @@
+//! The reconciler's calls to ECI: finding the cloud cache of an object (by id, else by tags),
+//! deciding whether it matches the spec, and creating, updating and deleting it with the
+//! object's registry logins, tags and ClientTokens.
+
+use jiff::{SignedDuration, Timestamp};
+use kube::{Resource, ResourceExt, runtime::events::EventType};
+
+use super::{
+    ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, Context, ReconcileError, TAG_CLUSTER, TAG_OBJECT,
+    TAG_UID, publish, write_status,
+};
+use crate::{
+    eci::{self, Tag},
+    imagecache::{
+        pull_secrets,
+        reference::image_key,
+        resource::{ImageCache, ImageCacheSpec},
+        status,
+    },
+};
+
+/// The value of the [`TAG_OBJECT`] tag: the object's name, or for a name longer than the 128
+/// characters a tag value may have, its first 111 characters, `-` and 16 hex digits of its
+/// SHA-256 (unique in practice, and the same on every call).
+pub fn object_tag_value(name: &str) -> String {
+    const MAX: usize = 128;
+    if name.len() <= MAX {
+        return name.to_owned();
+    }
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    // Object names are ASCII (DNS subdomains), so byte 111 is a character boundary.
+    let head: String = name.chars().take(MAX - 17).collect();
+    format!("{head}-{}", &digest[..16])
+}
+
+pub(super) fn uid_of(object: &ImageCache) -> Result<String, ReconcileError> {
+    object.uid().ok_or_else(|| ReconcileError::MissingUid {
+        name: object.name_any(),
+    })
+}
+
+pub(super) fn cloud_error(
+    name: &str,
+    action: &'static str,
+) -> impl FnOnce(eci::Error) -> ReconcileError {
+    let name = name.to_owned();
+    move |source| ReconcileError::Cloud {
+        name,
+        action,
+        source: Box::new(source),
+    }
+}
+
+/// Finds the cloud cache of `object`: by the id in its status, else by its tags.
+pub(super) async fn find_cloud(
+    object: &ImageCache,
+    ctx: &Context,
+) -> Result<Option<eci::ImageCache>, ReconcileError> {
+    let name = object.name_any();
+    let known = object
+        .status
+        .as_ref()
+        .and_then(|s| s.image_cache_id.clone())
+        .filter(|id| !id.is_empty());
+    if let Some(id) = known {
+        let found = ctx
+            .eci
+            .describe_image_caches(&eci::DescribeImageCaches {
+                image_cache_id: Some(id.clone()),
+                ..eci::DescribeImageCaches::default()
+            })
+            .await
+            .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+        if let Some(cache) = found
+            .image_caches
+            .into_iter()
+            .find(|c| c.image_cache_id == id)
+        {
+            return Ok(Some(cache));
+        }
+    }
+    let tagged = ctx
+        .eci
+        .describe_all_image_caches(&eci::DescribeImageCaches {
+            tags: vec![
+                Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
+                Tag::new(TAG_OBJECT, object_tag_value(&name)),
+            ],
+            ..eci::DescribeImageCaches::default()
+        })
+        .await
+        .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+    // Prefer the cache made for this very object (its UID), then the newest.
+    let uid = object.uid().unwrap_or_default();
+    Ok(tagged.into_iter().max_by_key(|c| {
+        (
+            c.tags.iter().any(|t| t.key == TAG_UID && t.value == uid),
+            c.creation_time.clone(),
+        )
+    }))
+}
+
+/// Whether the cloud cache holds what the spec asks for.
+pub(super) fn in_sync(spec: &ImageCacheSpec, cloud: &eci::ImageCache) -> bool {
+    let mut want: Vec<String> = spec.images.iter().map(|i| image_key(i)).collect();
+    let mut have: Vec<String> = cloud.images.iter().map(|i| image_key(i)).collect();
+    want.sort();
+    want.dedup();
+    have.sort();
+    have.dedup();
+    let expiry = |days: i64| {
+        cloud.creation_time.parse::<Timestamp>().ok().and_then(|t| {
+            t.checked_add(SignedDuration::from_hours(days.saturating_mul(24)))
+                .ok()
+        })
+    };
+    // A failed build expires a day after the failure, whatever the retention.
+    let retention_ok = cloud.status == eci::ImageCacheStatus::Failed
+        || match spec.retention_days {
+            Some(days) => cloud.expire_date_time.parse::<Timestamp>().ok() == expiry(days),
+            None => cloud.expire_date_time.is_empty(),
+        };
+    want == have && cloud.image_cache_size == spec.image_cache_size && retention_ok
+}
+
+pub(super) fn size_and_retention(
+    object: &ImageCache,
+) -> Result<(u32, Option<u32>), ReconcileError> {
+    let name = object.name_any();
+    let spec = &object.spec;
+    let size = u32::try_from(spec.image_cache_size).map_err(|_| ReconcileError::OutOfRange {
+        name: name.clone(),
+        field: "imageCacheSize",
+        value: spec.image_cache_size,
+    })?;
+    let retention = spec
+        .retention_days
+        .map(|d| {
+            u32::try_from(d).map_err(|_| ReconcileError::OutOfRange {
+                name: name.clone(),
+                field: "retentionDays",
+                value: d,
+            })
+        })
+        .transpose()?;
+    Ok((size, retention))
+}
+
+/// Resolves pull secrets; on failure marks the object Failed and publishes an Event naming the
+/// Secret, then returns the error so the retry backs off.
+pub(super) async fn credentials(
+    object: &ImageCache,
+    ctx: &Context,
+) -> Result<Vec<eci::ImageRegistryCredential>, ReconcileError> {
+    let name = object.name_any();
+    match pull_secrets::resolve(
+        &ctx.kube,
+        &object.spec.image_pull_secrets,
+        &object.spec.images,
+    )
+    .await
+    {
+        Ok(credentials) => Ok(credentials),
+        Err(source) => {
+            let message = source.to_string();
+            let failed = status::failed(
+                "PullSecretFailed",
+                message.clone(),
+                object.meta().generation,
+                object.status.as_ref(),
+                (ctx.clock)(),
+            );
+            write_status(object, &failed, ctx).await?;
+            publish(
+                object,
+                ctx,
+                EventType::Warning,
+                "PullSecretFailed",
+                message,
+                "ResolvePullSecrets",
+            )
+            .await;
+            Err(ReconcileError::PullSecret { name, source })
+        }
+    }
+}
+
+pub(super) fn annotation(object: &ImageCache, key: &str) -> Option<String> {
+    object
+        .annotations()
+        .get(key)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The `ClientToken` of CreateImageCache: the same for every attempt at one cloud cache (a
+/// retry after a crash gets the same cache back), different once that cache is gone — a
+/// failed build being replaced or a cache deleted behind our back — so the cloud does not
+/// answer with the old, deleted id. At most 61 characters (ECI allows 64).
+pub(super) fn create_token(object: &ImageCache, uid: &str) -> String {
+    match object
+        .status
+        .as_ref()
+        .and_then(|s| s.image_cache_id.as_deref())
+        .filter(|id| !id.is_empty())
+    {
+        Some(previous) => format!("{uid}-{previous}"),
+        None => format!("{uid}-g{}", object.meta().generation.unwrap_or(0)),
+    }
+}
+
+pub(super) async fn create(object: &ImageCache, ctx: &Context) -> Result<String, ReconcileError> {
+    let name = object.name_any();
+    let uid = uid_of(object)?;
+    let (size, retention) = size_and_retention(object)?;
+    let credentials = credentials(object, ctx).await?;
+    let request = eci::CreateImageCache {
+        image_cache_name: name.clone(),
+        images: object.spec.images.clone(),
+        image_cache_size: Some(size),
+        retention_days: retention,
+        image_registry_credentials: credentials,
+        security_group_id: ctx.settings.security_group_id.clone(),
+        vswitch_id: ctx.settings.vswitch_id.clone(),
+        plain_http_registry: annotation(object, ANNOTATION_PLAIN_HTTP),
+        insecure_registry: annotation(object, ANNOTATION_INSECURE),
+        tags: vec![
+            Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
+            Tag::new(TAG_OBJECT, object_tag_value(&name)),
+            Tag::new(TAG_UID, &uid),
+        ],
+        client_token: Some(create_token(object, &uid)),
+        ..eci::CreateImageCache::default()
+    };
+    let created = ctx
+        .eci
+        .create_image_cache(&request)
+        .await
+        .map_err(cloud_error(&name, "CreateImageCache"))?;
+    tracing::info!(imagecache.name = %name, imagecache.id = %created.image_cache_id, "created cloud image cache");
+    publish(
+        object,
+        ctx,
+        EventType::Normal,
+        "Creating",
+        format!("Creating image cache {}", created.image_cache_id),
+        "CreateImageCache",
+    )
+    .await;
+    Ok(created.image_cache_id)
+}
+
+pub(super) async fn update(
+    object: &ImageCache,
+    cloud: &eci::ImageCache,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let name = object.name_any();
+    let uid = uid_of(object)?;
+    let (size, retention) = size_and_retention(object)?;
+    let credentials = credentials(object, ctx).await?;
+    let generation = object.meta().generation.unwrap_or(0);
+    ctx.eci
+        .update_image_cache(&eci::UpdateImageCache {
+            image_cache_id: cloud.image_cache_id.clone(),
+            images: object.spec.images.clone(),
+            image_cache_size: Some(size),
+            retention_days: retention,
+            image_registry_credentials: credentials,
+            client_token: Some(format!("{uid}-u{generation}")),
+            ..eci::UpdateImageCache::default()
+        })
+        .await
+        .map_err(cloud_error(&name, "UpdateImageCache"))?;
+    tracing::info!(imagecache.name = %name, imagecache.id = %cloud.image_cache_id, "updating cloud image cache");
+    publish(
+        object,
+        ctx,
+        EventType::Normal,
+        "Updating",
+        format!("Updating image cache {}", cloud.image_cache_id),
+        "UpdateImageCache",
+    )
+    .await;
+    Ok(())
+}
+
+pub(super) async fn delete_cloud(
+    name: &str,
+    id: &str,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    match ctx
+        .eci
+        .delete_image_cache(&eci::DeleteImageCache {
+            image_cache_id: id.to_owned(),
+            client_token: None,
+        })
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some("InvalidParameter.NotFound") => Ok(()),
+        Err(error) => Err(cloud_error(name, "DeleteImageCache")(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imagecache::ImageCacheStatus;
+
+    fn spec(images: &[&str], retention: Option<i64>) -> ImageCacheSpec {
+        ImageCacheSpec {
+            images: images.iter().map(|s| (*s).to_owned()).collect(),
+            image_pull_secrets: Vec::new(),
+            image_cache_size: 20,
+            retention_days: retention,
+        }
+    }
+
+    fn cloud(images: &[&str], expire: &str) -> eci::ImageCache {
+        eci::ImageCache {
+            image_cache_id: "imc-1".into(),
+            images: images.iter().map(|s| (*s).to_owned()).collect(),
+            image_cache_size: 20,
+            status: eci::ImageCacheStatus::Ready,
+            creation_time: "2026-01-01T00:00:00Z".into(),
+            expire_date_time: expire.into(),
+            ..eci::ImageCache::default()
+        }
+    }
+
+    #[test]
+    fn object_tags_fit_ecis_value_limit() {
+        assert_eq!(object_tag_value("imagecache-sample"), "imagecache-sample");
+        let long = "a".repeat(200);
+        let value = object_tag_value(&long);
+        assert_eq!(value.len(), 128);
+        assert_eq!(value, object_tag_value(&long));
+        assert_ne!(value, object_tag_value(&"a".repeat(201)));
+        assert_eq!(object_tag_value(&"b".repeat(128)), "b".repeat(128));
+    }
+
+    #[test]
+    fn create_tokens_stay_within_ecis_limit_and_change_with_the_cache_replaced() {
+        let uid = "e83a1c53-f663-11e9-a0d4-fa13fc175b32";
+        let mut object = ImageCache::new("x", spec(&["nginx"], None));
+        object.metadata.generation = Some(3);
+        assert_eq!(create_token(&object, uid), format!("{uid}-g3"));
+        object.status = Some(ImageCacheStatus {
+            image_cache_id: Some("imc-2zeditzeoemfhqor4rf8".into()),
+            ..ImageCacheStatus::default()
+        });
+        let token = create_token(&object, uid);
+        assert_eq!(token, format!("{uid}-imc-2zeditzeoemfhqor4rf8"));
+        assert!(token.len() <= 64 && token.is_ascii());
+    }
+
+    #[test]
+    fn sync_compares_normalised_images_size_and_retention() {
+        let c = cloud(
+            &["docker.io/library/nginx:latest", "busybox"],
+            "2026-01-08T00:00:00Z",
+        );
+        assert!(in_sync(&spec(&["busybox:latest", "nginx"], Some(7)), &c));
+        assert!(!in_sync(&spec(&["nginx"], Some(7)), &c));
+        assert!(!in_sync(&spec(&["nginx", "busybox"], Some(8)), &c));
+        assert!(!in_sync(&spec(&["nginx", "busybox"], None), &c));
+        let mut bigger = spec(&["nginx", "busybox"], Some(7));
+        bigger.image_cache_size = 40;
+        assert!(!in_sync(&bigger, &c));
+        let forever = cloud(&["nginx"], "");
+        assert!(in_sync(&spec(&["nginx"], None), &forever));
+        let mut failed = cloud(&["nginx"], "2026-01-02T00:00:00Z");
+        failed.status = eci::ImageCacheStatus::Failed;
+        assert!(in_sync(&spec(&["nginx"], Some(7)), &failed));
+        assert!(!in_sync(&spec(&["redis"], Some(7)), &failed));
+    }
+}
