@@ -572,6 +572,12 @@ impl Unpacker<'_> {
         self.dir_modes
             .sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
         for (path, mode) in self.dir_modes.drain(..) {
+            // A later entry of this layer may have removed the directory, or replaced it or a
+            // parent with a symlink: chmod follows links, so only a path of real directories
+            // all the way down from the root gets its mode.
+            if !is_real_dir_below(self.root, &path) {
+                continue;
+            }
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|source| {
                 UnpackError::WriteEntry {
                     entry: path.strip_prefix(self.root).unwrap_or(&path).to_owned(),
@@ -582,6 +588,21 @@ impl Unpacker<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether `path` (below `root`) is a directory reached through directories only, no link.
+fn is_real_dir_below(root: &Path, path: &Path) -> bool {
+    let Ok(relative) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut here = root.to_owned();
+    relative.components().all(|component| match component {
+        Component::Normal(name) => {
+            here.push(name);
+            fs::symlink_metadata(&here).is_ok_and(|m| m.is_dir())
+        }
+        _ => false,
+    })
 }
 
 fn join(base: &Path, components: &[OsString]) -> PathBuf {

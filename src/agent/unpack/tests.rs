@@ -443,3 +443,24 @@ fn keeps_modes_and_owners_with_setuid_bits() {
         assert_eq!(su.permissions().mode() & 0o7777, 0o4755);
     }
 }
+
+#[test]
+fn deferred_directory_modes_never_follow_a_later_symlink() {
+    let sandbox = Sandbox::new();
+    let outside = sandbox.outside();
+    // `a/secret` is a directory of this layer until `a` becomes a link to the outside: its
+    // mode, applied at the end of the layer, must not land on `outside/secret`.
+    let tar = Layer::new()
+        .dir("a")
+        .dir("a/secret")
+        .symlink("a", outside.to_str().unwrap())
+        .dir("gone")
+        .file(".wh.gone", b"")
+        .tar();
+    sandbox.unpack(&tar).unwrap();
+    assert_eq!(
+        fs::read_link(sandbox.root().join("a")).unwrap(),
+        sandbox.outside()
+    );
+    sandbox.assert_nothing_outside();
+}
