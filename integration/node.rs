@@ -44,6 +44,11 @@ pub fn tests() -> Vec<Test> {
             run: deployment_is_scheduled_onto_the_node,
         },
         Test {
+            name: "node::cloud_outage_keeps_the_node_ready",
+            phase: Phase::WithCrd,
+            run: cloud_outage_keeps_the_node_ready,
+        },
+        Test {
             name: "node::env_from_configmaps_and_secrets",
             phase: Phase::WithCrd,
             run: env_from_configmaps_and_secrets,
@@ -80,6 +85,11 @@ impl<'g> NodeProcess<'g> {
     /// Starts a node named `name`; with `emulator`, against that endpoint with the test keys,
     /// else with the in-process emulator.
     fn start(ground: &'g Ground, name: &str, emulator: Option<&EmulatorProcess>) -> Result<Self> {
+        Self::start_at(ground, name, emulator.map(|e| e.endpoint.clone()))
+    }
+
+    /// Like [`NodeProcess::start`], with the ECI endpoint given as a URL.
+    fn start_at(ground: &'g Ground, name: &str, endpoint: Option<String>) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
         let mut node = NodeProcess {
             ground,
@@ -88,7 +98,7 @@ impl<'g> NodeProcess<'g> {
             data_dir: tmp.path().join("data"),
             log: tmp.path().join("node.log"),
             _tmp: tmp,
-            emulator: emulator.map(|e| e.endpoint.clone()),
+            emulator: endpoint,
         };
         node.spawn()?;
         Ok(node)
@@ -818,5 +828,122 @@ spec:
         Ok((pods()?.is_empty() && groups_of(ground, &eci, &name)?.is_empty()).then_some(()))
     })
     .with_context(|| format!("node log:\n{}", node.logs()))?;
+    Ok(())
+}
+
+/// A TCP proxy in front of the emulator that can answer every request with HTTP 503 (an ECI
+/// `ServiceUnavailable` envelope) while `failing` is set; flipping it drops live connections so
+/// pooled ones see the outage too.
+struct FlakyProxy {
+    endpoint: String,
+    failing: tokio::sync::watch::Sender<bool>,
+}
+
+impl FlakyProxy {
+    fn start(ground: &Ground, upstream: &str) -> Result<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = ground
+            .runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let endpoint = format!("http://{}/", listener.local_addr()?);
+        let (failing, watch) = tokio::sync::watch::channel(false);
+        ground.runtime.spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if *watch.borrow_and_update() {
+                        let mut buf = [0u8; 16384];
+                        let _ = inbound.read(&mut buf).await;
+                        let body = r#"{"RequestId":"proxy","Code":"ServiceUnavailable","Message":"injected outage"}"#;
+                        let answer = format!(
+                            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = inbound.write_all(answer.as_bytes()).await;
+                        let _ = inbound.shutdown().await;
+                        return;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|failing| *failing) => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { endpoint, failing })
+    }
+
+    fn fail(&self, failing: bool) {
+        let _ = self.failing.send(failing);
+    }
+}
+
+fn cloud_outage_keeps_the_node_ready(ground: &Ground, namespace: &Namespace) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let eci = eci_client(&emulator)?;
+    let proxy = FlakyProxy::start(ground, &emulator.endpoint)?;
+    let name = node_name("outage");
+    let node = NodeProcess::start_at(ground, &name, Some(proxy.endpoint.clone()))?;
+    node.wait_ready()?;
+    apply(ground, ns, &busybox_pod("before", &name))?;
+    let ip = wait_running(ground, &node, ns, "before")?;
+
+    let condition = |kind: &str| {
+        node.kubectl(&[
+            "get",
+            "node",
+            &name,
+            "-o",
+            &format!("jsonpath={{.status.conditions[?(@.type==\"{kind}\")].status}}"),
+        ])
+    };
+    proxy.fail(true);
+    apply(ground, ns, &busybox_pod("during", &name))?;
+    wait("ECIReachable False", 60, || {
+        Ok((condition("ECIReachable")? == "False").then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    // The Lease does not depend on the cloud: through the outage the node stays Ready and
+    // the running pod stays Running (no eviction, no status regression).
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_secs(1));
+        ensure!(
+            condition("Ready")? == "True",
+            "the node left Ready during a cloud outage"
+        );
+        ensure!(
+            jsonpath(ground, ns, "before", "{.status.phase}")? == "Running",
+            "before left Running"
+        );
+    }
+    ensure!(
+        jsonpath(ground, ns, "during", "{.status.phase}")? == "Pending",
+        "during is not Pending"
+    );
+
+    proxy.fail(false);
+    wait_running(ground, &node, ns, "during")?;
+    wait("ECIReachable True", 60, || {
+        Ok((condition("ECIReachable")? == "True").then_some(()))
+    })?;
+    ensure!(
+        jsonpath(ground, ns, "before", "{.status.podIP}")? == ip,
+        "before's IP changed"
+    );
+    let groups = groups_of(ground, &eci, &name)?;
+    ensure!(
+        groups.len() == 2,
+        "expected exactly 2 groups after the outage, found {}",
+        groups.len()
+    );
     Ok(())
 }
