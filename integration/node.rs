@@ -29,6 +29,11 @@ pub fn tests() -> Vec<Test> {
             run: registers_ready_and_renews_its_lease,
         },
         Test {
+            name: "node::killed_node_goes_not_ready_and_comes_back",
+            phase: Phase::WithCrd,
+            run: killed_node_goes_not_ready_and_comes_back,
+        },
+        Test {
             name: "node::busybox_pod_runs_and_deletes",
             phase: Phase::WithCrd,
             run: busybox_pod_runs_and_deletes,
@@ -945,5 +950,50 @@ fn cloud_outage_keeps_the_node_ready(ground: &Ground, namespace: &Namespace) -> 
         "expected exactly 2 groups after the outage, found {}",
         groups.len()
     );
+    Ok(())
+}
+
+fn killed_node_goes_not_ready_and_comes_back(
+    ground: &Ground,
+    _namespace: &Namespace,
+) -> Result<()> {
+    let name = node_name("kill");
+    let mut node = NodeProcess::start(ground, &name, None)?;
+    node.wait_ready()?;
+    let uid = node.kubectl(&["get", "node", &name, "-o", "jsonpath={.metadata.uid}"])?;
+    if let Some(mut child) = node.child.take() {
+        child.kill()?;
+        child.wait()?;
+        crate::support::children::forget(&child);
+    }
+    // The node lifecycle controller notices the expired Lease (40 s plus its grace period).
+    wait(
+        "the node to leave Ready after its process died",
+        150,
+        || {
+            let ready = node.kubectl(&[
+                "get",
+                "node",
+                &name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ])?;
+            Ok((ready != "True").then_some(()))
+        },
+    )?;
+    node.spawn()?;
+    node.wait_ready()?;
+    let again = node.kubectl(&["get", "node", &name, "-o", "jsonpath={.metadata.uid}"])?;
+    ensure!(again == uid, "the Node was recreated instead of adopted");
+    let holder = node.kubectl(&[
+        "-n",
+        "kube-node-lease",
+        "get",
+        "lease",
+        &name,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    ensure!(holder == name, "lease holder is {holder:?}");
     Ok(())
 }

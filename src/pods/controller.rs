@@ -297,6 +297,13 @@ async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
         Some(group) => {
             let status = pod_status(pod, group, &ctx.config.host_ip, jiff::Timestamp::now());
             if differs(pod.status.as_ref(), &status) {
+                let was_failed =
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+                if !was_failed && status.reason.is_some() {
+                    let note = status.message.clone().unwrap_or_default();
+                    let reason = status.reason.as_deref().unwrap_or_default();
+                    publish(ctx, pod, EventType::Warning, reason, &note).await;
+                }
                 write_status(ctx, pod, &uid, &status).await;
             }
         }
