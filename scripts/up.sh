@@ -48,6 +48,20 @@ wait_until emulator 30 curl -s -o /dev/null "http://127.0.0.1:$GROUND_EMULATOR_P
 echo "\$ python integration/sdk/eci_sdk_roundtrip.py 127.0.0.1:$GROUND_EMULATOR_PORT busybox:latest"
 "$python" integration/sdk/eci_sdk_roundtrip.py "127.0.0.1:$GROUND_EMULATOR_PORT" busybox:latest
 
+step "The virtual node (eci-vk run), speaking the ECI OpenAPI to that emulator"
+start_daemon virtual-kubelet "$eci_vk" run --kubeconfig "$KUBECONFIG" --node-name virtual-kubelet \
+  --data-dir "$RUN_DIR/node" --eci-endpoint "http://127.0.0.1:$GROUND_EMULATOR_PORT/"
+wait_until "node virtual-kubelet" 60 kubectl get node virtual-kubelet
+kubectl wait --for=condition=Ready node/virtual-kubelet --timeout=60s >/dev/null
+echo "\$ kubectl get nodes -o wide"
+kubectl get nodes -o wide
+
+step "A pod on the virtual node"
+kubectl apply -f examples/busybox-pod.yaml
+kubectl wait --for=condition=Ready pod/busybox --timeout=60s >/dev/null
+echo "\$ kubectl get pod busybox -o wide"
+kubectl get pod busybox -o wide
+
 cat <<MSG
 
 The cluster is up. To use it from this shell:

@@ -3,11 +3,11 @@
 #   --purge   also delete the cluster's and registries' data (the PKI and built tools stay)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-for name in emulator registry-auth registry kube-scheduler kube-controller-manager kube-apiserver etcd; do
+for name in virtual-kubelet emulator registry-auth registry kube-scheduler kube-controller-manager kube-apiserver etcd; do
   stop_daemon "$name"
 done
 rm -f "$RUN_DIR/ground.env"
 if [[ "${1:-}" == "--purge" ]]; then
-  rm -rf "$RUN_DIR/emulator" "$RUN_DIR/etcd" "$RUN_DIR/registry" "$RUN_DIR/registry-auth" "$RUN_DIR/logs"
+  rm -rf "$RUN_DIR/node" "$RUN_DIR/emulator" "$RUN_DIR/etcd" "$RUN_DIR/registry" "$RUN_DIR/registry-auth" "$RUN_DIR/logs"
   log "data purged"
 fi
