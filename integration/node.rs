@@ -34,6 +34,11 @@ pub fn tests() -> Vec<Test> {
             run: killed_node_goes_not_ready_and_comes_back,
         },
         Test {
+            name: "node::bad_settings_exit_2_with_one_line",
+            phase: Phase::WithCrd,
+            run: bad_settings_exit_2_with_one_line,
+        },
+        Test {
             name: "node::busybox_pod_runs_and_deletes",
             phase: Phase::WithCrd,
             run: busybox_pod_runs_and_deletes,
@@ -995,5 +1000,42 @@ fn killed_node_goes_not_ready_and_comes_back(
         "jsonpath={.spec.holderIdentity}",
     ])?;
     ensure!(holder == name, "lease holder is {holder:?}");
+    Ok(())
+}
+
+fn bad_settings_exit_2_with_one_line(ground: &Ground, _namespace: &Namespace) -> Result<()> {
+    let run = |args: &[&str], env: &[(&str, &str)]| -> Result<(Option<i32>, String)> {
+        let out = Command::new(ground.eci_vk())
+            .arg("run")
+            .args(args)
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+            .envs(env.iter().copied())
+            .output()?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let (code, stderr) = run(&["--cpu", "lots", "--taint", "k=v:Sometimes"], &[])?;
+    ensure!(code == Some(2), "exit code {code:?}: {stderr}");
+    ensure!(stderr.trim().lines().count() == 1, "not one line: {stderr}");
+    ensure!(
+        stderr.contains("--cpu") && stderr.contains("--taint"),
+        "both settings not named: {stderr}"
+    );
+    let (code, stderr) = run(&[], &[("VK_NODE_NAME", "Not_A_Name")])?;
+    ensure!(
+        code == Some(2) && stderr.contains("VK_NODE_NAME"),
+        "env not named: {code:?} {stderr}"
+    );
+    let (code, stderr) = run(
+        &["--kubeconfig", &ground.kubeconfig.display().to_string()],
+        &[("ALIBABA_CLOUD_ACCESS_KEY_ID", "only-the-id")],
+    )?;
+    ensure!(
+        code == Some(2) && stderr.contains("incomplete"),
+        "half a key pair: {code:?} {stderr}"
+    );
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     config::{LogFormat, RunArgs, RunConfig},
@@ -27,6 +27,27 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(crate::cli::EXIT_USAGE);
         }
     };
+    // Bad input ends here, with exit code 2, before anything starts.
+    let credentials = match cloud_credentials() {
+        Ok(credentials) => credentials,
+        Err(error) => {
+            eprintln!("eci-vk run: {error:#}");
+            return ExitCode::from(crate::cli::EXIT_USAGE);
+        }
+    };
+    let kubeconfig = match &config.kubeconfig {
+        Some(path) => match kube::config::Kubeconfig::read_from(path) {
+            Ok(file) => Some(file),
+            Err(error) => {
+                eprintln!(
+                    "eci-vk run: cannot read kubeconfig {}: {error}",
+                    path.display()
+                );
+                return ExitCode::from(crate::cli::EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
     init_tracing(config.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -36,12 +57,11 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, credentials, kubeconfig)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            error!(error = format!("{error:#}"), "eci-vk run stopped");
             eprintln!("eci-vk run: {error:#}");
-            ExitCode::from(crate::cli::EXIT_USAGE)
+            ExitCode::FAILURE
         }
     }
 }
@@ -64,14 +84,24 @@ enum Cloud {
     Embedded(crate::emulator::Handle),
 }
 
-async fn serve(config: RunConfig) -> anyhow::Result<()> {
+/// The AccessKey from the environment; `None` when neither half is set (use the emulator).
+fn cloud_credentials() -> anyhow::Result<Option<eci::Credentials>> {
     let env = eci::ProcessEnv;
-    let have_id = eci::Env::var(&env, eci::ENV_ACCESS_KEY_ID).is_some_and(|v| !v.trim().is_empty());
-    let have_secret =
-        eci::Env::var(&env, eci::ENV_ACCESS_KEY_SECRET).is_some_and(|v| !v.trim().is_empty());
-    let (credentials, endpoint, cloud) = if have_id || have_secret {
-        let credentials = eci::Credentials::from_env(&env)
-            .context("ECI credentials are incomplete (set both ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or neither to use the emulator)")?;
+    let set = |name| eci::Env::var(&env, name).is_some_and(|v| !v.trim().is_empty());
+    if !set(eci::ENV_ACCESS_KEY_ID) && !set(eci::ENV_ACCESS_KEY_SECRET) {
+        return Ok(None);
+    }
+    eci::Credentials::from_env(&env).map(Some).context(
+        "ECI credentials are incomplete: set both ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or neither to use the emulator",
+    )
+}
+
+async fn serve(
+    config: RunConfig,
+    credentials: Option<eci::Credentials>,
+    kubeconfig: Option<kube::config::Kubeconfig>,
+) -> anyhow::Result<()> {
+    let (credentials, endpoint, cloud) = if let Some(credentials) = credentials {
         let endpoint = match &config.eci_endpoint {
             Some(url) => eci::Endpoint::Url(url.clone()),
             None => eci::Endpoint::Public,
@@ -89,7 +119,7 @@ async fn serve(config: RunConfig) -> anyhow::Result<()> {
     eci_config.endpoint = endpoint;
     let eci = eci::Client::new(eci_config).context("cannot build the ECI client")?;
 
-    let kube = kube_client(&config).await?;
+    let kube = kube_client(kubeconfig).await?;
     let node_config = node::NodeConfig {
         name: config.node_name.clone(),
         region: Some(config.region.clone()),
@@ -191,14 +221,12 @@ async fn start_emulator(
     Ok((eci::Credentials::new(id, secret, None), handle))
 }
 
-async fn kube_client(config: &RunConfig) -> anyhow::Result<kube::Client> {
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+async fn kube_client(kubeconfig: Option<kube::config::Kubeconfig>) -> anyhow::Result<kube::Client> {
+    let kube_config = match kubeconfig {
+        Some(file) => {
             kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
                 .await
-                .with_context(|| format!("cannot use kubeconfig {}", path.display()))?
+                .context("cannot use the kubeconfig")?
         }
         None => kube::Config::infer().await.context(
             "no kubeconfig given and neither in-cluster config nor ~/.kube/config works",

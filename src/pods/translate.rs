@@ -256,8 +256,9 @@ pub fn translate(
         tags: vec![
             Tag::new(tags::CLUSTER, &placement.cluster),
             Tag::new(tags::NODE, &placement.node),
-            Tag::new(tags::NAMESPACE, namespace),
-            Tag::new(tags::NAME, name),
+            // Tag values hold at most 128 characters; the UID tag is the identity.
+            Tag::new(tags::NAMESPACE, truncate(namespace, 128)),
+            Tag::new(tags::NAME, truncate(name, 128)),
             Tag::new(tags::UID, uid),
         ],
         client_token: Some(uid.to_owned()),
@@ -267,6 +268,10 @@ pub fn translate(
         ..CreateContainerGroup::default()
     };
     Ok(Translated { request, missing })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// `namespace-name`, lowercased, `[a-z0-9-]` only, at most 128 characters, trimmed of `-`.
