@@ -14,15 +14,15 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use eci_vk::eci::{
     self, BudgetConfig, Client, ClientConfig, Container, ContainerGroupStatus,
-    CreateContainerGroup, CreateImageCache, Credentials, DeleteContainerGroup, DeleteImageCache,
+    CreateContainerGroup, CreateImageCache, DeleteContainerGroup, DeleteImageCache,
     DescribeContainerGroupMetric, DescribeContainerGroups, DescribeContainerLog,
-    DescribeImageCaches, Endpoint, ExecContainerCommand, ImageCacheStatus, RestartContainerGroup,
+    DescribeImageCaches, ExecContainerCommand, ImageCacheStatus, RestartContainerGroup,
     RetryPolicy, SignatureVersion, Tag, UpdateContainerGroup, UpdateImageCache,
 };
 
 use crate::support::{
     Ground,
-    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
 };
@@ -66,11 +66,7 @@ fn client(
     signature: SignatureVersion,
     tune: impl FnOnce(&mut ClientConfig),
 ) -> Result<Client> {
-    let mut config = ClientConfig::new(
-        "cn-hangzhou",
-        Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET, None),
-    );
-    config.endpoint = Endpoint::Url(emulator.endpoint.clone());
+    let mut config = emulator.client_config();
     config.signature = signature;
     tune(&mut config);
     Ok(Client::new(config)?)

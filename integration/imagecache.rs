@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::support::{
     Ground,
-    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
 };
@@ -119,12 +119,7 @@ impl<'g> Rig<'g> {
                 "50",
             ],
         )?;
-        let mut config = eci::ClientConfig::new(
-            "cn-hangzhou",
-            eci::Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET, None),
-        );
-        config.endpoint = eci::Endpoint::Url(emulator.endpoint.clone());
-        let eci = eci::Client::new(config).context("ECI client")?;
+        let eci = emulator.client().context("ECI client")?;
         let kubeconfig = ground.kubeconfig.clone();
         let kube = ground.runtime.block_on(async move {
             let raw = kube::config::Kubeconfig::read_from(&kubeconfig)?;

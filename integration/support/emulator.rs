@@ -52,6 +52,20 @@ impl EmulatorProcess {
         })
     }
 
+    /// A configuration of our ECI client for this emulator (V3, default retries and budget),
+    /// for tests to adjust before building the client.
+    pub fn client_config(&self) -> eci_vk::eci::ClientConfig {
+        let credentials = eci_vk::eci::Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET, None);
+        let mut config = eci_vk::eci::ClientConfig::new("cn-hangzhou", credentials);
+        config.endpoint = eci_vk::eci::Endpoint::Url(self.endpoint.clone());
+        config
+    }
+
+    /// Our ECI client, pointed at this emulator.
+    pub fn client(&self) -> Result<eci_vk::eci::Client> {
+        Ok(eci_vk::eci::Client::new(self.client_config())?)
+    }
+
     /// `host:port` of the endpoint, as SDKs that add the scheme themselves want it.
     pub fn host_port(&self) -> &str {
         let rest = self
