@@ -667,6 +667,12 @@ spec:
     - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}}}
     - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
     - {{name: OPTIONAL, valueFrom: {{secretKeyRef: {{name: absent, key: x, optional: true}}}}}}
+    volumeMounts:
+    - {{name: conf, mountPath: /etc/conf}}
+    - {{name: scratch, mountPath: /scratch}}
+  volumes:
+  - {{name: conf, configMap: {{name: settings}}}}
+  - {{name: scratch, emptyDir: {{}}}}
 ---
 apiVersion: v1
 kind: Pod
@@ -721,6 +727,30 @@ spec:
         "$(VAR) not expanded: {:?} {:?}",
         main.commands,
         main.args
+    );
+    let volume = |n: &str| {
+        group
+            .volumes
+            .iter()
+            .find(|v| v.name == n)
+            .map(|v| v.kind.clone())
+    };
+    ensure!(
+        volume("conf").as_deref() == Some("ConfigFileVolume"),
+        "volumes: {:?}",
+        group.volumes
+    );
+    ensure!(
+        volume("scratch").as_deref() == Some("EmptyDirVolume"),
+        "volumes: {:?}",
+        group.volumes
+    );
+    ensure!(
+        main.volume_mounts
+            .iter()
+            .any(|m| m.name == "conf" && m.mount_path == "/etc/conf"),
+        "mounts: {:?}",
+        main.volume_mounts
     );
     let events = |pod: &str| {
         node.kubectl(&[

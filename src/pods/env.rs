@@ -88,7 +88,7 @@ pub struct Resolved {
     pub args: Vec<String>,
 }
 
-/// Every ConfigMap and Secret the pod's containers reference in `env`/`envFrom`.
+/// Every ConfigMap and Secret the pod references in `env`, `envFrom` and volumes.
 pub fn references(pod: &Pod) -> BTreeSet<(SourceKind, String)> {
     let mut out = BTreeSet::new();
     for c in containers(pod) {
@@ -109,6 +109,26 @@ pub fn references(pod: &Pod) -> BTreeSet<(SourceKind, String)> {
             }
             if let Some(r) = &from.secret_key_ref {
                 out.insert((SourceKind::Secret, r.name.clone()));
+            }
+        }
+    }
+    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        if let Some(cm) = &volume.config_map {
+            out.insert((SourceKind::ConfigMap, cm.name.clone()));
+        }
+        if let Some(secret) = volume.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            out.insert((SourceKind::Secret, secret));
+        }
+        for source in volume
+            .projected
+            .iter()
+            .flat_map(|p| p.sources.iter().flatten())
+        {
+            if let Some(cm) = &source.config_map {
+                out.insert((SourceKind::ConfigMap, cm.name.clone()));
+            }
+            if let Some(secret) = &source.secret {
+                out.insert((SourceKind::Secret, secret.name.clone()));
             }
         }
     }
@@ -285,6 +305,14 @@ fn literal(key: String, value: String) -> EnvironmentVar {
         key,
         value: Some(value),
         field_ref: None,
+    }
+}
+
+/// A downward-API field's value as text, if it is known before the group exists.
+pub fn field_text(pod: &Pod, path: &str, host_ip: &str) -> Option<String> {
+    match field_value(pod, path, host_ip) {
+        FieldValue::Known(value) => Some(value),
+        FieldValue::Cloud | FieldValue::Unsupported => None,
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`translate`]: Pod → `CreateContainerGroup` (pure).
 //! - [`env`]: a container's environment from values, ConfigMaps, Secrets and the downward API (pure).
+//! - [`volumes`]: pod volumes → ECI volumes (pure).
 //! - [`status`]: described group → `PodStatus` (pure).
 //! - [`controller`]: the watch, the batched poll, creation, deletion, adoption and orphan
 //!   collection.
@@ -11,6 +12,7 @@ pub mod controller;
 pub mod env;
 pub mod status;
 pub mod translate;
+pub mod volumes;
 
 pub use controller::{PodsConfig, run};
 pub use translate::{Placement, Unsupported, check_supported, tags, translate};

@@ -15,7 +15,7 @@ use k8s_openapi::{
 use super::env::{self, Missing, Sources};
 use crate::eci::{
     Container, CreateContainerGroup, Tag,
-    container_spec::{ContainerPort, ImagePullPolicy, RestartPolicy},
+    container_spec::{ContainerPort, ImagePullPolicy, RestartPolicy, VolumeMount},
 };
 
 /// Tag keys of a container group the node owns.
@@ -199,11 +199,13 @@ pub fn translate(
         .ok_or_else(|| missing("namespace"))?;
     let spec = pod.spec.as_ref().ok_or_else(|| missing("spec"))?;
 
-    let mut missing = Vec::new();
+    let volumes = super::volumes::map(pod, sources, &placement.host_ip);
+    let mut missing = volumes.missing;
+    let mounted = &volumes.names;
     let mut build = |c: &PodContainer| {
         let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip);
         missing.extend(gaps);
-        container(c, resolved)
+        container(c, resolved, mounted)
     };
     let containers = spec
         .containers
@@ -247,6 +249,7 @@ pub fn translate(
         container_group_name: group_name(namespace, name),
         containers,
         init_containers,
+        volumes: volumes.volumes,
         cpu,
         memory,
         zone_id: placement.zone.clone(),
@@ -296,7 +299,11 @@ pub fn group_name(namespace: &str, name: &str) -> String {
     }
 }
 
-fn container(c: &PodContainer, resolved: env::Resolved) -> Result<Container, Unsupported> {
+fn container(
+    c: &PodContainer,
+    resolved: env::Resolved,
+    mounted: &std::collections::HashSet<String>,
+) -> Result<Container, Unsupported> {
     let resource = |resource: &'static str| -> Result<Option<f64>, Unsupported> {
         let pick = |map: Option<&std::collections::BTreeMap<String, Quantity>>| {
             map.and_then(|m| m.get(resource)).cloned()
@@ -337,6 +344,19 @@ fn container(c: &PodContainer, resolved: env::Resolved) -> Result<Container, Uns
             _ => None,
         },
         environment_vars: resolved.vars,
+        volume_mounts: c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| mounted.contains(&m.name))
+            .map(|m| VolumeMount {
+                name: m.name.clone(),
+                mount_path: m.mount_path.clone(),
+                read_only: m.read_only,
+                sub_path: m.sub_path.clone().filter(|p| !p.is_empty()),
+                mount_propagation: m.mount_propagation.clone(),
+            })
+            .collect(),
         ports: c
             .ports
             .iter()
