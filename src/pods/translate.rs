@@ -15,7 +15,10 @@ use k8s_openapi::{
 use super::env::{self, Missing, Sources};
 use crate::eci::{
     Container, CreateContainerGroup, Tag,
-    container_spec::{ContainerPort, ImagePullPolicy, RestartPolicy, VolumeMount},
+    container_spec::{
+        ContainerPort, DnsConfig, DnsOption, ExecAction, HostAlias, HttpGetAction, ImagePullPolicy,
+        PodSecurityContext, Probe, RestartPolicy, Sysctl, TcpSocketAction, VolumeMount,
+    },
 };
 
 /// Tag keys of a container group the node owns.
@@ -268,6 +271,51 @@ pub fn translate(
         active_deadline_seconds: spec.active_deadline_seconds,
         termination_grace_period_seconds: spec.termination_grace_period_seconds,
         host_name: spec.hostname.clone(),
+        // ECI knows `Default` and `None`; ClusterFirst needs the cluster's DNS service address
+        // in a DnsConfig, which the node does not resolve yet, so it is left to the cloud.
+        dns_policy: spec
+            .dns_policy
+            .clone()
+            .filter(|p| matches!(p.as_str(), "Default" | "None")),
+        dns_config: spec.dns_config.as_ref().map(|d| DnsConfig {
+            name_servers: d.nameservers.clone().unwrap_or_default(),
+            searches: d.searches.clone().unwrap_or_default(),
+            options: d
+                .options
+                .iter()
+                .flatten()
+                .filter_map(|o| {
+                    Some(DnsOption {
+                        name: o.name.clone()?,
+                        value: o.value.clone(),
+                    })
+                })
+                .collect(),
+        }),
+        host_aliases: spec
+            .host_aliases
+            .iter()
+            .flatten()
+            .map(|h| HostAlias {
+                ip: h.ip.clone(),
+                hostnames: h.hostnames.clone().unwrap_or_default(),
+            })
+            .collect(),
+        security_context: spec
+            .security_context
+            .as_ref()
+            .and_then(|sc| sc.sysctls.as_ref())
+            .filter(|s| !s.is_empty())
+            .map(|sysctls| PodSecurityContext {
+                sysctls: sysctls
+                    .iter()
+                    .map(|s| Sysctl {
+                        name: s.name.clone(),
+                        value: s.value.clone(),
+                    })
+                    .collect(),
+            }),
+        share_process_namespace: spec.share_process_namespace,
         ..CreateContainerGroup::default()
     };
     Ok(Translated { request, missing })
@@ -368,6 +416,22 @@ fn container(
                 })
             })
             .collect(),
+        readiness_probe: c.readiness_probe.as_ref().and_then(|p| probe(c, p)),
+        liveness_probe: c.liveness_probe.as_ref().and_then(|p| probe(c, p)),
+        post_start_exec: c
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+            .and_then(|h| h.exec.as_ref())
+            .and_then(|e| e.command.clone())
+            .unwrap_or_default(),
+        pre_stop_exec: c
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.exec.as_ref())
+            .and_then(|e| e.command.clone())
+            .unwrap_or_default(),
         stdin: c.stdin,
         stdin_once: c.stdin_once,
         tty: c.tty,
@@ -375,6 +439,49 @@ fn container(
         termination_message_policy: c.termination_message_policy.clone(),
         ..Container::default()
     })
+}
+
+/// A probe ECI can run (exec, httpGet, tcpSocket; a named port is looked up in the
+/// container's ports). `None` for a probe with no handler ECI knows (gRPC) or an unknown port.
+fn probe(c: &PodContainer, p: &k8s_openapi::api::core::v1::Probe) -> Option<Probe> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let port = |port: &IntOrString| -> Option<u16> {
+        match port {
+            IntOrString::Int(n) => u16::try_from(*n).ok(),
+            IntOrString::String(name) => c
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .and_then(|p| u16::try_from(p.container_port).ok()),
+        }
+    };
+    let mut out = Probe {
+        initial_delay_seconds: p.initial_delay_seconds,
+        period_seconds: p.period_seconds,
+        success_threshold: p.success_threshold,
+        failure_threshold: p.failure_threshold,
+        timeout_seconds: p.timeout_seconds,
+        ..Probe::default()
+    };
+    if let Some(exec) = &p.exec {
+        out.exec = Some(ExecAction {
+            commands: exec.command.clone().unwrap_or_default(),
+        });
+    } else if let Some(http) = &p.http_get {
+        out.http_get = Some(HttpGetAction {
+            path: http.path.clone(),
+            port: port(&http.port)?,
+            scheme: http.scheme.clone(),
+        });
+    } else if let Some(tcp) = &p.tcp_socket {
+        out.tcp_socket = Some(TcpSocketAction {
+            port: port(&tcp.port)?,
+        });
+    } else {
+        return None;
+    }
+    Some(out)
 }
 
 /// vCPUs of a cpu quantity (`500m`, `1`, `0.5`).
@@ -549,6 +656,48 @@ spec:
             translate(&huge, &placement(), &Sources::default()),
             Err(Unsupported::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn probes_dns_and_aliases_pass_through() {
+        let request = translate(
+            &pod(r#"
+metadata: {name: a, namespace: b, uid: u}
+spec:
+  dnsPolicy: None
+  dnsConfig: {nameservers: [1.1.1.1], searches: [svc.local], options: [{name: ndots, value: "2"}]}
+  hostAliases: [{ip: 10.0.0.9, hostnames: [db]}]
+  containers:
+  - name: c
+    image: i
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 3}
+    livenessProbe: {exec: {command: [cat, /ok]}}
+    lifecycle: {preStop: {exec: {command: [sleep, "1"]}}}
+"#),
+            &placement(),
+            &Sources::default(),
+        )
+        .expect("translates")
+        .request;
+        let c = &request.containers[0];
+        let ready = c.readiness_probe.as_ref().expect("readiness");
+        assert_eq!(ready.http_get.as_ref().map(|h| h.port), Some(8080));
+        assert_eq!(ready.period_seconds, Some(3));
+        assert_eq!(
+            c.liveness_probe
+                .as_ref()
+                .and_then(|p| p.exec.as_ref())
+                .map(|e| e.commands.clone()),
+            Some(vec!["cat".to_owned(), "/ok".to_owned()])
+        );
+        assert_eq!(c.pre_stop_exec, ["sleep", "1"]);
+        assert_eq!(request.dns_policy.as_deref(), Some("None"));
+        assert_eq!(
+            request.dns_config.as_ref().map(|d| d.name_servers.clone()),
+            Some(vec!["1.1.1.1".to_owned()])
+        );
+        assert_eq!(request.host_aliases[0].hostnames, ["db"]);
     }
 
     #[test]
