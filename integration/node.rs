@@ -89,6 +89,8 @@ struct NodeProcess<'g> {
     log: PathBuf,
     _tmp: tempfile::TempDir,
     emulator: Option<String>,
+    /// Extra environment for the process.
+    env: Vec<(String, String)>,
 }
 
 impl<'g> NodeProcess<'g> {
@@ -100,8 +102,15 @@ impl<'g> NodeProcess<'g> {
 
     /// Like [`NodeProcess::start`], with the ECI endpoint given as a URL.
     fn start_at(ground: &'g Ground, name: &str, endpoint: Option<String>) -> Result<Self> {
+        let mut node = Self::prepare(ground, name, endpoint)?;
+        node.spawn()?;
+        Ok(node)
+    }
+
+    /// A node not started yet (set `env`, then [`NodeProcess::spawn`]).
+    fn prepare(ground: &'g Ground, name: &str, endpoint: Option<String>) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
-        let mut node = NodeProcess {
+        Ok(NodeProcess {
             ground,
             child: None,
             name: name.to_owned(),
@@ -109,9 +118,8 @@ impl<'g> NodeProcess<'g> {
             log: tmp.path().join("node.log"),
             _tmp: tmp,
             emulator: endpoint,
-        };
-        node.spawn()?;
-        Ok(node)
+            env: Vec::new(),
+        })
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -132,6 +140,7 @@ impl<'g> NodeProcess<'g> {
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -174,6 +183,31 @@ impl<'g> NodeProcess<'g> {
             "eci-vk run exited with {status} after SIGTERM"
         );
         Ok(())
+    }
+
+    /// `GET /metrics` from the address the node logged (it must run with VK_METRICS_ADDR).
+    fn metrics(&self) -> Result<String> {
+        use std::io::{Read, Write};
+        let logs = self.logs();
+        let addr = logs
+            .lines()
+            .find(|l| l.contains("metrics listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .context("the node did not log its metrics address")?;
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        ensure!(
+            answer.starts_with("HTTP/1.1 200"),
+            "metrics answered {answer}"
+        );
+        Ok(answer)
     }
 
     fn logs(&self) -> String {
@@ -415,7 +449,10 @@ fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Resul
     let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
     let eci = eci_client(&emulator)?;
     let name = node_name("pod");
-    let node = NodeProcess::start(ground, &name, Some(&emulator))?;
+    let mut node = NodeProcess::prepare(ground, &name, Some(emulator.endpoint.clone()))?;
+    node.env
+        .push(("VK_METRICS_ADDR".into(), "127.0.0.1:0".into()));
+    node.spawn()?;
     node.wait_ready()?;
 
     apply(ground, ns, &busybox_pod("bb", &name))?;
@@ -448,6 +485,21 @@ fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Resul
             .iter()
             .any(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &uid))),
         "no group tagged with bb's uid"
+    );
+
+    let metrics = wait("metrics with 2 Running pods", 20, || {
+        let text = node.metrics()?;
+        Ok(text
+            .contains("eci_vk_pods{phase=\"Running\"} 2")
+            .then_some(text))
+    })?;
+    ensure!(
+        metrics.contains("eci_vk_api_calls_total{action=\"CreateContainerGroup\",result=\"ok\"} 2"),
+        "metrics: {metrics}"
+    );
+    ensure!(
+        metrics.contains("eci_vk_sync_pass_seconds_count"),
+        "metrics: {metrics}"
     );
 
     // Graceful delete: kubectl waits until the node removed the pod.

@@ -41,6 +41,8 @@ pub const ENV_ECI_ENDPOINT: &str = "VK_ECI_ENDPOINT";
 pub const ENV_INTERNAL_IP: &str = "VK_INTERNAL_IP";
 /// Environment variable of `--pod-sync-interval-ms`.
 pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL_MS";
+/// Environment variable of `--metrics-addr`.
+pub const ENV_METRICS_ADDR: &str = "VK_METRICS_ADDR";
 /// Environment variable of `--log-format`.
 pub const ENV_LOG_FORMAT: &str = "VK_LOG_FORMAT";
 
@@ -107,6 +109,10 @@ pub struct RunArgs {
     /// Milliseconds between two batched status polls of the node's container groups.
     #[arg(long, env = ENV_POD_SYNC_INTERVAL, default_value_t = 2000)]
     pub pod_sync_interval_ms: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off when unset; port 0 picks one and
+    /// logs it).
+    #[arg(long, env = ENV_METRICS_ADDR)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Log format.
     #[arg(long, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -165,6 +171,8 @@ pub struct RunConfig {
     pub internal_ip: IpAddr,
     /// Pod status poll interval.
     pub pod_sync_interval: Duration,
+    /// Metrics address.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -300,6 +308,7 @@ impl RunArgs {
                 .internal_ip
                 .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
             pod_sync_interval: Duration::from_millis(self.pod_sync_interval_ms),
+            metrics_addr: self.metrics_addr,
             log_format: self.log_format,
         })
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod eci;
 pub mod emulator;
 pub mod imagecache;
+pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod run;

@@ -115,8 +115,10 @@ async fn serve(
         info!(endpoint = %handle.endpoint(), "in-process ECI emulator listening");
         (credentials, endpoint, Cloud::Embedded(handle))
     };
+    let metrics = crate::metrics::Metrics::default();
     let mut eci_config = eci::ClientConfig::new(config.region.clone(), credentials);
     eci_config.endpoint = endpoint;
+    eci_config.observer = Some(metrics.eci_observer());
     let eci = eci::Client::new(eci_config).context("cannot build the ECI client")?;
 
     let kube = kube_client(kubeconfig).await?;
@@ -149,8 +151,28 @@ async fn serve(
         },
         host_ip: config.internal_ip.to_string(),
         sync_interval: config.pod_sync_interval,
+        metrics: metrics.clone(),
     };
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(addr) = config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        info!(addr = %listener.local_addr().unwrap_or(addr), "metrics listening");
+        let stop = stopped(shutdown_rx.clone());
+        tasks.spawn(
+            async move {
+                if let Err(error) = crate::metrics::serve(listener, metrics, stop).await {
+                    warn!(
+                        error = &error as &dyn std::error::Error,
+                        "metrics server stopped"
+                    );
+                }
+                Ok::<(), pods::PodsError>(())
+            }
+            .instrument(info_span!("metrics")),
+        );
+    }
     tasks.spawn(
         {
             let node_run = node::run(

@@ -77,6 +77,8 @@ pub struct PodsConfig {
     pub host_ip: String,
     /// Time between passes.
     pub sync_interval: Duration,
+    /// Where pod and pass metrics go.
+    pub metrics: crate::metrics::Metrics,
 }
 
 struct Context {
@@ -161,7 +163,9 @@ pub async fn run(
     }
     info!(node.name = %ctx.config.node_name, pods = store.state().len(), "pod cache synced; adopting and collecting");
     loop {
+        let started = Instant::now();
         sync_pass(&ctx).await;
+        ctx.config.metrics.sync_pass(started.elapsed());
         tokio::select! {
             () = &mut shutdown => break,
             () = wake.notified() => {
@@ -232,6 +236,16 @@ async fn sync_pass(ctx: &Arc<Context>) {
         }
     }
     let pods = ctx.store.state();
+    let mut phases = std::collections::BTreeMap::new();
+    for pod in &pods {
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Pending".to_owned());
+        *phases.entry(phase).or_insert(0) += 1;
+    }
+    ctx.config.metrics.pods_by_phase(&phases);
     let live: HashSet<String> = pods.iter().filter_map(|p| p.uid()).collect();
 
     futures::stream::iter(pods)
@@ -374,6 +388,7 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         .await;
     }
     if translated.blocked() {
+        ctx.config.metrics.pod_create("blocked");
         info!("a mandatory ConfigMap or Secret is missing; the group is not created yet");
         schedule_retry(ctx, uid);
         return;
@@ -382,6 +397,7 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
     let answer = tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&request)).await;
     match answer {
         Ok(Ok(created)) => {
+            ctx.config.metrics.pod_create("created");
             ctx.backoff.lock().remove(uid);
             info!(group.id = %created.container_group_id, "container group created");
             publish(
@@ -394,6 +410,7 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
             .await;
         }
         Ok(Err(error)) => {
+            ctx.config.metrics.pod_create("failed");
             let retryable = error.is_retryable();
             let note = format!("CreateContainerGroup failed: {error}");
             warn!(
@@ -482,6 +499,7 @@ async fn reject(ctx: &Context, pod: &Pod, uid: &str, why: &Unsupported) {
         return;
     }
     info!(reason = why.reason(), "pod cannot run on this node");
+    ctx.config.metrics.pod_create("rejected");
     publish(ctx, pod, EventType::Warning, why.reason(), &why.to_string()).await;
     let status = PodStatus {
         phase: Some("Failed".into()),
