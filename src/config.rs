@@ -41,6 +41,10 @@ pub const ENV_ECI_ENDPOINT: &str = "VK_ECI_ENDPOINT";
 pub const ENV_INTERNAL_IP: &str = "VK_INTERNAL_IP";
 /// Environment variable of `--pod-sync-interval-ms`.
 pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL_MS";
+/// Environment variable of `--cluster-dns`.
+pub const ENV_CLUSTER_DNS: &str = "VK_CLUSTER_DNS";
+/// Environment variable of `--cluster-domain`.
+pub const ENV_CLUSTER_DOMAIN: &str = "VK_CLUSTER_DOMAIN";
 /// Environment variable of `--metrics-addr`.
 pub const ENV_METRICS_ADDR: &str = "VK_METRICS_ADDR";
 /// Environment variable of `--log-format`.
@@ -109,6 +113,12 @@ pub struct RunArgs {
     /// Milliseconds between two batched status polls of the node's container groups.
     #[arg(long, env = ENV_POD_SYNC_INTERVAL, default_value_t = 2000)]
     pub pod_sync_interval_ms: u64,
+    /// DNS server of `ClusterFirst` pods (default: the ClusterIP of kube-system/kube-dns).
+    #[arg(long, env = ENV_CLUSTER_DNS)]
+    pub cluster_dns: Option<IpAddr>,
+    /// Cluster domain of the DNS search path.
+    #[arg(long, env = ENV_CLUSTER_DOMAIN, default_value = "cluster.local")]
+    pub cluster_domain: String,
     /// Serve Prometheus metrics at http://ADDR/metrics (off when unset; port 0 picks one and
     /// logs it).
     #[arg(long, env = ENV_METRICS_ADDR)]
@@ -171,6 +181,10 @@ pub struct RunConfig {
     pub internal_ip: IpAddr,
     /// Pod status poll interval.
     pub pod_sync_interval: Duration,
+    /// Cluster DNS server, if given.
+    pub cluster_dns: Option<IpAddr>,
+    /// Cluster domain.
+    pub cluster_domain: String,
     /// Metrics address.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Log format.
@@ -308,6 +322,8 @@ impl RunArgs {
                 .internal_ip
                 .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
             pod_sync_interval: Duration::from_millis(self.pod_sync_interval_ms),
+            cluster_dns: self.cluster_dns,
+            cluster_domain: self.cluster_domain,
             metrics_addr: self.metrics_addr,
             log_format: self.log_format,
         })

@@ -148,6 +148,11 @@ async fn serve(
             vswitch: config.vswitch.clone(),
             security_group: config.security_group.clone(),
             host_ip: config.internal_ip.to_string(),
+            cluster_dns: match config.cluster_dns {
+                Some(ip) => Some(ip.to_string()),
+                None => cluster_dns(&kube).await,
+            },
+            cluster_domain: config.cluster_domain.clone(),
         },
         host_ip: config.internal_ip.to_string(),
         sync_interval: config.pod_sync_interval,
@@ -255,6 +260,28 @@ async fn kube_client(kubeconfig: Option<kube::config::Kubeconfig>) -> anyhow::Re
         )?,
     };
     kube::Client::try_from(kube_config).context("cannot build the Kubernetes client")
+}
+
+/// The ClusterIP of kube-system/kube-dns, if the cluster has one (else pods use the cloud's
+/// resolver, and the log says so).
+async fn cluster_dns(kube: &kube::Client) -> Option<String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(kube.clone(), "kube-system");
+    let found = tokio::time::timeout(Duration::from_secs(10), api.get_opt("kube-dns")).await;
+    let ip = match found {
+        Ok(Ok(Some(service))) => service
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .filter(|ip| !ip.is_empty() && ip != "None"),
+        _ => None,
+    };
+    match &ip {
+        Some(ip) => info!(cluster_dns = %ip, "ClusterFirst pods use the cluster DNS"),
+        None => info!(
+            "no kube-system/kube-dns Service and no --cluster-dns: ClusterFirst pods use the cloud's resolver"
+        ),
+    }
+    ip
 }
 
 /// Resolves on SIGINT or SIGTERM.

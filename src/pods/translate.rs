@@ -50,6 +50,10 @@ pub struct Placement {
     pub security_group: Option<String>,
     /// The node's InternalIP (the downward API's `status.hostIP`).
     pub host_ip: String,
+    /// The cluster DNS server for `ClusterFirst` pods (none: left to the cloud's resolver).
+    pub cluster_dns: Option<String>,
+    /// The cluster domain, e.g. `cluster.local`.
+    pub cluster_domain: String,
 }
 
 /// A create request, and the ConfigMap/Secret references it could not satisfy.
@@ -248,6 +252,7 @@ pub fn translate(
         _ => RestartPolicy::Always,
     };
 
+    let dns = dns(spec, namespace, placement);
     let request = CreateContainerGroup {
         container_group_name: group_name(namespace, name),
         containers,
@@ -271,27 +276,8 @@ pub fn translate(
         active_deadline_seconds: spec.active_deadline_seconds,
         termination_grace_period_seconds: spec.termination_grace_period_seconds,
         host_name: spec.hostname.clone(),
-        // ECI knows `Default` and `None`; ClusterFirst needs the cluster's DNS service address
-        // in a DnsConfig, which the node does not resolve yet, so it is left to the cloud.
-        dns_policy: spec
-            .dns_policy
-            .clone()
-            .filter(|p| matches!(p.as_str(), "Default" | "None")),
-        dns_config: spec.dns_config.as_ref().map(|d| DnsConfig {
-            name_servers: d.nameservers.clone().unwrap_or_default(),
-            searches: d.searches.clone().unwrap_or_default(),
-            options: d
-                .options
-                .iter()
-                .flatten()
-                .filter_map(|o| {
-                    Some(DnsOption {
-                        name: o.name.clone()?,
-                        value: o.value.clone(),
-                    })
-                })
-                .collect(),
-        }),
+        dns_policy: dns.as_ref().map(|(policy, _)| policy.clone()),
+        dns_config: dns.and_then(|(_, config)| config),
         host_aliases: spec
             .host_aliases
             .iter()
@@ -441,6 +427,60 @@ fn container(
     })
 }
 
+/// ECI's `DnsPolicy` and `DnsConfig` for the pod. ECI knows `Default` and `None`:
+/// `ClusterFirst` (the Kubernetes default) becomes `None` with the cluster DNS server and the
+/// kubelet's search path and `ndots:5`, when the cluster DNS address is known; else it is left
+/// to the cloud.
+fn dns(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    namespace: &str,
+    placement: &Placement,
+) -> Option<(String, Option<DnsConfig>)> {
+    let own = spec.dns_config.as_ref();
+    let mut config = DnsConfig {
+        name_servers: own.and_then(|d| d.nameservers.clone()).unwrap_or_default(),
+        searches: own.and_then(|d| d.searches.clone()).unwrap_or_default(),
+        options: own
+            .and_then(|d| d.options.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|o| {
+                Some(DnsOption {
+                    name: o.name.clone()?,
+                    value: o.value.clone(),
+                })
+            })
+            .collect(),
+    };
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    match policy {
+        "Default" | "None" => {
+            let given = own.is_some();
+            Some((policy.to_owned(), given.then_some(config)))
+        }
+        "ClusterFirst" | "ClusterFirstWithHostNet" => {
+            let server = placement.cluster_dns.clone()?;
+            let domain = &placement.cluster_domain;
+            config.name_servers.insert(0, server);
+            let mut searches = vec![
+                format!("{namespace}.svc.{domain}"),
+                format!("svc.{domain}"),
+                domain.clone(),
+            ];
+            searches.append(&mut config.searches);
+            config.searches = searches;
+            if !config.options.iter().any(|o| o.name == "ndots") {
+                config.options.push(DnsOption {
+                    name: "ndots".into(),
+                    value: Some("5".into()),
+                });
+            }
+            Some(("None".to_owned(), Some(config)))
+        }
+        _ => None,
+    }
+}
+
 /// A probe ECI can run (exec, httpGet, tcpSocket; a named port is looked up in the
 /// container's ports). `None` for a probe with no handler ECI knows (gRPC) or an unknown port.
 fn probe(c: &PodContainer, p: &k8s_openapi::api::core::v1::Probe) -> Option<Probe> {
@@ -536,6 +576,8 @@ mod tests {
         Placement {
             cluster: "c1".into(),
             node: "vk".into(),
+            cluster_dns: Some("10.96.0.10".into()),
+            cluster_domain: "cluster.local".into(),
             ..Placement::default()
         }
     }
@@ -698,6 +740,33 @@ spec:
             Some(vec!["1.1.1.1".to_owned()])
         );
         assert_eq!(request.host_aliases[0].hostnames, ["db"]);
+    }
+
+    #[test]
+    fn cluster_first_gets_the_cluster_dns() {
+        let request = translate(&pod(BUSYBOX), &placement(), &Sources::default())
+            .expect("translates")
+            .request;
+        assert_eq!(request.dns_policy.as_deref(), Some("None"));
+        let dns = request.dns_config.expect("dns config");
+        assert_eq!(dns.name_servers, ["10.96.0.10"]);
+        assert_eq!(
+            dns.searches,
+            [
+                "default.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local"
+            ]
+        );
+        assert_eq!(dns.options[0].value.as_deref(), Some("5"));
+        let unknown = Placement {
+            cluster_dns: None,
+            ..placement()
+        };
+        let request = translate(&pod(BUSYBOX), &unknown, &Sources::default())
+            .expect("translates")
+            .request;
+        assert_eq!((request.dns_policy, request.dns_config), (None, None));
     }
 
     #[test]
