@@ -59,6 +59,8 @@ use crate::eci::{self, ContainerGroup, DeleteContainerGroup, DescribeContainerGr
 const KUBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Limit on one ECI call, retries included.
 const ECI_TIMEOUT: Duration = Duration::from_secs(90);
+/// Shortest time between the starts of two passes woken by watch events.
+const MIN_PASS_GAP: Duration = Duration::from_millis(500);
 /// Pods handled at once within a pass.
 const CONCURRENCY: usize = 16;
 /// Longest wait before retrying a failed create.
@@ -169,8 +171,11 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             () = wake.notified() => {
-                // Let a burst of watch events settle into one pass.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Let a burst of watch events settle into one pass, and keep passes (each one
+                // DescribeContainerGroups call) at least MIN_PASS_GAP apart: our own status
+                // writes come back as watch events.
+                let gap = MIN_PASS_GAP.min(ctx.config.sync_interval);
+                tokio::time::sleep_until((started + gap).max(Instant::now() + Duration::from_millis(100))).await;
             }
             () = tokio::time::sleep(ctx.config.sync_interval) => {}
         }
