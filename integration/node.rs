@@ -797,6 +797,22 @@ spec:
         "volumes: {:?}",
         group.volumes
     );
+    // The service-account volume the apiserver adds (ca.crt, namespace and a requested token).
+    let api_volume = jsonpath(
+        ground,
+        ns,
+        "with-env",
+        "{.spec.volumes[?(@.projected)].name}",
+    )?;
+    ensure!(
+        !api_volume.is_empty(),
+        "the pod has no service-account volume"
+    );
+    ensure!(
+        volume(&api_volume).as_deref() == Some("ConfigFileVolume"),
+        "{api_volume}: {:?}",
+        group.volumes
+    );
     ensure!(
         main.volume_mounts
             .iter()

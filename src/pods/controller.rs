@@ -32,7 +32,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret, ServiceAccount};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, Preconditions},
@@ -469,7 +469,74 @@ async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
         };
         sources.objects.insert((kind, name), data);
     }
+    request_tokens(ctx, pod, &namespace, &mut sources).await?;
     Some(sources)
+}
+
+/// Requests a token, bound to the pod, for every projected `serviceAccountToken` source.
+/// Tokens go only into the create request, never a log or event.
+async fn request_tokens(
+    ctx: &Context,
+    pod: &Pod,
+    namespace: &str,
+    sources: &mut Sources,
+) -> Option<()> {
+    use k8s_openapi::api::authentication::v1::{
+        BoundObjectReference, TokenRequest, TokenRequestSpec,
+    };
+    let spec = pod.spec.as_ref()?;
+    let account = spec
+        .service_account_name
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let api: Api<ServiceAccount> = Api::namespaced(ctx.kube.clone(), namespace);
+    for volume in spec.volumes.iter().flatten() {
+        for source in volume
+            .projected
+            .iter()
+            .flat_map(|p| p.sources.iter().flatten())
+        {
+            let Some(token) = &source.service_account_token else {
+                continue;
+            };
+            let request = TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    audiences: token.audience.clone().map(|a| vec![a]),
+                    expiration_seconds: token.expiration_seconds.or(Some(3607)),
+                    bound_object_ref: Some(BoundObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("Pod".into()),
+                        name: pod.metadata.name.clone(),
+                        uid: pod.metadata.uid.clone(),
+                    }),
+                    ..TokenRequestSpec::default()
+                }),
+                ..TokenRequest::default()
+            };
+            let answer = tokio::time::timeout(
+                KUBE_TIMEOUT,
+                api.create_token_request(&account, &Default::default(), &request),
+            )
+            .await;
+            match answer {
+                Ok(Ok(issued)) => {
+                    let value = issued.status.and_then(|s| s.token).unwrap_or_default();
+                    sources
+                        .tokens
+                        .insert((volume.name.clone(), token.path.clone()), value);
+                }
+                Ok(Err(error)) => {
+                    warn!(service_account = %account, error = &error as &dyn std::error::Error, "service-account token not issued; retrying");
+                    return None;
+                }
+                Err(_) => {
+                    warn!(service_account = %account, "service-account token request timed out; retrying");
+                    return None;
+                }
+            }
+        }
+    }
+    Some(())
 }
 
 /// GET with a timeout: `Some(None)` if it does not exist, `None` if it could not be read.

@@ -40,6 +40,8 @@ impl SourceKind {
 pub struct Sources {
     /// By kind and name.
     pub objects: HashMap<(SourceKind, String), Option<BTreeMap<String, String>>>,
+    /// Service-account tokens of projected volumes, by volume name and file path.
+    pub tokens: HashMap<(String, String), String>,
 }
 
 /// A reference that could not be satisfied.

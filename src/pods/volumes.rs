@@ -3,8 +3,9 @@
 //! emptyDir → `EmptyDirVolume`; nfs → `NFSVolume`; configMap, secret, downwardAPI and projected
 //! (their configMap/secret/downwardAPI sources) → `ConfigFileVolume` with the files' contents
 //! (base64, as ECI wants); an optional source that is missing becomes an empty directory.
-//! Not mapped yet, with their mounts left out: persistentVolumeClaim and other drivers, and the
-//! `serviceAccountToken` source of a projected volume (its other sources are mapped).
+//! A projected `serviceAccountToken` gets the token the controller requested for the pod
+//! (TokenRequest API, bound to the pod). Not mapped yet, with their mounts left out:
+//! persistentVolumeClaim and other drivers.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -116,6 +117,11 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
                             secret.optional == Some(true),
                         ),
                     }
+                }
+                if let Some(token) = &source.service_account_token
+                    && let Some(value) = sources.tokens.get(&(name.clone(), token.path.clone()))
+                {
+                    data.insert(token.path.clone(), value.clone());
                 }
                 if let Some(downward) = &source.downward_api {
                     for item in downward.items.iter().flatten() {
@@ -280,6 +286,17 @@ spec:
             ]
         );
         assert!(!mapped.names.contains("claim"));
+        let mut with_token = sources();
+        with_token
+            .tokens
+            .insert(("api".into(), "token".into()), "jwt".into());
+        let mapped = map(&pod(), &with_token, "10.0.0.1");
+        let api = mapped
+            .volumes
+            .iter()
+            .find(|v| v.name == "api")
+            .expect("api");
+        assert!(paths(api).contains(&("token".to_owned(), "jwt".to_owned())));
         assert_eq!(mapped.missing.len(), 1);
         assert!(mapped.missing[0].optional);
     }
