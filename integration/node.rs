@@ -10,9 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use eci_vk::eci::{
-    Client, ClientConfig, ContainerGroup, Credentials, DescribeContainerGroups, Endpoint, Tag,
-};
+use eci_vk::eci::{Client, ContainerGroup, DescribeContainerGroups, Tag};
 
 use crate::support::{
     Ground,
@@ -334,15 +332,6 @@ fn wait_running(ground: &Ground, node: &NodeProcess, namespace: &str, pod: &str)
     .with_context(|| format!("node log:\n{}", node.logs()))
 }
 
-fn eci_client(emulator: &EmulatorProcess) -> Result<Client> {
-    let mut config = ClientConfig::new(
-        "cn-hangzhou",
-        Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET, None),
-    );
-    config.endpoint = Endpoint::Url(emulator.endpoint.clone());
-    Ok(Client::new(config)?)
-}
-
 /// The groups the emulator holds for `node` (by the node tag the node puts on them).
 fn groups_of(ground: &Ground, eci: &Client, node: &str) -> Result<Vec<ContainerGroup>> {
     ground.runtime.block_on(async {
@@ -447,7 +436,7 @@ fn registers_ready_and_renews_its_lease(ground: &Ground, _namespace: &Namespace)
 fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
     let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
-    let eci = eci_client(&emulator)?;
+    let eci = emulator.client()?;
     let name = node_name("pod");
     let mut node = NodeProcess::prepare(ground, &name, Some(emulator.endpoint.clone()))?;
     node.env
@@ -611,7 +600,7 @@ fn failed_and_unsupported_pods(ground: &Ground, namespace: &Namespace) -> Result
 fn restart_adopts_pods_without_new_groups(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
     let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
-    let eci = eci_client(&emulator)?;
+    let eci = emulator.client()?;
     let name = node_name("restart");
     let mut node = NodeProcess::start(ground, &name, Some(&emulator))?;
     node.wait_ready()?;
@@ -686,7 +675,7 @@ fn restart_adopts_pods_without_new_groups(ground: &Ground, namespace: &Namespace
 fn env_from_configmaps_and_secrets(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
     let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
-    let eci = eci_client(&emulator)?;
+    let eci = emulator.client()?;
     let name = node_name("env");
     let node = NodeProcess::start(ground, &name, Some(&emulator))?;
     node.wait_ready()?;
@@ -864,7 +853,7 @@ spec:
 fn deployment_is_scheduled_onto_the_node(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
     let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
-    let eci = eci_client(&emulator)?;
+    let eci = emulator.client()?;
     let name = node_name("deploy");
     let node = NodeProcess::start(ground, &name, Some(&emulator))?;
     node.wait_ready()?;
@@ -997,7 +986,7 @@ impl FlakyProxy {
 fn cloud_outage_keeps_the_node_ready(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
     let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
-    let eci = eci_client(&emulator)?;
+    let eci = emulator.client()?;
     let proxy = FlakyProxy::start(ground, &emulator.endpoint)?;
     let name = node_name("outage");
     let node = NodeProcess::start_at(ground, &name, Some(proxy.endpoint.clone()))?;
