@@ -6,12 +6,12 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tokio_stream::StreamExt as _;
 
-use super::{Work, registries, start};
+use super::{Work, registries, start, with_current};
 use crate::{
     agent::pb::{BuildSnapshotRequest, PrepareImagesRequest, RegistryCredential},
     emulator::{
         Core,
-        state::{Cache, CacheStatus, FAILED_CACHE_TTL},
+        state::{Cache, CacheStatus, FAILED_CACHE_TTL, Store},
     },
 };
 
@@ -21,21 +21,17 @@ async fn with_cache<R>(
     generation: u64,
     f: impl FnOnce(&mut Cache, Timestamp) -> R,
 ) -> Option<R> {
-    let now = core.now();
-    let (result, changed) = {
-        let mut store = core.store.lock().await;
-        let cache = store
-            .caches
-            .get_mut(id)
-            .filter(|x| x.generation == generation)?;
-        let before = cache.clone();
-        let result = f(cache, now);
-        (result, *cache != before)
-    };
-    if changed {
-        core.changed();
-    }
-    Some(result)
+    with_current(
+        core,
+        |store: &mut Store| {
+            store
+                .caches
+                .get_mut(id)
+                .filter(|x| x.generation == generation)
+        },
+        f,
+    )
+    .await
 }
 
 const GIB: u64 = 1024 * 1024 * 1024;

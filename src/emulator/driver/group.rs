@@ -5,7 +5,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use tokio_stream::StreamExt as _;
 
-use super::{GroupMode, registries};
+use super::{GroupMode, registries, with_current};
 use crate::{
     agent::pb::{
         self, CreateGroupRequest, DeleteGroupRequest, GroupPhase, InspectGroupRequest,
@@ -14,7 +14,7 @@ use crate::{
     emulator::{
         Core,
         spec::{self, ContainerSpec, GroupSpec},
-        state::{ContainerRuntime, ContainerState, Group, GroupStatus},
+        state::{ContainerRuntime, ContainerState, Group, GroupStatus, Store},
     },
 };
 
@@ -25,21 +25,17 @@ async fn with_group<R>(
     generation: u64,
     f: impl FnOnce(&mut Group, Timestamp) -> R,
 ) -> Option<R> {
-    let now = core.now();
-    let (result, changed) = {
-        let mut store = core.store.lock().await;
-        let group = store
-            .groups
-            .get_mut(id)
-            .filter(|x| x.generation == generation)?;
-        let before = group.clone();
-        let result = f(group, now);
-        (result, *group != before)
-    };
-    if changed {
-        core.changed();
-    }
-    Some(result)
+    with_current(
+        core,
+        |store: &mut Store| {
+            store
+                .groups
+                .get_mut(id)
+                .filter(|x| x.generation == generation)
+        },
+        f,
+    )
+    .await
 }
 
 /// Whether the group still exists at all (at any generation).

@@ -22,7 +22,7 @@ use self::{
 };
 use super::{
     Core,
-    state::{CacheStatus, GroupStatus, Purged},
+    state::{CacheStatus, GroupStatus, Purged, Store},
 };
 use crate::agent::pb::DeleteSnapshotRequest;
 
@@ -194,6 +194,28 @@ pub async fn resume_all(core: &Arc<Core>) {
     for w in work {
         start(core, w);
     }
+}
+
+/// Applies `f` to the resource `pick` finds (a group or cache at the task's generation), and
+/// tells the core when `f` changed it; `None` when it is gone or a newer request replaced it,
+/// so an older task can never undo a newer one.
+async fn with_current<T: Clone + PartialEq, R>(
+    core: &Core,
+    pick: impl FnOnce(&mut Store) -> Option<&mut T>,
+    f: impl FnOnce(&mut T, jiff::Timestamp) -> R,
+) -> Option<R> {
+    let now = core.now();
+    let (result, changed) = {
+        let mut store = core.store.lock().await;
+        let resource = pick(&mut store)?;
+        let before = resource.clone();
+        let result = f(resource, now);
+        (result, *resource != before)
+    };
+    if changed {
+        core.changed();
+    }
+    Some(result)
 }
 
 /// `PlainHttpRegistry`/`InsecureRegistry`: comma-separated hosts.
