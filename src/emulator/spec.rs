@@ -463,17 +463,22 @@ fn parse_volume(v: &Params) -> Result<Volume, ApiError> {
             ));
         }
         "ConfigFileVolume" => {
-            let files = v
-                .sub("ConfigFileVolume")
+            let c = v.sub("ConfigFileVolume");
+            let files = c
                 .objects("ConfigFileToPath")?
                 .iter()
                 .map(|f| {
-                    Ok(serde_json::json!({
+                    let mut file = serde_json::json!({
                         "Path": f.required("Path")?,
                         "Content": f.get("Content").unwrap_or_default(),
-                    }))
+                    });
+                    if let Some(mode) = f.get("Mode") {
+                        file["Mode"] = mode.into();
+                    }
+                    Ok(file)
                 })
                 .collect::<Result<Vec<_>, ApiError>>()?;
+            text("ConfigFileVolumeDefaultMode", c.get("DefaultMode"));
             fields.push(("ConfigFileVolumeConfigFileToPaths".into(), files.into()));
         }
         "FlexVolume" => {

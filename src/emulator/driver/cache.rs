@@ -88,6 +88,7 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
             })
             .collect(),
         base_snapshot_id: String::new(),
+        pull_policies: Default::default(),
         plain_http_registries: registries(&spec.plain_http_registry),
         insecure_registries: registries(&spec.insecure_registry),
     };
@@ -225,6 +226,7 @@ pub(super) async fn restore_snapshot(core: Arc<Core>, id: String) {
             })
             .collect(),
         base_snapshot_id: String::new(),
+        pull_policies: Default::default(),
         plain_http_registries: registries(&spec.plain_http_registry),
         insecure_registries: registries(&spec.insecure_registry),
     };

@@ -5,15 +5,15 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use tokio_stream::StreamExt as _;
 
-use super::{GroupMode, registries, with_current};
+use super::{GroupMode, agent_request, registries, with_current};
 use crate::{
     agent::pb::{
-        self, CreateGroupRequest, DeleteGroupRequest, GroupPhase, InspectGroupRequest,
-        PrepareImagesRequest, RegistryCredential, RestartGroupRequest,
+        self, DeleteGroupRequest, GroupPhase, InspectGroupRequest, PrepareImagesRequest,
+        RegistryCredential, RestartGroupRequest,
     },
     emulator::{
         Core,
-        spec::{self, ContainerSpec, GroupSpec},
+        spec::{self, GroupSpec},
         state::{ContainerRuntime, ContainerState, Group, GroupStatus, Store},
     },
 };
@@ -41,41 +41,6 @@ async fn with_group<R>(
 /// Whether the group still exists at all (at any generation).
 async fn exists(core: &Core, id: &str) -> bool {
     core.store.lock().await.groups.contains_key(id)
-}
-
-fn to_agent_container(c: &ContainerSpec) -> pb::ContainerSpec {
-    pb::ContainerSpec {
-        name: c.name.clone(),
-        image: c.image.clone(),
-        command: c.commands.clone(),
-        args: c.args.clone(),
-        working_dir: c.working_dir.clone(),
-        env: c
-            .env
-            .iter()
-            .map(|e| pb::EnvVar {
-                name: e.key.clone(),
-                value: e.value.clone(),
-            })
-            .collect(),
-        ports: c
-            .ports
-            .iter()
-            .map(|p| pb::PortSpec {
-                port: u32::try_from(p.port).unwrap_or(0),
-                protocol: p.protocol.clone(),
-            })
-            .collect(),
-        cpu: c.cpu,
-        memory_gib: c.memory,
-        tty: c.tty,
-        stdin: c.stdin,
-        pre_stop_exec: if c.has_pre_stop && c.pre_stop_exec.is_empty() {
-            vec!["<preStop>".into()]
-        } else {
-            c.pre_stop_exec.clone()
-        },
-    }
 }
 
 fn to_timestamp(ms: i64) -> Option<Timestamp> {
@@ -211,19 +176,7 @@ async fn provision(core: &Arc<Core>, id: &str, generation: u64, mode: GroupMode)
     if !pull(core, id, generation, &spec, snapshot.as_deref()).await {
         return false;
     }
-    let request = CreateGroupRequest {
-        group_id: id.to_owned(),
-        init_containers: spec
-            .init_containers
-            .iter()
-            .map(to_agent_container)
-            .collect(),
-        containers: spec.containers.iter().map(to_agent_container).collect(),
-        restart_policy: spec.restart_policy.clone(),
-        cpu: spec.cpu,
-        memory_gib: spec.memory,
-        generation,
-    };
+    let request = agent_request::create_group(id, generation, &spec);
     match core.agent.clone().create_group(request).await {
         Ok(status) => {
             let status = status.into_inner();
@@ -276,6 +229,7 @@ async fn pull(
             base_snapshot_id: snapshot.unwrap_or_default().to_owned(),
             plain_http_registries: registries(&spec.plain_http_registry),
             insecure_registries: registries(&spec.insecure_registry),
+            pull_policies: agent_request::pull_policies(spec),
         };
         let result = async {
             let mut stream = core

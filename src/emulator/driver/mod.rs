@@ -11,6 +11,7 @@
 //! generation is no longer current stops at its next step, so an older task never undoes a newer
 //! request. A task that finds its group deleted removes what it made on the agent.
 
+mod agent_request;
 mod cache;
 mod group;
 
