@@ -14,6 +14,10 @@ pub mod snapshot;
 pub mod store;
 pub mod unpack;
 
+// The real agent's container side: groups as runc containers.
+pub mod runc;
+pub mod service;
+
 /// The generated protocol types, client and server of `eci.agent.v1`.
 #[allow(missing_docs, clippy::pedantic)] // generated code
 pub mod pb {

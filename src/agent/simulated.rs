@@ -319,6 +319,7 @@ impl SimulatedAgent {
             phase: phase.into(),
             init_containers,
             containers,
+            ip: String::new(),
         }
     }
 
