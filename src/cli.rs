@@ -26,6 +26,8 @@ pub enum Command {
     Agent,
     /// Print the ImageCache CustomResourceDefinition as YAML.
     Crd,
+    /// Show which of the cluster's ImageCaches a pod would start from, and why.
+    ExplainMatch(crate::imagecache::ExplainMatchArgs),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -35,6 +37,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => crate::run::main(*args),
         Command::Emulator(args) => run_emulator(args),
         Command::Agent => not_built("agent", "[3] The agent"),
+        Command::ExplainMatch(args) => crate::imagecache::explain_match_main(args),
     }
 }
 

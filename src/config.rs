@@ -49,6 +49,10 @@ pub const ENV_CLUSTER_DOMAIN: &str = "VK_CLUSTER_DOMAIN";
 pub const ENV_METRICS_ADDR: &str = "VK_METRICS_ADDR";
 /// Environment variable of `--log-format`.
 pub const ENV_LOG_FORMAT: &str = "VK_LOG_FORMAT";
+/// Environment variable of `--image-cache-controller`.
+pub const ENV_IMAGE_CACHE_CONTROLLER: &str = "VK_IMAGE_CACHE_CONTROLLER";
+/// Environment variable of `--image-cache-selector`.
+pub const ENV_IMAGE_CACHE_SELECTOR: &str = "VK_IMAGE_CACHE_SELECTOR";
 
 /// The default taint: keeps ordinary pods off the virtual node unless they tolerate it.
 pub const DEFAULT_TAINT: &str = "virtual-kubelet.io/provider=alibabacloud:NoSchedule";
@@ -126,6 +130,14 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Reconcile ImageCache objects into cloud image caches (`false`: only read them to match
+    /// pods, e.g. a second node of a cluster whose caches another process builds). Several
+    /// nodes with it on take turns through the Lease `kube-system/eci-vk-imagecache-<cluster>`.
+    #[arg(long, env = ENV_IMAGE_CACHE_CONTROLLER, default_value_t = true, action = clap::ArgAction::Set)]
+    pub image_cache_controller: bool,
+    /// Only ImageCaches with these labels (`key=value,...`) are reconciled and matched.
+    #[arg(long, env = ENV_IMAGE_CACHE_SELECTOR)]
+    pub image_cache_selector: Option<String>,
 }
 
 /// A taint of the node.
@@ -189,6 +201,10 @@ pub struct RunConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Log format.
     pub log_format: LogFormat,
+    /// Whether this process reconciles ImageCaches.
+    pub image_cache_controller: bool,
+    /// Label selector of the ImageCaches this node reconciles and matches.
+    pub image_cache_selector: Option<String>,
 }
 
 /// A setting that does not make sense.
@@ -229,6 +245,14 @@ pub enum ConfigError {
     /// The endpoint is not an http(s) URL.
     #[error("--eci-endpoint (env {ENV_ECI_ENDPOINT}) {value:?} is not an http:// or https:// URL")]
     InvalidEndpoint {
+        /// The value given.
+        value: String,
+    },
+    /// The ImageCache label selector is not `key=value` pairs.
+    #[error(
+        "--image-cache-selector (env {ENV_IMAGE_CACHE_SELECTOR}) {value:?} is not a label selector like app=web,tier!=db"
+    )]
+    InvalidSelector {
         /// The value given.
         value: String,
     },
@@ -303,6 +327,17 @@ impl RunArgs {
                 value: self.pod_sync_interval_ms,
             });
         }
+        let image_cache_selector = self
+            .image_cache_selector
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        if let Some(selector) = &image_cache_selector
+            && !valid_selector(selector)
+        {
+            errors.push(ConfigError::InvalidSelector {
+                value: selector.clone(),
+            });
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -326,6 +361,8 @@ impl RunArgs {
             cluster_domain: self.cluster_domain,
             metrics_addr: self.metrics_addr,
             log_format: self.log_format,
+            image_cache_controller: self.image_cache_controller,
+            image_cache_selector,
         })
     }
 }
@@ -376,6 +413,32 @@ fn valid_node_name(name: &str) -> bool {
             .bytes()
             .last()
             .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// Equality-based label requirements (`k=v`, `k==v`, `k!=v`, `k`, `!k`), comma-separated: the
+/// forms the API server takes, checked here so a typo exits 2 instead of failing every watch.
+fn valid_selector(selector: &str) -> bool {
+    let label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+    };
+    let value = |s: &str| {
+        s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    selector.split(',').all(|requirement| {
+        let r = requirement.trim();
+        if let Some((k, v)) = r.split_once("!=") {
+            label(k.trim()) && value(v.trim())
+        } else if let Some((k, v)) = r.split_once("==").or_else(|| r.split_once('=')) {
+            label(k.trim()) && value(v.trim())
+        } else {
+            label(r.strip_prefix('!').unwrap_or(r).trim())
+        }
+    })
 }
 
 /// A non-negative decimal with an optional Kubernetes suffix.
@@ -460,6 +523,29 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn image_cache_settings() {
+        let config = parse(&[]).expect("defaults");
+        assert!(config.image_cache_controller);
+        assert_eq!(config.image_cache_selector, None);
+        let config = parse(&[
+            "--image-cache-controller=false",
+            "--image-cache-selector",
+            "team=a,tier!=db",
+        ])
+        .expect("valid");
+        assert!(!config.image_cache_controller);
+        assert_eq!(
+            config.image_cache_selector.as_deref(),
+            Some("team=a,tier!=db")
+        );
+        let errors = parse(&["--image-cache-selector", "team=a b"]).expect_err("bad selector");
+        assert!(
+            errors.to_string().contains("VK_IMAGE_CACHE_SELECTOR"),
+            "{errors}"
+        );
     }
 
     #[test]

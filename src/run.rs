@@ -1,5 +1,6 @@
-//! `eci-vk run`: wires config, the ECI client (or the in-process emulator), the node and the
-//! pod controller, and drains them on SIGTERM/SIGINT.
+//! `eci-vk run`: wires config, the ECI client (or the in-process emulator), the node, the
+//! ImageCache controller and the pod controller (sharing one cache index), and drains them on
+//! SIGTERM/SIGINT.
 //!
 //! This is the only place besides `cli.rs` that may construct the emulator (DESIGN.md): the
 //! node and pod rooms only ever see an [`eci::Client`].
@@ -12,7 +13,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::{
     config::{LogFormat, RunArgs, RunConfig},
-    eci, node, pods,
+    eci, imagecache, node, pods,
 };
 
 /// How long running tasks get to finish after a signal.
@@ -139,6 +140,7 @@ async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let (health_tx, health_rx) = watch::channel(true);
+    let image_caches = imagecache::CacheIndexHandle::new();
     let pods_config = pods::PodsConfig {
         node_name: config.node_name.clone(),
         placement: pods::Placement {
@@ -157,6 +159,7 @@ async fn serve(
         host_ip: config.internal_ip.to_string(),
         sync_interval: config.pod_sync_interval,
         metrics: metrics.clone(),
+        image_caches: image_caches.clone(),
     };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = config.metrics_addr {
@@ -195,6 +198,23 @@ async fn serve(
         .instrument(info_span!("node", node.name = %config.node_name)),
     );
     tasks.spawn(
+        {
+            let hosting = imagecache::host(
+                kube.clone(),
+                eci.clone(),
+                image_cache_settings(&config),
+                config.image_cache_controller,
+                image_caches,
+                stopped(shutdown_rx.clone()),
+            );
+            async move {
+                hosting.await;
+                Ok::<(), pods::PodsError>(())
+            }
+        }
+        .instrument(info_span!("imagecache", node.name = %config.node_name)),
+    );
+    tasks.spawn(
         pods::run(kube, eci, pods_config, health_tx, stopped(shutdown_rx))
             .instrument(info_span!("pods", node.name = %config.node_name)),
     );
@@ -223,6 +243,34 @@ async fn serve(
         handle.shutdown().await;
     }
     outcome
+}
+
+/// Settings of the ImageCache controller this node hosts. Several nodes of one cluster take
+/// turns through one Lease per cluster name, held by the node name.
+fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
+    let lease_name: String = format!("eci-vk-imagecache-{}", config.cluster_name)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    imagecache::Settings {
+        cluster_name: config.cluster_name.clone(),
+        label_selector: config.image_cache_selector.clone(),
+        security_group_id: config.security_group.clone(),
+        vswitch_id: config.vswitch.clone(),
+        leader_lease: Some(imagecache::LeaseSettings::new(
+            "kube-system",
+            lease_name.trim_end_matches('-'),
+            &config.node_name,
+        )),
+        ..imagecache::Settings::default()
+    }
 }
 
 async fn start_emulator(

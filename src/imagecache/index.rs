@@ -55,6 +55,8 @@ struct Inner {
     ids: HashMap<String, String>,
     /// Objects seen during a relist, applied at its end.
     relist: Option<Vec<CacheEntry>>,
+    /// Whether the index has ever been complete (a first list done, or the CRD known absent).
+    synced: bool,
 }
 
 /// A shared, cheaply cloned handle on the index.
@@ -67,6 +69,23 @@ impl CacheIndexHandle {
     /// An empty index.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether the index holds every cache the cluster has: true after the first complete list,
+    /// or once the CRD is known not to be installed (then there are no caches to know of).
+    /// Until then a pod that asks for a cache waits rather than being judged on a partial view.
+    pub fn is_synced(&self) -> bool {
+        self.inner.read().synced
+    }
+
+    /// Records that the cluster has no `ImageCache` API (the CRD is not installed): the index is
+    /// complete and empty, so pods asking for a cache get an answer (not found, or a miss).
+    pub fn mark_absent(&self) {
+        let mut inner = self.inner.write();
+        inner.index = CacheIndex::default();
+        inner.ids.clear();
+        inner.relist = None;
+        inner.synced = true;
     }
 
     /// Runs `f` on the current index (under a short read lock: do not block in `f`).
@@ -112,6 +131,7 @@ impl CacheIndexHandle {
                     .map(|e| (e.name.clone(), e.id.clone()))
                     .collect();
                 inner.index = CacheIndex::from_entries(entries);
+                inner.synced = true;
             }
             watcher::Event::Apply(object) => {
                 let name = object.name_any();
@@ -185,7 +205,9 @@ mod tests {
             &["redis"],
         )));
         assert_eq!(pick(&h, "nginx"), None, "not applied before InitDone");
+        assert!(!h.is_synced());
         h.apply(&watcher::Event::InitDone);
+        assert!(h.is_synced());
         assert_eq!(pick(&h, "nginx"), Some("imc-a".into()));
         assert_eq!(h.read(CacheIndex::len), 1);
 

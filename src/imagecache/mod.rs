@@ -6,6 +6,8 @@
 
 mod annotations;
 mod explain;
+mod explain_cli;
+mod host;
 mod index;
 mod leader;
 mod matcher;
@@ -22,6 +24,10 @@ pub use annotations::{
     resolve_snapshot_request,
 };
 pub use explain::{explain, why_better};
+pub use explain_cli::{
+    ExplainError, ExplainMatchArgs, main as explain_match_main, render as explain_match,
+};
+pub use host::host;
 pub use index::{CacheIndexHandle, entry_of};
 pub use leader::{
     LeaseError, LeaseSettings, release as release_lease, try_acquire as try_acquire_lease,

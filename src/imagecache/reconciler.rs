@@ -222,6 +222,14 @@ impl ImageCacheController {
         self.index.clone()
     }
 
+    /// Keeps `index` current instead of a fresh one, so an index handed out before (to the pod
+    /// controller) survives a restart of the controller (say, after the CRD was installed).
+    #[must_use]
+    pub fn with_index(mut self, index: CacheIndexHandle) -> Self {
+        self.index = index;
+        self
+    }
+
     /// Runs until `shutdown` completes, then finishes the reconciliations in flight.
     ///
     /// # Errors

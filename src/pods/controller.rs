@@ -50,10 +50,14 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::{
     PodsError,
     env::{self, SourceKind, Sources},
+    snapshot::Resolve,
     status::{differs, pod_status},
     translate::{Placement, Unsupported, check_supported, tags, translate},
 };
-use crate::eci::{self, ContainerGroup, DeleteContainerGroup, DescribeContainerGroups, Tag};
+use crate::{
+    eci::{self, ContainerGroup, DeleteContainerGroup, DescribeContainerGroups, Tag},
+    imagecache,
+};
 
 /// Limit on one apiserver call.
 const KUBE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -81,6 +85,8 @@ pub struct PodsConfig {
     pub sync_interval: Duration,
     /// Where pod and pass metrics go.
     pub metrics: crate::metrics::Metrics,
+    /// The ImageCaches this node knows, for the snapshot a new pod starts from.
+    pub image_caches: crate::imagecache::CacheIndexHandle,
 }
 
 struct Context {
@@ -398,7 +404,22 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         schedule_retry(ctx, uid);
         return;
     }
-    let request = translated.request;
+    let mut request = translated.request;
+    let snapshot =
+        match super::snapshot::resolve(&ctx.config.image_caches, pod, jiff::Timestamp::now()) {
+            Ok(snapshot) => snapshot,
+            Err(Resolve::Wait) => {
+                schedule_retry(ctx, uid);
+                return;
+            }
+            Err(Resolve::Fail(error)) => {
+                fail_for_snapshot(ctx, pod, uid, &error).await;
+                return;
+            }
+        };
+    if let imagecache::SnapshotDecision::Use { id, .. } = &snapshot {
+        request.image_snapshot_id = Some(id.clone());
+    }
     let answer = tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&request)).await;
     match answer {
         Ok(Ok(created)) => {
@@ -413,6 +434,7 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
                 &format!("created ECI container group {}", created.container_group_id),
             )
             .await;
+            report_snapshot(ctx, pod, uid, &snapshot).await;
         }
         Ok(Err(error)) => {
             ctx.config.metrics.pod_create("failed");
@@ -563,6 +585,85 @@ fn schedule_retry(ctx: &Context, uid: &str) {
     entry.0 = entry.0.saturating_add(1);
     let wait = Duration::from_secs(1u64 << entry.0.min(9)).min(MAX_CREATE_BACKOFF);
     entry.1 = Instant::now() + wait;
+}
+
+/// The pod asked for an image cache it cannot have: it fails with the reason as its status
+/// reason and a Warning event (once), and the node carries on with other pods.
+async fn fail_for_snapshot(ctx: &Context, pod: &Pod, uid: &str, error: &imagecache::SnapshotError) {
+    if !ctx.rejected.lock().insert(uid.to_owned()) {
+        return;
+    }
+    let message = super::snapshot::message(error);
+    info!(reason = error.reason(), %message, "pod cannot start from the image cache it names");
+    ctx.config.metrics.pod_create("image-cache-refused");
+    publish(ctx, pod, EventType::Warning, error.reason(), &message).await;
+    let status = PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some(error.reason().into()),
+        message: Some(message),
+        ..PodStatus::default()
+    };
+    write_status(ctx, pod, uid, &status).await;
+}
+
+/// After the group was created: a hit is recorded on the pod (annotation
+/// `k8s.aliyun.com/eci-matched-image-cache` and a `SuccessfulHitImageCache` event), a miss is an
+/// `ImageCacheMissed` event.
+async fn report_snapshot(
+    ctx: &Context,
+    pod: &Pod,
+    uid: &str,
+    snapshot: &imagecache::SnapshotDecision,
+) {
+    if let imagecache::SnapshotDecision::Use {
+        id,
+        name,
+        automatic,
+    } = snapshot
+    {
+        info!(imagecache.id = %id, imagecache.name = %name, automatic, "pod starts from an image cache");
+        annotate(
+            ctx,
+            pod,
+            uid,
+            imagecache::ANNOTATION_MATCHED_IMAGE_CACHE,
+            id,
+        )
+        .await;
+    }
+    if let Some((reason, note)) = snapshot.event() {
+        let kind = if reason == imagecache::REASON_HIT {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        publish(ctx, pod, kind, reason, &note).await;
+    }
+}
+
+/// Sets one annotation on the pod (a merge patch with the UID as precondition).
+async fn annotate(ctx: &Context, pod: &Pod, uid: &str, key: &str, value: &str) {
+    let (Some(namespace), Some(name)) = (pod.namespace(), pod.metadata.name.as_deref()) else {
+        return;
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let patch = serde_json::json!({ "metadata": { "uid": uid, "annotations": { key: value } } });
+    let answer = tokio::time::timeout(
+        KUBE_TIMEOUT,
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
+    )
+    .await;
+    match answer {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => warn!(
+            annotation = key,
+            error = &error as &dyn std::error::Error,
+            "pod annotation not written"
+        ),
+        Err(_) => {
+            warn!(annotation = key, timeout = ?KUBE_TIMEOUT, "pod annotation write timed out")
+        }
+    }
 }
 
 async fn reject(ctx: &Context, pod: &Pod, uid: &str, why: &Unsupported) {

@@ -5,11 +5,13 @@
 //! - [`env`]: a container's environment from values, ConfigMaps, Secrets and the downward API (pure).
 //! - [`volumes`]: pod volumes → ECI volumes (pure).
 //! - [`status`]: described group → `PodStatus` (pure).
+//! - [`snapshot`]: the image cache a new pod starts from (pure).
 //! - [`controller`]: the watch, the batched poll, creation, deletion, adoption and orphan
 //!   collection.
 
 pub mod controller;
 pub mod env;
+pub mod snapshot;
 pub mod status;
 pub mod translate;
 pub mod volumes;

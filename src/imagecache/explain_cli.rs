@@ -1,0 +1,327 @@
+//! `eci-vk explain-match -f pod.yaml`: which of the cluster's ImageCaches a pod would start
+//! from, and why. It reads the pod (or a Deployment-like object's pod template) from a file,
+//! lists the cluster's ImageCaches once, and prints the matcher's report ([`super::explain`])
+//! together with what the pod's own annotations ask for — the same decision the node makes at
+//! creation ([`super::decide_snapshot`]), so a user can see it before creating the pod.
+
+use std::{io::Read as _, path::PathBuf, process::ExitCode};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use kube::{Api, ResourceExt, api::ListParams};
+
+use super::{
+    annotations::{SnapshotRequest, resolve_snapshot_request},
+    explain::explain,
+    index::entry_of,
+    matcher::{CacheIndex, MatchOptions},
+    resource::ImageCache,
+    snapshot::{SnapshotDecision, decide_snapshot, pod_images},
+};
+
+/// Flags of `eci-vk explain-match`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExplainMatchArgs {
+    /// The pod (or an object with a pod template, such as a Deployment) as YAML or JSON; `-`
+    /// reads standard input.
+    #[arg(short = 'f', long = "filename")]
+    pub filename: PathBuf,
+    /// Kubeconfig file; without it, the in-cluster config or the default kubeconfig is used.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Only consider ImageCaches with these labels (as the node's `--image-cache-selector`).
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
+}
+
+/// Why explain-match could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a pod or an object with a pod template.
+    #[error("{path} is not a Pod or an object with spec.template: {reason}")]
+    NotAPod {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No usable kubeconfig.
+    #[error("cannot build a Kubernetes client")]
+    Client(#[source] anyhow::Error),
+    /// The ImageCaches could not be listed.
+    #[error(
+        "cannot list imagecaches.eci.alibabacloud.com (is the CRD installed: eci-vk crd | kubectl apply -f -?)"
+    )]
+    List(#[source] kube::Error),
+}
+
+impl ExplainError {
+    /// Bad input (exit 2) rather than a failure of the cluster.
+    fn is_usage(&self) -> bool {
+        matches!(self, Self::ReadFile { .. } | Self::NotAPod { .. })
+    }
+}
+
+/// Runs `eci-vk explain-match` and returns its exit code.
+pub fn main(args: ExplainMatchArgs) -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("eci-vk explain-match: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            let mut line = format!("eci-vk explain-match: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                line.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{line}");
+            if error.is_usage() {
+                ExitCode::from(crate::cli::EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn run(args: &ExplainMatchArgs) -> Result<String, ExplainError> {
+    let pod = read_pod(&args.filename)?;
+    let kube = client(args.kubeconfig.as_ref())
+        .await
+        .map_err(ExplainError::Client)?;
+    let api: Api<ImageCache> = Api::all(kube);
+    let mut params = ListParams::default();
+    if let Some(selector) = &args.selector {
+        params = params.labels(selector);
+    }
+    let objects = api.list(&params).await.map_err(ExplainError::List)?;
+    Ok(render(&pod, &objects.items, Timestamp::now()))
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Reads a Pod, or the pod template of a workload (its annotations are the template's: the
+/// workload's own do nothing, as on the node).
+fn read_pod(path: &PathBuf) -> Result<Pod, ExplainError> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map(|_| text)
+            .map_err(|source| ExplainError::ReadFile {
+                path: path.clone(),
+                source,
+            })?
+    } else {
+        std::fs::read_to_string(path).map_err(|source| ExplainError::ReadFile {
+            path: path.clone(),
+            source,
+        })?
+    };
+    parse_pod(&text).map_err(|reason| ExplainError::NotAPod {
+        path: path.clone(),
+        reason,
+    })
+}
+
+fn parse_pod(text: &str) -> Result<Pod, String> {
+    let value: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    if value["kind"] == "Pod" {
+        return serde_json::from_value(value).map_err(|e| e.to_string());
+    }
+    let template = &value["spec"]["template"];
+    if template.is_null() {
+        return Err(format!(
+            "kind {} has no spec.template",
+            value["kind"].as_str().unwrap_or("(none)")
+        ));
+    }
+    let metadata = serde_json::from_value(template["metadata"].clone()).unwrap_or_default();
+    let spec: PodSpec =
+        serde_json::from_value(template["spec"].clone()).map_err(|e| e.to_string())?;
+    let mut pod = Pod {
+        metadata,
+        spec: Some(spec),
+        ..Pod::default()
+    };
+    if pod.metadata.name.is_none() {
+        pod.metadata.name = value["metadata"]["name"].as_str().map(str::to_owned);
+    }
+    Ok(pod)
+}
+
+/// The whole answer for `pod` against `caches` at `now`.
+pub fn render(pod: &Pod, caches: &[ImageCache], now: Timestamp) -> String {
+    let index = CacheIndex::from_entries(caches.iter().filter_map(entry_of));
+    let without_id = caches.len() - index.len();
+    let mut out = format!(
+        "pod {}: {} image cache(s) in the cluster",
+        pod.name_any(),
+        caches.len()
+    );
+    if without_id > 0 {
+        out.push_str(&format!(" ({without_id} without a cloud cache yet)"));
+    }
+    out.push('\n');
+    let empty = std::collections::BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    let options = match resolve_snapshot_request(annotations) {
+        Err(error) => {
+            out.push_str(&format!(
+                "the pod would fail (InvalidImageCacheAnnotation): {error}\n"
+            ));
+            return out;
+        }
+        Ok(SnapshotRequest::None) => {
+            out.push_str("asks for: no image cache (no k8s.aliyun.com/eci-image-snapshot-id or eci-image-cache annotation); below is what automatic matching would choose\n");
+            MatchOptions::default()
+        }
+        Ok(SnapshotRequest::Explicit { id, annotation }) => {
+            out.push_str(&format!(
+                "asks for: image cache {id} ({annotation}; an explicit id wins over automatic matching)\n"
+            ));
+            MatchOptions::default()
+        }
+        Ok(SnapshotRequest::Automatic(options)) => {
+            out.push_str("asks for: automatic matching\n");
+            options
+        }
+    };
+    out.push_str(&explain(&index.select(pod_images(pod), options, now)));
+    match decide_snapshot(pod, &index, now) {
+        Ok(SnapshotDecision::Use { id, name, .. }) => {
+            out.push_str(&format!(
+                "the node would create the pod from {id} ({name})\n"
+            ));
+        }
+        Ok(SnapshotDecision::Missed(_)) => {
+            out.push_str(
+                "the node would create the pod without a cache (event ImageCacheMissed)\n",
+            );
+        }
+        Ok(SnapshotDecision::NotRequested) => {
+            out.push_str("the node would create the pod without a cache\n");
+        }
+        Err(error) => out.push_str(&format!(
+            "the pod would fail ({}): {error}\n",
+            error.reason()
+        )),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::imagecache::{ImageCacheSpec, ImageCacheStatus};
+
+    fn cache(name: &str, id: &str, start: &str, images: &[&str]) -> ImageCache {
+        let mut o = ImageCache::new(
+            name,
+            ImageCacheSpec {
+                images: images.iter().map(|s| (*s).to_owned()).collect(),
+                image_pull_secrets: Vec::new(),
+                image_cache_size: 20,
+                retention_days: None,
+            },
+        );
+        o.status = Some(ImageCacheStatus {
+            phase: Some("Ready".into()),
+            image_cache_id: Some(id.into()),
+            start_time: Some(Time(start.parse().expect("time"))),
+            ..ImageCacheStatus::default()
+        });
+        o
+    }
+
+    const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx-deployment
+  annotations:
+    k8s.aliyun.com/eci-image-snapshot-id: imc-ignored
+spec:
+  template:
+    metadata:
+      annotations:
+        k8s.aliyun.com/eci-image-cache: "true"
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.7.9
+"#;
+
+    #[test]
+    fn a_deployment_is_read_through_its_template() {
+        let pod = parse_pod(DEPLOYMENT).expect("a pod template");
+        assert_eq!(pod.name_any(), "nginx-deployment");
+        let now: Timestamp = "2026-01-10T00:00:00Z".parse().expect("time");
+        let caches = [
+            cache("old", "imc-old", "2026-01-01T00:00:00Z", &["nginx:1.7.9"]),
+            cache(
+                "new",
+                "imc-new",
+                "2026-01-09T00:00:00Z",
+                &["docker.io/library/nginx:1.7.9"],
+            ),
+            cache("other", "imc-other", "2026-01-09T00:00:00Z", &["redis"]),
+        ];
+        let text = render(&pod, &caches, now);
+        assert!(text.contains("asks for: automatic matching"), "{text}");
+        assert!(text.contains("chosen: imc-new"), "{text}");
+        assert!(text.contains("newer"), "{text}");
+        assert!(
+            text.contains("the node would create the pod from imc-new (new)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_explicit_id_says_the_pod_fails() {
+        let pod = parse_pod(
+            "kind: Pod\nmetadata:\n  name: p\n  annotations:\n    k8s.aliyun.com/eci-imc-id: imc-nope\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
+        )
+        .expect("a pod");
+        let text = render(&pod, &[], Timestamp::UNIX_EPOCH);
+        assert!(
+            text.contains("the pod would fail (ImageCacheNotFound)"),
+            "{text}"
+        );
+        assert!(parse_pod("kind: ConfigMap\n").is_err());
+    }
+}
