@@ -23,7 +23,7 @@ pub enum Command {
     /// Serve the ECI OpenAPI on loopback (the local stand-in for Alibaba Cloud).
     Emulator(EmulatorArgs),
     /// Run the emulator's data plane (image pulls, snapshots, runc containers) standalone.
-    Agent,
+    Agent(crate::agent::cli::AgentArgs),
     /// Print the ImageCache CustomResourceDefinition as YAML.
     Crd,
     /// Show which of the cluster's ImageCaches a pod would start from, and why.
@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Crd => print_crd(),
         Command::Run(args) => crate::run::main(*args),
         Command::Emulator(args) => run_emulator(args),
-        Command::Agent => not_built("agent", "[3] The agent"),
+        Command::Agent(args) => crate::agent::cli::main(args),
         Command::ExplainMatch(args) => crate::imagecache::explain_match_main(args),
     }
 }
@@ -61,15 +61,13 @@ fn print_crd() -> ExitCode {
     }
 }
 
-fn not_built(command: &str, issue: &str) -> ExitCode {
-    eprintln!("eci-vk {command}: not built yet (arrives with issue {issue})");
-    ExitCode::from(EXIT_USAGE)
-}
-
 /// The agent runtime of the emulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Runtime {
-    /// No processes and no pulls: containers and images are simulated.
+    /// Real pulls from registries into cache snapshots, real containers under runc (needs
+    /// root and runc).
+    Runc,
+    /// No processes and no pulls: containers and images are simulated (scale tests).
     Simulated,
 }
 
@@ -86,7 +84,7 @@ pub struct EmulatorArgs {
     #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true)]
     pub access_key_secret: String,
     /// The in-process agent runtime (ignored with --agent).
-    #[arg(long, value_enum, default_value_t = Runtime::Simulated)]
+    #[arg(long, value_enum, default_value_t = Runtime::Runc)]
     pub runtime: Runtime,
     /// Use the agent at this URL (e.g. http://127.0.0.1:7000) instead of an in-process one.
     #[arg(long)]
@@ -109,6 +107,9 @@ pub struct EmulatorArgs {
     /// Simulated runtime: milliseconds from create to running containers.
     #[arg(long, default_value_t = 200)]
     pub sim_start_ms: u64,
+    /// The in-process runc agent's flags.
+    #[command(flatten)]
+    pub agent_options: crate::agent::cli::AgentOptions,
 }
 
 impl std::fmt::Debug for EmulatorArgs {
@@ -129,13 +130,7 @@ impl std::fmt::Debug for EmulatorArgs {
 fn run_emulator(args: EmulatorArgs) -> ExitCode {
     use crate::{agent::simulated::SimulatedConfig, emulator};
 
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -153,6 +148,16 @@ fn run_emulator(args: EmulatorArgs) -> ExitCode {
         };
         let agent = match (args.agent, args.runtime) {
             (Some(url), _) => emulator::AgentTarget::Remote(url),
+            (None, Runtime::Runc) => match args
+                .agent_options
+                .config(args.data_dir.as_ref().map(|d| d.join("agent")))
+            {
+                Ok(config) => emulator::AgentTarget::Local(config),
+                Err(error) => {
+                    eprintln!("eci-vk emulator: {error}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            },
             (None, Runtime::Simulated) => emulator::AgentTarget::Simulated(SimulatedConfig {
                 pull_delay_per_image: std::time::Duration::from_millis(args.sim_pull_ms),
                 snapshot_delay: std::time::Duration::from_millis(args.sim_snapshot_ms),
@@ -179,13 +184,7 @@ fn run_emulator(args: EmulatorArgs) -> ExitCode {
         let handle = match builder.serve(listener).await {
             Ok(handle) => handle,
             Err(error) => {
-                let mut line = format!("eci-vk emulator: {error}");
-                let mut source = std::error::Error::source(&error);
-                while let Some(cause) = source {
-                    line.push_str(&format!(": {cause}"));
-                    source = cause.source();
-                }
-                eprintln!("{line}");
+                eprintln!("eci-vk emulator: {}", crate::error_chain(&error));
                 return ExitCode::from(EXIT_USAGE);
             }
         };
@@ -197,8 +196,19 @@ fn run_emulator(args: EmulatorArgs) -> ExitCode {
     })
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub(crate) fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

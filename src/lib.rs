@@ -8,7 +8,21 @@ pub mod config;
 pub mod eci;
 pub mod emulator;
 pub mod imagecache;
+pub mod kubelet;
 pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod run;
+
+/// An error and its causes on one line (`outer: cause: root cause`), for messages that travel
+/// where no `Debug` report is printed: gRPC statuses, events, CLI errors.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

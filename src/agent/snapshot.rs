@@ -64,6 +64,12 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    /// There is no snapshot of that id.
+    #[error("snapshot {snapshot} does not exist")]
+    NotFound {
+        /// The id asked for.
+        snapshot: String,
+    },
     /// An image could not be resolved (bad reference, unknown tag, refused credentials).
     #[error("cannot resolve image {image} for snapshot {snapshot}")]
     ResolveImage {
@@ -254,6 +260,11 @@ pub struct SnapshotLayer {
 /// What a build reports while it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BuildEvent {
+    /// Every image is resolved; what each will pull when none of its blobs is present.
+    Resolved {
+        /// `(image as requested, pull size in bytes)`, in build order (duplicates removed).
+        images: Vec<(String, u64)>,
+    },
     /// Blob bytes done (downloaded or found in the content store) out of the total.
     Progress {
         /// Bytes done.
@@ -287,6 +298,9 @@ pub struct BuildRequest {
     /// cache) or pulled again ([`Fetch::Always`], a group without a snapshot, which on ECI
     /// is a fresh machine). Either way a blob is pulled at most once per build.
     pub fetch: Fetch,
+    /// A registry client for this build only (one with the request's plain-HTTP and insecure
+    /// registries); `None` for the store's own.
+    pub registry: Option<RegistryClient>,
 }
 
 impl BuildRequest {
@@ -300,6 +314,7 @@ impl BuildRequest {
             credentials: Vec::new(),
             size_limit: None,
             fetch: Fetch::IfMissing,
+            registry: None,
         }
     }
 
@@ -356,6 +371,11 @@ impl SnapshotStore {
         })
     }
 
+    /// The directory holding every snapshot.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The pull counters this store adds to.
     pub fn stats(&self) -> &PullStats {
         &self.stats
@@ -398,6 +418,36 @@ impl SnapshotStore {
             snapshot: id.to_owned(),
             source,
         })?
+    }
+
+    /// Gives the built snapshot `from` the id `to` (a directory rename, so no byte is copied)
+    /// and returns its manifest. Idempotent: when `to` exists already it is returned as it is.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<SnapshotManifest, SnapshotError> {
+        if let Some(existing) = self.get(to).await? {
+            return Ok(existing);
+        }
+        let Some(mut manifest) = self.get(from).await? else {
+            return Err(SnapshotError::NotFound {
+                snapshot: from.to_owned(),
+            });
+        };
+        let (source, target) = (self.path(from)?, self.path(to)?);
+        let write_error = |path: &Path, source| SnapshotError::WriteSnapshot {
+            snapshot: to.to_owned(),
+            path: path.to_owned(),
+            source,
+        };
+        manifest.id = to.to_owned();
+        let manifest_path = source.join(MANIFEST_FILE);
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| write_error(&manifest_path, e.into()))?;
+        tokio::fs::write(&manifest_path, json)
+            .await
+            .map_err(|e| write_error(&manifest_path, e))?;
+        tokio::fs::rename(&source, &target)
+            .await
+            .map_err(|e| write_error(&target, e))?;
+        Ok(manifest)
     }
 
     /// Builds a snapshot (see the module docs). Idempotent: an existing snapshot of that id
@@ -473,8 +523,10 @@ impl SnapshotStore {
             if !seen.insert(image.to_string()) {
                 continue;
             }
-            let resolved = self
+            let resolved = request
                 .registry
+                .as_ref()
+                .unwrap_or(&self.registry)
                 .resolve(&image, &request.credentials)
                 .await
                 .map_err(resolve_error)?;
@@ -487,6 +539,13 @@ impl SnapshotStore {
             .filter(|blob| distinct.insert(blob.digest.clone()))
             .map(|blob| blob.size)
             .sum();
+        if let Some(events) = &events {
+            let sizes = images
+                .iter()
+                .map(|(requested, image)| (requested.clone(), image.pull_size()))
+                .collect();
+            let _ = events.send(BuildEvent::Resolved { images: sizes }).await;
+        }
         let mut progress = Progress::new(bytes_total, events.clone());
         progress.report();
 

@@ -35,8 +35,23 @@ use crate::agent::pb::{self, ExecInput, exec_input, exec_output};
 pub fn router(core: Arc<Core>) -> Router {
     Router::new()
         .route("/exec/", get(exec_socket))
+        .route("/metrics", get(metrics))
         .fallback(openapi)
         .with_state(core)
+}
+
+/// Prometheus text of the in-process agent's counters (bytes pulled per image, cache and
+/// group): how tests and benchmarks read what a pod's start cost. Not part of the ECI API;
+/// the node never calls it.
+async fn metrics(State(core): State<Arc<Core>>) -> Response {
+    match &core.local_agent {
+        Some(agent) => (
+            [("content-type", "text/plain; version=0.0.4")],
+            agent.metrics(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no in-process agent").into_response(),
+    }
 }
 
 fn pairs(text: &str) -> Result<Vec<(String, String)>, ApiError> {

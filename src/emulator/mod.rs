@@ -74,7 +74,8 @@ pub use self::{
 };
 use crate::agent::{
     pb::agent_client::AgentClient,
-    simulated::{LoopbackAgent, SimulatedAgent, SimulatedConfig},
+    service::{self, LocalAgent, LocalAgentConfig},
+    simulated::{self, SimulatedAgent, SimulatedConfig},
 };
 
 /// The only API version of ECI.
@@ -85,6 +86,8 @@ pub const API_VERSION: &str = "2018-08-08";
 pub enum AgentTarget {
     /// The simulated runtime, served in-process on a loopback port.
     Simulated(SimulatedConfig),
+    /// The real agent (registry pulls, snapshots, runc), served in-process on a loopback port.
+    Local(LocalAgentConfig),
     /// An agent already running at this URL (`http://127.0.0.1:7000`).
     Remote(String),
 }
@@ -95,6 +98,9 @@ pub enum StartError {
     /// The in-process simulated agent could not be started.
     #[error("cannot start the in-process simulated agent")]
     StartAgent(#[from] crate::agent::simulated::ServeError),
+    /// The in-process real agent could not be started.
+    #[error("cannot start the in-process agent")]
+    StartLocalAgent(#[from] service::StartError),
     /// The agent URL is not a valid URI.
     #[error("the agent address {url:?} is not a valid URL")]
     AgentUrl {
@@ -236,7 +242,12 @@ impl Builder {
             AgentTarget::Simulated(config) => {
                 let agent = SimulatedAgent::new(config).spawn_loopback().await?;
                 let url = agent.url();
-                (Some(agent), url)
+                (Some(InProcessAgent::Simulated(agent)), url)
+            }
+            AgentTarget::Local(config) => {
+                let agent = LocalAgent::start(config).await?.spawn_loopback().await?;
+                let url = agent.url();
+                (Some(InProcessAgent::Local(agent)), url)
             }
             AgentTarget::Remote(url) => (None, url),
         };
@@ -264,6 +275,10 @@ impl Builder {
             agent: AgentClient::new(channel),
             persister,
             exec_sessions: std::sync::Mutex::new(HashMap::new()),
+            local_agent: match &local_agent {
+                Some(InProcessAgent::Local(agent)) => Some(agent.agent().clone()),
+                _ => None,
+            },
             tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
         });
         if core.persister.is_some() {
@@ -302,7 +317,7 @@ impl Builder {
 pub struct Handle {
     addr: SocketAddr,
     core: Arc<Core>,
-    local_agent: Option<LoopbackAgent>,
+    local_agent: Option<InProcessAgent>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -375,10 +390,19 @@ impl Handle {
         );
         drop(tasks); // aborts every lifecycle task
         self.core.save_now().await;
-        if let Some(agent) = self.local_agent.take() {
-            agent.shutdown().await;
+        match self.local_agent.take() {
+            Some(InProcessAgent::Simulated(agent)) => agent.shutdown().await,
+            Some(InProcessAgent::Local(agent)) => agent.stop().await,
+            None => {}
         }
     }
+}
+
+/// The agent an emulator started in its own process.
+#[derive(Debug)]
+enum InProcessAgent {
+    Simulated(simulated::LoopbackAgent),
+    Local(service::LoopbackAgent),
 }
 
 /// An interactive exec session handed out by ExecContainerCommand.
@@ -402,6 +426,8 @@ pub(crate) struct Core {
     pub throttle: throttle::Throttle,
     pub store: Mutex<state::Store>,
     pub agent: AgentClient<Channel>,
+    /// The in-process real agent, whose counters `/metrics` shows.
+    pub local_agent: Option<LocalAgent>,
     pub persister: Option<persist::Persister>,
     pub exec_sessions: std::sync::Mutex<HashMap<String, ExecSession>>,
     pub tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,

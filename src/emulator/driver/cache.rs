@@ -89,6 +89,9 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
             .collect(),
         base_snapshot_id: String::new(),
         pull_policies: Default::default(),
+        size_limit_bytes: u64::try_from(spec.size_gib)
+            .unwrap_or(0)
+            .saturating_mul(GIB),
         plain_http_registries: registries(&spec.plain_http_registry),
         insecure_registries: registries(&spec.insecure_registry),
     };
@@ -125,6 +128,24 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
     let done = match pulled {
         Ok(Some(done)) => done,
         Ok(None) => return,
+        Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+            // The agent found the unpacked images larger than the cache's disk.
+            let message = format!(
+                "The images do not fit the ImageCacheSize of {} GiB: {}",
+                spec.size_gib,
+                status.message()
+            );
+            fail_cache(
+                &core,
+                &id,
+                generation,
+                update,
+                "ImageCacheSizeExceeded",
+                message,
+            )
+            .await;
+            return;
+        }
         Err(status) => {
             let message = format!("Failed to pull image: {}", status.message());
             fail_cache(&core, &id, generation, update, "Failed", message).await;
@@ -227,6 +248,7 @@ pub(super) async fn restore_snapshot(core: Arc<Core>, id: String) {
             .collect(),
         base_snapshot_id: String::new(),
         pull_policies: Default::default(),
+        size_limit_bytes: 0,
         plain_http_registries: registries(&spec.plain_http_registry),
         insecure_registries: registries(&spec.insecure_registry),
     };

@@ -230,6 +230,7 @@ async fn pull(
             plain_http_registries: registries(&spec.plain_http_registry),
             insecure_registries: registries(&spec.insecure_registry),
             pull_policies: agent_request::pull_policies(spec),
+            size_limit_bytes: 0,
         };
         let result = async {
             let mut stream = core

@@ -1,0 +1,527 @@
+//! The real agent: the gRPC agent protocol served over the snapshot store (images) and the
+//! runc runtime (containers).
+//!
+//! # Scopes
+//! `PrepareImages` works for a scope: an image-cache build (`imc-…`) or a container group
+//! (`eci-…`). A cache scope builds a staging snapshot `prep-<scope>` that `BuildSnapshot`
+//! renames to the emulator's snapshot id, so a Ready cache costs one unpack and no copy. A
+//! group scope looks each image up in its base snapshot (ECI `ImageSnapshotId`) first and
+//! pulls only the rest, into a snapshot of its own (`grp-<scope>-<hash>`) that lives as long
+//! as the group. See [`prepare`] for the pull policies.
+//!
+//! # Snapshots in use
+//! A container's rootfs is an overlay whose lower layer is a directory of a snapshot. Deleting
+//! a cache's snapshot while groups still run from it hides it at once (nothing new can use it)
+//! and frees its disk when the last of those groups is deleted, as a file system frees an
+//! unlinked file only when its last user closes it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    sync::Arc,
+};
+
+use futures::Stream;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+mod images;
+mod metrics;
+mod prepare;
+
+pub use self::metrics::render_metrics;
+use self::prepare::Prepared;
+use super::{
+    pb::{self, agent_server::AgentServer},
+    registry::{RegistryClient, RegistryConfig},
+    runc::{RuncRuntime, RuntimeConfig},
+    shaper::{Bandwidth, PullStats, Shaper},
+    snapshot::{SnapshotError, SnapshotStore},
+    store::ContentStore,
+};
+
+/// How to build a [`LocalAgent`].
+#[derive(Clone, Debug)]
+pub struct LocalAgentConfig {
+    /// Everything the agent keeps: `content/` (blobs), `snapshots/`, `runtime/`.
+    pub data_dir: PathBuf,
+    /// How registries are reached (plain HTTP, insecure, platform).
+    pub registry: RegistryConfig,
+    /// The total download rate of the agent (the emulated WAN); `None` for unshaped.
+    pub bandwidth: Option<Bandwidth>,
+    /// The runc binary.
+    pub runc: PathBuf,
+    /// The host bridge the agent creates for its groups.
+    pub bridge: String,
+    /// The pod address range of that bridge (`10.203.0.0/24`).
+    pub pod_cidr: String,
+    /// Remove `data_dir` on shutdown (a directory made for one run).
+    pub scratch: bool,
+}
+
+impl LocalAgentConfig {
+    /// Defaults for an agent keeping its data under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            registry: RegistryConfig::default(),
+            bandwidth: None,
+            runc: PathBuf::from("runc"),
+            bridge: "ecivk0".to_owned(),
+            pod_cidr: "10.203.0.0/24".to_owned(),
+            scratch: false,
+        }
+    }
+}
+
+/// Errors of starting the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The content store could not be opened.
+    #[error("cannot open the agent's content store")]
+    Content(#[source] super::store::StoreError),
+    /// The snapshot store could not be opened.
+    #[error("cannot open the agent's snapshot store")]
+    Snapshots(#[source] SnapshotError),
+    /// The container runtime could not be started.
+    #[error("cannot start the runc runtime")]
+    Runtime(#[source] super::runc::RuntimeError),
+    /// The listener could not be bound or read.
+    #[error("cannot listen for the agent protocol")]
+    Listen(#[source] std::io::Error),
+}
+
+/// The real agent. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct LocalAgent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The data directory when it is removed on shutdown.
+    scratch: Option<PathBuf>,
+    content: Arc<ContentStore>,
+    snapshots: SnapshotStore,
+    registry: RegistryClient,
+    runtime: Arc<RuncRuntime>,
+    stats: PullStats,
+    /// What `PrepareImages` made ready, by scope.
+    prepared: Mutex<HashMap<String, Prepared>>,
+    /// Snapshots groups run from: snapshot id → group ids.
+    users: Mutex<HashMap<String, HashSet<String>>>,
+    /// Snapshots deleted while in use, freed when their last user goes.
+    doomed: Mutex<HashSet<String>>,
+}
+
+impl LocalAgent {
+    /// Opens the stores under the data directory and starts the runtime, removing what a
+    /// previous agent on the same directory left running or half-built.
+    ///
+    /// # Errors
+    /// When a store or the runtime cannot be opened.
+    pub async fn start(config: LocalAgentConfig) -> Result<Self, StartError> {
+        let content = Arc::new(
+            ContentStore::open(config.data_dir.join("content"))
+                .await
+                .map_err(StartError::Content)?,
+        );
+        let registry = RegistryClient::new(config.registry.clone());
+        let stats = PullStats::default();
+        let shaper = config.bandwidth.map(|rate| Arc::new(Shaper::new(rate)));
+        let snapshots = SnapshotStore::open(
+            config.data_dir.join("snapshots"),
+            content.clone(),
+            registry.clone(),
+            shaper,
+            stats.clone(),
+        )
+        .await
+        .map_err(StartError::Snapshots)?;
+        let runtime = RuncRuntime::open(RuntimeConfig {
+            root: config.data_dir.join("runtime"),
+            runc: config.runc.clone(),
+            bridge: config.bridge.clone(),
+            pod_cidr: config.pod_cidr.clone(),
+        })
+        .await
+        .map_err(StartError::Runtime)?;
+        let agent = Self {
+            inner: Arc::new(Inner {
+                scratch: config.scratch.then(|| config.data_dir.clone()),
+                content,
+                snapshots,
+                registry,
+                runtime,
+                stats,
+                prepared: Mutex::new(HashMap::new()),
+                users: Mutex::new(HashMap::new()),
+                doomed: Mutex::new(HashSet::new()),
+            }),
+        };
+        agent.remove_group_snapshots().await;
+        Ok(agent)
+    }
+
+    /// Bytes pulled so far, for stats and Prometheus.
+    pub fn pull_stats(&self) -> &PullStats {
+        &self.inner.stats
+    }
+
+    /// Prometheus text of the agent's counters.
+    pub fn metrics(&self) -> String {
+        render_metrics(&self.inner.stats.snapshot())
+    }
+
+    /// Stops and removes every container group (processes, mounts, namespaces, disk).
+    pub async fn shutdown(&self) {
+        self.inner.runtime.shutdown().await;
+        self.remove_group_snapshots().await;
+        if let Some(dir) = &self.inner.scratch {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        }
+    }
+
+    /// Serves the agent protocol on `listener` until `shutdown` completes, then stops every
+    /// group.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let agent = self.clone();
+        let served = tonic::transport::Server::builder()
+            .add_service(AgentServer::new(self))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await;
+        agent.shutdown().await;
+        served
+    }
+
+    /// Serves the agent on a fresh `127.0.0.1` port in a background task (the emulator's
+    /// in-process agent).
+    ///
+    /// # Errors
+    /// When the loopback port cannot be bound.
+    pub async fn spawn_loopback(self) -> Result<LoopbackAgent, StartError> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(StartError::Listen)?;
+        let addr = listener.local_addr().map_err(StartError::Listen)?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let span = tracing::info_span!("agent", %addr);
+        let agent = self.clone();
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            self.serve(listener, async move {
+                let _ = rx.await;
+            }),
+            span,
+        ));
+        Ok(LoopbackAgent {
+            addr,
+            agent,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Group snapshots (`grp-…`) belong to groups of this agent's life only.
+    async fn remove_group_snapshots(&self) {
+        let root = self.inner.snapshots.root().to_owned();
+        let Ok(mut entries) = tokio::fs::read_dir(&root).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(prepare::GROUP_SNAPSHOT_PREFIX) {
+                let _ = self.inner.snapshots.delete(&name).await;
+            }
+        }
+    }
+
+    /// Records that `group` runs from `snapshots`.
+    fn use_snapshots(&self, group: &str, snapshots: impl IntoIterator<Item = String>) {
+        let mut users = self.inner.users.lock();
+        for snapshot in snapshots {
+            users.entry(snapshot).or_default().insert(group.to_owned());
+        }
+    }
+
+    /// Forgets `group` as a user of any snapshot; returns the doomed snapshots now unused.
+    fn release_snapshots(&self, group: &str) -> Vec<String> {
+        let mut users = self.inner.users.lock();
+        let mut doomed = self.inner.doomed.lock();
+        let mut free = Vec::new();
+        users.retain(|snapshot, groups| {
+            groups.remove(group);
+            if groups.is_empty() {
+                if doomed.remove(snapshot) {
+                    free.push(snapshot.clone());
+                }
+                return false;
+            }
+            true
+        });
+        free
+    }
+}
+
+impl std::fmt::Debug for LocalAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAgent")
+            .field("snapshots", &self.inner.snapshots.root())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An agent served on a loopback port by [`LocalAgent::spawn_loopback`].
+#[derive(Debug)]
+pub struct LoopbackAgent {
+    addr: SocketAddr,
+    agent: LocalAgent,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl LoopbackAgent {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The agent, for its counters.
+    pub fn agent(&self) -> &LocalAgent {
+        &self.agent
+    }
+
+    /// Stops serving and tears every group down.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Err(error) = (&mut self.task).await {
+            warn!(%error, "the agent task failed");
+        }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::agent_server::Agent for LocalAgent {
+    type PrepareImagesStream = ReceiverStream<Result<pb::PrepareImagesProgress, Status>>;
+    type LogsStream = BoxStream<pb::LogChunk>;
+    type ExecStream = BoxStream<pb::ExecOutput>;
+
+    async fn prepare_images(
+        &self,
+        request: Request<pb::PrepareImagesRequest>,
+    ) -> Result<Response<Self::PrepareImagesStream>, Status> {
+        let stream = prepare::start(self.clone(), request.into_inner())?;
+        Ok(Response::new(stream))
+    }
+
+    async fn build_snapshot(
+        &self,
+        request: Request<pb::BuildSnapshotRequest>,
+    ) -> Result<Response<pb::Snapshot>, Status> {
+        let request = request.into_inner();
+        let snapshots = &self.inner.snapshots;
+        if let Some(existing) = snapshots.get(&request.snapshot_id).await.map_err(status)? {
+            return Ok(Response::new(images::snapshot_message(&existing)));
+        }
+        let staging = self
+            .inner
+            .prepared
+            .lock()
+            .get(&request.scope)
+            .and_then(|p| p.staging_snapshot.clone())
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "no images were prepared for {}",
+                    request.scope
+                ))
+            })?;
+        let manifest = snapshots
+            .rename(&staging, &request.snapshot_id)
+            .await
+            .map_err(status)?;
+        self.inner.prepared.lock().remove(&request.scope);
+        info!(snapshot = %manifest.id, size_bytes = manifest.size_bytes, "snapshot built");
+        Ok(Response::new(images::snapshot_message(&manifest)))
+    }
+
+    async fn delete_snapshot(
+        &self,
+        request: Request<pb::DeleteSnapshotRequest>,
+    ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
+        let id = request.into_inner().snapshot_id;
+        let in_use = self
+            .inner
+            .users
+            .lock()
+            .get(&id)
+            .is_some_and(|groups| !groups.is_empty());
+        if in_use {
+            info!(snapshot = %id, "snapshot deleted while groups run from it; freed after them");
+            self.inner.doomed.lock().insert(id);
+        } else {
+            self.inner.snapshots.delete(&id).await.map_err(status)?;
+        }
+        Ok(Response::new(pb::DeleteSnapshotResponse {}))
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::GroupStatus>, Status> {
+        let request = request.into_inner();
+        let (images, used) = images::for_group(self, &request).await?;
+        self.use_snapshots(&request.group_id, used);
+        let status = self
+            .inner
+            .runtime
+            .create_group(request, images)
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(status))
+    }
+
+    async fn inspect_group(
+        &self,
+        request: Request<pb::InspectGroupRequest>,
+    ) -> Result<Response<pb::GroupStatus>, Status> {
+        let id = request.into_inner().group_id;
+        let status = self
+            .inner
+            .runtime
+            .inspect_group(&id)
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(status))
+    }
+
+    async fn restart_group(
+        &self,
+        request: Request<pb::RestartGroupRequest>,
+    ) -> Result<Response<pb::GroupStatus>, Status> {
+        let id = request.into_inner().group_id;
+        let status = self
+            .inner
+            .runtime
+            .restart_group(&id)
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(status))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        let request = request.into_inner();
+        let grace = std::time::Duration::from_secs(
+            u64::try_from(request.grace_period_seconds).unwrap_or(0),
+        );
+        self.inner
+            .runtime
+            .delete_group(&request.group_id, grace, request.force)
+            .await
+            .map_err(Status::from)?;
+        let own = self.inner.prepared.lock().remove(&request.group_id);
+        for snapshot in own.into_iter().flat_map(|p| p.own_snapshots) {
+            self.inner
+                .snapshots
+                .delete(&snapshot)
+                .await
+                .map_err(status)?;
+        }
+        for snapshot in self.release_snapshots(&request.group_id) {
+            info!(snapshot = %snapshot, "freeing a deleted snapshot its last group no longer uses");
+            self.inner
+                .snapshots
+                .delete(&snapshot)
+                .await
+                .map_err(status)?;
+        }
+        Ok(Response::new(pb::DeleteGroupResponse {}))
+    }
+
+    async fn logs(
+        &self,
+        request: Request<pb::LogsRequest>,
+    ) -> Result<Response<Self::LogsStream>, Status> {
+        let stream = self
+            .inner
+            .runtime
+            .logs(request.into_inner())
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn exec(
+        &self,
+        request: Request<Streaming<pb::ExecInput>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        use futures::StreamExt as _;
+        let mut input = request.into_inner();
+        let start = match input.next().await {
+            Some(Ok(pb::ExecInput {
+                input: Some(pb::exec_input::Input::Start(start)),
+            })) => start,
+            Some(Err(status)) => return Err(status),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first exec message must be start",
+                ));
+            }
+        };
+        let stream = self
+            .inner
+            .runtime
+            .exec(start, input.boxed())
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn stats(
+        &self,
+        request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
+        let id = request.into_inner().group_id;
+        let stats = self.inner.runtime.stats(&id).await.map_err(Status::from)?;
+        Ok(Response::new(stats))
+    }
+}
+
+/// The gRPC status of a snapshot error. Messages name images and registries, never
+/// credentials (the errors carry none).
+fn status(error: SnapshotError) -> Status {
+    let message = crate::error_chain(&error);
+    if error.is_authentication() {
+        Status::permission_denied(message)
+    } else if error.is_image_not_found() || matches!(error, SnapshotError::NotFound { .. }) {
+        Status::not_found(message)
+    } else {
+        match error {
+            SnapshotError::ExceedSizeLimit { .. } => Status::resource_exhausted(message),
+            SnapshotError::ParseSnapshotId { .. } => Status::invalid_argument(message),
+            SnapshotError::VerifyDiffId { .. } | SnapshotError::UnpackLayer { .. } => {
+                Status::failed_precondition(message)
+            }
+            _ => Status::unavailable(message),
+        }
+    }
+}
