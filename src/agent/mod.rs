@@ -15,6 +15,7 @@ pub mod store;
 pub mod unpack;
 
 // The real agent's container side: groups as runc containers.
+pub mod cli;
 pub mod runc;
 pub mod service;
 

@@ -131,7 +131,6 @@ pub enum RuntimeError {
     Join(#[source] tokio::task::JoinError),
 }
 
-#[allow(dead_code)] // used by the runtime being built on this skeleton
 impl RuntimeError {
     pub(crate) fn io(
         action: &'static str,

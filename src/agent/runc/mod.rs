@@ -21,16 +21,42 @@
 //!
 //! `runc/` (runc's `--root`), `groups/<group>/` (`etc/`, `volumes/<name>/`,
 //! `containers/<name>/{bundle,rootfs,upper,work,logs}`), `run/` (exec console sockets).
+//! The network namespaces are `<tag>-<group>`, the cgroups `/<tag>/<group>/<container>`, where
+//! `<tag>` is derived from the root, so two agents on two roots never touch each other's.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
+use parking_lot::Mutex;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::pb;
 
+mod bundle;
+mod cgroups;
+mod command;
+mod console;
 mod error;
+mod exec;
+mod group;
+mod logs;
+mod mounts;
+mod net;
+mod supervise;
+mod volumes;
 
 pub use self::error::RuntimeError;
+use self::{
+    command::Runc,
+    group::{Container, Group, RunState},
+    net::Network,
+};
 
 /// Where and how the runtime keeps its state.
 #[derive(Debug, Clone)]
@@ -94,19 +120,146 @@ pub type ExecInputStream =
 #[derive(Debug)]
 pub struct RuncRuntime {
     config: RuntimeConfig,
+    runc: Runc,
+    network: Network,
+    /// Derived from the root: prefix of netns names, name of the parent cgroup.
+    tag: String,
+    groups: Mutex<HashMap<String, Arc<Group>>>,
+    /// Serialises creates, deletes and restarts (they take a few hundred ms; reads do not wait).
+    changes: tokio::sync::Mutex<()>,
+    shutting_down: watch::Sender<bool>,
 }
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !name.starts_with('.')
+}
+
+/// Runs a blocking closure off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(RuntimeError::Join)?
+}
+
+// === impl RuncRuntime ===
 
 impl RuncRuntime {
     /// Opens the runtime on `config.root`, removing what a previous agent left there
     /// (containers, mounts, network namespaces, cgroups, directories).
     ///
     /// # Errors
-    /// A bad configuration, or leftovers that cannot be removed.
+    /// A bad configuration, or a root that cannot be created.
     pub async fn open(config: RuntimeConfig) -> Result<Arc<Self>, RuntimeError> {
-        Ok(Arc::new(Self { config }))
+        tokio::fs::create_dir_all(&config.root)
+            .await
+            .map_err(RuntimeError::io("create", &config.root))?;
+        let root = tokio::fs::canonicalize(&config.root)
+            .await
+            .map_err(RuntimeError::io("resolve", &config.root))?;
+        let tag = format!(
+            "ecivk-{}",
+            &hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()))[..8]
+        );
+        let network = Network::new(&config.bridge, &config.pod_cidr, &tag)?;
+        let config = RuntimeConfig { root, ..config };
+        let runtime = Self {
+            runc: Runc::new(config.runc.clone(), config.root.join("runc")),
+            config,
+            network,
+            tag,
+            groups: Mutex::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+            shutting_down: watch::Sender::new(false),
+        };
+        runtime.remove_leftovers().await;
+        for dir in ["runc", "groups", "run"] {
+            let path = runtime.config.root.join(dir);
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(RuntimeError::io("create", &path))?;
+        }
+        Ok(Arc::new(runtime))
+    }
+
+    fn groups_dir(&self) -> PathBuf {
+        self.config.root.join("groups")
+    }
+
+    /// Removes every container, mount, namespace, cgroup and directory of this root.
+    async fn remove_leftovers(&self) {
+        if let Ok(listed) = self.runc.list().await {
+            for container in listed {
+                tracing::info!(container = %container.id, "removing a leftover container");
+                let _ = self.runc.kill(&container.id, "KILL", true).await;
+                let _ = self.runc.delete_force(&container.id).await;
+            }
+        }
+        let root = self.config.root.clone();
+        let parent = format!("/{}", self.tag);
+        let groups = self.groups_dir();
+        let run = root.join("run");
+        let removed = blocking(move || {
+            for (point, errno) in mounts::unmount_under(&root) {
+                tracing::warn!(mount = %point.display(), %errno, "cannot unmount a leftover");
+            }
+            cgroups::remove_tree(&parent);
+            for dir in [groups, run] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(RuntimeError::io("remove", dir))?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(error) = removed {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "cannot remove leftovers"
+            );
+        }
+        self.network.remove_leftovers().await;
+    }
+
+    fn group(&self, group_id: &str) -> Result<Arc<Group>, RuntimeError> {
+        self.groups
+            .lock()
+            .get(group_id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::GroupNotFound {
+                group_id: group_id.to_owned(),
+            })
+    }
+
+    fn container(
+        &self,
+        group_id: &str,
+        name: &str,
+    ) -> Result<(Arc<Group>, Arc<Container>), RuntimeError> {
+        let group = self.group(group_id)?;
+        let container =
+            group
+                .find(name)
+                .cloned()
+                .ok_or_else(|| RuntimeError::ContainerNotFound {
+                    group_id: group_id.to_owned(),
+                    container: name.to_owned(),
+                })?;
+        Ok((group, container))
     }
 
     /// Creates and starts a group; `images` are keyed by `ContainerSpec::image` as written.
+    /// Returns once the group's network, volumes and bundles exist; the containers start in
+    /// the background (the status is Pending, then Running).
+    ///
+    /// Same generation as the existing group: its status, unchanged. Higher: the group is
+    /// replaced. Lower: [`RuntimeError::StaleGeneration`].
     ///
     /// # Errors
     /// See [`RuntimeError`].
@@ -115,8 +268,282 @@ impl RuncRuntime {
         request: pb::CreateGroupRequest,
         images: HashMap<String, PreparedImage>,
     ) -> Result<pb::GroupStatus, RuntimeError> {
-        let _ = (request, images, &self.config);
-        Err(RuntimeError::ShuttingDown)
+        validate(&request, &images)?;
+        let _changes = self.changes.lock().await;
+        if *self.shutting_down.borrow() {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        let existing = self.groups.lock().get(&request.group_id).cloned();
+        if let Some(existing) = existing {
+            let generation = existing.request.generation;
+            if generation == request.generation {
+                return Ok(existing.status());
+            }
+            if generation > request.generation {
+                return Err(RuntimeError::StaleGeneration {
+                    group_id: request.group_id,
+                    existing: generation,
+                    requested: request.generation,
+                });
+            }
+            self.remove_group(&existing, Duration::ZERO, true).await;
+        }
+        let group = self.build_group(request, &images).await?;
+        let status = group.status();
+        self.groups
+            .lock()
+            .insert(group.id.clone(), Arc::clone(&group));
+        self.start_supervisor(&group).await;
+        Ok(status)
+    }
+
+    async fn start_supervisor(&self, group: &Arc<Group>) {
+        let span = tracing::info_span!("group", group = %group.id);
+        let handle = tokio::spawn(tracing::Instrument::instrument(
+            supervise::supervise(self.runc.clone(), Arc::clone(group)),
+            span,
+        ));
+        *group.supervisor.lock().await = Some(handle);
+    }
+
+    /// Makes the network, files, volumes, overlays and bundles of a group; on failure removes
+    /// what was made.
+    async fn build_group(
+        &self,
+        request: pb::CreateGroupRequest,
+        images: &HashMap<String, PreparedImage>,
+    ) -> Result<Arc<Group>, RuntimeError> {
+        let dir = self.groups_dir().join(&request.group_id);
+        // A directory of the same group can only be a leftover of a failed attempt.
+        let stale = dir.clone();
+        blocking(move || {
+            let _ = mounts::unmount_under(&stale);
+            let _ = std::fs::remove_dir_all(&stale);
+            Ok(())
+        })
+        .await?;
+        let network = self.network.create(&request.group_id).await?;
+        let made = self.lay_out(&request, images, &dir, &network).await;
+        match made {
+            Ok((init_containers, containers)) => Ok(Arc::new(Group {
+                id: request.group_id.clone(),
+                request,
+                dir,
+                network,
+                init_containers,
+                containers,
+                stage: Mutex::new(group::Stage::Initializing),
+                stopping: watch::Sender::new(false),
+                supervisor: tokio::sync::Mutex::new(None),
+            })),
+            Err(error) => {
+                self.remove_files(&request.group_id, &dir).await;
+                self.network.destroy(&network).await;
+                Err(error)
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)] // two lists of the same thing
+    async fn lay_out(
+        &self,
+        request: &pb::CreateGroupRequest,
+        images: &HashMap<String, PreparedImage>,
+        dir: &Path,
+        network: &net::GroupNetwork,
+    ) -> Result<(Vec<Arc<Container>>, Vec<Arc<Container>>), RuntimeError> {
+        let hostname = if request.hostname.is_empty() {
+            request.group_id.clone()
+        } else {
+            request.hostname.clone()
+        };
+        let etc = dir.join("etc");
+        let host_resolv = tokio::fs::read_to_string("/etc/resolv.conf")
+            .await
+            .unwrap_or_default();
+        let files = [
+            (
+                "hosts",
+                bundle::hosts_file(&network.ip.to_string(), &hostname, &request.host_aliases),
+            ),
+            ("hostname", format!("{hostname}\n")),
+            ("resolv.conf", bundle::resolv_conf(request, &host_resolv)),
+        ];
+        {
+            let etc = etc.clone();
+            blocking(move || {
+                std::fs::create_dir_all(&etc).map_err(RuntimeError::io("create", &etc))?;
+                for (name, content) in files {
+                    let path = etc.join(name);
+                    std::fs::write(&path, content).map_err(RuntimeError::io("write", &path))?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        let volumes = {
+            let volumes_dir = dir.join("volumes");
+            let specs = request.volumes.clone();
+            blocking(move || volumes::prepare(&volumes_dir, &specs)).await?
+        };
+        let volumes = Arc::new(volumes);
+        let mut made = (Vec::new(), Vec::new());
+        for (init, spec) in request
+            .init_containers
+            .iter()
+            .map(|c| (true, c))
+            .chain(request.containers.iter().map(|c| (false, c)))
+        {
+            let image = images.get(&spec.image).ok_or_else(|| {
+                RuntimeError::invalid(format!(
+                    "container {}: image {} was not prepared",
+                    spec.name, spec.image
+                ))
+            })?;
+            let container = self
+                .lay_out_container(request, spec, image, dir, network, &hostname, &volumes)
+                .await?;
+            if init {
+                made.0.push(container);
+            } else {
+                made.1.push(container);
+            }
+        }
+        Ok(made)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site, all of them the group's parts
+    async fn lay_out_container(
+        &self,
+        request: &pb::CreateGroupRequest,
+        spec: &pb::ContainerSpec,
+        image: &PreparedImage,
+        dir: &Path,
+        network: &net::GroupNetwork,
+        hostname: &str,
+        volumes: &Arc<HashMap<String, PathBuf>>,
+    ) -> Result<Arc<Container>, RuntimeError> {
+        let runc_id = format!("{}_{}", request.group_id, spec.name);
+        let cdir = dir.join("containers").join(&spec.name);
+        let args = bundle::command_of(spec, &image.config);
+        if args.is_empty() {
+            return Err(RuntimeError::invalid(format!(
+                "container {}: no command (none in the request or the image)",
+                spec.name
+            )));
+        }
+        let pick = |own: f64, group: f64| if own > 0.0 { own } else { group };
+        let cpu = pick(spec.cpu, request.cpu);
+        #[allow(clippy::cast_possible_truncation)] // GiB of a spec: small, non-negative
+        let memory_bytes =
+            (pick(spec.memory_gib, request.memory_gib).max(0.0) * 1024.0 * 1024.0 * 1024.0) as i64;
+        let env = bundle::env_of(spec, &image.config, hostname);
+        let cwd = bundle::cwd_of(spec, &image.config);
+        let cgroups_path = format!("/{}/{}/{}", self.tag, request.group_id, spec.name);
+        let netns = network.netns_path();
+        let hostname = hostname.to_owned();
+        let lower = image.rootfs.clone();
+        let image_user = image.config.user.clone();
+        let etc = dir.join("etc");
+        let spec_owned = spec.clone();
+        let volumes = Arc::clone(volumes);
+        let id = runc_id.clone();
+        let dirs = cdir.clone();
+        blocking(move || {
+            let user = bundle::resolve_user(&lower, spec_owned.run_as_user, &image_user)?;
+            let process = bundle::ProcessPlan {
+                args,
+                env,
+                cwd,
+                user,
+            };
+            let (upper, work, rootfs, bundle_dir) = (
+                dirs.join("upper"),
+                dirs.join("work"),
+                dirs.join("rootfs"),
+                dirs.join("bundle"),
+            );
+            for path in [&upper, &work, &rootfs, &bundle_dir] {
+                std::fs::create_dir_all(path).map_err(RuntimeError::io("create", path))?;
+            }
+            let spec_error = |source| RuntimeError::Spec {
+                container_id: id.clone(),
+                source,
+            };
+            let mut mounts_list = Vec::new();
+            for name in ["hosts", "hostname", "resolv.conf"] {
+                mounts_list.push(
+                    bundle::bind_mount(&etc.join(name), &format!("/etc/{name}"), false)
+                        .map_err(spec_error)?,
+                );
+            }
+            mounts_list.extend(volumes::container_mounts(&volumes, &spec_owned, &id)?);
+            let oci = bundle::spec(&bundle::BundlePlan {
+                rootfs: &rootfs,
+                process: &process,
+                hostname: &hostname,
+                netns,
+                cgroups_path,
+                cpu,
+                memory_bytes,
+                mounts: mounts_list,
+            })
+            .map_err(spec_error)?;
+            oci.save(bundle_dir.join("config.json"))
+                .map_err(spec_error)?;
+            mounts::mount_overlay(&lower, &upper, &work, &rootfs)?;
+            Ok(())
+        })
+        .await?;
+        Ok(Arc::new(Container {
+            name: spec.name.clone(),
+            image: spec.image.clone(),
+            runc_id,
+            bundle: cdir.join("bundle"),
+            logs: logs::LogFiles::new(cdir.join("logs")),
+            pre_stop: spec.pre_stop_exec.clone(),
+            state: Mutex::new(RunState::waiting(if request.init_containers.is_empty() {
+                "ContainerCreating"
+            } else {
+                "PodInitializing"
+            })),
+            ended: watch::Sender::new(0),
+        }))
+    }
+
+    /// Unmounts and removes a group's directory and cgroups.
+    async fn remove_files(&self, group_id: &str, dir: &Path) {
+        let dir = dir.to_owned();
+        let cgroup = format!("/{}/{group_id}", self.tag);
+        let removed = blocking(move || {
+            for (point, errno) in mounts::unmount_under(&dir) {
+                tracing::warn!(mount = %point.display(), %errno, "cannot unmount");
+            }
+            cgroups::remove_tree(&cgroup);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(RuntimeError::io("remove", &dir))?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(error) = removed {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                group = group_id,
+                "cannot remove a group's files"
+            );
+        }
+    }
+
+    /// Stops a group and removes all of it.
+    async fn remove_group(&self, group: &Arc<Group>, grace: Duration, force: bool) {
+        self.groups.lock().remove(&group.id);
+        supervise::stop(&self.runc, group, grace, force).await;
+        for container in group.all_containers() {
+            let _ = self.runc.delete_force(&container.runc_id).await;
+        }
+        self.remove_files(&group.id, &group.dir).await;
+        self.network.destroy(&group.network).await;
     }
 
     /// The current state of a group.
@@ -124,37 +551,45 @@ impl RuncRuntime {
     /// # Errors
     /// [`RuntimeError::GroupNotFound`].
     pub async fn inspect_group(&self, group_id: &str) -> Result<pb::GroupStatus, RuntimeError> {
-        Err(RuntimeError::GroupNotFound {
-            group_id: group_id.to_owned(),
-        })
+        Ok(self.group(group_id)?.status())
     }
 
-    /// Stops and starts every container of a group again.
+    /// Stops every container of a group (SIGTERM, 10 s, SIGKILL) and starts them again, init
+    /// containers first; restart counts go on.
     ///
     /// # Errors
     /// [`RuntimeError::GroupNotFound`].
     pub async fn restart_group(&self, group_id: &str) -> Result<pb::GroupStatus, RuntimeError> {
-        Err(RuntimeError::GroupNotFound {
-            group_id: group_id.to_owned(),
-        })
+        let _changes = self.changes.lock().await;
+        let group = self.group(group_id)?;
+        supervise::stop(&self.runc, &group, Duration::from_secs(10), false).await;
+        supervise::reset(&group);
+        self.start_supervisor(&group).await;
+        Ok(group.status())
     }
 
     /// Stops (preStop hooks and SIGTERM within `grace`, or SIGKILL at once with `force`) and
-    /// removes a group. An unknown group is not an error.
+    /// removes a group: its processes, mounts, network namespace, veth, cgroups and files.
+    /// An unknown group is not an error.
     ///
     /// # Errors
-    /// When something of the group cannot be removed.
+    /// None today: what cannot be removed is logged (and removed by the next `open`).
     pub async fn delete_group(
         &self,
         group_id: &str,
         grace: Duration,
         force: bool,
     ) -> Result<(), RuntimeError> {
-        let _ = (group_id, grace, force);
+        let _changes = self.changes.lock().await;
+        let Ok(group) = self.group(group_id) else {
+            return Ok(());
+        };
+        self.remove_group(&group, grace, force).await;
         Ok(())
     }
 
-    /// The log of one container.
+    /// The log of one container (see `pb::LogsRequest` for the options). A follow ends when
+    /// the instance exits or the group is deleted.
     ///
     /// # Errors
     /// Unknown group or container.
@@ -162,37 +597,203 @@ impl RuncRuntime {
         &self,
         request: pb::LogsRequest,
     ) -> Result<ReceiverStream<Result<pb::LogChunk, tonic::Status>>, RuntimeError> {
-        Err(RuntimeError::GroupNotFound {
-            group_id: request.group_id,
-        })
+        let (group, container) = self.container(&request.group_id, &request.container)?;
+        let instance = container.state.lock().instances;
+        let alive: logs::StillRunning = Box::new(move || {
+            let state = container.state.lock();
+            state.running && state.instances == instance && !*group.stopping.borrow()
+        });
+        let (_, container) = self.container(&request.group_id, &request.container)?;
+        let rx = logs::read(&container.logs, &request, alive).await?;
+        Ok(ReceiverStream::new(rx))
     }
 
     /// Runs a command in a running container; the output ends with exactly one `exit`.
     ///
     /// # Errors
-    /// Unknown group or container, or [`RuntimeError::NotRunning`].
+    /// Unknown group or container, [`RuntimeError::NotRunning`], or runc not startable.
     pub async fn exec(
         &self,
         start: pb::ExecStart,
         input: ExecInputStream,
     ) -> Result<ReceiverStream<Result<pb::ExecOutput, tonic::Status>>, RuntimeError> {
-        drop(input);
-        Err(RuntimeError::GroupNotFound {
-            group_id: start.group_id,
-        })
+        let (_, container) = self.container(&start.group_id, &start.container)?;
+        if !container.state.lock().running {
+            return Err(RuntimeError::NotRunning {
+                group_id: start.group_id,
+                container: start.container,
+            });
+        }
+        let rx = exec::start(
+            &self.runc,
+            &container.runc_id,
+            &self.config.root.join("run"),
+            start,
+            input,
+        )
+        .await?;
+        Ok(ReceiverStream::new(rx))
     }
 
-    /// Resource usage of a group and its containers.
+    /// Resource usage of a group and its containers (cgroup counters through `runc events
+    /// --stats`; network counters of the group's veth).
     ///
     /// # Errors
     /// [`RuntimeError::GroupNotFound`].
     pub async fn stats(&self, group_id: &str) -> Result<pb::StatsResponse, RuntimeError> {
-        Err(RuntimeError::GroupNotFound {
-            group_id: group_id.to_owned(),
+        let group = self.group(group_id)?;
+        let mut containers = Vec::new();
+        for container in &group.containers {
+            let running = container.state.lock().running;
+            let usage = if running {
+                match self.runc.stats(&container.runc_id).await {
+                    Ok(sample) => usage_of(container, &sample),
+                    Err(_) => pb::ResourceUsage::default(), // it just exited
+                }
+            } else {
+                pb::ResourceUsage::default()
+            };
+            containers.push(pb::ContainerStats {
+                name: container.name.clone(),
+                usage: Some(usage),
+            });
+        }
+        let sum = |f: fn(&pb::ResourceUsage) -> u64| -> u64 {
+            containers
+                .iter()
+                .filter_map(|c| c.usage.as_ref())
+                .map(f)
+                .sum()
+        };
+        let usage = pb::ResourceUsage {
+            cpu_usage_core_nanoseconds: sum(|u| u.cpu_usage_core_nanoseconds),
+            cpu_usage_nano_cores: sum(|u| u.cpu_usage_nano_cores),
+            memory_usage_bytes: sum(|u| u.memory_usage_bytes),
+            memory_working_set_bytes: sum(|u| u.memory_working_set_bytes),
+            memory_rss_bytes: sum(|u| u.memory_rss_bytes),
+            memory_cache_bytes: sum(|u| u.memory_cache_bytes),
+            memory_available_bytes: sum(|u| u.memory_available_bytes),
+        };
+        let (rx, tx) = Network::counters(&group.network);
+        Ok(pb::StatsResponse {
+            timestamp_ms: jiff::Timestamp::now().as_millisecond(),
+            usage: Some(usage),
+            containers,
+            network_rx_bytes: rx,
+            network_tx_bytes: tx,
         })
     }
 
-    /// Stops and removes every group, then the bridge: no process, mount, network namespace,
-    /// veth, cgroup or bundle directory is left.
-    pub async fn shutdown(&self) {}
+    /// Stops and removes every group (SIGKILL at once), then the bridge: no process, mount,
+    /// network namespace, veth, cgroup or bundle directory is left.
+    pub async fn shutdown(&self) {
+        self.shutting_down.send_replace(true);
+        let _changes = self.changes.lock().await;
+        let groups: Vec<Arc<Group>> = self.groups.lock().values().cloned().collect();
+        futures::future::join_all(
+            groups
+                .iter()
+                .map(|group| self.remove_group(group, Duration::ZERO, true)),
+        )
+        .await;
+        self.remove_leftovers().await;
+        self.network.remove_bridge().await;
+    }
+}
+
+/// One container's usage from a runc sample; the CPU rate from the previous sample.
+fn usage_of(container: &Container, sample: &command::RuncStats) -> pb::ResourceUsage {
+    let raw = |names: &[&str]| -> u64 {
+        names
+            .iter()
+            .find_map(|n| sample.memory.raw.get(*n).copied())
+            .unwrap_or(0)
+    };
+    let usage = sample.memory.usage.usage;
+    let inactive = raw(&["total_inactive_file", "inactive_file"]);
+    let working_set = usage.saturating_sub(inactive);
+    let limit = sample.memory.usage.limit;
+    let total_cpu = sample.cpu.usage.total;
+    let now = tokio::time::Instant::now();
+    let nano_cores = {
+        let mut state = container.state.lock();
+        let rate = state.last_cpu.and_then(|(at, before)| {
+            let elapsed = now.duration_since(at).as_nanos();
+            (elapsed > 0).then(|| {
+                u64::try_from(
+                    u128::from(total_cpu.saturating_sub(before)) * 1_000_000_000 / elapsed,
+                )
+                .unwrap_or(u64::MAX)
+            })
+        });
+        state.last_cpu = Some((now, total_cpu));
+        rate.unwrap_or(0)
+    };
+    pb::ResourceUsage {
+        cpu_usage_core_nanoseconds: total_cpu,
+        cpu_usage_nano_cores: nano_cores,
+        memory_usage_bytes: usage,
+        memory_working_set_bytes: working_set,
+        memory_rss_bytes: raw(&["total_rss", "rss", "anon"]),
+        memory_cache_bytes: if sample.memory.cache > 0 {
+            sample.memory.cache
+        } else {
+            raw(&["total_cache", "cache", "file"])
+        },
+        // No limit shows as a huge number on v1 and 0 on v2.
+        memory_available_bytes: if limit > 0 && limit < (1 << 62) {
+            limit.saturating_sub(working_set)
+        } else {
+            0
+        },
+    }
+}
+
+/// Checks a create request before anything is made.
+fn validate(
+    request: &pb::CreateGroupRequest,
+    images: &HashMap<String, PreparedImage>,
+) -> Result<(), RuntimeError> {
+    if !valid_name(&request.group_id) {
+        return Err(RuntimeError::invalid(format!(
+            "group id {:?} must be 1 to 128 characters of [A-Za-z0-9.-]",
+            request.group_id
+        )));
+    }
+    if request.containers.is_empty() {
+        return Err(RuntimeError::invalid(
+            "a group needs at least one container",
+        ));
+    }
+    if !matches!(
+        request.restart_policy.as_str(),
+        "" | "Always" | "OnFailure" | "Never"
+    ) {
+        return Err(RuntimeError::invalid(format!(
+            "restart policy {:?} is not Always, OnFailure or Never",
+            request.restart_policy
+        )));
+    }
+    let mut names = std::collections::HashSet::new();
+    for spec in request.init_containers.iter().chain(&request.containers) {
+        if !valid_name(&spec.name) || spec.name.contains('.') {
+            return Err(RuntimeError::invalid(format!(
+                "container name {:?} must be 1 to 128 characters of [A-Za-z0-9-]",
+                spec.name
+            )));
+        }
+        if !names.insert(spec.name.as_str()) {
+            return Err(RuntimeError::invalid(format!(
+                "container name {} is used twice",
+                spec.name
+            )));
+        }
+        if !images.contains_key(&spec.image) {
+            return Err(RuntimeError::invalid(format!(
+                "container {}: image {} was not prepared",
+                spec.name, spec.image
+            )));
+        }
+    }
+    Ok(())
 }

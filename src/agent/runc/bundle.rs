@@ -1,0 +1,471 @@
+//! What a container runs and how: its process (command, env, working dir, user), the group's
+//! `/etc` files, and the OCI runtime spec (`config.json`) of its bundle.
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder, get_default_namespaces,
+};
+
+use super::{ImageRunConfig, RuntimeError, pb};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The user a container's processes run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The process of a container, resolved from its spec and its image.
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessPlan {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: ResolvedUser,
+}
+
+/// Command = spec command, else the image entrypoint; args = spec args, else (only when the
+/// spec gives no command) the image cmd — the Kubernetes rules.
+pub(crate) fn command_of(spec: &pb::ContainerSpec, image: &ImageRunConfig) -> Vec<String> {
+    let mut argv = if spec.command.is_empty() {
+        image.entrypoint.clone()
+    } else {
+        spec.command.clone()
+    };
+    if !spec.args.is_empty() {
+        argv.extend(spec.args.iter().cloned());
+    } else if spec.command.is_empty() {
+        argv.extend(image.cmd.iter().cloned());
+    }
+    argv
+}
+
+/// The image env overlaid by the request env (same name: the request wins, in place).
+pub(crate) fn env_of(
+    spec: &pb::ContainerSpec,
+    image: &ImageRunConfig,
+    hostname: &str,
+) -> Vec<String> {
+    let mut env: Vec<String> = image.env.clone();
+    let name_of = |entry: &str| entry.split_once('=').map_or(entry, |(n, _)| n).to_owned();
+    for var in &spec.env {
+        let entry = format!("{}={}", var.name, var.value);
+        match env.iter_mut().find(|e| name_of(e) == var.name) {
+            Some(slot) => *slot = entry,
+            None => env.push(entry),
+        }
+    }
+    if !env.iter().any(|e| name_of(e) == "PATH") {
+        env.insert(0, DEFAULT_PATH.to_owned());
+    }
+    if !env.iter().any(|e| name_of(e) == "HOSTNAME") {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    env
+}
+
+/// Resolves the user: `run_as_user`, else the image's `uid[:gid]` or `name[:group]`, names
+/// looked up in the image's `/etc/passwd` and `/etc/group` (blocking).
+pub(crate) fn resolve_user(
+    rootfs: &Path,
+    run_as_user: Option<i64>,
+    image_user: &str,
+) -> Result<ResolvedUser, RuntimeError> {
+    if let Some(uid) = run_as_user {
+        let uid = u32::try_from(uid)
+            .map_err(|_| RuntimeError::invalid(format!("run_as_user {uid} is not a valid uid")))?;
+        let gid = passwd_entries(rootfs)
+            .into_iter()
+            .find(|e| e.uid == uid)
+            .map_or(0, |e| e.gid);
+        return Ok(ResolvedUser { uid, gid });
+    }
+    if image_user.is_empty() {
+        return Ok(ResolvedUser::default());
+    }
+    let (user, group) = match image_user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (image_user, None),
+    };
+    let entry = if let Ok(uid) = user.parse::<u32>() {
+        passwd_entries(rootfs)
+            .into_iter()
+            .find(|e| e.uid == uid)
+            .unwrap_or(PasswdEntry {
+                name: String::new(),
+                uid,
+                gid: 0,
+            })
+    } else {
+        passwd_entries(rootfs)
+            .into_iter()
+            .find(|e| e.name == user)
+            .ok_or_else(|| {
+                RuntimeError::invalid(format!(
+                    "user {user:?} of the image is not in its /etc/passwd"
+                ))
+            })?
+    };
+    let gid = match group {
+        None => entry.gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => group_gid(rootfs, g).ok_or_else(|| {
+                RuntimeError::invalid(format!("group {g:?} of the image is not in its /etc/group"))
+            })?,
+        },
+    };
+    Ok(ResolvedUser {
+        uid: entry.uid,
+        gid,
+    })
+}
+
+struct PasswdEntry {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// A regular file of the image, never through a link (which could point out of the rootfs).
+fn read_image_file(rootfs: &Path, relative: &str) -> Option<String> {
+    let path = rootfs.join(relative);
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+fn passwd_entries(rootfs: &Path) -> Vec<PasswdEntry> {
+    read_image_file(rootfs, "etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?.to_owned();
+            let _password = fields.next()?;
+            let uid = fields.next()?.parse().ok()?;
+            let gid = fields.next()?.parse().ok()?;
+            Some(PasswdEntry { name, uid, gid })
+        })
+        .collect()
+}
+
+fn group_gid(rootfs: &Path, name: &str) -> Option<u32> {
+    read_image_file(rootfs, "etc/group")?
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == name).then_some(())?;
+            let _password = fields.next()?;
+            fields.next()?.parse().ok()
+        })
+}
+
+/// The working dir: the spec's, else the image's, else `/`; always absolute.
+pub(crate) fn cwd_of(spec: &pb::ContainerSpec, image: &ImageRunConfig) -> String {
+    let dir = if spec.working_dir.is_empty() {
+        image.working_dir.as_str()
+    } else {
+        spec.working_dir.as_str()
+    };
+    if dir.starts_with('/') {
+        dir.to_owned()
+    } else {
+        format!("/{dir}")
+    }
+}
+
+/// `/etc/hosts` of a group.
+pub(crate) fn hosts_file(ip: &str, hostname: &str, aliases: &[pb::HostAlias]) -> String {
+    let mut text =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    text.push_str(&format!("{ip}\t{hostname}\n"));
+    for alias in aliases {
+        if !alias.hostnames.is_empty() {
+            text.push_str(&format!("{}\t{}\n", alias.ip, alias.hostnames.join(" ")));
+        }
+    }
+    text
+}
+
+/// `/etc/resolv.conf` of a group: the request's DNS config, else the host's file.
+pub(crate) fn resolv_conf(request: &pb::CreateGroupRequest, host: &str) -> String {
+    if request.dns_name_servers.is_empty()
+        && request.dns_searches.is_empty()
+        && request.dns_options.is_empty()
+    {
+        return host.to_owned();
+    }
+    let mut text = String::new();
+    for server in &request.dns_name_servers {
+        text.push_str(&format!("nameserver {server}\n"));
+    }
+    if !request.dns_searches.is_empty() {
+        text.push_str(&format!("search {}\n", request.dns_searches.join(" ")));
+    }
+    if !request.dns_options.is_empty() {
+        text.push_str(&format!("options {}\n", request.dns_options.join(" ")));
+    }
+    text
+}
+
+/// A path inside a volume or rootfs given by a request: relative, no `..`, no root.
+pub(crate) fn safe_relative(path: &str, what: &str) -> Result<PathBuf, RuntimeError> {
+    let relative = Path::new(path);
+    if path.is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(RuntimeError::invalid(format!(
+            "{what} {path:?} must be a relative path without `..`"
+        )));
+    }
+    Ok(relative.to_owned())
+}
+
+/// A bind mount of `source` at `destination` in the container.
+pub(crate) fn bind_mount(
+    source: &Path,
+    destination: &str,
+    read_only: bool,
+) -> Result<Mount, oci_spec::OciSpecError> {
+    let mode = if read_only { "ro" } else { "rw" };
+    MountBuilder::default()
+        .destination(destination)
+        .typ("bind")
+        .source(source)
+        .options(vec![
+            "rbind".to_owned(),
+            "rprivate".to_owned(),
+            mode.to_owned(),
+        ])
+        .build()
+}
+
+/// Everything a bundle's `config.json` says.
+#[derive(Debug)]
+pub(crate) struct BundlePlan<'a> {
+    pub rootfs: &'a Path,
+    pub process: &'a ProcessPlan,
+    pub hostname: &'a str,
+    pub netns: PathBuf,
+    pub cgroups_path: String,
+    /// CPU cores; 0 for no limit.
+    pub cpu: f64,
+    /// Bytes; 0 for no limit.
+    pub memory_bytes: i64,
+    pub mounts: Vec<Mount>,
+}
+
+/// The capabilities of a container: the usual default set of container engines.
+fn capabilities() -> std::collections::HashSet<Capability> {
+    [
+        Capability::Chown,
+        Capability::DacOverride,
+        Capability::Fsetid,
+        Capability::Fowner,
+        Capability::Mknod,
+        Capability::NetRaw,
+        Capability::Setgid,
+        Capability::Setuid,
+        Capability::Setfcap,
+        Capability::Setpcap,
+        Capability::NetBindService,
+        Capability::SysChroot,
+        Capability::Kill,
+        Capability::AuditWrite,
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// The OCI runtime spec of a container.
+pub(crate) fn spec(plan: &BundlePlan<'_>) -> Result<Spec, oci_spec::OciSpecError> {
+    let caps = capabilities();
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .args(plan.process.args.clone())
+        .env(plan.process.env.clone())
+        .cwd(plan.process.cwd.clone())
+        .user(
+            UserBuilder::default()
+                .uid(plan.process.user.uid)
+                .gid(plan.process.user.gid)
+                .build()?,
+        )
+        .capabilities(
+            oci_spec::runtime::LinuxCapabilitiesBuilder::default()
+                .bounding(caps.clone())
+                .effective(caps.clone())
+                .permitted(caps)
+                .build()?,
+        )
+        .no_new_privileges(true)
+        .build()?;
+    let namespaces: Vec<LinuxNamespace> = get_default_namespaces()
+        .into_iter()
+        .map(|ns| {
+            if ns.typ() == LinuxNamespaceType::Network {
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::Network)
+                    .path(plan.netns.clone())
+                    .build()
+            } else {
+                Ok(ns)
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let mut resources = LinuxResourcesBuilder::default().devices(vec![
+        LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()?,
+    ]);
+    if plan.cpu > 0.0 {
+        const PERIOD: u64 = 100_000;
+        #[allow(clippy::cast_possible_truncation)] // cores of a spec: small, positive
+        let quota = (plan.cpu * PERIOD as f64).ceil() as i64;
+        resources = resources.cpu(
+            LinuxCpuBuilder::default()
+                .period(PERIOD)
+                .quota(quota.max(1000))
+                .build()?,
+        );
+    }
+    if plan.memory_bytes > 0 {
+        resources = resources.memory(
+            LinuxMemoryBuilder::default()
+                .limit(plan.memory_bytes)
+                .build()?,
+        );
+    }
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(PathBuf::from(&plan.cgroups_path))
+        .resources(resources.build()?)
+        .build()?;
+    let defaults = Spec::default();
+    let mut mounts = defaults.mounts().clone().unwrap_or_default();
+    mounts.extend(plan.mounts.iter().cloned());
+    let mut spec = defaults;
+    spec.set_process(Some(process))
+        .set_root(Some(
+            RootBuilder::default()
+                .path(plan.rootfs)
+                .readonly(false)
+                .build()?,
+        ))
+        .set_hostname(Some(plan.hostname.to_owned()))
+        .set_mounts(Some(mounts));
+    // Keep the default masked and read-only paths of `Linux::default`.
+    let mut full = oci_spec::runtime::Linux::default();
+    full.set_namespaces(linux.namespaces().clone())
+        .set_cgroups_path(linux.cgroups_path().clone())
+        .set_resources(linux.resources().clone());
+    spec.set_linux(Some(full));
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(command: &[&str], args: &[&str]) -> pb::ContainerSpec {
+        pb::ContainerSpec {
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            ..pb::ContainerSpec::default()
+        }
+    }
+
+    fn image() -> ImageRunConfig {
+        ImageRunConfig {
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["default".into()],
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            ..ImageRunConfig::default()
+        }
+    }
+
+    #[test]
+    fn command_follows_kubernetes_rules() {
+        assert_eq!(
+            command_of(&container(&[], &[]), &image()),
+            ["/entry", "default"]
+        );
+        assert_eq!(
+            command_of(&container(&[], &["x"]), &image()),
+            ["/entry", "x"]
+        );
+        assert_eq!(command_of(&container(&["sh"], &[]), &image()), ["sh"]);
+        assert_eq!(
+            command_of(&container(&["sh"], &["-c", "x"]), &image()),
+            ["sh", "-c", "x"]
+        );
+    }
+
+    #[test]
+    fn request_env_overlays_image_env() {
+        let mut spec = container(&[], &[]);
+        spec.env = vec![
+            pb::EnvVar {
+                name: "A".into(),
+                value: "2".into(),
+            },
+            pb::EnvVar {
+                name: "B".into(),
+                value: "3".into(),
+            },
+        ];
+        assert_eq!(
+            env_of(&spec, &image(), "h"),
+            ["PATH=/bin", "A=2", "B=3", "HOSTNAME=h"]
+        );
+    }
+
+    #[test]
+    fn users_resolve_from_the_image() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\nweb:x:33:44::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let r = |run_as, user| resolve_user(root.path(), run_as, user);
+        assert_eq!(r(None, "").unwrap(), ResolvedUser { uid: 0, gid: 0 });
+        assert_eq!(r(None, "web").unwrap(), ResolvedUser { uid: 33, gid: 44 });
+        assert_eq!(
+            r(None, "web:staff").unwrap(),
+            ResolvedUser { uid: 33, gid: 50 }
+        );
+        assert_eq!(
+            r(None, "1000:7").unwrap(),
+            ResolvedUser { uid: 1000, gid: 7 }
+        );
+        assert_eq!(
+            r(Some(33), "root").unwrap(),
+            ResolvedUser { uid: 33, gid: 44 }
+        );
+        assert!(r(None, "nobody-here").is_err());
+        assert!(r(Some(-1), "").is_err());
+    }
+
+    #[test]
+    fn relative_paths_cannot_escape() {
+        assert!(safe_relative("a/b", "p").is_ok());
+        assert!(safe_relative("../a", "p").is_err());
+        assert!(safe_relative("a/../../b", "p").is_err());
+        assert!(safe_relative("/etc", "p").is_err());
+        assert!(safe_relative("", "p").is_err());
+    }
+}

@@ -1,0 +1,349 @@
+//! The life of a group's containers: init containers in order to completion, then every
+//! container, each restarted under the restart policy with back-off; and stopping them all.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+
+use super::{
+    command::Runc,
+    group::{Container, Group, RunState, Stage},
+    pb,
+};
+
+/// First back-off after an exit; doubled per consecutive restart up to [`MAX_BACK_OFF`].
+const FIRST_BACK_OFF: Duration = Duration::from_secs(1);
+const MAX_BACK_OFF: Duration = Duration::from_secs(10);
+/// An instance that ran this long resets the back-off.
+const STABLE_RUN: Duration = Duration::from_secs(10);
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// How one instance ended.
+struct Exit {
+    code: i32,
+    ran: Duration,
+}
+
+/// Whether an instance that exited with `code` runs again under `policy` ("" is Always, the
+/// Kubernetes default).
+fn restarts(policy: &str, code: i32) -> bool {
+    match policy {
+        "OnFailure" => code != 0,
+        "Never" => false,
+        _ => true,
+    }
+}
+
+/// Runs the group until every container is finished or the group is stopped.
+pub(crate) async fn supervise(runc: Runc, group: Arc<Group>) {
+    let policy = group.request.restart_policy.clone();
+    *group.stage.lock() = Stage::Initializing;
+    for init in &group.init_containers {
+        let mut failures = 0;
+        loop {
+            let Some(exit) = run_instance(&runc, &group, init).await else {
+                return;
+            };
+            if exit.code == 0 {
+                init.state.lock().finished = true;
+                break;
+            }
+            // An init container is retried unless the policy is Never (Kubernetes: a failed
+            // init container is restarted for Always and OnFailure alike).
+            if policy == "Never" {
+                init.state.lock().finished = true;
+                *group.stage.lock() = Stage::InitFailed;
+                return;
+            }
+            if !back_off(&group, init, &mut failures, exit.ran).await {
+                return;
+            }
+        }
+    }
+    *group.stage.lock() = Stage::Started;
+    let runs = group
+        .containers
+        .iter()
+        .map(|c| keep_running(&runc, &group, c, &policy));
+    futures::future::join_all(runs).await;
+}
+
+async fn keep_running(runc: &Runc, group: &Arc<Group>, container: &Arc<Container>, policy: &str) {
+    let mut failures = 0;
+    loop {
+        let Some(exit) = run_instance(runc, group, container).await else {
+            return;
+        };
+        if !restarts(policy, exit.code) || *group.stopping.borrow() {
+            container.state.lock().finished = true;
+            return;
+        }
+        if !back_off(group, container, &mut failures, exit.ran).await {
+            return;
+        }
+    }
+}
+
+/// Waits out the back-off before the next instance; false when the group stops meanwhile.
+async fn back_off(group: &Group, container: &Container, failures: &mut u32, ran: Duration) -> bool {
+    if ran >= STABLE_RUN {
+        *failures = 0;
+    }
+    let delay = FIRST_BACK_OFF
+        .saturating_mul(1 << (*failures).min(8))
+        .min(MAX_BACK_OFF);
+    *failures += 1;
+    {
+        let mut state = container.state.lock();
+        state.previous = Some(state.current.clone());
+        state.current = pb::ContainerState {
+            kind: pb::ContainerStateKind::Waiting.into(),
+            reason: "CrashLoopBackOff".into(),
+            message: format!(
+                "back-off {}s restarting failed container {}",
+                delay.as_secs(),
+                container.name
+            ),
+            ..pb::ContainerState::default()
+        };
+    }
+    let mut stopping = group.stopping.subscribe();
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        _ = stopping.wait_for(|s| *s) => {
+            container.state.lock().finished = true;
+            false
+        }
+    }
+}
+
+/// Runs one instance of a container to its end; `None` when the group is stopping and nothing
+/// was started.
+async fn run_instance(runc: &Runc, group: &Group, container: &Container) -> Option<Exit> {
+    let id = container.runc_id.as_str();
+    let sink = match container.logs.rotate().await {
+        Ok(sink) => sink,
+        Err(error) => {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                container = id,
+                "cannot open a log"
+            );
+            return Some(start_failed(container, &error.to_string()));
+        }
+    };
+    // A previous instance's stopped container would block the id.
+    let _ = runc.delete_force(id).await;
+    let started = Instant::now();
+    let mut child = {
+        let mut state = container.state.lock();
+        // Checked under the state lock: `stop` reads `running` under it after setting the flag,
+        // so an instance is either seen by `stop` or never started.
+        if *group.stopping.borrow() {
+            state.finished = true;
+            return None;
+        }
+        match runc.run_foreground(id, &container.bundle).spawn() {
+            Ok(child) => {
+                state.instances += 1;
+                if state.instances > 1 {
+                    state.restart_count = state.restart_count.saturating_add(1);
+                }
+                state.running = true;
+                state.finished = false;
+                state.current = pb::ContainerState {
+                    kind: pb::ContainerStateKind::Running.into(),
+                    reason: "Started".into(),
+                    started_at_ms: now_ms(),
+                    ..pb::ContainerState::default()
+                };
+                child
+            }
+            Err(error) => {
+                drop(state);
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    container = id,
+                    "cannot start runc"
+                );
+                return Some(start_failed(
+                    container,
+                    &format!("cannot start runc: {error}"),
+                ));
+            }
+        }
+    };
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let pumps = async {
+        let out = async {
+            if let Some(out) = stdout {
+                sink.clone().pump("stdout", out).await;
+            }
+        };
+        let err = async {
+            if let Some(err) = stderr {
+                sink.clone().pump("stderr", err).await;
+            }
+        };
+        tokio::join!(out, err);
+    };
+    let (status, ()) = tokio::join!(child.wait(), pumps);
+    let (code, signal) = match status {
+        Ok(status) => decode_exit(status),
+        Err(_) => (128, 0),
+    };
+    {
+        let mut state = container.state.lock();
+        let started_at_ms = state.current.started_at_ms;
+        state.running = false;
+        state.last_cpu = None;
+        state.current = pb::ContainerState {
+            kind: pb::ContainerStateKind::Terminated.into(),
+            reason: if code == 0 { "Completed" } else { "Error" }.into(),
+            exit_code: code,
+            signal,
+            started_at_ms,
+            finished_at_ms: now_ms(),
+            ..pb::ContainerState::default()
+        };
+    }
+    container.ended.send_modify(|n| *n += 1);
+    let _ = runc.delete_force(id).await;
+    Some(Exit {
+        code,
+        ran: started.elapsed(),
+    })
+}
+
+/// runc exits with the container's code, or 128 + the signal that killed it.
+fn decode_exit(status: std::process::ExitStatus) -> (i32, i32) {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) if code > 128 && code <= 128 + 64 => (code, code - 128),
+        (Some(code), _) => (code, 0),
+        (None, Some(signal)) => (128 + signal, signal),
+        (None, None) => (128, 0),
+    }
+}
+
+fn start_failed(container: &Container, message: &str) -> Exit {
+    let mut state = container.state.lock();
+    state.running = false;
+    state.current = pb::ContainerState {
+        kind: pb::ContainerStateKind::Terminated.into(),
+        reason: "StartError".into(),
+        message: message.to_owned(),
+        exit_code: 128,
+        finished_at_ms: now_ms(),
+        ..pb::ContainerState::default()
+    };
+    drop(state);
+    container.ended.send_modify(|n| *n += 1);
+    Exit {
+        code: 128,
+        ran: Duration::ZERO,
+    }
+}
+
+/// Stops every container of a group and waits for its supervisor: preStop hooks and SIGTERM
+/// within `grace` (unless `force`), then SIGKILL until every instance is gone.
+pub(crate) async fn stop(runc: &Runc, group: &Group, grace: Duration, force: bool) {
+    group.stopping.send_replace(true);
+    let mut supervisor = group.supervisor.lock().await;
+    let running = |group: &Group| -> Vec<Arc<Container>> {
+        group
+            .all_containers()
+            .filter(|c| c.state.lock().running)
+            .cloned()
+            .collect()
+    };
+    if !force {
+        let deadline = Instant::now() + grace;
+        let hooks = running(group)
+            .into_iter()
+            .filter(|c| !c.pre_stop.is_empty())
+            .map(|c| async move {
+                let mut command = runc.command(["exec"]);
+                command.arg(&c.runc_id).args(&c.pre_stop).kill_on_drop(true);
+                command
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                if let Ok(mut child) = command.spawn() {
+                    let _ = child.wait().await;
+                }
+            });
+        let _ = tokio::time::timeout_at(deadline, futures::future::join_all(hooks)).await;
+        for container in running(group) {
+            let _ = runc.kill(&container.runc_id, "TERM", false).await;
+        }
+        if let Some(handle) = supervisor.as_mut() {
+            if tokio::time::timeout_at(deadline, handle).await.is_ok() {
+                *supervisor = None;
+            }
+        }
+    }
+    while let Some(handle) = supervisor.as_mut() {
+        for container in running(group) {
+            let _ = runc.kill(&container.runc_id, "KILL", true).await;
+        }
+        if tokio::time::timeout(Duration::from_millis(500), handle)
+            .await
+            .is_ok()
+        {
+            *supervisor = None;
+        }
+    }
+}
+
+/// Makes a stopped group ready to run again (RestartGroup): containers wait to be created,
+/// keeping their restart counts and last states.
+pub(crate) fn reset(group: &Group) {
+    for container in group.all_containers() {
+        let mut state = container.state.lock();
+        let last = state.current.clone();
+        let kept = RunState {
+            previous: Some(last),
+            restart_count: state.restart_count,
+            instances: state.instances,
+            ..RunState::waiting("ContainerCreating")
+        };
+        *state = kept;
+    }
+    *group.stage.lock() = Stage::Initializing;
+    group.stopping.send_replace(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policy_rules() {
+        assert!(restarts("Always", 0));
+        assert!(restarts("", 1));
+        assert!(restarts("OnFailure", 2));
+        assert!(!restarts("OnFailure", 0));
+        assert!(!restarts("Never", 1));
+    }
+
+    #[test]
+    fn exit_codes_and_signals_decode() {
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(
+            decode_exit(std::process::ExitStatus::from_raw(3 << 8)),
+            (3, 0)
+        );
+        assert_eq!(
+            decode_exit(std::process::ExitStatus::from_raw(137 << 8)),
+            (137, 9)
+        );
+        assert_eq!(
+            decode_exit(std::process::ExitStatus::from_raw(15)),
+            (143, 15)
+        );
+    }
+}
