@@ -249,7 +249,7 @@ fn snapshot_holds_the_images_and_a_second_pulls_nothing(
                 bytes_done,
                 bytes_total,
             } => Some((*bytes_done, *bytes_total)),
-            BuildEvent::ImagePulled { .. } => None,
+            BuildEvent::ImagePulled { .. } | BuildEvent::Resolved { .. } => None,
         })
         .collect();
     ensure!(progress.len() >= 3, "progress {progress:?}");
@@ -269,7 +269,7 @@ fn snapshot_holds_the_images_and_a_second_pulls_nothing(
                 image,
                 bytes_pulled,
             } => Some((image.clone(), *bytes_pulled)),
-            BuildEvent::Progress { .. } => None,
+            BuildEvent::Progress { .. } | BuildEvent::Resolved { .. } => None,
         })
         .collect();
     let requested = |i: &BuiltImage| ground.registry.reference(&i.spec.repository, &i.spec.tag);

@@ -25,6 +25,7 @@ use crate::support::{
     emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
+    wait::eventually,
 };
 
 pub fn tests() -> Vec<Test> {
@@ -70,25 +71,6 @@ fn client(
     config.signature = signature;
     tune(&mut config);
     Ok(Client::new(config)?)
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most `seconds`.
-async fn eventually<T, F, Fut>(what: &str, seconds: u64, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn round_trip_v3(ground: &Ground, _namespace: &Namespace) -> Result<()> {

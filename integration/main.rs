@@ -2,13 +2,16 @@
 //! Run them with `cargo test --test integration`; `-- NAME` filters as usual.
 
 mod agent_pull;
+mod agent_runc;
 mod cli;
 mod crd;
 mod eci_api;
 mod eci_sdk;
+mod guide;
 mod imagecache;
 mod node;
 mod registry;
+mod runc_runtime;
 mod support;
 
 use support::harness::{self, Test};
@@ -19,13 +22,16 @@ fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tests: Vec<Test> = [
         agent_pull::tests(),
+        agent_runc::tests(),
         cli::tests(),
         crd::tests(),
         eci_api::tests(),
         eci_sdk::tests(),
+        guide::tests(),
         imagecache::tests(),
         node::tests(),
         registry::tests(),
+        runc_runtime::tests(),
     ]
     .into_iter()
     .flatten()

@@ -21,9 +21,16 @@ pub struct EmulatorProcess {
 
 impl EmulatorProcess {
     /// Starts `eci-vk emulator --listen 127.0.0.1:0` with `extra` flags and waits for its address.
+    /// The runtime is `simulated` unless `extra` names one (`--runtime runc`).
     pub fn start(eci_vk: &std::path::Path, extra: &[&str]) -> Result<Self> {
+        let runtime: &[&str] = if extra.contains(&"--runtime") {
+            &[]
+        } else {
+            &["--runtime", "simulated"]
+        };
         let mut child = Command::new(eci_vk)
             .args(["emulator", "--listen", "127.0.0.1:0"])
+            .args(runtime)
             .args([
                 "--access-key-id",
                 ACCESS_KEY_ID,

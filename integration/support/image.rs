@@ -103,6 +103,8 @@ pub struct ImageSpec {
     pub busybox: bool,
     /// Sizes in bytes of the incompressible filler layers after the busybox layer.
     pub filler_layers: Vec<u64>,
+    /// Layers given as uncompressed tar streams, after the fillers (for hostile layers).
+    pub raw_layers: Vec<Vec<u8>>,
 }
 
 impl ImageSpec {
@@ -113,7 +115,14 @@ impl ImageSpec {
             tag: tag.into(),
             busybox: true,
             filler_layers: vec![],
+            raw_layers: vec![],
         }
+    }
+
+    /// Adds a layer from an uncompressed tar stream, as written.
+    pub fn with_raw_layer(mut self, tar: Vec<u8>) -> Self {
+        self.raw_layers.push(tar);
+        self
     }
 
     /// Adds a filler layer of `bytes` incompressible bytes.
@@ -173,6 +182,9 @@ pub fn build(spec: &ImageSpec) -> Result<BuiltImage> {
     for (i, &bytes) in spec.filler_layers.iter().enumerate() {
         // Random bytes do not compress: store them (still a valid gzip stream) to save CPU.
         tars.push((filler_tar(spec, i, bytes)?, Compression::none()));
+    }
+    for tar in &spec.raw_layers {
+        tars.push((tar.clone(), Compression::default()));
     }
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();

@@ -8,5 +8,6 @@ pub mod ground;
 pub mod harness;
 pub mod image;
 pub mod kubectl;
+pub mod wait;
 
 pub use ground::Ground;

@@ -83,6 +83,11 @@ fn to_runtime(c: &pb::ContainerStatus) -> ContainerRuntime {
 
 /// Takes the agent's view of the group: container states, events for what changed, status.
 fn apply_status(group: &mut Group, status: &pb::GroupStatus, now: Timestamp) {
+    // A real agent gives the group the address its network namespace has; the simulated one
+    // gives none and the emulator's own allocation stands.
+    if !status.ip.is_empty() && group.intranet_ip != status.ip {
+        group.intranet_ip.clone_from(&status.ip);
+    }
     let next: Vec<ContainerRuntime> = status.containers.iter().map(to_runtime).collect();
     for c in &next {
         let before = group.containers.iter().find(|b| b.name == c.name).cloned();

@@ -1,0 +1,719 @@
+//! The real agent through the emulator's OpenAPI: image caches pulled from the ground's
+//! registries into snapshots on disk, container groups run by runc, and what a group started
+//! from a cache pulls (nothing) against what it pulls without one (every byte), read from the
+//! agent's counters.
+//!
+//! Each test runs its own `eci-vk emulator --runtime runc` with its own data directory, bridge
+//! and pod range, so tests run side by side; dropping the emulator stops it, and its agent
+//! removes every container, mount and namespace it made.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use eci_vk::eci::{
+    Client, Container, ContainerGroup, ContainerGroupStatus, CreateContainerGroup,
+    CreateImageCache, DeleteContainerGroup, DeleteImageCache, DescribeContainerGroupMetric,
+    DescribeContainerGroups, DescribeContainerLog, DescribeImageCaches, ExecContainerCommand,
+    ImageCache, ImageCacheStatus, ImageRegistryCredential,
+};
+
+use crate::support::{
+    Ground,
+    emulator::EmulatorProcess,
+    ground::Namespace,
+    harness::{Phase, Test},
+    image::{self, BuiltImage, ImageSpec},
+    wait::eventually,
+};
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "agent_runc::cache_builds_a_snapshot_with_rising_progress",
+            phase: Phase::WithCrd,
+            run: cache_builds_a_snapshot_with_rising_progress,
+        },
+        Test {
+            name: "agent_runc::private_registry_cache_needs_the_right_password",
+            phase: Phase::WithCrd,
+            run: private_registry_cache_needs_the_right_password,
+        },
+        Test {
+            name: "agent_runc::group_runs_logs_execs_reports_and_leaves_nothing",
+            phase: Phase::WithCrd,
+            run: group_runs_logs_execs_reports_and_leaves_nothing,
+        },
+        Test {
+            name: "agent_runc::group_from_a_cache_pulls_nothing",
+            phase: Phase::WithCrd,
+            run: group_from_a_cache_pulls_nothing,
+        },
+        Test {
+            name: "agent_runc::containers_share_localhost_and_a_failed_init_fails_the_group",
+            phase: Phase::WithCrd,
+            run: containers_share_localhost_and_a_failed_init_fails_the_group,
+        },
+        Test {
+            name: "agent_runc::escaping_layers_are_refused",
+            phase: Phase::WithCrd,
+            run: escaping_layers_are_refused,
+        },
+    ]
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// An emulator with the runc agent, on a data directory, bridge and pod range of its own.
+struct RuncEmulator {
+    process: EmulatorProcess,
+    data: tempfile::TempDir,
+    eci: Client,
+}
+
+impl RuncEmulator {
+    /// `slot` (distinct per test) picks the bridge `ecivkt<slot>` and range `10.231.<slot>.0/24`.
+    fn start(ground: &Ground, slot: u8, extra: &[&str]) -> Result<Self> {
+        let data = tempfile::Builder::new()
+            .prefix("eci-vk-agent-test-")
+            .tempdir()?;
+        let data_dir = data.path().to_string_lossy().into_owned();
+        let bridge = format!("ecivkt{slot}");
+        let cidr = format!("10.231.{slot}.0/24");
+        let ca = ground
+            .auth_registry
+            .ca
+            .as_ref()
+            .context("the authenticated registry has a CA")?
+            .to_string_lossy()
+            .into_owned();
+        let mut args = vec![
+            "--runtime",
+            "runc",
+            "--data-dir",
+            &data_dir,
+            "--bridge",
+            &bridge,
+            "--pod-cidr",
+            &cidr,
+            "--plain-http-registry",
+            &ground.registry.host,
+            "--registry-ca-file",
+            &ca,
+        ];
+        args.extend_from_slice(extra);
+        let process = EmulatorProcess::start(ground.eci_vk(), &args)?;
+        let eci = process.client()?;
+        Ok(Self { process, data, eci })
+    }
+
+    fn agent_dir(&self) -> PathBuf {
+        self.data.path().join("agent")
+    }
+
+    /// One counter of the agent's Prometheus text (0 when the series is absent).
+    async fn counter(&self, series: &str) -> Result<u64> {
+        let url = format!("{}metrics", self.process.endpoint);
+        let text = reqwest::get(&url).await?.error_for_status()?.text().await?;
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    async fn group_pulled(&self, group_id: &str) -> Result<u64> {
+        self.counter(&format!(
+            "eci_agent_container_group_pulled_bytes_total{{container_group=\"{group_id}\"}}"
+        ))
+        .await
+    }
+
+    async fn cache(&self, id: &str) -> Result<Option<ImageCache>> {
+        let caches = self
+            .eci
+            .describe_image_caches(&DescribeImageCaches {
+                image_cache_id: Some(id.to_owned()),
+                ..Default::default()
+            })
+            .await?
+            .image_caches;
+        Ok(caches.into_iter().next())
+    }
+
+    async fn wait_cache(&self, id: &str, status: ImageCacheStatus) -> Result<ImageCache> {
+        eventually(&format!("cache {id} to be {status:?}"), 120, || async {
+            Ok(self.cache(id).await?.filter(|c| c.status == status))
+        })
+        .await
+    }
+
+    async fn group(&self, id: &str) -> Result<Option<ContainerGroup>> {
+        let groups = self
+            .eci
+            .describe_container_groups(&DescribeContainerGroups {
+                container_group_ids: vec![id.to_owned()],
+                ..Default::default()
+            })
+            .await?
+            .container_groups;
+        Ok(groups.into_iter().next())
+    }
+
+    async fn wait_group(&self, id: &str, status: ContainerGroupStatus) -> Result<ContainerGroup> {
+        eventually(&format!("group {id} to be {status:?}"), 120, || async {
+            let group = self.group(id).await?;
+            if let Some(g) = &group
+                && g.status != status
+                && matches!(
+                    g.status,
+                    ContainerGroupStatus::Failed | ContainerGroupStatus::Succeeded
+                )
+            {
+                bail!("group {id} ended {:?}: {:?}", g.status, g.events);
+            }
+            Ok(group.filter(|g| g.status == status))
+        })
+        .await
+    }
+
+    async fn create_cache(&self, name: &str, images: &[String]) -> Result<String> {
+        self.create_cache_with(name, images, vec![]).await
+    }
+
+    async fn create_cache_with(
+        &self,
+        name: &str,
+        images: &[String],
+        credentials: Vec<ImageRegistryCredential>,
+    ) -> Result<String> {
+        Ok(self
+            .eci
+            .create_image_cache(&CreateImageCache {
+                image_cache_name: name.into(),
+                images: images.to_vec(),
+                image_cache_size: Some(20),
+                image_registry_credentials: credentials,
+                ..Default::default()
+            })
+            .await
+            .context("CreateImageCache")?
+            .image_cache_id)
+    }
+
+    async fn run_group(&self, request: CreateContainerGroup) -> Result<String> {
+        Ok(self
+            .eci
+            .create_container_group(&request)
+            .await
+            .context("CreateContainerGroup")?
+            .container_group_id)
+    }
+}
+
+fn busybox(name: &str, image: &str, script: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: image.into(),
+        commands: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    }
+}
+
+fn group(name: &str, containers: Vec<Container>) -> CreateContainerGroup {
+    CreateContainerGroup {
+        container_group_name: name.into(),
+        containers,
+        cpu: Some(1.0),
+        memory: Some(2.0),
+        ..Default::default()
+    }
+}
+
+async fn push(ground: &Ground, spec: ImageSpec) -> Result<(String, BuiltImage)> {
+    let built = image::build_and_push(&spec, &ground.registry).await?;
+    Ok((
+        ground.registry.reference(&spec.repository, &spec.tag),
+        built,
+    ))
+}
+
+fn cache_builds_a_snapshot_with_rising_progress(ground: &Ground, _: &Namespace) -> Result<()> {
+    // A shaped link makes the 200 MiB build last a few seconds, so progress is observable.
+    let emulator = RuncEmulator::start(ground, 1, &["--registry-bandwidth", "64MiB/s"])?;
+    ground.runtime.block_on(async {
+        let (busybox, _) = push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
+        let (filler, built) = push(
+            ground,
+            ImageSpec::runnable("agent-runc/filler-200m", "v1").with_filler(200 * MIB),
+        )
+        .await?;
+        let id = emulator
+            .create_cache("rising", &[busybox.clone(), filler.clone()])
+            .await?;
+        let seen = std::cell::RefCell::new(Vec::new());
+        let ready = eventually("the cache to be Ready", 120, || async {
+            let cache = emulator.cache(&id).await?.context("the cache vanished")?;
+            ensure!(
+                cache.status != ImageCacheStatus::Failed,
+                "cache failed: {:?}",
+                cache.events
+            );
+            seen.borrow_mut()
+                .push((cache.status.clone(), cache.progress.clone()));
+            Ok((cache.status == ImageCacheStatus::Ready).then_some(cache))
+        })
+        .await?;
+        let seen = seen.into_inner();
+        let midway = seen.iter().any(|(status, progress)| {
+            *status == ImageCacheStatus::Creating && !matches!(progress.as_str(), "0%" | "100%")
+        });
+        ensure!(midway, "no progress between 0% and 100% was seen: {seen:?}");
+        ensure!(ready.progress == "100%", "progress {}", ready.progress);
+
+        // The snapshot on disk holds both images unpacked.
+        let snapshot = emulator
+            .agent_dir()
+            .join("snapshots")
+            .join(&ready.snapshot_id);
+        ensure!(
+            !ready.snapshot_id.is_empty() && snapshot.is_dir(),
+            "no snapshot directory {}",
+            snapshot.display()
+        );
+        let busybox_bin = snapshot.join("images/0/rootfs/bin/busybox");
+        ensure!(busybox_bin.is_file(), "{} missing", busybox_bin.display());
+        let filler_file = snapshot.join("images/1/rootfs/filler/layer-0.bin");
+        let size = std::fs::metadata(&filler_file)
+            .with_context(|| format!("{} missing", filler_file.display()))?
+            .len();
+        ensure!(size == 200 * MIB, "filler is {size} bytes");
+        let pulled = emulator
+            .counter(&format!(
+                "eci_agent_image_cache_pulled_bytes_total{{image_cache=\"{id}\"}}"
+            ))
+            .await?;
+        ensure!(
+            pulled >= built.pull_size(),
+            "the cache pulled {pulled} bytes, the filler image alone is {}",
+            built.pull_size()
+        );
+
+        // Deleting the cache frees its disk.
+        emulator
+            .eci
+            .delete_image_cache(&DeleteImageCache {
+                image_cache_id: id.clone(),
+                ..Default::default()
+            })
+            .await?;
+        eventually("the snapshot directory to go", 60, || async {
+            Ok((!snapshot.exists()).then_some(()))
+        })
+        .await
+    })
+}
+
+fn private_registry_cache_needs_the_right_password(ground: &Ground, _: &Namespace) -> Result<()> {
+    let emulator = RuncEmulator::start(ground, 2, &[])?;
+    ground.runtime.block_on(async {
+        let spec = ImageSpec::runnable("agent-runc/private", "v1");
+        image::build_and_push(&spec, &ground.auth_registry).await?;
+        let private = ground.auth_registry.reference(&spec.repository, &spec.tag);
+        let (user, password) = ground
+            .auth_registry
+            .credentials
+            .clone()
+            .context("the authenticated registry has credentials")?;
+        let credential = |password: &str| ImageRegistryCredential {
+            server: ground.auth_registry.host.clone(),
+            user_name: user.clone(),
+            password: eci_vk::eci::SecretValue::new(password),
+        };
+        let good = emulator
+            .create_cache_with(
+                "private-good",
+                &[private.clone()],
+                vec![credential(&password)],
+            )
+            .await?;
+        emulator.wait_cache(&good, ImageCacheStatus::Ready).await?;
+
+        let wrong = "not-the-password";
+        let bad = emulator
+            .create_cache_with("private-bad", &[private.clone()], vec![credential(wrong)])
+            .await?;
+        let failed = emulator.wait_cache(&bad, ImageCacheStatus::Failed).await?;
+        let messages: Vec<&str> = failed.events.iter().map(|e| e.message.as_str()).collect();
+        ensure!(
+            messages.iter().any(|m| m.contains(&private)),
+            "no event names the image: {messages:?}"
+        );
+        ensure!(
+            messages
+                .iter()
+                .any(|m| m.to_lowercase().contains("auth") || m.contains("denied")),
+            "no event says the credentials were refused: {messages:?}"
+        );
+        let leaked = format!("{failed:?}");
+        ensure!(
+            !leaked.contains(wrong) && !leaked.contains(&password),
+            "a password appears in the cache"
+        );
+        Ok(())
+    })
+}
+
+fn group_runs_logs_execs_reports_and_leaves_nothing(ground: &Ground, _: &Namespace) -> Result<()> {
+    let emulator = RuncEmulator::start(ground, 3, &[])?;
+    ground.runtime.block_on(async {
+        let (busybox_image, _) =
+            push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
+        let id = emulator
+            .run_group(group(
+                "hello-runc",
+                vec![busybox("main", &busybox_image, "echo hello; sleep 3600")],
+            ))
+            .await?;
+        let running = emulator
+            .wait_group(&id, ContainerGroupStatus::Running)
+            .await?;
+        ensure!(
+            running.intranet_ip.starts_with("10.231.3."),
+            "the group's IP {} is not from its pod range",
+            running.intranet_ip
+        );
+        let log = eventually("hello in the log", 30, || async {
+            let log = emulator
+                .eci
+                .describe_container_log(&DescribeContainerLog {
+                    container_group_id: id.clone(),
+                    container_name: "main".into(),
+                    ..Default::default()
+                })
+                .await?
+                .content;
+            Ok(log.contains("hello").then_some(log))
+        })
+        .await?;
+        ensure!(log.trim_end().ends_with("hello"), "log {log:?}");
+
+        let hostname = emulator
+            .eci
+            .exec_container_command(&ExecContainerCommand {
+                container_group_id: id.clone(),
+                container_name: "main".into(),
+                command: vec!["cat".into(), "/etc/hostname".into()],
+                sync: Some(true),
+                ..Default::default()
+            })
+            .await?
+            .sync_response;
+        ensure!(hostname.trim() == "hello-runc", "hostname {hostname:?}");
+
+        let memory = eventually("memory use in the metrics", 30, || async {
+            let metric = emulator
+                .eci
+                .describe_container_group_metric(&DescribeContainerGroupMetric {
+                    container_group_id: id.clone(),
+                    ..Default::default()
+                })
+                .await?;
+            Ok(metric
+                .records
+                .last()
+                .map(|r| r.memory.usage_bytes)
+                .filter(|&bytes| bytes > 0))
+        })
+        .await?;
+        ensure!(memory < 2 << 30, "memory use {memory} above the limit");
+
+        emulator
+            .eci
+            .delete_container_group(&DeleteContainerGroup {
+                container_group_id: id.clone(),
+                ..Default::default()
+            })
+            .await?;
+        eventually("the group to go", 60, || async {
+            Ok(emulator.group(&id).await?.is_none().then_some(()))
+        })
+        .await?;
+        eventually(
+            "no process, mount or namespace of the group",
+            30,
+            || async {
+                Ok(leftovers(&emulator.agent_dir(), &id)?
+                    .is_empty()
+                    .then_some(()))
+            },
+        )
+        .await
+        .with_context(|| format!("left behind: {:?}", leftovers(&emulator.agent_dir(), &id)))
+    })
+}
+
+/// What of group `id` is still on this host: processes whose command line or cgroup names it,
+/// mounts under the agent's directory, network namespaces named for it.
+fn leftovers(agent_dir: &Path, id: &str) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cgroup.contains(id) || String::from_utf8_lossy(&cmdline).contains(id) {
+            found.push(format!(
+                "process {name}: {}",
+                String::from_utf8_lossy(&cmdline)
+            ));
+        }
+    }
+    let root = agent_dir.to_string_lossy();
+    for line in std::fs::read_to_string("/proc/self/mountinfo")?.lines() {
+        if line.contains(root.as_ref()) && line.contains(id) {
+            found.push(format!("mount {line}"));
+        }
+    }
+    if let Ok(output) = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+    {
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            if line.contains(id) {
+                found.push(format!("netns {line}"));
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn group_from_a_cache_pulls_nothing(ground: &Ground, _: &Namespace) -> Result<()> {
+    let emulator = RuncEmulator::start(ground, 4, &[])?;
+    ground.runtime.block_on(async {
+        let (image, built) = push(
+            ground,
+            ImageSpec::runnable("agent-runc/app-20m", "v1").with_filler(20 * MIB),
+        )
+        .await?;
+        let cache = emulator.create_cache("app", &[image.clone()]).await?;
+        emulator.wait_cache(&cache, ImageCacheStatus::Ready).await?;
+
+        let mut from_cache = group("from-cache", vec![busybox("main", &image, "sleep 3600")]);
+        from_cache.image_snapshot_id = Some(cache.clone());
+        let cached = emulator.run_group(from_cache).await?;
+        let without = emulator
+            .run_group(group(
+                "no-cache",
+                vec![busybox("main", &image, "sleep 3600")],
+            ))
+            .await?;
+        emulator
+            .wait_group(&cached, ContainerGroupStatus::Running)
+            .await?;
+        emulator
+            .wait_group(&without, ContainerGroupStatus::Running)
+            .await?;
+        let (cached_bytes, fresh_bytes) = (
+            emulator.group_pulled(&cached).await?,
+            emulator.group_pulled(&without).await?,
+        );
+        ensure!(
+            cached_bytes == 0,
+            "the group from the cache pulled {cached_bytes} bytes"
+        );
+        ensure!(
+            fresh_bytes == built.pull_size(),
+            "the group without a cache pulled {fresh_bytes} bytes, the image is {}",
+            built.pull_size()
+        );
+
+        // A group keeps running from a cache deleted under it.
+        emulator
+            .eci
+            .delete_image_cache(&DeleteImageCache {
+                image_cache_id: cache.clone(),
+                ..Default::default()
+            })
+            .await?;
+        eventually("the cache to go", 60, || async {
+            Ok(emulator.cache(&cache).await?.is_none().then_some(()))
+        })
+        .await?;
+        let still = emulator
+            .eci
+            .exec_container_command(&ExecContainerCommand {
+                container_group_id: cached.clone(),
+                container_name: "main".into(),
+                command: vec!["ls".into(), "/filler".into()],
+                sync: Some(true),
+                ..Default::default()
+            })
+            .await?
+            .sync_response;
+        ensure!(
+            still.contains("layer-0.bin"),
+            "the rootfs lost its files: {still:?}"
+        );
+        Ok(())
+    })
+}
+
+fn containers_share_localhost_and_a_failed_init_fails_the_group(
+    ground: &Ground,
+    _: &Namespace,
+) -> Result<()> {
+    let emulator = RuncEmulator::start(ground, 5, &[])?;
+    ground.runtime.block_on(async {
+        let (image, _) = push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
+        let pair = emulator
+            .run_group(group(
+                "pair",
+                vec![
+                    busybox(
+                        "server",
+                        &image,
+                        "mkdir -p /www && echo shared-localhost > /www/index.html && \
+                         exec httpd -f -p 127.0.0.1:8080 -h /www",
+                    ),
+                    busybox(
+                        "client",
+                        &image,
+                        "until wget -qO- http://127.0.0.1:8080/; do sleep 0.2; done; sleep 3600",
+                    ),
+                ],
+            ))
+            .await?;
+        emulator
+            .wait_group(&pair, ContainerGroupStatus::Running)
+            .await?;
+        eventually(
+            "the client to reach the server on localhost",
+            30,
+            || async {
+                let log = emulator
+                    .eci
+                    .describe_container_log(&DescribeContainerLog {
+                        container_group_id: pair.clone(),
+                        container_name: "client".into(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .content;
+                Ok(log.contains("shared-localhost").then_some(()))
+            },
+        )
+        .await?;
+
+        let mut failing = group("init-fails", vec![busybox("main", &image, "sleep 3600")]);
+        failing.init_containers = vec![busybox("setup", &image, "echo setting up; exit 1")];
+        failing.restart_policy = Some(eci_vk::eci::container_spec::RestartPolicy::Never);
+        let id = emulator.run_group(failing).await?;
+        let failed = eventually("the group to fail", 60, || async {
+            Ok(emulator
+                .group(&id)
+                .await?
+                .filter(|g| g.status == ContainerGroupStatus::Failed))
+        })
+        .await?;
+        let init = failed
+            .init_containers
+            .first()
+            .context("no init container in the status")?;
+        let code = init.current_state.exit_code;
+        ensure!(code == 1, "init container exit code {code}");
+        let main_started = failed
+            .containers
+            .iter()
+            .any(|c| c.current_state.state == "Running" || c.restart_count > 0);
+        ensure!(!main_started, "the main container ran after a failed init");
+        Ok(())
+    })
+}
+
+fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
+    let emulator = RuncEmulator::start(ground, 6, &[])?;
+    let outside = std::env::temp_dir().join(format!("eci-vk-escape-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&outside);
+    ground.runtime.block_on(async {
+        let dotdot =
+            ImageSpec::runnable("agent-runc/escape-dotdot", "v1").with_raw_layer(hostile_tar(&[
+                Entry::File("../../../../../../escaped", b"x"),
+            ])?);
+        let target = outside.to_string_lossy().into_owned();
+        let symlink =
+            ImageSpec::runnable("agent-runc/escape-symlink", "v1").with_raw_layer(hostile_tar(&[
+                Entry::Symlink("link", &target),
+                Entry::File("link/escaped", b"x"),
+            ])?);
+        for (name, spec) in [("dotdot", dotdot), ("symlink", symlink)] {
+            let (image, _) = push(ground, spec).await?;
+            let id = emulator.create_cache(name, &[image.clone()]).await?;
+            let failed = emulator.wait_cache(&id, ImageCacheStatus::Failed).await?;
+            ensure!(
+                failed.events.iter().any(|e| e.message.contains(&image)),
+                "{name}: no event names the image: {:?}",
+                failed.events
+            );
+        }
+        ensure!(
+            !outside.join("escaped").exists(),
+            "a layer wrote outside the snapshot"
+        );
+        let stray = walk_names(&emulator.agent_dir().join("snapshots"))?;
+        ensure!(
+            !stray.iter().any(|n| n == "escaped"),
+            "a refused layer left files: {stray:?}"
+        );
+        Ok(())
+    })
+}
+
+enum Entry<'a> {
+    File(&'a str, &'a [u8]),
+    Symlink(&'a str, &'a str),
+}
+
+/// A tar stream whose entry names are written byte for byte (the tar crate refuses `..`).
+fn hostile_tar(entries: &[Entry<'_>]) -> Result<Vec<u8>> {
+    let mut out = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_old();
+        let (name, data, link): (&str, &[u8], Option<&str>) = match entry {
+            Entry::File(name, data) => (name, data, None),
+            Entry::Symlink(name, target) => (name, b"", Some(target)),
+        };
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(target) = link {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+        } else {
+            header.set_entry_type(tar::EntryType::Regular);
+        }
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        out.append(&header, &data[..])?;
+    }
+    Ok(out.into_inner()?)
+}
+
+fn walk_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(names)
+}
