@@ -4,7 +4,10 @@
 use std::{
     process::Child,
     sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
 };
+
+use nix::{sys::signal::Signal, unistd::Pid};
 
 static PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
@@ -22,15 +25,47 @@ pub fn forget(child: &Child) {
         .retain(|&pid| pid != child.id());
 }
 
-/// Kills every registered child that is still running.
+/// How long a child gets to clean up after SIGTERM (an emulator's agent removes its
+/// containers, mounts and namespaces then) before it is killed.
+const GRACE: Duration = Duration::from_secs(20);
+
+/// Stops every registered child that is still running: SIGTERM, then SIGKILL for those still
+/// there after the grace period.
 pub fn kill_all() {
-    for pid in PIDS
+    let pids: Vec<u32> = PIDS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .drain(..)
-    {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
+        .collect();
+    for &pid in &pids {
+        let _ = signal(pid, Signal::SIGTERM);
     }
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline && pids.iter().any(|&pid| signal(pid, None).is_ok()) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for &pid in &pids {
+        let _ = signal(pid, Signal::SIGKILL);
+    }
+}
+
+/// Stops one child the same way and reaps it.
+pub fn stop(child: &mut Child) {
+    let _ = signal(child.id(), Signal::SIGTERM);
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+            forget(child);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    forget(child);
+}
+
+fn signal(pid: u32, signal: impl Into<Option<Signal>>) -> nix::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| nix::errno::Errno::EINVAL)?;
+    nix::sys::signal::kill(Pid::from_raw(pid), signal.into())
 }

@@ -84,9 +84,9 @@ impl EmulatorProcess {
 }
 
 impl Drop for EmulatorProcess {
+    /// SIGTERM first: the emulator's agent then removes its containers, mounts and
+    /// namespaces.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        super::children::forget(&self.child);
+        super::children::stop(&mut self.child);
     }
 }
