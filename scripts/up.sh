@@ -27,26 +27,34 @@ kubectl wait --for=condition=established crd/imagecaches.eci.alibabacloud.com --
 echo "\$ kubectl get crd/imagecaches.eci.alibabacloud.com"
 kubectl get crd/imagecaches.eci.alibabacloud.com
 
-step "The guide's sample ImageCache"
-kubectl apply -f examples/guide/imagecache-sample.yaml
-echo "\$ kubectl get imagecache"
-kubectl get imagecache
+step "The guide's sample ImageCache is valid (its images live on public registries this demo does not reach)"
+echo "\$ kubectl create --dry-run=server -f examples/guide/imagecache-sample.yaml"
+kubectl create --dry-run=server -f examples/guide/imagecache-sample.yaml
 
 step "A bad object is refused by the schema"
 echo '$ kubectl create -f - <<< "spec: {images: [busybox], imageCacheSize: 10}"'
 printf 'apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata: {name: too-small}\nspec: {images: [busybox], imageCacheSize: 10}\n' \
   | kubectl create -f - || true
 
-step "The ECI emulator (eci-vk emulator) answering the official ECI Python SDK"
+step "Demo images on the local registry: busybox, and an 'app' of busybox + 64 MiB"
+integration/ground/push-busybox.sh "$GROUND_REGISTRY" demo/busybox latest
+integration/ground/push-busybox.sh "$GROUND_REGISTRY" demo/app latest 64
+# The examples name the default registry address; follow an overridden port.
+local_yaml() { sed "s/127.0.0.1:15000/$GROUND_REGISTRY/g" "$@"; }
+
+step "The ECI emulator (eci-vk emulator) with its real agent, answering the official ECI Python SDK"
 # shellcheck source=../integration/ground/lib.sh
 source integration/ground/lib.sh
 python="$(integration/ground/install-python-sdk.sh)"
 export ALIBABA_CLOUD_ACCESS_KEY_ID=demo-access-key ALIBABA_CLOUD_ACCESS_KEY_SECRET=demo-secret
+# The agent pulls from the local registry over a link shaped to 16 MiB/s, standing in for the
+# WAN between an ECI instance and a public registry.
 start_daemon emulator "$eci_vk" emulator --listen "127.0.0.1:$GROUND_EMULATOR_PORT" \
-  --data-dir "$RUN_DIR/emulator"
+  --data-dir "$RUN_DIR/emulator" --plain-http-registry "$GROUND_REGISTRY" \
+  --registry-bandwidth 16MiB/s
 wait_until emulator 30 curl -s -o /dev/null "http://127.0.0.1:$GROUND_EMULATOR_PORT/"
-echo "\$ python integration/sdk/eci_sdk_roundtrip.py 127.0.0.1:$GROUND_EMULATOR_PORT busybox:latest"
-"$python" integration/sdk/eci_sdk_roundtrip.py "127.0.0.1:$GROUND_EMULATOR_PORT" busybox:latest
+echo "\$ python integration/sdk/eci_sdk_roundtrip.py 127.0.0.1:$GROUND_EMULATOR_PORT $GROUND_REGISTRY/demo/busybox:latest"
+"$python" integration/sdk/eci_sdk_roundtrip.py "127.0.0.1:$GROUND_EMULATOR_PORT" "$GROUND_REGISTRY/demo/busybox:latest"
 
 step "The virtual node (eci-vk run), speaking the ECI OpenAPI to that emulator"
 start_daemon virtual-kubelet "$eci_vk" run --kubeconfig "$KUBECONFIG" --node-name virtual-kubelet \
@@ -57,10 +65,33 @@ echo "\$ kubectl get nodes -o wide"
 kubectl get nodes -o wide
 
 step "A pod on the virtual node"
-kubectl apply -f examples/busybox-pod.yaml
-kubectl wait --for=condition=Ready pod/busybox --timeout=60s >/dev/null
+local_yaml examples/busybox-pod.yaml | kubectl apply -f -
+kubectl wait --for=condition=Ready pod/busybox --timeout=120s >/dev/null
 echo "\$ kubectl get pod busybox -o wide"
 kubectl get pod busybox -o wide
+
+step "An ImageCache of the app image, and the same pod with and without it"
+local_yaml examples/demo-imagecache.yaml | kubectl apply -f -
+kubectl wait --for=jsonpath='{.status.phase}'=Ready imagecache/demo-app --timeout=180s >/dev/null
+echo "\$ kubectl get imagecache demo-app"
+kubectl get imagecache demo-app
+pulled() { # bytes the agent pulled for the pod's container group
+  local group
+  group="$(kubectl get pod "$1" -o jsonpath='{.status.containerStatuses[0].containerID}')"
+  group="${group#eci://}" group="${group%%/*}"
+  curl -s "http://127.0.0.1:$GROUND_EMULATOR_PORT/metrics" \
+    | awk -v g="container_group=\"$group\"" 'index($0, g) {n = $2} END {print n + 0}'
+}
+kubectl delete pod app-from-cache app-without-cache --ignore-not-found --wait >/dev/null
+for pod in app-from-cache app-without-cache; do
+  start=$(date +%s.%N)
+  local_yaml "examples/$pod.yaml" | kubectl apply -f - >/dev/null
+  kubectl wait --for=condition=Ready "pod/$pod" --timeout=180s >/dev/null
+  printf '%-18s Ready after %s s, pulled %s bytes\n' "$pod" \
+    "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')" "$(pulled "$pod")"
+done
+echo "\$ kubectl get events --field-selector involvedObject.name=app-from-cache"
+kubectl get events --field-selector involvedObject.name=app-from-cache
 
 cat <<MSG
 
