@@ -1,0 +1,442 @@
+//! What every guide test stands on: an `eci-vk emulator` process as the cloud (simulated
+//! runtime, with the test's own delays) and one `eci-vk run` node process against it, hosting
+//! the ImageCache controller. The node reconciles and matches only the test's ImageCaches
+//! (label `eci-vk-guide=<namespace>`, via `--image-cache-selector`) and takes its own leader
+//! Lease (`--cluster-name <namespace>`), so tests running side by side never touch each
+//! other's caches. Dropping the rig deletes the test's caches while the node still runs to
+//! release them, then stops the node and the emulator.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use eci_vk::{eci, imagecache, pods::tags};
+use serde_json::Value;
+
+use crate::support::{
+    Ground,
+    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    ground::Namespace,
+};
+
+/// Label putting an ImageCache in a test's scope.
+pub const LABEL: &str = "eci-vk-guide";
+/// Longest wait for anything the cloud builds.
+pub const SLOW: u64 = 120;
+/// Longest wait for a pod to settle.
+pub const POD: u64 = 60;
+
+static NODES: AtomicU32 = AtomicU32::new(0);
+
+pub struct Rig<'g> {
+    pub ground: &'g Ground,
+    pub ns: String,
+    pub node_name: String,
+    pub emulator: EmulatorProcess,
+    pub eci: eci::Client,
+    child: Option<Child>,
+    log: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl<'g> Rig<'g> {
+    /// Starts the emulator (pulling each image in `pull_ms`) and a node against it.
+    pub fn start(ground: &'g Ground, ns: &Namespace, pull_ms: u64) -> Result<Self> {
+        let pull_ms = pull_ms.to_string();
+        let emulator = EmulatorProcess::start(
+            ground.eci_vk(),
+            &[
+                "--no-throttle",
+                "--runtime",
+                "simulated",
+                "--sim-pull-ms",
+                &pull_ms,
+                "--sim-snapshot-ms",
+                "100",
+                "--sim-start-ms",
+                "100",
+            ],
+        )?;
+        let eci = emulator.client()?;
+        let tmp = tempfile::tempdir()?;
+        let node_name = format!(
+            "vk-guide-{}-{}",
+            std::process::id(),
+            NODES.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut rig = Self {
+            ground,
+            ns: ns.name.clone(),
+            node_name,
+            emulator,
+            eci,
+            child: None,
+            log: tmp.path().join("node.log"),
+            _tmp: tmp,
+        };
+        rig.spawn_node()?;
+        rig.wait_node_ready()?;
+        Ok(rig)
+    }
+
+    /// Starts (or restarts) the node process.
+    pub fn spawn_node(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(self.ground.eci_vk())
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&self.ground.kubeconfig)
+            .args([
+                "--node-name",
+                &self.node_name,
+                "--pod-sync-interval-ms",
+                "500",
+                "--cluster-name",
+                &self.ns,
+                "--image-cache-selector",
+                &format!("{LABEL}={}", self.ns),
+                "--eci-endpoint",
+                &self.emulator.endpoint,
+            ])
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start eci-vk run")?;
+        crate::support::children::register(&child);
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL: the node dies wherever it is, as a crashed process would.
+    pub fn kill_node(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            crate::support::children::forget(&child);
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_node_ready(&self) -> Result<()> {
+        wait(&format!("node {} Ready", self.node_name), POD, || {
+            let out = self
+                .ground
+                .kubectl()
+                .args([
+                    "get",
+                    "node",
+                    &self.node_name,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
+                .run()?;
+            Ok((out.success && out.stdout.trim() == "True").then_some(()))
+        })
+        .with_context(|| format!("node log:\n{}", self.logs()))
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
+        self.ground.kubectl().args(args).ok()
+    }
+
+    /// `kubectl create -f -` of `yaml` in the test's namespace.
+    pub fn create(&self, yaml: &str) -> Result<()> {
+        self.ground
+            .kubectl()
+            .args(["create", "-n", &self.ns, "-f", "-"])
+            .stdin(yaml.to_owned())
+            .ok()?;
+        Ok(())
+    }
+
+    /// An ImageCache named `name` holding `images`, in the test's scope.
+    pub fn create_cache(&self, name: &str, images: &[&str]) -> Result<()> {
+        let mut yaml = format!(
+            "apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata:\n  name: {name}\n  labels:\n    {LABEL}: {}\nspec:\n  images:\n",
+            self.ns
+        );
+        for image in images {
+            yaml.push_str(&format!("  - {image}\n"));
+        }
+        self.create(&yaml)
+    }
+
+    pub fn cache(&self, name: &str) -> Result<Value> {
+        Ok(serde_json::from_str(&self.kubectl(&[
+            "get",
+            "imagecache",
+            name,
+            "-o",
+            "json",
+        ])?)?)
+    }
+
+    /// Waits until the ImageCache satisfies `test`; returns it.
+    pub fn wait_cache(
+        &self,
+        name: &str,
+        what: &str,
+        test: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        wait(&format!("imagecache {name} {what}"), SLOW, || {
+            let object = self.cache(name)?;
+            Ok(test(&object).then_some(object))
+        })
+        .with_context(|| {
+            format!(
+                "status: {}\nnode log (tail):\n{}",
+                self.cache(name)
+                    .map(|o| o["status"].to_string())
+                    .unwrap_or_default(),
+                tail(&self.logs(), 40)
+            )
+        })
+    }
+
+    /// Waits until the cache is Ready and returns its `imc-` id.
+    pub fn wait_ready(&self, name: &str) -> Result<String> {
+        let object = self.wait_cache(name, "Ready", |o| o["status"]["phase"] == "Ready")?;
+        object["status"]["imageCacheId"]
+            .as_str()
+            .map(str::to_owned)
+            .context("a Ready cache has an imageCacheId")
+    }
+
+    pub fn pod(&self, name: &str) -> Result<Value> {
+        Ok(serde_json::from_str(&self.kubectl(&[
+            "get", "pod", "-n", &self.ns, name, "-o", "json",
+        ])?)?)
+    }
+
+    pub fn wait_pod(&self, name: &str, what: &str, test: impl Fn(&Value) -> bool) -> Result<Value> {
+        wait(&format!("pod {name} {what}"), POD, || {
+            let pod = self.pod(name)?;
+            Ok(test(&pod).then_some(pod))
+        })
+        .with_context(|| format!("node log (tail):\n{}", tail(&self.logs(), 40)))
+    }
+
+    pub fn wait_running(&self, name: &str) -> Result<Value> {
+        self.wait_pod(name, "Running", |p| p["status"]["phase"] == "Running")
+    }
+
+    /// Names of the pods with label `app=<app>`.
+    pub fn pods_of(&self, app: &str) -> Result<Vec<String>> {
+        let out = self.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &self.ns,
+            "-l",
+            &format!("app={app}"),
+            "-o",
+            "json",
+        ])?;
+        let list: Value = serde_json::from_str(&out)?;
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Events about the pod `name`, as `(reason, message)`.
+    pub fn pod_events(&self, name: &str) -> Result<Vec<(String, String)>> {
+        let out = self.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &self.ns,
+            "--field-selector",
+            &format!("involvedObject.kind=Pod,involvedObject.name={name}"),
+            "-o",
+            "json",
+        ])?;
+        let list: Value = serde_json::from_str(&out)?;
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap_or_default().to_owned(),
+                    e["message"]
+                        .as_str()
+                        .or(e["note"].as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// Waits for an event with `reason` on the pod; returns its message.
+    pub fn wait_pod_event(&self, name: &str, reason: &str) -> Result<String> {
+        wait(&format!("event {reason} on pod {name}"), POD, || {
+            Ok(self
+                .pod_events(name)?
+                .into_iter()
+                .find(|(r, _)| r == reason)
+                .map(|(_, m)| m))
+        })
+        .with_context(|| format!("events: {:?}", self.pod_events(name).unwrap_or_default()))
+    }
+
+    /// The emulator's container group of the pod with `uid`, read through
+    /// DescribeContainerGroups as any ECI user would.
+    pub fn group_of(&self, uid: &str) -> Result<Option<eci::ContainerGroup>> {
+        let eci = self.eci.clone();
+        let request = eci::DescribeContainerGroups {
+            tags: vec![eci::Tag::new(tags::UID, uid)],
+            ..eci::DescribeContainerGroups::default()
+        };
+        let groups = self
+            .ground
+            .runtime
+            .block_on(async move { eci.describe_all_container_groups(&request).await })
+            .context("DescribeContainerGroups")?;
+        Ok(groups.into_iter().next())
+    }
+
+    /// The cache id the cloud says the pod's group started from: the id in the group's
+    /// `SuccessfulHitImageCache` event, `None` when it pulled its images.
+    pub fn group_cache(&self, pod: &Value) -> Result<Option<String>> {
+        let uid = pod["metadata"]["uid"].as_str().context("pod uid")?;
+        let group = wait("the pod's container group", POD, || self.group_of(uid))?;
+        Ok(group
+            .events
+            .iter()
+            .find(|e| e.reason == "SuccessfulHitImageCache")
+            .and_then(|e| e.message.split_whitespace().find(|w| w.starts_with("imc-")))
+            .map(|w| w.trim_end_matches([',', '.']).to_owned()))
+    }
+
+    /// Cloud caches tagged for the object `name`.
+    pub fn cloud_caches_for(&self, name: &str) -> Result<Vec<eci::ImageCache>> {
+        self.describe_caches(eci::DescribeImageCaches {
+            tags: vec![eci::Tag::new(
+                imagecache::TAG_OBJECT,
+                imagecache::object_tag_value(name),
+            )],
+            ..eci::DescribeImageCaches::default()
+        })
+    }
+
+    pub fn describe_caches(
+        &self,
+        request: eci::DescribeImageCaches,
+    ) -> Result<Vec<eci::ImageCache>> {
+        let eci = self.eci.clone();
+        self.ground
+            .runtime
+            .block_on(async move { eci.describe_all_image_caches(&request).await })
+            .context("DescribeImageCaches")
+    }
+}
+
+impl Drop for Rig<'_> {
+    fn drop(&mut self) {
+        let selector = format!("{LABEL}={}", self.ns);
+        if self.child.is_some() {
+            let _ = self
+                .ground
+                .kubectl()
+                .args([
+                    "delete",
+                    "imagecache",
+                    "-l",
+                    &selector,
+                    "--wait=true",
+                    "--timeout=30s",
+                ])
+                .run();
+        }
+        self.kill_node();
+        // Whatever the node could not release must not stay stuck in the cluster.
+        if let Ok(names) = self
+            .ground
+            .kubectl()
+            .args(["get", "imagecache", "-l", &selector, "-o", "name"])
+            .ok()
+        {
+            for name in names.lines().filter(|l| !l.is_empty()) {
+                let _ = self
+                    .ground
+                    .kubectl()
+                    .args([
+                        "patch",
+                        name,
+                        "--type=merge",
+                        "-p",
+                        r#"{"metadata":{"finalizers":null}}"#,
+                    ])
+                    .run();
+                let _ = self
+                    .ground
+                    .kubectl()
+                    .args(["delete", name, "--wait=false", "--ignore-not-found"])
+                    .run();
+            }
+        }
+        let lease = format!("eci-vk-imagecache-{}", self.ns);
+        for (kind, namespace, name) in [
+            ("node", None, self.node_name.as_str()),
+            ("lease", Some("kube-system"), lease.as_str()),
+        ] {
+            let mut args = vec!["delete", kind, name, "--wait=false", "--ignore-not-found"];
+            if let Some(namespace) = namespace {
+                args.extend(["-n", namespace]);
+            }
+            let _ = self.ground.kubectl().args(args).run();
+        }
+    }
+}
+
+/// Polls `check` every 250 ms until it yields a value or `seconds` pass.
+pub fn wait<T>(
+    what: &str,
+    seconds: u64,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut last_error = None;
+    loop {
+        match check() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if Instant::now() > deadline {
+            match last_error {
+                Some(error) => {
+                    bail!("timed out after {seconds} s waiting for {what}; last error: {error:#}")
+                }
+                None => bail!("timed out after {seconds} s waiting for {what}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
