@@ -54,6 +54,16 @@ pub fn tests() -> Vec<Test> {
             run: containers_share_localhost_and_a_failed_init_fails_the_group,
         },
         Test {
+            name: "agent_runc::standalone_agent_serves_an_emulator",
+            phase: Phase::WithCrd,
+            run: standalone_agent_serves_an_emulator,
+        },
+        Test {
+            name: "agent_runc::pull_policy_never_needs_the_image_present",
+            phase: Phase::WithCrd,
+            run: pull_policy_never_needs_the_image_present,
+        },
+        Test {
             name: "agent_runc::escaping_layers_are_refused",
             phase: Phase::WithCrd,
             run: escaping_layers_are_refused,
@@ -665,6 +675,108 @@ fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
         ensure!(
             !stray.iter().any(|n| n == "escaped"),
             "a refused layer left files: {stray:?}"
+        );
+        Ok(())
+    })
+}
+
+/// `eci-vk agent --listen` on its own, and an emulator that reaches it with `--agent URL`.
+fn standalone_agent_serves_an_emulator(ground: &Ground, _: &Namespace) -> Result<()> {
+    let data = tempfile::Builder::new()
+        .prefix("eci-vk-agent-test-")
+        .tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut agent = std::process::Command::new(ground.eci_vk())
+        .args(["agent", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--bridge", "ecivkt7", "--pod-cidr", "10.231.7.0/24"])
+        .args(["--plain-http-registry", &ground.registry.host])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("cannot start eci-vk agent")?;
+    crate::support::children::register(&agent);
+    let result = (|| {
+        let url = format!("http://127.0.0.1:{port}");
+        let emulator = EmulatorProcess::start(ground.eci_vk(), &["--agent", &url])?;
+        let eci = emulator.client()?;
+        ground.runtime.block_on(async {
+            let (image, built) =
+                push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
+            let id = eci
+                .create_container_group(&group(
+                    "remote",
+                    vec![busybox("main", &image, "echo from-afar; sleep 3600")],
+                ))
+                .await?
+                .container_group_id;
+            eventually("the group to run on the remote agent", 120, || async {
+                let log = eci
+                    .describe_container_log(&DescribeContainerLog {
+                        container_group_id: id.clone(),
+                        container_name: "main".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|r| r.content)
+                    .unwrap_or_default();
+                Ok(log.contains("from-afar").then_some(()))
+            })
+            .await?;
+            let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+                .await?
+                .text()
+                .await?;
+            let series = format!(
+                "eci_agent_container_group_pulled_bytes_total{{container_group=\"{id}\"}} "
+            );
+            let pulled: u64 = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+                .context("no pull counter for the group")?;
+            ensure!(pulled == built.pull_size(), "pulled {pulled}");
+            Ok(id)
+        })
+    })();
+    crate::support::children::stop(&mut agent);
+    let id = result?;
+    let mut left = leftovers(data.path(), &id)?;
+    left.extend(leftovers(data.path(), &data.path().to_string_lossy())?);
+    ensure!(left.is_empty(), "the stopped agent left {left:?}");
+    Ok(())
+}
+
+/// `ImagePullPolicy: Never` without the image in a snapshot fails the group, with a reason.
+fn pull_policy_never_needs_the_image_present(ground: &Ground, _: &Namespace) -> Result<()> {
+    let emulator = RuncEmulator::start(ground, 8, &[])?;
+    ground.runtime.block_on(async {
+        let (image, _) = push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
+        let mut container = busybox("main", &image, "sleep 3600");
+        container.image_pull_policy = Some(eci_vk::eci::container_spec::ImagePullPolicy::Never);
+        let id = emulator.run_group(group("never", vec![container])).await?;
+        let events = eventually("a pull failure event", 60, || async {
+            let group = emulator.group(&id).await?.context("the group vanished")?;
+            ensure!(
+                group.status != ContainerGroupStatus::Running,
+                "the group runs an image it was not allowed to pull"
+            );
+            Ok(group
+                .events
+                .iter()
+                .any(|e| e.message.contains("Never"))
+                .then_some(group.events))
+        })
+        .await?;
+        ensure!(
+            events.iter().any(|e| e.message.contains(&image)),
+            "no event names the image: {events:?}"
         );
         Ok(())
     })
