@@ -2,7 +2,7 @@
 # Installs the Debian packages the test ground runs: the OCI distribution registry, runc,
 # busybox-static (the payload of runnable test images), htpasswd and openssl. Idempotent.
 set -euo pipefail
-packages=(docker-registry runc busybox-static apache2-utils openssl curl)
+packages=(docker-registry runc busybox-static apache2-utils openssl curl iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
