@@ -73,68 +73,29 @@ pub fn tests() -> Vec<Test> {
 
 const MIB: u64 = 1024 * 1024;
 
-/// An emulator with the runc agent, on a data directory, bridge and pod range of its own.
+/// An emulator with the runc agent and our client for it.
 struct RuncEmulator {
     process: EmulatorProcess,
-    data: tempfile::TempDir,
     eci: Client,
 }
 
 impl RuncEmulator {
-    /// `slot` (distinct per test) picks the bridge `ecivkt<slot>` and range `10.231.<slot>.0/24`.
-    fn start(ground: &Ground, slot: u8, extra: &[&str]) -> Result<Self> {
-        let data = tempfile::Builder::new()
-            .prefix("eci-vk-agent-test-")
-            .tempdir()?;
-        let data_dir = data.path().to_string_lossy().into_owned();
-        let bridge = format!("ecivkt{slot}");
-        let cidr = format!("10.231.{slot}.0/24");
-        let ca = ground
-            .auth_registry
-            .ca
-            .as_ref()
-            .context("the authenticated registry has a CA")?
-            .to_string_lossy()
-            .into_owned();
-        let mut args = vec![
-            "--runtime",
-            "runc",
-            "--data-dir",
-            &data_dir,
-            "--bridge",
-            &bridge,
-            "--pod-cidr",
-            &cidr,
-            "--plain-http-registry",
-            &ground.registry.host,
-            "--registry-ca-file",
-            &ca,
-        ];
-        args.extend_from_slice(extra);
-        let process = EmulatorProcess::start(ground.eci_vk(), &args)?;
+    fn start(ground: &Ground, extra: &[&str]) -> Result<Self> {
+        let process = EmulatorProcess::start_runc(ground, extra)?;
         let eci = process.client()?;
-        Ok(Self { process, data, eci })
+        Ok(Self { process, eci })
     }
 
     fn agent_dir(&self) -> PathBuf {
-        self.data.path().join("agent")
+        self.process.agent_dir().unwrap_or_default()
     }
 
-    /// One counter of the agent's Prometheus text (0 when the series is absent).
     async fn counter(&self, series: &str) -> Result<u64> {
-        let url = format!("{}metrics", self.process.endpoint);
-        let text = reqwest::get(&url).await?.error_for_status()?.text().await?;
-        Ok(text
-            .lines()
-            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or(0))
+        self.process.agent_counter(series).await
     }
 
     async fn group_pulled(&self, group_id: &str) -> Result<u64> {
-        self.counter(&format!(
-            "eci_agent_container_group_pulled_bytes_total{{container_group=\"{group_id}\"}}"
-        ))
-        .await
+        self.process.group_pulled(group_id).await
     }
 
     async fn cache(&self, id: &str) -> Result<Option<ImageCache>> {
@@ -248,7 +209,7 @@ async fn push(ground: &Ground, spec: ImageSpec) -> Result<(String, BuiltImage)> 
 
 fn cache_builds_a_snapshot_with_rising_progress(ground: &Ground, _: &Namespace) -> Result<()> {
     // A shaped link makes the 200 MiB build last a few seconds, so progress is observable.
-    let emulator = RuncEmulator::start(ground, 1, &["--registry-bandwidth", "64MiB/s"])?;
+    let emulator = RuncEmulator::start(ground, &["--registry-bandwidth", "64MiB/s"])?;
     ground.runtime.block_on(async {
         let (busybox, _) = push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
         let (filler, built) = push(
@@ -323,7 +284,7 @@ fn cache_builds_a_snapshot_with_rising_progress(ground: &Ground, _: &Namespace) 
 }
 
 fn private_registry_cache_needs_the_right_password(ground: &Ground, _: &Namespace) -> Result<()> {
-    let emulator = RuncEmulator::start(ground, 2, &[])?;
+    let emulator = RuncEmulator::start(ground, &[])?;
     ground.runtime.block_on(async {
         let spec = ImageSpec::runnable("agent-runc/private", "v1");
         image::build_and_push(&spec, &ground.auth_registry).await?;
@@ -373,7 +334,7 @@ fn private_registry_cache_needs_the_right_password(ground: &Ground, _: &Namespac
 }
 
 fn group_runs_logs_execs_reports_and_leaves_nothing(ground: &Ground, _: &Namespace) -> Result<()> {
-    let emulator = RuncEmulator::start(ground, 3, &[])?;
+    let emulator = RuncEmulator::start(ground, &[])?;
     ground.runtime.block_on(async {
         let (busybox_image, _) =
             push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
@@ -386,9 +347,11 @@ fn group_runs_logs_execs_reports_and_leaves_nothing(ground: &Ground, _: &Namespa
         let running = emulator
             .wait_group(&id, ContainerGroupStatus::Running)
             .await?;
+        let range = emulator.process.pod_cidr.clone().unwrap_or_default();
+        let prefix = range.trim_end_matches("0/24");
         ensure!(
-            running.intranet_ip.starts_with("10.231.3."),
-            "the group's IP {} is not from its pod range",
+            running.intranet_ip.starts_with(prefix),
+            "the group's IP {} is not from its pod range {range}",
             running.intranet_ip
         );
         let log = eventually("hello in the log", 30, || async {
@@ -500,7 +463,7 @@ fn leftovers(agent_dir: &Path, id: &str) -> Result<Vec<String>> {
 }
 
 fn group_from_a_cache_pulls_nothing(ground: &Ground, _: &Namespace) -> Result<()> {
-    let emulator = RuncEmulator::start(ground, 4, &[])?;
+    let emulator = RuncEmulator::start(ground, &[])?;
     ground.runtime.block_on(async {
         let (image, built) = push(
             ground,
@@ -574,7 +537,7 @@ fn containers_share_localhost_and_a_failed_init_fails_the_group(
     ground: &Ground,
     _: &Namespace,
 ) -> Result<()> {
-    let emulator = RuncEmulator::start(ground, 5, &[])?;
+    let emulator = RuncEmulator::start(ground, &[])?;
     ground.runtime.block_on(async {
         let (image, _) = push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
         let pair = emulator
@@ -643,7 +606,7 @@ fn containers_share_localhost_and_a_failed_init_fails_the_group(
 }
 
 fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
-    let emulator = RuncEmulator::start(ground, 6, &[])?;
+    let emulator = RuncEmulator::start(ground, &[])?;
     let outside = std::env::temp_dir().join(format!("eci-vk-escape-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&outside);
     ground.runtime.block_on(async {
@@ -755,7 +718,7 @@ fn standalone_agent_serves_an_emulator(ground: &Ground, _: &Namespace) -> Result
 
 /// `ImagePullPolicy: Never` without the image in a snapshot fails the group, with a reason.
 fn pull_policy_never_needs_the_image_present(ground: &Ground, _: &Namespace) -> Result<()> {
-    let emulator = RuncEmulator::start(ground, 8, &[])?;
+    let emulator = RuncEmulator::start(ground, &[])?;
     ground.runtime.block_on(async {
         let (image, _) = push(ground, ImageSpec::runnable("agent-runc/busybox", "v1")).await?;
         let mut container = busybox("main", &image, "sleep 3600");

@@ -4,6 +4,7 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
 };
 
 use anyhow::{Context, Result, bail};
@@ -17,6 +18,10 @@ pub struct EmulatorProcess {
     child: Child,
     /// The endpoint it printed, e.g. `http://127.0.0.1:PORT/`.
     pub endpoint: String,
+    /// The data directory of an emulator with the runc agent (removed after it stops).
+    data: Option<tempfile::TempDir>,
+    /// The pod range of its runc agent (`10.x.y.0/24`).
+    pub pod_cidr: Option<String>,
 }
 
 impl EmulatorProcess {
@@ -56,7 +61,74 @@ impl EmulatorProcess {
         Ok(Self {
             endpoint: endpoint.to_owned(),
             child,
+            data: None,
+            pod_cidr: None,
         })
+    }
+
+    /// Starts an emulator with the real (runc) agent: its own data directory, host bridge and
+    /// pod range (so emulators of parallel tests, and of other test processes, do not meet),
+    /// the ground's plain registry over HTTP and the authenticated one's CA trusted.
+    pub fn start_runc(ground: &super::Ground, extra: &[&str]) -> Result<Self> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let data = tempfile::Builder::new()
+            .prefix("eci-vk-agent-test-")
+            .tempdir()?;
+        let data_dir = data.path().to_string_lossy().into_owned();
+        // Bridge names are at most 15 characters; the pid keeps test processes apart.
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 256;
+        let pid = std::process::id();
+        let bridge = format!("ecivk{:x}-{n:x}", pid & 0xffff);
+        let cidr = format!("10.{}.{n}.0/24", 160 + pid % 64);
+        let ca = ground
+            .auth_registry
+            .ca
+            .as_ref()
+            .context("the authenticated registry has a CA")?
+            .to_string_lossy()
+            .into_owned();
+        let mut args = vec![
+            "--runtime",
+            "runc",
+            "--data-dir",
+            &data_dir,
+            "--bridge",
+            &bridge,
+            "--pod-cidr",
+            &cidr,
+            "--plain-http-registry",
+            &ground.registry.host,
+            "--registry-ca-file",
+            &ca,
+        ];
+        args.extend_from_slice(extra);
+        let mut emulator = Self::start(ground.eci_vk(), &args)?;
+        emulator.data = Some(data);
+        emulator.pod_cidr = Some(cidr);
+        Ok(emulator)
+    }
+
+    /// The agent's data directory (`<data>/agent`) of an emulator from [`Self::start_runc`].
+    pub fn agent_dir(&self) -> Option<std::path::PathBuf> {
+        self.data.as_ref().map(|d| d.path().join("agent"))
+    }
+
+    /// One counter of the in-process agent's Prometheus text (0 when the series is absent).
+    pub async fn agent_counter(&self, series: &str) -> Result<u64> {
+        let url = format!("{}metrics", self.endpoint);
+        let text = reqwest::get(&url).await?.error_for_status()?.text().await?;
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Bytes the agent pulled for container group `id`.
+    pub async fn group_pulled(&self, id: &str) -> Result<u64> {
+        self.agent_counter(&format!(
+            "eci_agent_container_group_pulled_bytes_total{{container_group=\"{id}\"}}"
+        ))
+        .await
     }
 
     /// A configuration of our ECI client for this emulator (V3, default retries and budget),
@@ -88,5 +160,7 @@ impl Drop for EmulatorProcess {
     /// namespaces.
     fn drop(&mut self) {
         super::children::stop(&mut self.child);
+        // The data directory goes only after the agent in the child stopped using it.
+        drop(self.data.take());
     }
 }
