@@ -46,6 +46,10 @@ pub fn tests() -> Vec<Test> {
             deleting_a_cache_keeps_its_pods_running,
         ),
         test(
+            "guide::wrong_password_fails_the_cache_naming_the_image",
+            wrong_password_fails_the_cache_naming_the_image,
+        ),
+        test(
             "guide::killed_node_while_creating_leaves_one_cache",
             killed_node_while_creating_leaves_one_cache,
         ),
@@ -240,7 +244,7 @@ fn sample_with_three_pull_secrets_is_ready(ground: &Ground, ns: &Namespace) -> R
             .runtime
             .block_on(build_and_push(&spec, &ground.auth_registry))?;
     }
-    let rig = Rig::start(ground, ns, 200)?;
+    let rig = Rig::start_runc(ground, ns, 2)?;
     let secret3 = format!("{}-secret3", ns.name);
     let docker_config = |user: &str, password: &str| {
         serde_json::json!({"auths": {ground.auth_registry.host.clone(): {"username": user, "password": password}}})
@@ -612,6 +616,92 @@ fn deleting_a_cache_keeps_its_pods_running(ground: &Ground, ns: &Namespace) -> R
         group.status == eci_vk::eci::ContainerGroupStatus::Running,
         "{group:?}"
     );
+    Ok(())
+}
+
+/// A pull secret with a wrong password: the real agent is refused by the authenticated
+/// registry, so the cache is `Failed` with a Warning event naming the image, and (the guide's
+/// `expireDateTime`) expires 24 h after the failure — not at its 7 retention days. The
+/// password shows nowhere.
+fn wrong_password_fails_the_cache_naming_the_image(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let (user, password) = ground
+        .auth_registry
+        .credentials
+        .clone()
+        .context("the auth registry has credentials")?;
+    let image = ground.auth_registry.reference("guide/private-app", "v1");
+    let spec = ImageSpec::runnable("guide/private-app", "v1").with_filler(32 << 10);
+    ground
+        .runtime
+        .block_on(build_and_push(&spec, &ground.auth_registry))?;
+    let wrong = format!("{password}-but-wrong");
+    rig_secret(
+        ground,
+        &ns.name,
+        "wrong-password",
+        &ground.auth_registry.host,
+        &user,
+        &wrong,
+    )?;
+    let rig = Rig::start_runc(ground, ns, 1)?;
+    let cache = format!("wrong-password-{}", ns.name);
+    rig.create(&format!(
+        "apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata:\n  name: {cache}\n  labels:\n    {LABEL}: {}\nspec:\n  images:\n  - {image}\n  imagePullSecrets:\n  - {}:wrong-password\n  retentionDays: 7\n",
+        ns.name, ns.name
+    ))?;
+    let object = rig.wait_cache(&cache, "Failed", |o| o["status"]["phase"] == "Failed")?;
+    let status = &object["status"];
+    let failure = status["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| {
+            e["type"] == "Warning" && e["message"].as_str().is_some_and(|m| m.contains(&image))
+        })
+        .with_context(|| format!("no Warning event naming {image}: {status:#}"))?;
+    let failed_at: jiff::Timestamp = failure["lastTimestamp"]
+        .as_str()
+        .context("the failure event has a lastTimestamp")?
+        .parse()?;
+    let expire: jiff::Timestamp = status["expireDateTime"]
+        .as_str()
+        .context("expireDateTime")?
+        .parse()?;
+    // Both times are written from one cloud answer, to the second.
+    ensure!(
+        (expire.duration_since(failed_at) - jiff::SignedDuration::from_hours(24)).abs()
+            <= jiff::SignedDuration::from_secs(2),
+        "expireDateTime {expire} is not 24 h after the failure at {failed_at}"
+    );
+    let shown = format!("{object}\n{}", rig.logs());
+    ensure!(
+        !shown.contains(&wrong),
+        "the password reached the object or the log"
+    );
+    Ok(())
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret for `server`.
+fn rig_secret(
+    ground: &Ground,
+    namespace: &str,
+    name: &str,
+    server: &str,
+    user: &str,
+    password: &str,
+) -> Result<()> {
+    let config = serde_json::json!({"auths": {server: {"username": user, "password": password}}});
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": config.to_string()},
+    });
+    ground
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(secret.to_string())
+        .ok()?;
     Ok(())
 }
 

@@ -44,9 +44,11 @@ pub struct Rig<'g> {
 }
 
 impl<'g> Rig<'g> {
-    /// Starts the emulator (pulling each image in `pull_ms`) and a node against it.
+    /// Starts the emulator on the simulated runtime (pulling each image in `pull_ms`) and a
+    /// node against it.
     pub fn start(ground: &'g Ground, ns: &Namespace, pull_ms: u64) -> Result<Self> {
         let pull_ms = pull_ms.to_string();
+        let tmp = tempfile::tempdir()?;
         let emulator = EmulatorProcess::start(
             ground.eci_vk(),
             &[
@@ -61,8 +63,52 @@ impl<'g> Rig<'g> {
                 "100",
             ],
         )?;
-        let eci = emulator.client()?;
+        Self::with_emulator(ground, ns, emulator, tmp)
+    }
+
+    /// Starts the emulator with the real agent (registry pulls into snapshots, runc), on a
+    /// bridge and pod range of its own (`slot` distinct per test), trusting the ground's
+    /// registries, and a node against it.
+    pub fn start_runc(ground: &'g Ground, ns: &Namespace, slot: u8) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
+        let data_dir = tmp.path().join("agent").to_string_lossy().into_owned();
+        let ca = ground
+            .auth_registry
+            .ca
+            .as_ref()
+            .context("the authenticated registry has a CA")?
+            .to_string_lossy()
+            .into_owned();
+        let bridge = format!("ecivkg{slot}");
+        let cidr = format!("10.232.{slot}.0/24");
+        let emulator = EmulatorProcess::start(
+            ground.eci_vk(),
+            &[
+                "--no-throttle",
+                "--runtime",
+                "runc",
+                "--data-dir",
+                &data_dir,
+                "--bridge",
+                &bridge,
+                "--pod-cidr",
+                &cidr,
+                "--plain-http-registry",
+                &ground.registry.host,
+                "--registry-ca-file",
+                &ca,
+            ],
+        )?;
+        Self::with_emulator(ground, ns, emulator, tmp)
+    }
+
+    fn with_emulator(
+        ground: &'g Ground,
+        ns: &Namespace,
+        emulator: EmulatorProcess,
+        tmp: tempfile::TempDir,
+    ) -> Result<Self> {
+        let eci = emulator.client()?;
         let node_name = format!(
             "vk-guide-{}-{}",
             std::process::id(),
