@@ -580,10 +580,11 @@ fn unready_or_unknown_cache_fails_only_that_pod(ground: &Ground, ns: &Namespace)
 }
 
 /// "If you delete an image cache, the pods created based on the image cache are not
-/// affected": `kubectl delete imagecache` removes the cloud cache, the pod keeps running.
+/// affected": `kubectl delete imagecache` removes the cloud cache, the pod keeps running —
+/// also across a restart of the node, which adopts it without resolving its cache again.
 fn deleting_a_cache_keeps_its_pods_running(ground: &Ground, ns: &Namespace) -> Result<()> {
     let image = push_image(ground, "guide/nginx", 16 << 10)?;
-    let rig = Rig::start(ground, ns, 100)?;
+    let mut rig = Rig::start(ground, ns, 100)?;
     let cache = format!("imagecache-secrets-test-{}", ns.name);
     rig.create_cache(&cache, &[&image])?;
     let id = rig.wait_ready(&cache)?;
@@ -615,6 +616,32 @@ fn deleting_a_cache_keeps_its_pods_running(ground: &Ground, ns: &Namespace) -> R
     ensure!(
         group.status == eci_vk::eci::ContainerGroupStatus::Running,
         "{group:?}"
+    );
+
+    // A restarted node adopts the pod as it is: its cache is not looked up again (it would
+    // now be "not found"), the pod is neither failed nor recreated.
+    rig.kill_node();
+    rig.spawn_node()?;
+    rig.wait_node_ready()?;
+    wait("the restarted node's first passes", POD, || {
+        Ok((rig.logs().matches("pod cache synced").count() >= 2).then_some(()))
+    })?;
+    std::thread::sleep(Duration::from_secs(3));
+    let after = rig.pod("nginx-imagecache-id")?;
+    ensure!(after["status"]["phase"] == "Running", "{}", after["status"]);
+    ensure!(
+        after["metadata"]["uid"] == pod["metadata"]["uid"],
+        "the pod was recreated"
+    );
+    ensure!(
+        matched(&after) == Some(id.as_str()),
+        "{:?}",
+        matched(&after)
+    );
+    let events = rig.pod_events("nginx-imagecache-id")?;
+    ensure!(
+        !events.iter().any(|(r, _)| r == "ImageCacheNotFound"),
+        "the adopted pod was resolved again: {events:?}"
     );
     Ok(())
 }
