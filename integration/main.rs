@@ -3,6 +3,7 @@
 
 mod agent_pull;
 mod agent_runc;
+mod chart;
 mod cli;
 mod crd;
 mod eci_api;
@@ -23,6 +24,7 @@ fn main() -> std::process::ExitCode {
     let tests: Vec<Test> = [
         agent_pull::tests(),
         agent_runc::tests(),
+        chart::tests(),
         cli::tests(),
         crd::tests(),
         eci_api::tests(),

@@ -1,0 +1,83 @@
+{{/* Names, labels and the list of nodes this release runs. */}}
+
+{{- define "eci-vk.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "eci-vk.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "eci-vk.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "eci-vk.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "eci-vk.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "eci-vk.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "eci-vk.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "eci-vk.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the AccessKey: the admin's, or the one this chart creates. */}}
+{{- define "eci-vk.credentialsSecret" -}}
+{{- if .Values.credentials.existingSecret }}
+{{- .Values.credentials.existingSecret }}
+{{- else }}
+{{- printf "%s-credentials" (include "eci-vk.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The virtual nodes as JSON: [{"node": name, "zone": zone-or-"", "vSwitches": [...],
+"securityGroup": "..."}]. One Deployment, and one Node, per entry.
+*/}}
+{{- define "eci-vk.nodes" -}}
+{{- $nodes := list }}
+{{- if .Values.zones }}
+{{- range .Values.zones }}
+{{- $node := dict "node" (printf "%s-%s" $.Values.nodeName .name) "zone" .name "vSwitches" (default $.Values.vSwitches .vSwitches) "securityGroup" (default $.Values.securityGroup .securityGroup) }}
+{{- $nodes = append $nodes $node }}
+{{- end }}
+{{- else }}
+{{- $nodes = append $nodes (dict "node" .Values.nodeName "zone" "" "vSwitches" .Values.vSwitches "securityGroup" .Values.securityGroup) }}
+{{- end }}
+{{- toJson $nodes }}
+{{- end }}
+
+{{/* The ImageCache controller's leader Lease, named as `eci-vk run` names it. */}}
+{{- define "eci-vk.leaderLease" -}}
+{{- $name := printf "eci-vk-imagecache-%s" .Values.clusterName | lower }}
+{{- $name = regexReplaceAll "[^a-z0-9]" $name "-" | trunc 63 }}
+{{- regexReplaceAll "-+$" $name "" }}
+{{- end }}
+
+{{- define "eci-vk.taint" -}}
+{{- if .Values.taint.enabled }}
+{{- if .Values.taint.value }}
+{{- printf "%s=%s:%s" .Values.taint.key .Values.taint.value .Values.taint.effect }}
+{{- else }}
+{{- printf "%s:%s" .Values.taint.key .Values.taint.effect }}
+{{- end }}
+{{- else }}
+{{- "none" }}
+{{- end }}
+{{- end }}

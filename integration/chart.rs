@@ -1,0 +1,912 @@
+//! The Helm chart (`charts/eci-virtual-kubelet`) as a cluster admin meets it: `helm lint` and
+//! `helm template` with the default values and with several zones and an existing Secret; the
+//! values schema refusing bad values by name; the real API server accepting what the chart
+//! renders; and the node running with exactly the chart's RBAC — a token of the chart's
+//! ServiceAccount, the rendered ClusterRole and Roles applied for real — while a pod and an
+//! ImageCache go through their whole life, and `kubectl auth can-i` showing what it may not do.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+
+use crate::support::{
+    Ground,
+    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    ground::Namespace,
+    harness::{Phase, Test},
+    image::{self, ImageSpec},
+};
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "chart::lint_and_template_default_and_multi_zone",
+            phase: Phase::WithCrd,
+            run: lint_and_template_default_and_multi_zone,
+        },
+        Test {
+            name: "chart::schema_rejects_missing_region_and_bad_taint_effect",
+            phase: Phase::WithCrd,
+            run: schema_rejects_missing_region_and_bad_taint_effect,
+        },
+        Test {
+            name: "chart::api_server_accepts_the_rendered_manifests",
+            phase: Phase::WithCrd,
+            run: api_server_accepts_the_rendered_manifests,
+        },
+        Test {
+            name: "chart::node_runs_pods_and_caches_with_only_the_chart_rbac",
+            phase: Phase::WithCrd,
+            run: node_runs_pods_and_caches_with_only_the_chart_rbac,
+        },
+    ]
+}
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/eci-virtual-kubelet")
+}
+
+/// What a finished helm printed.
+struct HelmOutcome {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the ground's helm (no cluster access: lint and template only).
+fn helm(ground: &Ground, args: &[&str]) -> Result<HelmOutcome> {
+    let out = Command::new(ground.bin.join("helm"))
+        .args(args)
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("eci-vk-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("eci-vk-helm-config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("eci-vk-helm-data"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run helm")?;
+    Ok(HelmOutcome {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// `helm template <release> <chart> -n <namespace> <extra>`; the manifests, or an error with
+/// helm's message.
+fn template(ground: &Ground, release: &str, namespace: &str, extra: &[&str]) -> Result<String> {
+    let chart = chart_dir();
+    let chart = chart.to_string_lossy();
+    let mut args = vec!["template", release, &chart, "--namespace", namespace];
+    args.extend_from_slice(extra);
+    let out = helm(ground, &args)?;
+    ensure!(
+        out.success,
+        "helm {} failed: {}",
+        args.join(" "),
+        out.stderr.trim()
+    );
+    Ok(out.stdout)
+}
+
+fn lint(ground: &Ground, extra: &[&str]) -> Result<()> {
+    let chart = chart_dir();
+    let chart = chart.to_string_lossy();
+    let mut args = vec!["lint", "--strict", &chart];
+    args.extend_from_slice(extra);
+    let out = helm(ground, &args)?;
+    ensure!(
+        out.success,
+        "helm {} failed: {}{}",
+        args.join(" "),
+        out.stdout.trim(),
+        out.stderr.trim()
+    );
+    Ok(())
+}
+
+/// The rendered documents, as JSON values.
+fn documents(manifests: &str) -> Result<Vec<Value>> {
+    let mut docs = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(manifests) {
+        let value = <Value as serde::Deserialize>::deserialize(doc)?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// The env of a Deployment's only container: name → the whole entry.
+fn env_of(deployment: &Value) -> BTreeMap<String, Value> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e.clone())))
+        .collect()
+}
+
+/// Every ALIBABA_CLOUD_* variable comes from the Secret `secret`, none is a plain value.
+fn credentials_only_from_secret(deployment: &Value, secret: &str) -> Result<()> {
+    let env = env_of(deployment);
+    for name in [
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    ] {
+        let entry = env
+            .get(name)
+            .with_context(|| format!("no {name} in {env:?}"))?;
+        ensure!(entry.get("value").is_none(), "{name} is a plain value");
+        ensure!(
+            entry["valueFrom"]["secretKeyRef"]["name"] == secret,
+            "{name} does not come from the Secret {secret}: {entry}"
+        );
+    }
+    Ok(())
+}
+
+fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) -> Result<()> {
+    // The defaults: one node, the AccessKey from the Secret eci-credentials.
+    lint(ground, &[])?;
+    let docs = documents(&template(ground, "vk", "eci-system", &[])?)?;
+    let deployments = of_kind(&docs, "Deployment");
+    ensure!(deployments.len() == 1, "{} Deployments", deployments.len());
+    let env = env_of(deployments[0]);
+    ensure!(
+        env["VK_NODE_NAME"]["value"] == "virtual-kubelet",
+        "{:?}",
+        env["VK_NODE_NAME"]
+    );
+    credentials_only_from_secret(deployments[0], "eci-credentials")?;
+    ensure!(
+        of_kind(&docs, "Secret").is_empty(),
+        "the chart made a Secret while one exists"
+    );
+    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"] {
+        ensure!(of_kind(&docs, kind).len() == 1, "no single {kind}");
+    }
+
+    // Several zones, an existing Secret, the metrics Service and ServiceMonitor.
+    let values = tempfile::NamedTempFile::new()?;
+    std::fs::write(
+        values.path(),
+        "region: cn-hangzhou\nsecurityGroup: sg-abc\nvSwitches: [vsw-default]\n\
+         zones:\n- name: cn-hangzhou-h\n  vSwitches: [vsw-hhh, vsw-hh2]\n- name: cn-hangzhou-i\n\
+         credentials: {existingSecret: my-eci-key}\n\
+         taint: {enabled: true, key: eci, value: \"\", effect: NoExecute}\n\
+         metrics: {port: 10255, service: {enabled: true}, serviceMonitor: {enabled: true}}\n",
+    )?;
+    let values = values.path().to_string_lossy().into_owned();
+    lint(ground, &["-f", &values])?;
+    let docs = documents(&template(ground, "vk", "eci-system", &["-f", &values])?)?;
+    let deployments = of_kind(&docs, "Deployment");
+    let mut nodes = Vec::new();
+    for deployment in &deployments {
+        let env = env_of(deployment);
+        credentials_only_from_secret(deployment, "my-eci-key")?;
+        ensure!(env["VK_TAINT"]["value"] == "eci:NoExecute", "{env:?}");
+        ensure!(env["VK_SECURITY_GROUP_ID"]["value"] == "sg-abc", "{env:?}");
+        nodes.push((
+            env["VK_NODE_NAME"]["value"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            env["VK_ZONE_ID"]["value"].as_str().unwrap_or("").to_owned(),
+            env["VK_VSWITCH_ID"]["value"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        ));
+    }
+    nodes.sort();
+    ensure!(
+        nodes
+            == [
+                (
+                    "virtual-kubelet-cn-hangzhou-h".into(),
+                    "cn-hangzhou-h".into(),
+                    "vsw-hhh,vsw-hh2".into()
+                ),
+                (
+                    "virtual-kubelet-cn-hangzhou-i".into(),
+                    "cn-hangzhou-i".into(),
+                    "vsw-default".into()
+                ),
+            ],
+        "nodes, zones and vSwitches: {nodes:?}"
+    );
+    ensure!(of_kind(&docs, "Secret").is_empty(), "a Secret was rendered");
+    ensure!(of_kind(&docs, "Service").len() == 1, "no metrics Service");
+    ensure!(
+        of_kind(&docs, "ServiceMonitor").len() == 1,
+        "no ServiceMonitor"
+    );
+    // The ClusterRole names both nodes and nothing else may be created or patched.
+    let role = of_kind(&docs, "ClusterRole")[0];
+    let node_rule = role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["resources"][0] == "nodes")
+        .context("no rule for nodes")?;
+    ensure!(
+        node_rule["resourceNames"]
+            == serde_json::json!([
+                "virtual-kubelet-cn-hangzhou-h",
+                "virtual-kubelet-cn-hangzhou-i"
+            ]),
+        "{node_rule}"
+    );
+
+    // The AccessKey given in values: the chart makes the Secret and only refers to it.
+    let docs = documents(&template(
+        ground,
+        "vk",
+        "eci-system",
+        &[
+            "--set",
+            "credentials.existingSecret=",
+            "--set",
+            "credentials.accessKeyId=LTAI-from-values",
+            "--set",
+            "credentials.accessKeySecret=secret-from-values",
+        ],
+    )?)?;
+    let secrets = of_kind(&docs, "Secret");
+    ensure!(secrets.len() == 1, "no Secret made from values");
+    let name = secrets[0]["metadata"]["name"].as_str().unwrap_or("");
+    let deployment = of_kind(&docs, "Deployment")[0];
+    credentials_only_from_secret(deployment, name)?;
+    let text = serde_json::to_string(deployment)?;
+    ensure!(
+        !text.contains("secret-from-values") && !text.contains("LTAI-from-values"),
+        "the AccessKey is in the Deployment"
+    );
+    Ok(())
+}
+
+fn schema_rejects_missing_region_and_bad_taint_effect(
+    ground: &Ground,
+    _ns: &Namespace,
+) -> Result<()> {
+    let chart = chart_dir();
+    let chart = chart.to_string_lossy();
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["--set", "region=null"], &["missing property 'region'"]),
+        (&["--set", "region="], &["/region"]),
+        (
+            &["--set", "taint.effect=Sometimes"],
+            &[
+                "/taint/effect",
+                "NoSchedule",
+                "PreferNoSchedule",
+                "NoExecute",
+            ],
+        ),
+        (
+            &[
+                "--set",
+                "credentials.existingSecret=",
+                "--set",
+                "credentials.accessKeyId=only-half",
+            ],
+            &["/credentials/accessKeySecret"],
+        ),
+        (
+            &["--set", "credentials.existingSecret="],
+            &["/credentials/accessKeyId", "/credentials/accessKeySecret"],
+        ),
+    ];
+    for (set, wanted) in cases {
+        for command in ["template", "lint"] {
+            let mut args = vec![command];
+            if command == "template" {
+                args.push("vk");
+            }
+            args.push(&chart);
+            args.extend_from_slice(set);
+            let out = helm(ground, &args)?;
+            let said = format!("{}{}", out.stdout, out.stderr);
+            ensure!(!out.success, "helm {} succeeded", args.join(" "));
+            for needle in wanted {
+                ensure!(
+                    said.contains(needle),
+                    "helm {} does not say {needle:?}: {said}",
+                    args.join(" ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn api_server_accepts_the_rendered_manifests(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let variants: [&[&str]; 2] = [
+        &[],
+        &[
+            "--set",
+            "zones[0].name=cn-hangzhou-h",
+            "--set",
+            "zones[1].name=cn-hangzhou-i",
+            "--set",
+            "zones[1].vSwitches={vsw-iii}",
+            "--set",
+            "credentials.existingSecret=my-eci-key",
+            "--set",
+            "metrics.service.enabled=true",
+        ],
+    ];
+    for extra in variants {
+        let manifests = template(ground, "vk-dry", &ns.name, extra)?;
+        let applied = ground
+            .kubectl()
+            .args(["apply", "--dry-run=server", "-f", "-"])
+            .stdin(manifests)
+            .ok()?;
+        for kind in [
+            "serviceaccount/",
+            "clusterrole.rbac.authorization.k8s.io/",
+            "clusterrolebinding.rbac.authorization.k8s.io/",
+            "role.rbac.authorization.k8s.io/",
+            "rolebinding.rbac.authorization.k8s.io/",
+            "deployment.apps/",
+        ] {
+            ensure!(applied.contains(kind), "no {kind} in {applied}");
+        }
+    }
+    Ok(())
+}
+
+/// The chart's objects applied for real for one test, and the node running under them. On
+/// drop — also when the test fails — the test's ImageCaches go first (while the node still
+/// runs to release them), then the node, its Node object, the leader Lease and every
+/// cluster-wide or kube-system object the test created.
+struct ChartNode<'g> {
+    ground: &'g Ground,
+    node: String,
+    cache_label: String,
+    leader_lease: String,
+    rbac_yaml: String,
+    child: Option<Child>,
+    log: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl ChartNode<'_> {
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<String> {
+        self.ground.kubectl().args(args).ok()
+    }
+
+    /// The address the node logged for its metrics (and health) server.
+    fn metrics_addr(&self) -> Option<String> {
+        self.logs()
+            .lines()
+            .find(|l| l.contains("metrics listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+    }
+}
+
+impl Drop for ChartNode<'_> {
+    fn drop(&mut self) {
+        let selector = format!("{CACHE_LABEL}={}", self.cache_label);
+        let _ = self
+            .ground
+            .kubectl()
+            .args([
+                "delete",
+                "imagecache",
+                "-l",
+                &selector,
+                "--wait=true",
+                "--timeout=30s",
+            ])
+            .run();
+        // A cache the node could not release keeps no finalizer of a node that is gone.
+        if let Ok(names) = self.kubectl(&["get", "imagecache", "-l", &selector, "-o", "name"]) {
+            for name in names.split_whitespace() {
+                let _ = self.kubectl(&[
+                    "patch",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    "{\"metadata\":{\"finalizers\":null}}",
+                ]);
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            crate::support::children::stop(&mut child);
+        }
+        let _ = self.kubectl(&[
+            "delete",
+            "node",
+            &self.node,
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+        let _ = self.kubectl(&[
+            "-n",
+            "kube-system",
+            "delete",
+            "lease",
+            &self.leader_lease,
+            "--ignore-not-found",
+        ]);
+        let _ = self
+            .ground
+            .kubectl()
+            .args(["delete", "--ignore-not-found", "--wait=false", "-f", "-"])
+            .stdin(self.rbac_yaml.clone())
+            .run();
+    }
+}
+
+const CACHE_LABEL: &str = "eci-vk-chart-test";
+
+/// A kubeconfig that authenticates with `token` to the admin kubeconfig's API server.
+fn token_kubeconfig(ground: &Ground, token: &str) -> Result<String> {
+    let admin: Value = serde_json::from_str(
+        &ground
+            .kubectl()
+            .args([
+                "config",
+                "view",
+                "--raw",
+                "--minify",
+                "--flatten",
+                "-o",
+                "json",
+            ])
+            .ok()?,
+    )?;
+    let cluster = &admin["clusters"][0]["cluster"];
+    let server = cluster["server"]
+        .as_str()
+        .context("no server in the admin kubeconfig")?;
+    let ca = cluster["certificate-authority-data"]
+        .as_str()
+        .context("no CA in the admin kubeconfig")?;
+    Ok(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "ground", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": "chart-sa", "user": {"token": token}}],
+        "contexts": [{"name": "chart", "context": {"cluster": "ground", "user": "chart-sa"}}],
+        "current-context": "chart",
+    })
+    .to_string())
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, for at most `seconds`.
+fn wait<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut last_error = None;
+    loop {
+        match check() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if Instant::now() > deadline {
+            match last_error {
+                Some(error) => bail!("timed out waiting for {what}; last error: {error:#}"),
+                None => bail!("timed out waiting for {what}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn node_runs_pods_and_caches_with_only_the_chart_rbac(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let pid = std::process::id();
+    let release = format!("vkc{pid}");
+    let node_name = format!("vk-chart-{pid}");
+    let cluster = format!("chart-{pid}");
+    let selector = format!("{CACHE_LABEL}={}", ns.name);
+    let manifests = template(
+        ground,
+        &release,
+        &ns.name,
+        &[
+            "--set",
+            &format!("nodeName={node_name}"),
+            "--set",
+            &format!("clusterName={cluster}"),
+            "--set",
+            &format!("imageCache.selector={selector}"),
+            "--set",
+            "logFormat=text",
+            "--set",
+            "podSyncIntervalMs=500",
+        ],
+    )?;
+    let docs = documents(&manifests)?;
+    let rbac: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some(
+                    "ServiceAccount"
+                        | "ClusterRole"
+                        | "ClusterRoleBinding"
+                        | "Role"
+                        | "RoleBinding"
+                )
+            )
+        })
+        .collect();
+    let rbac_yaml = rbac
+        .iter()
+        .map(|d| serde_yaml_ng::to_string(d))
+        .collect::<Result<Vec<_>, _>>()?
+        .join("---\n");
+    let account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
+        .as_str()
+        .context("ServiceAccount name")?
+        .to_owned();
+    let deployment = of_kind(&docs, "Deployment")[0].clone();
+    let tmp = tempfile::tempdir()?;
+    let mut node = ChartNode {
+        ground,
+        node: node_name.clone(),
+        cache_label: ns.name.clone(),
+        leader_lease: format!("eci-vk-imagecache-{cluster}"),
+        rbac_yaml: rbac_yaml.clone(),
+        child: None,
+        log: tmp.path().join("node.log"),
+        _tmp: tmp,
+    };
+    ground
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(rbac_yaml)
+        .ok()?;
+
+    // The identity a pod of the Deployment would have: a token of the chart's ServiceAccount
+    // from the TokenRequest API.
+    let token = ground
+        .kubectl()
+        .args(["create", "token", &account, "-n", &ns.name, "--duration=2h"])
+        .ok()?;
+    let kubeconfig = node._tmp.path().join("sa.kubeconfig");
+    std::fs::write(&kubeconfig, token_kubeconfig(ground, token.trim())?)?;
+
+    let emulator = EmulatorProcess::start(
+        ground.eci_vk(),
+        &[
+            "--no-throttle",
+            "--sim-pull-ms",
+            "50",
+            "--sim-snapshot-ms",
+            "50",
+            "--sim-start-ms",
+            "50",
+        ],
+    )?;
+    let busybox = ground.runtime.block_on(image::build_and_push(
+        &ImageSpec::runnable("chart/busybox", "latest"),
+        &ground.registry,
+    ))?;
+    let busybox = ground
+        .registry
+        .reference(&busybox.spec.repository, &busybox.spec.tag);
+
+    // Start the node with the Deployment's own environment: every plain value the chart
+    // sets, the AccessKey as its Secret would give it, and only the endpoint, the kubeconfig
+    // and a free metrics port changed for a process outside the cluster.
+    let log = std::fs::File::create(&node.log)?;
+    let mut command = Command::new(ground.eci_vk());
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (name, entry) in env_of(&deployment) {
+        if let Some(value) = entry["value"].as_str() {
+            command.env(name, value);
+        }
+    }
+    command
+        .env("VK_METRICS_ADDR", "127.0.0.1:0")
+        .env("VK_KUBELET_LISTEN", "127.0.0.1:0")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+        .env("NO_COLOR", "1")
+        .args(
+            deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str),
+        )
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--eci-endpoint", &emulator.endpoint])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    let child = command.spawn().context("cannot start eci-vk run")?;
+    crate::support::children::register(&child);
+    node.child = Some(child);
+
+    let eci = emulator.client()?;
+    let result = exercise(ground, ns, &node, &eci, &busybox, &account, &cluster);
+    result.with_context(|| format!("node log:\n{}", tail(&node.logs(), 60)))
+}
+
+/// What the node does under the chart's RBAC, and what it may not do.
+fn exercise(
+    ground: &Ground,
+    ns: &Namespace,
+    node: &ChartNode,
+    eci: &eci_vk::eci::Client,
+    busybox: &str,
+    account: &str,
+    cluster: &str,
+) -> Result<()> {
+    let name = node.node.as_str();
+    let n = ns.name.as_str();
+    wait(&format!("node {name} Ready"), 60, || {
+        let out = ground
+            .kubectl()
+            .args([
+                "get",
+                "node",
+                name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ])
+            .run()?;
+        Ok((out.success && out.stdout.trim() == "True").then_some(()))
+    })?;
+
+    // /healthz, as the chart's probes call it.
+    let addr = wait("the metrics address in the log", 30, || {
+        Ok(node.metrics_addr())
+    })?;
+    let health = http_get(&addr, "/healthz")?;
+    ensure!(
+        health.starts_with("HTTP/1.1 200") && health.trim_end().ends_with("ok"),
+        "/healthz answered {health}"
+    );
+
+    // An ImageCache whose pull secret lives in the test's namespace (secrets get), reconciled
+    // to Ready (imagecaches list/watch/patch, status patch, the leader Lease in kube-system).
+    ground
+        .kubectl()
+        .args([
+            "-n",
+            n,
+            "create",
+            "secret",
+            "docker-registry",
+            "pull",
+            &format!("--docker-server={}", ground.registry.host),
+            "--docker-username=anyone",
+            "--docker-password=anything",
+        ])
+        .ok()?;
+    let cache = format!("chart-{n}");
+    ground
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(format!(
+            "apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata:\n  name: {cache}\n  labels: {{{CACHE_LABEL}: {n}}}\nspec:\n  images: [\"{busybox}\"]\n  imagePullSecrets: [\"{n}:pull\"]\n"
+        ))
+        .ok()?;
+    // Other tests' nodes that reconcile every ImageCache (no selector) may write their own
+    // cloud's id into the status too; the id that counts is a Ready cache of this node's cloud.
+    let ready_in_our_cloud = |id: &str| -> Result<bool> {
+        let caches = ground.runtime.block_on(eci.describe_all_image_caches(
+            &eci_vk::eci::DescribeImageCaches {
+                image_cache_id: Some(id.to_owned()),
+                ..Default::default()
+            },
+        ))?;
+        Ok(caches
+            .iter()
+            .any(|c| c.status == eci_vk::eci::ImageCacheStatus::Ready))
+    };
+    wait(&format!("ImageCache {cache} Ready"), 90, || {
+        let out = node.kubectl(&[
+            "get",
+            "imagecache",
+            &cache,
+            "-o",
+            "jsonpath={.status.phase} {.status.imageCacheId}",
+        ])?;
+        Ok(match out.split_once(' ') {
+            Some(("Ready", id)) if !id.is_empty() && ready_in_our_cloud(id)? => Some(()),
+            _ => None,
+        })
+    })?;
+
+    // A pod using a ConfigMap, a Secret and a projected service-account token, starting from
+    // the cache: configmaps/secrets get, serviceaccounts/token create, pods watch, patch
+    // (annotation) and pods/status patch, events create.
+    ground
+        .kubectl()
+        .args([
+            "-n",
+            n,
+            "create",
+            "configmap",
+            "cfg",
+            "--from-literal=greeting=hello",
+        ])
+        .ok()?;
+    ground
+        .kubectl()
+        .args([
+            "-n",
+            n,
+            "create",
+            "secret",
+            "generic",
+            "sec",
+            "--from-literal=password=s3cr3t",
+        ])
+        .ok()?;
+    ground
+        .kubectl()
+        .args(["-n", n, "apply", "-f", "-"])
+        .stdin(format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bb\n  annotations: {{k8s.aliyun.com/eci-image-cache: \"true\"}}\nspec:\n  nodeName: {name}\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: main\n    image: {busybox}\n    command: [sleep, \"3600\"]\n    env:\n    - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}}}\n    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: sec, key: password}}}}}}\n    volumeMounts: [{{name: token, mountPath: /var/run/secrets/tokens}}]\n  volumes:\n  - name: token\n    projected:\n      sources:\n      - serviceAccountToken: {{path: token, audience: chart-test, expirationSeconds: 3600}}\n"
+        ))
+        .ok()?;
+    wait("pod bb Running", 90, || {
+        let phase = node.kubectl(&[
+            "-n",
+            n,
+            "get",
+            "pod",
+            "bb",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])?;
+        Ok((phase == "Running").then_some(()))
+    })?;
+    let matched = node.kubectl(&[
+        "-n",
+        n,
+        "get",
+        "pod",
+        "bb",
+        "-o",
+        "jsonpath={.metadata.annotations.k8s\\.aliyun\\.com/eci-matched-image-cache}",
+    ])?;
+    ensure!(
+        !matched.is_empty() && ready_in_our_cloud(&matched)?,
+        "pod bb matched {matched:?}, not a Ready cache of the node's cloud"
+    );
+    wait("event SuccessfulHitImageCache on pod bb", 30, || {
+        let reasons = node.kubectl(&[
+            "-n",
+            n,
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=bb",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])?;
+        Ok(reasons.contains("SuccessfulHitImageCache").then_some(()))
+    })?;
+
+    // Deleting the pod: the node deletes the group and then the pod (pods delete).
+    ground
+        .kubectl()
+        .args([
+            "-n",
+            n,
+            "delete",
+            "pod",
+            "bb",
+            "--wait=true",
+            "--timeout=90s",
+        ])
+        .ok()?;
+
+    // Both Leases were written with the ServiceAccount's rights.
+    let holder = node.kubectl(&[
+        "-n",
+        "kube-node-lease",
+        "get",
+        "lease",
+        name,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    ensure!(holder == name, "node Lease held by {holder:?}");
+    let leader = node.kubectl(&[
+        "-n",
+        "kube-system",
+        "get",
+        "lease",
+        &format!("eci-vk-imagecache-{cluster}"),
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    ensure!(leader == name, "leader Lease held by {leader:?}");
+
+    // No call of the node was refused.
+    let logs = node.logs();
+    ensure!(
+        !logs.to_lowercase().contains("forbidden"),
+        "the node was refused an API call:\n{}",
+        logs.lines()
+            .filter(|l| l.to_lowercase().contains("forbidden"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // And what it may not do.
+    let user = format!("system:serviceaccount:{n}:{account}");
+    for (args, allowed) in [
+        (vec!["list", "secrets", "--all-namespaces"], false),
+        (vec!["watch", "secrets", "--all-namespaces"], false),
+        (vec!["delete", "nodes"], false),
+        (vec!["patch", "nodes/some-other-node"], false),
+        (vec!["create", "pods", "-n", n], false),
+        (vec!["get", "secrets", "-n", n], true),
+        (vec!["patch", &format!("nodes/{name}")], true),
+    ] {
+        let out = ground
+            .kubectl()
+            .args(["auth", "can-i", "--as", &user])
+            .args(&args)
+            .run()?;
+        let answer = out.stdout.trim();
+        ensure!(
+            answer == if allowed { "yes" } else { "no" },
+            "kubectl auth can-i {} --as {user}: {answer:?} {}",
+            args.join(" "),
+            out.stderr.trim()
+        );
+    }
+    Ok(())
+}
+
+/// `GET path` over plain HTTP/1.1; the whole answer.
+fn http_get(addr: &str, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
