@@ -64,6 +64,25 @@ fn remove_dir_tree(dir: &Path) {
     tracing::warn!(cgroup = %dir.display(), "cannot remove a cgroup of the runtime");
 }
 
+/// Kills every process in the cgroup `relative` and below (blocking): the last resort when runc
+/// no longer knows a container whose processes still run.
+pub(crate) fn kill_tree(relative: &str) {
+    fn walk(dir: &Path) {
+        kill_members(dir);
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() && !path.is_symlink() {
+                    walk(&path);
+                }
+            }
+        }
+    }
+    for dir in dirs_of(relative) {
+        walk(&dir);
+    }
+}
+
 fn kill_members(dir: &Path) {
     let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
         return;

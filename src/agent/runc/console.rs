@@ -1,63 +1,47 @@
-//! The terminal of a tty exec: runc creates the pseudo-terminal inside the container and sends
-//! its master over `--console-socket` (SCM_RIGHTS); the runtime reads and writes it and sets its
-//! size. The only `unsafe` of the runtime lives here.
+//! The terminal of a tty exec.
+//!
+//! runc accepts `--console-socket` only together with `--detach`, and a detached exec's exit
+//! code is lost (the process is reparented inside the container). So a tty exec runs in the
+//! foreground with a pseudo-terminal the agent allocates as runc's stdin/stdout/stderr: runc
+//! makes the container's own terminal, copies between the two, and on SIGWINCH copies our
+//! terminal's size onto the container's. The only `unsafe` of the runtime lives here.
 
-use std::{
-    io::IoSliceMut,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
-};
+use std::os::fd::{AsRawFd as _, OwnedFd};
 
 use nix::{
     fcntl::{FcntlArg, OFlag, fcntl},
-    sys::socket::{ControlMessageOwned, MsgFlags, recvmsg},
+    pty::{Winsize, openpty},
 };
 use tokio::io::unix::AsyncFd;
 
-nix::ioctl_write_ptr_bad!(set_window_size, nix::libc::TIOCSWINSZ, nix::pty::Winsize);
+nix::ioctl_write_ptr_bad!(set_window_size, nix::libc::TIOCSWINSZ, Winsize);
 
-/// Receives the terminal master runc sends on `socket` (blocking).
-pub(crate) fn receive_master(socket: &std::os::unix::net::UnixStream) -> std::io::Result<OwnedFd> {
-    let mut name = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut name)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let message = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .map_err(std::io::Error::from)?;
-    for cmsg in message.cmsgs().map_err(std::io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg
-            && let Some(&fd) = fds.first()
-        {
-            // Close any extra descriptor rather than leak it.
-            for &extra in &fds[1..] {
-                // SAFETY: the kernel just installed `extra` in our table for us alone.
-                drop(unsafe { OwnedFd::from_raw_fd(extra) });
-            }
-            // SAFETY: SCM_RIGHTS installed `fd` in this process for us alone; nobody else owns
-            // it, so taking ownership (and closing it on drop) is sound.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-    }
-    Err(std::io::Error::other("runc sent no terminal"))
-}
-
-/// A terminal master for async reads and writes.
+/// The agent's end (master) of a pseudo-terminal, for async reads and writes.
 #[derive(Debug)]
 pub(crate) struct Terminal {
     fd: AsyncFd<OwnedFd>,
 }
 
 impl Terminal {
-    pub(crate) fn new(master: OwnedFd) -> std::io::Result<Self> {
-        let flags = OFlag::from_bits_truncate(fcntl(&master, FcntlArg::F_GETFL)?);
-        fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-        // SAFETY: `master` is an `OwnedFd` moved into the `AsyncFd`, so the descriptor stays
-        // open and is used by nothing else for as long as it is registered.
-        let fd = unsafe { AsyncFd::register(master) }.map_err(std::io::Error::from)?;
-        Ok(Self { fd })
+    /// A new pseudo-terminal of 80x24: the master, and the slave to hand to runc.
+    pub(crate) fn open() -> std::io::Result<(Self, OwnedFd)> {
+        let size = Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pair = openpty(&size, None).map_err(std::io::Error::from)?;
+        let flags = OFlag::from_bits_truncate(fcntl(&pair.master, FcntlArg::F_GETFL)?);
+        fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        fcntl(
+            &pair.master,
+            FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )?;
+        // SAFETY: `pair.master` is an `OwnedFd` moved into the `AsyncFd`, so the descriptor
+        // stays open and is used by nothing else for as long as it is registered.
+        let fd = unsafe { AsyncFd::register(pair.master) }.map_err(std::io::Error::from)?;
+        Ok((Self { fd }, pair.slave))
     }
 
     /// Reads some output; 0 once the other side is closed (EIO on a pty).
@@ -90,9 +74,9 @@ impl Terminal {
         Ok(())
     }
 
-    /// Sets the terminal's size (the program gets SIGWINCH).
+    /// Sets the terminal's size (runc, told by SIGWINCH, copies it into the container).
     pub(crate) fn resize(&self, width: u16, height: u16) -> std::io::Result<()> {
-        let size = nix::pty::Winsize {
+        let size = Winsize {
             ws_row: height,
             ws_col: width,
             ws_xpixel: 0,

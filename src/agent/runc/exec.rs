@@ -1,7 +1,7 @@
 //! Exec: a command in a running container through `runc exec`, with pipes or with a terminal.
 //! The output stream ends with exactly one `exit` message.
 
-use std::{path::Path, process::Stdio, sync::Arc, time::Duration};
+use std::{process::Stdio, sync::Arc, time::Duration};
 
 use futures::StreamExt as _;
 use tokio::{
@@ -13,8 +13,6 @@ use super::{ExecInputStream, RuntimeError, command::Runc, console::Terminal, pb}
 
 type Output = mpsc::Sender<Result<pb::ExecOutput, tonic::Status>>;
 
-/// How long to wait for runc to hand over the terminal.
-const CONSOLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long output may still drain after the command exited.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -49,12 +47,10 @@ fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
     }
 }
 
-/// Starts `start.command` in the runc container `container_id`; `socket_dir` holds the
-/// console socket of a tty exec.
+/// Starts `start.command` in the runc container `container_id`.
 pub(crate) async fn start(
     runc: &Runc,
     container_id: &str,
-    socket_dir: &Path,
     start: pb::ExecStart,
     input: ExecInputStream,
 ) -> Result<mpsc::Receiver<Result<pb::ExecOutput, tonic::Status>>, RuntimeError> {
@@ -64,36 +60,28 @@ pub(crate) async fn start(
     let (tx, rx) = mpsc::channel(32);
     let span = tracing::info_span!("exec", group = %start.group_id, container = %start.container, tty = start.tty);
     if start.tty {
-        let socket = socket_dir.join(format!(
-            "exec-{}.sock",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        ));
-        let listener = tokio::net::UnixListener::bind(&socket)
-            .map_err(RuntimeError::io("listen on", &socket))?;
-        let mut command = runc.command(["exec", "--tty", "--console-socket"]);
+        let (terminal, slave) = Terminal::open().map_err(RuntimeError::io("open", "/dev/ptmx"))?;
+        let stdio = |fd: &std::os::fd::OwnedFd| {
+            fd.try_clone()
+                .map(Stdio::from)
+                .map_err(RuntimeError::io("open", "/dev/ptmx"))
+        };
+        let mut command = runc.command(["exec", "--tty"]);
         command
-            .arg(&socket)
             .arg(container_id)
             .args(&start.command)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stdin(stdio(&slave)?)
+            .stdout(stdio(&slave)?)
+            .stderr(stdio(&slave)?)
             .kill_on_drop(true);
         let child = command.spawn().map_err(|source| RuntimeError::Spawn {
             program: "runc exec".into(),
             source,
-        });
-        let child = match child {
-            Ok(child) => child,
-            Err(error) => {
-                let _ = std::fs::remove_file(&socket);
-                return Err(error);
-            }
-        };
+        })?;
+        // Only runc holds the slave now, so the master reads EOF (EIO) once runc is gone.
+        drop(slave);
         tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                run_tty(child, listener, input, tx, container_id_owned(&start)).await;
-                let _ = tokio::fs::remove_file(&socket).await;
-            },
+            run_tty(child, terminal, input, tx),
             span,
         ));
     } else {
@@ -119,10 +107,6 @@ pub(crate) async fn start(
         ));
     }
     Ok(rx)
-}
-
-fn container_id_owned(start: &pb::ExecStart) -> String {
-    format!("{}/{}", start.group_id, start.container)
 }
 
 async fn forward(
@@ -178,47 +162,12 @@ async fn run_pipes(mut child: tokio::process::Child, mut input: ExecInputStream,
 
 async fn run_tty(
     mut child: tokio::process::Child,
-    listener: tokio::net::UnixListener,
+    terminal: Terminal,
     mut input: ExecInputStream,
     tx: Output,
-    what: String,
 ) {
-    let errors = child
-        .stderr
-        .take()
-        .map(|e| tokio::spawn(forward(e, tx.clone(), stderr)));
-    let accepted = tokio::select! {
-        accepted = tokio::time::timeout(CONSOLE_TIMEOUT, listener.accept()) => accepted,
-        status = child.wait() => {
-            // runc ended before handing over a terminal: its stderr says why.
-            if let Some(task) = errors { let _ = task.await; }
-            let _ = tx.send(Ok(exit(exit_code(status)))).await;
-            return;
-        }
-    };
-    let terminal = match accepted {
-        Ok(Ok((stream, _))) => receive(stream).await,
-        Ok(Err(error)) => Err(error),
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no terminal from runc",
-        )),
-    };
-    let terminal = match terminal {
-        Ok(terminal) => Arc::new(terminal),
-        Err(error) => {
-            tracing::warn!(error = &error as &dyn std::error::Error, exec = %what, "no terminal for exec");
-            let _ = child.start_kill();
-            let status = child.wait().await;
-            let _ = tx
-                .send(Ok(stderr(
-                    format!("cannot set up the terminal: {error}\n").into_bytes(),
-                )))
-                .await;
-            let _ = tx.send(Ok(exit(exit_code(status)))).await;
-            return;
-        }
-    };
+    let terminal = Arc::new(terminal);
+    let runc_pid = child.id().and_then(|id| i32::try_from(id).ok());
     let reader = {
         let terminal = Arc::clone(&terminal);
         let tx = tx.clone();
@@ -241,14 +190,24 @@ async fn run_tty(
         tokio::spawn(async move {
             while let Some(Ok(message)) = input.next().await {
                 match message.input {
-                    Some(pb::exec_input::Input::Stdin(data)) => {
-                        if terminal.write_all(&data).await.is_err() {
-                            return;
-                        }
+                    Some(pb::exec_input::Input::Stdin(data))
+                        if terminal.write_all(&data).await.is_err() =>
+                    {
+                        return;
                     }
                     Some(pb::exec_input::Input::Resize(size)) => {
                         let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-                        let _ = terminal.resize(clamp(size.width), clamp(size.height));
+                        if terminal
+                            .resize(clamp(size.width), clamp(size.height))
+                            .is_ok()
+                            && let Some(pid) = runc_pid
+                        {
+                            // runc resizes the container's terminal on SIGWINCH.
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::SIGWINCH,
+                            );
+                        }
                     }
                     // End of input on a terminal is its EOF character (^D).
                     Some(pb::exec_input::Input::CloseStdin(true)) => {
@@ -262,18 +221,5 @@ async fn run_tty(
     let status = child.wait().await;
     feed.abort();
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, reader).await;
-    if let Some(task) = errors {
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, task).await;
-    }
     let _ = tx.send(Ok(exit(exit_code(status)))).await;
-}
-
-async fn receive(stream: tokio::net::UnixStream) -> std::io::Result<Terminal> {
-    let stream = stream.into_std()?;
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(CONSOLE_TIMEOUT))?;
-    let master = tokio::task::spawn_blocking(move || super::console::receive_master(&stream))
-        .await
-        .map_err(std::io::Error::other)??;
-    Terminal::new(master)
 }

@@ -20,7 +20,7 @@
 //! # Layout under `RuntimeConfig::root`
 //!
 //! `runc/` (runc's `--root`), `groups/<group>/` (`etc/`, `volumes/<name>/`,
-//! `containers/<name>/{bundle,rootfs,upper,work,logs}`), `run/` (exec console sockets).
+//! `containers/<name>/{bundle,rootfs,upper,work,logs}`).
 //! The network namespaces are `<tag>-<group>`, the cgroups `/<tag>/<group>/<container>`, where
 //! `<tag>` is derived from the root, so two agents on two roots never touch each other's.
 
@@ -179,7 +179,7 @@ impl RuncRuntime {
             shutting_down: watch::Sender::new(false),
         };
         runtime.remove_leftovers().await;
-        for dir in ["runc", "groups", "run"] {
+        for dir in ["runc", "groups"] {
             let path = runtime.config.root.join(dir);
             tokio::fs::create_dir_all(&path)
                 .await
@@ -538,7 +538,8 @@ impl RuncRuntime {
     /// Stops a group and removes all of it.
     async fn remove_group(&self, group: &Arc<Group>, grace: Duration, force: bool) {
         self.groups.lock().remove(&group.id);
-        supervise::stop(&self.runc, group, grace, force).await;
+        let cgroup = format!("/{}/{}", self.tag, group.id);
+        supervise::stop(&self.runc, group, &cgroup, grace, force).await;
         for container in group.all_containers() {
             let _ = self.runc.delete_force(&container.runc_id).await;
         }
@@ -562,7 +563,8 @@ impl RuncRuntime {
     pub async fn restart_group(&self, group_id: &str) -> Result<pb::GroupStatus, RuntimeError> {
         let _changes = self.changes.lock().await;
         let group = self.group(group_id)?;
-        supervise::stop(&self.runc, &group, Duration::from_secs(10), false).await;
+        let cgroup = format!("/{}/{}", self.tag, group.id);
+        supervise::stop(&self.runc, &group, &cgroup, Duration::from_secs(10), false).await;
         supervise::reset(&group);
         self.start_supervisor(&group).await;
         Ok(group.status())
@@ -624,14 +626,7 @@ impl RuncRuntime {
                 container: start.container,
             });
         }
-        let rx = exec::start(
-            &self.runc,
-            &container.runc_id,
-            &self.config.root.join("run"),
-            start,
-            input,
-        )
-        .await?;
+        let rx = exec::start(&self.runc, &container.runc_id, start, input).await?;
         Ok(ReceiverStream::new(rx))
     }
 

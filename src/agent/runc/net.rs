@@ -235,14 +235,13 @@ impl Network {
         if std::path::Path::new("/sys/class/net")
             .join(&self.bridge)
             .exists()
+            && let Err(error) = ip(&["link", "delete", &self.bridge]).await
         {
-            if let Err(error) = ip(&["link", "delete", &self.bridge]).await {
-                tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    bridge = %self.bridge,
-                    "cannot remove the bridge"
-                );
-            }
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                bridge = %self.bridge,
+                "cannot remove the bridge"
+            );
         }
         *ready = false;
     }

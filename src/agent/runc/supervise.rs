@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use super::{
+    cgroups,
     command::Runc,
     group::{Container, Group, RunState, Stage},
     pb,
@@ -16,6 +17,9 @@ const FIRST_BACK_OFF: Duration = Duration::from_secs(1);
 const MAX_BACK_OFF: Duration = Duration::from_secs(10);
 /// An instance that ran this long resets the back-off.
 const STABLE_RUN: Duration = Duration::from_secs(10);
+/// Rounds of SIGKILL through runc (500 ms apart) before the cgroup's processes are killed
+/// directly.
+const KILL_ATTEMPTS: u32 = 10;
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
@@ -251,7 +255,7 @@ fn start_failed(container: &Container, message: &str) -> Exit {
 
 /// Stops every container of a group and waits for its supervisor: preStop hooks and SIGTERM
 /// within `grace` (unless `force`), then SIGKILL until every instance is gone.
-pub(crate) async fn stop(runc: &Runc, group: &Group, grace: Duration, force: bool) {
+pub(crate) async fn stop(runc: &Runc, group: &Group, cgroup: &str, grace: Duration, force: bool) {
     group.stopping.send_replace(true);
     let mut supervisor = group.supervisor.lock().await;
     let running = |group: &Group| -> Vec<Arc<Container>> {
@@ -280,22 +284,34 @@ pub(crate) async fn stop(runc: &Runc, group: &Group, grace: Duration, force: boo
         for container in running(group) {
             let _ = runc.kill(&container.runc_id, "TERM", false).await;
         }
-        if let Some(handle) = supervisor.as_mut() {
-            if tokio::time::timeout_at(deadline, handle).await.is_ok() {
-                *supervisor = None;
-            }
+        if let Some(handle) = supervisor.as_mut()
+            && tokio::time::timeout_at(deadline, handle).await.is_ok()
+        {
+            *supervisor = None;
         }
     }
+    let mut attempts = 0;
     while let Some(handle) = supervisor.as_mut() {
         for container in running(group) {
             let _ = runc.kill(&container.runc_id, "KILL", true).await;
         }
-        if tokio::time::timeout(Duration::from_millis(500), handle)
+        if attempts >= KILL_ATTEMPTS {
+            // runc no longer knows the container (its state was removed under it): kill what
+            // is left in the group's cgroup directly.
+            let cgroup = cgroup.to_owned();
+            let _ = tokio::task::spawn_blocking(move || cgroups::kill_tree(&cgroup)).await;
+        }
+        if tokio::time::timeout(Duration::from_millis(500), &mut *handle)
             .await
             .is_ok()
         {
             *supervisor = None;
+        } else if attempts >= 2 * KILL_ATTEMPTS {
+            tracing::warn!(group = %group.id, "the group's processes do not end; giving up on them");
+            handle.abort();
+            *supervisor = None;
         }
+        attempts += 1;
     }
 }
 
