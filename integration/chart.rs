@@ -564,7 +564,7 @@ fn node_runs_pods_and_caches_with_only_the_chart_rbac(
         .collect();
     let rbac_yaml = rbac
         .iter()
-        .map(|d| serde_yaml_ng::to_string(d))
+        .map(serde_yaml_ng::to_string)
         .collect::<Result<Vec<_>, _>>()?
         .join("---\n");
     let account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
