@@ -49,6 +49,16 @@ pub const ENV_CLUSTER_DOMAIN: &str = "VK_CLUSTER_DOMAIN";
 pub const ENV_METRICS_ADDR: &str = "VK_METRICS_ADDR";
 /// Environment variable of `--log-format`.
 pub const ENV_LOG_FORMAT: &str = "VK_LOG_FORMAT";
+/// Environment variable of `--kubelet-listen`.
+pub const ENV_KUBELET_LISTEN: &str = "VK_KUBELET_LISTEN";
+/// Environment variable of `--kubelet-tls-cert`.
+pub const ENV_KUBELET_TLS_CERT: &str = "VK_KUBELET_TLS_CERT";
+/// Environment variable of `--kubelet-tls-key`.
+pub const ENV_KUBELET_TLS_KEY: &str = "VK_KUBELET_TLS_KEY";
+/// Environment variable of `--kubelet-client-ca`.
+pub const ENV_KUBELET_CLIENT_CA: &str = "VK_KUBELET_CLIENT_CA";
+/// Environment variable of `--kubelet-auth`.
+pub const ENV_KUBELET_AUTH: &str = "VK_KUBELET_AUTH";
 /// Environment variable of `--image-cache-controller`.
 pub const ENV_IMAGE_CACHE_CONTROLLER: &str = "VK_IMAGE_CACHE_CONTROLLER";
 /// Environment variable of `--image-cache-selector`.
@@ -130,6 +140,25 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Address of the kubelet API (HTTPS: logs, exec, stats). The port advertised in the Node
+    /// is the one bound, so port 0 picks a free one.
+    #[arg(long, env = ENV_KUBELET_LISTEN, default_value = "0.0.0.0:10250")]
+    pub kubelet_listen: std::net::SocketAddr,
+    /// PEM serving certificate of the kubelet API (with --kubelet-tls-key); a self-signed one
+    /// for the node's InternalIP and name when unset.
+    #[arg(long, env = ENV_KUBELET_TLS_CERT)]
+    pub kubelet_tls_cert: Option<PathBuf>,
+    /// PEM private key of --kubelet-tls-cert.
+    #[arg(long, env = ENV_KUBELET_TLS_KEY)]
+    pub kubelet_tls_key: Option<PathBuf>,
+    /// PEM CA of client certificates (default: the cluster's, from
+    /// kube-system/extension-apiserver-authentication).
+    #[arg(long, env = ENV_KUBELET_CLIENT_CA)]
+    pub kubelet_client_ca: Option<PathBuf>,
+    /// Authenticate (TokenReview, client certificates) and authorize (SubjectAccessReview)
+    /// kubelet API requests. `false` is for local development only.
+    #[arg(long, env = ENV_KUBELET_AUTH, default_value_t = true, action = clap::ArgAction::Set)]
+    pub kubelet_auth: bool,
     /// Reconcile ImageCache objects into cloud image caches (`false`: only read them to match
     /// pods, e.g. a second node of a cluster whose caches another process builds). Several
     /// nodes with it on take turns through the Lease `kube-system/eci-vk-imagecache-<cluster>`.
@@ -201,6 +230,14 @@ pub struct RunConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Log format.
     pub log_format: LogFormat,
+    /// Kubelet API address.
+    pub kubelet_listen: std::net::SocketAddr,
+    /// Kubelet API serving certificate and key files, if given.
+    pub kubelet_tls: Option<(PathBuf, PathBuf)>,
+    /// Client CA file of the kubelet API, if given.
+    pub kubelet_client_ca: Option<PathBuf>,
+    /// Kubelet API authentication and authorization.
+    pub kubelet_auth: bool,
     /// Whether this process reconciles ImageCaches.
     pub image_cache_controller: bool,
     /// Label selector of the ImageCaches this node reconciles and matches.
@@ -256,6 +293,11 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
+    /// Only one of the kubelet API's certificate and key is given.
+    #[error(
+        "--kubelet-tls-cert (env {ENV_KUBELET_TLS_CERT}) and --kubelet-tls-key (env {ENV_KUBELET_TLS_KEY}) go together: give both or neither"
+    )]
+    KubeletTlsPair,
     /// The poll interval is outside 100 ms – 10 min.
     #[error("--pod-sync-interval-ms (env {ENV_POD_SYNC_INTERVAL}) {value} is outside 100–600000")]
     InvalidInterval {
@@ -338,6 +380,14 @@ impl RunArgs {
                 value: selector.clone(),
             });
         }
+        let kubelet_tls = match (self.kubelet_tls_cert, self.kubelet_tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                errors.push(ConfigError::KubeletTlsPair);
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -361,6 +411,10 @@ impl RunArgs {
             cluster_domain: self.cluster_domain,
             metrics_addr: self.metrics_addr,
             log_format: self.log_format,
+            kubelet_listen: self.kubelet_listen,
+            kubelet_tls,
+            kubelet_client_ca: self.kubelet_client_ca,
+            kubelet_auth: self.kubelet_auth,
             image_cache_controller: self.image_cache_controller,
             image_cache_selector,
         })

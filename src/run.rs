@@ -123,12 +123,26 @@ async fn serve(
     let eci = eci::Client::new(eci_config).context("cannot build the ECI client")?;
 
     let kube = kube_client(kubeconfig).await?;
+    // Bound before the Node is registered: the Node advertises the port actually bound. A port
+    // in use does not stop the node (pods keep being hosted); it runs without `logs`/`exec`.
+    let kubelet_listener = match tokio::net::TcpListener::bind(config.kubelet_listen).await {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::error!(addr = %config.kubelet_listen, error = &error as &dyn std::error::Error, "cannot listen for the kubelet API; kubectl logs/exec will not reach this node (see --kubelet-listen)");
+            None
+        }
+    };
+    let kubelet_port = kubelet_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or(config.kubelet_listen.port(), |a| a.port());
     let node_config = node::NodeConfig {
         name: config.node_name.clone(),
         region: Some(config.region.clone()),
         taint: config.taint.clone(),
         capacity: config.capacity.clone(),
         internal_ip: config.internal_ip,
+        kubelet_port,
     };
     let node_uid = node::register(&kube, &node_config, true)
         .await
@@ -214,6 +228,27 @@ async fn serve(
         }
         .instrument(info_span!("imagecache", node.name = %config.node_name)),
     );
+    if let Some(listener) = kubelet_listener {
+        let serve = crate::kubelet::serve(
+            listener,
+            kubelet_config(&config).await?,
+            kube.clone(),
+            eci.clone(),
+            stopped(shutdown_rx.clone()),
+        );
+        tasks.spawn(
+            async move {
+                if let Err(error) = serve.await {
+                    tracing::error!(
+                        error = &error as &dyn std::error::Error,
+                        "kubelet API stopped"
+                    );
+                }
+                Ok::<(), pods::PodsError>(())
+            }
+            .instrument(info_span!("kubelet_api", node.name = %config.node_name)),
+        );
+    }
     tasks.spawn(
         pods::run(kube, eci, pods_config, health_tx, stopped(shutdown_rx))
             .instrument(info_span!("pods", node.name = %config.node_name)),
@@ -294,6 +329,37 @@ async fn start_emulator(
         .await
         .context("cannot start the in-process ECI emulator")?;
     Ok((eci::Credentials::new(id, secret, None), handle))
+}
+
+/// The kubelet API's settings from the node's.
+async fn kubelet_config(config: &RunConfig) -> anyhow::Result<crate::kubelet::KubeletConfig> {
+    let serving_cert = match &config.kubelet_tls {
+        Some((cert, key)) => crate::kubelet::ServingCert::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        None => crate::kubelet::ServingCert::SelfSigned {
+            ips: vec![config.internal_ip],
+            names: vec![config.node_name.clone()],
+        },
+    };
+    let client_ca = match &config.kubelet_client_ca {
+        Some(path) => Some(
+            tokio::fs::read(path)
+                .await
+                .with_context(|| format!("cannot read --kubelet-client-ca {}", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok(crate::kubelet::KubeletConfig {
+        node_name: config.node_name.clone(),
+        cluster_name: config.cluster_name.clone(),
+        serving_cert,
+        client_ca,
+        auth: config.kubelet_auth,
+        stream_creation_timeout: crate::kubelet::STREAM_CREATION_TIMEOUT,
+        stream_idle_timeout: crate::kubelet::STREAM_IDLE_TIMEOUT,
+    })
 }
 
 async fn kube_client(kubeconfig: Option<kube::config::Kubeconfig>) -> anyhow::Result<kube::Client> {

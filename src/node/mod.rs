@@ -46,6 +46,9 @@ pub struct NodeConfig {
     pub capacity: Capacity,
     /// InternalIP.
     pub internal_ip: IpAddr,
+    /// Port of the kubelet API, advertised in `status.daemonEndpoints` (the API server reaches
+    /// `logs`/`exec` there).
+    pub kubelet_port: u16,
 }
 
 /// Failures of the node room.

@@ -16,7 +16,7 @@ use k8s_openapi::{
 
 use super::NodeConfig;
 
-/// The port the kubelet API (issue 5) listens on, advertised in `daemonEndpoints`.
+/// The kubelet API's usual port (what `daemonEndpoints` says unless the node binds another).
 pub const KUBELET_PORT: i32 = 10250;
 
 /// Labels the node carries.
@@ -150,7 +150,9 @@ pub fn status(config: &NodeConfig, now: jiff::Timestamp, cloud_ok: bool) -> Node
             },
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(config.kubelet_port),
+            }),
         }),
         node_info: Some(NodeSystemInfo {
             architecture: go_arch().to_owned(),
@@ -201,6 +203,7 @@ mod tests {
                 ephemeral_storage: Quantity("1Ti".into()),
             },
             internal_ip: "10.0.0.1".parse().expect("ip"),
+            kubelet_port: 10250,
         }
     }
 

@@ -1,0 +1,338 @@
+//! The listener: TLS, the client's certificate identity per connection, HTTP/1.1 with
+//! upgrades, the router and its authentication/authorization layer.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Extension, Router,
+    extract::{Path, Query, Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec};
+use kube::Api;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::{Instrument as _, debug, info, warn};
+
+use super::{
+    ApiError, Ctx, KubeletConfig, KubeletError,
+    auth::{self, Authority, Identity, Refusal},
+    logs, remotecommand, stats, tls,
+};
+use crate::{
+    eci::{self, ContainerGroupStatus, DescribeContainerGroups, Tag},
+    pods::translate::tags,
+};
+
+/// Limit on the TLS handshake of one connection.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The verified client certificate's identity of a connection, if any.
+#[derive(Debug, Clone)]
+struct Peer(Option<Identity>);
+
+/// The cluster's client CA, as the API server publishes it for delegated authentication.
+async fn cluster_client_ca(kube: &kube::Client) -> Option<Vec<u8>> {
+    let api: Api<ConfigMap> = Api::namespaced(kube.clone(), "kube-system");
+    let found = tokio::time::timeout(
+        Duration::from_secs(10),
+        api.get_opt("extension-apiserver-authentication"),
+    )
+    .await;
+    match found {
+        Ok(Ok(Some(map))) => map
+            .data
+            .and_then(|d| d.get("client-ca-file").cloned())
+            .map(String::into_bytes),
+        Ok(Ok(None)) | Err(_) => None,
+        Ok(Err(error)) => {
+            warn!(
+                error = &error as &dyn std::error::Error,
+                "cannot read kube-system/extension-apiserver-authentication; client certificates are not accepted"
+            );
+            None
+        }
+    }
+}
+
+/// Serves the kubelet API on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// [`KubeletError::Tls`] when the TLS settings are unusable.
+pub async fn serve(
+    listener: TcpListener,
+    config: KubeletConfig,
+    kube: kube::Client,
+    eci: eci::Client,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), KubeletError> {
+    let client_ca = match (&config.client_ca, config.auth) {
+        (Some(ca), true) => Some(ca.clone()),
+        (None, true) => cluster_client_ca(&kube).await,
+        (_, false) => None,
+    };
+    let tls_config = tls::server_config(&config.serving_cert, client_ca.as_deref())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+    let ctx = Arc::new(Ctx {
+        authority: config
+            .auth
+            .then(|| Authority::new(kube.clone(), config.node_name.clone())),
+        kube,
+        eci,
+        node: config.node_name.clone(),
+        cluster: config.cluster_name.clone(),
+        started: jiff::Timestamp::now(),
+        stream_creation_timeout: config.stream_creation_timeout,
+        stream_idle_timeout: config.stream_idle_timeout,
+    });
+    if !config.auth {
+        warn!("kubelet API authentication is off: anyone who reaches the port can exec into pods");
+    }
+    info!(
+        addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        client_certificates = client_ca.is_some(),
+        auth = config.auth,
+        "kubelet API listening"
+    );
+    let app = app(ctx);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    debug!(error = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(
+            async move {
+                let Ok(Ok(stream)) =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                else {
+                    debug!("TLS handshake failed or timed out");
+                    return;
+                };
+                let peer = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|cert| auth::identity_from_cert(cert));
+                let service = TowerToHyperService::new(app.layer(Extension(Peer(peer))));
+                let served = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+                if let Err(error) = served {
+                    debug!(error = %error, "connection ended with an error");
+                }
+            }
+            .instrument(tracing::debug_span!("kubelet_conn", client.addr = %remote)),
+        );
+    }
+    info!("kubelet API stopped");
+    Ok(())
+}
+
+/// The routes, behind authentication and authorization.
+fn app(ctx: Arc<Ctx>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/pods", get(pods))
+        .route("/pods/", get(pods))
+        .route("/runningpods", get(running_pods))
+        .route("/runningpods/", get(running_pods))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
+        .route("/exec/{namespace}/{pod}/{container}", get(exec).post(exec))
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(attach).post(attach),
+        )
+        .route("/stats/summary", get(summary))
+        .route("/stats/summary/", get(summary))
+        .route("/metrics/resource", get(resource_metrics))
+        .route("/metrics/resource/", get(resource_metrics))
+        .layer(middleware::from_fn_with_state(ctx.clone(), guard))
+        .with_state(ctx)
+}
+
+/// Authentication, then authorization for `nodes/<subresource>`.
+async fn guard(
+    State(ctx): State<Arc<Ctx>>,
+    peer: Option<Extension<Peer>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(authority) = &ctx.authority else {
+        return next.run(request).await;
+    };
+    let cert = peer.and_then(|Extension(Peer(identity))| identity);
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let verb = auth::verb(request.method());
+    let subresource = auth::subresource(request.uri().path());
+    let outcome = match authority.authenticate(cert.as_ref(), bearer).await {
+        Ok(identity) => authority.authorize(&identity, verb, subresource).await,
+        Err(refusal) => Err(refusal),
+    };
+    match outcome {
+        Ok(()) => next.run(request).await,
+        Err(Refusal::Unauthenticated) => (StatusCode::UNAUTHORIZED, "Unauthorized").into_response(),
+        Err(Refusal::Forbidden {
+            user,
+            verb,
+            subresource,
+        }) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "Forbidden (user={user}, verb={verb}, resource=nodes, subresource={subresource})"
+            ),
+        )
+            .into_response(),
+        Err(Refusal::ReviewFailed(message)) => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+        }
+        .into_response(),
+    }
+}
+
+fn list_json(items: Vec<Pod>) -> Response {
+    axum::Json(json!({
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {},
+        "items": items,
+    }))
+    .into_response()
+}
+
+/// `/pods`: the pods the API server has bound to this node.
+async fn pods(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiError> {
+    Ok(list_json(stats::node_pods(&ctx).await?))
+}
+
+/// `/runningpods/`: the pods the cloud runs for this node, from the groups' tags.
+async fn running_pods(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiError> {
+    let request = DescribeContainerGroups {
+        tags: vec![
+            Tag::new(tags::CLUSTER, &ctx.cluster),
+            Tag::new(tags::NODE, &ctx.node),
+        ],
+        limit: Some(100),
+        ..DescribeContainerGroups::default()
+    };
+    let groups = tokio::time::timeout(
+        Duration::from_secs(60),
+        ctx.eci.describe_all_container_groups(&request),
+    )
+    .await
+    .map_err(|_| ApiError::unavailable("DescribeContainerGroups timed out"))?
+    .map_err(|error| ApiError::from_eci(&error))?;
+    let items = groups
+        .into_iter()
+        .filter(|g| {
+            !matches!(
+                g.status,
+                ContainerGroupStatus::Succeeded
+                    | ContainerGroupStatus::Failed
+                    | ContainerGroupStatus::Expired
+                    | ContainerGroupStatus::ScheduleFailed
+            )
+        })
+        .map(|group| {
+            let tag = |key: &str| {
+                group
+                    .tags
+                    .iter()
+                    .find(|t| t.key == key)
+                    .map(|t| t.value.clone())
+            };
+            Pod {
+                metadata: kube::api::ObjectMeta {
+                    name: tag(tags::NAME),
+                    namespace: tag(tags::NAMESPACE),
+                    uid: tag(tags::UID),
+                    ..Default::default()
+                },
+                spec: Some(PodSpec {
+                    containers: group
+                        .containers
+                        .iter()
+                        .map(|c| Container {
+                            name: c.name.clone(),
+                            image: Some(c.image.clone()),
+                            ..Container::default()
+                        })
+                        .collect(),
+                    ..PodSpec::default()
+                }),
+                status: None,
+            }
+        })
+        .collect();
+    Ok(list_json(items))
+}
+
+async fn container_logs(
+    State(ctx): State<Arc<Ctx>>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Query(query): Query<logs::LogQuery>,
+) -> Result<Response, ApiError> {
+    logs::serve(ctx, namespace, pod, container, query).await
+}
+
+async fn exec(
+    State(ctx): State<Arc<Ctx>>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    remotecommand::serve_exec(ctx, namespace, pod, container, request).await
+}
+
+/// `/attach`: ECI's OpenAPI can run a command in a container but not attach to its main
+/// process, so this says so instead of pretending.
+async fn attach(
+    State(ctx): State<Arc<Ctx>>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    super::lookup::find(&ctx.kube, &ctx.node, &namespace, &pod, Some(&container)).await?;
+    Err(ApiError {
+        status: StatusCode::NOT_IMPLEMENTED,
+        message: "attach is not available on an ECI virtual node: the ECI OpenAPI runs commands in a container (kubectl exec) but cannot attach to its main process".into(),
+    })
+}
+
+async fn summary(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiError> {
+    let samples = stats::samples(&ctx).await?;
+    Ok(axum::Json(stats::summary(
+        &ctx.node,
+        &ctx.started.to_string(),
+        &samples,
+    ))
+    .into_response())
+}
+
+async fn resource_metrics(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiError> {
+    let samples = stats::samples(&ctx).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        stats::resource_metrics(&samples),
+    )
+        .into_response())
+}
