@@ -441,7 +441,8 @@ fn explicit_id_pod_and_deployment_start_from_the_cache(
 /// decides once — `early` and `late` hold both of the pod's images, `single` (the newest) only
 /// one. The pod and the Deployment get `late`: more matched images beat a newer cache
 /// (`single`), and among equal matches the newer wins (`late` over `early`). With both
-/// annotations the explicit id (`early`) wins. `eci-vk explain-match` names the same winner.
+/// annotations the explicit id (`early`) wins; `imc-perfect-match` narrows the field; an image
+/// no cache holds is a miss. `eci-vk explain-match` names the same winner.
 fn automatic_matching_follows_the_documented_priority(
     ground: &Ground,
     ns: &Namespace,
@@ -485,6 +486,23 @@ fn automatic_matching_follows_the_documented_priority(
     for name in &pods {
         started_from(&rig, name, &late)?;
     }
+
+    // imc-perfect-match with nginx alone: every cache holds all of it, the newest wins.
+    let perfect = POD_AUTO
+        .replace(
+            "    k8s.aliyun.com/eci-image-cache: \"true\"\n",
+            "    k8s.aliyun.com/eci-image-cache: \"true\"\n    k8s.aliyun.com/imc-perfect-match: \"true\"\n",
+        )
+        .replace("name: nginx-auto-match", "name: nginx-perfect");
+    rig.create(&adapt(&perfect, &rig, &nginx, ""))?;
+    started_from(&rig, "nginx-perfect", &ids[2])?;
+
+    // An image no cache holds: ImageCacheMissed, and the pod pulls it.
+    let other = push_image(ground, "guide/uncached", 8 << 10)?;
+    let missed = POD_AUTO.replace("name: nginx-auto-match", "name: uncached");
+    rig.create(&adapt(&missed, &rig, &other, ""))?;
+    started_without_cache(&rig, "uncached")?;
+    rig.wait_pod_event("uncached", "ImageCacheMissed")?;
 
     // Both annotations: "the former takes precedence over the latter".
     let both = with_sidecar(POD_AUTO)
