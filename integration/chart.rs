@@ -256,6 +256,23 @@ fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) ->
         "{node_rule}"
     );
 
+    // No wildcard anywhere, and Secrets may only be read one by one.
+    for role in of_kind(&docs, "ClusterRole")
+        .into_iter()
+        .chain(of_kind(&docs, "Role"))
+    {
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            let text = rule.to_string();
+            ensure!(!text.contains("\"*\""), "a wildcard in {text}");
+            if rule["resources"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r == "secrets"))
+            {
+                ensure!(rule["verbs"] == serde_json::json!(["get"]), "{text}");
+            }
+        }
+    }
+
     // The AccessKey given in values: the chart makes the Secret and only refers to it.
     let docs = documents(&template(
         ground,
