@@ -57,6 +57,11 @@ pub fn tests() -> Vec<Test> {
             run: crashing_container_restarts_with_previous_logs,
         },
         Test {
+            name: "runc::open_removes_what_a_crashed_agent_left",
+            phase: Phase::WithCrd,
+            run: open_removes_what_a_crashed_agent_left,
+        },
+        Test {
             name: "runc::shutdown_removes_everything",
             phase: Phase::WithCrd,
             run: shutdown_removes_everything,
@@ -276,6 +281,10 @@ async fn exec(fx: &Fixture, id: &str, container: &str, command: &[&str]) -> Resu
 
 /// Checks that nothing of group `id` is left: no process, mount, netns, veth, cgroup or dir.
 async fn assert_group_gone(fx: &Fixture, id: &str) -> Result<()> {
+    assert_gone_from(&fx.root, &fx.bridge, id)
+}
+
+fn assert_gone_from(root: &Path, bridge: &str, id: &str) -> Result<()> {
     let runc_prefix = format!("{id}_");
     let cgroup_part = format!("/{id}/");
     for entry in std::fs::read_dir("/proc")?.flatten() {
@@ -298,8 +307,11 @@ async fn assert_group_gone(fx: &Fixture, id: &str) -> Result<()> {
         );
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let root = fx.root.to_string_lossy().into_owned();
-    let left: Vec<&str> = mountinfo.lines().filter(|l| l.contains(&root)).collect();
+    let root_text = root.to_string_lossy().into_owned();
+    let left: Vec<&str> = mountinfo
+        .lines()
+        .filter(|l| l.contains(&root_text))
+        .collect();
     ensure!(left.is_empty(), "mounts left under the root: {left:?}");
     let netns = std::process::Command::new("ip")
         .args(["netns", "list"])
@@ -312,14 +324,14 @@ async fn assert_group_gone(fx: &Fixture, id: &str) -> Result<()> {
             .is_some_and(|n| n.ends_with(&format!("-{id}")))),
         "network namespace of {id} left: {netns}"
     );
-    let ports = std::fs::read_dir(format!("/sys/class/net/{}/brif", fx.bridge))
+    let ports = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    ensure!(ports.is_empty(), "veths left on {}: {ports:?}", fx.bridge);
+    ensure!(ports.is_empty(), "veths left on {bridge}: {ports:?}");
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup")?.flatten() {
         for level in [
             hierarchy.path(),
@@ -342,7 +354,7 @@ async fn assert_group_gone(fx: &Fixture, id: &str) -> Result<()> {
             }
         }
     }
-    let dir = fx.root.join("groups").join(id);
+    let dir = root.join("groups").join(id);
     ensure!(!dir.exists(), "group dir {} left", dir.display());
     Ok(())
 }
@@ -450,6 +462,20 @@ fn group_runs_logs_execs_and_is_removed(_: &Ground, _: &Namespace) -> Result<()>
             hosts.stdout.contains(&format!("{}\t{id}-host", created.ip)),
             "{hosts:?}"
         );
+        // The group's limits (0.25 GiB, 0.5 CPU) are the container's cgroup limits (v1 or v2).
+        let limits = exec(
+            &fx,
+            id,
+            "main",
+            &[
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null \
+                 || { cat /sys/fs/cgroup/memory.max; cut -d' ' -f1 /sys/fs/cgroup/cpu.max; }",
+            ],
+        )
+        .await?;
+        ensure!(limits.stdout == "268435456\n50000\n", "{limits:?}");
         let missing = fx
             .runtime
             .exec(
@@ -469,12 +495,16 @@ fn group_runs_logs_execs_and_is_removed(_: &Ground, _: &Namespace) -> Result<()>
             .args(["-c", "1", "-W", "2", &created.ip])
             .output()
             .await;
-        if let Ok(ping) = ping {
-            ensure!(
-                ping.status.success(),
-                "the group's ip does not answer: {ping:?}"
-            );
-        }
+        let pinged = match ping {
+            Ok(ping) => {
+                ensure!(
+                    ping.status.success(),
+                    "the group's ip does not answer: {ping:?}"
+                );
+                true
+            }
+            Err(_) => false, // no ping on this host
+        };
 
         // Stats: memory of the running container.
         let stats = fx.runtime.stats(id).await?;
@@ -484,6 +514,10 @@ fn group_runs_logs_execs_and_is_removed(_: &Ground, _: &Namespace) -> Result<()>
             "{stats:?}"
         );
         ensure!(stats.containers.len() == 1);
+        ensure!(
+            !pinged || stats.network_rx_bytes > 0,
+            "no network counters: {stats:?}"
+        );
 
         // A follow ends when the group is deleted.
         let mut follow = fx.runtime.logs(request(|r| r.follow = true)).await?;
@@ -866,6 +900,72 @@ fn crashing_container_restarts_with_previous_logs(_: &Ground, _: &Namespace) -> 
         .await?;
         fx.runtime.delete_group(id, Duration::ZERO, true).await?;
         assert_group_gone(&fx, id).await
+    })
+}
+
+fn open_removes_what_a_crashed_agent_left(_: &Ground, _: &Namespace) -> Result<()> {
+    with_runtime(8, |fx| async move {
+        let config = RuntimeConfig {
+            root: fx.root.with_file_name("crashed"),
+            runc: PathBuf::from("/usr/sbin/runc"),
+            bridge: "ecivkt8c".into(),
+            pod_cidr: "10.231.9.0/24".into(),
+        };
+        let id = "eci-orphan";
+        let mut request = group(id, vec![container("main", &["sleep", "3600"])]);
+        request.volumes = vec![pb::Volume {
+            name: "mem".into(),
+            source: Some(pb::volume::Source::EmptyDir(pb::EmptyDirVolume {
+                medium: "Memory".into(),
+                size_limit_bytes: 0,
+            })),
+        }];
+        request.containers[0].volume_mounts = vec![pb::VolumeMount {
+            name: "mem".into(),
+            mount_path: "/mem".into(),
+            ..Default::default()
+        }];
+        // An agent that dies without a shutdown: its tokio runtime goes away; its containers,
+        // mounts, namespace and cgroups stay.
+        let crashed = {
+            let (config, images) = (config.clone(), fx.images());
+            std::thread::spawn(move || -> Result<()> {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let runtime = RuncRuntime::open(config).await?;
+                    runtime.create_group(request, images).await?;
+                    for _ in 0..100 {
+                        if running(&runtime.inspect_group(id).await?) {
+                            return Ok(());
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    bail!("the orphan never ran")
+                })
+            })
+        };
+        crashed
+            .join()
+            .map_err(|_| anyhow::anyhow!("the crashed agent panicked"))??;
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+        ensure!(
+            mounts.contains("crashed/groups/eci-orphan"),
+            "nothing was left to clean"
+        );
+        // A new agent on the same root removes all of it.
+        let reopened = RuncRuntime::open(config.clone()).await?;
+        let root = tokio::fs::canonicalize(&config.root).await?;
+        let check = assert_gone_from(&root, &config.bridge, id);
+        reopened.shutdown().await;
+        check?;
+        ensure!(
+            !Path::new("/sys/class/net/ecivkt8c").exists(),
+            "the bridge is left"
+        );
+        Ok(())
     })
 }
 
