@@ -1,0 +1,806 @@
+//! The pod-start benchmark (issue #8, BENCHMARKS.md): how long a pod takes from `create` to
+//! `Running` and to `Ready` on the real stack — the test ground's apiserver, `eci-vk run`, the
+//! emulator with its real agent pulling from the ground's registry over a link shaped to
+//! 8 MiB/s, containers under runc — in three modes: without a cache, with an explicit cache id
+//! and with automatic matching; the bytes each pod pulled; and the floor, `runc run` of the
+//! same unpacked rootfs alone.
+//!
+//! `cargo bench --bench pod_start -- --pods 5 [--filler-mib 123] [--bandwidth 8MiB/s]
+//! [--sync-ms MS] [--modes none,explicit,auto]`
+//!
+//! Pods of one mode run one after another (each deleted before the next), so a pod without a
+//! cache has the link to itself. Results: a table on stdout, `target/bench/pod_start.json` and
+//! `target/bench/pod_start.png`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use eci_vk::imagecache::{ImageCache, ImageCacheSpec};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::{
+    Api,
+    api::{DeleteParams, ObjectMeta, PostParams, WatchEvent, WatchParams},
+};
+use support::{Daemon, Ground, Summary, secs};
+
+const IMAGES: usize = 3;
+const LABEL: &str = "eci-vk-bench";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    /// No annotation: every pod pulls its images over the link.
+    None,
+    /// `k8s.aliyun.com/eci-image-snapshot-id: imc-…`.
+    Explicit,
+    /// `k8s.aliyun.com/eci-image-cache: "true"`.
+    Auto,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::None => "no cache",
+            Mode::Explicit => "explicit cache",
+            Mode::Auto => "automatic match",
+        }
+    }
+}
+
+struct Args {
+    pods: usize,
+    filler_mib: u64,
+    bandwidth: String,
+    sync_ms: Option<u64>,
+    modes: Vec<Mode>,
+}
+
+fn args() -> Result<Args> {
+    let mut args = Args {
+        pods: 5,
+        filler_mib: 123,
+        bandwidth: "8MiB/s".into(),
+        sync_ms: None,
+        modes: vec![Mode::Explicit, Mode::Auto, Mode::None],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--pods" => args.pods = value()?.parse().context("--pods")?,
+            "--filler-mib" => args.filler_mib = value()?.parse().context("--filler-mib")?,
+            "--bandwidth" => args.bandwidth = value()?,
+            "--sync-ms" => args.sync_ms = Some(value()?.parse().context("--sync-ms")?),
+            "--modes" => {
+                args.modes = value()?
+                    .split(',')
+                    .map(|m| match m {
+                        "none" => Ok(Mode::None),
+                        "explicit" => Ok(Mode::Explicit),
+                        "auto" => Ok(Mode::Auto),
+                        _ => bail!("--modes: unknown mode {m:?} (none, explicit, auto)"),
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            // cargo bench passes --bench to every bench binary.
+            "--bench" => {}
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    if args.pods == 0 {
+        bail!("--pods must be at least 1");
+    }
+    Ok(args)
+}
+
+/// One pod's timings.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Sample {
+    mode: Mode,
+    pod: String,
+    container_group: String,
+    /// The create call alone (an apiserver write round trip).
+    create_call_s: f64,
+    running_s: f64,
+    ready_s: f64,
+    pulled_bytes: u64,
+}
+
+fn main() -> Result<()> {
+    let args = args()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let ground = Ground::reuse_or_start()?;
+    let registry = ground.get("GROUND_REGISTRY")?.to_owned();
+    let pid = std::process::id();
+    let id = format!("{:04x}", pid & 0xffff);
+    let out = support::out_dir()?;
+
+    let images = push_images(&registry, args.filler_mib)?;
+    let tmp = tempfile::Builder::new().prefix("eci-vk-bench-").tempdir()?;
+    let data = tmp.path().join("emulator");
+    let (bridge, cidr) = (format!("ecivkb{id}"), format!("10.250.{}.0/24", pid % 256));
+    let emulator_args = [
+        "--runtime",
+        "runc",
+        "--data-dir",
+        path_str(&data)?,
+        "--plain-http-registry",
+        &registry,
+        "--registry-bandwidth",
+        &args.bandwidth,
+        "--bridge",
+        &bridge,
+        "--pod-cidr",
+        &cidr,
+    ];
+    let (emulator, endpoint) =
+        support::start_emulator(&emulator_args, &out.join("pod_start-emulator.log"))?;
+    eprintln!(
+        "emulator at {endpoint} (bridge {bridge}, pods {cidr}, link {})",
+        args.bandwidth
+    );
+
+    let node_name = format!("eci-vk-bench-{id}");
+    let mut node_args = vec![
+        "--node-name".to_owned(),
+        node_name.clone(),
+        "--cluster-name".into(),
+        format!("bench-{id}"),
+        "--image-cache-selector".into(),
+        format!("{LABEL}={id}"),
+    ];
+    if let Some(ms) = args.sync_ms {
+        node_args.extend(["--pod-sync-interval-ms".into(), ms.to_string()]);
+    }
+    let node_args: Vec<&str> = node_args.iter().map(String::as_str).collect();
+    let node = support::start_node(
+        &ground,
+        &endpoint,
+        &node_args,
+        &out.join("pod_start-node.log"),
+    )?;
+    support::wait_node_ready(&ground, &node_name, Duration::from_secs(90))?;
+    eprintln!("node {node_name} Ready");
+
+    let client = ground.client().await?;
+    let namespace = format!("eci-bench-{id}");
+    let bench = Bench {
+        client: client.clone(),
+        namespace: namespace.clone(),
+        node: node_name.clone(),
+        endpoint: endpoint.clone(),
+        images,
+        id: id.clone(),
+    };
+    let result = measure(&bench, &args, &data, tmp.path()).await;
+
+    // Clean up whatever happened: the pods go with the namespace, the cache through the node
+    // (its finalizer), then the node and the emulator (SIGTERM: its agent removes containers).
+    let caches: Api<ImageCache> = Api::all(client.clone());
+    let _ = caches
+        .delete(&bench.cache_name(), &DeleteParams::default())
+        .await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && caches.get_opt(&bench.cache_name()).await?.is_some() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(node);
+    let _ = ground
+        .kubectl()?
+        .args(["delete", "node", &node_name, "--ignore-not-found"])
+        .stdout(Stdio::null())
+        .status();
+    drop::<Daemon>(emulator);
+    drop(tmp);
+
+    let report = result?;
+    let json = out.join("pod_start.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {}", json.display());
+    Ok(())
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().context("a non-UTF-8 path")
+}
+
+/// Pushes the three images (`bench/pod-start-N:<filler>m`), unless the registry has them.
+fn push_images(registry: &str, filler_mib: u64) -> Result<Vec<String>> {
+    let mut images = Vec::new();
+    for n in 1..=IMAGES {
+        let (repo, tag) = (format!("bench/pod-start-{n}"), format!("{filler_mib}m"));
+        let present = Command::new("curl")
+            .args(["-fsS", "-o", "/dev/null", "-I", "-H"])
+            .arg("Accept: application/vnd.oci.image.manifest.v1+json")
+            .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
+            .stderr(Stdio::null())
+            .status()?
+            .success();
+        if !present {
+            eprintln!(
+                "pushing {registry}/{repo}:{tag} (busybox + {filler_mib} MiB of random bytes)"
+            );
+            let status = Command::new(support::root().join("integration/ground/push-busybox.sh"))
+                .args([registry, &repo, &tag, &filler_mib.to_string()])
+                .stdout(Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("push-busybox.sh {registry} {repo} {tag} failed: {status}");
+            }
+        }
+        images.push(format!("{registry}/{repo}:{tag}"));
+    }
+    Ok(images)
+}
+
+struct Bench {
+    client: kube::Client,
+    namespace: String,
+    node: String,
+    endpoint: String,
+    images: Vec<String>,
+    id: String,
+}
+
+impl Bench {
+    fn cache_name(&self) -> String {
+        format!("bench-pod-start-{}", self.id)
+    }
+}
+
+async fn measure(bench: &Bench, args: &Args, data: &Path, tmp: &Path) -> Result<serde_json::Value> {
+    let namespaces: Api<Namespace> = Api::all(bench.client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(bench.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    namespaces.create(&PostParams::default(), &ns).await?;
+
+    // The cache of the three images (built once over the same shaped link).
+    let caches: Api<ImageCache> = Api::all(bench.client.clone());
+    let mut cache = ImageCache::new(
+        &bench.cache_name(),
+        ImageCacheSpec {
+            images: bench.images.clone(),
+            image_pull_secrets: Vec::new(),
+            image_cache_size: 20,
+            retention_days: Some(1),
+        },
+    );
+    cache.metadata.labels = Some([(LABEL.to_owned(), bench.id.clone())].into());
+    let started = Instant::now();
+    caches.create(&PostParams::default(), &cache).await?;
+    let cache_id = loop {
+        let c = caches.get(&bench.cache_name()).await?;
+        let status = c.status.unwrap_or_default();
+        match status.phase.as_deref() {
+            Some("Ready") => break status.image_cache_id.context("a Ready cache has an id")?,
+            Some("Failed") => bail!("the ImageCache failed: {:?}", status.events),
+            _ if started.elapsed() > Duration::from_secs(900) => {
+                bail!("the ImageCache is not Ready after 15 min")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    let cache_build_s = secs(started);
+    eprintln!("image cache {cache_id} Ready after {cache_build_s:.1} s");
+
+    let mut samples = Vec::new();
+    for &mode in &args.modes {
+        for i in 0..args.pods {
+            let sample = pod(bench, mode, i, &cache_id).await?;
+            eprintln!(
+                "{:<16} pod {i}: Running {:>6.2} s, Ready {:>6.2} s, pulled {} bytes",
+                mode.label(),
+                sample.running_s,
+                sample.ready_s,
+                sample.pulled_bytes
+            );
+            samples.push(sample);
+        }
+    }
+
+    // The floor: runc alone, over the cache's unpacked rootfs of each image.
+    let rootfs = snapshot_rootfs(data, &cache_id)?;
+    let mut floor_one = Vec::new();
+    let mut floor_pod = Vec::new();
+    for i in 0..args.pods {
+        let mut pod_total = 0.0;
+        for (n, root) in rootfs.iter().enumerate() {
+            let t = runc_run(
+                root,
+                &tmp.join(format!("floor-{n}")),
+                &format!("eci-vk-bench-{}-{i}-{n}", bench.id),
+            )?;
+            floor_one.push(t);
+            pod_total += t;
+        }
+        floor_pod.push(pod_total);
+    }
+
+    report(
+        args,
+        bench,
+        &cache_id,
+        cache_build_s,
+        &samples,
+        &floor_one,
+        &floor_pod,
+    )
+}
+
+/// Creates one pod, watches it to Running and Ready, reads its pulled bytes, deletes it.
+async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Sample> {
+    let pods: Api<Pod> = Api::namespaced(bench.client.clone(), &bench.namespace);
+    let name = format!(
+        "{}-{i}",
+        match mode {
+            Mode::None => "none",
+            Mode::Explicit => "explicit",
+            Mode::Auto => "auto",
+        }
+    );
+    let annotations: BTreeMap<String, String> = match mode {
+        Mode::None => BTreeMap::new(),
+        Mode::Explicit => [(
+            "k8s.aliyun.com/eci-image-snapshot-id".to_owned(),
+            cache_id.to_owned(),
+        )]
+        .into(),
+        Mode::Auto => [(
+            "k8s.aliyun.com/eci-image-cache".to_owned(),
+            "true".to_owned(),
+        )]
+        .into(),
+    };
+    let containers: Vec<serde_json::Value> = bench
+        .images
+        .iter()
+        .enumerate()
+        .map(|(n, image)| {
+            serde_json::json!({
+                "name": format!("c{n}"),
+                "image": image,
+                "command": ["sh", "-c", "sleep 3600"],
+            })
+        })
+        .collect();
+    let mut pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": bench.node,
+            "terminationGracePeriodSeconds": 0,
+            "containers": containers,
+        }
+    }))?;
+    pod.metadata.annotations = Some(annotations);
+
+    let t0 = Instant::now();
+    let created = pods.create(&PostParams::default(), &pod).await?;
+    let create_call_s = secs(t0);
+    let rv = created
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
+    let (mut running, mut ready) = (None, None);
+    let mut last = created;
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    let mut rv = rv;
+    'watch: while ready.is_none() || running.is_none() {
+        let mut stream = pods.watch(&wp, &rv).await?.boxed();
+        while let Some(event) = stream.try_next().await? {
+            let p = match event {
+                WatchEvent::Added(p) | WatchEvent::Modified(p) => p,
+                WatchEvent::Deleted(_) => bail!("pod {name} was deleted while measured"),
+                WatchEvent::Bookmark(_) => continue,
+                WatchEvent::Error(e) => bail!("watching pod {name}: {e:?}"),
+            };
+            let now = secs(t0);
+            rv = p.metadata.resource_version.clone().unwrap_or_default();
+            let status = p.status.clone().unwrap_or_default();
+            match status.phase.as_deref() {
+                Some("Running") if running.is_none() => running = Some(now),
+                Some("Failed") => bail!(
+                    "pod {name} failed: {:?} {:?}",
+                    status.reason,
+                    status.message
+                ),
+                _ => {}
+            }
+            let is_ready = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if is_ready && ready.is_none() {
+                ready = Some(now);
+            }
+            last = p;
+            if running.is_some() && ready.is_some() {
+                break 'watch;
+            }
+            if now > 900.0 {
+                bail!("pod {name} not Running and Ready after 15 min");
+            }
+        }
+    }
+
+    let group = last
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find_map(|c| c.container_id.clone()))
+        .and_then(|id| {
+            id.strip_prefix("eci://")
+                .map(|r| r.split('/').next().unwrap_or("").to_owned())
+        })
+        .context("the Running pod has no eci:// container id")?;
+    let metrics = support::http_get(&bench.endpoint, "/metrics")?;
+    let pulled = support::series(
+        &metrics,
+        &format!("eci_agent_container_group_pulled_bytes_total{{container_group=\"{group}\"}}"),
+    )
+    .unwrap_or(0.0) as u64;
+
+    // Gone before the next one, so pods never share the link or the host.
+    pods.delete(&name, &DeleteParams::default().grace_period(0))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pods.get_opt(&name).await?.is_some() {
+        if Instant::now() > deadline {
+            bail!("pod {name} still there 120 s after its deletion");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(Sample {
+        mode,
+        pod: name,
+        container_group: group,
+        create_call_s,
+        running_s: running.unwrap_or_default(),
+        ready_s: ready.unwrap_or_default(),
+        pulled_bytes: pulled,
+    })
+}
+
+/// The unpacked rootfs of each image of the cache, in image order.
+fn snapshot_rootfs(data: &Path, cache_id: &str) -> Result<Vec<PathBuf>> {
+    let dir = data.join("agent/snapshots").join(cache_id).join("images");
+    let mut roots: Vec<(usize, PathBuf)> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n = e.file_name().to_str()?.parse().ok()?;
+            Some((n, e.path().join("rootfs")))
+        })
+        .filter(|(_, p)| p.is_dir())
+        .collect();
+    roots.sort();
+    if roots.is_empty() {
+        bail!("no rootfs under {}", dir.display());
+    }
+    Ok(roots.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Seconds of one `runc run` of `/bin/true` over `rootfs` (read-only), bundle in `bundle`.
+fn runc_run(rootfs: &Path, bundle: &Path, id: &str) -> Result<f64> {
+    if !bundle.join("config.json").exists() {
+        std::fs::create_dir_all(bundle)?;
+        let status = Command::new("runc")
+            .args(["spec", "--bundle"])
+            .arg(bundle)
+            .status()?;
+        if !status.success() {
+            bail!("runc spec failed: {status}");
+        }
+        let file = bundle.join("config.json");
+        let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+        spec["root"] = serde_json::json!({"path": rootfs, "readonly": true});
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = serde_json::json!(["/bin/true"]);
+        std::fs::write(&file, serde_json::to_vec_pretty(&spec)?)?;
+    }
+    let t0 = Instant::now();
+    let status = Command::new("runc")
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .status()?;
+    let t = secs(t0);
+    if !status.success() {
+        let _ = Command::new("runc")
+            .args(["delete", "--force", id])
+            .status();
+        bail!("runc run {id} failed: {status}");
+    }
+    Ok(t)
+}
+
+fn report(
+    args: &Args,
+    bench: &Bench,
+    cache_id: &str,
+    cache_build_s: f64,
+    samples: &[Sample],
+    floor_one: &[f64],
+    floor_pod: &[f64],
+) -> Result<serde_json::Value> {
+    let of = |mode: Mode, f: fn(&Sample) -> f64| -> Vec<f64> {
+        samples.iter().filter(|s| s.mode == mode).map(f).collect()
+    };
+    let link_bytes_per_s = parse_bandwidth(&args.bandwidth).unwrap_or(0.0);
+    println!();
+    println!(
+        "pod start, {} pods per mode, {} images, link {} ({} cores, shared machine)",
+        args.pods,
+        bench.images.len(),
+        args.bandwidth,
+        support::machine()["cores"]
+    );
+    println!(
+        "{:<28} {:>8} {:>8} {:>8} {:>8} {:>14}",
+        "mode / measure (s)", "median", "p90", "min", "max", "pulled bytes"
+    );
+    let mut modes = serde_json::Map::new();
+    let line = |label: String, s: &Summary, bytes: Option<f64>| {
+        println!(
+            "{:<28} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>14}",
+            label,
+            s.median,
+            s.p90,
+            s.min,
+            s.max,
+            bytes.map_or(String::new(), |b| format!("{b:.0}"))
+        );
+    };
+    for &mode in &args.modes {
+        let running = Summary::of(&of(mode, |s| s.running_s)).context("no samples")?;
+        let ready = Summary::of(&of(mode, |s| s.ready_s)).context("no samples")?;
+        let bytes = of(mode, |s| s.pulled_bytes as f64);
+        let mean_bytes = bytes.iter().sum::<f64>() / bytes.len() as f64;
+        line(
+            format!("{} → Running", mode.label()),
+            &running,
+            Some(mean_bytes),
+        );
+        line(format!("{} → Ready", mode.label()), &ready, None);
+        modes.insert(
+            serde_json::to_value(mode)?
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            serde_json::json!({"running": running, "ready": ready, "pulled_bytes": bytes}),
+        );
+    }
+    let floor_one = Summary::of(floor_one).context("no floor samples")?;
+    let floor_pod = Summary::of(floor_pod).context("no floor samples")?;
+    line("floor: runc run, 1 container".into(), &floor_one, None);
+    line(
+        format!("floor: runc run × {}", bench.images.len()),
+        &floor_pod,
+        None,
+    );
+    let create_call = Summary::of(&samples.iter().map(|s| s.create_call_s).collect::<Vec<_>>())
+        .context("no samples")?;
+    line("apiserver create call".into(), &create_call, None);
+
+    // Targets of issue #8.
+    let get = |m: &str, k: &str| modes.get(m).and_then(|v| v[k]["median"].as_f64());
+    let mut targets = serde_json::Map::new();
+    let none_bytes = modes.get("none").and_then(|v| {
+        v["pulled_bytes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|b| b.as_f64()).sum::<f64>() / a.len() as f64)
+    });
+    println!();
+    for cached in ["explicit", "auto"] {
+        let (Some(run), Some(_)) = (get(cached, "running"), get(cached, "ready")) else {
+            continue;
+        };
+        let bound = 1.5 * (floor_pod.median + 2.0 * create_call.median);
+        let zero = modes[cached]["pulled_bytes"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|b| b.as_f64() == Some(0.0)));
+        let mut t = serde_json::json!({
+            "running_median_s": run,
+            "within_1s": run <= 1.0,
+            "floor_plus_api_s": floor_pod.median + 2.0 * create_call.median,
+            "within_1_5x_floor_plus_api": run <= bound,
+            "zero_bytes": zero,
+        });
+        println!(
+            "{cached}: create→Running median {run:.3} s (target ≤ 1 s: {}), ≤ 1.5 × (floor + API) = {bound:.3} s: {}, 0 bytes pulled: {zero}",
+            ok(run <= 1.0),
+            ok(run <= bound)
+        );
+        if let Some(none) = get("none", "running") {
+            let speedup = none / run;
+            t["speedup_vs_none"] = speedup.into();
+            t["at_least_40x"] = (speedup >= 40.0).into();
+            println!(
+                "{cached}: {speedup:.1}× faster than without a cache (target ≥ 40×: {})",
+                ok(speedup >= 40.0)
+            );
+        }
+        targets.insert(cached.to_owned(), t);
+    }
+    if let (Some(run), Some(bytes)) = (get("none", "running"), none_bytes)
+        && link_bytes_per_s > 0.0
+    {
+        {
+            let link = bytes / link_bytes_per_s;
+            let over = run / link - 1.0;
+            println!(
+                "none: {bytes:.0} bytes at {} take {link:.1} s on the link; create→Running median {run:.1} s is {:+.1} % (target ≤ +15 %: {})",
+                args.bandwidth,
+                over * 100.0,
+                ok(over <= 0.15)
+            );
+            targets.insert(
+                "none".into(),
+                serde_json::json!({"link_s": link, "running_median_s": run, "over_link": over, "within_15pct": over <= 0.15}),
+            );
+        }
+    }
+    let report = serde_json::json!({
+        "bench": "pod_start",
+        "machine": support::machine(),
+        "pods_per_mode": args.pods,
+        "images": bench.images,
+        "bandwidth": args.bandwidth,
+        "pod_sync_interval_ms": args.sync_ms,
+        "cache_id": cache_id,
+        "cache_build_s": cache_build_s,
+        "modes": modes,
+        "floor_runc_one": floor_one,
+        "floor_runc_pod": floor_pod,
+        "apiserver_create_call": create_call,
+        "targets": targets,
+        "samples": samples,
+    });
+    if let Err(e) = chart(&report, &support::out_dir()?.join("pod_start.png")) {
+        eprintln!("no chart: {e:#}");
+    }
+    Ok(report)
+}
+
+fn ok(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+/// `8MiB/s`, `500KiB/s`, `1000000` → bytes per second.
+fn parse_bandwidth(text: &str) -> Option<f64> {
+    let t = text.trim_end_matches("/s");
+    let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    let n: f64 = num.parse().ok()?;
+    let m = match unit {
+        "" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return None,
+    };
+    Some(n * m)
+}
+
+/// A bar chart on a log scale: median create→Running and create→Ready per mode (whiskers
+/// min..max), and the runc floor.
+fn chart(report: &serde_json::Value, file: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        .context("the chart's font (Debian fonts-dejavu-core) is missing")?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("DejaVuSans.ttf is not a usable font"))?;
+
+    // (label, median, min, max, colour)
+    let mut bars: Vec<(String, f64, f64, f64, RGBColor)> = Vec::new();
+    for (key, label) in [
+        ("explicit", "explicit cache"),
+        ("auto", "automatic match"),
+        ("none", "no cache"),
+    ] {
+        let Some(m) = report["modes"].get(key) else {
+            continue;
+        };
+        for (what, colour) in [
+            ("running", RGBColor(33, 113, 181)),
+            ("ready", RGBColor(107, 174, 214)),
+        ] {
+            let s = &m[what];
+            bars.push((
+                format!("{label}: {what}"),
+                s["median"].as_f64().unwrap_or(0.0),
+                s["min"].as_f64().unwrap_or(0.0),
+                s["max"].as_f64().unwrap_or(0.0),
+                colour,
+            ));
+        }
+    }
+    let f = &report["floor_runc_pod"];
+    bars.push((
+        "floor: runc run ×3".into(),
+        f["median"].as_f64().unwrap_or(0.0),
+        f["min"].as_f64().unwrap_or(0.0),
+        f["max"].as_f64().unwrap_or(0.0),
+        RGBColor(120, 120, 120),
+    ));
+    let top = bars.iter().map(|b| b.3).fold(1.0, f64::max) * 2.0;
+    let root = BitMapBackend::new(file, (1000, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let caption = format!(
+        "create → Running / Ready, {} pods per mode, {} images, link {} (median, min–max; log scale)",
+        report["pods_per_mode"],
+        report["images"].as_array().map_or(0, Vec::len),
+        report["bandwidth"].as_str().unwrap_or("")
+    );
+    let mut c = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 18))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..bars.len() as f64, (0.05f64..top).log_scale())?;
+    c.configure_mesh()
+        .disable_x_mesh()
+        .disable_x_axis()
+        .y_desc("seconds")
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    for (i, (label, median, min, max, colour)) in bars.iter().enumerate() {
+        let x = i as f64;
+        let y0 = 0.05;
+        c.draw_series(std::iter::once(Rectangle::new(
+            [(x + 0.15, y0), (x + 0.85, median.max(y0))],
+            colour.filled(),
+        )))?;
+        c.draw_series(std::iter::once(PathElement::new(
+            vec![(x + 0.5, min.max(y0)), (x + 0.5, max.max(y0))],
+            BLACK.stroke_width(2),
+        )))?;
+        c.draw_series(std::iter::once(Text::new(
+            format!("{median:.2} s"),
+            (x + 0.2, (median * 1.35).max(y0 * 1.35)),
+            ("sans-serif", 14),
+        )))?;
+        c.draw_series(std::iter::once(Text::new(
+            label.clone(),
+            (x + 0.05, y0 * 1.15),
+            ("sans-serif", 11).into_font().color(&WHITE),
+        )))?;
+    }
+    root.present()?;
+    eprintln!("wrote {}", file.display());
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! The scale benchmark (issue #8, BENCHMARKS.md): the node against the emulator's `simulated`
+//! runtime with ECI's default quotas on. A Deployment of 1,000 replicas created at once: time
+//! until every pod exists and until all are Running, ECI API calls by action (throttled ones
+//! too) from the node's `--metrics-addr`, the node's peak RSS (VmHWM) and CPU seconds, and a
+//! check that the cloud holds exactly one group per pod. Then 200 ImageCaches created at once:
+//! time until all are Ready.
+//!
+//! `cargo bench --bench scale -- [--replicas 1000] [--caches 200]`
+//! Results: a table on stdout and `target/bench/scale.json`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::TcpListener,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use eci_vk::{
+    eci::{self, DescribeContainerGroups, Tag},
+    imagecache::{ImageCache, ImageCacheSpec},
+};
+use futures::{StreamExt, stream};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Namespace, core::v1::Pod};
+use kube::{
+    Api,
+    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+};
+use support::{Ground, Summary, secs};
+
+const LABEL: &str = "eci-vk-bench";
+
+fn main() -> Result<()> {
+    let (mut replicas, mut caches) = (1000usize, 200usize);
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--replicas" => replicas = it.next().context("--replicas N")?.parse()?,
+            "--caches" => caches = it.next().context("--caches N")?.parse()?,
+            "--bench" => {}
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(replicas, caches))
+}
+
+async fn run(replicas: usize, cache_count: usize) -> Result<()> {
+    let ground = Ground::reuse_or_start()?;
+    let out = support::out_dir()?;
+    let id = format!("{:04x}", std::process::id() & 0xffff);
+    let (emulator, endpoint) =
+        support::start_emulator(&["--runtime", "simulated"], &out.join("scale-emulator.log"))?;
+    let metrics_addr = {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.to_string()
+    };
+    let node_name = format!("eci-vk-scale-{id}");
+    let node = support::start_node(
+        &ground,
+        &endpoint,
+        &[
+            "--node-name",
+            &node_name,
+            "--cluster-name",
+            &format!("scale-{id}"),
+            "--image-cache-selector",
+            &format!("{LABEL}={id}"),
+            "--metrics-addr",
+            &metrics_addr,
+            "--pods",
+            &(replicas + 100).to_string(),
+        ],
+        &out.join("scale-node.log"),
+    )?;
+    support::wait_node_ready(&ground, &node_name, Duration::from_secs(90))?;
+    let node_pid = node.pid();
+    let (rss_idle, cpu_idle) = support::proc_usage(node_pid)?;
+    eprintln!(
+        "node {node_name} Ready (pid {node_pid}, idle RSS {} MiB)",
+        rss_idle >> 20
+    );
+
+    let client = ground.client().await?;
+    let namespace = format!("eci-scale-{id}");
+    let result = measure(
+        &client,
+        &namespace,
+        &node_name,
+        &id,
+        &endpoint,
+        &metrics_addr,
+        node_pid,
+        replicas,
+        cache_count,
+    )
+    .await;
+
+    // Clean up: pods and caches go through the node while it still runs.
+    let started = Instant::now();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let _ = deployments.delete("scale", &DeleteParams::default()).await;
+    let caches: Api<ImageCache> = Api::all(client.clone());
+    let selector = ListParams::default().labels(&format!("{LABEL}={id}"));
+    let _ = caches
+        .delete_collection(&DeleteParams::default(), &selector)
+        .await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while Instant::now() < deadline {
+        let left = pods
+            .list_metadata(&ListParams::default())
+            .await
+            .map_or(0, |l| l.items.len())
+            + caches
+                .list_metadata(&selector)
+                .await
+                .map_or(0, |l| l.items.len());
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    eprintln!("cleanup took {:.1} s", secs(started));
+    drop(node);
+    let _ = ground
+        .kubectl()?
+        .args(["delete", "node", &node_name, "--ignore-not-found"])
+        .stdout(Stdio::null())
+        .status();
+    drop(emulator);
+
+    let mut report = result?;
+    report["node_idle"] =
+        serde_json::json!({"rss_mib": rss_idle as f64 / 1048576.0, "cpu_s": cpu_idle});
+    let json = out.join("scale.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {}", json.display());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    client: &kube::Client,
+    namespace: &str,
+    node: &str,
+    id: &str,
+    endpoint: &str,
+    metrics_addr: &str,
+    node_pid: u32,
+    replicas: usize,
+    cache_count: usize,
+) -> Result<serde_json::Value> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(namespace.to_owned()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await?;
+
+    // 1,000 pods through the scheduler: a nodeSelector for this node and a toleration of the
+    // virtual node's taint.
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "scale"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "scale"}},
+            "template": {
+                "metadata": {"labels": {"app": "scale"}},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/hostname": node},
+                    "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "app", "image": "registry.example.com/scale/app:1.0",
+                                    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}}}]
+                }
+            }
+        }
+    }))?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let t0 = Instant::now();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    let (mut all_created, mut all_bound, mut all_running) = (None, None, None);
+    let mut timeline = Vec::new();
+    let mut peak_cpu = 0.0f64;
+    while all_running.is_none() {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let list = pods.list(&ListParams::default()).await?;
+        let created = list.items.len();
+        let bound = list
+            .items
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+            .count();
+        let running = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        let now = secs(t0);
+        let (rss, cpu) = support::proc_usage(node_pid)?;
+        peak_cpu = peak_cpu.max(cpu);
+        timeline.push(serde_json::json!({"t": now, "created": created, "bound": bound, "running": running, "node_rss_mib": rss as f64 / 1048576.0}));
+        if created >= replicas && all_created.is_none() {
+            all_created = Some(now);
+        }
+        if bound >= replicas && all_bound.is_none() {
+            all_bound = Some(now);
+        }
+        if running >= replicas {
+            all_running = Some(now);
+        }
+        eprint!("\r{now:6.1} s: {created} pods, {bound} bound, {running} Running   ");
+        if now > 900.0 {
+            bail!("not all {replicas} pods Running after 15 min ({running} are)");
+        }
+    }
+    eprintln!();
+    let all_running = all_running.unwrap_or_default();
+    let (rss_peak, cpu_after_pods) = support::proc_usage(node_pid)?;
+
+    // One group per pod in the cloud, found the way the node finds them (by its tag).
+    let mut config = eci::ClientConfig::new(
+        "cn-hangzhou",
+        eci::Credentials::new(support::ACCESS_KEY_ID, support::ACCESS_KEY_SECRET, None),
+    );
+    config.endpoint = eci::Endpoint::Url(endpoint.to_owned());
+    let cloud = eci::Client::new(config)?;
+    let groups = cloud
+        .describe_all_container_groups(&DescribeContainerGroups {
+            tags: vec![Tag::new(eci_vk::pods::tags::NODE, node)],
+            limit: Some(100),
+            ..DescribeContainerGroups::default()
+        })
+        .await?;
+    let uids: BTreeSet<String> = groups
+        .iter()
+        .filter_map(|g| {
+            g.tags
+                .iter()
+                .find(|t| t.key == eci_vk::pods::tags::UID)
+                .map(|t| t.value.clone())
+        })
+        .collect();
+    let pod_metrics = support::http_get(metrics_addr, "/metrics")?;
+
+    // 200 ImageCaches at once.
+    let caches: Api<ImageCache> = Api::all(client.clone());
+    let selector = ListParams::default().labels(&format!("{LABEL}={id}"));
+    let t1 = Instant::now();
+    let created: Vec<Result<ImageCache, kube::Error>> = stream::iter(0..cache_count)
+        .map(|i| {
+            let caches = caches.clone();
+            let mut cache = ImageCache::new(
+                &format!("scale-{id}-{i}"),
+                ImageCacheSpec {
+                    images: vec![
+                        format!("registry.example.com/scale/app-{i}:1.0"),
+                        "registry.example.com/scale/base:1.0".to_owned(),
+                    ],
+                    image_pull_secrets: Vec::new(),
+                    image_cache_size: 20,
+                    retention_days: Some(1),
+                },
+            );
+            cache.metadata.labels = Some([(LABEL.to_owned(), id.to_owned())].into());
+            async move { caches.create(&PostParams::default(), &cache).await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let create_errors = created.iter().filter(|r| r.is_err()).count();
+    let caches_created_s = secs(t1);
+    let mut caches_ready = None;
+    while caches_ready.is_none() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let list = caches.list(&selector).await?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Ready"))
+            .count();
+        let failed = list
+            .items
+            .iter()
+            .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+            .count();
+        eprint!(
+            "\r{:6.1} s: {ready}/{cache_count} ImageCaches Ready, {failed} Failed   ",
+            secs(t1)
+        );
+        if ready + failed >= cache_count {
+            caches_ready = Some(secs(t1));
+            if failed > 0 {
+                eprintln!("\n{failed} ImageCaches Failed");
+            }
+        } else if secs(t1) > 900.0 {
+            bail!("not all {cache_count} ImageCaches Ready after 15 min ({ready} are)");
+        }
+    }
+    eprintln!();
+    let (rss_peak_all, cpu_all) = support::proc_usage(node_pid)?;
+    let all_metrics = support::http_get(metrics_addr, "/metrics")?;
+
+    let calls = |text: &str| -> BTreeMap<String, f64> {
+        support::family(text, "eci_vk_api_calls_total")
+            .into_iter()
+            .collect()
+    };
+    let throttles = |text: &str| -> BTreeMap<String, f64> {
+        support::family(text, "eci_vk_api_throttles_total")
+            .into_iter()
+            .collect()
+    };
+    // The documented create quota: a burst of 100, then 20 per second.
+    let quota_s = (replicas.saturating_sub(100)) as f64 / 20.0;
+    let creates = calls(&pod_metrics)
+        .iter()
+        .filter(|(k, _)| k.contains("action=\"CreateContainerGroup\""))
+        .map(|(_, v)| *v)
+        .sum::<f64>();
+
+    println!();
+    println!("scale: {replicas} pods (Deployment, simulated runtime, default quotas)");
+    println!(
+        "  all pods created by the ReplicaSet  {:>8.1} s",
+        all_created.unwrap_or_default()
+    );
+    println!(
+        "  all pods bound by the scheduler     {:>8.1} s",
+        all_bound.unwrap_or_default()
+    );
+    println!(
+        "  all pods Running                    {all_running:>8.1} s  (quota floor {quota_s:.1} s; ≤ 1.2× = {:.1} s: {})",
+        quota_s * 1.2,
+        if all_running <= quota_s * 1.2 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "  container groups (by node tag)      {:>8}    (distinct pod UIDs {}; duplicates: {})",
+        groups.len(),
+        uids.len(),
+        groups.len() - uids.len()
+    );
+    println!("  CreateContainerGroup attempts       {creates:>8}");
+    println!(
+        "  node peak RSS (VmHWM)               {:>8.1} MiB (target < 150 MiB: {})",
+        rss_peak as f64 / 1048576.0,
+        if rss_peak < 150 << 20 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    println!("  node CPU seconds (start → all Running) {cpu_after_pods:>5.1} s");
+    println!("  API calls by action and result (pods phase):");
+    for (k, v) in calls(&pod_metrics) {
+        println!("    {k:<60} {v:>8}");
+    }
+    for (k, v) in throttles(&pod_metrics) {
+        println!("    throttled {k:<50} {v:>8}");
+    }
+    println!(
+        "{cache_count} ImageCaches: created in {caches_created_s:.1} s ({create_errors} create errors), all Ready after {:.1} s",
+        caches_ready.unwrap_or_default()
+    );
+    println!(
+        "  node peak RSS after caches {:.1} MiB, CPU seconds total {cpu_all:.1}",
+        rss_peak_all as f64 / 1048576.0
+    );
+    for (k, v) in calls(&all_metrics) {
+        if k.contains("ImageCache") {
+            println!("    {k:<60} {v:>8}");
+        }
+    }
+    for (k, v) in throttles(&all_metrics) {
+        println!("    throttled (total) {k:<42} {v:>8}");
+    }
+
+    let _ = peak_cpu;
+    let summary_running = Summary::of(&[all_running]);
+    Ok(serde_json::json!({
+        "bench": "scale",
+        "machine": support::machine(),
+        "replicas": replicas,
+        "all_created_s": all_created,
+        "all_bound_s": all_bound,
+        "all_running_s": all_running,
+        "all_running": summary_running,
+        "quota_floor_s": quota_s,
+        "within_1_2x_quota": all_running <= quota_s * 1.2,
+        "container_groups": groups.len(),
+        "distinct_pod_uids": uids.len(),
+        "node_peak_rss_mib": rss_peak as f64 / 1048576.0,
+        "node_cpu_s_after_pods": cpu_after_pods,
+        "api_calls_after_pods": calls(&pod_metrics),
+        "throttles_after_pods": throttles(&pod_metrics),
+        "image_caches": cache_count,
+        "image_caches_create_errors": create_errors,
+        "image_caches_created_s": caches_created_s,
+        "image_caches_ready_s": caches_ready,
+        "node_peak_rss_mib_after_caches": rss_peak_all as f64 / 1048576.0,
+        "node_cpu_s_total": cpu_all,
+        "api_calls_total": calls(&all_metrics),
+        "throttles_total": throttles(&all_metrics),
+        "timeline": timeline,
+    }))
+}
