@@ -544,13 +544,33 @@ fn group_runs_logs_execs_and_is_removed(_: &Ground, _: &Namespace) -> Result<()>
 fn tty_exec_reads_and_resizes(_: &Ground, _: &Namespace) -> Result<()> {
     with_runtime(2, |fx| async move {
         let id = "eci-tty";
+        // The container itself runs on a terminal too; its output is its log.
+        let mut main = container("main", &["sh", "-c", "tty; echo on-a-tty; exec sleep 3600"]);
+        main.tty = true;
         fx.runtime
-            .create_group(
-                group(id, vec![container("main", &["sleep", "3600"])]),
-                fx.images(),
-            )
+            .create_group(group(id, vec![main]), fx.images())
             .await?;
         wait_for(&fx, id, "Running", running).await?;
+        let mut log = String::new();
+        for _ in 0..50 {
+            log = logs(
+                &fx,
+                pb::LogsRequest {
+                    group_id: id.into(),
+                    container: "main".into(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            if log.contains("on-a-tty") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ensure!(
+            log.starts_with("/dev/pts/") && log.contains("\non-a-tty\n"),
+            "the container's terminal output: {log:?}"
+        );
         let (tx, rx) = mpsc::channel::<pb::ExecInput>(8);
         let input = ReceiverStream::new(rx).map(Ok).boxed();
         let start = pb::ExecStart {

@@ -263,6 +263,8 @@ pub(crate) struct BundlePlan<'a> {
     /// Bytes; 0 for no limit.
     pub memory_bytes: i64,
     pub mounts: Vec<Mount>,
+    /// The process runs on a terminal.
+    pub terminal: bool,
 }
 
 /// The capabilities of a container: the usual default set of container engines.
@@ -291,7 +293,7 @@ fn capabilities() -> std::collections::HashSet<Capability> {
 pub(crate) fn spec(plan: &BundlePlan<'_>) -> Result<Spec, oci_spec::OciSpecError> {
     let caps = capabilities();
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(plan.terminal)
         .args(plan.process.args.clone())
         .env(plan.process.env.clone())
         .cwd(plan.process.cwd.clone())

@@ -28,6 +28,8 @@ pub(crate) struct Container {
     pub bundle: PathBuf,
     pub logs: LogFiles,
     pub pre_stop: Vec<String>,
+    /// Runs on a terminal (ContainerSpec.tty): its output is the terminal's, logged as stdout.
+    pub tty: bool,
     pub state: Mutex<RunState>,
     /// Bumped whenever an instance ends (log followers wait on it).
     pub ended: watch::Sender<u64>,

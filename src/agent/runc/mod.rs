@@ -487,6 +487,7 @@ impl RuncRuntime {
                 cpu,
                 memory_bytes,
                 mounts: mounts_list,
+                terminal: spec_owned.tty,
             })
             .map_err(spec_error)?;
             oci.save(bundle_dir.join("config.json"))
@@ -502,6 +503,7 @@ impl RuncRuntime {
             bundle: cdir.join("bundle"),
             logs: logs::LogFiles::new(cdir.join("logs")),
             pre_stop: spec.pre_stop_exec.clone(),
+            tty: spec.tty,
             state: Mutex::new(RunState::waiting(if request.init_containers.is_empty() {
                 "ContainerCreating"
             } else {

@@ -8,7 +8,9 @@ use tokio::time::Instant;
 use super::{
     cgroups,
     command::Runc,
+    console::Terminal,
     group::{Container, Group, RunState, Stage},
+    logs::LogSink,
     pb,
 };
 
@@ -142,7 +144,7 @@ async fn run_instance(runc: &Runc, group: &Group, container: &Container) -> Opti
     // A previous instance's stopped container would block the id.
     let _ = runc.delete_force(id).await;
     let started = Instant::now();
-    let mut child = {
+    let (mut child, terminal) = {
         let mut state = container.state.lock();
         // Checked under the state lock: `stop` reads `running` under it after setting the flag,
         // so an instance is either seen by `stop` or never started.
@@ -150,8 +152,15 @@ async fn run_instance(runc: &Runc, group: &Group, container: &Container) -> Opti
             state.finished = true;
             return None;
         }
-        match runc.run_foreground(id, &container.bundle).spawn() {
-            Ok(child) => {
+        let spawned = if container.tty {
+            spawn_on_terminal(runc, container)
+        } else {
+            runc.run_foreground(id, &container.bundle)
+                .spawn()
+                .map(|child| (child, None))
+        };
+        match spawned {
+            Ok((child, terminal)) => {
                 state.instances += 1;
                 if state.instances > 1 {
                     state.restart_count = state.restart_count.saturating_add(1);
@@ -164,7 +173,7 @@ async fn run_instance(runc: &Runc, group: &Group, container: &Container) -> Opti
                     started_at_ms: now_ms(),
                     ..pb::ContainerState::default()
                 };
-                child
+                (child, terminal)
             }
             Err(error) => {
                 drop(state);
@@ -193,7 +202,12 @@ async fn run_instance(runc: &Runc, group: &Group, container: &Container) -> Opti
                 sink.clone().pump("stderr", err).await;
             }
         };
-        tokio::join!(out, err);
+        let tty = async {
+            if let Some(terminal) = terminal {
+                pump_terminal(sink.clone(), terminal).await;
+            }
+        };
+        tokio::join!(out, err, tty);
     };
     let (status, ()) = tokio::join!(child.wait(), pumps);
     let (code, signal) = match status {
@@ -221,6 +235,48 @@ async fn run_instance(runc: &Runc, group: &Group, container: &Container) -> Opti
         code,
         ran: started.elapsed(),
     })
+}
+
+/// Starts `runc run` with a pseudo-terminal as its stdio (runc requires one for a container
+/// whose process has a terminal, and copies between it and the container's own).
+fn spawn_on_terminal(
+    runc: &Runc,
+    container: &Container,
+) -> std::io::Result<(tokio::process::Child, Option<Terminal>)> {
+    let (terminal, slave) = Terminal::open()?;
+    let mut command = runc.run_foreground(&container.runc_id, &container.bundle);
+    command
+        .stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave);
+    // The command holds the only slave descriptors; they close in this process once the
+    // command is dropped after the spawn, so the master reads EOF when runc is gone.
+    let child = command.spawn()?;
+    drop(command);
+    Ok((child, Some(terminal)))
+}
+
+/// Copies a terminal's output into the log, a line at a time (`\r\n` ends a line too).
+async fn pump_terminal(sink: LogSink, terminal: Terminal) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending = Vec::new();
+    while let Ok(n) = terminal.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let mut line: Vec<u8> = pending.drain(..=end).collect();
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            sink.line("stdout", &line).await;
+        }
+    }
+    if !pending.is_empty() {
+        sink.line("stdout", &pending).await;
+    }
 }
 
 /// runc exits with the container's code, or 128 + the signal that killed it.
