@@ -672,8 +672,18 @@ fn node_runs_pods_and_caches_with_only_the_chart_rbac(
     node.child = Some(child);
 
     let eci = emulator.client()?;
-    let result = exercise(ground, ns, &node, &eci, &busybox, &account, &cluster);
+    let identity = Identity {
+        account: &account,
+        token: token.trim(),
+    };
+    let result = exercise(ground, ns, &node, &eci, &busybox, &identity, &cluster);
     result.with_context(|| format!("node log:\n{}", tail(&node.logs(), 60)))
+}
+
+/// The chart's ServiceAccount and a token of it.
+struct Identity<'a> {
+    account: &'a str,
+    token: &'a str,
 }
 
 /// What the node does under the chart's RBAC, and what it may not do.
@@ -683,7 +693,7 @@ fn exercise(
     node: &ChartNode,
     eci: &eci_vk::eci::Client,
     busybox: &str,
-    account: &str,
+    identity: &Identity,
     cluster: &str,
 ) -> Result<()> {
     let name = node.node.as_str();
@@ -835,6 +845,22 @@ fn exercise(
         Ok(reasons.contains("SuccessfulHitImageCache").then_some(()))
     })?;
 
+    // `kubectl logs` through the API server: the node's kubelet API checks the API server's
+    // client certificate against the cluster CA (configmaps get in kube-system) and asks a
+    // SubjectAccessReview. The API server's user needs its usual kubeadm binding for that
+    // (shared with the kubelet_api tests, so created idempotently and left in place).
+    ground
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: kube-apiserver-kubelet-api-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}\n",
+        )
+        .ok()?;
+    wait("kubectl logs bb", 30, || {
+        let out = ground.kubectl().args(["-n", n, "logs", "bb"]).run()?;
+        Ok((out.success && out.stdout.contains("started")).then_some(()))
+    })?;
+
     // Deleting the pod: the node deletes the group and then the pod (pods delete).
     ground
         .kubectl()
@@ -882,7 +908,29 @@ fn exercise(
             .join("\n")
     );
 
+    // A bearer token on the kubelet port: a TokenReview names the caller and a
+    // SubjectAccessReview refuses it, as this ServiceAccount has no nodes/proxy.
+    let port = node.kubectl(&[
+        "get",
+        "node",
+        name,
+        "-o",
+        "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}",
+    ])?;
+    let out = Command::new("curl")
+        .args(["-sk", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {}", identity.token))
+        .arg(format!("https://127.0.0.1:{port}/pods"))
+        .output()
+        .context("cannot run curl")?;
+    let answer = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        answer.trim_end().ends_with("403") && answer.contains(identity.account),
+        "the kubelet port answered the chart's own token with {answer}"
+    );
+
     // And what it may not do.
+    let account = identity.account;
     let user = format!("system:serviceaccount:{n}:{account}");
     for (args, allowed) in [
         (vec!["list", "secrets", "--all-namespaces"], false),
