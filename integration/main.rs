@@ -10,6 +10,7 @@ mod eci_api;
 mod eci_sdk;
 mod guide;
 mod imagecache;
+mod kubelet_api;
 mod node;
 mod registry;
 mod runc_runtime;
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
         eci_sdk::tests(),
         guide::tests(),
         imagecache::tests(),
+        kubelet_api::tests(),
         node::tests(),
         registry::tests(),
         runc_runtime::tests(),
