@@ -50,6 +50,10 @@ pub fn tests() -> Vec<Test> {
             wrong_password_fails_the_cache_naming_the_image,
         ),
         test(
+            "guide::a_node_without_the_controller_still_matches",
+            a_node_without_the_controller_still_matches,
+        ),
+        test(
             "guide::killed_node_while_creating_leaves_one_cache",
             killed_node_while_creating_leaves_one_cache,
         ),
@@ -747,6 +751,43 @@ fn rig_secret(
         .args(["apply", "-f", "-"])
         .stdin(secret.to_string())
         .ok()?;
+    Ok(())
+}
+
+/// Two nodes of one cluster: the second runs with `--image-cache-controller=false`. The
+/// first (holding the cluster's Lease) builds the cache; the second never reconciles, yet its
+/// index knows the cache, so a pod bound to it starts from the cache.
+fn a_node_without_the_controller_still_matches(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let image = push_image(ground, "guide/nginx", 16 << 10)?;
+    let rig = Rig::start(ground, ns, 100)?;
+    let reader = rig.extra_node("reader", &["--image-cache-controller=false"])?;
+    let cache = format!("shared-{}", ns.name);
+    rig.create_cache(&cache, &[&image])?;
+    let id = rig.wait_ready(&cache)?;
+    let holder = rig.kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-system",
+        &eci_vk::imagecache::lease_name(&ns.name),
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    ensure!(holder.trim() == rig.node_name, "lease holder {holder:?}");
+    let pod = POD_WITH_ID.replace(
+        "nodeName: virtual-kubelet",
+        &format!("nodeName: {}", reader.name),
+    );
+    rig.create(&adapt(&pod, &rig, &image, &id))?;
+    started_from(&rig, "nginx-imagecache-id", &id)
+        .with_context(|| format!("reader log:\n{}", rig::tail(&reader.logs(), 30)))?;
+    let logs = reader.logs();
+    ensure!(
+        !logs.contains("leading the image cache controller")
+            && !logs.contains("created cloud image cache"),
+        "the reader reconciled:\n{logs}"
+    );
+    ensure!(rig.cloud_caches_for(&cache)?.len() == 1);
     Ok(())
 }
 

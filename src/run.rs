@@ -283,17 +283,6 @@ async fn serve(
 /// Settings of the ImageCache controller this node hosts. Several nodes of one cluster take
 /// turns through one Lease per cluster name, held by the node name.
 fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
-    let lease_name: String = format!("eci-vk-imagecache-{}", config.cluster_name)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(63)
-        .collect();
     imagecache::Settings {
         cluster_name: config.cluster_name.clone(),
         label_selector: config.image_cache_selector.clone(),
@@ -301,7 +290,7 @@ fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
         vswitch_id: config.vswitch.clone(),
         leader_lease: Some(imagecache::LeaseSettings::new(
             "kube-system",
-            lease_name.trim_end_matches('-'),
+            imagecache::lease_name(&config.cluster_name),
             &config.node_name,
         )),
         ..imagecache::Settings::default()

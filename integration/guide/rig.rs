@@ -131,17 +131,37 @@ impl<'g> Rig<'g> {
 
     /// Starts (or restarts) the node process.
     pub fn spawn_node(&mut self) -> Result<()> {
+        let child = self.node_command(&self.node_name, &self.log, &[])?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// A second node in the same cluster (same cloud, cluster name and cache scope) with
+    /// `extra` flags; stopped and removed when the guard drops.
+    pub fn extra_node(&self, suffix: &str, extra: &[&str]) -> Result<ExtraNode<'g>> {
+        let name = format!("{}-{suffix}", self.node_name);
+        let log = self.log.with_file_name(format!("{suffix}.log"));
+        let child = self.node_command(&name, &log, extra)?;
+        Ok(ExtraNode {
+            ground: self.ground,
+            name,
+            log,
+            child: Some(child),
+        })
+    }
+
+    fn node_command(&self, name: &str, log: &std::path::Path, extra: &[&str]) -> Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)?;
+            .open(log)?;
         let child = Command::new(self.ground.eci_vk())
             .arg("run")
             .arg("--kubeconfig")
             .arg(&self.ground.kubeconfig)
             .args([
                 "--node-name",
-                &self.node_name,
+                name,
                 "--pod-sync-interval-ms",
                 "500",
                 "--cluster-name",
@@ -151,6 +171,7 @@ impl<'g> Rig<'g> {
                 "--eci-endpoint",
                 &self.emulator.endpoint,
             ])
+            .args(extra)
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
@@ -162,8 +183,7 @@ impl<'g> Rig<'g> {
             .spawn()
             .context("cannot start eci-vk run")?;
         crate::support::children::register(&child);
-        self.child = Some(child);
-        Ok(())
+        Ok(child)
     }
 
     /// SIGKILL: the node dies wherever it is, as a crashed process would.
@@ -442,7 +462,7 @@ impl Drop for Rig<'_> {
                     .run();
             }
         }
-        let lease = format!("eci-vk-imagecache-{}", self.ns);
+        let lease = imagecache::lease_name(&self.ns);
         for (kind, namespace, name) in [
             ("node", None, self.node_name.as_str()),
             ("lease", Some("kube-system"), lease.as_str()),
@@ -453,6 +473,41 @@ impl Drop for Rig<'_> {
             }
             let _ = self.ground.kubectl().args(args).run();
         }
+    }
+}
+
+/// A second node process of a rig.
+pub struct ExtraNode<'g> {
+    ground: &'g Ground,
+    pub name: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl ExtraNode<'_> {
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ExtraNode<'_> {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            crate::support::children::forget(&child);
+        }
+        let _ = self
+            .ground
+            .kubectl()
+            .args([
+                "delete",
+                "node",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .run();
     }
 }
 

@@ -28,6 +28,23 @@ use crate::eci;
 /// First and longest wait between two probes of a missing `ImageCache` API.
 const PROBE_BACKOFF: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(60));
 
+/// The Lease (in `kube-system`) through which the nodes of cluster `cluster` take turns
+/// reconciling: `eci-vk-imagecache-<cluster>`, made a valid object name.
+pub fn lease_name(cluster: &str) -> String {
+    let name: String = format!("eci-vk-imagecache-{cluster}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    name.trim_end_matches('-').to_owned()
+}
+
 /// Keeps `index` current and, with `reconcile`, reconciles the caches, until `shutdown`.
 pub async fn host(
     kube: kube::Client,
@@ -91,4 +108,19 @@ pub async fn host(
 /// Whether the API server says the resource does not exist (the CRD is not installed).
 fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lease_names_are_object_names() {
+        assert_eq!(
+            super::lease_name("kubernetes"),
+            "eci-vk-imagecache-kubernetes"
+        );
+        let long = super::lease_name(&format!("My_Cluster.{}", "x".repeat(80)));
+        assert_eq!(long.len(), 63);
+        assert!(long.starts_with("eci-vk-imagecache-my-cluster-x"));
+        assert_eq!(super::lease_name("a--"), "eci-vk-imagecache-a");
+    }
 }
