@@ -1,7 +1,10 @@
 //! What a container runs and how: its process (command, env, working dir, user), the group's
 //! `/etc` files, and the OCI runtime spec (`config.json`) of its bundle.
 
-use std::path::{Component, Path, PathBuf};
+use std::{
+    fmt::Write as _,
+    path::{Component, Path, PathBuf},
+};
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
@@ -186,10 +189,10 @@ pub(crate) fn cwd_of(spec: &pb::ContainerSpec, image: &ImageRunConfig) -> String
 pub(crate) fn hosts_file(ip: &str, hostname: &str, aliases: &[pb::HostAlias]) -> String {
     let mut text =
         String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    text.push_str(&format!("{ip}\t{hostname}\n"));
+    let _ = writeln!(text, "{ip}\t{hostname}");
     for alias in aliases {
         if !alias.hostnames.is_empty() {
-            text.push_str(&format!("{}\t{}\n", alias.ip, alias.hostnames.join(" ")));
+            let _ = writeln!(text, "{}\t{}", alias.ip, alias.hostnames.join(" "));
         }
     }
     text
@@ -205,13 +208,13 @@ pub(crate) fn resolv_conf(request: &pb::CreateGroupRequest, host: &str) -> Strin
     }
     let mut text = String::new();
     for server in &request.dns_name_servers {
-        text.push_str(&format!("nameserver {server}\n"));
+        let _ = writeln!(text, "nameserver {server}");
     }
     if !request.dns_searches.is_empty() {
-        text.push_str(&format!("search {}\n", request.dns_searches.join(" ")));
+        let _ = writeln!(text, "search {}", request.dns_searches.join(" "));
     }
     if !request.dns_options.is_empty() {
-        text.push_str(&format!("options {}\n", request.dns_options.join(" ")));
+        let _ = writeln!(text, "options {}", request.dns_options.join(" "));
     }
     text
 }

@@ -25,7 +25,7 @@ pub enum RuntimeError {
         /// What is wrong, naming the field.
         reason: String,
     },
-    /// A CreateGroup carried a generation older than the group's.
+    /// A `CreateGroup` carried a generation older than the group's.
     #[error("group {group_id} exists at generation {existing}, newer than {requested}")]
     StaleGeneration {
         /// The group.

@@ -48,7 +48,7 @@ fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
 }
 
 /// Starts `start.command` in the runc container `container_id`.
-pub(crate) async fn start(
+pub(crate) fn start(
     runc: &Runc,
     container_id: &str,
     start: pb::ExecStart,

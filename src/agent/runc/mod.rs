@@ -603,12 +603,12 @@ impl RuncRuntime {
     ) -> Result<ReceiverStream<Result<pb::LogChunk, tonic::Status>>, RuntimeError> {
         let (group, container) = self.container(&request.group_id, &request.container)?;
         let instance = container.state.lock().instances;
+        let files = container.logs.clone();
         let alive: logs::StillRunning = Box::new(move || {
             let state = container.state.lock();
             state.running && state.instances == instance && !*group.stopping.borrow()
         });
-        let (_, container) = self.container(&request.group_id, &request.container)?;
-        let rx = logs::read(&container.logs, &request, alive).await?;
+        let rx = logs::read(&files, &request, alive).await?;
         Ok(ReceiverStream::new(rx))
     }
 
@@ -628,7 +628,7 @@ impl RuncRuntime {
                 container: start.container,
             });
         }
-        let rx = exec::start(&self.runc, &container.runc_id, start, input).await?;
+        let rx = exec::start(&self.runc, &container.runc_id, start, input)?;
         Ok(ReceiverStream::new(rx))
     }
 

@@ -1,4 +1,4 @@
-//! A group's volumes: emptyDir (a directory, or a tmpfs for `Memory`) and ConfigFile (files
+//! A group's volumes: `emptyDir` (a directory, or a tmpfs for `Memory`) and `ConfigFile` (files
 //! written with their modes), and where each appears in a container.
 
 use std::{
