@@ -342,6 +342,29 @@ fn logs_tail_since_timestamps_previous_and_follow(ground: &Ground, ns: &Namespac
         .args(["logs", "talker", "-c", "main", "--since=1h"])
         .ok()?;
     ensure!(recent.contains(main_marker()), "--since=1h: {recent:?}");
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let none = rig
+        .kubectl(ns)
+        .args([
+            "logs",
+            "talker",
+            "-c",
+            "main",
+            &format!("--since-time={later}"),
+        ])
+        .ok()?;
+    ensure!(
+        none.trim().is_empty(),
+        "--since-time in the future: {none:?}"
+    );
+    let cut = rig
+        .kubectl(ns)
+        .args(["logs", "talker", "-c", "main", "--limit-bytes=9"])
+        .ok()?;
+    ensure!(
+        cut.len() <= 9 && all.starts_with(&cut),
+        "--limit-bytes=9: {cut:?}"
+    );
 
     // Multi-container: without -c kubectl takes the first container (and says so); -c picks.
     let defaulted = rig.kubectl(ns).args(["logs", "talker"]).run()?;

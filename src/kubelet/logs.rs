@@ -24,8 +24,9 @@ use tracing::{Instrument as _, debug};
 use super::{ApiError, Ctx, lookup};
 use crate::eci::{self, DescribeContainerLog};
 
-/// Time between two polls of a followed log.
-pub const FOLLOW_POLL: Duration = Duration::from_secs(1);
+/// Time between two polls of a followed log: `DescribeContainerLog` is limited to 500 calls a
+/// minute per account, so one follower costs 30 of them.
+pub const FOLLOW_POLL: Duration = Duration::from_secs(2);
 /// Most lines ECI returns.
 const MAX_TAIL: u32 = 2000;
 /// Most bytes ECI returns.
