@@ -490,21 +490,24 @@ fn group_runs_logs_execs_and_is_removed(_: &Ground, _: &Namespace) -> Result<()>
             .await;
         ensure!(missing.is_err_and(|e| tonic::Status::from(e).code() == tonic::Code::NotFound));
 
-        // The group answers on its address from the host (the bridge).
-        let ping = tokio::process::Command::new("ping")
-            .args(["-c", "1", "-W", "2", &created.ip])
-            .output()
-            .await;
-        let pinged = match ping {
-            Ok(ping) => {
-                ensure!(
-                    ping.status.success(),
-                    "the group's ip does not answer: {ping:?}"
-                );
-                true
-            }
-            Err(_) => false, // no ping on this host
-        };
+        // The host answers on the bridge's address (the first of the pod CIDR), from the
+        // group's network namespace through its veth; and the group is reachable from the
+        // host, which connects to it (nothing listens there: refused, not unreachable).
+        let ping = exec(
+            &fx,
+            id,
+            "main",
+            &["ping", "-c", "1", "-W", "3", "10.231.1.1"],
+        )
+        .await?;
+        ensure!(ping.exit == Some(0), "the bridge does not answer: {ping:?}");
+        let connect = tokio::net::TcpStream::connect((created.ip.as_str(), 9)).await;
+        ensure!(
+            connect
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "the group is not reachable from the host: {connect:?}"
+        );
 
         // Stats: memory of the running container.
         let stats = fx.runtime.stats(id).await?;
@@ -515,7 +518,7 @@ fn group_runs_logs_execs_and_is_removed(_: &Ground, _: &Namespace) -> Result<()>
         );
         ensure!(stats.containers.len() == 1);
         ensure!(
-            !pinged || stats.network_rx_bytes > 0,
+            stats.network_rx_bytes > 0 && stats.network_tx_bytes > 0,
             "no network counters: {stats:?}"
         );
 
@@ -874,6 +877,41 @@ fn failed_init_container_fails_the_group(_: &Ground, _: &Namespace) -> Result<()
         fx.runtime
             .delete_group(id, Duration::from_secs(5), false)
             .await?;
+        assert_group_gone(&fx, id).await?;
+
+        // With OnFailure a failed init container is retried (after a back-off) until it
+        // succeeds; then the containers start.
+        let id = "eci-init-retry";
+        let mut request = group(id, vec![container("main", &["sleep", "3600"])]);
+        request.restart_policy = "OnFailure".into();
+        let mut flaky = container(
+            "flaky",
+            &[
+                "sh",
+                "-c",
+                "if [ -f /work/tried ]; then echo second-try; else touch /work/tried; exit 1; fi",
+            ],
+        );
+        flaky.volume_mounts = vec![pb::VolumeMount {
+            name: "work".into(),
+            mount_path: "/work".into(),
+            ..Default::default()
+        }];
+        request.init_containers = vec![flaky];
+        request.volumes = vec![pb::Volume {
+            name: "work".into(),
+            source: Some(pb::volume::Source::EmptyDir(pb::EmptyDirVolume::default())),
+        }];
+        fx.runtime.create_group(request, fx.images()).await?;
+        let status = wait_for(&fx, id, "Running", running).await?;
+        let flaky = &status.init_containers[0];
+        let current = flaky.current.clone().unwrap_or_default();
+        let previous = flaky.previous.clone().unwrap_or_default();
+        ensure!(
+            flaky.restart_count == 1 && current.exit_code == 0 && previous.exit_code == 1,
+            "{flaky:?}"
+        );
+        fx.runtime.delete_group(id, Duration::ZERO, true).await?;
         assert_group_gone(&fx, id).await
     })
 }
