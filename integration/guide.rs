@@ -769,7 +769,7 @@ fn a_node_without_the_controller_still_matches(ground: &Ground, ns: &Namespace) 
         "lease",
         "-n",
         "kube-system",
-        &eci_vk::imagecache::lease_name(&ns.name),
+        &eci_vk::imagecache::lease_name(&ns.name, Some(&ns.name)),
         "-o",
         "jsonpath={.spec.holderIdentity}",
     ])?;

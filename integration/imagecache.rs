@@ -76,7 +76,9 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-const LABEL: &str = "eci-vk-test";
+/// The test's objects carry the class label with the namespace as class: nodes of other
+/// suites (no class) never take them.
+const LABEL: &str = imagecache::LABEL_CLASS;
 const TIMEOUT: Duration = Duration::from_secs(60);
 const LEASE: &str = "imagecache-controller";
 

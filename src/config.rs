@@ -61,8 +61,8 @@ pub const ENV_KUBELET_CLIENT_CA: &str = "VK_KUBELET_CLIENT_CA";
 pub const ENV_KUBELET_AUTH: &str = "VK_KUBELET_AUTH";
 /// Environment variable of `--image-cache-controller`.
 pub const ENV_IMAGE_CACHE_CONTROLLER: &str = "VK_IMAGE_CACHE_CONTROLLER";
-/// Environment variable of `--image-cache-selector`.
-pub const ENV_IMAGE_CACHE_SELECTOR: &str = "VK_IMAGE_CACHE_SELECTOR";
+/// Environment variable of `--image-cache-class`.
+pub const ENV_IMAGE_CACHE_CLASS: &str = "VK_IMAGE_CACHE_CLASS";
 
 /// The default taint: keeps ordinary pods off the virtual node unless they tolerate it.
 pub const DEFAULT_TAINT: &str = "virtual-kubelet.io/provider=alibabacloud:NoSchedule";
@@ -164,9 +164,13 @@ pub struct RunArgs {
     /// nodes with it on take turns through the Lease `kube-system/eci-vk-imagecache-<cluster>`.
     #[arg(long, env = ENV_IMAGE_CACHE_CONTROLLER, default_value_t = true, action = clap::ArgAction::Set)]
     pub image_cache_controller: bool,
-    /// Only ImageCaches with these labels (`key=value,...`) are reconciled and matched.
-    #[arg(long, env = ENV_IMAGE_CACHE_SELECTOR)]
-    pub image_cache_selector: Option<String>,
+    /// Reconcile and match only ImageCaches labelled
+    /// `eci.alibabacloud.com/image-cache-class=<CLASS>` (nodes without a class take only
+    /// ImageCaches without that label), like an IngressClass: several groups of nodes, each
+    /// with its own cloud account or region, share one cluster without touching each other's
+    /// caches.
+    #[arg(long, env = ENV_IMAGE_CACHE_CLASS)]
+    pub image_cache_class: Option<String>,
 }
 
 /// A taint of the node.
@@ -240,8 +244,8 @@ pub struct RunConfig {
     pub kubelet_auth: bool,
     /// Whether this process reconciles ImageCaches.
     pub image_cache_controller: bool,
-    /// Label selector of the ImageCaches this node reconciles and matches.
-    pub image_cache_selector: Option<String>,
+    /// The class of ImageCaches this node reconciles and matches (`None`: unlabelled ones).
+    pub image_cache_class: Option<String>,
 }
 
 /// A setting that does not make sense.
@@ -285,11 +289,11 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
-    /// The ImageCache label selector is not `key=value` pairs.
+    /// The ImageCache class is not a label value.
     #[error(
-        "--image-cache-selector (env {ENV_IMAGE_CACHE_SELECTOR}) {value:?} is not a label selector like app=web,tier!=db"
+        "--image-cache-class (env {ENV_IMAGE_CACHE_CLASS}) {value:?} is not a label value (at most 63 letters, digits, '-', '_', '.', starting and ending alphanumeric)"
     )]
-    InvalidSelector {
+    InvalidImageCacheClass {
         /// The value given.
         value: String,
     },
@@ -369,15 +373,15 @@ impl RunArgs {
                 value: self.pod_sync_interval_ms,
             });
         }
-        let image_cache_selector = self
-            .image_cache_selector
+        let image_cache_class = self
+            .image_cache_class
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
-        if let Some(selector) = &image_cache_selector
-            && !valid_selector(selector)
+        if let Some(class) = &image_cache_class
+            && !valid_label_value(class)
         {
-            errors.push(ConfigError::InvalidSelector {
-                value: selector.clone(),
+            errors.push(ConfigError::InvalidImageCacheClass {
+                value: class.clone(),
             });
         }
         let kubelet_tls = match (self.kubelet_tls_cert, self.kubelet_tls_key) {
@@ -416,7 +420,7 @@ impl RunArgs {
             kubelet_client_ca: self.kubelet_client_ca,
             kubelet_auth: self.kubelet_auth,
             image_cache_controller: self.image_cache_controller,
-            image_cache_selector,
+            image_cache_class,
         })
     }
 }
@@ -469,30 +473,20 @@ fn valid_node_name(name: &str) -> bool {
             .is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
-/// Equality-based label requirements (`k=v`, `k==v`, `k!=v`, `k`, `!k`), comma-separated: the
-/// forms the API server takes, checked here so a typo exits 2 instead of failing every watch.
-fn valid_selector(selector: &str) -> bool {
-    let label = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 253
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-    };
-    let value = |s: &str| {
-        s.len() <= 63
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    };
-    selector.split(',').all(|requirement| {
-        let r = requirement.trim();
-        if let Some((k, v)) = r.split_once("!=") {
-            label(k.trim()) && value(v.trim())
-        } else if let Some((k, v)) = r.split_once("==").or_else(|| r.split_once('=')) {
-            label(k.trim()) && value(v.trim())
-        } else {
-            label(r.strip_prefix('!').unwrap_or(r).trim())
-        }
-    })
+/// A label value: at most 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
+fn valid_label_value(value: &str) -> bool {
+    (1..=63).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && value
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
 /// A non-negative decimal with an optional Kubernetes suffix.
@@ -583,21 +577,18 @@ mod tests {
     fn image_cache_settings() {
         let config = parse(&[]).expect("defaults");
         assert!(config.image_cache_controller);
-        assert_eq!(config.image_cache_selector, None);
+        assert_eq!(config.image_cache_class, None);
         let config = parse(&[
             "--image-cache-controller=false",
-            "--image-cache-selector",
-            "team=a,tier!=db",
+            "--image-cache-class",
+            "eu-1",
         ])
         .expect("valid");
         assert!(!config.image_cache_controller);
-        assert_eq!(
-            config.image_cache_selector.as_deref(),
-            Some("team=a,tier!=db")
-        );
-        let errors = parse(&["--image-cache-selector", "team=a b"]).expect_err("bad selector");
+        assert_eq!(config.image_cache_class.as_deref(), Some("eu-1"));
+        let errors = parse(&["--image-cache-class", "eu 1"]).expect_err("bad class");
         assert!(
-            errors.to_string().contains("VK_IMAGE_CACHE_SELECTOR"),
+            errors.to_string().contains("VK_IMAGE_CACHE_CLASS"),
             "{errors}"
         );
     }

@@ -280,17 +280,19 @@ async fn serve(
     outcome
 }
 
-/// Settings of the ImageCache controller this node hosts. Several nodes of one cluster take
-/// turns through one Lease per cluster name, held by the node name.
+/// Settings of the ImageCache controller this node hosts: the ImageCaches of its class, and
+/// one Lease per cluster name and class, held by the node name, so several nodes take turns.
 fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
     imagecache::Settings {
         cluster_name: config.cluster_name.clone(),
-        label_selector: config.image_cache_selector.clone(),
+        label_selector: Some(imagecache::class_selector(
+            config.image_cache_class.as_deref(),
+        )),
         security_group_id: config.security_group.clone(),
         vswitch_id: config.vswitch.clone(),
         leader_lease: Some(imagecache::LeaseSettings::new(
             "kube-system",
-            imagecache::lease_name(&config.cluster_name),
+            imagecache::lease_name(&config.cluster_name, config.image_cache_class.as_deref()),
             &config.node_name,
         )),
         ..imagecache::Settings::default()

@@ -1,9 +1,9 @@
 //! What every guide test stands on: an `eci-vk emulator` process as the cloud (simulated
 //! runtime, with the test's own delays) and one `eci-vk run` node process against it, hosting
 //! the ImageCache controller. The node reconciles and matches only the test's ImageCaches
-//! (label `eci-vk-guide=<namespace>`, via `--image-cache-selector`) and takes its own leader
-//! Lease (`--cluster-name <namespace>`), so tests running side by side never touch each
-//! other's caches. Dropping the rig deletes the test's caches while the node still runs to
+//! (class `<namespace>`: `--image-cache-class`, label `eci.alibabacloud.com/image-cache-class`)
+//! and takes its own leader Lease, so tests running side by side (and nodes of other suites,
+//! which take only unlabelled caches) never touch each other's caches. Dropping the rig deletes the test's caches while the node still runs to
 //! release them, then stops the node and the emulator.
 
 use std::{
@@ -23,8 +23,8 @@ use crate::support::{
     ground::Namespace,
 };
 
-/// Label putting an ImageCache in a test's scope.
-pub const LABEL: &str = "eci-vk-guide";
+/// Label putting an ImageCache in a test's scope: the class of the test's node.
+pub const LABEL: &str = imagecache::LABEL_CLASS;
 /// Longest wait for anything the cloud builds.
 pub const SLOW: u64 = 120;
 /// Longest wait for a pod to settle.
@@ -166,8 +166,8 @@ impl<'g> Rig<'g> {
                 "500",
                 "--cluster-name",
                 &self.ns,
-                "--image-cache-selector",
-                &format!("{LABEL}={}", self.ns),
+                "--image-cache-class",
+                &self.ns,
                 "--eci-endpoint",
                 &self.emulator.endpoint,
             ])
@@ -462,7 +462,7 @@ impl Drop for Rig<'_> {
                     .run();
             }
         }
-        let lease = imagecache::lease_name(&self.ns);
+        let lease = imagecache::lease_name(&self.ns, Some(&self.ns));
         for (kind, namespace, name) in [
             ("node", None, self.node_name.as_str()),
             ("lease", Some("kube-system"), lease.as_str()),

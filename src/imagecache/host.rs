@@ -28,10 +28,24 @@ use crate::eci;
 /// First and longest wait between two probes of a missing `ImageCache` API.
 const PROBE_BACKOFF: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(60));
 
-/// The Lease (in `kube-system`) through which the nodes of cluster `cluster` take turns
-/// reconciling: `eci-vk-imagecache-<cluster>`, made a valid object name.
-pub fn lease_name(cluster: &str) -> String {
-    let name: String = format!("eci-vk-imagecache-{cluster}")
+/// Label giving an ImageCache a class: only nodes of that class (`--image-cache-class`)
+/// reconcile and match it; nodes without a class take only unlabelled ImageCaches.
+pub const LABEL_CLASS: &str = "eci.alibabacloud.com/image-cache-class";
+
+/// The label selector of the ImageCaches a node of `class` handles.
+pub fn class_selector(class: Option<&str>) -> String {
+    match class {
+        Some(class) => format!("{LABEL_CLASS}={class}"),
+        None => format!("!{LABEL_CLASS}"),
+    }
+}
+
+/// The Lease (in `kube-system`) through which the nodes of cluster `cluster` (and class
+/// `class`) take turns reconciling: `eci-vk-imagecache-<cluster>[-<class>]`, made a valid
+/// object name.
+pub fn lease_name(cluster: &str, class: Option<&str>) -> String {
+    let suffix = class.map(|c| format!("-{c}")).unwrap_or_default();
+    let name: String = format!("eci-vk-imagecache-{cluster}{suffix}")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -115,12 +129,20 @@ mod tests {
     #[test]
     fn lease_names_are_object_names() {
         assert_eq!(
-            super::lease_name("kubernetes"),
+            super::lease_name("kubernetes", None),
             "eci-vk-imagecache-kubernetes"
         );
-        let long = super::lease_name(&format!("My_Cluster.{}", "x".repeat(80)));
+        assert_eq!(
+            super::lease_name("kubernetes", Some("eu-1")),
+            "eci-vk-imagecache-kubernetes-eu-1"
+        );
+        let long = super::lease_name(&format!("My_Cluster.{}", "x".repeat(80)), None);
         assert_eq!(long.len(), 63);
         assert!(long.starts_with("eci-vk-imagecache-my-cluster-x"));
-        assert_eq!(super::lease_name("a--"), "eci-vk-imagecache-a");
+        assert_eq!(super::lease_name("a--", None), "eci-vk-imagecache-a");
+        assert_eq!(
+            super::class_selector(None),
+            "!eci.alibabacloud.com/image-cache-class"
+        );
     }
 }

@@ -27,7 +27,7 @@ pub use explain::{explain, why_better};
 pub use explain_cli::{
     ExplainError, ExplainMatchArgs, main as explain_match_main, render as explain_match,
 };
-pub use host::{host, lease_name};
+pub use host::{LABEL_CLASS, class_selector, host, lease_name};
 pub use index::{CacheIndexHandle, entry_of};
 pub use leader::{
     LeaseError, LeaseSettings, release as release_lease, try_acquire as try_acquire_lease,
