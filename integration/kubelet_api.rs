@@ -67,20 +67,42 @@ struct Rig<'g> {
 impl<'g> Rig<'g> {
     fn start(ground: &'g Ground, test: &str) -> Result<Self> {
         ensure_apiserver_may_reach_kubelets(ground)?;
-        let runtime = if real_runtime() { "runc" } else { "simulated" };
-        let emulator = EmulatorProcess::start(
-            ground.eci_vk(),
-            &[
-                "--runtime",
-                runtime,
-                "--sim-pull-ms",
-                "20",
-                "--sim-snapshot-ms",
-                "20",
-                "--sim-start-ms",
-                "20",
-            ],
-        )?;
+        let tmp = tempfile::tempdir()?;
+        let mut flags: Vec<String> = [
+            "--sim-pull-ms",
+            "20",
+            "--sim-snapshot-ms",
+            "20",
+            "--sim-start-ms",
+            "20",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if real_runtime() {
+            // A bridge and pod range of this test's own: tests run in parallel.
+            let n = test
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let pid = std::process::id();
+            let registry = ground.registry.reference("x", "y");
+            let registry = registry.split('/').next().unwrap_or_default().to_owned();
+            flags.extend([
+                "--runtime".to_owned(),
+                "runc".to_owned(),
+                "--bridge".to_owned(),
+                format!("ecivkk{:x}", (pid ^ n) & 0xfff),
+                "--pod-cidr".to_owned(),
+                format!("10.233.{}.0/24", (pid.wrapping_add(n)) % 250),
+                "--plain-http-registry".to_owned(),
+                registry,
+                "--data-dir".to_owned(),
+                tmp.path().join("emulator").display().to_string(),
+            ]);
+        } else {
+            flags.extend(["--runtime".to_owned(), "simulated".to_owned()]);
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let emulator = EmulatorProcess::start(ground.eci_vk(), &flags)?;
         let image = if real_runtime() {
             let spec = ImageSpec::runnable("kubelet-api", "v1");
             ground
@@ -90,7 +112,6 @@ impl<'g> Rig<'g> {
         } else {
             "busybox".to_owned()
         };
-        let tmp = tempfile::tempdir()?;
         let log = tmp.path().join("node.log");
         let name = format!("vk-kubelet-{test}-{}", std::process::id());
         let child = Command::new(ground.eci_vk())
