@@ -28,7 +28,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{
     Api,
-    api::{DeleteParams, ObjectMeta, PostParams, WatchEvent, WatchParams},
+    api::{DeleteParams, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams},
 };
 use support::{Daemon, Ground, Summary, secs};
 
@@ -411,42 +411,41 @@ async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Samp
         .fields(&format!("metadata.name={name}"))
         .timeout(290);
     let mut rv = rv;
+    // Watch from the create's resourceVersion; when the watch ends or its version expired
+    // (410: a busy apiserver's watch cache moved on), list the pod afresh and go on from there.
+    let mut pending: Vec<Pod> = Vec::new();
     'watch: while ready.is_none() || running.is_none() {
         let mut stream = pods.watch(&wp, &rv).await?.boxed();
         while let Some(event) = stream.try_next().await? {
-            let p = match event {
-                WatchEvent::Added(p) | WatchEvent::Modified(p) => p,
+            match event {
+                WatchEvent::Added(p) | WatchEvent::Modified(p) => pending.push(p),
                 WatchEvent::Deleted(_) => bail!("pod {name} was deleted while measured"),
-                WatchEvent::Bookmark(_) => continue,
+                WatchEvent::Bookmark(_) => {}
+                WatchEvent::Error(e) if e.code == 410 => break,
                 WatchEvent::Error(e) => bail!("watching pod {name}: {e:?}"),
-            };
-            let now = secs(t0);
-            rv = p.metadata.resource_version.clone().unwrap_or_default();
-            let status = p.status.clone().unwrap_or_default();
-            match status.phase.as_deref() {
-                Some("Running") if running.is_none() => running = Some(now),
-                Some("Failed") => bail!(
-                    "pod {name} failed: {:?} {:?}",
-                    status.reason,
-                    status.message
-                ),
-                _ => {}
             }
-            let is_ready = status
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            if is_ready && ready.is_none() {
-                ready = Some(now);
+            for p in pending.drain(..) {
+                let now = secs(t0);
+                observe(&name, &p, now, &mut running, &mut ready)?;
+                last = p;
+                if running.is_some() && ready.is_some() {
+                    break 'watch;
+                }
             }
-            last = p;
-            if running.is_some() && ready.is_some() {
-                break 'watch;
+        }
+        {
+            let list = pods
+                .list(&ListParams::default().fields(&format!("metadata.name={name}")))
+                .await?;
+            rv = list.metadata.resource_version.clone().unwrap_or_default();
+            pending.extend(list.items);
+            for p in pending.drain(..) {
+                observe(&name, &p, secs(t0), &mut running, &mut ready)?;
+                last = p;
             }
-            if now > 900.0 {
-                bail!("pod {name} not Running and Ready after 15 min");
-            }
+        }
+        if secs(t0) > 900.0 {
+            bail!("pod {name} not Running and Ready after 15 min");
         }
     }
 
@@ -486,6 +485,35 @@ async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Samp
         ready_s: ready.unwrap_or_default(),
         pulled_bytes: pulled,
     })
+}
+
+/// Records the first time `p` is seen Running and Ready; a Failed pod ends the bench.
+fn observe(
+    name: &str,
+    p: &Pod,
+    now: f64,
+    running: &mut Option<f64>,
+    ready: &mut Option<f64>,
+) -> Result<()> {
+    let status = p.status.clone().unwrap_or_default();
+    match status.phase.as_deref() {
+        Some("Running") if running.is_none() => *running = Some(now),
+        Some("Failed") => bail!(
+            "pod {name} failed: {:?} {:?}",
+            status.reason,
+            status.message
+        ),
+        _ => {}
+    }
+    let is_ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    if is_ready && ready.is_none() {
+        *ready = Some(now);
+    }
+    Ok(())
 }
 
 /// The unpacked rootfs of each image of the cache, in image order.
