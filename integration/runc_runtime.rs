@@ -923,7 +923,11 @@ fn crashing_container_restarts_with_previous_logs(_: &Ground, _: &Namespace) -> 
             id,
             vec![container(
                 "crash",
-                &["sh", "-c", "echo run-$(cat /proc/uptime); exit 2"],
+                &[
+                    "sh",
+                    "-c",
+                    "[ -e /marker ] && echo stale-rootfs; touch /marker; echo run-$(cat /proc/uptime); exit 2",
+                ],
             )],
         );
         fx.runtime.create_group(request, fx.images()).await?;

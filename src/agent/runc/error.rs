@@ -108,15 +108,6 @@ pub enum RuntimeError {
         #[source]
         source: oci_spec::OciSpecError,
     },
-    /// `runc exec`'s console socket did not deliver a terminal.
-    #[error("cannot receive the terminal of exec in {container_id}")]
-    Console {
-        /// The runc container id.
-        container_id: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// Output of a helper program could not be parsed.
     #[error("cannot parse the output of `{command}`")]
     Parse {

@@ -26,6 +26,9 @@ pub(crate) struct Container {
     /// runc's id: `<group>_<name>` (`_` is never in a container name, so ids cannot collide).
     pub runc_id: String,
     pub bundle: PathBuf,
+    /// The image's read-only rootfs and this container's dir (`rootfs`, `upper`, `work`).
+    pub lower: PathBuf,
+    pub dir: PathBuf,
     pub logs: LogFiles,
     pub pre_stop: Vec<String>,
     /// Runs on a terminal (ContainerSpec.tty): its output is the terminal's, logged as stdout.

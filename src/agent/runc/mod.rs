@@ -17,6 +17,14 @@
 //! containers do not survive the agent; [`RuncRuntime::open`] therefore removes whatever a
 //! crashed agent left on the same root.
 //!
+//! A container or exec with a terminal gets a pseudo-terminal the agent opens as runc's stdio
+//! (runc takes `--console-socket` only with `--detach`, which would lose the exit code); runc
+//! copies between it and the container's own terminal and follows its size on SIGWINCH.
+//!
+//! Not done: a container's own stdin (`ContainerSpec::stdin`; the protocol has no attach), and
+//! restarting a container on a fresh writable layer (an instance that restarts keeps the upper
+//! dir of the one before).
+//!
 //! # Layout under `RuntimeConfig::root`
 //!
 //! `runc/` (runc's `--root`), `groups/<group>/` (`etc/`, `volumes/<name>/`,
@@ -501,6 +509,8 @@ impl RuncRuntime {
             image: spec.image.clone(),
             runc_id,
             bundle: cdir.join("bundle"),
+            lower: image.rootfs.clone(),
+            dir: cdir.clone(),
             logs: logs::LogFiles::new(cdir.join("logs")),
             pre_stop: spec.pre_stop_exec.clone(),
             tty: spec.tty,

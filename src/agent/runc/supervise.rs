@@ -6,12 +6,12 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use super::{
-    cgroups,
+    RuntimeError, cgroups,
     command::Runc,
     console::Terminal,
     group::{Container, Group, RunState, Stage},
     logs::LogSink,
-    pb,
+    mounts, pb,
 };
 
 /// First back-off after an exit; doubled per consecutive restart up to [`MAX_BACK_OFF`].
@@ -143,6 +143,24 @@ async fn run_instance(runc: &Runc, group: &Group, container: &Container) -> Opti
     };
     // A previous instance's stopped container would block the id.
     let _ = runc.delete_force(id).await;
+    if container.state.lock().instances > 0 {
+        // A restarted container starts from its image again, as Kubernetes' new container
+        // does: a fresh writable layer (volumes keep their data).
+        let (lower, dir) = (container.lower.clone(), container.dir.clone());
+        let fresh = tokio::task::spawn_blocking(move || fresh_layer(&lower, &dir)).await;
+        let fresh = match fresh {
+            Ok(result) => result,
+            Err(join) => Err(RuntimeError::Join(join)),
+        };
+        if let Err(error) = fresh {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                container = id,
+                "cannot renew the rootfs"
+            );
+            return Some(start_failed(container, &error.to_string()));
+        }
+    }
     let started = Instant::now();
     let (mut child, terminal) = {
         let mut state = container.state.lock();
@@ -277,6 +295,23 @@ async fn pump_terminal(sink: LogSink, terminal: Terminal) {
     if !pending.is_empty() {
         sink.line("stdout", &pending).await;
     }
+}
+
+/// Replaces the overlay of a container by one with an empty upper dir (blocking).
+fn fresh_layer(lower: &std::path::Path, dir: &std::path::Path) -> Result<(), RuntimeError> {
+    let (rootfs, upper, work) = (dir.join("rootfs"), dir.join("upper"), dir.join("work"));
+    if let Some((point, errno)) = mounts::unmount_under(&rootfs).into_iter().next() {
+        return Err(RuntimeError::Mount {
+            action: "unmount",
+            path: point,
+            source: errno,
+        });
+    }
+    for path in [&upper, &work] {
+        std::fs::remove_dir_all(path).map_err(RuntimeError::io("remove", path))?;
+        std::fs::create_dir_all(path).map_err(RuntimeError::io("create", path))?;
+    }
+    mounts::mount_overlay(lower, &upper, &work, &rootfs)
 }
 
 /// runc exits with the container's code, or 128 + the signal that killed it.
