@@ -346,6 +346,11 @@ fn logs_tail_since_timestamps_previous_and_follow(ground: &Ground, ns: &Namespac
         .args(["logs", "talker", "-c", "main", "--tail=1"])
         .ok()?;
     ensure!(tail.lines().count() == 1, "--tail=1 gave {tail:?}");
+    let nothing = rig
+        .kubectl(ns)
+        .args(["logs", "talker", "-c", "main", "--tail=0"])
+        .ok()?;
+    ensure!(nothing.is_empty(), "--tail=0 gave {nothing:?}");
 
     let stamped = rig
         .kubectl(ns)

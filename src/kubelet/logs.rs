@@ -124,7 +124,9 @@ fn first_request(group: &str, container: &str, options: &LogOptions) -> Describe
     DescribeContainerLog {
         container_group_id: group.to_owned(),
         container_name: container.to_owned(),
-        tail: Some(options.tail.unwrap_or(MAX_TAIL).min(MAX_TAIL)),
+        // ECI reads `Tail=0` as its default; `tailLines=0` means no old lines, and a follow
+        // still needs the newest one for its cursor.
+        tail: Some(options.tail.unwrap_or(MAX_TAIL).clamp(1, MAX_TAIL)),
         start_time: options.since_time.map(|t| t.to_string()),
         since_seconds: options.since_seconds,
         limit_bytes: Some(options.limit_bytes.unwrap_or(MAX_BYTES).min(MAX_BYTES)),
@@ -147,6 +149,10 @@ fn split_line(line: &str, keep_timestamp: bool) -> (Option<Timestamp>, String) {
 /// What a follow has sent so far.
 #[derive(Debug, Default)]
 pub struct Cursor {
+    /// Lines older than this are never sent (the request's `sinceTime`/`sinceSeconds`, or
+    /// the follow's start when the log was empty), so a poll without a newest time does not
+    /// repeat the whole tail.
+    pub floor: Option<Timestamp>,
     /// Newest timestamp sent.
     pub newest: Option<Timestamp>,
     /// Lines sent with exactly that timestamp.
@@ -159,6 +165,11 @@ impl Cursor {
         let mut out = String::new();
         for line in content.lines() {
             let (at, shown) = split_line(line, true);
+            if let (Some(at), Some(floor)) = (at, self.floor)
+                && at < floor
+            {
+                continue;
+            }
             match (at, self.newest) {
                 (Some(at), Some(newest)) if at < newest => continue,
                 (Some(at), Some(newest)) if at == newest => {
@@ -199,6 +210,7 @@ pub async fn serve(
     query: LogQuery,
 ) -> Result<Response, ApiError> {
     let options = query.check()?;
+    let asked_at = Timestamp::now();
     let target = lookup::find(&ctx.kube, &ctx.node, &namespace, &pod, Some(&container)).await?;
     let request = first_request(&target.group_id, &container, &options);
     let content = describe(&ctx, &request)
@@ -212,7 +224,11 @@ pub async fn serve(
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         response
     };
+    let no_old_lines = options.tail == Some(0);
     if !options.follow || options.previous {
+        if no_old_lines {
+            return Ok(plain(Body::empty()));
+        }
         let content = if options.timestamps || !options.follow {
             content
         } else {
@@ -220,8 +236,23 @@ pub async fn serve(
         };
         return Ok(plain(Body::from(content)));
     }
-    let mut cursor = Cursor::default();
+    let since = options.since_time.or_else(|| {
+        let seconds = i64::try_from(options.since_seconds?).ok()?;
+        asked_at
+            .checked_sub(jiff::SignedDuration::from_secs(seconds))
+            .ok()
+    });
+    let mut cursor = Cursor {
+        floor: since,
+        ..Cursor::default()
+    };
     let first = cursor.advance(&content, options.timestamps);
+    if cursor.newest.is_none() && since.is_none() {
+        // An empty log so far: follow from now (by this node's clock; the cloud stamps lines
+        // with its own, so a skew of a few seconds may drop or repeat the first lines).
+        cursor.floor = Some(asked_at);
+    }
+    let first = if no_old_lines { String::new() } else { first };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(16);
     let span = tracing::debug_span!("log_follow", pod.namespace = %namespace, pod.name = %pod, container = %container);
     tokio::spawn(
@@ -262,7 +293,7 @@ async fn follow(
             container_group_id: group.clone(),
             container_name: container.clone(),
             tail: Some(MAX_TAIL),
-            start_time: cursor.newest.map(|t| t.to_string()),
+            start_time: cursor.newest.or(cursor.floor).map(|t| t.to_string()),
             since_seconds: None,
             limit_bytes: Some(MAX_BYTES),
             timestamps: Some(true),
@@ -327,5 +358,15 @@ mod tests {
             "2026-01-01T00:00:02Z c\n2026-01-01T00:00:03Z d\n"
         );
         assert_eq!(cursor.advance(next, false), "");
+    }
+
+    #[test]
+    fn the_floor_keeps_old_lines_out() {
+        let mut cursor = Cursor {
+            floor: Some("2026-01-01T00:00:02Z".parse().expect("time")),
+            ..Cursor::default()
+        };
+        let log = "2026-01-01T00:00:01Z old\n2026-01-01T00:00:03Z new\n";
+        assert_eq!(cursor.advance(log, false), "new\n");
     }
 }
