@@ -412,6 +412,16 @@ fn explicit_id_pod_and_deployment_start_from_the_cache(
         started_from(&rig, pod, &id)?;
     }
 
+    // The current name of the annotation, k8s.aliyun.com/eci-imc-id, does the same.
+    let current = POD_WITH_ID
+        .replace(
+            "k8s.aliyun.com/eci-image-snapshot-id",
+            "k8s.aliyun.com/eci-imc-id",
+        )
+        .replace("name: nginx-imagecache-id", "name: nginx-imc-id");
+    rig.create(&adapt(&current, &rig, &image, &id))?;
+    started_from(&rig, "nginx-imc-id", &id)?;
+
     // The same pod without the annotation pulls its images.
     let plain = POD_WITH_ID
         .replace(
@@ -490,6 +500,16 @@ fn automatic_matching_follows_the_documented_priority(
     for name in &pods {
         started_from(&rig, name, &late)?;
     }
+
+    // The current name, k8s.aliyun.com/eci-auto-imc, does the same.
+    let current = with_sidecar(POD_AUTO)
+        .replace(
+            "k8s.aliyun.com/eci-image-cache",
+            "k8s.aliyun.com/eci-auto-imc",
+        )
+        .replace("name: nginx-auto-match", "name: nginx-auto-imc");
+    rig.create(&adapt(&current, &rig, &nginx, ""))?;
+    started_from(&rig, "nginx-auto-imc", &late)?;
 
     // imc-perfect-match with nginx alone: every cache holds all of it, the newest wins.
     let perfect = POD_AUTO
