@@ -17,6 +17,7 @@ use crate::support::{
     emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
     ground::Namespace,
     harness::{Phase, Test},
+    image::{self, ImageSpec},
 };
 
 pub fn tests() -> Vec<Test> {
@@ -69,15 +70,6 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-const FAST: &[&str] = &[
-    "--sim-pull-ms",
-    "20",
-    "--sim-snapshot-ms",
-    "20",
-    "--sim-start-ms",
-    "20",
-];
-
 /// A running `eci-vk run`; killed (and its Node deleted, unless kept) when dropped.
 struct NodeProcess<'g> {
     ground: &'g Ground,
@@ -89,6 +81,8 @@ struct NodeProcess<'g> {
     emulator: Option<String>,
     /// Extra environment for the process.
     env: Vec<(String, String)>,
+    /// Flags for the in-process emulator's agent (simulated unless a test sets others).
+    agent_args: Vec<String>,
 }
 
 impl<'g> NodeProcess<'g> {
@@ -117,6 +111,7 @@ impl<'g> NodeProcess<'g> {
             _tmp: tmp,
             emulator: endpoint,
             env: Vec::new(),
+            agent_args: vec!["--runtime".into(), "simulated".into()],
         })
     }
 
@@ -138,10 +133,15 @@ impl<'g> NodeProcess<'g> {
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // Nodes of these tests leave the cluster's ImageCaches to the suites about them.
+            .env("VK_IMAGE_CACHE_CONTROLLER", "false")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if self.emulator.is_none() {
+            command.args(&self.agent_args);
+        }
         if let Some(endpoint) = &self.emulator {
             command
                 .args(["--eci-endpoint", endpoint])
@@ -239,9 +239,7 @@ impl<'g> NodeProcess<'g> {
 impl Drop for NodeProcess<'_> {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            crate::support::children::forget(&child);
+            crate::support::children::stop(&mut child);
         }
         let _ = self
             .ground
@@ -310,9 +308,9 @@ fn apply(ground: &Ground, namespace: &str, yaml: &str) -> Result<()> {
     Ok(())
 }
 
-fn busybox_pod(name: &str, node: &str) -> String {
+fn busybox_pod(name: &str, node: &str, image: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep]\n    args: [\"3600\"]\n    resources: {{requests: {{cpu: 250m, memory: 256Mi}}}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: main\n    image: {image}\n    command: [sleep]\n    args: [\"3600\"]\n    resources: {{requests: {{cpu: 250m, memory: 256Mi}}}}\n"
     )
 }
 
@@ -332,6 +330,15 @@ fn wait_running(ground: &Ground, node: &NodeProcess, namespace: &str, pod: &str)
     .with_context(|| format!("node log:\n{}", node.logs()))
 }
 
+/// A runnable busybox image on the ground's plain registry (what the runc agent pulls).
+fn busybox_image(ground: &Ground) -> Result<String> {
+    let spec = ImageSpec::runnable("node/busybox", "v1");
+    ground
+        .runtime
+        .block_on(image::build_and_push(&spec, &ground.registry))?;
+    Ok(ground.registry.reference(&spec.repository, &spec.tag))
+}
+
 /// The groups the emulator holds for `node` (by the node tag the node puts on them).
 fn groups_of(ground: &Ground, eci: &Client, node: &str) -> Result<Vec<ContainerGroup>> {
     ground.runtime.block_on(async {
@@ -346,11 +353,23 @@ fn groups_of(ground: &Ground, eci: &Client, node: &str) -> Result<Vec<ContainerG
 
 fn registers_ready_and_renews_its_lease(ground: &Ground, _namespace: &Namespace) -> Result<()> {
     let name = node_name("lease");
-    let node = NodeProcess::start(ground, &name, None)?;
+    // The in-process emulator with its real agent, the default without credentials.
+    let mut node = NodeProcess::prepare(ground, &name, None)?;
+    let pid = std::process::id();
+    node.agent_args = vec![
+        "--runtime".into(),
+        "runc".into(),
+        "--bridge".into(),
+        format!("ecivkl{:x}", pid & 0xffff),
+        "--pod-cidr".into(),
+        format!("10.{}.250.0/24", 160 + pid % 64),
+    ];
+    node.spawn()?;
     node.wait_ready()?;
     let first_line = node.logs().lines().next().unwrap_or_default().to_owned();
     ensure!(
-        first_line.contains("starting the ECI emulator in-process"),
+        first_line.contains("starting the ECI emulator and its agent in-process")
+            && first_line.contains("runtime=Runc"),
         "the first log line does not say the emulator is used: {first_line}"
     );
 
@@ -435,7 +454,8 @@ fn registers_ready_and_renews_its_lease(ground: &Ground, _namespace: &Namespace)
 
 fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
-    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let busybox = busybox_image(ground)?;
     let eci = emulator.client()?;
     let name = node_name("pod");
     let mut node = NodeProcess::prepare(ground, &name, Some(emulator.endpoint.clone()))?;
@@ -444,8 +464,8 @@ fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Resul
     node.spawn()?;
     node.wait_ready()?;
 
-    apply(ground, ns, &busybox_pod("bb", &name))?;
-    apply(ground, ns, &busybox_pod("bb-forced", &name))?;
+    apply(ground, ns, &busybox_pod("bb", &name, &busybox))?;
+    apply(ground, ns, &busybox_pod("bb-forced", &name, &busybox))?;
     wait_running(ground, &node, ns, "bb")?;
     wait_running(ground, &node, ns, "bb-forced")?;
     let events = node.kubectl(&[
@@ -515,14 +535,16 @@ fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Resul
 
 fn failed_and_unsupported_pods(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let busybox = busybox_image(ground)?;
     let name = node_name("fail");
-    let node = NodeProcess::start(ground, &name, None)?;
+    let node = NodeProcess::start(ground, &name, Some(&emulator))?;
     node.wait_ready()?;
     apply(
         ground,
         ns,
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: exits-1}}\nspec:\n  nodeName: {name}\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, \"exit 1\"]\n    env:\n    - {{name: SIMULATED_EXIT_CODE, value: \"1\"}}\n    - {{name: SIMULATED_RUN_MS, value: \"300\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: crashes}}\nspec:\n  nodeName: {name}\n  restartPolicy: Always\n  containers:\n  - name: main\n    image: busybox\n    env:\n    - {{name: SIMULATED_EXIT_CODE, value: \"2\"}}\n    - {{name: SIMULATED_RUN_MS, value: \"200\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: host-net}}\nspec:\n  nodeName: {name}\n  hostNetwork: true\n  containers: [{{name: main, image: busybox}}]\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: exits-1}}\nspec:\n  nodeName: {name}\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {busybox}\n    command: [sh, -c, \"sleep 0.3; exit 1\"]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: crashes}}\nspec:\n  nodeName: {name}\n  restartPolicy: Always\n  containers:\n  - name: main\n    image: {busybox}\n    command: [sh, -c, \"sleep 0.2; exit 2\"]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: host-net}}\nspec:\n  nodeName: {name}\n  hostNetwork: true\n  containers: [{{name: main, image: {busybox}}}]\n"
         ),
     )?;
     let code = wait("exits-1 Failed", 60, || {
@@ -599,12 +621,13 @@ fn failed_and_unsupported_pods(ground: &Ground, namespace: &Namespace) -> Result
 
 fn restart_adopts_pods_without_new_groups(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
-    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let busybox = busybox_image(ground)?;
     let eci = emulator.client()?;
     let name = node_name("restart");
     let mut node = NodeProcess::start(ground, &name, Some(&emulator))?;
     node.wait_ready()?;
-    apply(ground, ns, &busybox_pod("survivor", &name))?;
+    apply(ground, ns, &busybox_pod("survivor", &name, &busybox))?;
     let ip = wait_running(ground, &node, ns, "survivor")?;
     let container_id = jsonpath(
         ground,
@@ -674,7 +697,8 @@ fn restart_adopts_pods_without_new_groups(ground: &Ground, namespace: &Namespace
 
 fn env_from_configmaps_and_secrets(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
-    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let busybox = busybox_image(ground)?;
     let eci = emulator.client()?;
     let name = node_name("env");
     let node = NodeProcess::start(ground, &name, Some(&emulator))?;
@@ -700,8 +724,16 @@ spec:
   nodeName: {name}
   containers:
   - name: main
-    image: busybox
-    command: [echo, "$(GREETING) from $(POD_NAME)"]
+    image: {busybox}
+    command: [sh, -c]
+    args:
+    - |
+      echo "$(GREETING) from $(POD_NAME)"
+      echo "level=$CFG_level password=$PASSWORD optional=${{OPTIONAL-unset}}"
+      echo "file=$(cat /etc/conf/greeting)"
+      echo "namespace=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"
+      touch /scratch/written && echo scratch=ok
+      sleep 3600
     envFrom: [{{configMapRef: {{name: settings}}, prefix: CFG_}}]
     env:
     - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: settings, key: greeting}}}}}}
@@ -722,7 +754,7 @@ spec:
   nodeName: {name}
   containers:
   - name: main
-    image: busybox
+    image: {busybox}
     env: [{{name: TOKEN, valueFrom: {{secretKeyRef: {{name: does-not-exist, key: token}}}}}}]
 "#
         ),
@@ -764,11 +796,34 @@ spec:
         main.commands
             .iter()
             .chain(&main.args)
-            .any(|a| a == "hello from with-env"),
+            .any(|a| a.contains("echo \"hello from with-env\"")),
         "$(VAR) not expanded: {:?} {:?}",
         main.commands,
         main.args
     );
+    // What the container itself saw, from its log through the ECI API.
+    let group_id = group.container_group_id.clone();
+    let log = wait("the container's report in its log", 60, || {
+        let log = ground.runtime.block_on(eci.describe_container_log(
+            &eci_vk::eci::DescribeContainerLog {
+                container_group_id: group_id.clone(),
+                container_name: "main".into(),
+                ..Default::default()
+            },
+        ))?;
+        Ok(log.content.contains("scratch=ok").then_some(log.content))
+    })?;
+    for line in [
+        "hello from with-env".to_owned(),
+        "level=debug password=pa55word optional=unset".to_owned(),
+        "file=hello".to_owned(),
+        format!("namespace={ns}"),
+    ] {
+        ensure!(
+            log.contains(&line),
+            "the container did not see {line:?}: {log}"
+        );
+    }
     let volume = |n: &str| {
         group
             .volumes
@@ -852,7 +907,8 @@ spec:
 
 fn deployment_is_scheduled_onto_the_node(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
-    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let busybox = busybox_image(ground)?;
     let eci = emulator.client()?;
     let name = node_name("deploy");
     let node = NodeProcess::start(ground, &name, Some(&emulator))?;
@@ -875,7 +931,7 @@ spec:
       terminationGracePeriodSeconds: 5
       containers:
       - name: web
-        image: busybox
+        image: {busybox}
         command: [sleep, "3600"]
         resources: {{requests: {{cpu: 250m, memory: 512Mi}}}}
 "#
@@ -907,17 +963,31 @@ spec:
         groups_of(ground, &eci, &name)?.len() == 3,
         "expected 3 groups"
     );
-    ensure!(
-        node.kubectl(&[
+    let rollout = node
+        .ground
+        .kubectl()
+        .args([
             "-n",
             ns,
             "rollout",
             "status",
             "deployment/web",
-            "--timeout=60s"
+            "--timeout=60s",
         ])
-        .is_ok(),
-        "the rollout did not complete"
+        .run()?;
+    ensure!(
+        rollout.success,
+        "the rollout did not complete: {}{}\n{}",
+        rollout.stdout,
+        rollout.stderr,
+        node.kubectl(&[
+            "-n",
+            ns,
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={.items[*].status.containerStatuses}"
+        ])? + &node.kubectl(&["-n", ns, "get", "deployment", "web", "-o", "yaml"])?
     );
 
     node.kubectl(&["-n", ns, "scale", "deployment/web", "--replicas=0"])?;
@@ -985,13 +1055,14 @@ impl FlakyProxy {
 
 fn cloud_outage_keeps_the_node_ready(ground: &Ground, namespace: &Namespace) -> Result<()> {
     let ns = namespace.name.as_str();
-    let emulator = EmulatorProcess::start(ground.eci_vk(), FAST)?;
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let busybox = busybox_image(ground)?;
     let eci = emulator.client()?;
     let proxy = FlakyProxy::start(ground, &emulator.endpoint)?;
     let name = node_name("outage");
     let node = NodeProcess::start_at(ground, &name, Some(proxy.endpoint.clone()))?;
     node.wait_ready()?;
-    apply(ground, ns, &busybox_pod("before", &name))?;
+    apply(ground, ns, &busybox_pod("before", &name, &busybox))?;
     let ip = wait_running(ground, &node, ns, "before")?;
 
     let condition = |kind: &str| {
@@ -1004,14 +1075,15 @@ fn cloud_outage_keeps_the_node_ready(ground: &Ground, namespace: &Namespace) -> 
         ])
     };
     proxy.fail(true);
-    apply(ground, ns, &busybox_pod("during", &name))?;
+    apply(ground, ns, &busybox_pod("during", &name, &busybox))?;
     wait("ECIReachable False", 60, || {
         Ok((condition("ECIReachable")? == "False").then_some(()))
     })
     .with_context(|| format!("node log:\n{}", node.logs()))?;
     // The Lease does not depend on the cloud: through the outage the node stays Ready and
     // the running pod stays Running (no eviction, no status regression).
-    for _ in 0..15 {
+    // A minute of outage, as an SRE would see a regional hiccup.
+    for _ in 0..60 {
         std::thread::sleep(Duration::from_secs(1));
         ensure!(
             condition("Ready")? == "True",

@@ -261,12 +261,34 @@ mod tests {
         };
         assert_eq!(args.runtime, Runtime::Simulated);
         assert_eq!(args.access_key_secret, "very-secret-value");
+        let Command::Emulator(args) = Cli::try_parse_from([
+            "eci-vk",
+            "emulator",
+            "--access-key-id",
+            "a",
+            "--access-key-secret",
+            "b",
+            "--registry-bandwidth",
+            "8MiB/s",
+        ])
+        .expect("valid flags")
+        .command
+        else {
+            panic!("not the emulator command");
+        };
+        assert_eq!(args.runtime, Runtime::Runc, "runc is the default");
+        assert_eq!(
+            args.agent_options
+                .registry_bandwidth
+                .map(|b| b.bytes_per_second()),
+            Some(8 << 20)
+        );
         assert!(
             Cli::try_parse_from([
                 "eci-vk",
                 "emulator",
                 "--runtime",
-                "runc",
+                "docker",
                 "--access-key-id",
                 "a",
                 "--access-key-secret",

@@ -200,6 +200,9 @@ pub struct GroupSpec {
     pub image_snapshot_id: Option<String>,
     /// Let the service pick a cache.
     pub auto_match_image_cache: bool,
+    /// `HostName` of the instance; empty for the group's name.
+    #[serde(default)]
+    pub host_name: String,
     /// `DnsPolicy`.
     pub dns_policy: String,
     /// `DnsConfig.NameServer.N`.
@@ -575,6 +578,7 @@ pub fn parse_group(p: &Params) -> Result<GroupSpec, ApiError> {
         credentials: parse_credentials(p)?,
         image_snapshot_id: p.get("ImageSnapshotId").map(str::to_owned),
         auto_match_image_cache: p.bool("AutoMatchImageCache")?.unwrap_or(false),
+        host_name: p.get("HostName").unwrap_or_default().to_owned(),
         dns_policy: p.get("DnsPolicy").unwrap_or_default().to_owned(),
         dns_name_servers: dns.strings("NameServer")?,
         dns_searches: dns.strings("Search")?,

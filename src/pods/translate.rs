@@ -275,7 +275,9 @@ pub fn translate(
         client_token: Some(uid.to_owned()),
         active_deadline_seconds: spec.active_deadline_seconds,
         termination_grace_period_seconds: spec.termination_grace_period_seconds,
-        host_name: spec.hostname.clone(),
+        // What a kubelet gives the pod: spec.hostname, else the pod's name cut to the 63
+        // characters a hostname may have.
+        host_name: Some(pod_hostname(spec.hostname.as_deref(), name)),
         dns_policy: dns.as_ref().map(|(policy, _)| policy.clone()),
         dns_config: dns.and_then(|(_, config)| config),
         host_aliases: spec
@@ -305,6 +307,13 @@ pub fn translate(
         ..CreateContainerGroup::default()
     };
     Ok(Translated { request, missing })
+}
+
+/// The hostname a kubelet gives a pod: `spec.hostname`, else its name, at most 63
+/// characters and not ending in `-` or `.`.
+fn pod_hostname(hostname: Option<&str>, name: &str) -> String {
+    let host = hostname.filter(|h| !h.is_empty()).unwrap_or(name);
+    truncate(host, 63).trim_end_matches(['-', '.']).to_owned()
 }
 
 fn truncate(text: &str, max: usize) -> String {

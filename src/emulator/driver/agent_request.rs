@@ -22,8 +22,7 @@ pub(super) fn create_group(id: &str, generation: u64, spec: &GroupSpec) -> pb::C
         cpu: spec.cpu,
         memory_gib: spec.memory,
         generation,
-        // ECI names the instance's host after the group (the pod's name on a virtual node).
-        hostname: spec.name.clone(),
+        hostname: hostname(spec),
         volumes: spec.volumes.iter().filter_map(volume).collect(),
         dns_name_servers: spec.dns_name_servers.clone(),
         dns_searches: spec.dns_searches.clone(),
@@ -47,6 +46,21 @@ pub(super) fn create_group(id: &str, generation: u64, spec: &GroupSpec) -> pb::C
             })
             .collect(),
     }
+}
+
+/// `HostName` if the request gave one, else the group's name; cut to the 63 characters a
+/// Linux hostname may have (a group name may have 128).
+fn hostname(spec: &GroupSpec) -> String {
+    let name = if spec.host_name.is_empty() {
+        &spec.name
+    } else {
+        &spec.host_name
+    };
+    name.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches(['-', '.'])
+        .to_owned()
 }
 
 /// The pull policy of every image whose containers ask for one. When two containers share an

@@ -185,8 +185,18 @@ async fn provision(core: &Arc<Core>, id: &str, generation: u64, mode: GroupMode)
     match core.agent.clone().create_group(request).await {
         Ok(status) => {
             let status = status.into_inner();
-            let applied =
-                with_group(core, id, generation, |g, now| apply_status(g, &status, now)).await;
+            let fallback_ip = if status.ip.is_empty() {
+                core.store.lock().await.allocate_ip()
+            } else {
+                String::new()
+            };
+            let applied = with_group(core, id, generation, |g, now| {
+                apply_status(g, &status, now);
+                if g.intranet_ip.is_empty() {
+                    g.intranet_ip = fallback_ip;
+                }
+            })
+            .await;
             if applied.is_none() && !exists(core, id).await {
                 // Deleted while being created: do not leave the containers behind.
                 forget_group(core, id).await;

@@ -87,7 +87,9 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
         succeeded_time: None,
         failed_time: None,
         expired_time: None,
-        intranet_ip: store.allocate_ip(),
+        // Set once the agent created the group: the real agent reports the address of the
+        // group's network namespace, the simulated one none (then the emulator allocates).
+        intranet_ip: String::new(),
         zone_id,
         events: Vec::new(),
         containers: spec.containers.iter().map(waiting).collect(),
