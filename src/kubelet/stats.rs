@@ -233,6 +233,30 @@ pub fn resource_metrics(samples: &[PodSample]) -> String {
         "Current working set of the container in bytes",
         container_rows(&|c| c.memory.working_set.to_string()),
     );
+    // The pod's start stands for its containers' (ECI samples carry no per-container start).
+    let starts = samples
+        .iter()
+        .filter_map(|s| {
+            let start = s.start.as_ref()?.parse::<Timestamp>().ok()?;
+            Some(s.record.containers.iter().map(move |c| {
+                (
+                    format!(
+                        "container=\"{}\",namespace=\"{}\",pod=\"{}\"",
+                        c.name, s.namespace, s.name
+                    ),
+                    start.as_second().to_string(),
+                    stamp(&s.record),
+                )
+            }))
+        })
+        .flatten()
+        .collect();
+    family(
+        "container_start_time_seconds",
+        "gauge",
+        "Start time of the container since unix epoch in seconds",
+        starts,
+    );
     let pod_rows = |f: &dyn Fn(&MetricRecord) -> String| {
         samples
             .iter()
