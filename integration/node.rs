@@ -63,6 +63,11 @@ pub fn tests() -> Vec<Test> {
             run: env_from_configmaps_and_secrets,
         },
         Test {
+            name: "node::private_image_pulls_with_the_pods_pull_secret",
+            phase: Phase::WithCrd,
+            run: private_image_pulls_with_the_pods_pull_secret,
+        },
+        Test {
             name: "node::restart_adopts_pods_without_new_groups",
             phase: Phase::WithCrd,
             run: restart_adopts_pods_without_new_groups,
@@ -901,6 +906,72 @@ spec:
     ensure!(
         !node.logs().contains("pa55word"),
         "a secret value reached the node's log"
+    );
+    Ok(())
+}
+
+/// A pod whose image lives on the authenticated registry runs with its `imagePullSecrets`;
+/// a missing pull secret is a Warning event, not a stuck pod.
+fn private_image_pulls_with_the_pods_pull_secret(
+    ground: &Ground,
+    namespace: &Namespace,
+) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let spec = ImageSpec::runnable("node/private", "v1");
+    ground
+        .runtime
+        .block_on(image::build_and_push(&spec, &ground.auth_registry))?;
+    let private = ground.auth_registry.reference(&spec.repository, &spec.tag);
+    let (user, password) = ground
+        .auth_registry
+        .credentials
+        .clone()
+        .context("the authenticated registry has credentials")?;
+    ground
+        .kubectl()
+        .args([
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "docker-registry",
+            "regcred",
+            &format!("--docker-server={}", ground.auth_registry.host),
+            &format!("--docker-username={user}"),
+            &format!("--docker-password={password}"),
+        ])
+        .ok()?;
+    let name = node_name("pull");
+    let node = NodeProcess::start(ground, &name, Some(&emulator))?;
+    node.wait_ready()?;
+    apply(
+        ground,
+        ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: private}}\nspec:\n  nodeName: {name}\n  imagePullSecrets: [{{name: absent}}, {{name: regcred}}]\n  containers:\n  - name: main\n    image: {private}\n    command: [sh, -c, \"echo pulled-privately; sleep 3600\"]\n"
+        ),
+    )?;
+    wait_running(ground, &node, ns, "private")?;
+    let events = node.kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=private",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ])?;
+    ensure!(
+        events
+            .lines()
+            .any(|l| l.starts_with("FailedToRetrieveImagePullSecret") && l.contains("absent")),
+        "no warning about the missing pull secret: {events}"
+    );
+    ensure!(
+        !events.contains(&password) && !node.logs().contains(&password),
+        "the registry password leaked"
     );
     Ok(())
 }

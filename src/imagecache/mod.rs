@@ -36,7 +36,10 @@ pub use matcher::{
     CacheEntry, CacheIndex, CachedImage, Candidate, MatchOptions, MatchReport, Miss, READY_PHASE,
     Verdict, WantedImage,
 };
-pub use pull_secrets::{DOCKER_CFG, DOCKER_CONFIG_JSON, MAX_CREDENTIALS, PullSecretError};
+pub use pull_secrets::{
+    DOCKER_CFG, DOCKER_CONFIG_JSON, MAX_CREDENTIALS, PullSecretError,
+    resolve as resolve_pull_secrets,
+};
 pub use reconciler::{
     ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, FIELD_MANAGER, FINALIZER, ImageCacheController,
     ReconcileError, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,

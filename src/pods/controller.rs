@@ -377,6 +377,22 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
     {
         return;
     }
+    // The cache first: it is decided from memory, and a pod that must fail for it fails
+    // before anything is read for it.
+    let snapshot =
+        match super::snapshot::resolve(&ctx.config.image_caches, pod, jiff::Timestamp::now()) {
+            Ok(snapshot) => snapshot,
+            // The index is still loading: the next pass (within sync_interval) asks again,
+            // without the growing backoff of a failed create.
+            Err(Resolve::Wait) => {
+                debug!("waiting for the image cache index before creating");
+                return;
+            }
+            Err(Resolve::Fail(error)) => {
+                fail_for_snapshot(ctx, pod, uid, &error).await;
+                return;
+            }
+        };
     let Some(sources) = fetch_sources(ctx, pod).await else {
         schedule_retry(ctx, uid);
         return;
@@ -405,18 +421,18 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         return;
     }
     let mut request = translated.request;
-    let snapshot =
-        match super::snapshot::resolve(&ctx.config.image_caches, pod, jiff::Timestamp::now()) {
-            Ok(snapshot) => snapshot,
-            Err(Resolve::Wait) => {
-                schedule_retry(ctx, uid);
-                return;
-            }
-            Err(Resolve::Fail(error)) => {
-                fail_for_snapshot(ctx, pod, uid, &error).await;
-                return;
-            }
-        };
+    let (logins, warnings) = super::pull_secrets::credentials(&ctx.kube, pod).await;
+    for warning in &warnings {
+        publish(
+            ctx,
+            pod,
+            EventType::Warning,
+            "FailedToRetrieveImagePullSecret",
+            warning,
+        )
+        .await;
+    }
+    request.image_registry_credentials = logins;
     if let imagecache::SnapshotDecision::Use { id, .. } = &snapshot {
         request.image_snapshot_id = Some(id.clone());
     }

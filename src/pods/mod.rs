@@ -11,6 +11,7 @@
 
 pub mod controller;
 pub mod env;
+pub mod pull_secrets;
 pub mod snapshot;
 pub mod status;
 pub mod translate;
