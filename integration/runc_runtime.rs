@@ -62,6 +62,11 @@ pub fn tests() -> Vec<Test> {
             run: open_removes_what_a_crashed_agent_left,
         },
         Test {
+            name: "runc::delete_runs_pre_stop_then_sigterm",
+            phase: Phase::WithCrd,
+            run: delete_runs_pre_stop_then_sigterm,
+        },
+        Test {
             name: "runc::shutdown_removes_everything",
             phase: Phase::WithCrd,
             run: shutdown_removes_everything,
@@ -1028,6 +1033,72 @@ fn open_removes_what_a_crashed_agent_left(_: &Ground, _: &Namespace) -> Result<(
             "the bridge is left"
         );
         Ok(())
+    })
+}
+
+fn delete_runs_pre_stop_then_sigterm(_: &Ground, _: &Namespace) -> Result<()> {
+    with_runtime(9, |fx| async move {
+        let id = "eci-graceful";
+        let mut main = container(
+            "main",
+            &[
+                "sh",
+                "-c",
+                "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done",
+            ],
+        );
+        // The hook writes into the container's own stdout, so it shows in its log.
+        main.pre_stop_exec = vec![
+            "sh".into(),
+            "-c".into(),
+            "echo pre-stop > /proc/1/fd/1".into(),
+        ];
+        fx.runtime
+            .create_group(group(id, vec![main]), fx.images())
+            .await?;
+        wait_for(&fx, id, "Running", running).await?;
+        let mut follow = fx
+            .runtime
+            .logs(pb::LogsRequest {
+                group_id: id.into(),
+                container: "main".into(),
+                follow: true,
+                ..Default::default()
+            })
+            .await?;
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            while let Some(Ok(chunk)) = follow.next().await {
+                all.extend(chunk.data);
+            }
+            String::from_utf8_lossy(&all).into_owned()
+        });
+        let mut seen = String::new();
+        for _ in 0..50 {
+            seen = logs(
+                &fx,
+                pb::LogsRequest {
+                    group_id: id.into(),
+                    container: "main".into(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            if seen.contains("ready") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ensure!(seen.contains("ready"), "{seen:?}");
+        fx.runtime
+            .delete_group(id, Duration::from_secs(30), false)
+            .await?;
+        let followed = tokio::time::timeout(Duration::from_secs(10), reader).await??;
+        ensure!(
+            followed == "ready\npre-stop\ngot-term\n",
+            "the hook, then SIGTERM: {followed:?}"
+        );
+        assert_group_gone(&fx, id).await
     })
 }
 

@@ -611,12 +611,14 @@ impl RuncRuntime {
         &self,
         request: pb::LogsRequest,
     ) -> Result<ReceiverStream<Result<pb::LogChunk, tonic::Status>>, RuntimeError> {
-        let (group, container) = self.container(&request.group_id, &request.container)?;
+        let (_, container) = self.container(&request.group_id, &request.container)?;
         let instance = container.state.lock().instances;
         let files = container.logs.clone();
         let alive: logs::StillRunning = Box::new(move || {
             let state = container.state.lock();
-            state.running && state.instances == instance && !*group.stopping.borrow()
+            // A delete ends the instance (after its preStop hook and SIGTERM, whose output
+            // is still followed).
+            state.running && state.instances == instance
         });
         let rx = logs::read(&files, &request, alive).await?;
         Ok(ReceiverStream::new(rx))
