@@ -589,6 +589,22 @@ fn exec_output_exit_code_stdin_tty_and_attach(ground: &Ground, ns: &Namespace) -
         String::from_utf8_lossy(&status.stderr)
     );
 
+    // An older kubectl speaks SPDY itself, which the API server passes straight through.
+    let legacy = rig
+        .kubectl_command(ns)
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .args(["exec", "talker", "-c", "main", "--"])
+        .args(&argv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    ensure!(
+        legacy.status.code() == Some(code),
+        "kubectl over SPDY exited {:?}, not {code}: {}",
+        legacy.status.code(),
+        String::from_utf8_lossy(&legacy.stderr)
+    );
+
     // stdin travels (`cat` echoes it and ends at EOF).
     let mut child = rig
         .kubectl_command(ns)
