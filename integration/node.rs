@@ -68,6 +68,11 @@ pub fn tests() -> Vec<Test> {
             run: private_image_pulls_with_the_pods_pull_secret,
         },
         Test {
+            name: "node::cloud_deletion_replaces_the_pod_and_orphans_are_collected",
+            phase: Phase::WithCrd,
+            run: cloud_deletion_replaces_the_pod_and_orphans_are_collected,
+        },
+        Test {
             name: "node::restart_adopts_pods_without_new_groups",
             phase: Phase::WithCrd,
             run: restart_adopts_pods_without_new_groups,
@@ -973,6 +978,118 @@ fn private_image_pulls_with_the_pods_pull_secret(
         !events.contains(&password) && !node.logs().contains(&password),
         "the registry password leaked"
     );
+    Ok(())
+}
+
+/// A group deleted on the cloud side takes its pod with it (its Deployment makes a new one);
+/// a group whose pod went away while the node was down is deleted when the node is back, and a
+/// group of another node with the same cluster tag is left alone.
+fn cloud_deletion_replaces_the_pod_and_orphans_are_collected(
+    ground: &Ground,
+    namespace: &Namespace,
+) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let eci = emulator.client()?;
+    let busybox = busybox_image(ground)?;
+    let name = node_name("gc");
+    let mut node = NodeProcess::start(ground, &name, Some(&emulator))?;
+    node.wait_ready()?;
+    apply(
+        ground,
+        ns,
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: app}}}}\n  template:\n    metadata: {{labels: {{app: app}}}}\n    spec:\n      nodeName: {name}\n      terminationGracePeriodSeconds: 2\n      containers:\n      - {{name: main, image: {busybox}, command: [sleep, \"3600\"]}}\n"
+        ),
+    )?;
+    let pod_of_app = || -> Result<Option<(String, String)>> {
+        let out = node.kubectl(&[
+            "-n",
+            ns,
+            "get",
+            "pods",
+            "-l",
+            "app=app",
+            "-o",
+            "jsonpath={range .items[?(@.status.phase==\"Running\")]}{.metadata.name} {.metadata.uid}{\"\\n\"}{end}",
+        ])?;
+        Ok(out
+            .lines()
+            .next()
+            .and_then(|l| l.split_once(' '))
+            .map(|(n, u)| (n.to_owned(), u.to_owned())))
+    };
+    let (first, first_uid) = wait("the app's pod Running", 90, pod_of_app)
+        .with_context(|| format!("node log:\n{}", node.logs()))?;
+    let group = groups_of(ground, &eci, &name)?
+        .into_iter()
+        .find(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &first_uid)))
+        .context("no group for the app's pod")?;
+    ground.runtime.block_on(
+        eci.delete_container_group(&eci_vk::eci::DeleteContainerGroup {
+            container_group_id: group.container_group_id.clone(),
+            ..Default::default()
+        }),
+    )?;
+    let (second, _) = wait(
+        "a new pod replacing the one whose group vanished",
+        90,
+        || Ok(pod_of_app()?.filter(|(_, uid)| *uid != first_uid)),
+    )
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    ensure!(second != first, "the pod was not replaced");
+
+    // Another node's group, with this cluster's tag: never this node's to collect.
+    let foreign = ground.runtime.block_on(eci.create_container_group(
+        &eci_vk::eci::CreateContainerGroup {
+            container_group_name: "someone-elses".into(),
+            containers: vec![eci_vk::eci::Container {
+                name: "main".into(),
+                image: busybox.clone(),
+                commands: vec!["sleep".into(), "3600".into()],
+                ..Default::default()
+            }],
+            tags: vec![
+                Tag::new("eci-vk.io/cluster", "kubernetes"),
+                Tag::new("eci-vk.io/node", "another-node"),
+                Tag::new("eci-vk.io/uid", "00000000-0000-0000-0000-000000000000"),
+            ],
+            ..Default::default()
+        },
+    ))?;
+
+    // The pod goes while the node is down: its group is collected when the node is back.
+    node.stop()?;
+    node.kubectl(&["-n", ns, "scale", "deployment/app", "--replicas=0"])?;
+    node.kubectl(&[
+        "-n",
+        ns,
+        "delete",
+        "pod",
+        &second,
+        "--grace-period=0",
+        "--force",
+        "--ignore-not-found",
+    ])?;
+    node.spawn()?;
+    node.wait_ready()?;
+    wait("the orphaned group to be deleted", 60, || {
+        Ok(groups_of(ground, &eci, &name)?.is_empty().then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    let still = groups_of(ground, &eci, "another-node")?;
+    ensure!(
+        still
+            .iter()
+            .any(|g| g.container_group_id == foreign.container_group_id),
+        "another node's group was deleted"
+    );
+    ground.runtime.block_on(
+        eci.delete_container_group(&eci_vk::eci::DeleteContainerGroup {
+            container_group_id: foreign.container_group_id,
+            ..Default::default()
+        }),
+    )?;
     Ok(())
 }
 
