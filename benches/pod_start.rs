@@ -33,7 +33,8 @@ use kube::{
 use support::{Daemon, Ground, Summary, secs};
 
 const IMAGES: usize = 3;
-const LABEL: &str = "eci-vk-bench";
+/// The bench's caches carry their own class, so only the bench's node takes them.
+const LABEL: &str = eci_vk::imagecache::LABEL_CLASS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -159,8 +160,8 @@ async fn run(args: Args) -> Result<()> {
         node_name.clone(),
         "--cluster-name".into(),
         format!("bench-{id}"),
-        "--image-cache-selector".into(),
-        format!("{LABEL}={id}"),
+        "--image-cache-class".into(),
+        format!("bench-{id}"),
     ];
     if let Some(ms) = args.sync_ms {
         node_args.extend(["--pod-sync-interval-ms".into(), ms.to_string()]);
@@ -287,7 +288,7 @@ async fn measure(bench: &Bench, args: &Args, data: &Path, tmp: &Path) -> Result<
             retention_days: Some(1),
         },
     );
-    cache.metadata.labels = Some([(LABEL.to_owned(), bench.id.clone())].into());
+    cache.metadata.labels = Some([(LABEL.to_owned(), format!("bench-{}", bench.id))].into());
     let started = Instant::now();
     caches.create(&PostParams::default(), &cache).await?;
     let cache_id = loop {

@@ -31,7 +31,8 @@ use kube::{
 };
 use support::{Ground, Summary, secs};
 
-const LABEL: &str = "eci-vk-bench";
+/// The bench's caches carry their own class, so only the bench's node takes them.
+const LABEL: &str = eci_vk::imagecache::LABEL_CLASS;
 
 fn main() -> Result<()> {
     let (mut replicas, mut caches) = (1000usize, 200usize);
@@ -66,8 +67,8 @@ async fn run(replicas: usize, cache_count: usize) -> Result<()> {
             &node_name,
             "--cluster-name",
             &format!("scale-{id}"),
-            "--image-cache-selector",
-            &format!("{LABEL}={id}"),
+            "--image-cache-class",
+            &format!("bench-{id}"),
             "--metrics-addr",
             &metrics_addr,
             "--pods",
@@ -103,7 +104,7 @@ async fn run(replicas: usize, cache_count: usize) -> Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let _ = deployments.delete("scale", &DeleteParams::default()).await;
     let caches: Api<ImageCache> = Api::all(client.clone());
-    let selector = ListParams::default().labels(&format!("{LABEL}={id}"));
+    let selector = ListParams::default().labels(&format!("{LABEL}=bench-{id}"));
     let _ = caches
         .delete_collection(&DeleteParams::default(), &selector)
         .await;
@@ -264,7 +265,7 @@ async fn measure(
 
     // 200 ImageCaches at once.
     let caches: Api<ImageCache> = Api::all(client.clone());
-    let selector = ListParams::default().labels(&format!("{LABEL}={id}"));
+    let selector = ListParams::default().labels(&format!("{LABEL}=bench-{id}"));
     let t1 = Instant::now();
     let created: Vec<Result<ImageCache, kube::Error>> = stream::iter(0..cache_count)
         .map(|i| {
@@ -281,7 +282,7 @@ async fn measure(
                     retention_days: Some(1),
                 },
             );
-            cache.metadata.labels = Some([(LABEL.to_owned(), id.to_owned())].into());
+            cache.metadata.labels = Some([(LABEL.to_owned(), format!("bench-{id}"))].into());
             async move { caches.create(&PostParams::default(), &cache).await }
         })
         .buffer_unordered(32)
