@@ -229,7 +229,7 @@ fn cache_builds_a_snapshot_with_rising_progress(ground: &Ground, _: &Namespace) 
                 cache.events
             );
             seen.borrow_mut()
-                .push((cache.status.clone(), cache.progress.clone()));
+                .push((cache.status, cache.progress.clone()));
             Ok((cache.status == ImageCacheStatus::Ready).then_some(cache))
         })
         .await?;
@@ -302,7 +302,7 @@ fn private_registry_cache_needs_the_right_password(ground: &Ground, _: &Namespac
         let good = emulator
             .create_cache_with(
                 "private-good",
-                &[private.clone()],
+                std::slice::from_ref(&private),
                 vec![credential(&password)],
             )
             .await?;
@@ -310,7 +310,7 @@ fn private_registry_cache_needs_the_right_password(ground: &Ground, _: &Namespac
 
         let wrong = "not-the-password";
         let bad = emulator
-            .create_cache_with("private-bad", &[private.clone()], vec![credential(wrong)])
+            .create_cache_with("private-bad", std::slice::from_ref(&private), vec![credential(wrong)])
             .await?;
         let failed = emulator.wait_cache(&bad, ImageCacheStatus::Failed).await?;
         let messages: Vec<&str> = failed.events.iter().map(|e| e.message.as_str()).collect();
@@ -470,7 +470,7 @@ fn group_from_a_cache_pulls_nothing(ground: &Ground, _: &Namespace) -> Result<()
             ImageSpec::runnable("agent-runc/app-20m", "v1").with_filler(20 * MIB),
         )
         .await?;
-        let cache = emulator.create_cache("app", &[image.clone()]).await?;
+        let cache = emulator.create_cache("app", std::slice::from_ref(&image)).await?;
         emulator.wait_cache(&cache, ImageCacheStatus::Ready).await?;
 
         let mut from_cache = group("from-cache", vec![busybox("main", &image, "sleep 3600")]);
@@ -622,7 +622,7 @@ fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
             ])?);
         for (name, spec) in [("dotdot", dotdot), ("symlink", symlink)] {
             let (image, _) = push(ground, spec).await?;
-            let id = emulator.create_cache(name, &[image.clone()]).await?;
+            let id = emulator.create_cache(name, std::slice::from_ref(&image)).await?;
             let failed = emulator.wait_cache(&id, ImageCacheStatus::Failed).await?;
             ensure!(
                 failed.events.iter().any(|e| e.message.contains(&image)),
@@ -770,7 +770,7 @@ fn hostile_tar(entries: &[Entry<'_>]) -> Result<Vec<u8>> {
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_cksum();
-        out.append(&header, &data[..])?;
+        out.append(&header, data)?;
     }
     Ok(out.into_inner()?)
 }
