@@ -56,7 +56,9 @@ mod group;
 mod logs;
 mod mounts;
 mod net;
+mod stats;
 mod supervise;
+mod validate;
 mod volumes;
 
 pub use self::error::RuntimeError;
@@ -136,15 +138,6 @@ pub struct RuncRuntime {
     /// Serialises creates, deletes and restarts (they take a few hundred ms; reads do not wait).
     changes: tokio::sync::Mutex<()>,
     shutting_down: watch::Sender<bool>,
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && !name.starts_with('.')
 }
 
 /// Runs a blocking closure off the async threads.
@@ -276,7 +269,7 @@ impl RuncRuntime {
         request: pb::CreateGroupRequest,
         images: HashMap<String, PreparedImage>,
     ) -> Result<pb::GroupStatus, RuntimeError> {
-        validate(&request, &images)?;
+        validate::create_request(&request, &images)?;
         let _changes = self.changes.lock().await;
         if *self.shutting_down.borrow() {
             return Err(RuntimeError::ShuttingDown);
@@ -651,46 +644,7 @@ impl RuncRuntime {
     /// [`RuntimeError::GroupNotFound`].
     pub async fn stats(&self, group_id: &str) -> Result<pb::StatsResponse, RuntimeError> {
         let group = self.group(group_id)?;
-        let mut containers = Vec::new();
-        for container in &group.containers {
-            let running = container.state.lock().running;
-            let usage = if running {
-                match self.runc.stats(&container.runc_id).await {
-                    Ok(sample) => usage_of(container, &sample),
-                    Err(_) => pb::ResourceUsage::default(), // it just exited
-                }
-            } else {
-                pb::ResourceUsage::default()
-            };
-            containers.push(pb::ContainerStats {
-                name: container.name.clone(),
-                usage: Some(usage),
-            });
-        }
-        let sum = |f: fn(&pb::ResourceUsage) -> u64| -> u64 {
-            containers
-                .iter()
-                .filter_map(|c| c.usage.as_ref())
-                .map(f)
-                .sum()
-        };
-        let usage = pb::ResourceUsage {
-            cpu_usage_core_nanoseconds: sum(|u| u.cpu_usage_core_nanoseconds),
-            cpu_usage_nano_cores: sum(|u| u.cpu_usage_nano_cores),
-            memory_usage_bytes: sum(|u| u.memory_usage_bytes),
-            memory_working_set_bytes: sum(|u| u.memory_working_set_bytes),
-            memory_rss_bytes: sum(|u| u.memory_rss_bytes),
-            memory_cache_bytes: sum(|u| u.memory_cache_bytes),
-            memory_available_bytes: sum(|u| u.memory_available_bytes),
-        };
-        let (rx, tx) = Network::counters(&group.network);
-        Ok(pb::StatsResponse {
-            timestamp_ms: jiff::Timestamp::now().as_millisecond(),
-            usage: Some(usage),
-            containers,
-            network_rx_bytes: rx,
-            network_tx_bytes: tx,
-        })
+        Ok(stats::collect(&self.runc, &group).await)
     }
 
     /// Stops and removes every group (SIGKILL at once), then the bridge: no process, mount,
@@ -708,101 +662,4 @@ impl RuncRuntime {
         self.remove_leftovers().await;
         self.network.remove_bridge().await;
     }
-}
-
-/// One container's usage from a runc sample; the CPU rate from the previous sample.
-fn usage_of(container: &Container, sample: &command::RuncStats) -> pb::ResourceUsage {
-    let raw = |names: &[&str]| -> u64 {
-        names
-            .iter()
-            .find_map(|n| sample.memory.raw.get(*n).copied())
-            .unwrap_or(0)
-    };
-    let usage = sample.memory.usage.usage;
-    let inactive = raw(&["total_inactive_file", "inactive_file"]);
-    let working_set = usage.saturating_sub(inactive);
-    let limit = sample.memory.usage.limit;
-    let total_cpu = sample.cpu.usage.total;
-    let now = tokio::time::Instant::now();
-    let nano_cores = {
-        let mut state = container.state.lock();
-        let rate = state.last_cpu.and_then(|(at, before)| {
-            let elapsed = now.duration_since(at).as_nanos();
-            (elapsed > 0).then(|| {
-                u64::try_from(
-                    u128::from(total_cpu.saturating_sub(before)) * 1_000_000_000 / elapsed,
-                )
-                .unwrap_or(u64::MAX)
-            })
-        });
-        state.last_cpu = Some((now, total_cpu));
-        rate.unwrap_or(0)
-    };
-    pb::ResourceUsage {
-        cpu_usage_core_nanoseconds: total_cpu,
-        cpu_usage_nano_cores: nano_cores,
-        memory_usage_bytes: usage,
-        memory_working_set_bytes: working_set,
-        memory_rss_bytes: raw(&["total_rss", "rss", "anon"]),
-        memory_cache_bytes: if sample.memory.cache > 0 {
-            sample.memory.cache
-        } else {
-            raw(&["total_cache", "cache", "file"])
-        },
-        // No limit shows as a huge number on v1 and 0 on v2.
-        memory_available_bytes: if limit > 0 && limit < (1 << 62) {
-            limit.saturating_sub(working_set)
-        } else {
-            0
-        },
-    }
-}
-
-/// Checks a create request before anything is made.
-fn validate(
-    request: &pb::CreateGroupRequest,
-    images: &HashMap<String, PreparedImage>,
-) -> Result<(), RuntimeError> {
-    if !valid_name(&request.group_id) {
-        return Err(RuntimeError::invalid(format!(
-            "group id {:?} must be 1 to 128 characters of [A-Za-z0-9.-]",
-            request.group_id
-        )));
-    }
-    if request.containers.is_empty() {
-        return Err(RuntimeError::invalid(
-            "a group needs at least one container",
-        ));
-    }
-    if !matches!(
-        request.restart_policy.as_str(),
-        "" | "Always" | "OnFailure" | "Never"
-    ) {
-        return Err(RuntimeError::invalid(format!(
-            "restart policy {:?} is not Always, OnFailure or Never",
-            request.restart_policy
-        )));
-    }
-    let mut names = std::collections::HashSet::new();
-    for spec in request.init_containers.iter().chain(&request.containers) {
-        if !valid_name(&spec.name) || spec.name.contains('.') {
-            return Err(RuntimeError::invalid(format!(
-                "container name {:?} must be 1 to 128 characters of [A-Za-z0-9-]",
-                spec.name
-            )));
-        }
-        if !names.insert(spec.name.as_str()) {
-            return Err(RuntimeError::invalid(format!(
-                "container name {} is used twice",
-                spec.name
-            )));
-        }
-        if !images.contains_key(&spec.image) {
-            return Err(RuntimeError::invalid(format!(
-                "container {}: image {} was not prepared",
-                spec.name, spec.image
-            )));
-        }
-    }
-    Ok(())
 }
