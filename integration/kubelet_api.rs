@@ -3,8 +3,8 @@
 //! a token, 403 without `nodes/proxy`, `/pods`, `/runningpods/`, `/stats/summary`,
 //! `/metrics/resource`).
 //!
-//! Each test runs `eci-vk emulator` (runtime from `ECI_VK_TEST_RUNTIME`: `simulated` by
-//! default, or `runc`) and an `eci-vk run` against it whose kubelet API listens on a free
+//! Each test runs `eci-vk emulator` (runtime from `ECI_VK_TEST_RUNTIME`: `runc` by default,
+//! real containers, or `simulated`) and an `eci-vk run` against it whose kubelet API listens on a free
 //! loopback port. What the simulated runtime cannot do (it runs no shell) is checked only with
 //! `runc`; those checks say so where they branch.
 
@@ -49,7 +49,7 @@ pub fn tests() -> Vec<Test> {
 
 /// Whether the emulator runs real containers.
 fn real_runtime() -> bool {
-    std::env::var("ECI_VK_TEST_RUNTIME").is_ok_and(|r| r == "runc")
+    std::env::var("ECI_VK_TEST_RUNTIME").as_deref() != Ok("simulated")
 }
 
 /// An emulator and a node whose kubelet API listens on a free port.
