@@ -117,6 +117,13 @@ struct Sample {
 }
 
 fn main() -> Result<()> {
+    // `--chart-from FILE.json`: draw the chart of an earlier run again.
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(i) = argv.iter().position(|a| a == "--chart-from") {
+        let file = argv.get(i + 1).context("--chart-from FILE.json")?;
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
+        return chart(&report, &support::out_dir()?.join("pod_start.png"));
+    }
     let args = args()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run(args))
@@ -321,6 +328,12 @@ async fn measure(bench: &Bench, args: &Args, data: &Path, tmp: &Path) -> Result<
         }
     }
 
+    // The samples first, so a failing floor loses nothing.
+    std::fs::write(
+        support::out_dir()?.join("pod_start-samples.json"),
+        serde_json::to_string_pretty(&samples)?,
+    )?;
+
     // The floor: runc alone, over the cache's unpacked rootfs of each image.
     let rootfs = snapshot_rootfs(data, &cache_id)?;
     let mut floor_one = Vec::new();
@@ -517,9 +530,28 @@ fn observe(
     Ok(())
 }
 
-/// The unpacked rootfs of each image of the cache, in image order.
+/// The unpacked rootfs of each image of the cache, in image order. The agent names its
+/// snapshot after the cache (ours is the emulator's only one), so the id is preferred but
+/// any complete snapshot of this emulator will do.
 fn snapshot_rootfs(data: &Path, cache_id: &str) -> Result<Vec<PathBuf>> {
-    let dir = data.join("agent/snapshots").join(cache_id).join("images");
+    let snapshots = data.join("agent/snapshots");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .with_context(|| format!("reading {}", snapshots.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("images").is_dir())
+        .collect();
+    dirs.sort_by_key(|p| !p.to_string_lossy().contains(cache_id));
+    let Some(dir) = dirs.first().map(|d| d.join("images")) else {
+        // Another layout: every `rootfs` directory under the agent's data that holds a shell.
+        let mut found = Vec::new();
+        find_rootfs(&data.join("agent"), 0, &mut found);
+        found.sort();
+        if found.is_empty() {
+            bail!("no snapshot under {}", snapshots.display());
+        }
+        eprintln!("rootfs for the floor: {found:?}");
+        return Ok(found);
+    };
     let mut roots: Vec<(usize, PathBuf)> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| {
@@ -534,6 +566,26 @@ fn snapshot_rootfs(data: &Path, cache_id: &str) -> Result<Vec<PathBuf>> {
         bail!("no rootfs under {}", dir.display());
     }
     Ok(roots.into_iter().map(|(_, p)| p).collect())
+}
+
+fn find_rootfs(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
+    if depth > 7 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if e.file_name() == "rootfs" && path.join("bin/busybox").exists() {
+            found.push(path);
+        } else {
+            find_rootfs(&path, depth + 1, found);
+        }
+    }
 }
 
 /// Seconds of one `runc run` of `/bin/true` over `rootfs` (read-only), bundle in `bundle`.
@@ -786,7 +838,7 @@ fn chart(report: &serde_json::Value, file: &Path) -> Result<()> {
         f["max"].as_f64().unwrap_or(0.0),
         RGBColor(120, 120, 120),
     ));
-    let top = bars.iter().map(|b| b.3).fold(1.0, f64::max) * 2.0;
+    let top = bars.iter().map(|b| b.3).fold(1.0, f64::max) * 5.0;
     let root = BitMapBackend::new(file, (1000, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let caption = format!(
@@ -823,11 +875,14 @@ fn chart(report: &serde_json::Value, file: &Path) -> Result<()> {
             (x + 0.2, (median * 1.35).max(y0 * 1.35)),
             ("sans-serif", 14),
         )))?;
-        c.draw_series(std::iter::once(Text::new(
-            label.clone(),
-            (x + 0.05, y0 * 1.15),
-            ("sans-serif", 11).into_font().color(&WHITE),
-        )))?;
+        let (mode, what) = label.split_once(": ").unwrap_or((label.as_str(), ""));
+        for (line, text) in [(3.4, mode), (2.3, what)] {
+            c.draw_series(std::iter::once(Text::new(
+                text.to_owned(),
+                (x + 0.12, (median * line).max(y0 * line)),
+                ("sans-serif", 13),
+            )))?;
+        }
     }
     root.present()?;
     eprintln!("wrote {}", file.display());
