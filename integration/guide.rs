@@ -210,6 +210,24 @@ fn started_from(rig: &Rig, name: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks that the agent pulled exactly `bytes` for the pod's container group.
+fn pulled(rig: &Rig, name: &str, bytes: u64) -> Result<()> {
+    let pod = rig.pod(name)?;
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let group = rig
+        .group_of(uid)?
+        .with_context(|| format!("no container group for pod {name}"))?;
+    let actual = rig
+        .ground
+        .runtime
+        .block_on(rig.emulator.group_pulled(&group.container_group_id))?;
+    ensure!(
+        actual == bytes,
+        "pod {name}'s group pulled {actual} bytes, expected {bytes}"
+    );
+    Ok(())
+}
+
 /// Checks that the pod pulled its images: no annotation, no hit, no cache in the cloud.
 fn started_without_cache(rig: &Rig, name: &str) -> Result<()> {
     let pod = rig.wait_running(name)?;
@@ -394,14 +412,21 @@ fn explicit_id_pod_and_deployment_start_from_the_cache(
     ground: &Ground,
     ns: &Namespace,
 ) -> Result<()> {
-    let image = push_image(ground, "guide/nginx", 16 << 10)?;
-    let rig = Rig::start(ground, ns, 100)?;
+    // The real agent: what a pod's group pulls is read from its counters.
+    let spec = ImageSpec::runnable("guide/nginx-runc", "v1").with_filler(4 << 20);
+    let size = ground
+        .runtime
+        .block_on(build_and_push(&spec, &ground.registry))?
+        .pull_size();
+    let image = ground.registry.reference(&spec.repository, &spec.tag);
+    let rig = Rig::start_runc(ground, ns, 3)?;
     let cache = format!("nginx-{}", ns.name);
     rig.create_cache(&cache, &[&image])?;
     let id = rig.wait_ready(&cache)?;
 
     rig.create(&adapt(POD_WITH_ID, &rig, &image, &id))?;
     started_from(&rig, "nginx-imagecache-id", &id)?;
+    pulled(&rig, "nginx-imagecache-id", 0)?;
 
     rig.create(&adapt(DEPLOYMENT_WITH_ID, &rig, &image, &id))?;
     let pods = wait("2 Deployment pods", POD, || {
@@ -410,6 +435,7 @@ fn explicit_id_pod_and_deployment_start_from_the_cache(
     })?;
     for pod in &pods {
         started_from(&rig, pod, &id)?;
+        pulled(&rig, pod, 0)?;
     }
 
     // The current name of the annotation, k8s.aliyun.com/eci-imc-id, does the same.
@@ -431,6 +457,7 @@ fn explicit_id_pod_and_deployment_start_from_the_cache(
         .replace("name: nginx-imagecache-id", "name: nginx-no-cache");
     rig.create(&adapt(&plain, &rig, &image, &id))?;
     started_without_cache(&rig, "nginx-no-cache")?;
+    pulled(&rig, "nginx-no-cache", size)?;
 
     // "If you add the annotation for the deployment, the annotation does not take effect."
     let on_deployment = DEPLOYMENT_WITH_ID
