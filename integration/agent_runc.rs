@@ -310,7 +310,11 @@ fn private_registry_cache_needs_the_right_password(ground: &Ground, _: &Namespac
 
         let wrong = "not-the-password";
         let bad = emulator
-            .create_cache_with("private-bad", std::slice::from_ref(&private), vec![credential(wrong)])
+            .create_cache_with(
+                "private-bad",
+                std::slice::from_ref(&private),
+                vec![credential(wrong)],
+            )
             .await?;
         let failed = emulator.wait_cache(&bad, ImageCacheStatus::Failed).await?;
         let messages: Vec<&str> = failed.events.iter().map(|e| e.message.as_str()).collect();
@@ -470,7 +474,9 @@ fn group_from_a_cache_pulls_nothing(ground: &Ground, _: &Namespace) -> Result<()
             ImageSpec::runnable("agent-runc/app-20m", "v1").with_filler(20 * MIB),
         )
         .await?;
-        let cache = emulator.create_cache("app", std::slice::from_ref(&image)).await?;
+        let cache = emulator
+            .create_cache("app", std::slice::from_ref(&image))
+            .await?;
         emulator.wait_cache(&cache, ImageCacheStatus::Ready).await?;
 
         let mut from_cache = group("from-cache", vec![busybox("main", &image, "sleep 3600")]);
@@ -622,7 +628,9 @@ fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
             ])?);
         for (name, spec) in [("dotdot", dotdot), ("symlink", symlink)] {
             let (image, _) = push(ground, spec).await?;
-            let id = emulator.create_cache(name, std::slice::from_ref(&image)).await?;
+            let id = emulator
+                .create_cache(name, std::slice::from_ref(&image))
+                .await?;
             let failed = emulator.wait_cache(&id, ImageCacheStatus::Failed).await?;
             ensure!(
                 failed.events.iter().any(|e| e.message.contains(&image)),

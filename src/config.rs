@@ -112,9 +112,16 @@ pub struct RunArgs {
     /// Taint of the node, `key[=value]:Effect`, or `none` for no taint.
     #[arg(long, env = ENV_TAINT, default_value = DEFAULT_TAINT)]
     pub taint: String,
-    /// Directory for the in-process emulator's state (in memory when unset).
+    /// Directory for the in-process emulator's state and its agent's images, snapshots and
+    /// containers (a temporary directory, removed at exit, when unset).
     #[arg(long, env = ENV_DATA_DIR)]
     pub data_dir: Option<PathBuf>,
+    /// The in-process emulator's agent runtime: real containers under runc, or simulated.
+    #[arg(long, env = "VK_RUNTIME", value_enum, default_value_t = crate::cli::Runtime::Runc)]
+    pub runtime: crate::cli::Runtime,
+    /// The in-process agent's flags (registry bandwidth, bridge, pod CIDR, …).
+    #[command(flatten)]
+    pub agent: crate::agent::cli::AgentOptions,
     /// Cluster name, tagged on every container group so two clusters never share one.
     #[arg(long, env = ENV_CLUSTER_NAME, default_value = "kubernetes")]
     pub cluster_name: String,
@@ -218,6 +225,10 @@ pub struct RunConfig {
     pub taint: Option<TaintSpec>,
     /// Emulator state directory.
     pub data_dir: Option<PathBuf>,
+    /// The in-process emulator's agent runtime.
+    pub runtime: crate::cli::Runtime,
+    /// The in-process agent's flags.
+    pub agent: crate::agent::cli::AgentOptions,
     /// Cluster name.
     pub cluster_name: String,
     /// Endpoint override.
@@ -405,6 +416,8 @@ impl RunArgs {
             capacity,
             taint,
             data_dir: self.data_dir,
+            runtime: self.runtime,
+            agent: self.agent,
             cluster_name: self.cluster_name,
             eci_endpoint: self.eci_endpoint,
             internal_ip: self

@@ -110,7 +110,7 @@ async fn serve(
         info!(region = %config.region, endpoint = ?endpoint, node.name = %config.node_name, "using ECI with the credentials from the environment");
         (credentials, endpoint, Cloud::Remote)
     } else {
-        info!(node.name = %config.node_name, data_dir = ?config.data_dir, "no ECI credentials in the environment: starting the ECI emulator in-process on loopback (simulated runtime)");
+        info!(node.name = %config.node_name, data_dir = ?config.data_dir, runtime = ?config.runtime, "no ECI credentials in the environment: starting the ECI emulator and its agent in-process on loopback");
         let (credentials, handle) = start_emulator(&config).await?;
         let endpoint = eci::Endpoint::Url(handle.endpoint());
         info!(endpoint = %handle.endpoint(), "in-process ECI emulator listening");
@@ -309,9 +309,21 @@ async fn start_emulator(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .context("cannot listen on loopback for the emulator")?;
+    let agent = match config.runtime {
+        crate::cli::Runtime::Simulated => {
+            emulator::AgentTarget::Simulated(SimulatedConfig::default())
+        }
+        crate::cli::Runtime::Runc => emulator::AgentTarget::Local(
+            config
+                .agent
+                .config(config.data_dir.as_ref().map(|d| d.join("agent")))
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("invalid agent flags")?,
+        ),
+    };
     let mut builder =
         emulator::Emulator::builder(emulator::Credentials::new(id.clone(), secret.clone()))
-            .agent(emulator::AgentTarget::Simulated(SimulatedConfig::default()));
+            .agent(agent);
     if let Some(dir) = &config.data_dir {
         builder = builder.data_dir(dir.join("emulator"));
     }
