@@ -243,6 +243,12 @@ pub fn resolve(
             }
             continue;
         }
+        if let Some(selector) = &from.resource_field_ref {
+            if let Some(value) = resource_value(pod, container, selector) {
+                set(&mut vars, &mut values, literal(var.name.clone(), value));
+            }
+            continue;
+        }
         if let Some(field) = &from.field_ref {
             match field_value(pod, &field.field_path, host_ip) {
                 FieldValue::Known(value) => {
@@ -322,6 +328,54 @@ enum FieldValue {
     Known(String),
     Cloud,
     Unsupported,
+}
+
+/// A container's resource as the downward API gives it (`resourceFieldRef`): the limit, or the
+/// request when there is no limit (on ECI a container without either gets a share of the
+/// instance's size, which is not known here: the variable is then left unset), divided by the
+/// divisor (default 1) and rounded up, as a kubelet does.
+fn resource_value(
+    pod: &Pod,
+    current: &PodContainer,
+    selector: &k8s_openapi::api::core::v1::ResourceFieldSelector,
+) -> Option<String> {
+    let container = match selector.container_name.as_deref() {
+        Some(name) if !name.is_empty() => pod
+            .spec
+            .as_ref()?
+            .containers
+            .iter()
+            .chain(pod.spec.as_ref()?.init_containers.iter().flatten())
+            .find(|c| c.name == name)?,
+        _ => current,
+    };
+    let (kind, resource) = selector.resource.split_once('.')?;
+    let resources = container.resources.as_ref()?;
+    let pick = |map: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >| {
+        map.as_ref()
+            .and_then(|m| m.get(resource))
+            .map(|q| q.0.clone())
+    };
+    let quantity = match kind {
+        "limits" => pick(&resources.limits).or_else(|| pick(&resources.requests)),
+        "requests" => pick(&resources.requests),
+        _ => None,
+    }?;
+    let parse = if resource == "cpu" {
+        super::translate::parse_cpu
+    } else {
+        super::translate::parse_bytes
+    };
+    let amount = parse(&quantity)?;
+    let divisor = selector
+        .divisor
+        .as_ref()
+        .and_then(|d| parse(&d.0))
+        .filter(|d| *d > 0.0)
+        .unwrap_or(1.0);
+    Some(format!("{}", (amount / divisor).ceil()))
 }
 
 fn field_value(pod: &Pod, path: &str, host_ip: &str) -> FieldValue {
@@ -488,5 +542,39 @@ spec:
         assert_eq!(expand("$$(A)", &values), "$(A)");
         assert_eq!(expand("$(A", &values), "$(A");
         assert_eq!(expand("cost $5", &values), "cost $5");
+    }
+
+    #[test]
+    fn resource_fields_are_rounded_up_by_their_divisor() {
+        let pod: Pod = serde_yaml_ng::from_str(
+            r#"
+metadata: {name: p, namespace: default}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    resources: {requests: {cpu: 250m, memory: 64Mi}, limits: {memory: 128Mi}}
+    env:
+    - {name: CPU_M, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}
+    - {name: CPU, valueFrom: {resourceFieldRef: {resource: requests.cpu}}}
+    - {name: MEM_MI, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+    - {name: OTHER, valueFrom: {resourceFieldRef: {containerName: main, resource: requests.memory}}}
+"#,
+        )
+        .expect("pod");
+        let container = &pod.spec.as_ref().expect("spec").containers[0];
+        let (resolved, missing) = resolve(&pod, container, &Sources::default(), "10.0.0.1");
+        assert!(missing.is_empty());
+        let value = |k: &str| {
+            resolved
+                .vars
+                .iter()
+                .find(|v| v.key == k)
+                .and_then(|v| v.value.clone())
+        };
+        assert_eq!(value("CPU_M").as_deref(), Some("250"));
+        assert_eq!(value("CPU").as_deref(), Some("1"));
+        assert_eq!(value("MEM_MI").as_deref(), Some("128"));
+        assert_eq!(value("OTHER").as_deref(), Some("67108864"));
     }
 }
