@@ -65,6 +65,9 @@ const KUBE_TIMEOUT: Duration = Duration::from_secs(15);
 const ECI_TIMEOUT: Duration = Duration::from_secs(90);
 /// Shortest time between the starts of two passes woken by watch events.
 const MIN_PASS_GAP: Duration = Duration::from_millis(500);
+/// How long after a create passes come every MIN_PASS_GAP (a cached start takes about a
+/// second; an uncached one is seen at the normal interval once its pull is underway).
+const FAST_AFTER_CREATE: Duration = Duration::from_secs(10);
 /// Pods handled at once within a pass.
 const CONCURRENCY: usize = 16;
 /// Longest wait before retrying a failed create.
@@ -99,6 +102,9 @@ struct Context {
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
     /// Pods already told they cannot run here.
     rejected: Mutex<HashSet<String>>,
+    /// Until when passes come every MIN_PASS_GAP instead of every sync_interval: a group was
+    /// just created, and its pod should show Running as soon as the group does.
+    fast_until: Mutex<Instant>,
     health: tokio::sync::watch::Sender<bool>,
 }
 
@@ -154,6 +160,7 @@ pub async fn run(
         store: store.clone(),
         backoff: Mutex::new(HashMap::new()),
         rejected: Mutex::new(HashSet::new()),
+        fast_until: Mutex::new(Instant::now()),
         health,
         config,
     });
@@ -183,12 +190,22 @@ pub async fn run(
                 let gap = MIN_PASS_GAP.min(ctx.config.sync_interval);
                 tokio::time::sleep_until((started + gap).max(Instant::now() + Duration::from_millis(100))).await;
             }
-            () = tokio::time::sleep(ctx.config.sync_interval) => {}
+            () = tokio::time::sleep(next_pass_in(&ctx)) => {}
         }
     }
     watch_task.abort();
     info!(node.name = %ctx.config.node_name, "pod controller stopped; container groups keep running");
     Ok(())
+}
+
+/// How long until the next periodic pass: `sync_interval`, or MIN_PASS_GAP while a group
+/// created in the last FAST_AFTER_CREATE may still be starting.
+fn next_pass_in(ctx: &Context) -> Duration {
+    if Instant::now() < *ctx.fast_until.lock() {
+        MIN_PASS_GAP.min(ctx.config.sync_interval)
+    } else {
+        ctx.config.sync_interval
+    }
 }
 
 /// One pass over every group and pod of the node.
@@ -441,6 +458,7 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         Ok(Ok(created)) => {
             ctx.config.metrics.pod_create("created");
             ctx.backoff.lock().remove(uid);
+            *ctx.fast_until.lock() = Instant::now() + FAST_AFTER_CREATE;
             info!(group.id = %created.container_group_id, "container group created");
             publish(
                 ctx,

@@ -392,6 +392,9 @@ pub(super) async fn run_group(core: Arc<Core>, id: String, generation: u64, mode
     }
 }
 
+/// How often a starting group's status is read from the agent.
+const STARTING_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Follows the agent's view of a group until it is terminal, deleted or superseded.
 async fn watch(core: &Arc<Core>, id: &str, generation: u64) {
     loop {
@@ -401,12 +404,17 @@ async fn watch(core: &Arc<Core>, id: &str, generation: u64) {
                     .saturating_add(SignedDuration::from_secs(s))
                     .ok()
             });
-            (g.status.is_terminal(), deadline.is_some_and(|d| d <= now))
+            (
+                g.status.is_terminal(),
+                deadline.is_some_and(|d| d <= now),
+                matches!(g.status, GroupStatus::Scheduling | GroupStatus::Pending),
+            )
         })
         .await;
+        let mut starting = false;
         match terminal {
-            None | Some((true, _)) => return,
-            Some((false, true)) => {
+            None | Some((true, _, _)) => return,
+            Some((false, true, _)) => {
                 // ActiveDeadlineSeconds passed: the instance is stopped and fails (reference §2.1.1).
                 forget_group(core, id).await;
                 with_group(core, id, generation, |g, now| {
@@ -432,9 +440,16 @@ async fn watch(core: &Arc<Core>, id: &str, generation: u64) {
                 .await;
                 return;
             }
-            Some((false, false)) => {}
+            Some((false, false, pending)) => starting = pending,
         }
-        tokio::time::sleep(core.settings.poll_interval).await;
+        // A machine reports its containers' start at once: while the group starts, its
+        // status is read often, so Running is seen within a fraction of a second.
+        let pause = if starting {
+            STARTING_POLL.min(core.settings.poll_interval)
+        } else {
+            core.settings.poll_interval
+        };
+        tokio::time::sleep(pause).await;
         let request = InspectGroupRequest {
             group_id: id.to_owned(),
         };
