@@ -185,6 +185,10 @@ struct Context {
     settings: Settings,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    /// Objects waiting out their error backoff: until when, and at which generation. Our own
+    /// status write after a failure comes back as a watch event; without this hold it would
+    /// retry at once and turn the backoff into a hot loop against the cloud's quota.
+    held: Mutex<HashMap<String, (std::time::Instant, Option<i64>)>>,
     clock: fn() -> Timestamp,
 }
 
@@ -211,6 +215,7 @@ impl ImageCacheController {
                 settings,
                 recorder,
                 failures: Mutex::new(HashMap::new()),
+                held: Mutex::new(HashMap::new()),
                 clock: Timestamp::now,
             }),
             index: CacheIndexHandle::new(),
@@ -395,6 +400,9 @@ async fn reconcile(
     if let Some(uid) = object.uid() {
         span.record("imagecache.uid", field::display(uid));
     }
+    if let Some(wait) = still_held(&ctx, &object) {
+        return Ok(Action::requeue(wait));
+    }
     let api: Api<ImageCache> = Api::all(ctx.kube.clone());
     let result = finalizer::finalizer(&api, FINALIZER, object, |event| async {
         match event {
@@ -410,6 +418,23 @@ async fn reconcile(
     result
 }
 
+/// How long `object` must still wait after a failure; `None` when it may be reconciled now
+/// (no failure, the backoff is over, its spec changed, or it is being deleted).
+fn still_held(ctx: &Context, object: &ImageCache) -> Option<Duration> {
+    let name = object.name_any();
+    let mut held = ctx.held.lock();
+    let (until, generation) = *held.get(&name)?;
+    let now = std::time::Instant::now();
+    if until > now
+        && generation == object.metadata.generation
+        && object.metadata.deletion_timestamp.is_none()
+    {
+        return Some(until - now);
+    }
+    held.remove(&name);
+    None
+}
+
 fn error_policy(
     object: Arc<ImageCache>,
     error: &finalizer::Error<ReconcileError>,
@@ -423,6 +448,13 @@ fn error_policy(
         *n
     };
     let delay = backoff(ctx.settings.error_backoff, failures);
+    ctx.held.lock().insert(
+        name.clone(),
+        (
+            std::time::Instant::now() + delay,
+            object.metadata.generation,
+        ),
+    );
     tracing::warn!(
         imagecache.name = %name,
         failures,
