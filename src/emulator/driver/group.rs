@@ -411,8 +411,7 @@ async fn watch(core: &Arc<Core>, id: &str, generation: u64) {
             )
         })
         .await;
-        let mut starting = false;
-        match terminal {
+        let starting = match terminal {
             None | Some((true, _, _)) => return,
             Some((false, true, _)) => {
                 // ActiveDeadlineSeconds passed: the instance is stopped and fails (reference §2.1.1).
@@ -440,8 +439,8 @@ async fn watch(core: &Arc<Core>, id: &str, generation: u64) {
                 .await;
                 return;
             }
-            Some((false, false, pending)) => starting = pending,
-        }
+            Some((false, false, pending)) => pending,
+        };
         // A machine reports its containers' start at once: while the group starts, its
         // status is read often, so Running is seen within a fraction of a second.
         let pause = if starting {
