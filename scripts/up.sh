@@ -70,6 +70,17 @@ kubectl wait --for=condition=Ready pod/busybox --timeout=120s >/dev/null
 echo "\$ kubectl get pod busybox -o wide"
 kubectl get pod busybox -o wide
 
+step "kubectl logs and exec, through the node's kubelet API"
+# The API server reaches kubelets as this user; a cluster grants it the kubelet API (as
+# kubeadm does) once.
+kubectl create clusterrolebinding kube-apiserver-kubelet-api-admin \
+  --clusterrole=system:kubelet-api-admin --user=kube-apiserver-kubelet-client \
+  --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+echo "\$ kubectl logs busybox"
+kubectl logs busybox
+echo "\$ kubectl exec busybox -- cat /etc/hostname"
+kubectl exec busybox -- cat /etc/hostname
+
 step "An ImageCache of the app image, and the same pod with and without it"
 local_yaml examples/demo-imagecache.yaml | kubectl apply -f -
 kubectl wait --for=jsonpath='{.status.phase}'=Ready imagecache/demo-app --timeout=180s >/dev/null
