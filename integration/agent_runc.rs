@@ -239,6 +239,14 @@ fn cache_builds_a_snapshot_with_rising_progress(ground: &Ground, _: &Namespace) 
         });
         ensure!(midway, "no progress between 0% and 100% was seen: {seen:?}");
         ensure!(ready.progress == "100%", "progress {}", ready.progress);
+        for image in [&busybox, &filler] {
+            let message = format!("Success pull image {image}");
+            ensure!(
+                ready.events.iter().any(|e| e.message == message),
+                "no event {message:?}: {:?}",
+                ready.events
+            );
+        }
 
         // The snapshot on disk holds both images unpacked.
         let snapshot = emulator

@@ -108,7 +108,16 @@ pub fn from_cloud(
     };
     let events = match cloud.status {
         eci::ImageCacheStatus::Ready => {
-            // The cloud reports no per-image events; the guide's status has one per image.
+            // One event per image, as the guide's status has: at the time of the cloud's own
+            // `Success pull image X` event when it reports one, else when the cache was done.
+            let pulled_at = |image: &str| {
+                let message = format!("Success pull image {image}");
+                cloud
+                    .events
+                    .iter()
+                    .find(|e| e.kind == "Normal" && e.message == message)
+                    .and_then(|e| time(&e.first_timestamp))
+            };
             let done = cloud
                 .events
                 .iter()
@@ -134,7 +143,7 @@ pub fn from_cloud(
                                 "Normal",
                                 None,
                                 format!("Success pull image {image}"),
-                                done.clone(),
+                                pulled_at(image).unwrap_or_else(|| done.clone()),
                             )
                         })
                 })
@@ -295,6 +304,33 @@ mod tests {
             }],
             ..eci::ImageCache::default()
         }
+    }
+
+    #[test]
+    fn a_pulled_image_event_keeps_the_clouds_time() {
+        let mut c = cloud(eci::ImageCacheStatus::Ready, "100%");
+        c.events.insert(
+            0,
+            eci::container_group::Event {
+                count: 1,
+                kind: "Normal".into(),
+                name: "imagecache-sample.1".into(),
+                reason: "Pulled".into(),
+                message: "Success pull image busybox:latest".into(),
+                first_timestamp: "2026-01-09T13:42:04Z".into(),
+                last_timestamp: "2026-01-09T13:42:04Z".into(),
+            },
+        );
+        let s = from_cloud(&c, Some(1), true, None, now());
+        let at = |image: &str| {
+            s.events
+                .iter()
+                .find(|e| e.metadata.name.as_deref() == Some(image))
+                .and_then(|e| e.first_timestamp.clone())
+        };
+        assert_eq!(at("busybox:latest"), time("2026-01-09T13:42:04Z"));
+        // No cloud event for centos: the time the cache was done.
+        assert_eq!(at("centos:latest"), time("2026-01-09T13:44:17Z"));
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
             .await?
             .into_inner();
         let mut last = None;
+        let mut pulled: Vec<String> = Vec::new();
         while let Some(message) = stream.next().await {
             let message = message?;
             let total: u64 = message.images.iter().map(|i| i.bytes_total).sum();
@@ -111,8 +112,24 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
             let progress = u8::try_from(done.saturating_mul(90) / total.max(1))
                 .unwrap_or(90)
                 .min(90);
-            let alive = with_cache(&core, &id, generation, |c, _| {
-                c.progress = c.progress.max(progress)
+            // One event per image as it completes, as the cloud reports a cache's pulls.
+            let newly: Vec<String> = message
+                .images
+                .iter()
+                .filter(|i| i.complete && !pulled.contains(&i.image))
+                .map(|i| i.image.clone())
+                .collect();
+            pulled.extend(newly.iter().cloned());
+            let alive = with_cache(&core, &id, generation, |c, now| {
+                c.progress = c.progress.max(progress);
+                for image in &newly {
+                    c.event(
+                        "Normal",
+                        "Pulled",
+                        format!("Success pull image {image}"),
+                        now,
+                    );
+                }
             })
             .await;
             if alive.is_none() {

@@ -71,8 +71,11 @@ async fn a_cache_and_a_group_from_it_live_their_whole_life() {
             cache["ExpireDateTime"], "",
             "no RetentionDays: never expires"
         );
-        let reasons: Vec<String> = events(&cache).into_iter().map(|(r, _)| r).collect();
-        assert_eq!(reasons, ["Started", "Created"]);
+        let cache_events = events(&cache);
+        let reasons: Vec<&str> = cache_events.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(reasons, ["Started", "Pulled", "Pulled", "Created"]);
+        assert_eq!(cache_events[1].1, "Success pull image nginx:1.25");
+        assert_eq!(cache_events[2].1, "Success pull image busybox:1.36");
 
         let id = create_group(
             &c,
