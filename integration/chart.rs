@@ -481,7 +481,8 @@ impl Drop for ChartNode<'_> {
     }
 }
 
-const CACHE_LABEL: &str = "eci-vk-chart-test";
+/// The test's ImageCaches carry its class, so only its node (`imageCache.class`) serves them.
+const CACHE_LABEL: &str = eci_vk::imagecache::LABEL_CLASS;
 
 /// A kubeconfig that authenticates with `token` to the admin kubeconfig's API server.
 fn token_kubeconfig(ground: &Ground, token: &str) -> Result<String> {
@@ -545,7 +546,6 @@ fn node_runs_pods_and_caches_with_only_the_chart_rbac(
     let release = format!("vkc{pid}");
     let node_name = format!("vk-chart-{pid}");
     let cluster = format!("chart-{pid}");
-    let selector = format!("{CACHE_LABEL}={}", ns.name);
     let manifests = template(
         ground,
         &release,
@@ -556,7 +556,7 @@ fn node_runs_pods_and_caches_with_only_the_chart_rbac(
             "--set",
             &format!("clusterName={cluster}"),
             "--set",
-            &format!("imageCache.selector={selector}"),
+            &format!("imageCache.class={}", ns.name),
             "--set",
             "logFormat=text",
             "--set",
@@ -594,7 +594,7 @@ fn node_runs_pods_and_caches_with_only_the_chart_rbac(
         ground,
         node: node_name.clone(),
         cache_label: ns.name.clone(),
-        leader_lease: format!("eci-vk-imagecache-{cluster}"),
+        leader_lease: eci_vk::imagecache::lease_name(&cluster, Some(&ns.name)),
         rbac_yaml: rbac_yaml.clone(),
         child: None,
         log: tmp.path().join("node.log"),
@@ -676,7 +676,7 @@ fn node_runs_pods_and_caches_with_only_the_chart_rbac(
         account: &account,
         token: token.trim(),
     };
-    let result = exercise(ground, ns, &node, &eci, &busybox, &identity, &cluster);
+    let result = exercise(ground, ns, &node, &eci, &busybox, &identity);
     result.with_context(|| format!("node log:\n{}", tail(&node.logs(), 60)))
 }
 
@@ -694,7 +694,6 @@ fn exercise(
     eci: &eci_vk::eci::Client,
     busybox: &str,
     identity: &Identity,
-    cluster: &str,
 ) -> Result<()> {
     let name = node.node.as_str();
     let n = ns.name.as_str();
@@ -743,7 +742,7 @@ fn exercise(
         .kubectl()
         .args(["apply", "-f", "-"])
         .stdin(format!(
-            "apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata:\n  name: {cache}\n  labels: {{{CACHE_LABEL}: {n}}}\nspec:\n  images: [\"{busybox}\"]\n  imagePullSecrets: [\"{n}:pull\"]\n"
+            "apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata:\n  name: {cache}\n  labels: {{\"{CACHE_LABEL}\": {n}}}\nspec:\n  images: [\"{busybox}\"]\n  imagePullSecrets: [\"{n}:pull\"]\n"
         ))
         .ok()?;
     // Other tests' nodes that reconcile every ImageCache (no selector) may write their own
@@ -891,7 +890,7 @@ fn exercise(
         "kube-system",
         "get",
         "lease",
-        &format!("eci-vk-imagecache-{cluster}"),
+        &node.leader_lease,
         "-o",
         "jsonpath={.spec.holderIdentity}",
     ])?;

@@ -80,6 +80,12 @@ fn before_you_begin(ground: &Ground, _namespace: &Namespace) -> Result<()> {
         lines.next().map(|l| words(l)[0]) == Some(CRD_NAME),
         "the CRD is not listed: {out}"
     );
+    // Leave the cluster fresh for the other fresh-cluster tests (the harness installs the
+    // CRD again before the rest).
+    ground
+        .kubectl()
+        .args(["delete", &format!("crd/{CRD_NAME}"), "--wait=true"])
+        .ok()?;
     Ok(())
 }
 

@@ -127,6 +127,8 @@ impl<'g> Rig<'g> {
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("RUST_LOG", "info,eci_vk::kubelet=debug")
+            // These nodes leave the cluster's ImageCaches to the suites about them.
+            .env("VK_IMAGE_CACHE_CONTROLLER", "false")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

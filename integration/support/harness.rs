@@ -80,7 +80,11 @@ fn run_phases(ground: &'static Ground, args: &Arguments, tests: Vec<Test>) -> Re
             ])
             .ok()
             .context("cannot remove the CRD before the fresh-cluster tests")?;
-        failed |= run_trials(ground, args, fresh).has_failed();
+        // These tests change what the whole cluster sees (one installs the CRD, another needs
+        // it absent): one at a time.
+        let mut one_at_a_time = args.clone();
+        one_at_a_time.test_threads = Some(1);
+        failed |= run_trials(ground, &one_at_a_time, fresh).has_failed();
     }
     install_crd(ground)?;
     if selected(args, &with_crd) {

@@ -66,6 +66,7 @@ The virtual nodes as JSON: [{"node": name, "zone": zone-or-"", "vSwitches": [...
 {{/* The ImageCache controller's leader Lease, named as `eci-vk run` names it. */}}
 {{- define "eci-vk.leaderLease" -}}
 {{- $name := printf "eci-vk-imagecache-%s" .Values.clusterName | lower }}
+{{- with .Values.imageCache.class }}{{ $name = printf "%s-%s" $name . }}{{ end }}
 {{- $name = regexReplaceAll "[^a-z0-9]" $name "-" | trunc 63 }}
 {{- regexReplaceAll "-+$" $name "" }}
 {{- end }}
