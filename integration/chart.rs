@@ -9,10 +9,10 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
 use crate::support::{
@@ -518,25 +518,7 @@ fn token_kubeconfig(ground: &Ground, token: &str) -> Result<String> {
     .to_string())
 }
 
-/// Polls `check` every 250 ms until it returns `Some`, for at most `seconds`.
-fn wait<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut last_error = None;
-    loop {
-        match check() {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(error) => last_error = Some(error),
-        }
-        if Instant::now() > deadline {
-            match last_error {
-                Some(error) => bail!("timed out waiting for {what}; last error: {error:#}"),
-                None => bail!("timed out waiting for {what}"),
-            }
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
+use crate::support::wait::wait;
 
 fn node_runs_pods_and_caches_with_only_the_chart_rbac(
     ground: &Ground,

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::support::{
     Ground,
@@ -297,27 +297,7 @@ fn ensure_apiserver_may_reach_kubelets(ground: &Ground) -> Result<()> {
     Ok(())
 }
 
-/// Polls `check` every 250 ms until it returns `Some`, for at most `seconds`.
-fn wait<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut last_error = None;
-    loop {
-        match check() {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(error) => last_error = Some(error),
-        }
-        if Instant::now() > deadline {
-            match last_error {
-                Some(error) => {
-                    bail!("timed out after {seconds} s waiting for {what}; last error: {error:#}")
-                }
-                None => bail!("timed out after {seconds} s waiting for {what}"),
-            }
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
+use crate::support::wait::wait;
 
 /// The line the `main` container logs first.
 fn main_marker() -> &'static str {

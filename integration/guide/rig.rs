@@ -10,10 +10,9 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use eci_vk::{eci, imagecache, pods::tags};
 use serde_json::Value;
 
@@ -512,30 +511,7 @@ impl Drop for ExtraNode<'_> {
 }
 
 /// Polls `check` every 250 ms until it yields a value or `seconds` pass.
-pub fn wait<T>(
-    what: &str,
-    seconds: u64,
-    mut check: impl FnMut() -> Result<Option<T>>,
-) -> Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut last_error = None;
-    loop {
-        match check() {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(error) => last_error = Some(error),
-        }
-        if Instant::now() > deadline {
-            match last_error {
-                Some(error) => {
-                    bail!("timed out after {seconds} s waiting for {what}; last error: {error:#}")
-                }
-                None => bail!("timed out after {seconds} s waiting for {what}"),
-            }
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
+pub use crate::support::wait::wait;
 
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
