@@ -5,6 +5,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# The free space, up front: a build or a test that dies of a full disk then says so here.
+disk() { df -h --output=avail,target "$root" | tail -n 1 | awk '{print "== disk: " $1 " free on " $2}'; }
+disk
 integration/ground/install-packages.sh
 # Build the ground's tools first so their (long, first-time) build is visible on its own.
 integration/ground/build.sh >/dev/null
@@ -21,5 +24,6 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== unit tests"
 cargo test --lib --bins
+disk
 echo "== integration tests"
 cargo test --test integration
