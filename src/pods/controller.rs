@@ -17,6 +17,10 @@
 //! - without a group although its status names one (deleted on the cloud side) → delete the
 //!   pod so its controller makes a new one.
 //!
+//! Between passes, a pod the watch shows for the first time is created at once, and groups
+//! just created are described by id until they run ([`super::starts`]), so a start is seen
+//! within a fraction of a second rather than at the next pass.
+//!
 //! Groups tagged with this node whose pod is not in the store are deleted — only after the
 //! store's first list, and never groups of another node or cluster (the filter and a second
 //! check of the tags).
@@ -39,7 +43,7 @@ use kube::{
     runtime::{
         WatchStreamExt,
         events::{Event, EventType, Recorder, Reporter},
-        reflector::{self, Store},
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
@@ -51,6 +55,7 @@ use super::{
     PodsError,
     env::{self, SourceKind, Sources},
     snapshot::Resolve,
+    starts::Starts,
     status::{differs, pod_status},
     translate::{Placement, Unsupported, check_supported, tags, translate},
 };
@@ -65,9 +70,13 @@ const KUBE_TIMEOUT: Duration = Duration::from_secs(15);
 const ECI_TIMEOUT: Duration = Duration::from_secs(90);
 /// Shortest time between the starts of two passes woken by watch events.
 const MIN_PASS_GAP: Duration = Duration::from_millis(500);
-/// How long after a create passes come every MIN_PASS_GAP (a cached start takes about a
-/// second; an uncached one is seen at the normal interval once its pull is underway).
-const FAST_AFTER_CREATE: Duration = Duration::from_secs(10);
+/// How long a burst of watch events may settle before the pass they woke.
+const WAKE_SETTLE: Duration = Duration::from_millis(100);
+/// Shortest time between two looks at starting groups: at most ten describes a second, well
+/// inside ECI's describe quota (about 31 a second) next to the passes.
+const MIN_LOOK_GAP: Duration = Duration::from_millis(100);
+/// Limit on one look: a slow answer is left to the next look or pass.
+const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pods handled at once within a pass.
 const CONCURRENCY: usize = 16;
 /// Longest wait before retrying a failed create.
@@ -102,9 +111,8 @@ struct Context {
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
     /// Pods already told they cannot run here.
     rejected: Mutex<HashSet<String>>,
-    /// Until when passes come every MIN_PASS_GAP instead of every sync_interval: a group was
-    /// just created, and its pod should show Running as soon as the group does.
-    fast_until: Mutex<Instant>,
+    /// Creates in flight and groups starting.
+    starts: Starts,
     health: tokio::sync::watch::Sender<bool>,
 }
 
@@ -123,6 +131,8 @@ pub async fn run(
     let api: Api<Pod> = Api::all(kube.clone());
     let (store, writer) = reflector::store();
     let wake = Arc::new(Notify::new());
+    // Pods seen for the first time, for an immediate create.
+    let (new_pods, mut new_pod_rx) = tokio::sync::mpsc::unbounded_channel::<Pod>();
     let selector = format!("spec.nodeName={}", config.node_name);
     let stream = watcher(api, watcher::Config::default().fields(&selector))
         .default_backoff()
@@ -134,6 +144,12 @@ pub async fn run(
             futures::pin_mut!(stream);
             while let Some(event) = stream.next().await {
                 match event {
+                    Ok(watcher::Event::Apply(pod)) => {
+                        if wants_group(&pod) {
+                            let _ = new_pods.send(pod);
+                        }
+                        watch_wake.notify_one();
+                    }
                     Ok(_) => watch_wake.notify_one(),
                     Err(error) => {
                         warn!(
@@ -160,7 +176,7 @@ pub async fn run(
         store: store.clone(),
         backoff: Mutex::new(HashMap::new()),
         rejected: Mutex::new(HashSet::new()),
-        fast_until: Mutex::new(Instant::now()),
+        starts: Starts::default(),
         health,
         config,
     });
@@ -177,35 +193,148 @@ pub async fn run(
         });
     }
     info!(node.name = %ctx.config.node_name, pods = store.state().len(), "pod cache synced; adopting and collecting");
-    loop {
+    // New pods are created as the watch shows them, at most CONCURRENCY at a time.
+    let lane_ctx = ctx.clone();
+    let create_lane = tokio::spawn(async move {
+        let pods = futures::stream::poll_fn(move |cx| new_pod_rx.poll_recv(cx));
+        pods.for_each_concurrent(CONCURRENCY, |pod| {
+            let ctx = lane_ctx.clone();
+            let span = pod_span(&pod);
+            async move { create_new(&ctx, &pod).await }.instrument(span)
+        })
+        .await;
+    });
+    let mut last_look = Instant::now();
+    'passes: loop {
         let started = Instant::now();
         sync_pass(&ctx).await;
         ctx.config.metrics.sync_pass(started.elapsed());
-        tokio::select! {
-            () = &mut shutdown => break,
-            () = wake.notified() => {
-                // Let a burst of watch events settle into one pass, and keep passes (each one
-                // DescribeContainerGroups call) at least MIN_PASS_GAP apart: our own status
-                // writes come back as watch events.
-                let gap = MIN_PASS_GAP.min(ctx.config.sync_interval);
-                tokio::time::sleep_until((started + gap).max(Instant::now() + Duration::from_millis(100))).await;
+        let mut due = started + ctx.config.sync_interval;
+        // Until the next pass: look at starting groups whenever one is due.
+        loop {
+            let look_at = ctx
+                .starts
+                .next_look()
+                .map(|at| at.max(last_look + MIN_LOOK_GAP));
+            tokio::select! {
+                () = &mut shutdown => break 'passes,
+                () = tokio::time::sleep_until(due) => break,
+                () = wake.notified() => {
+                    // Let a burst of watch events settle into one pass, and keep passes (each
+                    // one DescribeContainerGroups call) at least MIN_PASS_GAP apart: our own
+                    // status writes come back as watch events.
+                    let gap = MIN_PASS_GAP.min(ctx.config.sync_interval);
+                    due = due.min((started + gap).max(Instant::now() + WAKE_SETTLE));
+                }
+                () = ctx.starts.changed() => {}
+                () = sleep_until_some(look_at) => {
+                    look(&ctx).await;
+                    last_look = Instant::now();
+                }
             }
-            () = tokio::time::sleep(next_pass_in(&ctx)) => {}
         }
     }
     watch_task.abort();
+    create_lane.abort();
     info!(node.name = %ctx.config.node_name, "pod controller stopped; container groups keep running");
     Ok(())
 }
 
-/// How long until the next periodic pass: `sync_interval`, or MIN_PASS_GAP while a group
-/// created in the last FAST_AFTER_CREATE may still be starting.
-fn next_pass_in(ctx: &Context) -> Duration {
-    if Instant::now() < *ctx.fast_until.lock() {
-        MIN_PASS_GAP.min(ctx.config.sync_interval)
-    } else {
-        ctx.config.sync_interval
+/// Sleeps until `at`, or forever if there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
+}
+
+fn pod_span(pod: &Pod) -> tracing::Span {
+    info_span!(
+        "pod",
+        pod.namespace = %pod.namespace().unwrap_or_default(),
+        pod.name = %pod.name_any(),
+        pod.uid = %pod.uid().unwrap_or_default(),
+    )
+}
+
+/// Whether the watch shows a pod that has never had a group: not being deleted, and no status
+/// of ours yet. Anything else is the pass's.
+fn wants_group(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_none()
+        && matches!(phase, None | Some("Pending"))
+        && !had_group(pod)
+}
+
+/// Creates the group of a pod the watch has just shown, without waiting for a pass. A pod that
+/// cannot run here is left to the pass, which says why.
+async fn create_new(ctx: &Context, pod: &Pod) {
+    let Some(uid) = pod.uid() else {
+        return;
+    };
+    if check_supported(pod).is_err() || ctx.rejected.lock().contains(&uid) {
+        return;
+    }
+    if let Some(_creating) = ctx.starts.begin_create(&uid) {
+        create(ctx, pod, &uid).await;
+    }
+}
+
+/// One look at the starting groups that are due: a describe by id, and the status of each pod
+/// whose group has left its start. A failed look is only logged; the passes go on regardless.
+async fn look(ctx: &Context) {
+    let due = ctx.starts.take_due(Instant::now());
+    if due.is_empty() {
+        return;
+    }
+    let request = DescribeContainerGroups {
+        container_group_ids: due.iter().map(|d| d.group_id.clone()).collect(),
+        ..DescribeContainerGroups::default()
+    };
+    let groups =
+        match tokio::time::timeout(LOOK_TIMEOUT, ctx.eci.describe_container_groups(&request)).await
+        {
+            Ok(Ok(page)) => page.container_groups,
+            Ok(Err(error)) => {
+                debug!(
+                    error = &error as &dyn std::error::Error,
+                    "look at starting groups failed"
+                );
+                return;
+            }
+            Err(_) => {
+                debug!(timeout = ?LOOK_TIMEOUT, "look at starting groups timed out");
+                return;
+            }
+        };
+    for group in groups {
+        if is_starting(&group) {
+            continue;
+        }
+        let Some(due) = due.iter().find(|d| d.group_id == group.container_group_id) else {
+            continue;
+        };
+        ctx.starts.settled(&due.uid);
+        let Some(pod) = ctx.store.get(&due.pod) else {
+            continue;
+        };
+        if pod.uid().as_deref() != Some(due.uid.as_str())
+            || pod.metadata.deletion_timestamp.is_some()
+        {
+            continue;
+        }
+        sync_status(ctx, &pod, &due.uid, &group)
+            .instrument(pod_span(&pod))
+            .await;
+    }
+}
+
+/// Whether a group is still on its way to running.
+fn is_starting(group: &ContainerGroup) -> bool {
+    matches!(
+        group.status,
+        eci::ContainerGroupStatus::Scheduling | eci::ContainerGroupStatus::Pending
+    )
 }
 
 /// One pass over every group and pod of the node.
@@ -279,12 +408,7 @@ async fn sync_pass(ctx: &Arc<Context>) {
     futures::stream::iter(pods)
         .for_each_concurrent(CONCURRENCY, |pod| {
             let group = pod.uid().and_then(|uid| by_uid.get(&uid).cloned());
-            let span = info_span!(
-                "pod",
-                pod.namespace = %pod.namespace().unwrap_or_default(),
-                pod.name = %pod.name_any(),
-                pod.uid = %pod.uid().unwrap_or_default(),
-            );
+            let span = pod_span(&pod);
             async move { reconcile(ctx, &pod, group.as_ref()).await }.instrument(span)
         })
         .await;
@@ -308,6 +432,7 @@ async fn sync_pass(ctx: &Arc<Context>) {
     backoff.retain(|uid, _| live.contains(uid));
     drop(backoff);
     ctx.rejected.lock().retain(|uid| live.contains(uid));
+    ctx.starts.retain_live(&live);
 }
 
 /// Brings one pod and its group (if any) together.
@@ -337,17 +462,10 @@ async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
     }
     match group {
         Some(group) => {
-            let status = pod_status(pod, group, &ctx.config.host_ip, jiff::Timestamp::now());
-            if differs(pod.status.as_ref(), &status) {
-                let was_failed =
-                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
-                if !was_failed && status.reason.is_some() {
-                    let note = status.message.clone().unwrap_or_default();
-                    let reason = status.reason.as_deref().unwrap_or_default();
-                    publish(ctx, pod, EventType::Warning, reason, &note).await;
-                }
-                write_status(ctx, pod, &uid, &status).await;
+            if !is_starting(group) {
+                ctx.starts.settled(&uid);
             }
+            sync_status(ctx, pod, &uid, group).await;
         }
         None => {
             let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
@@ -369,8 +487,26 @@ async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
                 delete_pod(ctx, pod, &uid).await;
                 return;
             }
-            create(ctx, pod, &uid).await;
+            // A create in flight, or one newer than this pass's describe, is not repeated.
+            if let Some(_creating) = ctx.starts.begin_create(&uid) {
+                create(ctx, pod, &uid).await;
+            }
         }
+    }
+}
+
+/// Writes the pod's status from its group, when it changed; a new failure reason is also a
+/// Warning event.
+async fn sync_status(ctx: &Context, pod: &Pod, uid: &str, group: &ContainerGroup) {
+    let status = pod_status(pod, group, &ctx.config.host_ip, jiff::Timestamp::now());
+    if differs(pod.status.as_ref(), &status) {
+        let was_failed = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+        if !was_failed && status.reason.is_some() {
+            let note = status.message.clone().unwrap_or_default();
+            let reason = status.reason.as_deref().unwrap_or_default();
+            publish(ctx, pod, EventType::Warning, reason, &note).await;
+        }
+        write_status(ctx, pod, uid, &status).await;
     }
 }
 
@@ -458,7 +594,12 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         Ok(Ok(created)) => {
             ctx.config.metrics.pod_create("created");
             ctx.backoff.lock().remove(uid);
-            *ctx.fast_until.lock() = Instant::now() + FAST_AFTER_CREATE;
+            ctx.starts.created(
+                uid,
+                &created.container_group_id,
+                ObjectRef::from_obj(pod),
+                Instant::now(),
+            );
             info!(group.id = %created.container_group_id, "container group created");
             publish(
                 ctx,

@@ -6,6 +6,7 @@
 //! - [`volumes`]: pod volumes → ECI volumes (pure).
 //! - [`status`]: described group → `PodStatus` (pure).
 //! - [`snapshot`]: the image cache a new pod starts from (pure).
+//! - [`starts`]: creates in flight and groups starting, for quick creates and looks.
 //! - [`controller`]: the watch, the batched poll, creation, deletion, adoption and orphan
 //!   collection.
 
@@ -13,6 +14,7 @@ pub mod controller;
 pub mod env;
 pub mod pull_secrets;
 pub mod snapshot;
+pub mod starts;
 pub mod status;
 pub mod translate;
 pub mod volumes;
