@@ -872,6 +872,10 @@ async fn write_status(ctx: &Context, pod: &Pod, uid: &str, status: &PodStatus) {
     .await;
     match answer {
         Ok(Ok(_)) => debug!(phase = ?status.phase, "pod status written"),
+        // Deleted since the store showed it: nothing left to report on.
+        Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
+            debug!("pod gone before its status was written");
+        }
         Ok(Err(error)) => warn!(
             error = &error as &dyn std::error::Error,
             "pod status not written"

@@ -6,8 +6,9 @@
 //!
 //! - creates a new pod's group the moment the watch shows the pod (the `ClientToken` makes a
 //!   second create of the same pod answer the same group, so no describe is needed first);
-//! - describes its starting groups by id ("looks"), often at first and less often as the
-//!   start drags on (an image pull), until each leaves `Scheduling`/`Pending`.
+//! - describes its starting groups by id ("looks"), every 0.1 s for the first seconds (a
+//!   start from a cache), then less and less often as the start drags on (an image pull), until
+//!   each leaves `Scheduling`/`Pending`.
 //!
 //! [`Starts`] is the bookkeeping both need: which pods have a create in flight (so the pass and
 //! the watch never create one pod twice at once), which groups were just created (so a pass
@@ -24,8 +25,11 @@ use kube::runtime::reflector::ObjectRef;
 use parking_lot::Mutex;
 use tokio::{sync::Notify, time::Instant};
 
-/// The first look comes this soon after the create; each later one waits 1.5 times longer.
+/// Looks come this often at first.
 const FIRST_LOOK: Duration = Duration::from_millis(100);
+/// For this long after the create; then each look waits 1.5 times longer than the last. A
+/// start from a cache is over well within it; one that pulls images takes far longer.
+const QUICK_LOOKS_FOR: Duration = Duration::from_secs(3);
 /// Looks never come further apart than this; an image pull is seen within it of finishing.
 const MAX_LOOK_GAP: Duration = Duration::from_secs(1);
 /// After this a start is left to the periodic passes.
@@ -146,7 +150,9 @@ impl Starts {
         due.truncate(IDS_PER_LOOK);
         due.into_iter()
             .map(|(uid, s)| {
-                s.gap = s.gap.mul_f32(1.5).min(MAX_LOOK_GAP);
+                if now.saturating_duration_since(s.created) >= QUICK_LOOKS_FOR {
+                    s.gap = s.gap.mul_f32(1.5).min(MAX_LOOK_GAP);
+                }
                 s.next_look = now + s.gap;
                 Due {
                     uid: uid.clone(),
@@ -210,7 +216,7 @@ mod tests {
 
         let mut at = t0 + FIRST_LOOK;
         let mut gaps = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..40 {
             let due = starts.take_due(at);
             assert_eq!(due.len(), 1);
             assert_eq!(due[0].group_id, "eci-1");
@@ -218,6 +224,11 @@ mod tests {
             gaps.push(next - at);
             at = next;
         }
+        let quick = gaps.iter().take_while(|g| **g == FIRST_LOOK).count();
+        assert!(
+            (25..=30).contains(&quick),
+            "every 0.1 s for the first 3 s: {gaps:?}"
+        );
         assert!(gaps.windows(2).all(|w| w[0] <= w[1]), "gaps grow: {gaps:?}");
         assert_eq!(*gaps.last().unwrap(), MAX_LOOK_GAP);
 
