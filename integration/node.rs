@@ -43,6 +43,11 @@ pub fn tests() -> Vec<Test> {
             run: busybox_pod_runs_and_deletes,
         },
         Test {
+            name: "node::a_start_is_seen_between_passes",
+            phase: Phase::WithCrd,
+            run: a_start_is_seen_between_passes,
+        },
+        Test {
             name: "node::failed_and_unsupported_pods",
             phase: Phase::WithCrd,
             run: failed_and_unsupported_pods,
@@ -93,6 +98,8 @@ struct NodeProcess<'g> {
     env: Vec<(String, String)>,
     /// Flags for the in-process emulator's agent (simulated unless a test sets others).
     agent_args: Vec<String>,
+    /// `--pod-sync-interval-ms`: short, so tests see passes often.
+    sync_interval_ms: u64,
 }
 
 impl<'g> NodeProcess<'g> {
@@ -122,6 +129,7 @@ impl<'g> NodeProcess<'g> {
             emulator: endpoint,
             env: Vec::new(),
             agent_args: vec!["--runtime".into(), "simulated".into()],
+            sync_interval_ms: 500,
         })
     }
 
@@ -135,7 +143,8 @@ impl<'g> NodeProcess<'g> {
             .arg("run")
             .arg("--kubeconfig")
             .arg(&self.ground.kubeconfig)
-            .args(["--node-name", &self.name, "--pod-sync-interval-ms", "500"])
+            .args(["--node-name", &self.name])
+            .args(["--pod-sync-interval-ms", &self.sync_interval_ms.to_string()])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
@@ -520,6 +529,59 @@ fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Resul
     .with_context(|| format!("node log:\n{}", node.logs()))?;
     let left = node.kubectl(&["-n", ns, "get", "pods", "-o", "name"])?;
     ensure!(left.trim().is_empty(), "pods left: {left}");
+    Ok(())
+}
+
+/// With passes ten minutes apart, a new pod is still created and seen Running: the node creates
+/// it as the watch shows it and looks at its starting group by id, and does both once.
+fn a_start_is_seen_between_passes(ground: &Ground, namespace: &Namespace) -> Result<()> {
+    let ns = namespace.name.as_str();
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let busybox = busybox_image(ground)?;
+    let name = node_name("looks");
+    let mut node = NodeProcess::prepare(ground, &name, Some(emulator.endpoint.clone()))?;
+    node.sync_interval_ms = 600_000;
+    node.env
+        .push(("VK_METRICS_ADDR".into(), "127.0.0.1:0".into()));
+    node.spawn()?;
+    node.wait_ready()?;
+
+    apply(ground, ns, &busybox_pod("quick", &name, &busybox))?;
+    // Nothing changes the pod after its create, so no watch event wakes a pass: only a look
+    // can tell the node that the group runs.
+    wait_running(ground, &node, ns, "quick")?;
+
+    let metrics = node.metrics()?;
+    ensure!(
+        metrics
+            .contains("eci_vk_api_calls_total{action=\"CreateContainerGroup\",result=\"ok\"} 1\n"),
+        "the pod's group must be created exactly once; metrics:\n{metrics}"
+    );
+    let reasons = node.kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=quick",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])?;
+    let created = reasons
+        .split_whitespace()
+        .filter(|r| *r == "ProviderCreateSuccess")
+        .count();
+    ensure!(created == 1, "events of quick: {reasons}");
+    // Forced: the pod goes at once, and the pass its deletion wakes collects the group.
+    node.kubectl(&[
+        "-n",
+        ns,
+        "delete",
+        "pod",
+        "quick",
+        "--grace-period=0",
+        "--force",
+    ])?;
     Ok(())
 }
 

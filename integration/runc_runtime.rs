@@ -67,6 +67,11 @@ pub fn tests() -> Vec<Test> {
             run: delete_runs_pre_stop_then_sigterm,
         },
         Test {
+            name: "runc::a_slow_delete_does_not_hold_up_other_groups",
+            phase: Phase::WithCrd,
+            run: a_slow_delete_does_not_hold_up_other_groups,
+        },
+        Test {
             name: "runc::shutdown_removes_everything",
             phase: Phase::WithCrd,
             run: shutdown_removes_everything,
@@ -1099,6 +1104,57 @@ fn delete_runs_pre_stop_then_sigterm(_: &Ground, _: &Namespace) -> Result<()> {
             "the hook, then SIGTERM: {followed:?}"
         );
         assert_group_gone(&fx, id).await
+    })
+}
+
+/// Groups are separate machines: while one group's delete waits out its grace period, another
+/// group is created and runs.
+fn a_slow_delete_does_not_hold_up_other_groups(_: &Ground, _: &Namespace) -> Result<()> {
+    with_runtime(10, |fx| async move {
+        // `sleep` as PID 1 ignores SIGTERM, so a graceful delete lasts its whole grace period.
+        let stubborn = "eci-stubborn";
+        fx.runtime
+            .create_group(
+                group(stubborn, vec![container("main", &["sleep", "3600"])]),
+                fx.images(),
+            )
+            .await?;
+        wait_for(&fx, stubborn, "Running", running).await?;
+        let runtime = Arc::clone(&fx.runtime);
+        let deleting = tokio::spawn(async move {
+            runtime
+                .delete_group(stubborn, Duration::from_secs(8), false)
+                .await
+        });
+        // The delete has begun once the group is no longer listed.
+        for _ in 0..100 {
+            if fx.runtime.inspect_group(stubborn).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ensure!(
+            fx.runtime.inspect_group(stubborn).await.is_err(),
+            "the delete never began"
+        );
+
+        let other = "eci-meanwhile";
+        fx.runtime
+            .create_group(
+                group(other, vec![container("main", &["sleep", "3600"])]),
+                fx.images(),
+            )
+            .await?;
+        wait_for(&fx, other, "Running", running).await?;
+        ensure!(
+            !deleting.is_finished(),
+            "another group started only after the stubborn group's grace period ended"
+        );
+        deleting.await??;
+        fx.runtime.delete_group(other, Duration::ZERO, true).await?;
+        // (Each check looks at the whole root, so both groups go first.)
+        assert_group_gone(&fx, stubborn).await?;
+        assert_group_gone(&fx, other).await
     })
 }
 

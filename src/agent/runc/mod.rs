@@ -135,9 +135,18 @@ pub struct RuncRuntime {
     /// Derived from the root: prefix of netns names, name of the parent cgroup.
     tag: String,
     groups: Mutex<HashMap<String, Arc<Group>>>,
-    /// Serialises creates, deletes and restarts (they take a few hundred ms; reads do not wait).
-    changes: tokio::sync::Mutex<()>,
+    /// Creates, deletes and restarts hold it shared, [`RuncRuntime::shutdown`] exclusively.
+    changes: tokio::sync::RwLock<()>,
+    /// One lock per group id: changes to one group run one at a time, but a slow delete (a
+    /// grace period of seconds) never holds up another group's start, as on separate machines.
+    group_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutting_down: watch::Sender<bool>,
+}
+
+/// Held while one group changes.
+struct ChangeGuard<'a> {
+    _one: tokio::sync::OwnedMutexGuard<()>,
+    _all: tokio::sync::RwLockReadGuard<'a, ()>,
 }
 
 /// Runs a blocking closure off the async threads.
@@ -176,7 +185,8 @@ impl RuncRuntime {
             network,
             tag,
             groups: Mutex::new(HashMap::new()),
-            changes: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::RwLock::new(()),
+            group_locks: Mutex::new(HashMap::new()),
             shutting_down: watch::Sender::new(false),
         };
         runtime.remove_leftovers().await;
@@ -270,7 +280,7 @@ impl RuncRuntime {
         images: HashMap<String, PreparedImage>,
     ) -> Result<pb::GroupStatus, RuntimeError> {
         validate::create_request(&request, &images)?;
-        let _changes = self.changes.lock().await;
+        let _changes = self.change(&request.group_id).await;
         if *self.shutting_down.borrow() {
             return Err(RuntimeError::ShuttingDown);
         }
@@ -296,6 +306,21 @@ impl RuncRuntime {
             .insert(group.id.clone(), Arc::clone(&group));
         self.start_supervisor(&group).await;
         Ok(status)
+    }
+
+    /// Waits for the right to change one group (see `group_locks`).
+    async fn change(&self, group_id: &str) -> ChangeGuard<'_> {
+        let all = self.changes.read().await;
+        let one = {
+            let mut locks = self.group_locks.lock();
+            // Locks nobody holds or waits for are dropped, so the map stays small.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            Arc::clone(locks.entry(group_id.to_owned()).or_default())
+        };
+        ChangeGuard {
+            _one: one.lock_owned().await,
+            _all: all,
+        }
     }
 
     async fn start_supervisor(&self, group: &Arc<Group>) {
@@ -566,7 +591,7 @@ impl RuncRuntime {
     /// # Errors
     /// [`RuntimeError::GroupNotFound`].
     pub async fn restart_group(&self, group_id: &str) -> Result<pb::GroupStatus, RuntimeError> {
-        let _changes = self.changes.lock().await;
+        let _changes = self.change(group_id).await;
         let group = self.group(group_id)?;
         let cgroup = format!("/{}/{}", self.tag, group.id);
         supervise::stop(&self.runc, &group, &cgroup, Duration::from_secs(10), false).await;
@@ -587,7 +612,7 @@ impl RuncRuntime {
         grace: Duration,
         force: bool,
     ) -> Result<(), RuntimeError> {
-        let _changes = self.changes.lock().await;
+        let _changes = self.change(group_id).await;
         let Ok(group) = self.group(group_id) else {
             return Ok(());
         };
@@ -651,7 +676,7 @@ impl RuncRuntime {
     /// network namespace, veth, cgroup or bundle directory is left.
     pub async fn shutdown(&self) {
         self.shutting_down.send_replace(true);
-        let _changes = self.changes.lock().await;
+        let _changes = self.changes.write().await;
         let groups: Vec<Arc<Group>> = self.groups.lock().values().cloned().collect();
         futures::future::join_all(
             groups
