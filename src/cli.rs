@@ -98,6 +98,10 @@ pub struct EmulatorArgs {
     /// On an AutoMatchImageCache miss, build an automatic image cache (as current ECI does).
     #[arg(long)]
     pub auto_create_image_cache: bool,
+    /// Manual image caches the account may hold (ListUsage `MaxImageCacheCount`). ECI's default
+    /// is 50; an account can have it raised through Quota Center.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub image_cache_quota: u32,
     /// Simulated runtime: milliseconds to "pull" one image.
     #[arg(long, default_value_t = 500)]
     pub sim_pull_ms: u64,
@@ -123,6 +127,7 @@ impl std::fmt::Debug for EmulatorArgs {
             .field("data_dir", &self.data_dir)
             .field("no_throttle", &self.no_throttle)
             .field("auto_create_image_cache", &self.auto_create_image_cache)
+            .field("image_cache_quota", &self.image_cache_quota)
             .finish_non_exhaustive()
     }
 }
@@ -176,6 +181,7 @@ fn run_emulator(args: EmulatorArgs) -> ExitCode {
         })
         .settings(emulator::Settings {
             auto_create_image_cache: args.auto_create_image_cache,
+            max_image_caches: args.image_cache_quota as usize,
             ..emulator::Settings::default()
         });
         if let Some(dir) = args.data_dir {
@@ -252,6 +258,8 @@ mod tests {
             "simulated",
             "--data-dir",
             "/tmp/x",
+            "--image-cache-quota",
+            "300",
         ])
         .expect("valid flags");
         let shown = format!("{cli:?}");
@@ -261,6 +269,7 @@ mod tests {
         };
         assert_eq!(args.runtime, Runtime::Simulated);
         assert_eq!(args.access_key_secret, "very-secret-value");
+        assert_eq!(args.image_cache_quota, 300);
         let Command::Emulator(args) = Cli::try_parse_from([
             "eci-vk",
             "emulator",
@@ -277,6 +286,7 @@ mod tests {
             panic!("not the emulator command");
         };
         assert_eq!(args.runtime, Runtime::Runc, "runc is the default");
+        assert_eq!(args.image_cache_quota, 50, "ECI's default quota");
         assert_eq!(
             args.agent_options
                 .registry_bandwidth
@@ -295,6 +305,20 @@ mod tests {
                 "b"
             ])
             .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "eci-vk",
+                "emulator",
+                "--image-cache-quota",
+                "0",
+                "--access-key-id",
+                "a",
+                "--access-key-secret",
+                "b"
+            ])
+            .is_err(),
+            "a quota of no caches is not an account"
         );
     }
 }

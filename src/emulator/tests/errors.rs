@@ -346,3 +346,45 @@ async fn a_burst_of_creates_is_throttled_at_the_quota() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_image_cache_quota_is_the_configured_one() {
+    within(async {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // An account whose quota was raised above the default 50 (through Quota Center). Pulls
+        // that take an hour keep every cache `Creating`, so the state holds still.
+        let sim = SimulatedConfig {
+            pull_delay_per_image: Duration::from_secs(3600),
+            ..SimulatedConfig::default()
+        };
+        let settings = Settings {
+            max_image_caches: 55,
+            ..fast_settings()
+        };
+        let handle = start_with(clock.clone(), sim, Quotas::default(), None, settings).await;
+        let c = Client::new(&handle, clock);
+        let mut ids = Vec::new();
+        for _ in 0..55 {
+            let created = c.send(images(1)).await.ok();
+            ids.push(created["ImageCacheId"].as_str().expect("id").to_owned());
+        }
+        for id in &ids {
+            c.wait_cache(id, "Creating").await;
+        }
+        let answer = c.send(images(1)).await;
+        assert_eq!(
+            answer.body["Message"],
+            "The image cache quota of 55 is used up."
+        );
+        refused(&handle, &c, images(1), 400, "QuotaExceed.ImageCache").await;
+        let usage = c.call("ListUsage", &[]).await;
+        assert_eq!(usage["Attributes"]["MaxImageCacheCount"], 55);
+        assert_eq!(usage["Attributes"]["UsedImageCacheCount"], 55);
+        // Deleting one frees its place.
+        c.call("DeleteImageCache", &[("ImageCacheId", &ids[0])])
+            .await;
+        c.send(images(1)).await.ok();
+        handle.shutdown().await;
+    })
+    .await;
+}

@@ -336,6 +336,26 @@ pub async fn start(
     quotas: Quotas,
     data_dir: Option<&std::path::Path>,
 ) -> Handle {
+    start_with(clock, sim, quotas, data_dir, fast_settings()).await
+}
+
+/// The settings [`start`] uses: a fast poll and pull retry, the documented account quotas.
+pub fn fast_settings() -> Settings {
+    Settings {
+        poll_interval: Duration::from_millis(10),
+        pull_retry: Duration::from_millis(50),
+        ..Settings::default()
+    }
+}
+
+/// [`start`] with other settings.
+pub async fn start_with(
+    clock: Arc<dyn Clock>,
+    sim: SimulatedConfig,
+    quotas: Quotas,
+    data_dir: Option<&std::path::Path>,
+    settings: Settings,
+) -> Handle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -343,11 +363,7 @@ pub async fn start(
         .clock(clock)
         .agent(AgentTarget::Simulated(sim))
         .quotas(quotas)
-        .settings(Settings {
-            poll_interval: Duration::from_millis(10),
-            pull_retry: Duration::from_millis(50),
-            ..Settings::default()
-        });
+        .settings(settings);
     if let Some(dir) = data_dir {
         builder = builder.data_dir(dir);
     }
