@@ -43,6 +43,13 @@ kubectl_admin() { "$bin/kubectl" --kubeconfig "$RUN_DIR/admin.kubeconfig" "$@"; 
 wait_until kube-apiserver 120 kubectl_admin get --raw /readyz
 
 # --- kube-controller-manager and kube-scheduler ----------------------------------------------
+# Client rates: the ground must not be slower than a production control plane at creating and
+# binding pods, because the scale bench measures the node against ECI's create quota (a burst
+# of 100, then 20/s). At the defaults (controller-manager 20 requests/s, scheduler 50/s) the
+# ReplicaSet alone needs 50 s to create 1,000 pods, longer than the quota allows. One
+# ReplicaSet is synced by one worker, so --concurrent-replicaset-syncs (5) does not limit it.
+# (The scheduler's client flags, like its --kubeconfig, are deprecated in favour of a config
+# file but still honoured without one.)
 start_daemon kube-controller-manager "$bin/kube-controller-manager" \
   --kubeconfig "$RUN_DIR/controller-manager.kubeconfig" \
   --authentication-kubeconfig "$RUN_DIR/controller-manager.kubeconfig" \
@@ -50,12 +57,14 @@ start_daemon kube-controller-manager "$bin/kube-controller-manager" \
   --bind-address 127.0.0.1 --secure-port "$GROUND_CONTROLLER_MANAGER_PORT" \
   --root-ca-file "$pki/ca.crt" --service-account-private-key-file "$pki/sa.key" \
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-  --use-service-account-credentials=true --leader-elect=false
+  --use-service-account-credentials=true --leader-elect=false \
+  --kube-api-qps 200 --kube-api-burst 400
 start_daemon kube-scheduler "$bin/kube-scheduler" \
   --kubeconfig "$RUN_DIR/scheduler.kubeconfig" \
   --authentication-kubeconfig "$RUN_DIR/scheduler.kubeconfig" \
   --authorization-kubeconfig "$RUN_DIR/scheduler.kubeconfig" \
-  --bind-address 127.0.0.1 --secure-port "$GROUND_SCHEDULER_PORT" --leader-elect=false
+  --bind-address 127.0.0.1 --secure-port "$GROUND_SCHEDULER_PORT" --leader-elect=false \
+  --kube-api-qps 200 --kube-api-burst 400
 wait_until kube-controller-manager 60 curl -sfk "https://127.0.0.1:$GROUND_CONTROLLER_MANAGER_PORT/healthz"
 wait_until kube-scheduler 60 curl -sfk "https://127.0.0.1:$GROUND_SCHEDULER_PORT/healthz"
 # Pods need the default service account, which the controller-manager creates.
