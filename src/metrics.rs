@@ -1,7 +1,8 @@
 //! Prometheus text metrics of `eci-vk run`: ECI API calls by action and result, throttles,
-//! pods by phase, pod creates, and the duration of sync passes. One [`Metrics`] is shared
-//! through the context (no global registry); labels are bounded (actions, API error codes,
-//! phases), never pod names or request ids.
+//! time spent waiting for the client's quota budget, pods by phase, pod creates, and the
+//! duration of sync passes. One [`Metrics`] is shared through the context (no global
+//! registry); labels are bounded (actions, API error codes, phases), never pod names or request
+//! ids.
 
 use std::{collections::BTreeMap, fmt::Write as _, sync::Arc, time::Duration};
 
@@ -26,6 +27,11 @@ const THROTTLES: Family = Family {
     name: "eci_vk_api_throttles_total",
     kind: "counter",
     help: "ECI OpenAPI attempts the service throttled, by action.",
+};
+const BUDGET_WAIT: Family = Family {
+    name: "eci_vk_api_budget_wait_seconds_total",
+    kind: "counter",
+    help: "Seconds ECI OpenAPI attempts waited for the client's own quota budget, by action.",
 };
 const PODS: Family = Family {
     name: "eci_vk_pods",
@@ -77,6 +83,15 @@ impl Metrics {
             );
             if record.throttled {
                 metrics.add(THROTTLES, vec![("action", record.action.to_owned())], 1.0);
+            }
+            // The client waits out ECI's quotas locally rather than be throttled, so this is
+            // where a quota shows as a limit.
+            if !record.budget_wait.is_zero() {
+                metrics.add(
+                    BUDGET_WAIT,
+                    vec![("action", record.action.to_owned())],
+                    record.budget_wait.as_secs_f64(),
+                );
             }
         })
     }
@@ -179,7 +194,11 @@ mod tests {
                 status: Some(if code.is_some() { 400 } else { 200 }),
                 code,
                 throttled: code.is_some(),
-                budget_wait: Duration::ZERO,
+                budget_wait: if code.is_some() {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(1500)
+                },
                 elapsed: Duration::ZERO,
             });
         }
@@ -195,6 +214,12 @@ mod tests {
         assert!(text.contains("result=\"Throttling\"} 1"), "{text}");
         assert!(
             text.contains("eci_vk_api_throttles_total{action=\"DescribeContainerGroups\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "eci_vk_api_budget_wait_seconds_total{action=\"DescribeContainerGroups\"} 1.5"
+            ),
             "{text}"
         );
         assert!(text.contains("eci_vk_pods{phase=\"Running\"} 3"), "{text}");
