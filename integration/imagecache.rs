@@ -5,7 +5,13 @@
 //! Each test runs its own emulator and controller, restricted by a label to the test's own
 //! objects (ImageCache is cluster-scoped, and tests run in parallel).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result, bail, ensure};
 use eci_vk::{
@@ -73,6 +79,11 @@ pub fn tests() -> Vec<Test> {
             phase: Phase::WithCrd,
             run: kubectl_delete_removes_the_cloud_cache,
         },
+        Test {
+            name: "imagecache::a_cache_over_the_quota_waits_out_its_backoff",
+            phase: Phase::WithCrd,
+            run: a_cache_over_the_quota_waits_out_its_backoff,
+        },
     ]
 }
 
@@ -92,6 +103,8 @@ struct Rig<'g> {
     kube: kube::Client,
     emulator: EmulatorProcess,
     replicas: Vec<Replica>,
+    /// `CreateImageCache` attempts the controller's client made.
+    creates: Arc<AtomicU64>,
 }
 
 /// One running reconciler, as one `eci-vk run` process would host it.
@@ -108,20 +121,37 @@ impl<'g> Rig<'g> {
 
     /// Starts the emulator (pulling each image in `pull_ms`) and the controller.
     fn start_with_pull_ms(ground: &'g Ground, namespace: &Namespace, pull_ms: u64) -> Result<Self> {
+        Self::start_with(ground, namespace, pull_ms, &[])
+    }
+
+    /// As [`Rig::start_with_pull_ms`], with more flags for the emulator.
+    fn start_with(
+        ground: &'g Ground,
+        namespace: &Namespace,
+        pull_ms: u64,
+        emulator_flags: &[&str],
+    ) -> Result<Self> {
         let pull_ms = pull_ms.to_string();
-        let emulator = EmulatorProcess::start(
-            ground.eci_vk(),
-            &[
-                "--no-throttle",
-                "--sim-pull-ms",
-                &pull_ms,
-                "--sim-snapshot-ms",
-                "50",
-                "--sim-start-ms",
-                "50",
-            ],
-        )?;
-        let eci = emulator.client().context("ECI client")?;
+        let mut flags = vec![
+            "--no-throttle",
+            "--sim-pull-ms",
+            &pull_ms,
+            "--sim-snapshot-ms",
+            "50",
+            "--sim-start-ms",
+            "50",
+        ];
+        flags.extend_from_slice(emulator_flags);
+        let emulator = EmulatorProcess::start(ground.eci_vk(), &flags)?;
+        let creates = Arc::new(AtomicU64::new(0));
+        let mut config = emulator.client_config();
+        let counted = creates.clone();
+        config.observer = Some(Arc::new(move |attempt: &eci::AttemptRecord<'_>| {
+            if attempt.action == "CreateImageCache" {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        let eci = eci::Client::new(config).context("ECI client")?;
         let kubeconfig = ground.kubeconfig.clone();
         let kube = ground.runtime.block_on(async move {
             let raw = kube::config::Kubeconfig::read_from(&kubeconfig)?;
@@ -139,6 +169,7 @@ impl<'g> Rig<'g> {
             kube,
             emulator,
             replicas: Vec::new(),
+            creates,
         };
         rig.start_controller();
         Ok(rig)
@@ -919,5 +950,48 @@ fn malformed_pull_secret_fails_naming_it(ground: &Ground, ns: &Namespace) -> Res
         );
         ensure!(rig.caches_tagged_for(&name)?.is_empty());
     }
+    Ok(())
+}
+
+/// The account's image-cache quota is used up: the cloud refuses the second cache, the object
+/// shows it, and the controller retries on its backoff, not in a loop. (It once retried at
+/// once each time its own status write came back as a watch event: 1,500 refused creates a
+/// minute, which also starved the polls of the caches the cloud was building.) Once a place is
+/// free, the refused cache is made.
+fn a_cache_over_the_quota_waits_out_its_backoff(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let rig = Rig::start_with(ground, ns, 100, &["--image-cache-quota", "1"])?;
+    let (first, second) = (format!("first-{}", ns.name), format!("second-{}", ns.name));
+    let spec = "  images:\n  - busybox:latest\n";
+    rig.create(&first, spec)?;
+    rig.wait_phase(&first, "Ready")?;
+    rig.create(&second, spec)?;
+    let refused = rig.wait_phase(&second, "Failed")?;
+    ensure!(
+        refused["status"]
+            .to_string()
+            .contains("QuotaExceed.ImageCache"),
+        "the status does not name the cloud's answer: {:#}",
+        refused["status"]
+    );
+    // The rig's backoff starts at 0.5 s and doubles: 0.5 + 1 + 2 s of waits hold at most three
+    // retries in the next three seconds.
+    let before = rig.creates.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(3));
+    let retries = rig.creates.load(Ordering::Relaxed) - before;
+    ensure!(
+        retries <= 4,
+        "{retries} CreateImageCache retries in 3 s: the refused cache is retried in a loop"
+    );
+    rig.ground
+        .kubectl()
+        .args([
+            "delete",
+            "imagecache",
+            &first,
+            "--wait=true",
+            "--timeout=30s",
+        ])
+        .ok()?;
+    rig.wait_phase(&second, "Ready")?;
     Ok(())
 }
