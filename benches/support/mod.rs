@@ -46,9 +46,12 @@ pub struct Ground {
 }
 
 impl Ground {
-    /// Reuses a running ground, or starts one with `up.sh` (stopped again on drop).
+    /// Reuses a running ground, or starts one with `up.sh` (stopped again on drop). The ground
+    /// lives in `GROUND_RUN_DIR` when set (as for `up.sh`), else `target/ground/run`.
     pub fn reuse_or_start() -> Result<Self> {
-        let file = root().join("target/ground/run/ground.env");
+        let run_dir = std::env::var_os("GROUND_RUN_DIR")
+            .map_or_else(|| root().join("target/ground/run"), PathBuf::from);
+        let file = run_dir.join("ground.env");
         let running = file.exists() && {
             let env = read_env(&file)?;
             let kubectl =
@@ -94,6 +97,44 @@ impl Ground {
         let mut cmd = Command::new(Path::new(self.get("GROUND_BIN")?).join("kubectl"));
         cmd.env("KUBECONFIG", self.kubeconfig()?);
         Ok(cmd)
+    }
+
+    /// Installs the ImageCache CRD (`eci-vk crd | kubectl apply -f -`, as the README does) and
+    /// waits until the API server serves it: a fresh ground has none.
+    pub fn install_crd(&self) -> Result<()> {
+        let crd = Command::new(eci_vk()).arg("crd").output()?;
+        if !crd.status.success() {
+            bail!("eci-vk crd failed: {}", crd.status);
+        }
+        let mut apply = self
+            .kubectl()?
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        apply
+            .stdin
+            .take()
+            .context("kubectl stdin")?
+            .write_all(&crd.stdout)?;
+        let status = apply.wait()?;
+        if !status.success() {
+            bail!("kubectl apply of the CRD failed: {status}");
+        }
+        let status = self
+            .kubectl()?
+            .args([
+                "wait",
+                "--for=condition=established",
+                "crd/imagecaches.eci.alibabacloud.com",
+                "--timeout=60s",
+            ])
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("the ImageCache CRD was not established: {status}");
+        }
+        Ok(())
     }
 
     /// A kube client for the ground's apiserver.
@@ -348,6 +389,14 @@ pub fn machine() -> serde_json::Value {
         "kernel": kernel.trim(),
         "memory_gib": (mem_kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
     })
+}
+
+/// The machine's load averages (1, 5, 15 min) as `/proc/loadavg` has them: whether the figures
+/// were taken on a busy machine.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Seconds since `start`.
