@@ -131,6 +131,8 @@ fn main() -> Result<()> {
 
 async fn run(args: Args) -> Result<()> {
     let ground = Ground::reuse_or_start()?;
+    // A fresh ground has no ImageCache CRD, and the bench's cache needs it.
+    ground.install_crd()?;
     let registry = ground.get("GROUND_REGISTRY")?.to_owned();
     let pid = std::process::id();
     let id = format!("{:04x}", pid & 0xffff);
