@@ -262,10 +262,7 @@ async fn a_cache_still_being_created_cannot_be_used_or_updated() {
     within(async {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // Pulls that take an hour: the cache stays `Creating` at 0% for the whole test.
-        let sim = SimulatedConfig {
-            pull_delay_per_image: Duration::from_secs(3600),
-            ..SimulatedConfig::default()
-        };
+        let sim = pulls_that_never_finish();
         let handle = start(clock.clone(), sim, Quotas::default(), None).await;
         let c = Client::new(&handle, clock);
         let id = c.send(images(1)).await.ok()["ImageCacheId"]
@@ -351,12 +348,8 @@ async fn a_burst_of_creates_is_throttled_at_the_quota() {
 async fn the_image_cache_quota_is_the_configured_one() {
     within(async {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        // An account whose quota was raised above the default 50 (through Quota Center). Pulls
-        // that take an hour keep every cache `Creating`, so the state holds still.
-        let sim = SimulatedConfig {
-            pull_delay_per_image: Duration::from_secs(3600),
-            ..SimulatedConfig::default()
-        };
+        // An account whose quota was raised above the default 50 (through Quota Center).
+        let sim = pulls_that_never_finish();
         let settings = Settings {
             max_image_caches: 55,
             ..fast_settings()

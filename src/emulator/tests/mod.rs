@@ -348,6 +348,15 @@ pub fn fast_settings() -> Settings {
     }
 }
 
+/// A simulated runtime whose pulls take an hour: every cache stays `Creating` at 0% for the
+/// whole test, so the state holds still.
+pub fn pulls_that_never_finish() -> SimulatedConfig {
+    SimulatedConfig {
+        pull_delay_per_image: Duration::from_secs(3600),
+        ..SimulatedConfig::default()
+    }
+}
+
 /// [`start`] with other settings.
 pub async fn start_with(
     clock: Arc<dyn Clock>,
