@@ -295,8 +295,12 @@ async fn assert_group_gone(fx: &Fixture, id: &str) -> Result<()> {
 }
 
 fn assert_gone_from(root: &Path, bridge: &str, id: &str) -> Result<()> {
+    // Only what this runtime made counts: another run's leftovers on the machine are not ours.
+    let root = root.canonicalize()?;
+    let tag = eci_vk::agent::runc::tag_of(&root);
+    let root_text = root.to_string_lossy().into_owned();
     let runc_prefix = format!("{id}_");
-    let cgroup_part = format!("/{id}/");
+    let cgroup_part = format!("/{tag}/{id}/");
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let path = entry.path();
         if !entry
@@ -310,14 +314,14 @@ fn assert_gone_from(root: &Path, bridge: &str, id: &str) -> Result<()> {
         let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let cgroup = std::fs::read_to_string(path.join("cgroup")).unwrap_or_default();
+        let runc_of_group = cmdline.contains(&runc_prefix) && cmdline.contains(&root_text);
         ensure!(
-            !cmdline.contains(&runc_prefix) && !cgroup.contains(&cgroup_part),
+            !runc_of_group && !cgroup.contains(&cgroup_part),
             "process {} of group {id} is left: {cmdline}",
             entry.file_name().to_string_lossy()
         );
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let root_text = root.to_string_lossy().into_owned();
     let left: Vec<&str> = mountinfo
         .lines()
         .filter(|l| l.contains(&root_text))
@@ -327,12 +331,12 @@ fn assert_gone_from(root: &Path, bridge: &str, id: &str) -> Result<()> {
         .args(["netns", "list"])
         .output()?;
     let netns = String::from_utf8_lossy(&netns.stdout);
+    let name = format!("{tag}-{id}");
     ensure!(
-        !netns.lines().any(|l| l
-            .split_whitespace()
-            .next()
-            .is_some_and(|n| n.ends_with(&format!("-{id}")))),
-        "network namespace of {id} left: {netns}"
+        !netns
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(name.as_str())),
+        "network namespace {name} left: {netns}"
     );
     let ports = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
         .map(|d| {
@@ -351,17 +355,8 @@ fn assert_gone_from(root: &Path, bridge: &str, id: &str) -> Result<()> {
                 .unwrap_or(Path::new("/"))
                 .to_owned(),
         ] {
-            if let Ok(parents) = std::fs::read_dir(&level) {
-                for parent in parents.flatten() {
-                    if parent.file_name().to_string_lossy().starts_with("ecivk-") {
-                        ensure!(
-                            !parent.path().join(id).exists(),
-                            "cgroup {} left",
-                            parent.path().join(id).display()
-                        );
-                    }
-                }
-            }
+            let group = level.join(&tag).join(id);
+            ensure!(!group.exists(), "cgroup {} left", group.display());
         }
     }
     let dir = root.join("groups").join(id);

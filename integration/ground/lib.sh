@@ -22,6 +22,19 @@ RUN_DIR="${GROUND_RUN_DIR:-$PROJECT_ROOT/target/ground/run}"
 : "${GROUND_REGISTRY_USER:=eci-test}"
 : "${GROUND_REGISTRY_PASSWORD:=eci-test-password}"
 
+# The port variables each daemon listens on, checked before it starts: a port some other process
+# holds (another ground, a run killed halfway) would otherwise let the readiness probe talk to
+# that process instead, and the ground would fail later and far from the cause.
+declare -A DAEMON_PORTS=(
+  [etcd]="GROUND_ETCD_PORT GROUND_ETCD_PEER_PORT"
+  [kube-apiserver]="GROUND_APISERVER_PORT"
+  [kube-controller-manager]="GROUND_CONTROLLER_MANAGER_PORT"
+  [kube-scheduler]="GROUND_SCHEDULER_PORT"
+  [registry]="GROUND_REGISTRY_PORT"
+  [registry-auth]="GROUND_AUTH_REGISTRY_PORT"
+  [emulator]="GROUND_EMULATOR_PORT"
+)
+
 log() { echo "[ground] $*" >&2; }
 die() { echo "[ground] error: $*" >&2; exit 1; }
 
@@ -34,6 +47,12 @@ start_daemon() {
     log "$name already running (pid $(cat "$pidfile"))"
     return 0
   fi
+  local var
+  for var in ${DAEMON_PORTS[$name]:-}; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/${!var}") 2>/dev/null; then
+      die "$name: port ${!var} is taken by another process; stop it or choose another $var"
+    fi
+  done
   mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs"
   setsid "$@" >>"$RUN_DIR/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$pidfile"

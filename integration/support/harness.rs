@@ -6,7 +6,11 @@
 //! CRD (the guide's "Before you begin"); then the harness installs the CRD the way the README
 //! does (`eci-vk crd | kubectl apply -f -`) and runs the `Phase::WithCrd` tests.
 
-use std::process::ExitCode;
+use std::{
+    process::ExitCode,
+    sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result};
 use libtest_mimic::{Arguments, Conclusion, Trial};
@@ -124,21 +128,38 @@ fn selected(args: &Arguments, tests: &[Test]) -> bool {
     })
 }
 
+/// Runs `tests`, then names the slowest, so a run that takes longer than it used to says where
+/// the time went.
 fn run_trials(ground: &'static Ground, args: &Arguments, tests: Vec<Test>) -> Conclusion {
+    let took: &'static Mutex<Vec<(&'static str, Duration)>> =
+        Box::leak(Box::new(Mutex::new(Vec::new())));
     let trials = tests
         .into_iter()
         .map(|t| {
             let run = t.run;
             Trial::test(t.name, move || {
+                let start = Instant::now();
                 let result = ground
                     .namespace(t.name)
                     .and_then(|namespace| run(ground, &namespace));
+                took.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((t.name, start.elapsed()));
                 result.map_err(|e| format!("{e:#}").into())
             })
         })
         .collect();
-    libtest_mimic::run(args, trials)
+    let conclusion = libtest_mimic::run(args, trials);
+    let mut took = std::mem::take(&mut *took.lock().unwrap_or_else(PoisonError::into_inner));
+    took.sort_by_key(|t| std::cmp::Reverse(t.1));
+    for (name, time) in took.iter().take(SLOWEST_SHOWN) {
+        eprintln!("[harness] {:>6.1} s  {name}", time.as_secs_f64());
+    }
+    conclusion
 }
+
+/// How many of a phase's slowest tests the harness names.
+const SLOWEST_SHOWN: usize = 8;
 
 /// An interrupted run still stops the ground it started.
 fn stop_on_signal(ground: &'static Ground) {

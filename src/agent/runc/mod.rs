@@ -149,6 +149,15 @@ struct ChangeGuard<'a> {
     _all: tokio::sync::RwLockReadGuard<'a, ()>,
 }
 
+/// The name a runtime on `root` (canonical) gives its network namespaces (`<tag>-<group>`)
+/// and its parent cgroup: runtimes on different roots never touch each other's.
+pub fn tag_of(root: &Path) -> String {
+    format!(
+        "ecivk-{}",
+        &hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()))[..8]
+    )
+}
+
 /// Runs a blocking closure off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
@@ -173,10 +182,7 @@ impl RuncRuntime {
         let root = tokio::fs::canonicalize(&config.root)
             .await
             .map_err(RuntimeError::io("resolve", &config.root))?;
-        let tag = format!(
-            "ecivk-{}",
-            &hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()))[..8]
-        );
+        let tag = tag_of(&root);
         let network = Network::new(&config.bridge, &config.pod_cidr, &tag)?;
         let config = RuntimeConfig { root, ..config };
         let runtime = Self {
