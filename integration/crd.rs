@@ -278,7 +278,7 @@ struct Proxy {
 impl Proxy {
     fn start(ground: &Ground) -> Result<Self> {
         let mut child = Command::new(ground.bin.join("kubectl"))
-            .arg(format!("--kubeconfig={}", ground.kubeconfig.display()))
+            .args(ground.kubectl_base_args())
             .args(["proxy", "--address=127.0.0.1", "--port=0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

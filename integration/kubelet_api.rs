@@ -179,7 +179,7 @@ impl<'g> Rig<'g> {
     fn kubectl_command(&self, namespace: &str) -> Command {
         let mut command = Command::new(self.ground.bin.join("kubectl"));
         command
-            .arg(format!("--kubeconfig={}", self.ground.kubeconfig.display()))
+            .args(self.ground.kubectl_base_args())
             .args(["-n", namespace]);
         command
     }
@@ -460,9 +460,9 @@ fn logs_tail_since_timestamps_previous_and_follow(ground: &Ground, ns: &Namespac
 /// returns what the terminal showed.
 fn pty_exec(rig: &Rig, ns: &str, command: &[&str], script: &str) -> Result<String> {
     let kubectl = rig.ground.bin.join("kubectl");
-    let mut argv = vec![
-        kubectl.display().to_string(),
-        format!("--kubeconfig={}", rig.ground.kubeconfig.display()),
+    let mut argv = vec![kubectl.display().to_string()];
+    argv.extend(rig.ground.kubectl_base_args());
+    argv.extend([
         "-n".into(),
         ns.into(),
         "exec".into(),
@@ -471,7 +471,7 @@ fn pty_exec(rig: &Rig, ns: &str, command: &[&str], script: &str) -> Result<Strin
         "-c".into(),
         "main".into(),
         "--".into(),
-    ];
+    ]);
     argv.extend(command.iter().map(|s| (*s).to_owned()));
     let program = format!(
         r#"

@@ -16,7 +16,7 @@ step "Starting the control plane and registries (first run builds Kubernetes fro
 integration/ground/up.sh
 # shellcheck disable=SC1091
 source target/ground/run/ground.env
-export KUBECONFIG PATH="$GROUND_BIN:$PATH"
+export KUBECONFIG KUBECACHEDIR PATH="$GROUND_BIN:$PATH"
 
 step "Before you begin: is the ImageCache CRD there?"
 kubectl get crd/imagecaches.eci.alibabacloud.com || true

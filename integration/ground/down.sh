@@ -8,6 +8,6 @@ for name in virtual-kubelet emulator registry-auth registry kube-scheduler kube-
 done
 rm -f "$RUN_DIR/ground.env"
 if [[ "${1:-}" == "--purge" ]]; then
-  rm -rf "$RUN_DIR/node" "$RUN_DIR/emulator" "$RUN_DIR/etcd" "$RUN_DIR/registry" "$RUN_DIR/registry-auth" "$RUN_DIR/logs"
+  rm -rf "$RUN_DIR/node" "$RUN_DIR/emulator" "$RUN_DIR/etcd" "$RUN_DIR/registry" "$RUN_DIR/registry-auth" "$RUN_DIR/logs" "$RUN_DIR/kube-cache"
   log "data purged"
 fi

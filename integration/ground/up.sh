@@ -111,9 +111,12 @@ wait_until registry 30 curl -sf "http://127.0.0.1:$GROUND_REGISTRY_PORT/v2/"
 # 401 without credentials is the sign of life here.
 wait_until registry-auth 30 bash -c "curl -s -o /dev/null -w '%{http_code}' --cacert '$pki/ca.crt' 'https://127.0.0.1:$GROUND_AUTH_REGISTRY_PORT/v2/' | grep -q 401"
 
+# kubectl's discovery cache is per ground (KUBECACHEDIR), not the user's ~/.kube/cache: that one
+# is keyed by address alone, and a fresh cluster on the same port is not the one it describes.
 cat >"$RUN_DIR/ground.env" <<ENV
 GROUND_BIN=$bin
 KUBECONFIG=$RUN_DIR/admin.kubeconfig
+KUBECACHEDIR=$RUN_DIR/kube-cache
 GROUND_APISERVER=https://127.0.0.1:$GROUND_APISERVER_PORT
 GROUND_CA=$pki/ca.crt
 GROUND_REGISTRY=127.0.0.1:$GROUND_REGISTRY_PORT

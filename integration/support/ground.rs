@@ -133,7 +133,21 @@ impl Ground {
 
     /// A kubectl command against the ground's cluster.
     pub fn kubectl(&self) -> super::kubectl::Kubectl {
-        super::kubectl::Kubectl::new(&self.bin.join("kubectl"), &self.kubeconfig)
+        super::kubectl::Kubectl::new(&self.bin.join("kubectl"), self.kubectl_base_args())
+    }
+
+    /// What every kubectl of the tests starts with: the ground's kubeconfig, and the ground's
+    /// own discovery cache next to it (`KUBECACHEDIR` of `ground.env`), because the user's
+    /// `~/.kube/cache` is keyed by address alone and a fresh cluster on the same port is not
+    /// the one it describes.
+    pub fn kubectl_base_args(&self) -> [String; 2] {
+        [
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            format!(
+                "--cache-dir={}",
+                self.kubeconfig.with_file_name("kube-cache").display()
+            ),
+        ]
     }
 
     /// Path of the `eci-vk` binary under test.

@@ -25,10 +25,11 @@ pub struct Outcome {
 }
 
 impl Kubectl {
-    pub(super) fn new(program: &Path, kubeconfig: &Path) -> Self {
+    /// kubectl whose arguments start with `base` (see [`Ground::kubectl_base_args`]).
+    pub(super) fn new(program: &Path, base: [String; 2]) -> Self {
         Self {
             program: program.to_owned(),
-            args: vec![format!("--kubeconfig={}", kubeconfig.display())],
+            args: base.into(),
             stdin: None,
         }
     }
