@@ -430,30 +430,8 @@ impl ChartNode<'_> {
 impl Drop for ChartNode<'_> {
     fn drop(&mut self) {
         let selector = format!("{CACHE_LABEL}={}", self.cache_label);
-        let _ = self
-            .ground
-            .kubectl()
-            .args([
-                "delete",
-                "imagecache",
-                "-l",
-                &selector,
-                "--wait=true",
-                "--timeout=30s",
-            ])
-            .run();
-        // A cache the node could not release keeps no finalizer of a node that is gone.
-        if let Ok(names) = self.kubectl(&["get", "imagecache", "-l", &selector, "-o", "name"]) {
-            for name in names.split_whitespace() {
-                let _ = self.kubectl(&[
-                    "patch",
-                    name,
-                    "--type=merge",
-                    "-p",
-                    "{\"metadata\":{\"finalizers\":null}}",
-                ]);
-            }
-        }
+        self.ground.delete_image_caches(&selector);
+        self.ground.force_remove_image_caches(&selector);
         if let Some(mut child) = self.child.take() {
             crate::support::children::stop(&mut child);
         }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use self::rig::{LABEL, POD, Rig, SLOW, wait};
 use crate::support::{
     Ground,
+    cache_status::ready_status,
     ground::Namespace,
     harness::{Phase, Test},
     image::{ImageSpec, build_and_push},
@@ -346,28 +347,7 @@ fn sample_with_three_pull_secrets_is_ready(ground: &Ground, ns: &Namespace) -> R
 
         // kubectl get -o yaml: the guide's status.
         let yaml = rig.kubectl(&["get", "imagecache", &name, "-o", "yaml"])?;
-        let object: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml)?;
-        let status = &object["status"];
-        let time = |key: &str| -> Result<jiff::Timestamp> {
-            status[key]
-                .as_str()
-                .with_context(|| format!("status.{key} missing:\n{yaml}"))?
-                .parse()
-                .with_context(|| format!("status.{key} is not a time"))
-        };
-        let start = time("startTime")?;
-        let updated = time("lastUpdatedTime")?;
-        ensure!(updated >= start, "{yaml}");
-        ensure!(
-            time("expireDateTime")? == start + jiff::SignedDuration::from_hours(7 * 24),
-            "expireDateTime is not startTime + 7 days:\n{yaml}"
-        );
-        let messages: Vec<&str> = status["events"]
-            .as_sequence()
-            .context("status.events")?
-            .iter()
-            .filter_map(|e| e["message"].as_str())
-            .collect();
+        let messages = ready_status(&yaml)?.messages;
         ensure!(
             messages
                 == [

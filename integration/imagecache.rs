@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::support::{
     Ground,
+    cache_status::{ReadyStatus, ready_status},
     emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
@@ -364,45 +365,14 @@ impl<'g> Rig<'g> {
 impl Drop for Rig<'_> {
     fn drop(&mut self) {
         let selector = format!("{LABEL}={}", self.namespace);
-        let _ = self
-            .ground
-            .kubectl()
-            .args([
-                "delete",
-                "imagecache",
-                "-l",
-                &selector,
-                "--wait=true",
-                "--timeout=30s",
-            ])
-            .run();
+        self.ground.delete_image_caches(&selector);
         for replica in std::mem::take(&mut self.replicas) {
             let _ = replica.stop.send(());
             let _ = self.ground.runtime.block_on(async {
                 tokio::time::timeout(Duration::from_secs(20), replica.task).await
             });
         }
-        // Anything the controller could not release must not block the cluster.
-        if let Ok(names) = self
-            .ground
-            .kubectl()
-            .args(["get", "imagecache", "-l", &selector, "-o", "name"])
-            .ok()
-        {
-            for name in names.lines().filter(|l| !l.is_empty()) {
-                let _ = self
-                    .ground
-                    .kubectl()
-                    .args([
-                        "patch",
-                        name,
-                        "--type=merge",
-                        "-p",
-                        r#"{"metadata":{"finalizers":null}}"#,
-                    ])
-                    .run();
-            }
-        }
+        self.ground.force_remove_image_caches(&selector);
         let _ = &self.emulator;
     }
 }
@@ -497,34 +467,12 @@ fn guide_sample_with_three_pull_secrets_is_ready(ground: &Ground, ns: &Namespace
             .kubectl()
             .args(["get", "imagecache", &name, "-o", "yaml"])
             .ok()?;
-        let object: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml)?;
-        let status = &object["status"];
-        let time = |key: &str| -> Result<jiff::Timestamp> {
-            status[key]
-                .as_str()
-                .with_context(|| format!("status.{key} missing:\n{yaml}"))?
-                .parse()
-                .with_context(|| format!("status.{key} is not a time"))
-        };
-        let start = time("startTime")?;
-        let updated = time("lastUpdatedTime")?;
-        let expire = time("expireDateTime")?;
-        ensure!(updated >= start, "{yaml}");
-        ensure!(
-            expire == start + jiff::SignedDuration::from_hours(7 * 24),
-            "expireDateTime is not startTime + 7 days:\n{yaml}"
-        );
+        let ReadyStatus { status, messages } = ready_status(&yaml)?;
         ensure!(
             status["imageCacheId"].as_str() == Some(id.as_str()),
             "{yaml}"
         );
         ensure!(status["observedGeneration"].as_i64() == Some(1), "{yaml}");
-        let messages: Vec<&str> = status["events"]
-            .as_sequence()
-            .context("status.events")?
-            .iter()
-            .filter_map(|e| e["message"].as_str())
-            .collect();
         ensure!(
             messages
                 == [

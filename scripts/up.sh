@@ -15,7 +15,7 @@ eci_vk="$root/target/debug/eci-vk"
 step "Starting the control plane and registries (first run builds Kubernetes from source: ~10-30 min)"
 integration/ground/up.sh
 # shellcheck disable=SC1091
-source target/ground/run/ground.env
+source "${GROUND_RUN_DIR:-target/ground/run}/ground.env"
 export KUBECONFIG KUBECACHEDIR PATH="$GROUND_BIN:$PATH"
 
 step "Before you begin: is the ImageCache CRD there?"

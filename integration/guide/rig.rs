@@ -421,46 +421,10 @@ impl Drop for Rig<'_> {
     fn drop(&mut self) {
         let selector = format!("{LABEL}={}", self.ns);
         if self.child.is_some() {
-            let _ = self
-                .ground
-                .kubectl()
-                .args([
-                    "delete",
-                    "imagecache",
-                    "-l",
-                    &selector,
-                    "--wait=true",
-                    "--timeout=30s",
-                ])
-                .run();
+            self.ground.delete_image_caches(&selector);
         }
         self.kill_node();
-        // Whatever the node could not release must not stay stuck in the cluster.
-        if let Ok(names) = self
-            .ground
-            .kubectl()
-            .args(["get", "imagecache", "-l", &selector, "-o", "name"])
-            .ok()
-        {
-            for name in names.lines().filter(|l| !l.is_empty()) {
-                let _ = self
-                    .ground
-                    .kubectl()
-                    .args([
-                        "patch",
-                        name,
-                        "--type=merge",
-                        "-p",
-                        r#"{"metadata":{"finalizers":null}}"#,
-                    ])
-                    .run();
-                let _ = self
-                    .ground
-                    .kubectl()
-                    .args(["delete", name, "--wait=false", "--ignore-not-found"])
-                    .run();
-            }
-        }
+        self.ground.force_remove_image_caches(&selector);
         let lease = imagecache::lease_name(&self.ns, Some(&self.ns));
         for (kind, namespace, name) in [
             ("node", None, self.node_name.as_str()),

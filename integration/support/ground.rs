@@ -136,6 +136,51 @@ impl Ground {
         super::kubectl::Kubectl::new(&self.bin.join("kubectl"), self.kubectl_base_args())
     }
 
+    /// Deletes the ImageCaches that `selector` picks and waits (up to 30 s) for a node to
+    /// release them: the way a test ends while its node still runs.
+    pub fn delete_image_caches(&self, selector: &str) {
+        let _ = self
+            .kubectl()
+            .args([
+                "delete",
+                "imagecache",
+                "-l",
+                selector,
+                "--wait=true",
+                "--timeout=30s",
+            ])
+            .run();
+    }
+
+    /// Removes the ImageCaches that `selector` picks even without a node to release them
+    /// (finalizers dropped): what a test's node could not release must not stay stuck in the
+    /// cluster for the tests after it.
+    pub fn force_remove_image_caches(&self, selector: &str) {
+        let Ok(names) = self
+            .kubectl()
+            .args(["get", "imagecache", "-l", selector, "-o", "name"])
+            .ok()
+        else {
+            return;
+        };
+        for name in names.split_whitespace() {
+            let _ = self
+                .kubectl()
+                .args([
+                    "patch",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ])
+                .run();
+            let _ = self
+                .kubectl()
+                .args(["delete", name, "--wait=false", "--ignore-not-found"])
+                .run();
+        }
+    }
+
     /// What every kubectl of the tests starts with: the ground's kubeconfig, and the ground's
     /// own discovery cache next to it (`KUBECACHEDIR` of `ground.env`), because the user's
     /// `~/.kube/cache` is keyed by address alone and a fresh cluster on the same port is not

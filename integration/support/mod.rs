@@ -2,6 +2,7 @@
 //! registries, started by the project's own scripts), per-test namespaces, kubectl, and the
 //! test-image builder.
 
+pub mod cache_status;
 pub mod children;
 pub mod emulator;
 pub mod ground;
