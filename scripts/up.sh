@@ -107,7 +107,7 @@ kubectl get events --field-selector involvedObject.name=app-from-cache
 cat <<MSG
 
 The cluster is up. To use it from this shell:
-  export KUBECONFIG=$KUBECONFIG PATH=$GROUND_BIN:\$PATH
+  export KUBECONFIG=$KUBECONFIG KUBECACHEDIR=$KUBECACHEDIR PATH=$GROUND_BIN:\$PATH
 Registries: http://$GROUND_REGISTRY (anonymous), https://$GROUND_AUTH_REGISTRY (user $GROUND_REGISTRY_USER, CA $GROUND_CA)
 ECI emulator: http://127.0.0.1:$GROUND_EMULATOR_PORT/ (AccessKey $ALIBABA_CLOUD_ACCESS_KEY_ID / $ALIBABA_CLOUD_ACCESS_KEY_SECRET)
 Stop everything with: scripts/down.sh
