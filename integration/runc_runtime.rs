@@ -237,6 +237,18 @@ fn running(status: &pb::GroupStatus) -> bool {
     status.phase == pb::GroupPhase::Running as i32 && status.containers.iter().all(|c| c.ready)
 }
 
+/// Creates group `id` of one container that sleeps for an hour, and waits until it runs.
+async fn start_sleeper(fx: &Fixture, id: &str) -> Result<()> {
+    fx.runtime
+        .create_group(
+            group(id, vec![container("main", &["sleep", "3600"])]),
+            fx.images(),
+        )
+        .await?;
+    wait_for(fx, id, "Running", running).await?;
+    Ok(())
+}
+
 async fn logs(fx: &Fixture, request: pb::LogsRequest) -> Result<String> {
     let mut stream = fx.runtime.logs(request).await?;
     let mut all = Vec::new();
@@ -1108,13 +1120,7 @@ fn a_slow_delete_does_not_hold_up_other_groups(_: &Ground, _: &Namespace) -> Res
     with_runtime(10, |fx| async move {
         // `sleep` as PID 1 ignores SIGTERM, so a graceful delete lasts its whole grace period.
         let stubborn = "eci-stubborn";
-        fx.runtime
-            .create_group(
-                group(stubborn, vec![container("main", &["sleep", "3600"])]),
-                fx.images(),
-            )
-            .await?;
-        wait_for(&fx, stubborn, "Running", running).await?;
+        start_sleeper(&fx, stubborn).await?;
         let runtime = Arc::clone(&fx.runtime);
         let deleting = tokio::spawn(async move {
             runtime
@@ -1134,13 +1140,7 @@ fn a_slow_delete_does_not_hold_up_other_groups(_: &Ground, _: &Namespace) -> Res
         );
 
         let other = "eci-meanwhile";
-        fx.runtime
-            .create_group(
-                group(other, vec![container("main", &["sleep", "3600"])]),
-                fx.images(),
-            )
-            .await?;
-        wait_for(&fx, other, "Running", running).await?;
+        start_sleeper(&fx, other).await?;
         ensure!(
             !deleting.is_finished(),
             "another group started only after the stubborn group's grace period ended"

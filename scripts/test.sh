@@ -35,13 +35,12 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== unit tests"
 cargo test --lib --bins
 echo "== the ground's tools"
-tools_ok=true
-wait "$tools" || tools_ok=false
-tools=""
-if ! $tools_ok; then
+if ! wait "$tools"; then
+  tools=""
   cat "$tools_log" >&2
   exit 1
 fi
+tools=""
 cat "$tools_log"
 disk
 echo "== integration tests"

@@ -96,6 +96,10 @@ impl Ground {
     pub fn kubectl(&self) -> Result<Command> {
         let mut cmd = Command::new(Path::new(self.get("GROUND_BIN")?).join("kubectl"));
         cmd.env("KUBECONFIG", self.kubeconfig()?);
+        // The ground's own discovery cache (see `up.sh` on `KUBECACHEDIR`).
+        if let Some(cache) = self.env.get("KUBECACHEDIR") {
+            cmd.env("KUBECACHEDIR", cache);
+        }
         Ok(cmd)
     }
 

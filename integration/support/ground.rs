@@ -19,6 +19,9 @@ pub struct Ground {
     pub bin: PathBuf,
     /// Admin kubeconfig of the ground's cluster.
     pub kubeconfig: PathBuf,
+    /// kubectl's discovery cache for this ground (`KUBECACHEDIR`; absent in the `ground.env`
+    /// of a ground started before it was written there).
+    kube_cache: Option<PathBuf>,
     /// The plain-HTTP registry, anonymous.
     pub registry: Registry,
     /// The HTTPS registry with htpasswd basic auth.
@@ -98,6 +101,7 @@ impl Ground {
         Ok(Self {
             bin: get("GROUND_BIN")?.into(),
             kubeconfig: get("KUBECONFIG")?.into(),
+            kube_cache: env.get("KUBECACHEDIR").map(PathBuf::from),
             registry: Registry::plain(get("GROUND_REGISTRY")?),
             auth_registry: Registry::tls_basic(
                 get("GROUND_AUTH_REGISTRY")?,
@@ -182,17 +186,13 @@ impl Ground {
     }
 
     /// What every kubectl of the tests starts with: the ground's kubeconfig, and the ground's
-    /// own discovery cache next to it (`KUBECACHEDIR` of `ground.env`), because the user's
-    /// `~/.kube/cache` is keyed by address alone and a fresh cluster on the same port is not
-    /// the one it describes.
-    pub fn kubectl_base_args(&self) -> [String; 2] {
-        [
-            format!("--kubeconfig={}", self.kubeconfig.display()),
-            format!(
-                "--cache-dir={}",
-                self.kubeconfig.with_file_name("kube-cache").display()
-            ),
-        ]
+    /// own discovery cache (see `up.sh` on `KUBECACHEDIR`).
+    pub fn kubectl_base_args(&self) -> Vec<String> {
+        let mut args = vec![format!("--kubeconfig={}", self.kubeconfig.display())];
+        if let Some(cache) = &self.kube_cache {
+            args.push(format!("--cache-dir={}", cache.display()));
+        }
+        args
     }
 
     /// Path of the `eci-vk` binary under test.

@@ -8,7 +8,7 @@
 
 use std::{
     process::ExitCode,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -131,12 +131,12 @@ fn selected(args: &Arguments, tests: &[Test]) -> bool {
 /// Runs `tests`, then names the slowest, so a run that takes longer than it used to says where
 /// the time went.
 fn run_trials(ground: &'static Ground, args: &Arguments, tests: Vec<Test>) -> Conclusion {
-    let took: &'static Mutex<Vec<(&'static str, Duration)>> =
-        Box::leak(Box::new(Mutex::new(Vec::new())));
+    let took: Arc<Mutex<Vec<(&'static str, Duration)>>> = Arc::default();
     let trials = tests
         .into_iter()
         .map(|t| {
             let run = t.run;
+            let took = Arc::clone(&took);
             Trial::test(t.name, move || {
                 let start = Instant::now();
                 let result = ground

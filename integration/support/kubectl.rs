@@ -26,10 +26,10 @@ pub struct Outcome {
 
 impl Kubectl {
     /// kubectl whose arguments start with `base` (see [`Ground::kubectl_base_args`]).
-    pub(super) fn new(program: &Path, base: [String; 2]) -> Self {
+    pub(super) fn new(program: &Path, base: Vec<String>) -> Self {
         Self {
             program: program.to_owned(),
-            args: base.into(),
+            args: base,
             stdin: None,
         }
     }
