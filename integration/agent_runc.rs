@@ -672,7 +672,7 @@ fn standalone_agent_serves_an_emulator(ground: &Ground, _: &Namespace) -> Result
         .port();
     let mut agent = std::process::Command::new(ground.eci_vk())
         .args(["agent", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .arg("--data-dir")
         .arg(data.path())
         .args(["--bridge", "ecivkt7", "--pod-cidr", "10.231.7.0/24"])

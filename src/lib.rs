@@ -1,8 +1,11 @@
 //! eci-virtual-kubelet: a Kubernetes virtual node for Alibaba Cloud Elastic Container Instance.
 //!
-//! Each module is a room of `DESIGN.md` with one job; `src/main.rs` only wires them together.
+//! Each module is a room of `DESIGN.md` with one job; [`cli`] is the one edge that wires them
+//! into a program, and `src/main.rs` only hands it the command line.
 
 pub mod agent;
+#[cfg(test)]
+mod architecture;
 pub mod cli;
 pub mod config;
 pub mod eci;
@@ -12,7 +15,6 @@ pub mod kubelet;
 pub mod metrics;
 pub mod node;
 pub mod pods;
-pub mod run;
 
 /// An error and its causes on one line (`outer: cause: root cause`), for messages that travel
 /// where no `Debug` report is printed: gRPC statuses, events, CLI errors.

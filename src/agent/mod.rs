@@ -15,9 +15,14 @@ pub mod store;
 pub mod unpack;
 
 // The real agent's container side: groups as runc containers.
-pub mod cli;
 pub mod runc;
 pub mod service;
+
+// The front (the agentfront branch replaces these with its own re-exports).
+pub use registry::{Platform, RegistryConfig};
+pub use service::{LocalAgent, LocalAgentConfig};
+pub use shaper::Bandwidth;
+pub use simulated::SimulatedConfig;
 
 /// The generated protocol types, client and server of `eci.agent.v1`.
 #[allow(missing_docs, clippy::pedantic)] // generated code

@@ -6,7 +6,7 @@
 
 mod annotations;
 mod explain;
-mod explain_cli;
+mod explain_pod;
 mod host;
 mod index;
 mod leader;
@@ -24,9 +24,7 @@ pub use annotations::{
     resolve_snapshot_request,
 };
 pub use explain::{explain, why_better};
-pub use explain_cli::{
-    ExplainError, ExplainMatchArgs, main as explain_match_main, render as explain_match,
-};
+pub use explain_pod::{ExplainError, explain_pod, read_pod, render as explain_match};
 pub use host::{LABEL_CLASS, class_selector, host, lease_name};
 pub use index::{CacheIndexHandle, entry_of};
 pub use leader::{

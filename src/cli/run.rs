@@ -2,8 +2,8 @@
 //! ImageCache controller and the pod controller (sharing one cache index), and drains them on
 //! SIGTERM/SIGINT.
 //!
-//! This is the only place besides `cli.rs` that may construct the emulator (DESIGN.md): the
-//! node and pod rooms only ever see an [`eci::Client`].
+//! The emulator is built here when no cloud credentials are given (DESIGN.md): the node and
+//! pod rooms only ever see an [`eci::Client`].
 
 use std::{process::ExitCode, time::Duration};
 
@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::{Failure, agent::local_agent_config, exit, kube_client, runtime, shutdown};
 use crate::{
-    config::{LogFormat, RunArgs, RunConfig},
+    config::{RunArgs, RunConfig, Runtime},
     eci, imagecache, node, pods,
 };
 
@@ -20,63 +21,31 @@ use crate::{
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Runs `eci-vk run` and returns its exit code.
-pub fn main(args: RunArgs) -> ExitCode {
-    let config = match args.resolve() {
-        Ok(config) => config,
-        Err(errors) => {
-            eprintln!("eci-vk run: {errors}");
-            return ExitCode::from(crate::cli::EXIT_USAGE);
-        }
-    };
-    // Bad input ends here, with exit code 2, before anything starts.
-    let credentials = match cloud_credentials() {
-        Ok(credentials) => credentials,
-        Err(error) => {
-            eprintln!("eci-vk run: {error:#}");
-            return ExitCode::from(crate::cli::EXIT_USAGE);
-        }
-    };
-    let kubeconfig = match &config.kubeconfig {
-        Some(path) => match kube::config::Kubeconfig::read_from(path) {
-            Ok(file) => Some(file),
-            Err(error) => {
-                eprintln!(
-                    "eci-vk run: cannot read kubeconfig {}: {error}",
-                    path.display()
-                );
-                return ExitCode::from(crate::cli::EXIT_USAGE);
-            }
-        },
-        None => None,
-    };
-    init_tracing(config.log_format);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("eci-vk run: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config, credentials, kubeconfig)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("eci-vk run: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+pub(super) fn main(args: RunArgs) -> ExitCode {
+    exit("run", start(args))
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+/// Bad input ends here, with exit code 2, before anything starts.
+fn start(args: RunArgs) -> Result<(), Failure> {
+    let config = args.resolve().map_err(|errors| Failure::usage(&errors))?;
+    let credentials = cloud_credentials().map_err(|error| Failure::Usage(format!("{error:#}")))?;
+    let kubeconfig = match &config.kubeconfig {
+        Some(path) => Some(kube_client::read_kubeconfig(path).map_err(|e| Failure::usage(&e))?),
+        None => None,
     };
+    // The embedded runc agent's flags are checked here too, when it will run.
+    let agent = match (&credentials, config.runtime) {
+        (None, Runtime::Runc) => Some(local_agent_config(
+            &config.agent,
+            config.data_dir.as_ref().map(|d| d.join("agent")),
+        )?),
+        _ => None,
+    };
+    runtime::block_on(async move {
+        serve(config, credentials, kubeconfig, agent)
+            .await
+            .map_err(|error| Failure::Runtime(format!("{error:#}")))
+    })
 }
 
 /// Where the ECI OpenAPI is: the cloud (or an override), or an emulator this process runs.
@@ -101,6 +70,7 @@ async fn serve(
     config: RunConfig,
     credentials: Option<eci::Credentials>,
     kubeconfig: Option<kube::config::Kubeconfig>,
+    agent: Option<crate::agent::LocalAgentConfig>,
 ) -> anyhow::Result<()> {
     let (credentials, endpoint, cloud) = if let Some(credentials) = credentials {
         let endpoint = match &config.eci_endpoint {
@@ -111,7 +81,7 @@ async fn serve(
         (credentials, endpoint, Cloud::Remote)
     } else {
         info!(node.name = %config.node_name, data_dir = ?config.data_dir, runtime = ?config.runtime, "no ECI credentials in the environment: starting the ECI emulator and its agent in-process on loopback");
-        let (credentials, handle) = start_emulator(&config).await?;
+        let (credentials, handle) = start_emulator(&config, agent).await?;
         let endpoint = eci::Endpoint::Url(handle.endpoint());
         info!(endpoint = %handle.endpoint(), "in-process ECI emulator listening");
         (credentials, endpoint, Cloud::Embedded(handle))
@@ -122,7 +92,7 @@ async fn serve(
     eci_config.observer = Some(metrics.eci_observer());
     let eci = eci::Client::new(eci_config).context("cannot build the ECI client")?;
 
-    let kube = kube_client(kubeconfig).await?;
+    let kube = kube_client::client(kubeconfig).await?;
     // Bound before the Node is registered: the Node advertises the port actually bound. A port
     // in use does not stop the node (pods keep being hosted); it runs without `logs`/`exec`.
     let kubelet_listener = match tokio::net::TcpListener::bind(config.kubelet_listen).await {
@@ -255,7 +225,7 @@ async fn serve(
     );
 
     let outcome = tokio::select! {
-        () = wait_for_signal() => {
+        () = shutdown::signal() => {
             info!("signal received; stopping (container groups keep running)");
             Ok(())
         }
@@ -299,27 +269,22 @@ fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
     }
 }
 
+/// The in-process emulator, with `agent` (the runc agent's configuration), or a simulated
+/// agent without one.
 async fn start_emulator(
     config: &RunConfig,
+    agent: Option<crate::agent::LocalAgentConfig>,
 ) -> anyhow::Result<(eci::Credentials, crate::emulator::Handle)> {
-    use crate::{agent::simulated::SimulatedConfig, emulator};
+    use crate::{agent::SimulatedConfig, emulator};
     // A fresh key pair per process: only this process knows it, and it is never logged.
     let id = format!("LTAI-local-{}", uuid::Uuid::new_v4().simple());
     let secret = uuid::Uuid::new_v4().simple().to_string();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .context("cannot listen on loopback for the emulator")?;
-    let agent = match config.runtime {
-        crate::cli::Runtime::Simulated => {
-            emulator::AgentTarget::Simulated(SimulatedConfig::default())
-        }
-        crate::cli::Runtime::Runc => emulator::AgentTarget::Local(
-            config
-                .agent
-                .config(config.data_dir.as_ref().map(|d| d.join("agent")))
-                .map_err(|e| anyhow::anyhow!(e))
-                .context("invalid agent flags")?,
-        ),
+    let agent = match agent {
+        Some(agent) => emulator::AgentTarget::Local(agent),
+        None => emulator::AgentTarget::Simulated(SimulatedConfig::default()),
     };
     let mut builder =
         emulator::Emulator::builder(emulator::Credentials::new(id.clone(), secret.clone()))
@@ -365,20 +330,6 @@ async fn kubelet_config(config: &RunConfig) -> anyhow::Result<crate::kubelet::Ku
     })
 }
 
-async fn kube_client(kubeconfig: Option<kube::config::Kubeconfig>) -> anyhow::Result<kube::Client> {
-    let kube_config = match kubeconfig {
-        Some(file) => {
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .context("cannot use the kubeconfig")?
-        }
-        None => kube::Config::infer().await.context(
-            "no kubeconfig given and neither in-cluster config nor ~/.kube/config works",
-        )?,
-    };
-    kube::Client::try_from(kube_config).context("cannot build the Kubernetes client")
-}
-
 /// The ClusterIP of kube-system/kube-dns, if the cluster has one (else pods use the cloud's
 /// resolver, and the log says so).
 async fn cluster_dns(kube: &kube::Client) -> Option<String> {
@@ -399,18 +350,4 @@ async fn cluster_dns(kube: &kube::Client) -> Option<String> {
         ),
     }
     ip
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        let _ = interrupt.await;
-        return;
-    };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = term.recv() => {}
-    }
 }

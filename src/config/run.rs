@@ -4,83 +4,28 @@
 //! Two stages, as STYLE.md §5 asks: clap parses syntax, [`RunArgs::resolve`] checks meaning
 //! (quantities, taint, node name) and reports every bad setting in one pass, naming the flag and
 //! its environment variable. The ECI AccessKey is not a flag: it comes from the standard
-//! `ALIBABA_CLOUD_*` variables (see [`crate::eci::Credentials::from_env`]); without them the
-//! node starts the emulator in-process.
+//! `ALIBABA_CLOUD_*` variables (read by the CLI through the ECI client's credentials); without
+//! them the node starts the emulator in-process.
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-/// Environment variable of `--node-name`.
-pub const ENV_NODE_NAME: &str = "VK_NODE_NAME";
-/// Environment variable of `--region`.
-pub const ENV_REGION: &str = "VK_REGION";
-/// Environment variable of `--zone`.
-pub const ENV_ZONE: &str = "VK_ZONE_ID";
-/// Environment variable of `--vswitch`.
-pub const ENV_VSWITCH: &str = "VK_VSWITCH_ID";
-/// Environment variable of `--security-group`.
-pub const ENV_SECURITY_GROUP: &str = "VK_SECURITY_GROUP_ID";
-/// Environment variable of `--cpu`.
-pub const ENV_CPU: &str = "VK_CAPACITY_CPU";
-/// Environment variable of `--memory`.
-pub const ENV_MEMORY: &str = "VK_CAPACITY_MEMORY";
-/// Environment variable of `--pods`.
-pub const ENV_PODS: &str = "VK_CAPACITY_PODS";
-/// Environment variable of `--ephemeral-storage`.
-pub const ENV_EPHEMERAL_STORAGE: &str = "VK_CAPACITY_EPHEMERAL_STORAGE";
-/// Environment variable of `--taint`.
-pub const ENV_TAINT: &str = "VK_TAINT";
-/// Environment variable of `--data-dir`.
-pub const ENV_DATA_DIR: &str = "VK_DATA_DIR";
-/// Environment variable of `--cluster-name`.
-pub const ENV_CLUSTER_NAME: &str = "VK_CLUSTER_NAME";
-/// Environment variable of `--eci-endpoint`.
-pub const ENV_ECI_ENDPOINT: &str = "VK_ECI_ENDPOINT";
-/// Environment variable of `--internal-ip`.
-pub const ENV_INTERNAL_IP: &str = "VK_INTERNAL_IP";
-/// Environment variable of `--pod-sync-interval-ms`.
-pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL_MS";
-/// Environment variable of `--cluster-dns`.
-pub const ENV_CLUSTER_DNS: &str = "VK_CLUSTER_DNS";
-/// Environment variable of `--cluster-domain`.
-pub const ENV_CLUSTER_DOMAIN: &str = "VK_CLUSTER_DOMAIN";
-/// Environment variable of `--metrics-addr`.
-pub const ENV_METRICS_ADDR: &str = "VK_METRICS_ADDR";
-/// Environment variable of `--log-format`.
-pub const ENV_LOG_FORMAT: &str = "VK_LOG_FORMAT";
-/// Environment variable of `--kubelet-listen`.
-pub const ENV_KUBELET_LISTEN: &str = "VK_KUBELET_LISTEN";
-/// Environment variable of `--kubelet-tls-cert`.
-pub const ENV_KUBELET_TLS_CERT: &str = "VK_KUBELET_TLS_CERT";
-/// Environment variable of `--kubelet-tls-key`.
-pub const ENV_KUBELET_TLS_KEY: &str = "VK_KUBELET_TLS_KEY";
-/// Environment variable of `--kubelet-client-ca`.
-pub const ENV_KUBELET_CLIENT_CA: &str = "VK_KUBELET_CLIENT_CA";
-/// Environment variable of `--kubelet-auth`.
-pub const ENV_KUBELET_AUTH: &str = "VK_KUBELET_AUTH";
-/// Environment variable of `--image-cache-controller`.
-pub const ENV_IMAGE_CACHE_CONTROLLER: &str = "VK_IMAGE_CACHE_CONTROLLER";
-/// Environment variable of `--image-cache-class`.
-pub const ENV_IMAGE_CACHE_CLASS: &str = "VK_IMAGE_CACHE_CLASS";
+use super::{
+    Runtime,
+    agent::AgentOptions,
+    checks::{valid_label_value, valid_node_name, valid_quantity},
+    env::*,
+};
 
 /// The default taint: keeps ordinary pods off the virtual node unless they tolerate it.
 pub const DEFAULT_TAINT: &str = "virtual-kubelet.io/provider=alibabacloud:NoSchedule";
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
 
 /// Flags of `eci-vk run` (syntax only; see [`RunArgs::resolve`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Kubeconfig file; without it, the in-cluster config or the default kubeconfig is used.
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = ENV_KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
     /// Name of the Node object this process registers.
     #[arg(long, env = ENV_NODE_NAME, default_value = "virtual-kubelet")]
@@ -117,11 +62,11 @@ pub struct RunArgs {
     #[arg(long, env = ENV_DATA_DIR)]
     pub data_dir: Option<PathBuf>,
     /// The in-process emulator's agent runtime: real containers under runc, or simulated.
-    #[arg(long, env = "VK_RUNTIME", value_enum, default_value_t = crate::cli::Runtime::Runc)]
-    pub runtime: crate::cli::Runtime,
+    #[arg(long, env = ENV_RUNTIME, value_enum, default_value_t = Runtime::Runc)]
+    pub runtime: Runtime,
     /// The in-process agent's flags (registry bandwidth, bridge, pod CIDR, …).
     #[command(flatten)]
-    pub agent: crate::agent::cli::AgentOptions,
+    pub agent: AgentOptions,
     /// Cluster name, tagged on every container group so two clusters never share one.
     #[arg(long, env = ENV_CLUSTER_NAME, default_value = "kubernetes")]
     pub cluster_name: String,
@@ -144,9 +89,6 @@ pub struct RunArgs {
     /// logs it).
     #[arg(long, env = ENV_METRICS_ADDR)]
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Log format.
-    #[arg(long, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
     /// Address of the kubelet API (HTTPS: logs, exec, stats). The port advertised in the Node
     /// is the one bound, so port 0 picks a free one.
     #[arg(long, env = ENV_KUBELET_LISTEN, default_value = "0.0.0.0:10250")]
@@ -226,9 +168,9 @@ pub struct RunConfig {
     /// Emulator state directory.
     pub data_dir: Option<PathBuf>,
     /// The in-process emulator's agent runtime.
-    pub runtime: crate::cli::Runtime,
+    pub runtime: Runtime,
     /// The in-process agent's flags.
-    pub agent: crate::agent::cli::AgentOptions,
+    pub agent: AgentOptions,
     /// Cluster name.
     pub cluster_name: String,
     /// Endpoint override.
@@ -243,8 +185,6 @@ pub struct RunConfig {
     pub cluster_domain: String,
     /// Metrics address.
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Log format.
-    pub log_format: LogFormat,
     /// Kubelet API address.
     pub kubelet_listen: std::net::SocketAddr,
     /// Kubelet API serving certificate and key files, if given.
@@ -427,7 +367,6 @@ impl RunArgs {
             cluster_dns: self.cluster_dns,
             cluster_domain: self.cluster_domain,
             metrics_addr: self.metrics_addr,
-            log_format: self.log_format,
             kubelet_listen: self.kubelet_listen,
             kubelet_tls,
             kubelet_client_ca: self.kubelet_client_ca,
@@ -468,53 +407,6 @@ fn parse_taint(value: &str) -> Result<Option<TaintSpec>, ConfigError> {
         value: val.to_owned(),
         effect: effect.to_owned(),
     }))
-}
-
-/// A DNS-1123 label-ish name (at most 63 so it also fits a label value and a tag).
-fn valid_node_name(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .last()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-}
-
-/// A label value: at most 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
-fn valid_label_value(value: &str) -> bool {
-    (1..=63).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && value
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && value
-            .bytes()
-            .last()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-}
-
-/// A non-negative decimal with an optional Kubernetes suffix.
-fn valid_quantity(value: &str) -> bool {
-    const SUFFIXES: &[&str] = &[
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E", "",
-    ];
-    SUFFIXES.iter().any(|suffix| {
-        value.strip_suffix(suffix).is_some_and(|number| {
-            !number.is_empty()
-                && number.bytes().filter(|b| *b == b'.').count() <= 1
-                && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-                && number.bytes().any(|b| b.is_ascii_digit())
-        })
-    })
 }
 
 #[cfg(test)]
@@ -604,15 +496,5 @@ mod tests {
             errors.to_string().contains("VK_IMAGE_CACHE_CLASS"),
             "{errors}"
         );
-    }
-
-    #[test]
-    fn quantities() {
-        for ok in ["1", "500m", "4Gi", "1.5", "10Ti", "0"] {
-            assert!(valid_quantity(ok), "{ok}");
-        }
-        for bad in ["", "Gi", "-1", "1.2.3", "4 Gi", "x"] {
-            assert!(!valid_quantity(bad), "{bad}");
-        }
     }
 }

@@ -1,10 +1,13 @@
-//! `eci-vk explain-match -f pod.yaml`: which of the cluster's ImageCaches a pod would start
-//! from, and why. It reads the pod (or a Deployment-like object's pod template) from a file,
-//! lists the cluster's ImageCaches once, and prints the matcher's report ([`super::explain`])
+//! What `eci-vk explain-match -f pod.yaml` answers: which of the cluster's ImageCaches a pod
+//! would start from, and why. It reads the pod (or a Deployment-like object's pod template)
+//! from a file, lists the cluster's ImageCaches once, and renders the matcher's report ([`super::explain`])
 //! together with what the pod's own annotations ask for — the same decision the node makes at
 //! creation ([`super::decide_snapshot`]), so a user can see it before creating the pod.
 
-use std::{io::Read as _, path::PathBuf, process::ExitCode};
+use std::{
+    io::Read as _,
+    path::{Path, PathBuf},
+};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
@@ -18,21 +21,6 @@ use super::{
     resource::ImageCache,
     snapshot::{SnapshotDecision, decide_snapshot, pod_images},
 };
-
-/// Flags of `eci-vk explain-match`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ExplainMatchArgs {
-    /// The pod (or an object with a pod template, such as a Deployment) as YAML or JSON; `-`
-    /// reads standard input.
-    #[arg(short = 'f', long = "filename")]
-    pub filename: PathBuf,
-    /// Kubeconfig file; without it, the in-cluster config or the default kubeconfig is used.
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Only consider ImageCaches with these labels (as the node's `--image-cache-selector`).
-    #[arg(long, short = 'l')]
-    pub selector: Option<String>,
-}
 
 /// Why explain-match could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +42,6 @@ pub enum ExplainError {
         /// What is wrong.
         reason: String,
     },
-    /// No usable kubeconfig.
-    #[error("cannot build a Kubernetes client")]
-    Client(#[source] anyhow::Error),
     /// The ImageCaches could not be listed.
     #[error(
         "cannot list imagecaches.eci.alibabacloud.com (is the CRD installed: eci-vk crd | kubectl apply -f -?)"
@@ -64,94 +49,45 @@ pub enum ExplainError {
     List(#[source] kube::Error),
 }
 
-impl ExplainError {
-    /// Bad input (exit 2) rather than a failure of the cluster.
-    fn is_usage(&self) -> bool {
-        matches!(self, Self::ReadFile { .. } | Self::NotAPod { .. })
-    }
-}
-
-/// Runs `eci-vk explain-match` and returns its exit code.
-pub fn main(args: ExplainMatchArgs) -> ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("eci-vk explain-match: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&args)) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            let mut line = format!("eci-vk explain-match: {error}");
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                line.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{line}");
-            if error.is_usage() {
-                ExitCode::from(crate::cli::EXIT_USAGE)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-    }
-}
-
-async fn run(args: &ExplainMatchArgs) -> Result<String, ExplainError> {
-    let pod = read_pod(&args.filename)?;
-    let kube = client(args.kubeconfig.as_ref())
-        .await
-        .map_err(ExplainError::Client)?;
+/// What the cluster's ImageCaches (those matching `selector`, a label selector) do for `pod`:
+/// the report `eci-vk explain-match` prints.
+///
+/// # Errors
+/// [`ExplainError::List`] when the ImageCaches cannot be listed.
+pub async fn explain_pod(
+    kube: kube::Client,
+    pod: &Pod,
+    selector: Option<&str>,
+) -> Result<String, ExplainError> {
     let api: Api<ImageCache> = Api::all(kube);
     let mut params = ListParams::default();
-    if let Some(selector) = &args.selector {
+    if let Some(selector) = selector {
         params = params.labels(selector);
     }
     let objects = api.list(&params).await.map_err(ExplainError::List)?;
-    Ok(render(&pod, &objects.items, Timestamp::now()))
-}
-
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
+    Ok(render(pod, &objects.items, Timestamp::now()))
 }
 
 /// Reads a Pod, or the pod template of a workload (its annotations are the template's: the
 /// workload's own do nothing, as on the node).
-fn read_pod(path: &PathBuf) -> Result<Pod, ExplainError> {
+pub fn read_pod(path: &Path) -> Result<Pod, ExplainError> {
     let text = if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .map(|_| text)
             .map_err(|source| ExplainError::ReadFile {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 source,
             })?
     } else {
         std::fs::read_to_string(path).map_err(|source| ExplainError::ReadFile {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?
     };
     parse_pod(&text).map_err(|reason| ExplainError::NotAPod {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     })
 }

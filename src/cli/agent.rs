@@ -1,0 +1,113 @@
+//! `eci-vk agent`, and the agent settings the emulator and `eci-vk run`'s embedded emulator
+//! share: one set of options ([`AgentOptions`]), one way to turn them into the agent's typed
+//! configuration ([`local_agent_config`]).
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use crate::{
+    agent::{Bandwidth, LocalAgent, LocalAgentConfig, Platform, RegistryConfig},
+    config::{
+        AgentArgs, AgentOptions,
+        env::{ENV_PLATFORM, ENV_REGISTRY_BANDWIDTH, ENV_REGISTRY_CA_FILE},
+    },
+};
+
+use super::{Failure, exit, runtime, shutdown};
+
+/// The agent's configuration from its options, keeping its data under `data_dir`, or, without
+/// one, in a temporary directory removed when the agent shuts down.
+///
+/// # Errors
+/// [`Failure::Usage`] naming the flag and its environment variable, when the bandwidth or the
+/// platform does not parse or the CA file cannot be read.
+pub(super) fn local_agent_config(
+    options: &AgentOptions,
+    data_dir: Option<PathBuf>,
+) -> Result<LocalAgentConfig, Failure> {
+    let bandwidth = match &options.registry_bandwidth {
+        Some(text) => Some(text.parse::<Bandwidth>().map_err(|error| {
+            Failure::Usage(format!(
+                "--registry-bandwidth (env {ENV_REGISTRY_BANDWIDTH}) {text:?}: {error}"
+            ))
+        })?),
+        None => None,
+    };
+    let platform = options.platform.parse::<Platform>().map_err(|error| {
+        Failure::Usage(format!(
+            "--platform (env {ENV_PLATFORM}) {:?}: {error}",
+            options.platform
+        ))
+    })?;
+    let scratch = data_dir.is_none();
+    let data_dir = data_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("eci-vk-agent-{}", std::process::id()))
+    });
+    let mut registry = RegistryConfig::default().with_platform(platform);
+    registry
+        .plain_http
+        .extend(options.plain_http_registries.iter().cloned());
+    registry
+        .insecure
+        .extend(options.insecure_registries.iter().cloned());
+    if let Some(path) = &options.registry_ca_file {
+        let pem = std::fs::read(path).map_err(|error| {
+            Failure::Usage(format!(
+                "--registry-ca-file (env {ENV_REGISTRY_CA_FILE}) cannot read {}: {error}",
+                path.display()
+            ))
+        })?;
+        registry = registry.with_root_certificate(pem);
+    }
+    Ok(LocalAgentConfig {
+        registry,
+        bandwidth,
+        runc: options.runc.clone(),
+        bridge: options.bridge.clone(),
+        pod_cidr: options.pod_cidr.clone(),
+        scratch,
+        ..LocalAgentConfig::new(data_dir)
+    })
+}
+
+/// Runs the agent standalone until SIGINT or SIGTERM, then removes every container group.
+pub(super) fn main(args: AgentArgs) -> ExitCode {
+    exit("agent", runtime::block_on(serve(args)))
+}
+
+async fn serve(args: AgentArgs) -> Result<(), Failure> {
+    let config = local_agent_config(&args.options, Some(args.data_dir.clone()))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| Failure::Usage(format!("cannot listen on {}: {error}", args.listen)))?;
+    let agent = LocalAgent::start(config)
+        .await
+        .map_err(|error| Failure::runtime(&error))?;
+    if let Some(addr) = args.metrics_addr
+        && let Err(error) = serve_metrics(addr, agent.clone()).await
+    {
+        agent.shutdown().await;
+        return Err(Failure::Usage(format!(
+            "cannot serve metrics on {addr}: {error}"
+        )));
+    }
+    println!("eci-vk agent listening on {}", args.listen);
+    agent
+        .serve(listener, shutdown::signal())
+        .await
+        .map_err(|error| Failure::runtime(&error))
+}
+
+async fn serve_metrics(addr: SocketAddr, agent: LocalAgent) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let agent = agent.clone();
+            async move { agent.metrics() }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(())
+}

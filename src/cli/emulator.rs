@@ -1,0 +1,61 @@
+//! `eci-vk emulator`: the ECI OpenAPI on loopback, with its agent in-process (real or
+//! simulated) or at a URL.
+
+use std::{io::Write as _, process::ExitCode, time::Duration};
+
+use crate::{
+    agent::SimulatedConfig,
+    config::{EmulatorArgs, Runtime},
+    emulator,
+};
+
+use super::{Failure, agent::local_agent_config, exit, runtime, shutdown};
+
+pub(super) fn main(args: EmulatorArgs) -> ExitCode {
+    exit("emulator", runtime::block_on(serve(args)))
+}
+
+async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| Failure::Usage(format!("cannot listen on {}: {error}", args.listen)))?;
+    let agent = match (&args.agent, args.runtime) {
+        (Some(url), _) => emulator::AgentTarget::Remote(url.clone()),
+        (None, Runtime::Runc) => emulator::AgentTarget::Local(local_agent_config(
+            &args.agent_options,
+            args.data_dir.as_ref().map(|d| d.join("agent")),
+        )?),
+        (None, Runtime::Simulated) => emulator::AgentTarget::Simulated(SimulatedConfig {
+            pull_delay_per_image: Duration::from_millis(args.sim_pull_ms),
+            snapshot_delay: Duration::from_millis(args.sim_snapshot_ms),
+            start_delay: Duration::from_millis(args.sim_start_ms),
+            ..SimulatedConfig::default()
+        }),
+    };
+    let mut builder = emulator::Emulator::builder(emulator::Credentials::new(
+        args.access_key_id,
+        args.access_key_secret,
+    ))
+    .agent(agent)
+    .quotas(emulator::Quotas {
+        disabled: args.no_throttle,
+        ..emulator::Quotas::default()
+    })
+    .settings(emulator::Settings {
+        auto_create_image_cache: args.auto_create_image_cache,
+        max_image_caches: args.image_cache_quota as usize,
+        ..emulator::Settings::default()
+    });
+    if let Some(dir) = args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let handle = builder
+        .serve(listener)
+        .await
+        .map_err(|error| Failure::usage(&error))?;
+    println!("eci-vk emulator listening on {}", handle.endpoint());
+    let _ = std::io::stdout().flush();
+    shutdown::signal().await;
+    handle.shutdown().await;
+    Ok(())
+}

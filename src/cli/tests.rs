@@ -1,0 +1,143 @@
+use clap::{CommandFactory as _, Parser as _};
+
+use super::*;
+use crate::config::Runtime;
+
+fn emulator(argv: &[&str]) -> EmulatorArgs {
+    let mut full = vec!["eci-vk", "emulator", "--access-key-id", "a"];
+    full.extend_from_slice(&["--access-key-secret", "b"]);
+    full.extend_from_slice(argv);
+    match Cli::try_parse_from(full).expect("valid flags").command {
+        Command::Emulator(args) => *args,
+        other => panic!("not the emulator command: {other:?}"),
+    }
+}
+
+#[test]
+fn emulator_flags_parse_and_debug_hides_the_secret() {
+    let cli = Cli::try_parse_from([
+        "eci-vk",
+        "emulator",
+        "--listen",
+        "127.0.0.1:0",
+        "--access-key-id",
+        "id",
+        "--access-key-secret",
+        "very-secret-value",
+        "--runtime",
+        "simulated",
+        "--data-dir",
+        "/tmp/x",
+        "--image-cache-quota",
+        "300",
+    ])
+    .expect("valid flags");
+    let shown = format!("{cli:?}");
+    assert!(!shown.contains("very-secret-value"), "{shown}");
+    let Command::Emulator(args) = cli.command else {
+        panic!("not the emulator command");
+    };
+    assert_eq!(args.runtime, Runtime::Simulated);
+    assert_eq!(args.access_key_secret, "very-secret-value");
+    assert_eq!(args.image_cache_quota, 300);
+
+    let args = emulator(&["--registry-bandwidth", "8MiB/s"]);
+    assert_eq!(args.runtime, Runtime::Runc, "runc is the default");
+    assert_eq!(args.image_cache_quota, 50, "ECI's default quota");
+    let config = agent::local_agent_config(&args.agent_options, None).expect("valid options");
+    assert_eq!(
+        config.bandwidth.map(|b| b.bytes_per_second()),
+        Some(8 << 20)
+    );
+    assert!(config.scratch, "no data dir: a scratch directory");
+
+    let base = ["eci-vk", "emulator", "--access-key-id", "a"];
+    let with = |extra: &[&str]| {
+        let mut argv = base.to_vec();
+        argv.extend_from_slice(&["--access-key-secret", "b"]);
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv)
+    };
+    assert!(with(&["--runtime", "docker"]).is_err());
+    assert!(
+        with(&["--image-cache-quota", "0"]).is_err(),
+        "a quota of no caches is not an account"
+    );
+}
+
+#[test]
+fn bad_agent_options_are_usage_errors_naming_flag_and_variable() {
+    let args = emulator(&["--registry-bandwidth", "fast"]);
+    let failure = agent::local_agent_config(&args.agent_options, None).expect_err("bad bandwidth");
+    let Failure::Usage(line) = failure else {
+        panic!("not a usage error: {failure:?}");
+    };
+    assert!(
+        line.contains("--registry-bandwidth") && line.contains("VK_REGISTRY_BANDWIDTH"),
+        "{line}"
+    );
+    let args = emulator(&["--platform", "not a platform"]);
+    let failure = agent::local_agent_config(&args.agent_options, None).expect_err("bad platform");
+    assert!(
+        matches!(&failure, Failure::Usage(line) if line.contains("VK_PLATFORM")),
+        "{failure:?}"
+    );
+}
+
+/// The README promises that every flag also reads an environment variable.
+#[test]
+fn every_flag_of_every_subcommand_reads_an_environment_variable() {
+    let cli = Cli::command();
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    let mut check = |command: &clap::Command, path: &str| {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") || arg.is_positional() {
+                continue;
+            }
+            seen += 1;
+            if arg.get_env().is_none() {
+                missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+            }
+        }
+    };
+    check(&cli, "eci-vk");
+    for sub in cli.get_subcommands() {
+        check(sub, &format!("eci-vk {}", sub.get_name()));
+    }
+    assert!(seen > 40, "only {seen} flags seen: the walk is broken");
+    assert!(missing.is_empty(), "flags without a variable: {missing:?}");
+}
+
+/// One prefix for ours; kubectl's and Alibaba Cloud's own names for theirs.
+#[test]
+fn every_variable_has_the_one_prefix_or_an_ecosystem_name() {
+    let cli = Cli::command();
+    let foreign = [
+        crate::config::env::ENV_KUBECONFIG,
+        crate::config::env::ENV_ACCESS_KEY_ID,
+        crate::config::env::ENV_ACCESS_KEY_SECRET,
+    ];
+    for sub in cli.get_subcommands() {
+        for arg in sub.get_arguments() {
+            let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
+                continue;
+            };
+            assert!(
+                env.starts_with("VK_") || foreign.contains(&env),
+                "{} --{:?}: {env}",
+                sub.get_name(),
+                arg.get_long()
+            );
+        }
+    }
+}
+
+#[test]
+fn log_format_is_accepted_after_any_subcommand() {
+    let cli = Cli::try_parse_from(["eci-vk", "crd", "--log-format", "json"]).expect("global flag");
+    assert_eq!(cli.log_format, LogFormat::Json);
+    let cli = Cli::try_parse_from(["eci-vk", "run", "--log-format", "text"]).expect("global flag");
+    assert_eq!(cli.log_format, LogFormat::Text);
+}

@@ -1,0 +1,121 @@
+//! Every environment variable of every subcommand, in one table.
+//!
+//! One prefix, `VK_`, for everything of ours. Three names are not ours and keep the spelling
+//! their ecosystems use: `KUBECONFIG` (kubectl's), and `ALIBABA_CLOUD_ACCESS_KEY_ID` /
+//! `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (Alibaba Cloud's SDKs and CLI). A test in
+//! [`super`] checks that every flag of every subcommand names one of these.
+
+// === shared by several subcommands ===
+
+/// `--log-format` (every subcommand).
+pub const ENV_LOG_FORMAT: &str = "VK_LOG_FORMAT";
+/// `--kubeconfig` (`run`, `explain-match`): kubectl's own variable.
+pub const ENV_KUBECONFIG: &str = "KUBECONFIG";
+/// `--runtime` (`run`'s in-process emulator, `emulator`).
+pub const ENV_RUNTIME: &str = "VK_RUNTIME";
+/// `--data-dir` (`run`, `emulator`).
+pub const ENV_DATA_DIR: &str = "VK_DATA_DIR";
+/// `--metrics-addr` (`run`, `agent`).
+pub const ENV_METRICS_ADDR: &str = "VK_METRICS_ADDR";
+/// `--access-key-id` of the emulator: the AccessKey the SDKs read.
+pub const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
+/// `--access-key-secret` of the emulator.
+pub const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
+
+// === run ===
+
+/// `--node-name`.
+pub const ENV_NODE_NAME: &str = "VK_NODE_NAME";
+/// `--region`.
+pub const ENV_REGION: &str = "VK_REGION";
+/// `--zone`.
+pub const ENV_ZONE: &str = "VK_ZONE_ID";
+/// `--vswitch`.
+pub const ENV_VSWITCH: &str = "VK_VSWITCH_ID";
+/// `--security-group`.
+pub const ENV_SECURITY_GROUP: &str = "VK_SECURITY_GROUP_ID";
+/// `--cpu`.
+pub const ENV_CPU: &str = "VK_CAPACITY_CPU";
+/// `--memory`.
+pub const ENV_MEMORY: &str = "VK_CAPACITY_MEMORY";
+/// `--pods`.
+pub const ENV_PODS: &str = "VK_CAPACITY_PODS";
+/// `--ephemeral-storage`.
+pub const ENV_EPHEMERAL_STORAGE: &str = "VK_CAPACITY_EPHEMERAL_STORAGE";
+/// `--taint`.
+pub const ENV_TAINT: &str = "VK_TAINT";
+/// `--cluster-name`.
+pub const ENV_CLUSTER_NAME: &str = "VK_CLUSTER_NAME";
+/// `--eci-endpoint`.
+pub const ENV_ECI_ENDPOINT: &str = "VK_ECI_ENDPOINT";
+/// `--internal-ip`.
+pub const ENV_INTERNAL_IP: &str = "VK_INTERNAL_IP";
+/// `--pod-sync-interval-ms`.
+pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL_MS";
+/// `--cluster-dns`.
+pub const ENV_CLUSTER_DNS: &str = "VK_CLUSTER_DNS";
+/// `--cluster-domain`.
+pub const ENV_CLUSTER_DOMAIN: &str = "VK_CLUSTER_DOMAIN";
+/// `--kubelet-listen`.
+pub const ENV_KUBELET_LISTEN: &str = "VK_KUBELET_LISTEN";
+/// `--kubelet-tls-cert`.
+pub const ENV_KUBELET_TLS_CERT: &str = "VK_KUBELET_TLS_CERT";
+/// `--kubelet-tls-key`.
+pub const ENV_KUBELET_TLS_KEY: &str = "VK_KUBELET_TLS_KEY";
+/// `--kubelet-client-ca`.
+pub const ENV_KUBELET_CLIENT_CA: &str = "VK_KUBELET_CLIENT_CA";
+/// `--kubelet-auth`.
+pub const ENV_KUBELET_AUTH: &str = "VK_KUBELET_AUTH";
+/// `--image-cache-controller`.
+pub const ENV_IMAGE_CACHE_CONTROLLER: &str = "VK_IMAGE_CACHE_CONTROLLER";
+/// `--image-cache-class`.
+pub const ENV_IMAGE_CACHE_CLASS: &str = "VK_IMAGE_CACHE_CLASS";
+
+// === emulator ===
+
+/// `emulator --listen`.
+pub const ENV_EMULATOR_LISTEN: &str = "VK_EMULATOR_LISTEN";
+/// `emulator --agent`.
+pub const ENV_EMULATOR_AGENT: &str = "VK_EMULATOR_AGENT";
+/// `emulator --no-throttle`.
+pub const ENV_EMULATOR_NO_THROTTLE: &str = "VK_EMULATOR_NO_THROTTLE";
+/// `emulator --auto-create-image-cache`.
+pub const ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE: &str = "VK_EMULATOR_AUTO_CREATE_IMAGE_CACHE";
+/// `emulator --image-cache-quota`.
+pub const ENV_EMULATOR_IMAGE_CACHE_QUOTA: &str = "VK_EMULATOR_IMAGE_CACHE_QUOTA";
+/// `emulator --sim-pull-ms`.
+pub const ENV_SIM_PULL_MS: &str = "VK_SIM_PULL_MS";
+/// `emulator --sim-snapshot-ms`.
+pub const ENV_SIM_SNAPSHOT_MS: &str = "VK_SIM_SNAPSHOT_MS";
+/// `emulator --sim-start-ms`.
+pub const ENV_SIM_START_MS: &str = "VK_SIM_START_MS";
+
+// === agent (standalone, and the one inside `run` and `emulator`) ===
+
+/// `agent --listen`.
+pub const ENV_AGENT_LISTEN: &str = "VK_AGENT_LISTEN";
+/// `agent --data-dir`.
+pub const ENV_AGENT_DATA_DIR: &str = "VK_AGENT_DATA_DIR";
+/// `--registry-bandwidth`.
+pub const ENV_REGISTRY_BANDWIDTH: &str = "VK_REGISTRY_BANDWIDTH";
+/// `--plain-http-registry` (comma-separated).
+pub const ENV_PLAIN_HTTP_REGISTRIES: &str = "VK_PLAIN_HTTP_REGISTRIES";
+/// `--insecure-registry` (comma-separated).
+pub const ENV_INSECURE_REGISTRIES: &str = "VK_INSECURE_REGISTRIES";
+/// `--registry-ca-file`.
+pub const ENV_REGISTRY_CA_FILE: &str = "VK_REGISTRY_CA_FILE";
+/// `--platform`.
+pub const ENV_PLATFORM: &str = "VK_PLATFORM";
+/// `--bridge`.
+pub const ENV_BRIDGE: &str = "VK_BRIDGE";
+/// `--pod-cidr`.
+pub const ENV_POD_CIDR: &str = "VK_POD_CIDR";
+/// `--runc`.
+pub const ENV_RUNC: &str = "VK_RUNC";
+
+// === explain-match ===
+
+/// `explain-match --filename`.
+pub const ENV_EXPLAIN_FILENAME: &str = "VK_EXPLAIN_FILENAME";
+/// `explain-match --selector`.
+pub const ENV_EXPLAIN_SELECTOR: &str = "VK_EXPLAIN_SELECTOR";
