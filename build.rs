@@ -2,6 +2,8 @@
 //!
 //! The `.proto` is compiled by `protox`, a protobuf compiler written in Rust, so building this
 //! crate needs no system `protoc`.
+// A build script: a failure stops the build with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     const PROTO: &str = "proto/agent/v1/agent.proto";

@@ -5,6 +5,9 @@
 //! Two shapes: `typical` (the pod's images are spread over a pool of 2,000 images, so a few
 //! hundred caches are candidates) and `shared_base` (every cache also holds one image the pod
 //! uses, so all 10,000 are candidates).
+// Test and benchmark code, not shipped: a failed assumption may panic, and it times with
+// the standard clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 use std::hint::black_box;
 

@@ -11,6 +11,9 @@
 //! Pods of one mode run one after another (each deleted before the next), so a pod without a
 //! cache has the link to itself. Results: a table on stdout, `target/bench/pod_start.json` and
 //! `target/bench/pod_start.png`.
+// Test and benchmark code, not shipped: a failed assumption may panic, and it times with
+// the standard clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 #[path = "support/mod.rs"]
 mod support;

@@ -9,6 +9,9 @@
 //! `cargo bench --bench scale -- [--replicas 1000] [--caches 200] [--image-cache-quota N]`
 //! (the emulator's image-cache quota; by default 50 above `--caches`)
 //! Results: a table on stdout and `target/bench/scale.json`.
+// Test and benchmark code, not shipped: a failed assumption may panic, and it times with
+// the standard clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 #[path = "support/mod.rs"]
 mod support;

@@ -2,6 +2,9 @@
 //! (HMAC-SHA1 over the doubly-encoded canonical query, what the node sends) and V3
 //! (ACS3-HMAC-SHA256 over a canonical request). The parameters are those of a typical
 //! `CreateContainerGroup` with two containers, so the canonical query has the size it has in use.
+// Test and benchmark code, not shipped: a failed assumption may panic, and it times with
+// the standard clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 use std::{collections::BTreeMap, hint::black_box};
 

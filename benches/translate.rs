@@ -2,6 +2,9 @@
 //! what the node does for every pod it is given, before the API call. The pod is a realistic
 //! Deployment pod: two containers with resources, literal env, a ConfigMap key, a Secret key,
 //! the downward API, `$(VAR)` expansion, probes and three volumes.
+// Test and benchmark code, not shipped: a failed assumption may panic, and it times with
+// the standard clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 use std::{collections::BTreeMap, hint::black_box};
 

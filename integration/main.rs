@@ -1,5 +1,8 @@
 //! End-to-end tests against the real test ground (see `integration/support/harness.rs`).
 //! Run them with `cargo test --test integration`; `-- NAME` filters as usual.
+// Test and benchmark code, not shipped: a failed assumption may panic, and it times with
+// the standard clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
 
 mod agent_pull;
 mod agent_runc;
