@@ -23,7 +23,7 @@ pub enum Command {
     /// Serve the ECI OpenAPI on loopback (the local stand-in for Alibaba Cloud).
     Emulator(EmulatorArgs),
     /// Run the emulator's data plane (image pulls, snapshots, runc containers) standalone.
-    Agent(crate::agent::cli::AgentArgs),
+    Agent(crate::agent::AgentArgs),
     /// Print the ImageCache CustomResourceDefinition as YAML.
     Crd,
     /// Show which of the cluster's ImageCaches a pod would start from, and why.
@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Crd => print_crd(),
         Command::Run(args) => crate::run::main(*args),
         Command::Emulator(args) => run_emulator(args),
-        Command::Agent(args) => crate::agent::cli::main(args),
+        Command::Agent(args) => crate::agent::cli_main(args),
         Command::ExplainMatch(args) => crate::imagecache::explain_match_main(args),
     }
 }
@@ -113,7 +113,7 @@ pub struct EmulatorArgs {
     pub sim_start_ms: u64,
     /// The in-process runc agent's flags.
     #[command(flatten)]
-    pub agent_options: crate::agent::cli::AgentOptions,
+    pub agent_options: crate::agent::AgentOptions,
 }
 
 impl std::fmt::Debug for EmulatorArgs {
@@ -133,7 +133,7 @@ impl std::fmt::Debug for EmulatorArgs {
 }
 
 fn run_emulator(args: EmulatorArgs) -> ExitCode {
-    use crate::{agent::simulated::SimulatedConfig, emulator};
+    use crate::{agent::SimulatedConfig, emulator};
 
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -121,7 +121,7 @@ pub struct RunArgs {
     pub runtime: crate::cli::Runtime,
     /// The in-process agent's flags (registry bandwidth, bridge, pod CIDR, …).
     #[command(flatten)]
-    pub agent: crate::agent::cli::AgentOptions,
+    pub agent: crate::agent::AgentOptions,
     /// Cluster name, tagged on every container group so two clusters never share one.
     #[arg(long, env = ENV_CLUSTER_NAME, default_value = "kubernetes")]
     pub cluster_name: String,
@@ -228,7 +228,7 @@ pub struct RunConfig {
     /// The in-process emulator's agent runtime.
     pub runtime: crate::cli::Runtime,
     /// The in-process agent's flags.
-    pub agent: crate::agent::cli::AgentOptions,
+    pub agent: crate::agent::AgentOptions,
     /// Cluster name.
     pub cluster_name: String,
     /// Endpoint override.

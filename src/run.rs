@@ -302,7 +302,7 @@ fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
 async fn start_emulator(
     config: &RunConfig,
 ) -> anyhow::Result<(eci::Credentials, crate::emulator::Handle)> {
-    use crate::{agent::simulated::SimulatedConfig, emulator};
+    use crate::{agent::SimulatedConfig, emulator};
     // A fresh key pair per process: only this process knows it, and it is never logged.
     let id = format!("LTAI-local-{}", uuid::Uuid::new_v4().simple());
     let secret = uuid::Uuid::new_v4().simple().to_string();

@@ -3,11 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use super::{
-    registry::{Platform, RegistryConfig},
-    service::{LocalAgent, LocalAgentConfig},
-    shaper::Bandwidth,
-};
+use super::{Bandwidth, LocalAgent, LocalAgentConfig, Platform, RegistryConfig};
 
 /// Flags of the real agent.
 #[derive(Debug, Clone, clap::Args)]
