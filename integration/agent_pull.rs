@@ -7,10 +7,8 @@ use std::{path::Path, sync::Arc};
 
 use anyhow::{Context, Result, bail, ensure};
 use eci_vk::agent::{
-    registry::{RegistryClient, RegistryConfig, RegistryCredential},
-    shaper::{Bandwidth, PullScope, PullStats, Shaper},
-    snapshot::{BuildEvent, BuildRequest, SnapshotError, SnapshotManifest, SnapshotStore},
-    store::{ContentStore, Fetch},
+    Bandwidth, BuildEvent, BuildRequest, ContentStore, Fetch, PullScope, PullStats, RegistryClient,
+    RegistryConfig, RegistryCredential, Shaper, SnapshotError, SnapshotManifest, SnapshotStore,
 };
 use secrecy::SecretString;
 use tokio::sync::mpsc;

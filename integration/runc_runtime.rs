@@ -1,4 +1,4 @@
-//! The real agent's container runtime (`eci_vk::agent::runc`) driven directly, with a busybox
+//! The real agent's container runtime (`eci_vk::agent::RuncRuntime`) driven directly, with a busybox
 //! rootfs built in a temp dir: groups run under runc in their own network namespace, logs,
 //! exec (pipes and tty), shared localhost, init containers, restarts, volumes, stats — and
 //! nothing is left behind after a delete or a shutdown.
@@ -16,8 +16,8 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use eci_vk::agent::{
+    ImageRunConfig, PreparedImage, RuncRuntime, RuntimeConfig,
     pb::{self, exec_input, exec_output},
-    runc::{ImageRunConfig, PreparedImage, RuncRuntime, RuntimeConfig},
 };
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
@@ -309,7 +309,7 @@ async fn assert_group_gone(fx: &Fixture, id: &str) -> Result<()> {
 fn assert_gone_from(root: &Path, bridge: &str, id: &str) -> Result<()> {
     // Only what this runtime made counts: another run's leftovers on the machine are not ours.
     let root = root.canonicalize()?;
-    let tag = eci_vk::agent::runc::tag_of(&root);
+    let tag = eci_vk::agent::runtime_tag_of(&root);
     let root_text = root.to_string_lossy().into_owned();
     let runc_prefix = format!("{id}_");
     let cgroup_part = format!("/{tag}/{id}/");

@@ -1,28 +1,50 @@
 //! The agent: the emulator's data plane, behind the gRPC agent protocol (`proto/agent/v1`).
 //!
-//! The emulator (`crate::emulator`) never touches images or containers itself; it asks an agent
-//! over [`pb::agent_client::AgentClient`]. This build has one runtime, [`simulated`]: no
-//! processes and no pulls, only the observable behaviour of a machine, for tests and scale runs.
+//! # What it owns
+//! An ECI instance is a fresh machine; the agent is that machine's work, done for real:
+//! - the image side (`image/`): OCI pulls from real registries over a link shaped to a chosen
+//!   bandwidth, a content-addressed store of blobs, and layers unpacked into snapshots (the
+//!   data of an image cache, and the images of a container group);
+//! - the container side (`runc/`): container groups as runc containers in a network namespace
+//!   of their own, their logs, exec (pipes and terminals) and cgroup stats;
+//! - the protocol: [`LocalAgent`] serves both sides over [`pb`], and [`SimulatedAgent`] serves
+//!   the same protocol without processes or pulls, only the observable behaviour of a machine,
+//!   for tests and scale runs;
+//! - one way to run either in-process ([`LoopbackAgent`]) and one mapping of its errors onto
+//!   gRPC statuses (`status.rs`), which the emulator reads back by code.
+//!
+//! # Its front
+//! Callers name only what is re-exported here (`crate::agent::X`), never a submodule; the
+//! generated protocol is [`pb`].
+//!
+//! # Who may use it
+//! Only the emulator (`crate::emulator`, as a gRPC client of [`pb`] and to start an in-process
+//! agent) and the CLI (`eci-vk agent`, and the flags `run` and `emulator` share), plus the
+//! integration tests that drive the image side and the runtime directly. The node never does:
+//! it speaks only the ECI OpenAPI.
 
-pub mod simulated;
+mod image;
+mod loopback;
+mod runc;
+mod service;
+mod simulated;
+mod status;
 
-// The real agent's image side: registry pulls over a shaped link into a content store, and
-// layers unpacked into cache snapshots.
-pub mod registry;
-pub mod shaper;
-pub mod snapshot;
-pub mod store;
-pub mod unpack;
+pub use self::{
+    image::{
+        Bandwidth, BuildEvent, BuildRequest, ContentStore, Fetch, ImageRef, Platform, PullScope,
+        PullStats, RegistryClient, RegistryConfig, RegistryCredential, RegistryError, Shaper,
+        SnapshotError, SnapshotManifest, SnapshotStore, StoreError,
+    },
+    loopback::{LoopbackAgent, LoopbackError},
+    runc::{ImageRunConfig, PreparedImage, RuncRuntime, RuntimeConfig, RuntimeError},
+    service::{LocalAgent, LocalAgentConfig, StartError},
+    simulated::{SimulatedAgent, SimulatedConfig},
+};
 
-// The real agent's container side: groups as runc containers.
-pub mod runc;
-pub mod service;
-
-// The front (the agentfront branch replaces these with its own re-exports).
-pub use registry::{Platform, RegistryConfig};
-pub use service::{LocalAgent, LocalAgentConfig};
-pub use shaper::Bandwidth;
-pub use simulated::SimulatedConfig;
+/// The name a runc runtime on a root gives its network namespaces and parent cgroup. Used by
+/// the integration tests (`integration/runc_runtime.rs`) to find what a runtime left behind.
+pub use self::runc::tag_of as runtime_tag_of;
 
 /// The generated protocol types, client and server of `eci.agent.v1`.
 #[allow(missing_docs, clippy::pedantic)] // generated code

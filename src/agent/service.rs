@@ -17,7 +17,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    net::SocketAddr,
     path::PathBuf,
     pin::Pin,
     sync::Arc,
@@ -28,7 +27,7 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info, warn};
+use tracing::info;
 
 mod images;
 mod metrics;
@@ -37,12 +36,14 @@ mod prepare;
 pub use self::metrics::render_metrics;
 use self::prepare::Prepared;
 use super::{
+    image::{
+        Bandwidth, ContentStore, PullStats, RegistryClient, RegistryConfig, Shaper, SnapshotError,
+        SnapshotStore, StoreError,
+    },
+    loopback::{LoopbackAgent, LoopbackError},
     pb::{self, agent_server::AgentServer},
-    registry::{RegistryClient, RegistryConfig},
-    runc::{RuncRuntime, RuntimeConfig},
-    shaper::{Bandwidth, PullStats, Shaper},
-    snapshot::{SnapshotError, SnapshotStore},
-    store::ContentStore,
+    runc::{RuncRuntime, RuntimeConfig, RuntimeError},
+    status::AgentError,
 };
 
 /// How to build a [`LocalAgent`].
@@ -84,16 +85,13 @@ impl LocalAgentConfig {
 pub enum StartError {
     /// The content store could not be opened.
     #[error("cannot open the agent's content store")]
-    Content(#[source] super::store::StoreError),
+    Content(#[source] StoreError),
     /// The snapshot store could not be opened.
     #[error("cannot open the agent's snapshot store")]
     Snapshots(#[source] SnapshotError),
     /// The container runtime could not be started.
     #[error("cannot start the runc runtime")]
-    Runtime(#[source] super::runc::RuntimeError),
-    /// The listener could not be bound or read.
-    #[error("cannot listen for the agent protocol")]
-    Listen(#[source] std::io::Error),
+    Runtime(#[source] RuntimeError),
 }
 
 /// The real agent. Cheap to clone: clones share everything.
@@ -209,30 +207,16 @@ impl LocalAgent {
     }
 
     /// Serves the agent on a fresh `127.0.0.1` port in a background task (the emulator's
-    /// in-process agent).
+    /// in-process agent); stopping it removes every group.
     ///
     /// # Errors
     /// When the loopback port cannot be bound.
-    pub async fn spawn_loopback(self) -> Result<LoopbackAgent, StartError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(StartError::Listen)?;
-        let addr = listener.local_addr().map_err(StartError::Listen)?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let span = tracing::info_span!("agent", %addr);
+    pub async fn spawn_loopback(self) -> Result<LoopbackAgent, LoopbackError> {
         let agent = self.clone();
-        let task = tokio::spawn(tracing::Instrument::instrument(
-            self.serve(listener, async move {
-                let _ = rx.await;
-            }),
-            span,
-        ));
-        Ok(LoopbackAgent {
-            addr,
-            agent,
-            shutdown: Some(tx),
-            task,
+        LoopbackAgent::spawn("local", Some(agent), move |listener, shutdown| {
+            self.serve(listener, shutdown)
         })
+        .await
     }
 
     /// Group snapshots (`grp-…`) belong to groups of this agent's life only.
@@ -284,37 +268,6 @@ impl std::fmt::Debug for LocalAgent {
     }
 }
 
-/// An agent served on a loopback port by [`LocalAgent::spawn_loopback`].
-#[derive(Debug)]
-pub struct LoopbackAgent {
-    addr: SocketAddr,
-    agent: LocalAgent,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-}
-
-impl LoopbackAgent {
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The agent, for its counters.
-    pub fn agent(&self) -> &LocalAgent {
-        &self.agent
-    }
-
-    /// Stops serving and tears every group down.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Err(error) = (&mut self.task).await {
-            warn!(%error, "the agent task failed");
-        }
-    }
-}
-
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -337,7 +290,7 @@ impl pb::agent_server::Agent for LocalAgent {
     ) -> Result<Response<pb::Snapshot>, Status> {
         let request = request.into_inner();
         let snapshots = &self.inner.snapshots;
-        if let Some(existing) = snapshots.get(&request.snapshot_id).await.map_err(status)? {
+        if let Some(existing) = snapshots.get(&request.snapshot_id).await? {
             return Ok(Response::new(images::snapshot_message(&existing)));
         }
         let staging = self
@@ -346,16 +299,10 @@ impl pb::agent_server::Agent for LocalAgent {
             .lock()
             .get(&request.scope)
             .and_then(|p| p.staging_snapshot.clone())
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "no images were prepared for {}",
-                    request.scope
-                ))
+            .ok_or_else(|| AgentError::NoImagesPrepared {
+                scope: request.scope.clone(),
             })?;
-        let manifest = snapshots
-            .rename(&staging, &request.snapshot_id)
-            .await
-            .map_err(status)?;
+        let manifest = snapshots.rename(&staging, &request.snapshot_id).await?;
         self.inner.prepared.lock().remove(&request.scope);
         info!(snapshot = %manifest.id, size_bytes = manifest.size_bytes, "snapshot built");
         Ok(Response::new(images::snapshot_message(&manifest)))
@@ -376,7 +323,7 @@ impl pb::agent_server::Agent for LocalAgent {
             info!(snapshot = %id, "snapshot deleted while groups run from it; freed after them");
             self.inner.doomed.lock().insert(id);
         } else {
-            self.inner.snapshots.delete(&id).await.map_err(status)?;
+            self.inner.snapshots.delete(&id).await?;
         }
         Ok(Response::new(pb::DeleteSnapshotResponse {}))
     }
@@ -388,12 +335,7 @@ impl pb::agent_server::Agent for LocalAgent {
         let request = request.into_inner();
         let (images, used) = images::for_group(self, &request).await?;
         self.use_snapshots(&request.group_id, used);
-        let status = self
-            .inner
-            .runtime
-            .create_group(request, images)
-            .await
-            .map_err(Status::from)?;
+        let status = self.inner.runtime.create_group(request, images).await?;
         Ok(Response::new(status))
     }
 
@@ -402,12 +344,7 @@ impl pb::agent_server::Agent for LocalAgent {
         request: Request<pb::InspectGroupRequest>,
     ) -> Result<Response<pb::GroupStatus>, Status> {
         let id = request.into_inner().group_id;
-        let status = self
-            .inner
-            .runtime
-            .inspect_group(&id)
-            .await
-            .map_err(Status::from)?;
+        let status = self.inner.runtime.inspect_group(&id).await?;
         Ok(Response::new(status))
     }
 
@@ -416,12 +353,7 @@ impl pb::agent_server::Agent for LocalAgent {
         request: Request<pb::RestartGroupRequest>,
     ) -> Result<Response<pb::GroupStatus>, Status> {
         let id = request.into_inner().group_id;
-        let status = self
-            .inner
-            .runtime
-            .restart_group(&id)
-            .await
-            .map_err(Status::from)?;
+        let status = self.inner.runtime.restart_group(&id).await?;
         Ok(Response::new(status))
     }
 
@@ -436,23 +368,14 @@ impl pb::agent_server::Agent for LocalAgent {
         self.inner
             .runtime
             .delete_group(&request.group_id, grace, request.force)
-            .await
-            .map_err(Status::from)?;
+            .await?;
         let own = self.inner.prepared.lock().remove(&request.group_id);
         for snapshot in own.into_iter().flat_map(|p| p.own_snapshots) {
-            self.inner
-                .snapshots
-                .delete(&snapshot)
-                .await
-                .map_err(status)?;
+            self.inner.snapshots.delete(&snapshot).await?;
         }
         for snapshot in self.release_snapshots(&request.group_id) {
             info!(snapshot = %snapshot, "freeing a deleted snapshot its last group no longer uses");
-            self.inner
-                .snapshots
-                .delete(&snapshot)
-                .await
-                .map_err(status)?;
+            self.inner.snapshots.delete(&snapshot).await?;
         }
         Ok(Response::new(pb::DeleteGroupResponse {}))
     }
@@ -461,12 +384,7 @@ impl pb::agent_server::Agent for LocalAgent {
         &self,
         request: Request<pb::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
-        let stream = self
-            .inner
-            .runtime
-            .logs(request.into_inner())
-            .await
-            .map_err(Status::from)?;
+        let stream = self.inner.runtime.logs(request.into_inner()).await?;
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -482,17 +400,10 @@ impl pb::agent_server::Agent for LocalAgent {
             })) => start,
             Some(Err(status)) => return Err(status),
             _ => {
-                return Err(Status::invalid_argument(
-                    "the first exec message must be start",
-                ));
+                return Err(AgentError::ExecWithoutStart.into());
             }
         };
-        let stream = self
-            .inner
-            .runtime
-            .exec(start, input.boxed())
-            .await
-            .map_err(Status::from)?;
+        let stream = self.inner.runtime.exec(start, input.boxed()).await?;
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -501,27 +412,7 @@ impl pb::agent_server::Agent for LocalAgent {
         request: Request<pb::StatsRequest>,
     ) -> Result<Response<pb::StatsResponse>, Status> {
         let id = request.into_inner().group_id;
-        let stats = self.inner.runtime.stats(&id).await.map_err(Status::from)?;
+        let stats = self.inner.runtime.stats(&id).await?;
         Ok(Response::new(stats))
-    }
-}
-
-/// The gRPC status of a snapshot error. Messages name images and registries, never
-/// credentials (the errors carry none).
-fn status(error: SnapshotError) -> Status {
-    let message = crate::error_chain(&error);
-    if error.is_authentication() {
-        Status::permission_denied(message)
-    } else if error.is_image_not_found() || matches!(error, SnapshotError::NotFound { .. }) {
-        Status::not_found(message)
-    } else {
-        match error {
-            SnapshotError::ExceedSizeLimit { .. } => Status::resource_exhausted(message),
-            SnapshotError::ParseSnapshotId { .. } => Status::invalid_argument(message),
-            SnapshotError::VerifyDiffId { .. } | SnapshotError::UnpackLayer { .. } => {
-                Status::failed_precondition(message)
-            }
-            _ => Status::unavailable(message),
-        }
     }
 }

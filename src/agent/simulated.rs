@@ -15,7 +15,7 @@
 //! `NOT_FOUND`, like a missing manifest; one containing one of [`SimulatedConfig::huge_images`]
 //! weighs 64 GiB.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::Mutex, time::Instant};
 use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
@@ -24,13 +24,17 @@ use tonic::{Request, Response, Status, Streaming};
 mod timeline;
 
 use self::timeline::{CyclePhase, Timeline};
-use super::pb::{
-    self, BuildSnapshotRequest, ContainerSpec, ContainerState, ContainerStateKind, ContainerStatus,
-    CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse, DeleteSnapshotRequest,
-    DeleteSnapshotResponse, ExecInput, ExecOutput, GroupPhase, GroupStatus, ImageProgress,
-    InspectGroupRequest, LogChunk, LogsRequest, PrepareImagesProgress, PrepareImagesRequest,
-    ResourceUsage, RestartGroupRequest, Snapshot, StatsRequest, StatsResponse,
-    agent_server::AgentServer, exec_input, exec_output,
+use super::{
+    loopback::{LoopbackAgent, LoopbackError},
+    pb::{
+        self, BuildSnapshotRequest, ContainerSpec, ContainerState, ContainerStateKind,
+        ContainerStatus, CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse,
+        DeleteSnapshotRequest, DeleteSnapshotResponse, ExecInput, ExecOutput, GroupPhase,
+        GroupStatus, ImageProgress, InspectGroupRequest, LogChunk, LogsRequest,
+        PrepareImagesProgress, PrepareImagesRequest, ResourceUsage, RestartGroupRequest, Snapshot,
+        StatsRequest, StatsResponse, agent_server::AgentServer, exec_input, exec_output,
+    },
+    status::AgentError,
 };
 
 /// Timing and failure knobs of the simulated machine.
@@ -69,17 +73,6 @@ impl Default for SimulatedConfig {
     }
 }
 
-/// Errors of starting the simulated agent's server.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The loopback listener could not be bound.
-    #[error("cannot bind the simulated agent's loopback listener")]
-    Bind(#[source] std::io::Error),
-    /// The bound listener has no local address (never expected).
-    #[error("cannot read the simulated agent's listening address")]
-    LocalAddr(#[source] std::io::Error),
-}
-
 /// The simulated agent, a `tonic` service. Cheap to clone; clones share one machine.
 #[derive(Debug, Clone)]
 pub struct SimulatedAgent {
@@ -110,43 +103,6 @@ struct SimGroup {
     generation_start: Instant,
     /// Restarts carried over from earlier generations, per container.
     carried_restarts: i32,
-}
-
-/// A handle on a simulated agent served on a loopback port.
-#[derive(Debug)]
-pub struct LoopbackAgent {
-    /// Where the agent listens (`127.0.0.1:…`).
-    pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-}
-
-impl LoopbackAgent {
-    /// The agent's URL for a tonic client.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Stops the server and waits for it.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Ok(Err(error)) = (&mut self.task).await {
-            tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "simulated agent stopped with an error"
-            );
-        }
-    }
-}
-
-impl Drop for LoopbackAgent {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
 }
 
 // === impl SimulatedAgent ===
@@ -191,24 +147,11 @@ impl SimulatedAgent {
     ///
     /// # Errors
     /// When the loopback port cannot be bound.
-    pub async fn spawn_loopback(self) -> Result<LoopbackAgent, ServeError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(ServeError::Bind)?;
-        let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let span = tracing::info_span!("simulated_agent", %addr);
-        let task = tokio::spawn(tracing::Instrument::instrument(
-            self.serve(listener, async move {
-                let _ = rx.await;
-            }),
-            span,
-        ));
-        Ok(LoopbackAgent {
-            addr,
-            shutdown: Some(tx),
-            task,
+    pub async fn spawn_loopback(self) -> Result<LoopbackAgent, LoopbackError> {
+        LoopbackAgent::spawn("simulated", None, move |listener, shutdown| {
+            self.serve(listener, shutdown)
         })
+        .await
     }
 
     fn wall_ms(&self, at: Instant) -> i64 {
@@ -243,7 +186,9 @@ impl SimulatedAgent {
         let group = machine
             .groups
             .get(group_id)
-            .ok_or_else(|| Status::not_found(format!("container group {group_id} is unknown")))?;
+            .ok_or_else(|| AgentError::GroupUnknown {
+                group_id: group_id.to_owned(),
+            })?;
         Ok(self.group_status(group_id, group, Instant::now()))
     }
 
@@ -395,12 +340,13 @@ impl pb::agent_server::Agent for SimulatedAgent {
     ) -> Result<Response<Self::PrepareImagesStream>, Status> {
         let request = request.into_inner();
         if request.scope.is_empty() {
-            return Err(Status::invalid_argument("scope is empty"));
+            return Err(AgentError::EmptyScope.into());
         }
         if let Some(image) = request.images.iter().find(|i| self.fails(i)) {
-            return Err(Status::not_found(format!(
-                "image {image}: manifest unknown (simulated)"
-            )));
+            return Err(AgentError::SimulatedPullFailed {
+                image: image.clone(),
+            }
+            .into());
         }
         let in_snapshot: Vec<String> = {
             let machine = self.inner.state.lock().await;
@@ -483,9 +429,13 @@ impl pb::agent_server::Agent for SimulatedAgent {
         }
         tokio::time::sleep(self.inner.config.snapshot_delay).await;
         let mut machine = self.inner.state.lock().await;
-        let images = machine.scopes.remove(&request.scope).ok_or_else(|| {
-            Status::failed_precondition(format!("nothing was prepared in scope {}", request.scope))
-        })?;
+        let images =
+            machine
+                .scopes
+                .remove(&request.scope)
+                .ok_or_else(|| AgentError::NothingPrepared {
+                    scope: request.scope.clone(),
+                })?;
         let snapshot = Snapshot {
             snapshot_id: request.snapshot_id.clone(),
             size_bytes: images.iter().map(|i| i.bytes_total).sum(),
@@ -512,9 +462,7 @@ impl pb::agent_server::Agent for SimulatedAgent {
     ) -> Result<Response<GroupStatus>, Status> {
         let spec = request.into_inner();
         if spec.group_id.is_empty() || spec.containers.is_empty() {
-            return Err(Status::invalid_argument(
-                "a group needs an id and at least one container",
-            ));
+            return Err(AgentError::EmptyGroup.into());
         }
         let id = spec.group_id.clone();
         {
@@ -523,10 +471,12 @@ impl pb::agent_server::Agent for SimulatedAgent {
             match machine.groups.get(&id).map(|g| g.spec.generation) {
                 Some(existing) if existing == spec.generation => {}
                 Some(existing) if existing > spec.generation => {
-                    return Err(Status::failed_precondition(format!(
-                        "group {id} exists at generation {existing}, newer than {}",
-                        spec.generation
-                    )));
+                    return Err(AgentError::StaleGeneration {
+                        group_id: id,
+                        existing,
+                        requested: spec.generation,
+                    }
+                    .into());
                 }
                 _ => {
                     machine.groups.insert(
@@ -564,7 +514,9 @@ impl pb::agent_server::Agent for SimulatedAgent {
                 .groups
                 .get(&id)
                 .map(|g| self.group_status(&id, g, now))
-                .ok_or_else(|| Status::not_found(format!("container group {id} is unknown")))?;
+                .ok_or_else(|| AgentError::GroupUnknown {
+                    group_id: id.clone(),
+                })?;
             let most = status
                 .containers
                 .iter()
@@ -612,20 +564,22 @@ impl pb::agent_server::Agent for SimulatedAgent {
         let request = request.into_inner();
         let (lines, start) = {
             let machine = self.inner.state.lock().await;
-            let group = machine.groups.get(&request.group_id).ok_or_else(|| {
-                Status::not_found(format!("container group {} is unknown", request.group_id))
-            })?;
+            let group =
+                machine
+                    .groups
+                    .get(&request.group_id)
+                    .ok_or_else(|| AgentError::GroupUnknown {
+                        group_id: request.group_id.clone(),
+                    })?;
             let spec = group
                 .spec
                 .containers
                 .iter()
                 .chain(&group.spec.init_containers)
                 .find(|c| c.name == request.container)
-                .ok_or_else(|| {
-                    Status::not_found(format!(
-                        "container {} is not in group {}",
-                        request.container, request.group_id
-                    ))
+                .ok_or_else(|| AgentError::ContainerUnknown {
+                    group_id: request.group_id.clone(),
+                    container: request.container.clone(),
                 })?;
             let start = group.generation_start + self.inner.config.start_delay;
             let now = Instant::now();
@@ -665,7 +619,7 @@ impl pb::agent_server::Agent for SimulatedAgent {
         }
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tx.try_send(Ok(LogChunk { data }))
-            .map_err(|_| Status::internal("log channel closed"))?;
+            .map_err(|_| AgentError::LogChannelClosed)?;
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -680,9 +634,7 @@ impl pb::agent_server::Agent for SimulatedAgent {
             })) => start,
             Some(Err(status)) => return Err(status),
             _ => {
-                return Err(Status::invalid_argument(
-                    "the first exec message must be start",
-                ));
+                return Err(AgentError::ExecWithoutStart.into());
             }
         };
         let status = self.status_of(&start.group_id).await?;
@@ -690,17 +642,15 @@ impl pb::agent_server::Agent for SimulatedAgent {
             .containers
             .iter()
             .find(|c| c.name == start.container)
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "container {} is not in group {}",
-                    start.container, start.group_id
-                ))
+            .ok_or_else(|| AgentError::ContainerUnknown {
+                group_id: start.group_id.clone(),
+                container: start.container.clone(),
             })?;
         if !container.ready {
-            return Err(Status::failed_precondition(format!(
-                "container {} is not running",
-                start.container
-            )));
+            return Err(AgentError::NotRunning {
+                container: start.container.clone(),
+            }
+            .into());
         }
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let group_id = start.group_id.clone();
@@ -767,7 +717,9 @@ impl pb::agent_server::Agent for SimulatedAgent {
             let group = machine
                 .groups
                 .get(&id)
-                .ok_or_else(|| Status::not_found(format!("container group {id} is unknown")))?;
+                .ok_or_else(|| AgentError::GroupUnknown {
+                    group_id: id.clone(),
+                })?;
             let now = Instant::now();
             (
                 self.group_status(&id, group, now),

@@ -73,9 +73,8 @@ pub use self::{
     throttle::{Quota, Quotas},
 };
 use crate::agent::{
+    LocalAgent, LocalAgentConfig, LoopbackAgent, SimulatedAgent, SimulatedConfig,
     pb::agent_client::AgentClient,
-    service::{self, LocalAgent, LocalAgentConfig},
-    simulated::{self, SimulatedAgent, SimulatedConfig},
 };
 
 /// The only API version of ECI.
@@ -97,10 +96,10 @@ pub enum AgentTarget {
 pub enum StartError {
     /// The in-process simulated agent could not be started.
     #[error("cannot start the in-process simulated agent")]
-    StartAgent(#[from] crate::agent::simulated::ServeError),
+    StartAgent(#[from] crate::agent::LoopbackError),
     /// The in-process real agent could not be started.
     #[error("cannot start the in-process agent")]
-    StartLocalAgent(#[from] service::StartError),
+    StartLocalAgent(#[from] crate::agent::StartError),
     /// The agent URL is not a valid URI.
     #[error("the agent address {url:?} is not a valid URL")]
     AgentUrl {
@@ -242,12 +241,12 @@ impl Builder {
             AgentTarget::Simulated(config) => {
                 let agent = SimulatedAgent::new(config).spawn_loopback().await?;
                 let url = agent.url();
-                (Some(InProcessAgent::Simulated(agent)), url)
+                (Some(agent), url)
             }
             AgentTarget::Local(config) => {
                 let agent = LocalAgent::start(config).await?.spawn_loopback().await?;
                 let url = agent.url();
-                (Some(InProcessAgent::Local(agent)), url)
+                (Some(agent), url)
             }
             AgentTarget::Remote(url) => (None, url),
         };
@@ -275,10 +274,10 @@ impl Builder {
             agent: AgentClient::new(channel),
             persister,
             exec_sessions: std::sync::Mutex::new(HashMap::new()),
-            local_agent: match &local_agent {
-                Some(InProcessAgent::Local(agent)) => Some(agent.agent().clone()),
-                _ => None,
-            },
+            local_agent: local_agent
+                .as_ref()
+                .and_then(LoopbackAgent::local_agent)
+                .cloned(),
             tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
         });
         if core.persister.is_some() {
@@ -317,7 +316,7 @@ impl Builder {
 pub struct Handle {
     addr: SocketAddr,
     core: Arc<Core>,
-    local_agent: Option<InProcessAgent>,
+    local_agent: Option<LoopbackAgent>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -390,19 +389,10 @@ impl Handle {
         );
         drop(tasks); // aborts every lifecycle task
         self.core.save_now().await;
-        match self.local_agent.take() {
-            Some(InProcessAgent::Simulated(agent)) => agent.shutdown().await,
-            Some(InProcessAgent::Local(agent)) => agent.stop().await,
-            None => {}
+        if let Some(agent) = self.local_agent.take() {
+            agent.shutdown().await;
         }
     }
-}
-
-/// The agent an emulator started in its own process.
-#[derive(Debug)]
-enum InProcessAgent {
-    Simulated(simulated::LoopbackAgent),
-    Local(service::LoopbackAgent),
 }
 
 /// An interactive exec session handed out by ExecContainerCommand.

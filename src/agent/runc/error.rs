@@ -1,4 +1,4 @@
-//! The runtime's one error enum, and how each variant maps onto a gRPC status.
+//! The runtime's one error enum (its gRPC statuses are in `agent/status.rs`).
 
 use std::path::PathBuf;
 
@@ -138,26 +138,6 @@ impl RuntimeError {
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         Self::InvalidRequest {
             reason: reason.into(),
-        }
-    }
-}
-
-impl From<RuntimeError> for tonic::Status {
-    fn from(error: RuntimeError) -> Self {
-        // The message is this layer's text; causes are already part of the variants that carry
-        // a command's stderr, and the rest are rendered by the caller's log line.
-        let message = error.to_string();
-        match error {
-            RuntimeError::GroupNotFound { .. } | RuntimeError::ContainerNotFound { .. } => {
-                tonic::Status::not_found(message)
-            }
-            RuntimeError::InvalidRequest { .. } => tonic::Status::invalid_argument(message),
-            RuntimeError::StaleGeneration { .. } | RuntimeError::NotRunning { .. } => {
-                tonic::Status::failed_precondition(message)
-            }
-            RuntimeError::AddressesExhausted { .. } => tonic::Status::resource_exhausted(message),
-            RuntimeError::ShuttingDown => tonic::Status::unavailable(message),
-            _ => tonic::Status::internal(message),
         }
     }
 }

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use tonic::Status;
 
-use super::{LocalAgent, status};
+use super::LocalAgent;
 use crate::agent::{
+    image::{Digest, ImageRef, SnapshotManifest},
     pb::{self, ImageProgress},
     runc::{ImageRunConfig, PreparedImage},
-    snapshot::SnapshotManifest,
-    store::Digest,
+    status::AgentError,
 };
 
 /// The images of a group's containers and the snapshots they come from.
@@ -28,11 +28,8 @@ pub(super) async fn for_group(
         .lock()
         .get(&request.group_id)
         .map(|p| p.images.clone())
-        .ok_or_else(|| {
-            Status::failed_precondition(format!(
-                "the images of {} were not prepared",
-                request.group_id
-            ))
+        .ok_or_else(|| AgentError::GroupNotPrepared {
+            group_id: request.group_id.clone(),
         })?;
     let mut manifests: HashMap<String, SnapshotManifest> = HashMap::new();
     let mut out = HashMap::new();
@@ -40,19 +37,18 @@ pub(super) async fn for_group(
         if out.contains_key(&container.image) {
             continue;
         }
-        let snapshot = located.get(&container.image).ok_or_else(|| {
-            Status::failed_precondition(format!("image {} was not prepared", container.image))
-        })?;
-        if !manifests.contains_key(snapshot) {
-            let manifest = agent
-                .inner
-                .snapshots
-                .get(snapshot)
-                .await
-                .map_err(status)?
-                .ok_or_else(|| {
-                    Status::failed_precondition(format!("snapshot {snapshot} is gone"))
+        let snapshot =
+            located
+                .get(&container.image)
+                .ok_or_else(|| AgentError::ImageNotPrepared {
+                    image: container.image.clone(),
                 })?;
+        if !manifests.contains_key(snapshot) {
+            let manifest = agent.inner.snapshots.get(snapshot).await?.ok_or_else(|| {
+                AgentError::SnapshotGone {
+                    snapshot: snapshot.clone(),
+                }
+            })?;
             manifests.insert(snapshot.clone(), manifest);
         }
         let manifest = &manifests[snapshot];
@@ -61,45 +57,43 @@ pub(super) async fn for_group(
             .iter()
             .find(|i| i.requested == container.image)
             .or_else(|| {
-                let normalised = container
-                    .image
-                    .parse::<crate::agent::registry::ImageRef>()
-                    .ok()?
-                    .to_string();
+                let normalised = container.image.parse::<ImageRef>().ok()?.to_string();
                 manifest.images.iter().find(|i| i.image == normalised)
             })
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "snapshot {snapshot} does not hold image {}",
-                    container.image
-                ))
+            .ok_or_else(|| AgentError::ImageNotInSnapshot {
+                snapshot: snapshot.clone(),
+                image: container.image.clone(),
             })?;
         let config = run_config(agent, &image.config_digest).await?;
-        let rootfs = agent
-            .inner
-            .snapshots
-            .path(snapshot)
-            .map_err(status)?
-            .join(&image.rootfs);
+        let rootfs = agent.inner.snapshots.path(snapshot)?.join(&image.rootfs);
         out.insert(container.image.clone(), PreparedImage { rootfs, config });
     }
     Ok((out, manifests.into_keys().collect()))
 }
 
 /// The run configuration of an image, from its config blob in the content store.
-async fn run_config(agent: &LocalAgent, digest: &str) -> Result<ImageRunConfig, Status> {
+async fn run_config(agent: &LocalAgent, digest: &str) -> Result<ImageRunConfig, AgentError> {
     let digest: Digest = digest
         .parse()
-        .map_err(|e| Status::internal(format!("bad config digest {digest}: {e}")))?;
-    let data = agent
-        .inner
-        .content
-        .read(&digest)
-        .await
-        .map_err(|e| Status::unavailable(crate::error_chain(&e)))?;
-    let file: oci_client::config::ConfigFile = serde_json::from_slice(&data).map_err(|e| {
-        Status::failed_precondition(format!("unreadable image config {digest}: {e}"))
-    })?;
+        .map_err(|source| AgentError::ParseConfigDigest {
+            digest: digest.to_owned(),
+            source,
+        })?;
+    let data =
+        agent
+            .inner
+            .content
+            .read(&digest)
+            .await
+            .map_err(|source| AgentError::ReadConfig {
+                digest: digest.to_string(),
+                source,
+            })?;
+    let file: oci_client::config::ConfigFile =
+        serde_json::from_slice(&data).map_err(|source| AgentError::ParseConfig {
+            digest: digest.to_string(),
+            source,
+        })?;
     let config = file.config.unwrap_or_default();
     Ok(ImageRunConfig {
         entrypoint: config.entrypoint.unwrap_or_default(),

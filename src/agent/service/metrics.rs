@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::agent::shaper::PullCounters;
+use crate::agent::image::PullCounters;
 
 /// Bytes pulled from registries: in all, per image, per image cache and per container group.
 pub fn render_metrics(counters: &PullCounters) -> String {

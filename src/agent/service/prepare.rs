@@ -21,13 +21,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::{Instrument as _, info, info_span};
 
-use super::{LocalAgent, status};
+use super::LocalAgent;
 use crate::agent::{
+    image::{
+        BuildEvent, BuildRequest, Fetch, ImageRef, PullScope, RegistryClient, RegistryCredential,
+        SnapshotManifest,
+    },
     pb::{self, ImageProgress, PrepareImagesProgress},
-    registry::{ImageRef, RegistryClient, RegistryCredential},
-    shaper::PullScope,
-    snapshot::{BuildEvent, BuildRequest, SnapshotManifest},
-    store::Fetch,
+    status::AgentError,
 };
 
 /// Snapshots made for one group, removed with it (and at agent start).
@@ -53,15 +54,11 @@ pub(super) fn start(
     request: pb::PrepareImagesRequest,
 ) -> Result<ReceiverStream<Result<PrepareImagesProgress, Status>>, Status> {
     if request.scope.is_empty() || request.images.is_empty() {
-        return Err(Status::invalid_argument(
-            "a prepare request needs a scope and at least one image",
-        ));
+        return Err(AgentError::EmptyPrepare.into());
     }
     let mut images: Vec<String> = Vec::new();
     for image in &request.images {
-        image.parse::<ImageRef>().map_err(|e| {
-            Status::invalid_argument(format!("{image:?} is not an image reference: {e}"))
-        })?;
+        parse_image(image)?;
         if !images.contains(image) {
             images.push(image.clone());
         }
@@ -85,6 +82,16 @@ pub(super) fn start(
     Ok(ReceiverStream::new(rx))
 }
 
+/// A requested image as a reference.
+fn parse_image(image: &str) -> Result<ImageRef, AgentError> {
+    image
+        .parse::<ImageRef>()
+        .map_err(|source| AgentError::ParseImage {
+            image: image.to_owned(),
+            source: Box::new(source),
+        })
+}
+
 fn is_group(scope: &str) -> bool {
     scope.starts_with("eci-")
 }
@@ -100,7 +107,7 @@ async fn prepare_cache(
     let inner = &agent.inner;
     let staging = format!("{CACHE_STAGING_PREFIX}{}", request.scope);
     // A staging snapshot left by an earlier prepare of this scope may hold other images.
-    inner.snapshots.delete(&staging).await.map_err(status)?;
+    inner.snapshots.delete(&staging).await?;
     let mut progress = Tracker::new(&images);
     let mut build = BuildRequest::new(
         staging.clone(),
@@ -141,10 +148,7 @@ async fn prepare_group(
             .pull_policies
             .get(requested)
             .map_or("IfNotPresent", String::as_str);
-        let normalised = requested
-            .parse::<ImageRef>()
-            .map_err(|e| Status::invalid_argument(e.to_string()))?
-            .to_string();
+        let normalised = parse_image(requested)?.to_string();
         let held = base.as_ref().and_then(|b| {
             b.images
                 .iter()
@@ -153,24 +157,12 @@ async fn prepare_group(
         });
         match (held, policy) {
             (Some((snapshot, image)), "Always") => {
-                let image_ref = requested
-                    .parse::<ImageRef>()
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let image_ref = parse_image(requested)?;
                 let current = registry
                     .as_ref()
                     .unwrap_or(&inner.registry)
                     .resolve(&image_ref, &credentials)
-                    .await
-                    .map_err(|e| {
-                        let message = crate::error_chain(&e);
-                        if e.is_authentication() {
-                            Status::permission_denied(message)
-                        } else if e.is_not_found() {
-                            Status::not_found(message)
-                        } else {
-                            Status::unavailable(message)
-                        }
-                    })?;
+                    .await?;
                 if current.manifest_digest == image.manifest_digest {
                     progress.mark_from_snapshot(index, image.pull_size);
                     prepared
@@ -187,10 +179,10 @@ async fn prepare_group(
                     .insert(requested.clone(), snapshot.id.clone());
             }
             (None, "Never") => {
-                return Err(Status::failed_precondition(format!(
-                    "ErrImageNeverPull: image {requested} is not present and its \
-                     ImagePullPolicy is Never"
-                )));
+                return Err(AgentError::NeverPull {
+                    image: requested.clone(),
+                }
+                .into());
             }
             (None, _) => fresh.push(index),
         }
@@ -232,7 +224,7 @@ async fn base_snapshot(agent: &LocalAgent, id: &str) -> Result<Option<SnapshotMa
     if id.is_empty() || agent.inner.doomed.lock().contains(id) {
         return Ok(None);
     }
-    agent.inner.snapshots.get(id).await.map_err(status)
+    Ok(agent.inner.snapshots.get(id).await?)
 }
 
 /// Runs one snapshot build, turning its events into progress for the images at `indices`.
@@ -259,9 +251,7 @@ async fn run_build(
             break;
         }
     }
-    task.await
-        .map_err(|e| Status::internal(format!("the build task failed: {e}")))?
-        .map_err(status)?;
+    task.await.map_err(AgentError::BuildTask)??;
     Ok(())
 }
 

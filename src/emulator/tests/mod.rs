@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{AgentTarget, Clock, Credentials, Emulator, Handle, Quotas, Settings, SystemClock};
-use crate::{agent::simulated::SimulatedConfig, eci::sign};
+use crate::{agent::SimulatedConfig, eci::sign};
 
 pub const ID: &str = "test-access-key-id";
 pub const SECRET: &str = "test-access-key-secret";

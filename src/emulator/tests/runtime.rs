@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
 use crate::{
-    agent::simulated::SimulatedAgent,
+    agent::SimulatedAgent,
     emulator::{AgentTarget, Credentials, Emulator},
 };
 
