@@ -1,12 +1,9 @@
 //! Tests of the client over real HTTP on loopback: a tiny HTTP/1.1 server verifies each request's
 //! signature with `sign` (as the emulator does) and answers canned bodies, errors and throttling.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use parking_lot::Mutex;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -121,7 +118,7 @@ async fn answer(
     }
     let request = parse(&buf);
     let index = {
-        let mut log = log.lock().expect("lock");
+        let mut log = log.lock();
         log.push(request.clone());
         log.len() - 1
     };
@@ -282,7 +279,7 @@ async fn v3_request_is_signed_and_answer_decoded() {
             .await
             .expect("answer");
         assert_eq!(r.image_caches[0].status, ImageCacheStatus::Ready);
-        let seen = seen.lock().expect("lock");
+        let seen = seen.lock();
         assert_eq!(seen.len(), 1);
         let s = &seen[0];
         assert!(s.verified, "V3 signature must verify: {s:?}");
@@ -329,7 +326,7 @@ async fn v1_request_carries_common_parameters_and_verifies() {
         })
         .await
         .expect("answer");
-        let seen = seen.lock().expect("lock");
+        let seen = seen.lock();
         let s = &seen[0];
         assert!(s.verified, "V1 signature must verify: {s:?}");
         assert_eq!(s.method, "POST");
@@ -369,7 +366,7 @@ async fn v3_with_sts_token_signs_the_token_header() {
             .list_usage()
             .await
             .expect("answer");
-        let s = &seen.lock().expect("lock")[0];
+        let s = &seen.lock()[0];
         assert!(s.verified);
         assert_eq!(s.headers["x-acs-security-token"], "sts-token");
         assert!(s.headers["authorization"].contains("x-acs-security-token"));
@@ -392,7 +389,7 @@ async fn wrong_secret_is_a_final_api_error_without_credentials() {
         cfg.credentials = Credentials::new(ID, "not-the-secret", None);
         let c = Client::new(cfg).expect("client");
         let err = c.list_usage().await.expect_err("must fail");
-        assert_eq!(seen.lock().expect("lock").len(), 1, "never retried");
+        assert_eq!(seen.lock().len(), 1, "never retried");
         let api = err.api().expect("api error");
         assert_eq!(api.status, 400);
         assert_eq!(api.code, "SignatureDoesNotMatch");
@@ -431,7 +428,7 @@ async fn throttling_is_retried_with_fresh_signatures_and_the_same_client_token()
             .await
             .expect("third attempt succeeds");
         assert_eq!(r.container_group_id, "eci-123");
-        let seen = seen.lock().expect("lock");
+        let seen = seen.lock();
         assert_eq!(seen.len(), 3);
         assert!(seen.iter().all(|s| s.verified));
         let tokens: Vec<&String> = seen.iter().map(|s| &s.query["ClientToken"]).collect();
@@ -468,7 +465,7 @@ async fn caller_client_token_is_kept_on_v1_retries() {
         })
         .await
         .expect("second attempt succeeds");
-        let seen = seen.lock().expect("lock");
+        let seen = seen.lock();
         assert_eq!(seen.len(), 2);
         assert!(seen.iter().all(|s| s.verified));
         assert!(seen.iter().all(|s| s.query["ClientToken"] == "pod-uid-1"));
@@ -505,7 +502,7 @@ async fn transient_statuses_are_retried() {
             .list_usage()
             .await
             .expect("fourth attempt succeeds");
-        assert_eq!(seen.lock().expect("lock").len(), 4);
+        assert_eq!(seen.lock().len(), 4);
     })
     .await;
 }
@@ -525,7 +522,7 @@ async fn client_errors_are_not_retried() {
                 .expect_err("fails");
             assert_eq!(err.code(), Some(code));
             assert_eq!(err.api().map(|a| a.status), Some(status));
-            assert_eq!(seen.lock().expect("lock").len(), 1, "{code} retried");
+            assert_eq!(seen.lock().len(), 1, "{code} retried");
         }
     })
     .await;
@@ -543,7 +540,7 @@ async fn retries_stop_at_max_attempts() {
             .await
             .expect_err("fails");
         assert_eq!(err.code(), Some("ServiceUnavailable"));
-        assert_eq!(seen.lock().expect("lock").len(), 3);
+        assert_eq!(seen.lock().len(), 3);
     })
     .await;
 }
@@ -567,7 +564,7 @@ async fn undecodable_success_is_a_decode_error_and_not_retried() {
             ),
             "{err:?}"
         );
-        assert_eq!(seen.lock().expect("lock").len(), 1);
+        assert_eq!(seen.lock().len(), 1);
     })
     .await;
 }
@@ -620,7 +617,7 @@ async fn timeouts_are_retried() {
             panic!("expected a transport error, got {err:?}");
         };
         assert!(source.is_timeout(), "{source:?}");
-        assert_eq!(seen.lock().expect("lock").len(), 2);
+        assert_eq!(seen.lock().len(), 2);
     })
     .await;
 }
@@ -658,7 +655,7 @@ async fn describe_all_follows_next_token() {
                 ("eci-2", ContainerGroupStatus::Pending)
             ]
         );
-        let seen = seen.lock().expect("lock");
+        let seen = seen.lock();
         assert_eq!(seen.len(), 2);
         assert!(seen.iter().all(|s| s.query["Tag.1.Key"] == "node"));
     })
@@ -690,7 +687,7 @@ async fn budget_is_shared_by_clones_of_a_client() {
         b.list_usage().await.expect("ok");
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(90), "{took:?}");
-        assert_eq!(seen.lock().expect("lock").len(), 3);
+        assert_eq!(seen.lock().len(), 3);
     })
     .await;
 }
@@ -820,11 +817,7 @@ async fn exec_is_not_repeated_after_an_unknown_outcome_but_is_after_throttling()
             .await
             .expect_err("fails");
         assert_eq!(err.code(), Some("ServiceUnavailable"));
-        assert_eq!(
-            seen.lock().expect("lock").len(),
-            1,
-            "a 503 exec may have run"
-        );
+        assert_eq!(seen.lock().len(), 1, "a 503 exec may have run");
 
         let (url, seen) = serve(|_, i| {
             Some(if i == 0 {
@@ -839,11 +832,8 @@ async fn exec_is_not_repeated_after_an_unknown_outcome_but_is_after_throttling()
             .await
             .expect("throttled exec is retried");
         assert_eq!(r.sync_response, "done");
-        assert_eq!(seen.lock().expect("lock").len(), 2);
-        assert_eq!(
-            seen.lock().expect("lock")[1].query["Command"],
-            r#"["touch","/x"]"#
-        );
+        assert_eq!(seen.lock().len(), 2);
+        assert_eq!(seen.lock()[1].query["Command"], r#"["touch","/x"]"#);
     })
     .await;
 }
@@ -866,7 +856,7 @@ async fn describe_all_image_caches_follows_next_token() {
         let ids: Vec<&str> = caches.iter().map(|c| c.image_cache_id.as_str()).collect();
         // The second page repeats its own token: the walk stops rather than looping.
         assert_eq!(ids, vec!["imc-1", "imc-2"]);
-        assert_eq!(seen.lock().expect("lock").len(), 2);
+        assert_eq!(seen.lock().len(), 2);
     })
     .await;
 }
@@ -886,7 +876,7 @@ async fn observer_sees_every_attempt_with_status_and_code() {
         let sink = records.clone();
         let mut cfg = config(&url, SignatureVersion::V3);
         cfg.observer = Some(Arc::new(move |r: &AttemptRecord<'_>| {
-            sink.lock().expect("lock").push((
+            sink.lock().push((
                 r.action,
                 r.attempt,
                 r.status,
@@ -900,7 +890,7 @@ async fn observer_sees_every_attempt_with_status_and_code() {
             .await
             .expect("second attempt succeeds");
         assert_eq!(
-            *records.lock().expect("lock"),
+            *records.lock(),
             vec![
                 (
                     "ListUsage",
@@ -968,7 +958,7 @@ async fn https_endpoint_is_verified_and_signed() {
             .await
             .expect("TLS call");
         {
-            let seen = seen.lock().expect("lock");
+            let seen = seen.lock();
             assert_eq!(seen.len(), 1);
             assert!(seen[0].verified);
             assert!(seen[0].headers["host"].starts_with("localhost:"));
@@ -985,7 +975,7 @@ async fn https_endpoint_is_verified_and_signed() {
             // A machine without a system CA bundle cannot even build the client.
             Err(e) => assert!(matches!(e, Error::Tls(_)), "{e:?}"),
         }
-        assert_eq!(seen.lock().expect("lock").len(), 1);
+        assert_eq!(seen.lock().len(), 1);
     })
     .await;
 }

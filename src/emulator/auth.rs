@@ -4,10 +4,9 @@
 //! The signing functions are the client's own (`crate::eci::sign`), so client and emulator cannot
 //! disagree about canonical forms. The secret is never logged, echoed or put in an error.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Mutex,
-};
+use std::collections::{BTreeMap, HashMap};
+
+use parking_lot::Mutex;
 
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
@@ -109,10 +108,7 @@ impl Verifier {
             }
         };
         check_timestamp(&timestamp, now)?;
-        let mut nonces = self
-            .nonces
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut nonces = self.nonces.lock();
         if nonces.len() >= 4096 {
             // Nonces older than the window can never be replayed: their timestamps are stale.
             nonces.retain(|_, at| {

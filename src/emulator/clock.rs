@@ -1,9 +1,11 @@
 //! The seams for time and identifiers, so tests can drive both.
 
 use std::sync::{
-    Arc, Mutex,
+    Arc,
     atomic::{AtomicU64, Ordering},
 };
+
+use parking_lot::Mutex;
 
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng as _;
@@ -40,28 +42,19 @@ impl ManualClock {
 
     /// Moves the clock forward (or back, for a negative duration).
     pub fn advance(&self, by: SignedDuration) {
-        let mut now = self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = self.now.lock();
         *now = now.saturating_add(by).unwrap_or(*now);
     }
 
     /// Sets the clock.
     pub fn set(&self, to: Timestamp) {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = to;
+        *self.now.lock() = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self.now.lock()
     }
 }
 

@@ -213,10 +213,7 @@ async fn exec_socket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let session = {
-        let mut sessions = core
-            .exec_sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sessions = core.exec_sessions.lock();
         sessions.remove(&query.s)
     };
     let Some(session) = session.filter(|s| s.expires > core.now()) else {

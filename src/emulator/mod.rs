@@ -273,12 +273,12 @@ impl Builder {
             store: Mutex::new(store),
             agent: AgentClient::new(channel),
             persister,
-            exec_sessions: std::sync::Mutex::new(HashMap::new()),
+            exec_sessions: parking_lot::Mutex::new(HashMap::new()),
             local_agent: local_agent
                 .as_ref()
                 .and_then(LoopbackAgent::local_agent)
                 .cloned(),
-            tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+            tasks: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
         });
         if core.persister.is_some() {
             let saver = core.clone();
@@ -328,13 +328,7 @@ impl Drop for Handle {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let tasks = std::mem::take(
-            &mut *self
-                .core
-                .tasks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let tasks = std::mem::take(&mut *self.core.tasks.lock());
         drop(tasks);
     }
 }
@@ -380,13 +374,7 @@ impl Handle {
     }
 
     async fn stop(&mut self) {
-        let tasks = std::mem::take(
-            &mut *self
-                .core
-                .tasks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let tasks = std::mem::take(&mut *self.core.tasks.lock());
         drop(tasks); // aborts every lifecycle task
         self.core.save_now().await;
         if let Some(agent) = self.local_agent.take() {
@@ -419,8 +407,8 @@ pub(crate) struct Core {
     /// The in-process real agent, whose counters `/metrics` shows.
     pub local_agent: Option<LocalAgent>,
     pub persister: Option<persist::Persister>,
-    pub exec_sessions: std::sync::Mutex<HashMap<String, ExecSession>>,
-    pub tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    pub exec_sessions: parking_lot::Mutex<HashMap<String, ExecSession>>,
+    pub tasks: parking_lot::Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Core {
@@ -431,10 +419,7 @@ impl Core {
 
     /// Runs `task` as a tracked lifecycle task (aborted at shutdown).
     pub fn spawn(&self, span: tracing::Span, task: impl Future<Output = ()> + Send + 'static) {
-        let mut tasks = self
-            .tasks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tasks = self.tasks.lock();
         // Reap finished tasks so the set does not grow without bound.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(tracing::Instrument::instrument(task, span));

@@ -4,7 +4,9 @@
 //! mutating actions) a burst of 100 refilled at 20 per second, describe-style reads 2000 per
 //! minute (a bucket of 2000 refilled at 2000/60 per second). Each action has its own bucket.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
 
 use jiff::Timestamp;
 
@@ -88,10 +90,7 @@ impl Throttle {
             return Ok(());
         }
         let quota = self.quotas.of(action);
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = self.buckets.lock();
         let bucket = buckets.entry(action.to_owned()).or_insert(Bucket {
             tokens: quota.burst,
             at: now,

@@ -188,7 +188,7 @@ struct Context {
     /// Objects waiting out their error backoff: until when, and at which generation. Our own
     /// status write after a failure comes back as a watch event; without this hold it would
     /// retry at once and turn the backoff into a hot loop against the cloud's quota.
-    held: Mutex<HashMap<String, (std::time::Instant, Option<i64>)>>,
+    held: Mutex<HashMap<String, (tokio::time::Instant, Option<i64>)>>,
     clock: fn() -> Timestamp,
 }
 
@@ -424,7 +424,7 @@ fn still_held(ctx: &Context, object: &ImageCache) -> Option<Duration> {
     let name = object.name_any();
     let mut held = ctx.held.lock();
     let (until, generation) = *held.get(&name)?;
-    let now = std::time::Instant::now();
+    let now = tokio::time::Instant::now();
     if until > now
         && generation == object.metadata.generation
         && object.metadata.deletion_timestamp.is_none()
@@ -451,7 +451,7 @@ fn error_policy(
     ctx.held.lock().insert(
         name.clone(),
         (
-            std::time::Instant::now() + delay,
+            tokio::time::Instant::now() + delay,
             object.metadata.generation,
         ),
     );

@@ -8,10 +8,7 @@
 //! the verb the HTTP method → 403 if not. Answers are cached like a kubelet's webhooks
 //! (tokens 2 min, allowed 5 min, denied 30 s); tokens are cached by their SHA-256, never kept.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use k8s_openapi::api::{
     authentication::v1::{TokenReview, TokenReviewSpec},
@@ -20,6 +17,7 @@ use k8s_openapi::api::{
 use kube::{Api, api::PostParams};
 use parking_lot::Mutex;
 use sha2::{Digest as _, Sha256};
+use tokio::time::Instant;
 
 /// Limit on one review call.
 const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);

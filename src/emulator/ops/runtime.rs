@@ -176,10 +176,7 @@ pub async fn exec(
             .now()
             .saturating_add(EXEC_URL_TTL)
             .unwrap_or_else(|_| core.now());
-        let mut sessions = core
-            .exec_sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sessions = core.exec_sessions.lock();
         let now = core.now();
         sessions.retain(|_, s| s.expires > now);
         sessions.insert(
