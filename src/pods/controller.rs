@@ -550,7 +550,10 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         schedule_retry(ctx, uid);
         return;
     };
-    let translated = match translate(pod, &ctx.config.placement, &sources) {
+    // The pull secrets are read before the request is built, so the request comes out whole;
+    // their warnings are published where they were before: only for a pod about to be created.
+    let (logins, warnings) = super::pull_secrets::credentials(&ctx.kube, pod).await;
+    let translated = match translate(pod, &ctx.config.placement, &sources, &snapshot, logins) {
         Ok(translated) => translated,
         Err(unsupported) => {
             reject(ctx, pod, uid, &unsupported).await;
@@ -573,8 +576,6 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         schedule_retry(ctx, uid);
         return;
     }
-    let mut request = translated.request;
-    let (logins, warnings) = super::pull_secrets::credentials(&ctx.kube, pod).await;
     for warning in &warnings {
         publish(
             ctx,
@@ -585,10 +586,7 @@ async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         )
         .await;
     }
-    request.image_registry_credentials = logins;
-    if let imagecache::SnapshotDecision::Use { id, .. } = &snapshot {
-        request.image_snapshot_id = Some(id.clone());
-    }
+    let request = translated.request;
     let answer = tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&request)).await;
     match answer {
         Ok(Ok(created)) => {
