@@ -25,6 +25,12 @@ use crate::{
     imagecache::SnapshotDecision,
 };
 
+/// The quantity parsers env resolution uses for `resourceFieldRef` values.
+const QUANTITIES: env::Quantities = env::Quantities {
+    cpu: parse_cpu,
+    bytes: parse_bytes,
+};
+
 /// Tag keys of a container group the node owns.
 pub mod tags {
     /// The cluster name.
@@ -218,7 +224,7 @@ pub fn translate(
     let mut missing = volumes.missing;
     let mounted = &volumes.names;
     let mut build = |c: &PodContainer| {
-        let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip);
+        let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip, QUANTITIES);
         missing.extend(gaps);
         container(c, resolved, mounted)
     };
