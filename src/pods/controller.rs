@@ -33,15 +33,15 @@
 //!
 //! - this file: the watch and its reflector, the create lane for new pods, and the schedule
 //!   of passes and looks;
-//! - [`super::pass`]: one pass — the batched describe, what to do for each pod, orphans;
-//! - [`super::look`]: the describe by id of groups just created;
-//! - [`super::create`]: one create — image cache, sources, request, `CreateContainerGroup`,
+//! - `pass.rs`: one pass — the batched describe, what to do for each pod, orphans;
+//! - `look.rs`: the describe by id of groups just created;
+//! - `create.rs`: one create — image cache, sources, request, `CreateContainerGroup`,
 //!   and the backoff of failed creates;
-//! - [`super::sources`]: reading ConfigMaps, Secrets and service-account tokens;
-//! - [`super::writes`]: status writes, annotations, pod removal and events;
-//! - [`super::groups`]: describing this node's groups ([`super::describe_node_groups`]),
+//! - `sources.rs`: reading ConfigMaps, Secrets and service-account tokens;
+//! - `writes.rs`: status writes, annotations, pod removal and events;
+//! - `groups.rs`: describing this node's groups ([`super::describe_node_groups`]),
 //!   which are ours by their tags, and deleting one;
-//! - [`super::context`]: the settings and the state they all share.
+//! - `context.rs`: the settings and the state they all share.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
