@@ -9,10 +9,14 @@
 use std::{collections::BTreeMap, hint::black_box};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use eci_vk::pods::{
-    Placement,
-    env::{SourceKind, Sources},
-    translate,
+use eci_vk::{
+    eci::{ImageRegistryCredential, SecretValue},
+    imagecache::SnapshotDecision,
+    pods::{
+        Placement,
+        env::{SourceKind, Sources},
+        translate,
+    },
 };
 use k8s_openapi::api::core::v1::Pod;
 
@@ -102,13 +106,34 @@ fn bench(c: &mut Criterion) {
         cluster_domain: "cluster.local".into(),
         ..Placement::default()
     };
-    let translated = translate(&pod, &placement, &sources).expect("the pod translates");
+    // The bench pod starts from a cache and pulls with one login: the request is the whole one.
+    let snapshot = SnapshotDecision::Use {
+        id: "imc-0123456789abcdefghij".into(),
+        name: "web-cache".into(),
+        automatic: true,
+    };
+    let logins = vec![ImageRegistryCredential {
+        server: "registry.example.com:5000".into(),
+        user_name: "robot".into(),
+        password: SecretValue::new("bench-password"),
+    }];
+    let translated = translate(&pod, &placement, &sources, &snapshot, logins.clone())
+        .expect("the pod translates");
     assert!(
         !translated.blocked(),
         "the bench pod must not miss a reference"
     );
     c.bench_function("translate/pod_to_create_container_group", |b| {
-        b.iter(|| translate(black_box(&pod), &placement, &sources).map(|t| t.request));
+        b.iter(|| {
+            translate(
+                black_box(&pod),
+                &placement,
+                &sources,
+                &snapshot,
+                logins.clone(),
+            )
+            .map(|t| t.request)
+        });
     });
 }
 

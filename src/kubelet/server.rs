@@ -24,8 +24,8 @@ use super::{
     logs, remotecommand, stats, tls,
 };
 use crate::{
-    eci::{self, ContainerGroupStatus, DescribeContainerGroups, Tag},
-    pods::translate::tags,
+    eci::{self, ContainerGroupStatus},
+    pods::{self, translate::tags},
 };
 
 /// Limit on the TLS handshake of one connection.
@@ -229,17 +229,9 @@ async fn pods(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiError> {
 
 /// `/runningpods/`: the pods the cloud runs for this node, from the groups' tags.
 async fn running_pods(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiError> {
-    let request = DescribeContainerGroups {
-        tags: vec![
-            Tag::new(tags::CLUSTER, &ctx.cluster),
-            Tag::new(tags::NODE, &ctx.node),
-        ],
-        limit: Some(100),
-        ..DescribeContainerGroups::default()
-    };
     let groups = tokio::time::timeout(
         Duration::from_secs(60),
-        ctx.eci.describe_all_container_groups(&request),
+        pods::describe_node_groups(&ctx.eci, &ctx.cluster, &ctx.node),
     )
     .await
     .map_err(|_| ApiError::unavailable("DescribeContainerGroups timed out"))?

@@ -1,25 +1,46 @@
 //! The pod controller: Pods bound to this node become ECI container groups, and the groups'
 //! state flows back into the pods' status.
 //!
-//! - [`translate`]: Pod → `CreateContainerGroup` (pure).
-//! - [`env`]: a container's environment from values, ConfigMaps, Secrets and the downward API (pure).
-//! - [`volumes`]: pod volumes → ECI volumes (pure).
-//! - [`status`]: described group → `PodStatus` (pure).
-//! - [`snapshot`]: the image cache a new pod starts from (pure).
+//! Pure parts, with arrows pointing one way (translate → volumes → env):
+//! - [`translate`]: Pod (+ sources, image cache, registry logins) → the finished
+//!   `CreateContainerGroup` request.
+//! - [`volumes`]: pod volumes → ECI volumes.
+//! - [`env`]: a container's environment from values, ConfigMaps, Secrets and the downward API.
+//! - [`status`]: described group → `PodStatus`.
+//! - [`snapshot`]: the image cache a new pod starts from.
 //! - [`starts`]: creates in flight and groups starting, for quick creates and looks.
-//! - [`controller`]: the watch, the batched poll, creation, deletion, adoption and orphan
-//!   collection.
+//!
+//! The loop, one job a file:
+//! - [`controller`]: the watch, the create lane, and the schedule of passes and looks (its
+//!   header tells the whole flow).
+//! - `pass`: one sync pass — what to do for each pod given its group, and orphans.
+//! - `look`: describing groups just created, by id.
+//! - `create`: one create, and the backoff of failed ones.
+//! - `sources`: reading ConfigMaps, Secrets and service-account tokens.
+//! - [`pull_secrets`]: a pod's `imagePullSecrets` as registry logins.
+//! - `writes`: status writes, annotations, pod removal, events.
+//! - `groups`: the node's groups on the cloud ([`describe_node_groups`]).
+//! - `context`: [`PodsConfig`] and the state the loop's parts share.
 
+mod context;
 pub mod controller;
+mod create;
 pub mod env;
+mod groups;
+mod look;
+mod pass;
 pub mod pull_secrets;
 pub mod snapshot;
+mod sources;
 pub mod starts;
 pub mod status;
 pub mod translate;
 pub mod volumes;
+mod writes;
 
-pub use controller::{PodsConfig, run};
+pub use context::PodsConfig;
+pub use controller::run;
+pub use groups::{describe_node_groups, node_groups_request};
 pub use translate::{Placement, Unsupported, check_supported, tags, translate};
 
 /// Failures of the pods room. Per-pod failures are handled (logged, evented, retried) inside

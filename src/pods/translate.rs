@@ -13,12 +13,22 @@ use k8s_openapi::{
 };
 
 use super::env::{self, Missing, Sources};
-use crate::eci::{
-    Container, CreateContainerGroup, Tag,
-    container_spec::{
-        ContainerPort, DnsConfig, DnsOption, ExecAction, HostAlias, HttpGetAction, ImagePullPolicy,
-        PodSecurityContext, Probe, RestartPolicy, Sysctl, TcpSocketAction, VolumeMount,
+use crate::{
+    eci::{
+        Container, CreateContainerGroup, ImageRegistryCredential, Tag,
+        container_spec::{
+            ContainerPort, DnsConfig, DnsOption, ExecAction, HostAlias, HttpGetAction,
+            ImagePullPolicy, PodSecurityContext, Probe, RestartPolicy, Sysctl, TcpSocketAction,
+            VolumeMount,
+        },
     },
+    imagecache::SnapshotDecision,
+};
+
+/// The quantity parsers env resolution uses for `resourceFieldRef` values.
+const QUANTITIES: env::Quantities = env::Quantities {
+    cpu: parse_cpu,
+    bytes: parse_bytes,
 };
 
 /// Tag keys of a container group the node owns.
@@ -186,7 +196,9 @@ pub fn check_supported(pod: &Pod) -> Result<(), Unsupported> {
     Ok(())
 }
 
-/// Builds the create request of `pod`'s container group, with env values from `sources`.
+/// Builds the finished create request of `pod`'s container group: env values from `sources`,
+/// `ImageSnapshotId` from `snapshot` (only a [`SnapshotDecision::Use`] sets it) and the
+/// registry logins of its pull secrets as `ImageRegistryCredential.N`.
 ///
 /// # Errors
 /// [`Unsupported`] when the pod cannot run here.
@@ -194,6 +206,8 @@ pub fn translate(
     pod: &Pod,
     placement: &Placement,
     sources: &Sources,
+    snapshot: &SnapshotDecision,
+    credentials: Vec<ImageRegistryCredential>,
 ) -> Result<Translated, Unsupported> {
     check_supported(pod)?;
     let meta = &pod.metadata;
@@ -210,7 +224,7 @@ pub fn translate(
     let mut missing = volumes.missing;
     let mounted = &volumes.names;
     let mut build = |c: &PodContainer| {
-        let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip);
+        let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip, QUANTITIES);
         missing.extend(gaps);
         container(c, resolved, mounted)
     };
@@ -304,6 +318,11 @@ pub fn translate(
                     .collect(),
             }),
         share_process_namespace: spec.share_process_namespace,
+        image_snapshot_id: match snapshot {
+            SnapshotDecision::Use { id, .. } => Some(id.clone()),
+            SnapshotDecision::NotRequested | SnapshotDecision::Missed(_) => None,
+        },
+        image_registry_credentials: credentials,
         ..CreateContainerGroup::default()
     };
     Ok(Translated { request, missing })
@@ -577,8 +596,91 @@ fn number(s: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// A pod without an image cache or pull secrets.
+    fn translate_plain(
+        pod: &Pod,
+        placement: &Placement,
+        sources: &Sources,
+    ) -> Result<Translated, Unsupported> {
+        translate(
+            pod,
+            placement,
+            sources,
+            &SnapshotDecision::NotRequested,
+            Vec::new(),
+        )
+    }
+
     fn pod(yaml: &str) -> Pod {
         serde_yaml_ng::from_str(yaml).expect("fixture pod")
+    }
+
+    #[test]
+    fn a_chosen_image_cache_is_the_requests_snapshot() {
+        let chosen = SnapshotDecision::Use {
+            id: "imc-0123456789abcdefghij".into(),
+            name: "web-cache".into(),
+            automatic: true,
+        };
+        let request = translate(
+            &pod(BUSYBOX),
+            &placement(),
+            &Sources::default(),
+            &chosen,
+            Vec::new(),
+        )
+        .expect("translates")
+        .request;
+        assert_eq!(
+            request.image_snapshot_id.as_deref(),
+            Some("imc-0123456789abcdefghij")
+        );
+        for pulls in [
+            SnapshotDecision::NotRequested,
+            SnapshotDecision::Missed(crate::imagecache::Miss::NoCacheHoldsAnImage),
+        ] {
+            let request = translate(
+                &pod(BUSYBOX),
+                &placement(),
+                &Sources::default(),
+                &pulls,
+                Vec::new(),
+            )
+            .expect("translates")
+            .request;
+            assert_eq!(
+                request.image_snapshot_id, None,
+                "{pulls:?} pulls its images"
+            );
+        }
+    }
+
+    #[test]
+    fn pull_secret_logins_go_into_the_request() {
+        let login = ImageRegistryCredential {
+            server: "registry.example.com:5000".into(),
+            user_name: "robot".into(),
+            password: crate::eci::SecretValue::new("s3cret"),
+        };
+        let request = translate(
+            &pod(BUSYBOX),
+            &placement(),
+            &Sources::default(),
+            &SnapshotDecision::NotRequested,
+            vec![login],
+        )
+        .expect("translates")
+        .request;
+        let servers: Vec<_> = request
+            .image_registry_credentials
+            .iter()
+            .map(|c| (c.server.as_str(), c.user_name.as_str()))
+            .collect();
+        assert_eq!(servers, [("registry.example.com:5000", "robot")]);
+        let plain = translate_plain(&pod(BUSYBOX), &placement(), &Sources::default())
+            .expect("translates")
+            .request;
+        assert!(plain.image_registry_credentials.is_empty());
     }
 
     fn placement() -> Placement {
@@ -615,7 +717,7 @@ spec:
 
     #[test]
     fn command_and_args_stay_separate() {
-        let request = translate(&pod(BUSYBOX), &placement(), &Sources::default())
+        let request = translate_plain(&pod(BUSYBOX), &placement(), &Sources::default())
             .expect("translates")
             .request;
         let main = &request.containers[0];
@@ -631,7 +733,7 @@ spec:
 
     #[test]
     fn identity_tags_and_token() {
-        let request = translate(&pod(BUSYBOX), &placement(), &Sources::default())
+        let request = translate_plain(&pod(BUSYBOX), &placement(), &Sources::default())
             .expect("translates")
             .request;
         assert_eq!(request.client_token.as_deref(), Some("1111-2222"));
@@ -651,7 +753,7 @@ spec:
 
     #[test]
     fn resources_round_up_to_a_spec() {
-        let request = translate(&pod(BUSYBOX), &placement(), &Sources::default())
+        let request = translate_plain(&pod(BUSYBOX), &placement(), &Sources::default())
             .expect("translates")
             .request;
         // Containers: max(request, limit) = 1 + 0.5 vCPU, 0.5 + 1 GiB; init needs 2 vCPU.
@@ -665,7 +767,7 @@ spec:
 
     #[test]
     fn no_resources_leaves_the_spec_to_the_cloud() {
-        let request = translate(
+        let request = translate_plain(
             &pod("metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i}]}"),
             &placement(),
             &Sources::default(),
@@ -683,7 +785,7 @@ spec:
             "metadata: {name: a, namespace: b, uid: u, ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: d, uid: x}]}\nspec: {containers: [{name: c, image: i}]}",
         );
         assert_eq!(
-            translate(&ds, &placement(), &Sources::default()).unwrap_err(),
+            translate_plain(&ds, &placement(), &Sources::default()).unwrap_err(),
             Unsupported::DaemonSet
         );
         let host = pod(
@@ -704,14 +806,14 @@ spec:
             "metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i, resources: {requests: {cpu: \"500\"}}}]}",
         );
         assert!(matches!(
-            translate(&huge, &placement(), &Sources::default()),
+            translate_plain(&huge, &placement(), &Sources::default()),
             Err(Unsupported::TooLarge { .. })
         ));
     }
 
     #[test]
     fn probes_dns_and_aliases_pass_through() {
-        let request = translate(
+        let request = translate_plain(
             &pod(r#"
 metadata: {name: a, namespace: b, uid: u}
 spec:
@@ -753,7 +855,7 @@ spec:
 
     #[test]
     fn cluster_first_gets_the_cluster_dns() {
-        let request = translate(&pod(BUSYBOX), &placement(), &Sources::default())
+        let request = translate_plain(&pod(BUSYBOX), &placement(), &Sources::default())
             .expect("translates")
             .request;
         assert_eq!(request.dns_policy.as_deref(), Some("None"));
@@ -772,7 +874,7 @@ spec:
             cluster_dns: None,
             ..placement()
         };
-        let request = translate(&pod(BUSYBOX), &unknown, &Sources::default())
+        let request = translate_plain(&pod(BUSYBOX), &unknown, &Sources::default())
             .expect("translates")
             .request;
         assert_eq!((request.dns_policy, request.dns_config), (None, None));

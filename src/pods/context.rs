@@ -1,0 +1,66 @@
+//! What every part of the pod loop shares: the node's settings ([`PodsConfig`]), and the
+//! [`Context`] of one running loop — clients, the pod store, the bookkeeping of creates and
+//! refusals — with the limits on the calls they make.
+
+use std::{collections::HashSet, time::Duration};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    ResourceExt,
+    runtime::{events::Recorder, reflector::Store},
+};
+use parking_lot::Mutex;
+use tracing::info_span;
+
+use super::{create::Backoff, starts::Starts, translate::Placement};
+use crate::eci;
+
+/// Limit on one apiserver call.
+pub(super) const KUBE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Limit on one ECI call, retries included.
+pub(super) const ECI_TIMEOUT: Duration = Duration::from_secs(90);
+/// Pods handled at once within a pass.
+pub(super) const CONCURRENCY: usize = 16;
+
+/// What the pod controller needs to know.
+#[derive(Debug, Clone)]
+pub struct PodsConfig {
+    /// The node's name.
+    pub node_name: String,
+    /// Where groups go, and the cluster/node tags.
+    pub placement: Placement,
+    /// The node's InternalIP, reported as each pod's hostIP.
+    pub host_ip: String,
+    /// Time between passes.
+    pub sync_interval: Duration,
+    /// Where pod and pass metrics go.
+    pub metrics: crate::metrics::Metrics,
+    /// The ImageCaches this node knows, for the snapshot a new pod starts from.
+    pub image_caches: crate::imagecache::CacheIndexHandle,
+}
+
+/// The state of one running pod loop, shared by the loop, its passes, looks and creates.
+pub(super) struct Context {
+    pub(super) kube: kube::Client,
+    pub(super) eci: eci::Client,
+    pub(super) config: PodsConfig,
+    pub(super) recorder: Recorder,
+    pub(super) store: Store<Pod>,
+    /// Failed creates: attempts and when to try again.
+    pub(super) backoff: Backoff,
+    /// Pods already told they cannot run here.
+    pub(super) rejected: Mutex<HashSet<String>>,
+    /// Creates in flight and groups starting.
+    pub(super) starts: Starts,
+    pub(super) health: tokio::sync::watch::Sender<bool>,
+}
+
+/// The span of the work on one pod.
+pub(super) fn pod_span(pod: &Pod) -> tracing::Span {
+    info_span!(
+        "pod",
+        pod.namespace = %pod.namespace().unwrap_or_default(),
+        pod.name = %pod.name_any(),
+        pod.uid = %pod.uid().unwrap_or_default(),
+    )
+}

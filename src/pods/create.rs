@@ -1,0 +1,280 @@
+//! Creating a pod's container group: its image cache first (decided from memory), then what
+//! the request is built from ([`super::sources`], the pull secrets), the request itself
+//! ([`super::translate`]), and `CreateContainerGroup` with the pod's UID as `ClientToken`.
+//! A create that fails for a reason worth retrying waits under a [`Backoff`] (2 s, doubling, at
+//! most 5 minutes); a hit on an image cache is recorded on the pod afterwards.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    ResourceExt,
+    runtime::{events::EventType, reflector::ObjectRef},
+};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{
+    context::{Context, ECI_TIMEOUT},
+    pull_secrets,
+    snapshot::{self, Resolve},
+    sources::fetch_sources,
+    translate::{check_supported, translate},
+    writes::{annotate, failed_status, publish, reject, write_status},
+};
+use crate::imagecache;
+
+/// Longest wait before retrying a failed create.
+const MAX_CREATE_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How long a create waits after its `attempts`-th failure: 2 s, doubling, at most
+/// [`MAX_CREATE_BACKOFF`].
+fn retry_wait(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(9)).min(MAX_CREATE_BACKOFF)
+}
+
+/// Failed creates, by pod UID: how many attempts failed, and when to try again.
+#[derive(Debug, Default)]
+pub(super) struct Backoff(Mutex<HashMap<String, (u32, Instant)>>);
+
+// === impl Backoff ===
+
+impl Backoff {
+    /// Whether the pod's next attempt is not yet due at `now`.
+    fn waiting(&self, uid: &str, now: Instant) -> bool {
+        self.0.lock().get(uid).is_some_and(|(_, next)| now < *next)
+    }
+
+    /// One more failed attempt at `now`: the next one waits longer.
+    fn failed(&self, uid: &str, now: Instant) {
+        let mut backoff = self.0.lock();
+        let entry = backoff.entry(uid.to_owned()).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now + retry_wait(entry.0);
+    }
+
+    /// The group was created: the pod's failures are forgotten.
+    fn succeeded(&self, uid: &str) {
+        self.0.lock().remove(uid);
+    }
+
+    /// Forgets the pods that no longer exist.
+    pub(super) fn retain(&self, live: &HashSet<String>) {
+        self.0.lock().retain(|uid, _| live.contains(uid));
+    }
+}
+
+/// Creates the group of a pod the watch has just shown, without waiting for a pass. A pod that
+/// cannot run here is left to the pass, which says why.
+pub(super) async fn create_new(ctx: &Context, pod: &Pod) {
+    let Some(uid) = pod.uid() else {
+        return;
+    };
+    if check_supported(pod).is_err() || ctx.rejected.lock().contains(&uid) {
+        return;
+    }
+    if let Some(_creating) = ctx.starts.begin_create(&uid) {
+        create(ctx, pod, &uid).await;
+    }
+}
+
+/// Creates the pod's group, unless its last failure's backoff is still running.
+pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
+    if ctx.backoff.waiting(uid, Instant::now()) {
+        return;
+    }
+    // The cache first: it is decided from memory, and a pod that must fail for it fails
+    // before anything is read for it.
+    let snapshot = match snapshot::resolve(&ctx.config.image_caches, pod, jiff::Timestamp::now()) {
+        Ok(snapshot) => snapshot,
+        // The index is still loading: the next pass (within sync_interval) asks again,
+        // without the growing backoff of a failed create.
+        Err(Resolve::Wait) => {
+            debug!("waiting for the image cache index before creating");
+            return;
+        }
+        Err(Resolve::Fail(error)) => {
+            fail_for_snapshot(ctx, pod, uid, &error).await;
+            return;
+        }
+    };
+    let Some(sources) = fetch_sources(ctx, pod).await else {
+        ctx.backoff.failed(uid, Instant::now());
+        return;
+    };
+    // The pull secrets are read before the request is built, so the request comes out whole;
+    // their warnings are published where they were before: only for a pod about to be created.
+    let (logins, warnings) = pull_secrets::credentials(&ctx.kube, pod).await;
+    let translated = match translate(pod, &ctx.config.placement, &sources, &snapshot, logins) {
+        Ok(translated) => translated,
+        Err(unsupported) => {
+            reject(ctx, pod, uid, &unsupported).await;
+            return;
+        }
+    };
+    for gap in &translated.missing {
+        publish(
+            ctx,
+            pod,
+            EventType::Warning,
+            gap.kind.missing_reason(gap.optional),
+            &gap.note(),
+        )
+        .await;
+    }
+    if translated.blocked() {
+        ctx.config.metrics.pod_create("blocked");
+        info!("a mandatory ConfigMap or Secret is missing; the group is not created yet");
+        ctx.backoff.failed(uid, Instant::now());
+        return;
+    }
+    for warning in &warnings {
+        publish(
+            ctx,
+            pod,
+            EventType::Warning,
+            "FailedToRetrieveImagePullSecret",
+            warning,
+        )
+        .await;
+    }
+    let request = translated.request;
+    let answer = tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&request)).await;
+    match answer {
+        Ok(Ok(created)) => {
+            ctx.config.metrics.pod_create("created");
+            ctx.backoff.succeeded(uid);
+            ctx.starts.created(
+                uid,
+                &created.container_group_id,
+                ObjectRef::from_obj(pod),
+                Instant::now(),
+            );
+            info!(group.id = %created.container_group_id, "container group created");
+            publish(
+                ctx,
+                pod,
+                EventType::Normal,
+                "ProviderCreateSuccess",
+                &format!("created ECI container group {}", created.container_group_id),
+            )
+            .await;
+            report_snapshot(ctx, pod, uid, &snapshot).await;
+        }
+        Ok(Err(error)) => {
+            ctx.config.metrics.pod_create("failed");
+            let retryable = error.is_retryable();
+            let note = format!("CreateContainerGroup failed: {error}");
+            warn!(
+                error = &error as &dyn std::error::Error,
+                retryable, "container group not created"
+            );
+            publish(ctx, pod, EventType::Warning, "ProviderFailed", &note).await;
+            if retryable {
+                ctx.backoff.failed(uid, Instant::now());
+            } else {
+                let status = failed_status("ProviderFailed", note);
+                write_status(ctx, pod, uid, &status).await;
+            }
+        }
+        Err(_) => {
+            warn!(timeout = ?ECI_TIMEOUT, "CreateContainerGroup timed out; retrying (the ClientToken makes it safe)");
+            ctx.backoff.failed(uid, Instant::now());
+        }
+    }
+}
+
+/// The pod asked for an image cache it cannot have: it fails with the reason as its status
+/// reason and a Warning event (once), and the node carries on with other pods.
+async fn fail_for_snapshot(ctx: &Context, pod: &Pod, uid: &str, error: &imagecache::SnapshotError) {
+    if !ctx.rejected.lock().insert(uid.to_owned()) {
+        return;
+    }
+    let message = snapshot::message(error);
+    info!(reason = error.reason(), %message, "pod cannot start from the image cache it names");
+    ctx.config.metrics.pod_create("image-cache-refused");
+    publish(ctx, pod, EventType::Warning, error.reason(), &message).await;
+    let status = failed_status(error.reason(), message);
+    write_status(ctx, pod, uid, &status).await;
+}
+
+/// After the group was created: a hit is recorded on the pod (annotation
+/// `k8s.aliyun.com/eci-matched-image-cache` and a `SuccessfulHitImageCache` event), a miss is an
+/// `ImageCacheMissed` event.
+async fn report_snapshot(
+    ctx: &Context,
+    pod: &Pod,
+    uid: &str,
+    snapshot: &imagecache::SnapshotDecision,
+) {
+    if let imagecache::SnapshotDecision::Use {
+        id,
+        name,
+        automatic,
+    } = snapshot
+    {
+        info!(imagecache.id = %id, imagecache.name = %name, automatic, "pod starts from an image cache");
+        annotate(
+            ctx,
+            pod,
+            uid,
+            imagecache::ANNOTATION_MATCHED_IMAGE_CACHE,
+            id,
+        )
+        .await;
+    }
+    if let Some((reason, note)) = snapshot.event() {
+        let kind = if reason == imagecache::REASON_HIT {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        publish(ctx, pod, kind, reason, &note).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_two_seconds_doubling_up_to_five_minutes() {
+        let waits: Vec<u64> = (1..=10).map(|n| retry_wait(n).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(retry_wait(u32::MAX), MAX_CREATE_BACKOFF);
+    }
+
+    #[test]
+    fn a_failed_create_waits_its_turn_and_a_success_forgets() {
+        let backoff = Backoff::default();
+        let start = Instant::now();
+        assert!(!backoff.waiting("u1", start), "a first create goes at once");
+        backoff.failed("u1", start);
+        assert!(backoff.waiting("u1", start + Duration::from_secs(1)));
+        assert!(!backoff.waiting("u1", start + Duration::from_secs(2)));
+        assert!(
+            !backoff.waiting("u2", start),
+            "one pod's failures hold back no other"
+        );
+        backoff.failed("u1", start + Duration::from_secs(2));
+        assert!(backoff.waiting("u1", start + Duration::from_secs(5)));
+        assert!(!backoff.waiting("u1", start + Duration::from_secs(6)));
+        backoff.succeeded("u1");
+        assert!(!backoff.waiting("u1", start + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn pods_that_are_gone_are_forgotten() {
+        let backoff = Backoff::default();
+        let now = Instant::now();
+        backoff.failed("gone", now);
+        backoff.failed("live", now);
+        backoff.retain(&HashSet::from(["live".to_owned()]));
+        assert!(!backoff.waiting("gone", now));
+        assert!(backoff.waiting("live", now));
+    }
+}

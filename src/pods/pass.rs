@@ -1,0 +1,296 @@
+//! One sync pass over every group and pod of the node: **one** batched describe of the node's
+//! groups ([`super::groups::describe_node_groups`]), then for each pod what [`decide`] says,
+//! then the orphans — groups tagged with this node whose pod is not in the store.
+
+use std::{collections::HashSet, sync::Arc};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::{ResourceExt, runtime::events::EventType};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{
+    context::{CONCURRENCY, Context, ECI_TIMEOUT, pod_span},
+    create::create,
+    groups::{delete_group, describe_node_groups, is_starting, ours_by_uid},
+    translate::{Unsupported, check_supported},
+    writes::{delete_pod, publish, reject, sync_status},
+};
+use crate::eci::{self, ContainerGroup};
+
+/// One pass over every group and pod of the node.
+pub(super) async fn sync_pass(ctx: &Arc<Context>) {
+    let placement = &ctx.config.placement;
+    let described = tokio::time::timeout(
+        ECI_TIMEOUT,
+        describe_node_groups(&ctx.eci, &placement.cluster, &placement.node),
+    )
+    .await;
+    let groups = match described {
+        Ok(Ok(groups)) => {
+            ctx.health
+                .send_if_modified(|ok| !std::mem::replace(ok, true));
+            groups
+        }
+        Ok(Err(error)) => {
+            ctx.health
+                .send_if_modified(|ok| std::mem::replace(ok, false));
+            warn!(
+                error = &error as &dyn std::error::Error,
+                "DescribeContainerGroups failed; pass skipped"
+            );
+            return;
+        }
+        Err(_) => {
+            ctx.health
+                .send_if_modified(|ok| std::mem::replace(ok, false));
+            warn!(timeout = ?ECI_TIMEOUT, "DescribeContainerGroups timed out; pass skipped");
+            return;
+        }
+    };
+    // Only groups whose tags say they are ours, whatever the filter returned.
+    let by_uid = ours_by_uid(groups, placement);
+    let pods = ctx.store.state();
+    let mut phases = std::collections::BTreeMap::new();
+    for pod in &pods {
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Pending".to_owned());
+        *phases.entry(phase).or_insert(0) += 1;
+    }
+    ctx.config.metrics.pods_by_phase(&phases);
+    let live: HashSet<String> = pods.iter().filter_map(|p| p.uid()).collect();
+
+    futures::stream::iter(pods)
+        .for_each_concurrent(CONCURRENCY, |pod| {
+            let group = pod.uid().and_then(|uid| by_uid.get(&uid).cloned());
+            let span = pod_span(&pod);
+            async move { reconcile(ctx, &pod, group.as_ref()).await }.instrument(span)
+        })
+        .await;
+
+    // Orphans: our groups whose pod is gone (the store has completed its list).
+    for (uid, group) in &by_uid {
+        if live.contains(uid) || group.status == eci::ContainerGroupStatus::Terminating {
+            continue;
+        }
+        let span = info_span!("orphan", pod.uid = %uid, group.id = %group.container_group_id);
+        async {
+            match delete_group(&ctx.eci, &group.container_group_id).await {
+                Ok(()) => info!("deleted container group of a pod that no longer exists"),
+                Err(error) => warn!(error = %error, "orphan container group not deleted"),
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+    ctx.backoff.retain(&live);
+    ctx.rejected.lock().retain(|uid| live.contains(uid));
+    ctx.starts.retain_live(&live);
+}
+
+/// What a pass does for one pod, given its group (if the describe showed one).
+#[derive(Debug, PartialEq)]
+enum Step<'a> {
+    /// Being deleted, its group still running: ask ECI to stop the group (it runs preStop
+    /// hooks within the pod's grace period).
+    StopGroup(&'a str),
+    /// Being deleted, its group stopping and the pod's deadline not yet passed: wait.
+    AwaitStop,
+    /// Being deleted, and its group gone or the deadline passed: remove the pod.
+    RemovePod,
+    /// It cannot run on this node: fail it, with the reason.
+    Reject(Unsupported),
+    /// Write its status from its group; `settled` once the group has left its start.
+    WriteStatus {
+        /// Whether the group is no longer starting.
+        settled: bool,
+    },
+    /// Finished (`Succeeded`/`Failed`) and without a group: nothing to do.
+    Finished,
+    /// Its group was deleted outside Kubernetes: remove the pod so its controller replaces it.
+    GroupGone,
+    /// It never had a group: create one.
+    Create,
+}
+
+/// Decides what a pass does for `pod` and its `group` at `now`.
+fn decide<'a>(pod: &Pod, group: Option<&'a ContainerGroup>, now: jiff::Timestamp) -> Step<'a> {
+    if let Some(deleting) = &pod.metadata.deletion_timestamp {
+        return match group {
+            Some(group) if !matches!(group.status, eci::ContainerGroupStatus::Terminating) => {
+                Step::StopGroup(&group.container_group_id)
+            }
+            // Still stopping: wait, but never past the pod's deadline (a pod stuck Terminating
+            // is a known virtual-kubelet complaint).
+            Some(_) if now < deleting.0 => Step::AwaitStop,
+            _ => Step::RemovePod,
+        };
+    }
+    if let Err(unsupported) = check_supported(pod) {
+        return Step::Reject(unsupported);
+    }
+    match group {
+        Some(group) => Step::WriteStatus {
+            settled: !is_starting(group),
+        },
+        None => {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if matches!(phase, Some("Succeeded" | "Failed")) {
+                Step::Finished
+            } else if had_group(pod) {
+                Step::GroupGone
+            } else {
+                Step::Create
+            }
+        }
+    }
+}
+
+/// Brings one pod and its group (if any) together.
+async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
+    let Some(uid) = pod.uid() else {
+        return;
+    };
+    match decide(pod, group, jiff::Timestamp::now()) {
+        Step::StopGroup(id) => {
+            if let Err(error) = delete_group(&ctx.eci, id).await {
+                warn!(error = %error, "container group not deleted; retrying next pass");
+            }
+        }
+        Step::AwaitStop | Step::Finished => {}
+        Step::RemovePod => delete_pod(ctx, pod, &uid).await,
+        Step::Reject(unsupported) => reject(ctx, pod, &uid, &unsupported).await,
+        Step::WriteStatus { settled } => {
+            if settled {
+                ctx.starts.settled(&uid);
+            }
+            if let Some(group) = group {
+                sync_status(ctx, pod, &uid, group).await;
+            }
+        }
+        Step::GroupGone => {
+            info!(
+                "container group is gone from the cloud; deleting the pod so its controller replaces it"
+            );
+            publish(
+                ctx,
+                pod,
+                EventType::Warning,
+                "ProviderGroupGone",
+                "the ECI container group was deleted outside Kubernetes",
+            )
+            .await;
+            delete_pod(ctx, pod, &uid).await;
+        }
+        Step::Create => {
+            // A create in flight, or one newer than this pass's describe, is not repeated.
+            if let Some(_creating) = ctx.starts.begin_create(&uid) {
+                create(ctx, pod, &uid).await;
+            }
+        }
+    }
+}
+
+/// Whether a status we wrote names a container group.
+pub(super) fn had_group(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.container_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("eci://"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eci::ContainerGroupStatus as S;
+
+    fn pod(yaml: &str) -> Pod {
+        serde_yaml_ng::from_str(yaml).expect("fixture pod")
+    }
+
+    fn group(status: S) -> ContainerGroup {
+        ContainerGroup {
+            container_group_id: "eci-1".into(),
+            status,
+            ..ContainerGroup::default()
+        }
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-01-01T00:00:00Z".parse().expect("a time")
+    }
+
+    const NEW: &str =
+        "metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i}]}";
+    const DELETING_LATER: &str = "metadata: {name: a, namespace: b, uid: u, deletionTimestamp: '2026-01-01T00:00:30Z'}\nspec: {containers: [{name: c, image: i}]}";
+    const DELETING_PAST: &str = "metadata: {name: a, namespace: b, uid: u, deletionTimestamp: '2025-12-31T23:59:30Z'}\nspec: {containers: [{name: c, image: i}]}";
+    const RAN: &str = "metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i}]}\nstatus: {phase: Running, containerStatuses: [{name: c, image: i, imageID: '', ready: true, restartCount: 0, containerID: 'eci://eci-1/c'}]}";
+
+    #[test]
+    fn a_new_pod_without_a_group_is_created() {
+        assert_eq!(decide(&pod(NEW), None, now()), Step::Create);
+    }
+
+    #[test]
+    fn a_pod_with_a_group_gets_its_status() {
+        let running = group(S::Running);
+        assert_eq!(
+            decide(&pod(NEW), Some(&running), now()),
+            Step::WriteStatus { settled: true }
+        );
+        let pending = group(S::Pending);
+        assert_eq!(
+            decide(&pod(NEW), Some(&pending), now()),
+            Step::WriteStatus { settled: false }
+        );
+    }
+
+    #[test]
+    fn a_deleted_pod_stops_its_group_then_goes() {
+        let running = group(S::Running);
+        assert_eq!(
+            decide(&pod(DELETING_LATER), Some(&running), now()),
+            Step::StopGroup("eci-1")
+        );
+        let stopping = group(S::Terminating);
+        assert_eq!(
+            decide(&pod(DELETING_LATER), Some(&stopping), now()),
+            Step::AwaitStop
+        );
+        // Never stuck Terminating past its deadline.
+        assert_eq!(
+            decide(&pod(DELETING_PAST), Some(&stopping), now()),
+            Step::RemovePod
+        );
+        assert_eq!(decide(&pod(DELETING_LATER), None, now()), Step::RemovePod);
+    }
+
+    #[test]
+    fn a_pod_this_node_cannot_host_is_rejected() {
+        let host = pod(
+            "metadata: {name: a, namespace: b, uid: u}\nspec: {hostNetwork: true, containers: [{name: c, image: i}]}",
+        );
+        assert_eq!(
+            decide(&host, None, now()),
+            Step::Reject(Unsupported::HostNetwork)
+        );
+    }
+
+    #[test]
+    fn a_pod_whose_group_vanished_is_removed_and_a_finished_one_left_alone() {
+        assert!(had_group(&pod(RAN)));
+        assert!(!had_group(&pod(NEW)));
+        assert_eq!(decide(&pod(RAN), None, now()), Step::GroupGone);
+        let done = pod(&RAN.replace("phase: Running", "phase: Succeeded"));
+        assert_eq!(decide(&done, None, now()), Step::Finished);
+    }
+}

@@ -1,0 +1,220 @@
+//! Reading what a pod's request is built from, before its group is created: the ConfigMaps
+//! and Secrets its env and volumes refer to ([`super::env::references`]), and a token, bound
+//! to the pod, for each projected `serviceAccountToken` source. Tokens and Secret values go
+//! only into the create request, never a log or event.
+
+use k8s_openapi::api::{
+    authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
+    core::v1::{ConfigMap, Pod, Secret, ServiceAccount, ServiceAccountTokenProjection},
+};
+use kube::{Api, ResourceExt};
+use tracing::warn;
+
+use super::{
+    context::{Context, KUBE_TIMEOUT},
+    env::{self, SourceKind, Sources},
+};
+
+/// Lifetime of a token whose projection names none: what a kubelet asks for.
+const DEFAULT_TOKEN_SECONDS: i64 = 3607;
+
+/// Reads the ConfigMaps and Secrets the pod's env refers to. `None` if one could not be read
+/// (other than not existing): the create is retried later.
+pub(super) async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
+    let namespace = pod.namespace()?;
+    let mut sources = Sources::default();
+    for (kind, name) in env::references(pod) {
+        let data = match kind {
+            SourceKind::ConfigMap => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.kube.clone(), &namespace);
+                get_opt(&api, &name)
+                    .await?
+                    .map(|cm| cm.data.unwrap_or_default())
+            }
+            SourceKind::Secret => {
+                let api: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
+                get_opt(&api, &name).await?.map(|secret| {
+                    secret
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                        .collect()
+                })
+            }
+        };
+        sources.objects.insert((kind, name), data);
+    }
+    request_tokens(ctx, pod, &namespace, &mut sources).await?;
+    Some(sources)
+}
+
+/// The service account the pod's tokens are issued for.
+fn service_account(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// Every projected `serviceAccountToken` source of the pod, with its volume's name, in order.
+fn token_projections(pod: &Pod) -> Vec<(&str, &ServiceAccountTokenProjection)> {
+    let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+    volumes
+        .flat_map(|volume| {
+            volume
+                .projected
+                .iter()
+                .flat_map(|p| p.sources.iter().flatten())
+                .filter_map(|source| source.service_account_token.as_ref())
+                .map(move |token| (volume.name.as_str(), token))
+        })
+        .collect()
+}
+
+/// The TokenRequest for one projection: its audience and lifetime, bound to the pod.
+fn token_request(pod: &Pod, token: &ServiceAccountTokenProjection) -> TokenRequest {
+    TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: token.audience.clone().map(|a| vec![a]),
+            expiration_seconds: token.expiration_seconds.or(Some(DEFAULT_TOKEN_SECONDS)),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+            }),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    }
+}
+
+/// Requests a token, bound to the pod, for every projected `serviceAccountToken` source.
+/// Tokens go only into the create request, never a log or event.
+async fn request_tokens(
+    ctx: &Context,
+    pod: &Pod,
+    namespace: &str,
+    sources: &mut Sources,
+) -> Option<()> {
+    pod.spec.as_ref()?;
+    let account = service_account(pod);
+    let api: Api<ServiceAccount> = Api::namespaced(ctx.kube.clone(), namespace);
+    for (volume, token) in token_projections(pod) {
+        let request = token_request(pod, token);
+        let answer = tokio::time::timeout(
+            KUBE_TIMEOUT,
+            api.create_token_request(&account, &Default::default(), &request),
+        )
+        .await;
+        match answer {
+            Ok(Ok(issued)) => {
+                let value = issued.status.and_then(|s| s.token).unwrap_or_default();
+                sources
+                    .tokens
+                    .insert((volume.to_owned(), token.path.clone()), value);
+            }
+            Ok(Err(error)) => {
+                warn!(service_account = %account, error = &error as &dyn std::error::Error, "service-account token not issued; retrying");
+                return None;
+            }
+            Err(_) => {
+                warn!(service_account = %account, "service-account token request timed out; retrying");
+                return None;
+            }
+        }
+    }
+    Some(())
+}
+
+/// GET with a timeout: `Some(None)` if it does not exist, `None` if it could not be read.
+async fn get_opt<K>(api: &Api<K>, name: &str) -> Option<Option<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match tokio::time::timeout(KUBE_TIMEOUT, api.get_opt(name)).await {
+        Ok(Ok(found)) => Some(found),
+        Ok(Err(error)) => {
+            warn!(object.name = %name, error = &error as &dyn std::error::Error, "referenced object not read; retrying");
+            None
+        }
+        Err(_) => {
+            warn!(object.name = %name, timeout = ?KUBE_TIMEOUT, "referenced object read timed out; retrying");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(yaml: &str) -> Pod {
+        serde_yaml_ng::from_str(yaml).expect("fixture pod")
+    }
+
+    const PROJECTED: &str = r#"
+metadata: {name: web, namespace: default, uid: u-1}
+spec:
+  serviceAccountName: builder
+  containers: [{name: main, image: busybox}]
+  volumes:
+  - name: kube-api-access
+    projected:
+      sources:
+      - serviceAccountToken: {path: token}
+      - configMap: {name: kube-root-ca.crt}
+  - name: vault
+    projected:
+      sources:
+      - serviceAccountToken: {path: vault-token, audience: vault, expirationSeconds: 600}
+  - name: scratch
+    emptyDir: {}
+"#;
+
+    #[test]
+    fn every_projected_token_is_asked_for_with_its_volume() {
+        let pod = pod(PROJECTED);
+        let asked: Vec<_> = token_projections(&pod)
+            .into_iter()
+            .map(|(volume, token)| (volume, token.path.as_str()))
+            .collect();
+        assert_eq!(
+            asked,
+            [("kube-api-access", "token"), ("vault", "vault-token")]
+        );
+        assert_eq!(service_account(&pod), "builder");
+    }
+
+    #[test]
+    fn tokens_are_bound_to_the_pod_with_the_projections_audience_and_lifetime() {
+        let pod = pod(PROJECTED);
+        let projections = token_projections(&pod);
+        let spec = |i: usize| token_request(&pod, projections[i].1).spec.expect("a spec");
+        let default = spec(0);
+        assert_eq!(default.audiences, None);
+        assert_eq!(default.expiration_seconds, Some(3607));
+        let bound = default.bound_object_ref.expect("bound to the pod");
+        assert_eq!(
+            (
+                bound.kind.as_deref(),
+                bound.name.as_deref(),
+                bound.uid.as_deref()
+            ),
+            (Some("Pod"), Some("web"), Some("u-1"))
+        );
+        let vault = spec(1);
+        assert_eq!(vault.audiences, Some(vec!["vault".to_owned()]));
+        assert_eq!(vault.expiration_seconds, Some(600));
+    }
+
+    #[test]
+    fn a_pod_without_an_account_uses_default_and_needs_no_token() {
+        let pod = pod(
+            "metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i}]}",
+        );
+        assert_eq!(service_account(&pod), "default");
+        assert!(token_projections(&pod).is_empty());
+    }
+}
