@@ -12,6 +12,7 @@ pub mod kubelet;
 pub mod metrics;
 pub mod node;
 pub mod pods;
+pub mod reference;
 pub mod run;
 
 /// An error and its causes on one line (`outer: cause: root cause`), for messages that travel

@@ -13,7 +13,6 @@ mod leader;
 mod matcher;
 mod pull_secrets;
 mod reconciler;
-mod reference;
 mod resource;
 mod snapshot;
 mod status;
@@ -44,7 +43,6 @@ pub use reconciler::{
     ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, FIELD_MANAGER, FINALIZER, ImageCacheController,
     ReconcileError, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,
 };
-pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, ImageRef, ReferenceError, image_key};
 pub use resource::{
     CONDITION_READY, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec, ImageCacheStatus,
     MAX_IMAGES, crd, crd_yaml,

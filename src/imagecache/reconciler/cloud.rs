@@ -13,10 +13,10 @@ use crate::{
     eci::{self, Tag},
     imagecache::{
         pull_secrets,
-        reference::image_key,
         resource::{ImageCache, ImageCacheSpec},
         status,
     },
+    reference::image_key,
 };
 
 /// The value of the [`TAG_OBJECT`] tag: the object's name, or for a name longer than the 128
