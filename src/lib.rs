@@ -12,6 +12,7 @@ pub mod kubelet;
 pub mod metrics;
 pub mod node;
 pub mod pods;
+pub mod quantity;
 pub mod reference;
 pub mod run;
 

@@ -363,11 +363,8 @@ fn resource_value(
         "requests" => pick(&resources.requests),
         _ => None,
     }?;
-    let parse = if resource == "cpu" {
-        super::translate::parse_cpu
-    } else {
-        super::translate::parse_bytes
-    };
+    // Cores for `cpu`, bytes for memory and storage: the number the quantity names.
+    let parse = |q: &str| crate::quantity::parse(q).ok().map(|q| q.value());
     let amount = parse(&quantity)?;
     let divisor = selector
         .divisor

@@ -13,12 +13,16 @@ use k8s_openapi::{
 };
 
 use super::env::{self, Missing, Sources};
-use crate::eci::{
-    Container, CreateContainerGroup, Tag,
-    container_spec::{
-        ContainerPort, DnsConfig, DnsOption, ExecAction, HostAlias, HttpGetAction, ImagePullPolicy,
-        PodSecurityContext, Probe, RestartPolicy, Sysctl, TcpSocketAction, VolumeMount,
+use crate::{
+    eci::{
+        Container, CreateContainerGroup, Tag,
+        container_spec::{
+            ContainerPort, DnsConfig, DnsOption, ExecAction, HostAlias, HttpGetAction,
+            ImagePullPolicy, PodSecurityContext, Probe, RestartPolicy, Sysctl, TcpSocketAction,
+            VolumeMount,
+        },
     },
+    quantity,
 };
 
 /// Tag keys of a container group the node owns.
@@ -359,11 +363,11 @@ fn container(
         let mut best: Option<f64> = None;
         for q in values.into_iter().flatten() {
             let parsed = if resource == "cpu" {
-                parse_cpu(&q.0)
+                quantity::cpu_cores(&q.0)
             } else {
-                parse_bytes(&q.0).map(|b| b / f64::from(1u32 << 30))
+                quantity::parse(&q.0).map(|b| b.value() / f64::from(1u32 << 30))
             }
-            .ok_or_else(|| Unsupported::BadQuantity {
+            .map_err(|_| Unsupported::BadQuantity {
                 container: c.name.clone(),
                 resource,
                 value: q.0.clone(),
@@ -531,46 +535,6 @@ fn probe(c: &PodContainer, p: &k8s_openapi::api::core::v1::Probe) -> Option<Prob
         return None;
     }
     Some(out)
-}
-
-/// vCPUs of a cpu quantity (`500m`, `1`, `0.5`).
-pub fn parse_cpu(q: &str) -> Option<f64> {
-    let q = q.trim();
-    if let Some(milli) = q.strip_suffix('m') {
-        return number(milli).map(|m| m / 1000.0);
-    }
-    parse_bytes(q)
-}
-
-/// The value of a quantity with binary or decimal suffix (`4Gi`, `1G`, `128974848`, `1e3`).
-pub fn parse_bytes(q: &str) -> Option<f64> {
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1_048_576.0),
-        ("Gi", 1_073_741_824.0),
-        ("Ti", 1_099_511_627_776.0),
-        ("Pi", 1_125_899_906_842_624.0),
-        ("Ei", 1_152_921_504_606_846_976.0),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    let q = q.trim();
-    for (suffix, factor) in SUFFIXES {
-        if let Some(n) = q.strip_suffix(suffix) {
-            return number(n).map(|n| n * factor);
-        }
-    }
-    number(q)
-}
-
-fn number(s: &str) -> Option<f64> {
-    let value: f64 = s.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then_some(value)
 }
 
 #[cfg(test)]
@@ -779,12 +743,7 @@ spec:
     }
 
     #[test]
-    fn quantities_parse() {
-        assert_eq!(parse_cpu("250m"), Some(0.25));
-        assert_eq!(parse_cpu("2"), Some(2.0));
-        assert_eq!(parse_bytes("1Gi"), Some(1_073_741_824.0));
-        assert_eq!(parse_bytes("1e3"), Some(1000.0));
-        assert_eq!(parse_bytes("-1"), None);
+    fn group_names_are_dns_labels() {
         assert_eq!(group_name("A", "."), "pod-a");
     }
 }
