@@ -15,7 +15,7 @@ use k8s_openapi::{
 use super::env::{self, Missing, Sources};
 use crate::{
     eci::{
-        Container, CreateContainerGroup, Tag,
+        self, Container, CreateContainerGroup, Tag,
         container_spec::{
             ContainerPort, DnsConfig, DnsOption, ExecAction, HostAlias, HttpGetAction,
             ImagePullPolicy, PodSecurityContext, Probe, RestartPolicy, Sysctl, TcpSocketAction,
@@ -133,30 +133,6 @@ impl Unsupported {
     }
 }
 
-/// Specs available in every region, vCPU → GiB (ECI's instance specs).
-const SPECS: &[(f64, &[f64])] = &[
-    (0.25, &[0.5, 1.0]),
-    (0.5, &[1.0, 2.0]),
-    (1.0, &[2.0, 4.0, 8.0]),
-    (2.0, &[1.0, 2.0, 4.0, 8.0, 16.0]),
-    (4.0, &[2.0, 4.0, 8.0, 16.0, 32.0]),
-    (8.0, &[4.0, 8.0, 16.0, 32.0, 64.0]),
-    (12.0, &[12.0, 24.0, 48.0, 96.0]),
-    (16.0, &[16.0, 32.0, 64.0, 128.0]),
-    (24.0, &[24.0, 48.0, 96.0, 192.0]),
-    (32.0, &[32.0, 64.0, 128.0, 256.0]),
-    (52.0, &[96.0, 192.0, 384.0]),
-    (64.0, &[128.0, 256.0, 512.0]),
-];
-
-/// The smallest spec with at least `cpu` vCPUs and `memory` GiB.
-pub fn round_up_spec(cpu: f64, memory: f64) -> Option<(f64, f64)> {
-    SPECS
-        .iter()
-        .filter(|(c, _)| *c >= cpu)
-        .find_map(|(c, mems)| mems.iter().find(|m| **m >= memory).map(|m| (*c, *m)))
-}
-
 /// Checks the pod is one this node can host.
 ///
 /// # Errors
@@ -243,7 +219,7 @@ pub fn translate(
     let (cpu, memory) = if want_cpu <= 0.0 && want_mem <= 0.0 {
         (None, None)
     } else {
-        let (c, m) = round_up_spec(want_cpu, want_mem).ok_or(Unsupported::TooLarge {
+        let (c, m) = eci::round_up_spec(want_cpu, want_mem).ok_or(Unsupported::TooLarge {
             cpu: want_cpu,
             memory: want_mem,
         })?;
@@ -622,9 +598,6 @@ spec:
         assert_eq!(request.containers[0].cpu, Some(1.0));
         assert_eq!(request.containers[0].memory, Some(0.5));
         assert_eq!((request.cpu, request.memory), (Some(2.0), Some(2.0)));
-        assert_eq!(round_up_spec(0.1, 0.1), Some((0.25, 0.5)));
-        assert_eq!(round_up_spec(1.5, 3.0), Some((2.0, 4.0)));
-        assert_eq!(round_up_spec(100.0, 1.0), None);
     }
 
     #[test]
