@@ -34,7 +34,7 @@ pub mod instance_spec;
 pub mod params;
 mod retry;
 pub mod sign;
-mod tag;
+pub mod tag;
 pub mod usage;
 
 pub use budget::{Budget, BudgetConfig, Quota};

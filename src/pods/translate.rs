@@ -25,19 +25,8 @@ use crate::{
     quantity,
 };
 
-/// Tag keys of a container group the node owns.
-pub mod tags {
-    /// The cluster name.
-    pub const CLUSTER: &str = "eci-vk.io/cluster";
-    /// The node name.
-    pub const NODE: &str = "eci-vk.io/node";
-    /// The pod's namespace.
-    pub const NAMESPACE: &str = "eci-vk.io/namespace";
-    /// The pod's name.
-    pub const NAME: &str = "eci-vk.io/name";
-    /// The pod's UID.
-    pub const UID: &str = "eci-vk.io/uid";
-}
+/// Tag keys of a container group the node owns: ECI's tag module, where every key is spelt.
+pub use crate::eci::tag as tags;
 
 /// Where new groups go.
 #[derive(Debug, Clone, Default)]
