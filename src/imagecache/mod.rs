@@ -1,8 +1,8 @@
 //! The `ImageCache` resource (`imagecaches.eci.alibabacloud.com`): a cluster-scoped snapshot of
 //! images that pods start from instead of pulling. This room owns the Rust type (the single
-//! source of the CRD), image reference normalisation, the pod annotations that ask for a cache,
-//! the matcher that picks one, and the reconciler that keeps cloud caches in step with the
-//! objects.
+//! source of the CRD), the pod annotations that ask for a cache, the matcher that picks one,
+//! and the reconciler that keeps cloud caches in step with the objects. Image references are
+//! read through [`crate::reference`], shared with the emulator and the agent.
 
 mod annotations;
 mod explain;
