@@ -343,7 +343,7 @@ fn groups_of(ground: &Ground, eci: &Client, node: &str) -> Result<Vec<ContainerG
     ground.runtime.block_on(async {
         Ok(eci
             .describe_all_container_groups(&DescribeContainerGroups {
-                tags: vec![Tag::new("eci-vk.io/node", node)],
+                tags: vec![Tag::new(eci_vk::eci::tag::NODE, node)],
                 ..DescribeContainerGroups::default()
             })
             .await?)
@@ -491,7 +491,7 @@ fn busybox_pod_runs_and_deletes(ground: &Ground, namespace: &Namespace) -> Resul
     ensure!(
         groups
             .iter()
-            .any(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &uid))),
+            .any(|g| g.tags.contains(&Tag::new(eci_vk::eci::tag::UID, &uid))),
         "no group tagged with bb's uid"
     );
 
@@ -816,7 +816,7 @@ spec:
     let groups = groups_of(ground, &eci, &name)?;
     let group = groups
         .iter()
-        .find(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &uid)))
+        .find(|g| g.tags.contains(&Tag::new(eci_vk::eci::tag::UID, &uid)))
         .context("no group for with-env")?;
     let main = group.containers.first().context("no container")?;
     let env = |key: &str| {
@@ -941,9 +941,9 @@ spec:
     let blocked_uid = jsonpath(ground, ns, "needs-secret", "{.metadata.uid}")?;
     let groups = groups_of(ground, &eci, &name)?;
     ensure!(
-        !groups
-            .iter()
-            .any(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &blocked_uid))),
+        !groups.iter().any(|g| g
+            .tags
+            .contains(&Tag::new(eci_vk::eci::tag::UID, &blocked_uid))),
         "a group was created although a mandatory Secret is missing"
     );
     ensure!(
@@ -1065,7 +1065,10 @@ fn cloud_deletion_replaces_the_pod_and_orphans_are_collected(
         .with_context(|| format!("node log:\n{}", node.logs()))?;
     let group = groups_of(ground, &eci, &name)?
         .into_iter()
-        .find(|g| g.tags.contains(&Tag::new("eci-vk.io/uid", &first_uid)))
+        .find(|g| {
+            g.tags
+                .contains(&Tag::new(eci_vk::eci::tag::UID, &first_uid))
+        })
         .context("no group for the app's pod")?;
     ground.runtime.block_on(
         eci.delete_container_group(&eci_vk::eci::DeleteContainerGroup {
@@ -1092,9 +1095,12 @@ fn cloud_deletion_replaces_the_pod_and_orphans_are_collected(
                 ..Default::default()
             }],
             tags: vec![
-                Tag::new("eci-vk.io/cluster", "kubernetes"),
-                Tag::new("eci-vk.io/node", "another-node"),
-                Tag::new("eci-vk.io/uid", "00000000-0000-0000-0000-000000000000"),
+                Tag::new(eci_vk::eci::tag::CLUSTER, "kubernetes"),
+                Tag::new(eci_vk::eci::tag::NODE, "another-node"),
+                Tag::new(
+                    eci_vk::eci::tag::UID,
+                    "00000000-0000-0000-0000-000000000000",
+                ),
             ],
             ..Default::default()
         },

@@ -15,6 +15,8 @@ pub mod kubelet;
 pub mod metrics;
 pub mod node;
 pub mod pods;
+pub mod quantity;
+pub mod reference;
 
 /// An error and its causes on one line (`outer: cause: root cause`), for messages that travel
 /// where no `Debug` report is printed: gRPC statuses, events, CLI errors.

@@ -198,6 +198,57 @@ pub enum ContainerGroupStatus {
     Unknown,
 }
 
+impl ContainerGroupStatus {
+    /// Every status the API names (all but [`Self::Unknown`]).
+    pub const KNOWN: [Self; 10] = [
+        Self::Scheduling,
+        Self::Pending,
+        Self::Running,
+        Self::Restarting,
+        Self::Updating,
+        Self::Terminating,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Expired,
+        Self::ScheduleFailed,
+    ];
+
+    /// The wire name (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduling => "Scheduling",
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Restarting => "Restarting",
+            Self::Updating => "Updating",
+            Self::Terminating => "Terminating",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Expired => "Expired",
+            Self::ScheduleFailed => "ScheduleFailed",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    /// Parses a wire name the API knows; `None` for anything else (case matters).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::KNOWN.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// No further transition happens by itself.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Expired | Self::ScheduleFailed
+        )
+    }
+
+    /// `RestartContainerGroup` and `UpdateContainerGroup` are allowed (reference §2.5, §2.6).
+    pub fn allows_restart_or_update(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
 /// `DescribeContainerGroups`: list instances by ids, name, status or tags, one page at a time.
 /// Answers [`DescribeContainerGroupsResponse`].
 #[derive(Debug, Clone, Default, Serialize)]
@@ -520,6 +571,17 @@ mod tests {
         container_spec::*,
         params::{decode, to_params},
     };
+
+    #[test]
+    fn status_names_are_the_serde_names() {
+        for status in ContainerGroupStatus::KNOWN {
+            let wire = serde_json::to_string(&status).expect("serialises");
+            assert_eq!(wire, format!("\"{}\"", status.as_str()));
+            assert_eq!(ContainerGroupStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(ContainerGroupStatus::parse("running"), None);
+        assert_eq!(ContainerGroupStatus::parse("Unknown"), None);
+    }
 
     fn container() -> Container {
         Container {

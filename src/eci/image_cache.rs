@@ -128,6 +128,26 @@ pub enum ImageCacheStatus {
     Unknown,
 }
 
+impl ImageCacheStatus {
+    /// The wire name (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preparing => "Preparing",
+            Self::Creating => "Creating",
+            Self::Ready => "Ready",
+            Self::Failed => "Failed",
+            Self::Updating => "Updating",
+            Self::UpdateFailed => "UpdateFailed",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    /// `UpdateImageCache` is allowed only from `Ready` and `UpdateFailed` (reference §3.4).
+    pub fn allows_update(self) -> bool {
+        matches!(self, Self::Ready | Self::UpdateFailed)
+    }
+}
+
 /// One page of caches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -324,6 +344,15 @@ mod tests {
         SecretValue,
         params::{decode, to_params},
     };
+
+    #[test]
+    fn status_names_are_the_serde_names() {
+        use ImageCacheStatus::*;
+        for status in [Preparing, Creating, Ready, Failed, Updating, UpdateFailed] {
+            let wire = serde_json::to_string(&status).expect("serialises");
+            assert_eq!(wire, format!("\"{}\"", status.as_str()));
+        }
+    }
 
     #[test]
     fn create_request_flattens_images_and_credentials() {

@@ -30,10 +30,11 @@ pub mod container_spec;
 mod credentials;
 mod error;
 pub mod image_cache;
+pub mod instance_spec;
 pub mod params;
 mod retry;
 pub mod sign;
-mod tag;
+pub mod tag;
 pub mod usage;
 
 pub use budget::{Budget, BudgetConfig, Quota};
@@ -60,6 +61,7 @@ pub use image_cache::{
     CreateImageCache, CreateImageCacheResponse, DeleteImageCache, DescribeImageCaches,
     DescribeImageCachesResponse, ImageCache, ImageCacheStatus, UpdateImageCache,
 };
+pub use instance_spec::{DEFAULT_SPEC, SPECS, round_up_spec};
 pub use retry::RetryPolicy;
 pub use tag::Tag;
 pub use usage::{ListUsage, ListUsageResponse};

@@ -10,39 +10,13 @@
 use jiff::Timestamp;
 
 use super::state::Cache;
+use crate::reference::image_key;
 
-/// The canonical form of an image reference: registry, repository and tag or digest spelled
-/// out, so `nginx`, `nginx:latest`, `docker.io/nginx` and `docker.io/library/nginx:latest` agree.
+/// The canonical form of an image reference, by which caches are matched: the comparison key
+/// of [`crate::reference`], the same normalisation the node's matcher and the agent's puller
+/// use (so `nginx`, `docker.io/nginx` and `registry-1.docker.io/library/nginx:latest` agree).
 pub fn normalize_image(reference: &str) -> String {
-    let reference = reference.trim();
-    let (name, digest) = match reference.split_once('@') {
-        Some((name, digest)) => (name, Some(digest)),
-        None => (reference, None),
-    };
-    // A tag is a `:` after the last `/` (a `:` before it is a registry port).
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    let (repo, tag) = match name[last_slash..].rfind(':') {
-        Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
-        None => (name, None),
-    };
-    let first = repo.split('/').next().unwrap_or_default();
-    let has_registry =
-        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let full_repo = if has_registry {
-        repo.to_owned()
-    } else if repo.contains('/') {
-        format!("docker.io/{repo}")
-    } else {
-        format!("docker.io/library/{repo}")
-    };
-    let full_repo = full_repo
-        .strip_prefix("index.docker.io/")
-        .map_or(full_repo.clone(), |rest| format!("docker.io/{rest}"));
-    match (tag, digest) {
-        (_, Some(digest)) => format!("{full_repo}@{digest}"),
-        (Some(tag), None) => format!("{full_repo}:{tag}"),
-        (None, None) => format!("{full_repo}:latest"),
-    }
+    image_key(reference)
 }
 
 /// How well one cache covers a set of wanted images.

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{error::ApiError, params::Params};
+use crate::eci::{DEFAULT_SPEC, round_up_spec};
 
 /// Most images one image cache holds (ALIYUN::ECI::ImageCache, reference §3.1).
 pub const MAX_CACHE_IMAGES: usize = 20;
@@ -629,30 +630,6 @@ pub fn check_containers(
     Ok(())
 }
 
-/// Specs available in every region, vCPU → GiB (reference §2.1.1, D-SPECS).
-const SPECS: &[(f64, &[f64])] = &[
-    (0.25, &[0.5, 1.0]),
-    (0.5, &[1.0, 2.0]),
-    (1.0, &[2.0, 4.0, 8.0]),
-    (2.0, &[1.0, 2.0, 4.0, 8.0, 16.0]),
-    (4.0, &[2.0, 4.0, 8.0, 16.0, 32.0]),
-    (8.0, &[4.0, 8.0, 16.0, 32.0, 64.0]),
-    (12.0, &[12.0, 24.0, 48.0, 96.0]),
-    (16.0, &[16.0, 32.0, 64.0, 128.0]),
-    (24.0, &[24.0, 48.0, 96.0, 192.0]),
-    (32.0, &[32.0, 64.0, 128.0, 256.0]),
-    (52.0, &[96.0, 192.0, 384.0]),
-    (64.0, &[128.0, 256.0, 512.0]),
-];
-
-/// The smallest spec with vCPU ≥ `cpu` and memory ≥ `memory`, or `None` when none is that big.
-pub fn round_up_spec(cpu: f64, memory: f64) -> Option<(f64, f64)> {
-    SPECS
-        .iter()
-        .filter(|(c, _)| *c >= cpu)
-        .find_map(|(c, mems)| mems.iter().find(|m| **m >= memory).map(|m| (*c, *m)))
-}
-
 /// Instance vCPU/GiB: the instance-level values, else the sum of the containers', rounded up to
 /// a spec; 2 vCPU / 4 GiB when nothing is given (reference §2.1.1). A request larger than every
 /// spec keeps its values; the group then fails to schedule.
@@ -670,7 +647,7 @@ pub fn resolve_spec(
     let want_cpu = cpu.unwrap_or(sum_cpu.max(init_cpu));
     let want_mem = memory.unwrap_or(sum_mem.max(init_mem));
     if want_cpu <= 0.0 && want_mem <= 0.0 {
-        return (2.0, 4.0);
+        return DEFAULT_SPEC;
     }
     round_up_spec(want_cpu, want_mem).unwrap_or((want_cpu, want_mem))
 }

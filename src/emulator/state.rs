@@ -25,101 +25,11 @@ pub const TERMINAL_KEPT: usize = 100;
 /// retry schedule while bounding the table).
 pub const TOKEN_TTL: SignedDuration = SignedDuration::from_hours(24);
 
-/// Container-group status (reference §2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)] // the names are the API's
-pub enum GroupStatus {
-    Scheduling,
-    Pending,
-    Running,
-    Restarting,
-    Updating,
-    Terminating,
-    Succeeded,
-    Failed,
-    Expired,
-    ScheduleFailed,
-}
-
-impl GroupStatus {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduling => "Scheduling",
-            Self::Pending => "Pending",
-            Self::Running => "Running",
-            Self::Restarting => "Restarting",
-            Self::Updating => "Updating",
-            Self::Terminating => "Terminating",
-            Self::Succeeded => "Succeeded",
-            Self::Failed => "Failed",
-            Self::Expired => "Expired",
-            Self::ScheduleFailed => "ScheduleFailed",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Scheduling,
-            Self::Pending,
-            Self::Running,
-            Self::Restarting,
-            Self::Updating,
-            Self::Terminating,
-            Self::Succeeded,
-            Self::Failed,
-            Self::Expired,
-            Self::ScheduleFailed,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-    }
-
-    /// No further transition happens by itself.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::Expired | Self::ScheduleFailed
-        )
-    }
-
-    /// RestartContainerGroup and UpdateContainerGroup are allowed (reference §2.5, §2.6).
-    pub fn allows_restart_or_update(self) -> bool {
-        matches!(self, Self::Pending | Self::Running)
-    }
-}
-
-/// Image-cache status (reference §3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)] // the names are the API's
-pub enum CacheStatus {
-    Preparing,
-    Creating,
-    Ready,
-    Failed,
-    Updating,
-    UpdateFailed,
-}
-
-impl CacheStatus {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Preparing => "Preparing",
-            Self::Creating => "Creating",
-            Self::Ready => "Ready",
-            Self::Failed => "Failed",
-            Self::Updating => "Updating",
-            Self::UpdateFailed => "UpdateFailed",
-        }
-    }
-
-    /// UpdateImageCache is allowed only from `Ready` and `UpdateFailed` (reference §3.4).
-    pub fn allows_update(self) -> bool {
-        matches!(self, Self::Ready | Self::UpdateFailed)
-    }
-}
+/// Container-group status (reference §2.3): the client's type, so the emulator answers with
+/// exactly the names the client reads. The emulator never enters `Unknown`.
+pub use crate::eci::ContainerGroupStatus as GroupStatus;
+/// Image-cache status (reference §3.3): the client's type, as [`GroupStatus`].
+pub use crate::eci::ImageCacheStatus as CacheStatus;
 
 /// One event of a resource (`Events[]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

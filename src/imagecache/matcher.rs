@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::reference::image_key;
+use crate::reference::image_key;
 
 /// The phase of a cache that pods can use.
 pub const READY_PHASE: &str = "Ready";

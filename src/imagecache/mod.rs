@@ -1,8 +1,8 @@
 //! The `ImageCache` resource (`imagecaches.eci.alibabacloud.com`): a cluster-scoped snapshot of
 //! images that pods start from instead of pulling. This room owns the Rust type (the single
-//! source of the CRD), image reference normalisation, the pod annotations that ask for a cache,
-//! the matcher that picks one, and the reconciler that keeps cloud caches in step with the
-//! objects.
+//! source of the CRD), the pod annotations that ask for a cache, the matcher that picks one,
+//! and the reconciler that keeps cloud caches in step with the objects. Image references are
+//! read through [`crate::reference`], shared with the emulator and the agent.
 
 mod annotations;
 mod explain;
@@ -13,7 +13,6 @@ mod leader;
 mod matcher;
 mod pull_secrets;
 mod reconciler;
-mod reference;
 mod resource;
 mod snapshot;
 mod status;
@@ -42,7 +41,6 @@ pub use reconciler::{
     ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, FIELD_MANAGER, FINALIZER, ImageCacheController,
     ReconcileError, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,
 };
-pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, ImageRef, ReferenceError, image_key};
 pub use resource::{
     CONDITION_READY, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec, ImageCacheStatus,
     MAX_IMAGES, crd, crd_yaml,

@@ -14,8 +14,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde::Deserialize;
 
-use super::reference::{DEFAULT_REGISTRY, ImageRef};
-use crate::eci::{ImageRegistryCredential, SecretValue};
+use crate::{
+    eci::{ImageRegistryCredential, SecretValue},
+    reference::{ImageRef, registry_host},
+};
 
 /// Type of a Secret holding `~/.docker/config.json`.
 pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
@@ -117,24 +119,6 @@ struct AuthEntry {
     auth: Option<String>,
 }
 
-/// The registry host a docker-config key names (`https://index.docker.io/v1/` → `docker.io`).
-pub fn registry_of_config_key(key: &str) -> String {
-    let key = key.trim();
-    let key = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let host = key
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_owned(),
-        _ => host,
-    }
-}
-
 /// The logins in one Secret's data, by registry host.
 ///
 /// # Errors
@@ -183,7 +167,7 @@ pub fn logins_from_secret(
     };
     let mut logins = BTreeMap::new();
     for (server, entry) in auths {
-        let registry = registry_of_config_key(&server);
+        let registry = registry_host(&server);
         let (user, password) = match (entry.username, entry.password, entry.auth) {
             (Some(user), Some(password), _) if !user.is_empty() => (user, password),
             (_, _, Some(auth)) if !auth.is_empty() => {
@@ -311,16 +295,29 @@ mod tests {
     }
 
     #[test]
-    fn config_keys_name_hosts() {
-        assert_eq!(
-            registry_of_config_key("https://index.docker.io/v1/"),
-            "docker.io"
+    fn a_docker_hub_login_under_any_alias_serves_docker_hub_images() {
+        // `registry.hub.docker.com` used to be found by the agent but not by the node.
+        for server in [
+            "registry.hub.docker.com",
+            "https://registry-1.docker.io/v2/",
+        ] {
+            let s = secret(
+                DOCKER_CONFIG_JSON,
+                ".dockerconfigjson",
+                &format!(r#"{{"auths":{{"{server}":{{"username":"u","password":"p"}}}}}}"#),
+            );
+            let logins = logins_from_secret("default", "s", &s).expect("parses");
+            let wanted = registries_of(&["registry-1.docker.io/library/nginx".to_owned()]);
+            assert_eq!(wanted, ["docker.io"]);
+            assert!(logins.contains_key(&wanted[0]), "{server}: {logins:?}");
+        }
+        let s = secret(
+            DOCKER_CONFIG_JSON,
+            ".dockerconfigjson",
+            r#"{"auths":{"http://Reg.Example:5000/x":{"username":"u","password":"p"}}}"#,
         );
-        assert_eq!(registry_of_config_key("127.0.0.1:5443"), "127.0.0.1:5443");
-        assert_eq!(
-            registry_of_config_key("http://Reg.Example:5000/x"),
-            "reg.example:5000"
-        );
+        let logins = logins_from_secret("default", "s", &s).expect("parses");
+        assert!(logins.contains_key("reg.example:5000"));
     }
 
     #[test]

@@ -48,18 +48,18 @@ use super::{
     resource::{ImageCache, ImageCacheStatus},
     status,
 };
-use crate::eci::{self, Tag};
+use crate::eci;
 
 /// The finalizer this controller owns on every `ImageCache`.
 pub const FINALIZER: &str = "eci.alibabacloud.com/image-cache";
 /// Field manager of the status this controller writes.
 pub const FIELD_MANAGER: &str = "eci-vk-imagecache";
-/// Cloud tag naming the cluster.
-pub const TAG_CLUSTER: &str = "eci-vk.cluster";
+/// Cloud tag naming the cluster (spelt in [`eci::tag`], with its legacy spelling).
+pub use crate::eci::tag::CLUSTER as TAG_CLUSTER;
 /// Cloud tag naming the `ImageCache` object.
-pub const TAG_OBJECT: &str = "eci-vk.imagecache";
+pub use crate::eci::tag::IMAGE_CACHE as TAG_OBJECT;
 /// Cloud tag holding the object's UID.
-pub const TAG_UID: &str = "eci-vk.uid";
+pub use crate::eci::tag::UID as TAG_UID;
 /// Annotation on the object: registries pulled over plain HTTP (comma-separated hosts).
 pub const ANNOTATION_PLAIN_HTTP: &str = "k8s.aliyun.com/plain-http-registry";
 /// Annotation on the object: registries whose certificate is not verified.
@@ -641,21 +641,20 @@ async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, Reconcile
         .filter(|id| !id.is_empty())
         .collect();
     let uid = object.uid().unwrap_or_default();
-    let tagged = ctx
-        .eci
-        .describe_all_image_caches(&eci::DescribeImageCaches {
-            tags: vec![
-                Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
-                Tag::new(TAG_OBJECT, object_tag_value(&name)),
-                Tag::new(TAG_UID, &uid),
-            ],
-            ..eci::DescribeImageCaches::default()
-        })
-        .await
-        .map_err(cloud_error(&name, "DescribeImageCaches"))?;
-    for cache in tagged {
-        if !ids.contains(&cache.image_cache_id) {
-            ids.push(cache.image_cache_id);
+    // Both spellings: a cache made by the previous release must not be orphaned.
+    for tags in cloud::owner_filters(&ctx.settings.cluster_name, &name, Some(&uid)) {
+        let tagged = ctx
+            .eci
+            .describe_all_image_caches(&eci::DescribeImageCaches {
+                tags,
+                ..eci::DescribeImageCaches::default()
+            })
+            .await
+            .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+        for cache in tagged {
+            if !ids.contains(&cache.image_cache_id) {
+                ids.push(cache.image_cache_id);
+            }
         }
     }
     for id in &ids {

@@ -13,16 +13,6 @@ use k8s_openapi::api::core::v1::{Container as PodContainer, Pod};
 
 use crate::eci::container_spec::{EnvironmentVar, FieldRef};
 
-/// How quantities are read: CPU in cores, and byte amounts. The caller passes its parsers in,
-/// so this file depends on nothing else in `pods/` (translate uses env, never the reverse).
-#[derive(Debug, Clone, Copy)]
-pub struct Quantities {
-    /// A CPU quantity (`250m`, `2`) in cores.
-    pub cpu: fn(&str) -> Option<f64>,
-    /// A byte quantity (`512Mi`, `1e3`) in bytes.
-    pub bytes: fn(&str) -> Option<f64>,
-}
-
 /// Kind of a referenced object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {
@@ -165,7 +155,6 @@ pub fn resolve(
     container: &PodContainer,
     sources: &Sources,
     host_ip: &str,
-    quantities: Quantities,
 ) -> (Resolved, Vec<Missing>) {
     let mut missing = Vec::new();
     let mut vars: Vec<EnvironmentVar> = Vec::new();
@@ -255,7 +244,7 @@ pub fn resolve(
             continue;
         }
         if let Some(selector) = &from.resource_field_ref {
-            if let Some(value) = resource_value(pod, container, selector, quantities) {
+            if let Some(value) = resource_value(pod, container, selector) {
                 set(&mut vars, &mut values, literal(var.name.clone(), value));
             }
             continue;
@@ -349,7 +338,6 @@ fn resource_value(
     pod: &Pod,
     current: &PodContainer,
     selector: &k8s_openapi::api::core::v1::ResourceFieldSelector,
-    quantities: Quantities,
 ) -> Option<String> {
     let container = match selector.container_name.as_deref() {
         Some(name) if !name.is_empty() => pod
@@ -375,11 +363,8 @@ fn resource_value(
         "requests" => pick(&resources.requests),
         _ => None,
     }?;
-    let parse = if resource == "cpu" {
-        quantities.cpu
-    } else {
-        quantities.bytes
-    };
+    // Cores for `cpu`, bytes for memory and storage: the number the quantity names.
+    let parse = |q: &str| crate::quantity::parse(q).ok().map(|q| q.value());
     let amount = parse(&quantity)?;
     let divisor = selector
         .divisor
@@ -454,12 +439,6 @@ pub fn expand(text: &str, values: &HashMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::translate::{parse_bytes, parse_cpu};
-
-    const QUANTITIES: Quantities = Quantities {
-        cpu: parse_cpu,
-        bytes: parse_bytes,
-    };
 
     fn pod() -> Pod {
         serde_yaml_ng::from_str(
@@ -514,7 +493,7 @@ spec:
     fn env_resolves_in_order_with_expansion() {
         let pod = pod();
         let container = &pod.spec.as_ref().expect("spec").containers[0];
-        let (r, missing) = resolve(&pod, container, &sources(), "10.0.0.1", QUANTITIES);
+        let (r, missing) = resolve(&pod, container, &sources(), "10.0.0.1");
         assert_eq!(value(&r, "CM_hello"), Some("hi"));
         assert_eq!(value(&r, "GREETING"), Some("hi"));
         assert_eq!(value(&r, "PASSWORD"), Some("s3cret"));
@@ -542,7 +521,7 @@ spec:
         let container = &pod.spec.as_ref().expect("spec").containers[0];
         let mut s = sources();
         s.objects.insert((SourceKind::Secret, "creds".into()), None);
-        let (_, missing) = resolve(&pod, container, &s, "10.0.0.1", QUANTITIES);
+        let (_, missing) = resolve(&pod, container, &s, "10.0.0.1");
         let mandatory: Vec<_> = missing.iter().filter(|m| !m.optional).collect();
         assert_eq!(mandatory.len(), 1);
         assert_eq!(
@@ -581,8 +560,7 @@ spec:
         )
         .expect("pod");
         let container = &pod.spec.as_ref().expect("spec").containers[0];
-        let (resolved, missing) =
-            resolve(&pod, container, &Sources::default(), "10.0.0.1", QUANTITIES);
+        let (resolved, missing) = resolve(&pod, container, &Sources::default(), "10.0.0.1");
         assert!(missing.is_empty());
         let value = |k: &str| {
             resolved

@@ -15,7 +15,7 @@ use k8s_openapi::{
 use super::env::{self, Missing, Sources};
 use crate::{
     eci::{
-        Container, CreateContainerGroup, ImageRegistryCredential, Tag,
+        self, Container, CreateContainerGroup, ImageRegistryCredential, Tag,
         container_spec::{
             ContainerPort, DnsConfig, DnsOption, ExecAction, HostAlias, HttpGetAction,
             ImagePullPolicy, PodSecurityContext, Probe, RestartPolicy, Sysctl, TcpSocketAction,
@@ -23,27 +23,11 @@ use crate::{
         },
     },
     imagecache::SnapshotDecision,
+    quantity,
 };
 
-/// The quantity parsers env resolution uses for `resourceFieldRef` values.
-const QUANTITIES: env::Quantities = env::Quantities {
-    cpu: parse_cpu,
-    bytes: parse_bytes,
-};
-
-/// Tag keys of a container group the node owns.
-pub mod tags {
-    /// The cluster name.
-    pub const CLUSTER: &str = "eci-vk.io/cluster";
-    /// The node name.
-    pub const NODE: &str = "eci-vk.io/node";
-    /// The pod's namespace.
-    pub const NAMESPACE: &str = "eci-vk.io/namespace";
-    /// The pod's name.
-    pub const NAME: &str = "eci-vk.io/name";
-    /// The pod's UID.
-    pub const UID: &str = "eci-vk.io/uid";
-}
+/// Tag keys of a container group the node owns: ECI's tag module, where every key is spelt.
+pub use crate::eci::tag as tags;
 
 /// Where new groups go.
 #[derive(Debug, Clone, Default)]
@@ -139,30 +123,6 @@ impl Unsupported {
     }
 }
 
-/// Specs available in every region, vCPU → GiB (ECI's instance specs).
-const SPECS: &[(f64, &[f64])] = &[
-    (0.25, &[0.5, 1.0]),
-    (0.5, &[1.0, 2.0]),
-    (1.0, &[2.0, 4.0, 8.0]),
-    (2.0, &[1.0, 2.0, 4.0, 8.0, 16.0]),
-    (4.0, &[2.0, 4.0, 8.0, 16.0, 32.0]),
-    (8.0, &[4.0, 8.0, 16.0, 32.0, 64.0]),
-    (12.0, &[12.0, 24.0, 48.0, 96.0]),
-    (16.0, &[16.0, 32.0, 64.0, 128.0]),
-    (24.0, &[24.0, 48.0, 96.0, 192.0]),
-    (32.0, &[32.0, 64.0, 128.0, 256.0]),
-    (52.0, &[96.0, 192.0, 384.0]),
-    (64.0, &[128.0, 256.0, 512.0]),
-];
-
-/// The smallest spec with at least `cpu` vCPUs and `memory` GiB.
-pub fn round_up_spec(cpu: f64, memory: f64) -> Option<(f64, f64)> {
-    SPECS
-        .iter()
-        .filter(|(c, _)| *c >= cpu)
-        .find_map(|(c, mems)| mems.iter().find(|m| **m >= memory).map(|m| (*c, *m)))
-}
-
 /// Checks the pod is one this node can host.
 ///
 /// # Errors
@@ -224,7 +184,7 @@ pub fn translate(
     let mut missing = volumes.missing;
     let mounted = &volumes.names;
     let mut build = |c: &PodContainer| {
-        let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip, QUANTITIES);
+        let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip);
         missing.extend(gaps);
         container(c, resolved, mounted)
     };
@@ -253,7 +213,7 @@ pub fn translate(
     let (cpu, memory) = if want_cpu <= 0.0 && want_mem <= 0.0 {
         (None, None)
     } else {
-        let (c, m) = round_up_spec(want_cpu, want_mem).ok_or(Unsupported::TooLarge {
+        let (c, m) = eci::round_up_spec(want_cpu, want_mem).ok_or(Unsupported::TooLarge {
             cpu: want_cpu,
             memory: want_mem,
         })?;
@@ -378,11 +338,11 @@ fn container(
         let mut best: Option<f64> = None;
         for q in values.into_iter().flatten() {
             let parsed = if resource == "cpu" {
-                parse_cpu(&q.0)
+                quantity::cpu_cores(&q.0)
             } else {
-                parse_bytes(&q.0).map(|b| b / f64::from(1u32 << 30))
+                quantity::parse(&q.0).map(|b| b.value() / f64::from(1u32 << 30))
             }
-            .ok_or_else(|| Unsupported::BadQuantity {
+            .map_err(|_| Unsupported::BadQuantity {
                 container: c.name.clone(),
                 resource,
                 value: q.0.clone(),
@@ -550,46 +510,6 @@ fn probe(c: &PodContainer, p: &k8s_openapi::api::core::v1::Probe) -> Option<Prob
         return None;
     }
     Some(out)
-}
-
-/// vCPUs of a cpu quantity (`500m`, `1`, `0.5`).
-pub fn parse_cpu(q: &str) -> Option<f64> {
-    let q = q.trim();
-    if let Some(milli) = q.strip_suffix('m') {
-        return number(milli).map(|m| m / 1000.0);
-    }
-    parse_bytes(q)
-}
-
-/// The value of a quantity with binary or decimal suffix (`4Gi`, `1G`, `128974848`, `1e3`).
-pub fn parse_bytes(q: &str) -> Option<f64> {
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1_048_576.0),
-        ("Gi", 1_073_741_824.0),
-        ("Ti", 1_099_511_627_776.0),
-        ("Pi", 1_125_899_906_842_624.0),
-        ("Ei", 1_152_921_504_606_846_976.0),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    let q = q.trim();
-    for (suffix, factor) in SUFFIXES {
-        if let Some(n) = q.strip_suffix(suffix) {
-            return number(n).map(|n| n * factor);
-        }
-    }
-    number(q)
-}
-
-fn number(s: &str) -> Option<f64> {
-    let value: f64 = s.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then_some(value)
 }
 
 #[cfg(test)]
@@ -760,9 +680,6 @@ spec:
         assert_eq!(request.containers[0].cpu, Some(1.0));
         assert_eq!(request.containers[0].memory, Some(0.5));
         assert_eq!((request.cpu, request.memory), (Some(2.0), Some(2.0)));
-        assert_eq!(round_up_spec(0.1, 0.1), Some((0.25, 0.5)));
-        assert_eq!(round_up_spec(1.5, 3.0), Some((2.0, 4.0)));
-        assert_eq!(round_up_spec(100.0, 1.0), None);
     }
 
     #[test]
@@ -881,12 +798,7 @@ spec:
     }
 
     #[test]
-    fn quantities_parse() {
-        assert_eq!(parse_cpu("250m"), Some(0.25));
-        assert_eq!(parse_cpu("2"), Some(2.0));
-        assert_eq!(parse_bytes("1Gi"), Some(1_073_741_824.0));
-        assert_eq!(parse_bytes("1e3"), Some(1000.0));
-        assert_eq!(parse_bytes("-1"), None);
+    fn group_names_are_dns_labels() {
         assert_eq!(group_name("A", "."), "pod-a");
     }
 }

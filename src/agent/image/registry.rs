@@ -31,6 +31,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tracing::{Instrument as _, debug, debug_span};
 
 use super::store::{Digest, StoreError};
+use crate::reference::{self, ReferenceError, registry_host};
 
 /// Why a pull failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,7 @@ pub enum RegistryError {
         image: String,
         /// The cause.
         #[source]
-        source: oci_client::ParseError,
+        source: ReferenceError,
     },
     /// The HTTP client for a registry could not be built (bad CA certificate).
     #[error("cannot build a client for registry {registry}")]
@@ -211,8 +212,9 @@ impl Platform {
 // === impl ImageRef ===
 
 /// A normalised image reference: registry, repository and tag and/or digest always explicit.
+/// Parsed by [`crate::reference`], the same normalisation the node matches caches with.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRef(Reference);
+pub struct ImageRef(reference::ImageRef);
 
 impl ImageRef {
     /// The registry host (`docker.io` for Docker Hub).
@@ -222,7 +224,7 @@ impl ImageRef {
 
     /// The reference as `oci-client` wants it.
     pub fn reference(&self) -> &Reference {
-        &self.0
+        self.0.reference()
     }
 }
 
@@ -230,9 +232,7 @@ impl FromStr for ImageRef {
     type Err = RegistryError;
 
     fn from_str(image: &str) -> Result<Self, Self::Err> {
-        image
-            .trim()
-            .parse::<Reference>()
+        reference::ImageRef::parse(image)
             .map(Self)
             .map_err(|source| RegistryError::ParseReference {
                 image: image.to_owned(),
@@ -243,28 +243,7 @@ impl FromStr for ImageRef {
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.whole())
-    }
-}
-
-/// The host a registry name or credential server denotes, for matching: scheme and path
-/// dropped, Docker Hub's aliases folded into `docker.io`.
-pub fn registry_host(server: &str) -> String {
-    let server = server.trim();
-    let server = server
-        .strip_prefix("https://")
-        .or_else(|| server.strip_prefix("http://"))
-        .unwrap_or(server);
-    let host = server
-        .split('/')
-        .next()
-        .unwrap_or(server)
-        .to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".into()
-        }
-        _ => host,
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -619,6 +598,21 @@ mod tests {
             "registry.example.com:5000"
         );
         assert_eq!(registry_host("http://127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn docker_hub_aliases_pull_the_image_the_node_matched() {
+        // The node matched `registry-1.docker.io/library/nginx` to an `nginx` cache while the
+        // emulator did not; the agent now parses through the same module as both.
+        let pulled: ImageRef = "registry-1.docker.io/library/nginx".parse().unwrap();
+        assert_eq!(pulled.to_string(), "docker.io/library/nginx:latest");
+        assert_eq!(
+            crate::reference::image_key("registry-1.docker.io/library/nginx"),
+            crate::reference::image_key(&pulled.to_string())
+        );
+        let hub: ImageRef = "registry.hub.docker.com/user/app".parse().unwrap();
+        assert_eq!(hub.registry(), "docker.io");
+        assert_eq!(hub.reference().resolve_registry(), "index.docker.io");
     }
 
     #[test]

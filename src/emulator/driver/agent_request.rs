@@ -190,26 +190,10 @@ fn mode(value: &serde_json::Value) -> u32 {
     .unwrap_or(0)
 }
 
-/// ECI sizes are quantities such as `1Gi`, `512Mi` or plain bytes; 0 when absent or unknown.
+/// ECI sizes are quantities such as `1Gi`, `512Mi`, `1.5Gi` or plain bytes, read by
+/// [`crate::quantity`]; 0 when absent or unknown.
 fn size_bytes(quantity: &str) -> u64 {
-    let (digits, unit) = quantity
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((quantity, ""), |i| quantity.split_at(i));
-    let Ok(n) = digits.parse::<u64>() else {
-        return 0;
-    };
-    let factor: u64 = match unit {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "K" | "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        _ => return 0,
-    };
-    n.saturating_mul(factor)
+    crate::quantity::bytes(quantity).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -224,6 +208,9 @@ mod tests {
         assert_eq!(size_bytes("100"), 100);
         assert_eq!(size_bytes(""), 0);
         assert_eq!(size_bytes("1Xi"), 0);
+        // Used to be 0: the emulator now reads sizes with the node's parser.
+        assert_eq!(size_bytes("1.5Gi"), 1_610_612_736);
+        assert_eq!(size_bytes("1e3"), 1000);
     }
 
     #[test]

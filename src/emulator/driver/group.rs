@@ -13,7 +13,7 @@ use crate::{
     },
     emulator::{
         Core,
-        spec::{self, GroupSpec},
+        spec::GroupSpec,
         state::{ContainerRuntime, ContainerState, Group, GroupStatus, Store},
     },
 };
@@ -149,7 +149,7 @@ async fn provision(core: &Arc<Core>, id: &str, generation: u64, mode: GroupMode)
     else {
         return false;
     };
-    if spec::round_up_spec(spec.cpu, spec.memory).is_none() {
+    if crate::eci::round_up_spec(spec.cpu, spec.memory).is_none() {
         // No instance is that large: the documented outcome of an unsatisfiable request.
         with_group(core, id, generation, |g, now| {
             g.set_status(GroupStatus::ScheduleFailed, now);

@@ -68,10 +68,31 @@ fn references_normalise_to_one_form() {
         normalize_image("registry-vpc.cn-hangzhou.aliyuncs.com/eci_open/nginx:1.15.10-perl"),
         "registry-vpc.cn-hangzhou.aliyuncs.com/eci_open/nginx:1.15.10-perl"
     );
+    let digest = format!("sha256:{}", "a".repeat(64));
     assert_eq!(
-        normalize_image("nginx@sha256:abc"),
-        "docker.io/library/nginx@sha256:abc"
+        normalize_image(&format!("nginx:1.25@{digest}")),
+        format!("docker.io/library/nginx@{digest}")
     );
+}
+
+#[test]
+fn docker_hub_aliases_match_the_same_cache() {
+    // `registry-1.docker.io/library/nginx` used to match an `nginx` cache on the node but not
+    // here; both now read references through `crate::reference`.
+    let nginx = cache("imc-nginx", 1, &[("nginx", 10)]);
+    for wanted in [
+        "registry-1.docker.io/library/nginx",
+        "registry.hub.docker.com/nginx:latest",
+        "index.docker.io/nginx",
+    ] {
+        let ranked = rank(
+            [&nginx],
+            &[wanted.to_owned()],
+            MatchFilter::default(),
+            now(),
+        );
+        assert_eq!(ids(&ranked), ["imc-nginx"], "{wanted}");
+    }
 }
 
 #[test]

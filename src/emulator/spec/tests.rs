@@ -140,10 +140,6 @@ fn bad_group_requests_name_the_parameter() {
 
 #[test]
 fn specs_round_up_and_default_to_2_4() {
-    assert_eq!(round_up_spec(7.0, 13.0), Some((8.0, 16.0)));
-    assert_eq!(round_up_spec(0.3, 0.2), Some((0.5, 1.0)));
-    assert_eq!(round_up_spec(65.0, 1.0), None);
-    assert_eq!(round_up_spec(2.0, 600.0), None);
     assert_eq!(resolve_spec(None, None, &[], &[]), (2.0, 4.0));
     let c = |cpu, memory| ContainerSpec {
         cpu,

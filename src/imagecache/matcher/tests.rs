@@ -327,3 +327,22 @@ fn upsert_replaces_and_remove_forgets() {
         Some("name-imc-2")
     );
 }
+
+#[test]
+fn docker_hub_aliases_hit_the_same_cache_as_the_emulator_matches() {
+    // The node and the emulator used to disagree on `registry.hub.docker.com`; both read
+    // references through `crate::reference` now.
+    let index =
+        CacheIndex::from_entries([cache("imc-nginx", "2026-01-01T00:00:00Z", &[("nginx", MB)])]);
+    for pod_image in [
+        "registry-1.docker.io/library/nginx",
+        "registry.hub.docker.com/nginx:latest",
+        "INDEX.DOCKER.IO/nginx",
+    ] {
+        assert_eq!(
+            winner(&index, &[pod_image], MatchOptions::default()),
+            Ok("imc-nginx".into()),
+            "{pod_image}"
+        );
+    }
+}

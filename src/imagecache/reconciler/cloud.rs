@@ -13,10 +13,10 @@ use crate::{
     eci::{self, Tag},
     imagecache::{
         pull_secrets,
-        reference::image_key,
         resource::{ImageCache, ImageCacheSpec},
         status,
     },
+    reference::image_key,
 };
 
 /// The value of the [`TAG_OBJECT`] tag: the object's name, or for a name longer than the 128
@@ -80,25 +80,73 @@ pub(super) async fn find_cloud(
             return Ok(Some(cache));
         }
     }
-    let tagged = ctx
-        .eci
-        .describe_all_image_caches(&eci::DescribeImageCaches {
-            tags: vec![
-                Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
-                Tag::new(TAG_OBJECT, object_tag_value(&name)),
-            ],
-            ..eci::DescribeImageCaches::default()
-        })
-        .await
-        .map_err(cloud_error(&name, "DescribeImageCaches"))?;
-    // Prefer the cache made for this very object (its UID), then the newest.
-    let uid = object.uid().unwrap_or_default();
-    Ok(tagged.into_iter().max_by_key(|c| {
+    // Both spellings: a cache made by the previous release is adopted, not made twice.
+    let mut tagged: Vec<eci::ImageCache> = Vec::new();
+    for tags in owner_filters(&ctx.settings.cluster_name, &name, None) {
+        let found = ctx
+            .eci
+            .describe_all_image_caches(&eci::DescribeImageCaches {
+                tags,
+                ..eci::DescribeImageCaches::default()
+            })
+            .await
+            .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+        for cache in found {
+            if !tagged
+                .iter()
+                .any(|c| c.image_cache_id == cache.image_cache_id)
+            {
+                tagged.push(cache);
+            }
+        }
+    }
+    Ok(pick_adopted(tagged, &object.uid().unwrap_or_default()))
+}
+
+/// The tag filters that find the cloud caches of object `name` in `cluster` (and of `uid`, when
+/// given): the current spelling first, then the previous release's ([`eci::tag`]'s `LEGACY_*`).
+pub(super) fn owner_filters(cluster: &str, name: &str, uid: Option<&str>) -> [Vec<Tag>; 2] {
+    let object = object_tag_value(name);
+    let filter = |cluster_key: &str, object_key: &str, uid_key: &str| {
+        let mut tags = vec![
+            Tag::new(cluster_key, cluster),
+            Tag::new(object_key, object.as_str()),
+        ];
+        if let Some(uid) = uid {
+            tags.push(Tag::new(uid_key, uid));
+        }
+        tags
+    };
+    [
+        filter(TAG_CLUSTER, TAG_OBJECT, TAG_UID),
+        filter(
+            eci::tag::LEGACY_CACHE_CLUSTER,
+            eci::tag::LEGACY_CACHE_OBJECT,
+            eci::tag::LEGACY_CACHE_UID,
+        ),
+    ]
+}
+
+/// The cache to adopt among those tagged for the object: the one made for this very object
+/// (its UID, in either spelling), then the newest.
+pub(super) fn pick_adopted(tagged: Vec<eci::ImageCache>, uid: &str) -> Option<eci::ImageCache> {
+    tagged.into_iter().max_by_key(|c| {
         (
-            c.tags.iter().any(|t| t.key == TAG_UID && t.value == uid),
+            c.tags.iter().any(|t| {
+                (t.key == TAG_UID || t.key == eci::tag::LEGACY_CACHE_UID) && t.value == uid
+            }),
             c.creation_time.clone(),
         )
-    }))
+    })
+}
+
+/// The tags a new cloud cache gets: the current spelling only.
+pub(super) fn creation_tags(cluster: &str, name: &str, uid: &str) -> Vec<Tag> {
+    vec![
+        Tag::new(TAG_CLUSTER, cluster),
+        Tag::new(TAG_OBJECT, object_tag_value(name)),
+        Tag::new(TAG_UID, uid),
+    ]
 }
 
 /// Whether the cloud cache holds what the spec asks for.
@@ -225,11 +273,7 @@ pub(super) async fn create(object: &ImageCache, ctx: &Context) -> Result<String,
         vswitch_id: ctx.settings.vswitch_id.clone(),
         plain_http_registry: annotation(object, ANNOTATION_PLAIN_HTTP),
         insecure_registry: annotation(object, ANNOTATION_INSECURE),
-        tags: vec![
-            Tag::new(TAG_CLUSTER, &ctx.settings.cluster_name),
-            Tag::new(TAG_OBJECT, object_tag_value(&name)),
-            Tag::new(TAG_UID, &uid),
-        ],
+        tags: creation_tags(&ctx.settings.cluster_name, &name, &uid),
         client_token: Some(create_token(object, &uid)),
         ..eci::CreateImageCache::default()
     };
@@ -340,6 +384,62 @@ mod tests {
         assert_eq!(value, object_tag_value(&long));
         assert_ne!(value, object_tag_value(&"a".repeat(201)));
         assert_eq!(object_tag_value(&"b".repeat(128)), "b".repeat(128));
+    }
+
+    /// Whether a service filtering by `filter` (every tag must be on the cache) returns `cache`.
+    fn selects(filter: &[Tag], cache: &eci::ImageCache) -> bool {
+        filter.iter().all(|t| cache.tags.contains(t))
+    }
+
+    #[test]
+    fn caches_of_the_previous_release_are_found_and_adopted() {
+        let uid = "e83a1c53-f663-11e9-a0d4-fa13fc175b32";
+        let mut legacy = cloud(&["nginx"], "");
+        legacy.image_cache_id = "imc-legacy".into();
+        legacy.tags = vec![
+            Tag::new("eci-vk.cluster", "c1"),
+            Tag::new("eci-vk.imagecache", "web"),
+            Tag::new("eci-vk.uid", uid),
+        ];
+        // Found when adopting (by cluster and object) and when cleaning up (with the UID).
+        assert!(
+            owner_filters("c1", "web", None)
+                .iter()
+                .any(|f| selects(f, &legacy))
+        );
+        assert!(
+            owner_filters("c1", "web", Some(uid))
+                .iter()
+                .any(|f| selects(f, &legacy))
+        );
+        assert!(
+            !owner_filters("c2", "web", None)
+                .iter()
+                .any(|f| selects(f, &legacy))
+        );
+        // Made for this very object, it beats a newer cache of another object by that name.
+        let mut newer = cloud(&["nginx"], "");
+        newer.image_cache_id = "imc-newer".into();
+        newer.creation_time = "2026-06-01T00:00:00Z".into();
+        newer.tags = creation_tags("c1", "web", "another-uid");
+        let adopted = pick_adopted(vec![newer, legacy], uid).expect("one is adopted");
+        assert_eq!(adopted.image_cache_id, "imc-legacy");
+    }
+
+    #[test]
+    fn new_caches_get_only_the_new_spelling() {
+        let tags = creation_tags("c1", "web", "u1");
+        assert_eq!(
+            tags,
+            [
+                Tag::new("eci-vk.io/cluster", "c1"),
+                Tag::new("eci-vk.io/imagecache", "web"),
+                Tag::new("eci-vk.io/uid", "u1"),
+            ]
+        );
+        let mut made = cloud(&["nginx"], "");
+        made.tags = tags;
+        assert!(selects(&owner_filters("c1", "web", Some("u1"))[0], &made));
     }
 
     #[test]
