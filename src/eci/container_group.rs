@@ -367,6 +367,16 @@ pub struct ContainerGroup {
     pub ephemeral_storage: i64,
 }
 
+impl ContainerGroup {
+    /// The value of the group's tag `key`, if it has one.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
+    }
+}
+
 /// DNS settings as described (plural names).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

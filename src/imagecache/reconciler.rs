@@ -642,19 +642,9 @@ async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, Reconcile
         .collect();
     let uid = object.uid().unwrap_or_default();
     // Both spellings: a cache made by the previous release must not be orphaned.
-    for tags in cloud::owner_filters(&ctx.settings.cluster_name, &name, Some(&uid)) {
-        let tagged = ctx
-            .eci
-            .describe_all_image_caches(&eci::DescribeImageCaches {
-                tags,
-                ..eci::DescribeImageCaches::default()
-            })
-            .await
-            .map_err(cloud_error(&name, "DescribeImageCaches"))?;
-        for cache in tagged {
-            if !ids.contains(&cache.image_cache_id) {
-                ids.push(cache.image_cache_id);
-            }
+    for cache in cloud::owned_caches(ctx, &name, Some(&uid)).await? {
+        if !ids.contains(&cache.image_cache_id) {
+            ids.push(cache.image_cache_id);
         }
     }
     for id in &ids {

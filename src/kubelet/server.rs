@@ -248,13 +248,7 @@ async fn running_pods(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiError>
             )
         })
         .map(|group| {
-            let tag = |key: &str| {
-                group
-                    .tags
-                    .iter()
-                    .find(|t| t.key == key)
-                    .map(|t| t.value.clone())
-            };
+            let tag = |key: &str| group.tag(key).map(str::to_owned);
             Pod {
                 metadata: kube::api::ObjectMeta {
                     name: tag(tags::NAME),

@@ -44,19 +44,12 @@ pub(super) fn ours_by_uid(
 ) -> HashMap<String, ContainerGroup> {
     let mut by_uid: HashMap<String, ContainerGroup> = HashMap::new();
     for group in groups {
-        let tag = |key: &str| {
-            group
-                .tags
-                .iter()
-                .find(|t| t.key == key)
-                .map(|t| t.value.clone())
-        };
-        if tag(tags::NODE).as_deref() != Some(placement.node.as_str())
-            || tag(tags::CLUSTER).as_deref() != Some(placement.cluster.as_str())
+        if group.tag(tags::NODE) != Some(placement.node.as_str())
+            || group.tag(tags::CLUSTER) != Some(placement.cluster.as_str())
         {
             continue;
         }
-        if let Some(uid) = tag(tags::UID) {
+        if let Some(uid) = group.tag(tags::UID).map(str::to_owned) {
             by_uid.insert(uid, group);
         }
     }

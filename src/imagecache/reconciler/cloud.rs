@@ -81,8 +81,19 @@ pub(super) async fn find_cloud(
         }
     }
     // Both spellings: a cache made by the previous release is adopted, not made twice.
-    let mut tagged: Vec<eci::ImageCache> = Vec::new();
-    for tags in owner_filters(&ctx.settings.cluster_name, &name, None) {
+    let tagged = owned_caches(ctx, &name, None).await?;
+    Ok(pick_adopted(tagged, &object.uid().unwrap_or_default()))
+}
+
+/// Every cloud cache tagged for object `name` (and for `uid`, when given) in this cluster, in
+/// either tag spelling, each once.
+pub(super) async fn owned_caches(
+    ctx: &Context,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<Vec<eci::ImageCache>, ReconcileError> {
+    let mut owned: Vec<eci::ImageCache> = Vec::new();
+    for tags in owner_filters(&ctx.settings.cluster_name, name, uid) {
         let found = ctx
             .eci
             .describe_all_image_caches(&eci::DescribeImageCaches {
@@ -90,17 +101,17 @@ pub(super) async fn find_cloud(
                 ..eci::DescribeImageCaches::default()
             })
             .await
-            .map_err(cloud_error(&name, "DescribeImageCaches"))?;
+            .map_err(cloud_error(name, "DescribeImageCaches"))?;
         for cache in found {
-            if !tagged
+            if !owned
                 .iter()
                 .any(|c| c.image_cache_id == cache.image_cache_id)
             {
-                tagged.push(cache);
+                owned.push(cache);
             }
         }
     }
-    Ok(pick_adopted(tagged, &object.uid().unwrap_or_default()))
+    Ok(owned)
 }
 
 /// The tag filters that find the cloud caches of object `name` in `cluster` (and of `uid`, when
