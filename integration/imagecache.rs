@@ -66,6 +66,11 @@ pub fn tests() -> Vec<Test> {
             run: existing_cloud_cache_is_adopted,
         },
         Test {
+            name: "imagecache::a_cache_tagged_by_the_previous_release_is_adopted_and_deleted",
+            phase: Phase::WithCrd,
+            run: a_cache_tagged_by_the_previous_release_is_adopted_and_deleted,
+        },
+        Test {
             name: "imagecache::two_replicas_take_turns_through_a_lease",
             phase: Phase::WithCrd,
             run: two_replicas_take_turns_through_a_lease,
@@ -791,6 +796,57 @@ fn existing_cloud_cache_is_adopted(ground: &Ground, ns: &Namespace) -> Result<()
     );
     let tagged = rig.caches_tagged_for(&name)?;
     ensure!(tagged.len() == 1, "{tagged:?}");
+    Ok(())
+}
+
+/// An upgrade from the release that spelt cache tags `eci-vk.cluster`/`eci-vk.imagecache`/
+/// `eci-vk.uid`: its cloud cache is found by those tags and adopted (no second cache under the
+/// new spelling), and `kubectl delete` still removes it.
+fn a_cache_tagged_by_the_previous_release_is_adopted_and_deleted(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let rig = Rig::start(ground, ns)?;
+    let name = format!("legacy-{}", ns.name);
+    let eci = rig.eci.clone();
+    let request = eci::CreateImageCache {
+        image_cache_name: name.clone(),
+        images: vec!["busybox:latest".into()],
+        image_cache_size: Some(20),
+        tags: vec![
+            eci::Tag::new(eci::tag::LEGACY_CACHE_CLUSTER, "integration"),
+            eci::Tag::new(
+                eci::tag::LEGACY_CACHE_OBJECT,
+                imagecache::object_tag_value(&name),
+            ),
+        ],
+        ..eci::CreateImageCache::default()
+    };
+    let existing = ground
+        .runtime
+        .block_on(async move { eci.create_image_cache(&request).await })?
+        .image_cache_id;
+    rig.create(&name, "  images:\n  - busybox\n")?;
+    let ready = rig.wait_phase(&name, "Ready")?;
+    ensure!(
+        ready["status"]["imageCacheId"] == existing.as_str(),
+        "the old release's cache {existing} was not adopted: {:#}",
+        ready["status"]
+    );
+    let new_spelling = rig.caches_tagged_for(&name)?;
+    ensure!(
+        new_spelling.is_empty(),
+        "a second cache was made: {new_spelling:?}"
+    );
+    let out = ground
+        .kubectl()
+        .args(["delete", &format!("imagecache/{name}"), "--timeout=30s"])
+        .ok()?;
+    ensure!(out.contains("deleted"), "{out}");
+    ensure!(
+        rig.cloud_cache(&existing)?.is_none(),
+        "DeleteImageCache was not called for the adopted {existing}"
+    );
     Ok(())
 }
 
