@@ -682,6 +682,50 @@ spec:
         assert_eq!((request.cpu, request.memory), (Some(2.0), Some(2.0)));
     }
 
+    /// The spellings that the settings, the emulator and this file used to read differently
+    /// (`1e3`, `1.5Gi`, `100m`, `0.5`, `Ki`) all go through `crate::quantity`.
+    #[test]
+    fn every_quantity_spelling_is_read_by_the_one_parser() {
+        let request = translate_plain(
+            &pod(r#"
+metadata: {name: a, namespace: b, uid: u}
+spec:
+  containers:
+  - name: a
+    image: i
+    resources:
+      requests: {cpu: 100m, memory: 1e3}
+      limits: {cpu: "0.5", memory: 1.5Gi}
+  - name: b
+    image: i
+    resources:
+      limits: {cpu: "1", memory: 1Ki}
+"#),
+            &placement(),
+            &Sources::default(),
+        )
+        .expect("translates")
+        .request;
+        assert_eq!(request.containers[0].cpu, Some(0.5));
+        assert_eq!(request.containers[0].memory, Some(1.5));
+        assert_eq!(request.containers[1].cpu, Some(1.0));
+        let kib_in_gib = 1024.0 / f64::from(1u32 << 30);
+        assert!(
+            (request.containers[1].memory.unwrap_or_default() - kib_in_gib).abs() < 1e-12,
+            "{:?}",
+            request.containers[1].memory
+        );
+        let bad = translate_plain(
+            &pod("metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i, resources: {limits: {memory: 4 Gi}}}]}"),
+            &placement(),
+            &Sources::default(),
+        );
+        assert!(
+            matches!(bad, Err(Unsupported::BadQuantity { .. })),
+            "{bad:?}"
+        );
+    }
+
     #[test]
     fn no_resources_leaves_the_spec_to_the_cloud() {
         let request = translate_plain(
