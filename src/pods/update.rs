@@ -198,7 +198,9 @@ pub(super) async fn update(
             )
             .await;
         }
-        Err(_) => warn!(timeout = ?ECI_TIMEOUT, "UpdateContainerGroup timed out; retrying next pass"),
+        Err(_) => {
+            warn!(timeout = ?ECI_TIMEOUT, "UpdateContainerGroup timed out; retrying next pass")
+        }
     }
 }
 
@@ -267,7 +269,13 @@ mod tests {
         assert_eq!(params["Container.1.Image"], "reg/app:2");
         assert!(params["ClientToken"].len() <= 64);
         // Once per change: the same change, the same token; another change, another one.
-        assert_eq!(request.client_token, super::request("eci-1", "u", 2, &update).client_token);
-        assert_ne!(request.client_token, super::request("eci-1", "u", 3, &update).client_token);
+        assert_eq!(
+            request.client_token,
+            super::request("eci-1", "u", 2, &update).client_token
+        );
+        assert_ne!(
+            request.client_token,
+            super::request("eci-1", "u", 3, &update).client_token
+        );
     }
 }

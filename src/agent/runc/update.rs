@@ -23,7 +23,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Why `new` cannot replace `old` in place, if it cannot.
 fn not_in_place(old: &pb::CreateGroupRequest, new: &pb::CreateGroupRequest) -> Option<String> {
-    let names = |list: &[pb::ContainerSpec]| list.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let names =
+        |list: &[pb::ContainerSpec]| list.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     if names(&old.containers) != names(&new.containers)
         || names(&old.init_containers) != names(&new.init_containers)
     {
