@@ -18,6 +18,7 @@ mod node;
 mod registry;
 mod runc_runtime;
 mod support;
+mod updates;
 
 use support::harness::{self, Test};
 
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         node::tests(),
         registry::tests(),
         runc_runtime::tests(),
+        updates::tests(),
     ]
     .into_iter()
     .flatten()

@@ -339,6 +339,17 @@ impl pb::agent_server::Agent for LocalAgent {
         Ok(Response::new(status))
     }
 
+    async fn update_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::GroupStatus>, Status> {
+        let request = request.into_inner();
+        let (images, used) = images::for_group(self, &request).await?;
+        self.use_snapshots(&request.group_id, used);
+        let status = self.inner.runtime.update_group(request, images).await?;
+        Ok(Response::new(status))
+    }
+
     async fn inspect_group(
         &self,
         request: Request<pb::InspectGroupRequest>,

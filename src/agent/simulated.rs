@@ -493,6 +493,54 @@ impl pb::agent_server::Agent for SimulatedAgent {
         self.status_of(&id).await.map(Response::new)
     }
 
+    async fn update_group(
+        &self,
+        request: Request<CreateGroupRequest>,
+    ) -> Result<Response<GroupStatus>, Status> {
+        let spec = request.into_inner();
+        let id = spec.group_id.clone();
+        {
+            let mut machine = self.inner.state.lock().await;
+            machine.scopes.remove(&id);
+            let now = Instant::now();
+            let group = machine
+                .groups
+                .get(&id)
+                .ok_or_else(|| AgentError::GroupUnknown {
+                    group_id: id.clone(),
+                })?;
+            let existing = group.spec.generation;
+            if existing > spec.generation {
+                return Err(AgentError::StaleGeneration {
+                    group_id: id,
+                    existing,
+                    requested: spec.generation,
+                }
+                .into());
+            }
+            if existing < spec.generation {
+                let most = self
+                    .group_status(&id, group, now)
+                    .containers
+                    .iter()
+                    .map(|c| c.restart_count)
+                    .max()
+                    .unwrap_or(0);
+                // Every container is stopped and started again on the new spec: one restart
+                // on top of what it had, as for RestartGroup.
+                machine.groups.insert(
+                    id.clone(),
+                    SimGroup {
+                        spec,
+                        generation_start: now,
+                        carried_restarts: most.saturating_add(1),
+                    },
+                );
+            }
+        }
+        self.status_of(&id).await.map(Response::new)
+    }
+
     async fn inspect_group(
         &self,
         request: Request<InspectGroupRequest>,

@@ -112,6 +112,10 @@ pub struct ContainerState {
 pub struct ContainerRuntime {
     /// Name.
     pub name: String,
+    /// The image the machine runs it from (empty until the machine reported it): during an
+    /// update, the old image until the container was made again from the new one.
+    #[serde(default)]
+    pub image: String,
     /// Passed readiness.
     pub ready: bool,
     /// Restarts.

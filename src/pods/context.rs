@@ -52,6 +52,8 @@ pub(super) struct Context {
     pub(super) rejected: Mutex<HashSet<String>>,
     /// Creates in flight and groups starting.
     pub(super) starts: Starts,
+    /// In-place updates ECI refused (not sent again).
+    pub(super) refused_updates: super::update::Refused,
     pub(super) health: tokio::sync::watch::Sender<bool>,
 }
 

@@ -140,6 +140,7 @@ pub async fn run(
         backoff: Backoff::default(),
         rejected: Mutex::new(HashSet::new()),
         starts: Starts::default(),
+        refused_updates: Default::default(),
         health,
         config,
     });

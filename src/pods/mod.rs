@@ -25,6 +25,7 @@
 mod context;
 pub mod controller;
 mod create;
+mod deadline;
 pub mod env;
 mod groups;
 mod look;
@@ -35,6 +36,7 @@ mod sources;
 pub mod starts;
 pub mod status;
 pub mod translate;
+mod update;
 pub mod volumes;
 mod writes;
 

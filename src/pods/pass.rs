@@ -12,8 +12,10 @@ use tracing::{Instrument, info, info_span, warn};
 use super::{
     context::{CONCURRENCY, Context, ECI_TIMEOUT, pod_span},
     create::create,
+    deadline::{enforce as enforce_deadline, past_deadline},
     groups::{delete_group, describe_node_groups, is_starting, ours_by_uid},
     translate::{Unsupported, check_supported},
+    update::{ImageUpdate, image_update, update},
     writes::{delete_pod, publish, reject, sync_status},
 };
 use crate::eci::{self, ContainerGroup};
@@ -89,6 +91,7 @@ pub(super) async fn sync_pass(ctx: &Arc<Context>) {
     ctx.backoff.retain(&live);
     ctx.rejected.lock().retain(|uid| live.contains(uid));
     ctx.starts.retain_live(&live);
+    ctx.refused_updates.retain(&live);
 }
 
 /// What a pass does for one pod, given its group (if the describe showed one).
@@ -114,6 +117,10 @@ enum Step<'a> {
     GroupGone,
     /// It never had a group: create one.
     Create,
+    /// Its group runs other images than the pod now names: update the group in place.
+    Update(ImageUpdate),
+    /// It is past its `activeDeadlineSeconds`: fail it and stop its group.
+    DeadlineExceeded,
 }
 
 /// Decides what a pass does for `pod` and its `group` at `now`.
@@ -132,7 +139,17 @@ fn decide<'a>(pod: &Pod, group: Option<&'a ContainerGroup>, now: jiff::Timestamp
     if let Err(unsupported) = check_supported(pod) {
         return Step::Reject(unsupported);
     }
+    if past_deadline(pod, now) {
+        return Step::DeadlineExceeded;
+    }
     match group {
+        // ECI updates only Pending and Running groups; one Updating already has a change.
+        Some(group) if group.status.allows_restart_or_update() => match image_update(pod, group) {
+            Some(update) => Step::Update(update),
+            None => Step::WriteStatus {
+                settled: !is_starting(group),
+            },
+        },
         Some(group) => Step::WriteStatus {
             settled: !is_starting(group),
         },
@@ -185,6 +202,14 @@ async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
             .await;
             delete_pod(ctx, pod, &uid).await;
         }
+        Step::Update(change) => {
+            if let Some(group) = group {
+                update(ctx, pod, &uid, group, &change).await;
+                // Its status still shows what runs until the group runs the new images.
+                sync_status(ctx, pod, &uid, group).await;
+            }
+        }
+        Step::DeadlineExceeded => enforce_deadline(ctx, pod, &uid, group).await,
         Step::Create => {
             // A create in flight, or one newer than this pass's describe, is not repeated.
             if let Some(_creating) = ctx.starts.begin_create(&uid) {
@@ -272,6 +297,56 @@ mod tests {
             Step::RemovePod
         );
         assert_eq!(decide(&pod(DELETING_LATER), None, now()), Step::RemovePod);
+    }
+
+    fn running_image(image: &str) -> ContainerGroup {
+        let mut g = group(S::Running);
+        g.containers = vec![eci::container_group::ContainerInfo {
+            name: "c".into(),
+            image: image.into(),
+            ..Default::default()
+        }];
+        g
+    }
+
+    #[test]
+    fn a_changed_image_updates_the_group_and_the_same_one_spelt_otherwise_does_not() {
+        let asks = |image: &str| pod(&NEW.replace("image: i", &format!("image: '{image}'")));
+        let group = running_image("docker.io/library/busybox:latest");
+        assert_eq!(
+            decide(&asks("busybox"), Some(&group), now()),
+            Step::WriteStatus { settled: true }
+        );
+        assert_eq!(
+            decide(&asks("busybox:1.37"), Some(&group), now()),
+            Step::Update(ImageUpdate {
+                containers: vec![("c".into(), "busybox:1.37".into())],
+                init_containers: vec![],
+            })
+        );
+        // Not while the group is already updating, nor for a pod being deleted.
+        let mut updating = group.clone();
+        updating.status = S::Updating;
+        assert_eq!(
+            decide(&asks("busybox:1.37"), Some(&updating), now()),
+            Step::WriteStatus { settled: true }
+        );
+        let deleting = pod(&DELETING_LATER.replace("image: i", "image: 'busybox:1.37'"));
+        assert_eq!(
+            decide(&deleting, Some(&group), now()),
+            Step::StopGroup("eci-1")
+        );
+    }
+
+    #[test]
+    fn a_pod_past_a_shortened_deadline_fails() {
+        let shortened = pod(&RAN
+            .replace("spec: {", "spec: {activeDeadlineSeconds: 10, ")
+            .replace("status: {", "status: {startTime: '2025-12-31T23:59:00Z', "));
+        assert_eq!(
+            decide(&shortened, Some(&group(S::Running)), now()),
+            Step::DeadlineExceeded
+        );
     }
 
     #[test]

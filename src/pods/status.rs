@@ -38,12 +38,22 @@ pub fn pod_status(
         ContainerGroupStatus::Unknown => "Pending",
     };
     let spec = pod.spec.as_ref();
+    let reported = |name: &str| -> Option<String> {
+        let old = pod.status.as_ref()?;
+        old.container_statuses
+            .iter()
+            .chain(&old.init_container_statuses)
+            .flatten()
+            .find(|c| c.name == name)
+            .map(|c| c.image.clone())
+    };
     let statuses = |names: Vec<(&str, &str)>, infos: &[ContainerInfo]| -> Vec<ContainerStatus> {
         names
             .into_iter()
             .map(|(name, image)| {
                 let info = infos.iter().find(|i| i.name == name);
-                container_status(name, image, info, &group.container_group_id)
+                let shown = shown_image(image, info, reported(name));
+                container_status(name, &shown, info, &group.container_group_id)
             })
             .collect()
     };
@@ -130,6 +140,21 @@ pub fn pod_status(
         message,
         qos_class: pod.status.as_ref().and_then(|s| s.qos_class.clone()),
         ..PodStatus::default()
+    }
+}
+
+/// The image a container's status shows: the one its group's container runs or ran (from
+/// `DescribeContainerGroups`, not the pod's spec), so a changed image shows only once the
+/// container runs it. While the container waits (between an update's stop and its start on the
+/// new image) the image reported before stays; with nothing described yet, the spec's.
+fn shown_image(spec: &str, info: Option<&ContainerInfo>, reported: Option<String>) -> String {
+    let Some(info) = info.filter(|i| !i.image.is_empty()) else {
+        return spec.to_owned();
+    };
+    let ran = matches!(info.current_state.state.as_str(), "Running" | "Terminated");
+    match reported {
+        Some(before) if !ran && !before.is_empty() => before,
+        _ => info.image.clone(),
     }
 }
 
@@ -310,6 +335,36 @@ mod tests {
         assert!(c.ready);
         assert_eq!(c.restart_count, 2);
         assert!(s.start_time.is_some());
+    }
+
+    #[test]
+    fn the_image_shown_is_the_one_the_group_runs_once_it_runs() {
+        // The pod now asks for busybox:2; the group still runs busybox:1.
+        let mut asked = pod();
+        if let Some(spec) = asked.spec.as_mut() {
+            spec.containers[0].image = Some("busybox:2".into());
+        }
+        let mut running_old = group(ContainerGroupStatus::Running, "Running", 0);
+        running_old.containers[0].image = "busybox:1".into();
+        let image = |p: &Pod, g: &ContainerGroup| {
+            let s = pod_status(p, g, "1.1.1.1", jiff::Timestamp::UNIX_EPOCH);
+            s.container_statuses.expect("statuses")[0].image.clone()
+        };
+        assert_eq!(image(&asked, &running_old), "busybox:1");
+        // Stopped for the update and waiting to start on the new image: still the old one.
+        let mut before = asked.clone();
+        before.status = Some(pod_status(
+            &asked,
+            &running_old,
+            "1.1.1.1",
+            jiff::Timestamp::UNIX_EPOCH,
+        ));
+        let mut waiting_new = group(ContainerGroupStatus::Updating, "Waiting", 0);
+        waiting_new.containers[0].image = "busybox:2".into();
+        assert_eq!(image(&before, &waiting_new), "busybox:1");
+        // Running on it: the new image.
+        waiting_new.containers[0].current_state.state = "Running".into();
+        assert_eq!(image(&before, &waiting_new), "busybox:2");
     }
 
     #[test]

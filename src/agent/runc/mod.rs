@@ -58,6 +58,7 @@ mod mounts;
 mod net;
 mod stats;
 mod supervise;
+mod update;
 mod validate;
 mod volumes;
 

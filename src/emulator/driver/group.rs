@@ -74,6 +74,7 @@ fn to_state(s: Option<&pb::ContainerState>) -> ContainerState {
 fn to_runtime(c: &pb::ContainerStatus) -> ContainerRuntime {
     ContainerRuntime {
         name: c.name.clone(),
+        image: c.image.clone(),
         ready: c.ready,
         restart_count: c.restart_count,
         current: to_state(c.current.as_ref()),
@@ -327,6 +328,59 @@ async fn pull(
     }
 }
 
+/// Applies an UpdateContainerGroup: pulls the new spec's images, then has the machine restart
+/// the containers in place on it (same address, restart counts going on). A machine that lost
+/// the group, or cannot take the change in place, gets the group created afresh.
+async fn update(core: &Arc<Core>, id: &str, generation: u64) -> bool {
+    let Some((spec, snapshot)) = with_group(core, id, generation, |g, _| {
+        (g.spec.clone(), g.snapshot_id.clone())
+    })
+    .await
+    else {
+        return false;
+    };
+    if !pull(core, id, generation, &spec, snapshot.as_deref()).await {
+        return false;
+    }
+    let request = agent_request::create_group(id, generation, &spec);
+    match core.agent.clone().update_group(request).await {
+        Ok(status) => {
+            let status = status.into_inner();
+            with_group(core, id, generation, |g, now| {
+                g.event(
+                    "Normal",
+                    "Updated",
+                    "Updated the container group; its containers were restarted.",
+                    now,
+                );
+                apply_status(g, &status, now);
+            })
+            .await
+            .is_some()
+        }
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::NotFound | tonic::Code::InvalidArgument
+            ) =>
+        {
+            forget_group(core, id).await;
+            provision(core, id, generation, GroupMode::Update).await
+        }
+        Err(status) => with_group(core, id, generation, |g, now| {
+            g.event(
+                "Warning",
+                "UpdateFailed",
+                format!("Failed to update containers: {}", status.message()),
+                now,
+            );
+            g.set_status(GroupStatus::Running, now);
+        })
+        .await
+        .is_some(),
+    }
+}
+
 async fn forget_group(core: &Core, id: &str) {
     let request = DeleteGroupRequest {
         group_id: id.to_owned(),
@@ -341,10 +395,7 @@ async fn forget_group(core: &Core, id: &str) {
 pub(super) async fn run_group(core: Arc<Core>, id: String, generation: u64, mode: GroupMode) {
     let ready = match mode {
         GroupMode::Create => provision(&core, &id, generation, mode).await,
-        GroupMode::Update => {
-            forget_group(&core, &id).await;
-            provision(&core, &id, generation, mode).await
-        }
+        GroupMode::Update => update(&core, &id, generation).await,
         GroupMode::Restart => {
             let request = RestartGroupRequest {
                 group_id: id.clone(),

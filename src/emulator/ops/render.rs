@@ -91,7 +91,9 @@ fn container(spec: &ContainerSpec, rt: Option<&ContainerRuntime>, init: bool) ->
         .collect();
     let mut v = json!({
         "Name": spec.name,
-        "Image": spec.image,
+        // The image the container runs from, once the machine made it: an update shows its
+        // new image when the container was made again from it.
+        "Image": if rt.image.is_empty() { &spec.image } else { &rt.image },
         "ImagePullPolicy": spec.image_pull_policy,
         "Cpu": spec.cpu,
         "Memory": spec.memory,
