@@ -12,7 +12,7 @@ use kube::{
 use parking_lot::Mutex;
 use tracing::info_span;
 
-use super::{create::Backoff, starts::Starts, translate::Placement};
+use super::{cloud_events::CloudEvents, create::Backoff, starts::Starts, translate::Placement};
 use crate::eci;
 
 /// Limit on one apiserver call.
@@ -52,6 +52,8 @@ pub(super) struct Context {
     pub(super) rejected: Mutex<HashSet<String>>,
     /// Creates in flight and groups starting.
     pub(super) starts: Starts,
+    /// ECI's events already written on each pod.
+    pub(super) cloud_events: CloudEvents,
     pub(super) health: tokio::sync::watch::Sender<bool>,
 }
 

@@ -140,6 +140,7 @@ pub async fn run(
         backoff: Backoff::default(),
         rejected: Mutex::new(HashSet::new()),
         starts: Starts::default(),
+        cloud_events: Default::default(),
         health,
         config,
     });
