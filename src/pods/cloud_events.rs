@@ -230,7 +230,7 @@ pub(super) struct CloudEvents {
 impl CloudEvents {
     /// Writes what is new in `events` (the ECI events of the group of `pod`, UID `uid`):
     /// a create for an event not yet written, a patch for one whose count or last time grew.
-    /// Returns how many writes were made.
+    /// Returns how many ECI events needed a write (a create answering 409 adds a patch).
     pub(super) async fn sync(
         &self,
         sink: &impl Sink,
