@@ -82,6 +82,11 @@ pub fn tests() -> Vec<Test> {
             phase: Phase::WithCrd,
             run: restart_adopts_pods_without_new_groups,
         },
+        Test {
+            name: "node::eci_events_reach_the_pod_once_across_restarts",
+            phase: Phase::WithCrd,
+            run: eci_events_reach_the_pod_once_across_restarts,
+        },
     ]
 }
 
@@ -1431,6 +1436,96 @@ fn bad_settings_exit_2_with_one_line(ground: &Ground, _namespace: &Namespace) ->
     ensure!(
         code == Some(2) && stderr.contains("incomplete"),
         "half a key pair: {code:?} {stderr}"
+    );
+    Ok(())
+}
+
+/// The ECI events on `pod` (source `EciService`), as `name reason count uid` lines, sorted.
+fn eci_events_of(ground: &Ground, namespace: &str, pod: &str) -> Result<Vec<String>> {
+    let out = ground
+        .kubectl()
+        .args([
+            "-n",
+            namespace,
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={pod}"),
+            "-o",
+            "jsonpath={range .items[?(@.source.component==\"EciService\")]}{.metadata.name} {.reason} {.count} {.involvedObject.uid}{\"\\n\"}{end}",
+        ])
+        .ok()?;
+    let mut lines: Vec<String> = out.lines().map(str::to_owned).collect();
+    lines.sort();
+    Ok(lines)
+}
+
+/// How many of `events` have `reason`.
+fn with_reason(events: &[String], reason: &str) -> usize {
+    events
+        .iter()
+        .filter(|l| l.split(' ').nth(1) == Some(reason))
+        .count()
+}
+
+fn eci_events_reach_the_pod_once_across_restarts(
+    ground: &Ground,
+    namespace: &Namespace,
+) -> Result<()> {
+    let ns = namespace.name.as_str();
+    // Its own emulator (with the real runc agent, on a bridge and pod range of its own), so
+    // the groups and their events outlive the node's restart.
+    let emulator = EmulatorProcess::start_runc(ground, &[])?;
+    let busybox = busybox_image(ground)?;
+    let name = node_name("cloud-events");
+    let mut node = NodeProcess::start(ground, &name, Some(&emulator))?;
+    node.wait_ready()?;
+    apply(ground, ns, &busybox_pod("talker", &name, &busybox))?;
+    wait_running(ground, &node, ns, "talker")?;
+    let uid = jsonpath(ground, ns, "talker", "{.metadata.uid}")?;
+
+    let before = wait(
+        "ECI's Pulling, Pulled, Created, Started on the pod",
+        30,
+        || {
+            let events = eci_events_of(ground, ns, "talker")?;
+            let all = ["Pulling", "Pulled", "Created", "Started"]
+                .iter()
+                .all(|r| with_reason(&events, r) >= 1);
+            Ok(all.then_some(events))
+        },
+    )
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    for reason in ["Pulling", "Pulled", "Created", "Started"] {
+        ensure!(
+            with_reason(&before, reason) == 1,
+            "{reason} is not on the pod exactly once: {before:#?}"
+        );
+    }
+    for line in &before {
+        ensure!(
+            line.ends_with(&format!(" 1 {uid}")),
+            "an ECI event with another count or object: {line}"
+        );
+    }
+    // Several passes more change nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    let settled = eci_events_of(ground, ns, "talker")?;
+    ensure!(
+        settled == before,
+        "events changed while nothing happened: {before:#?} then {settled:#?}"
+    );
+
+    // Killed and started again: a fresh node with no memory of what it wrote.
+    node.stop()?;
+    node.spawn()?;
+    node.wait_ready()?;
+    std::thread::sleep(Duration::from_secs(5));
+    let after = eci_events_of(ground, ns, "talker")?;
+    ensure!(
+        after == before,
+        "the restarted node changed the pod's ECI events: {before:#?} then {after:#?}\nnode log:\n{}",
+        node.logs()
     );
     Ok(())
 }

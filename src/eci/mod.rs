@@ -44,7 +44,7 @@ pub use client::{
 };
 pub use container_group::{
     ContainerGroup, ContainerGroupStatus, CreateContainerGroup, CreateContainerGroupResponse,
-    DescribeContainerGroups, DescribeContainerGroupsResponse, UpdateContainerGroup,
+    DescribeContainerGroups, DescribeContainerGroupsResponse, Event, UpdateContainerGroup,
 };
 pub use container_ops::{
     DeleteContainerGroup, DescribeContainerGroupMetric, DescribeContainerGroupMetricResponse,

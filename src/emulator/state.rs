@@ -50,7 +50,9 @@ pub struct Event {
     pub last: Timestamp,
 }
 
-/// Adds an event, folding a repeat of the last one into its count, keeping at most [`MAX_EVENTS`].
+/// Adds an event, keeping at most [`MAX_EVENTS`]. A repeat (same type, reason and message) of
+/// a kept event is folded into it: its count grows and its last time moves, as Kubernetes
+/// aggregates the kubelet's events (a container restarting shows `Started` ×N, not N events).
 pub fn push_event(
     events: &mut Vec<Event>,
     resource: &str,
@@ -59,12 +61,12 @@ pub fn push_event(
     message: String,
     now: Timestamp,
 ) {
-    if let Some(last) = events.last_mut()
-        && last.reason == reason
-        && last.message == message
+    if let Some(same) = events
+        .iter_mut()
+        .find(|e| e.kind == kind && e.reason == reason && e.message == message)
     {
-        last.count += 1;
-        last.last = now;
+        same.count += 1;
+        same.last = now;
         return;
     }
     let name = format!(

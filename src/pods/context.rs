@@ -12,7 +12,7 @@ use kube::{
 use parking_lot::Mutex;
 use tracing::info_span;
 
-use super::{create::Backoff, starts::Starts, translate::Placement};
+use super::{cloud_events::CloudEvents, create::Backoff, starts::Starts, translate::Placement};
 use crate::eci;
 
 /// Limit on one apiserver call.
@@ -54,6 +54,8 @@ pub(super) struct Context {
     pub(super) starts: Starts,
     /// In-place updates ECI refused (not sent again).
     pub(super) refused_updates: super::update::Refused,
+    /// ECI's events already written on each pod.
+    pub(super) cloud_events: CloudEvents,
     pub(super) health: tokio::sync::watch::Sender<bool>,
 }
 

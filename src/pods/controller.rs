@@ -141,6 +141,7 @@ pub async fn run(
         rejected: Mutex::new(HashSet::new()),
         starts: Starts::default(),
         refused_updates: Default::default(),
+        cloud_events: Default::default(),
         health,
         config,
     });

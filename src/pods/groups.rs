@@ -13,11 +13,13 @@ use super::{
 };
 use crate::eci::{self, ContainerGroup, DeleteContainerGroup, DescribeContainerGroups, Tag};
 
-/// The request that describes every group tagged with `cluster` and `node`, 100 a page.
+/// The request that describes every group tagged with `cluster` and `node`, 100 a page,
+/// with their events (which become Events on the pods, `cloud_events.rs`).
 pub fn node_groups_request(cluster: &str, node: &str) -> DescribeContainerGroups {
     DescribeContainerGroups {
         tags: vec![Tag::new(tags::CLUSTER, cluster), Tag::new(tags::NODE, node)],
         limit: Some(100),
+        with_event: Some(true),
         ..DescribeContainerGroups::default()
     }
 }
@@ -122,6 +124,7 @@ mod tests {
             .collect();
         assert_eq!(asked, [(tags::CLUSTER, "c1"), (tags::NODE, "vk")]);
         assert_eq!(request.limit, Some(100));
+        assert_eq!(request.with_event, Some(true), "events reach the pods");
         assert!(request.container_group_ids.is_empty());
     }
 

@@ -1,6 +1,7 @@
-//! A look at the groups just created: a describe by id of those due ([`super::starts`]), and
-//! the status of each pod whose group has left its start — so a start is seen within a
-//! fraction of a second rather than at the next pass.
+//! A look at the groups just created: a describe by id of those due ([`super::starts`]),
+//! ECI's new events of each on its pod ([`super::cloud_events`]), and the status of each pod
+//! whose group has left its start — so a start is seen within a fraction of a second rather
+//! than at the next pass.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug};
 
 use super::{
+    cloud_events::record,
     context::{Context, pod_span},
     groups::is_starting,
     writes::sync_status,
@@ -27,6 +29,7 @@ pub(super) async fn look(ctx: &Context) {
     }
     let request = DescribeContainerGroups {
         container_group_ids: due.iter().map(|d| d.group_id.clone()).collect(),
+        with_event: Some(true),
         ..DescribeContainerGroups::default()
     };
     let groups =
@@ -46,13 +49,13 @@ pub(super) async fn look(ctx: &Context) {
             }
         };
     for group in groups {
-        if is_starting(&group) {
-            continue;
-        }
         let Some(due) = due.iter().find(|d| d.group_id == group.container_group_id) else {
             continue;
         };
-        ctx.starts.settled(&due.uid);
+        let starting = is_starting(&group);
+        if !starting {
+            ctx.starts.settled(&due.uid);
+        }
         let Some(pod) = ctx.store.get(&due.pod) else {
             continue;
         };
@@ -61,8 +64,14 @@ pub(super) async fn look(ctx: &Context) {
         {
             continue;
         }
-        sync_status(ctx, &pod, &due.uid, &group)
-            .instrument(pod_span(&pod))
-            .await;
+        // ECI's events (pulling, pulled, started…) show on the pod while it starts, too.
+        async {
+            record(ctx, &pod, &due.uid, &group).await;
+            if !starting {
+                sync_status(ctx, &pod, &due.uid, &group).await;
+            }
+        }
+        .instrument(pod_span(&pod))
+        .await;
     }
 }

@@ -19,9 +19,11 @@
 //! - `sources`: reading ConfigMaps, Secrets and service-account tokens.
 //! - [`pull_secrets`]: a pod's `imagePullSecrets` as registry logins.
 //! - `writes`: status writes, annotations, pod removal, events.
+//! - `cloud_events`: ECI's own events of a group as Events on its pod, each once.
 //! - `groups`: the node's groups on the cloud ([`describe_node_groups`]).
 //! - `context`: [`PodsConfig`] and the state the loop's parts share.
 
+mod cloud_events;
 mod context;
 pub mod controller;
 mod create;

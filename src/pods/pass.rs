@@ -10,6 +10,7 @@ use kube::{ResourceExt, runtime::events::EventType};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{
+    cloud_events::record,
     context::{CONCURRENCY, Context, ECI_TIMEOUT, pod_span},
     create::create,
     deadline::{enforce as enforce_deadline, past_deadline},
@@ -92,6 +93,7 @@ pub(super) async fn sync_pass(ctx: &Arc<Context>) {
     ctx.rejected.lock().retain(|uid| live.contains(uid));
     ctx.starts.retain_live(&live);
     ctx.refused_updates.retain(&live);
+    ctx.cloud_events.retain_live(&live);
 }
 
 /// What a pass does for one pod, given its group (if the describe showed one).
@@ -171,6 +173,9 @@ async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
     let Some(uid) = pod.uid() else {
         return;
     };
+    if let Some(group) = group {
+        record(ctx, pod, &uid, group).await;
+    }
     match decide(pod, group, jiff::Timestamp::now()) {
         Step::StopGroup(id) => {
             if let Err(error) = delete_group(&ctx.eci, id).await {

@@ -19,7 +19,7 @@ use super::{
 use crate::eci::ContainerGroup;
 
 /// Longest event note, in characters.
-const MAX_NOTE: usize = 1000;
+pub(super) const MAX_NOTE: usize = 1000;
 
 /// Writes the pod's status from its group, when it changed; a new failure reason is also a
 /// Warning event.

@@ -82,6 +82,14 @@ fn to_runtime(c: &pb::ContainerStatus) -> ContainerRuntime {
     }
 }
 
+/// When the container's last two runs started, as far as its states tell.
+fn start_times(c: &ContainerRuntime) -> Vec<Timestamp> {
+    [c.previous.start_time, c.current.start_time]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Takes the agent's view of the group: container states, events for what changed, status.
 fn apply_status(group: &mut Group, status: &pb::GroupStatus, now: Timestamp) {
     // A real agent gives the group the address its network namespace has; the simulated one
@@ -92,11 +100,20 @@ fn apply_status(group: &mut Group, status: &pb::GroupStatus, now: Timestamp) {
     let next: Vec<ContainerRuntime> = status.containers.iter().map(to_runtime).collect();
     for c in &next {
         let before = group.containers.iter().find(|b| b.name == c.name).cloned();
-        let started_again = before.as_ref().is_none_or(|b| {
-            b.restart_count != c.restart_count
-                || (b.current.state != "Running" && c.current.state == "Running")
-        });
-        if c.current.state == "Running" && started_again {
+        // Each start the agent reports for the first time (also one that already ended, or
+        // two between looks), as the kubelet reports them: created, then started.
+        let seen: Vec<Timestamp> = before.as_ref().map(start_times).unwrap_or_default();
+        let new_starts = start_times(c)
+            .into_iter()
+            .filter(|t| !seen.contains(t))
+            .count();
+        for _ in 0..new_starts {
+            group.event(
+                "Normal",
+                "Created",
+                format!("Created container {}", c.name),
+                now,
+            );
             group.event(
                 "Normal",
                 "Started",
@@ -154,11 +171,13 @@ async fn provision(core: &Arc<Core>, id: &str, generation: u64, mode: GroupMode)
         // No instance is that large: the documented outcome of an unsatisfiable request.
         with_group(core, id, generation, |g, now| {
             g.set_status(GroupStatus::ScheduleFailed, now);
+            // ECI's documented reason and message for a group that cannot be scheduled:
+            // https://www.alibabacloud.com/help/en/eci/user-guide/custom-events-of-elastic-container-instance
             g.event(
                 "Warning",
-                "ScheduleFailed",
+                "FailedScheduling",
                 format!(
-                    "No instance specification offers {} vCPU and {} GiB.",
+                    "Schedule eci failed: no instance specification offers {} vCPU and {} GiB.",
                     spec.cpu, spec.memory
                 ),
                 now,

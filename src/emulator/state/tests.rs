@@ -83,6 +83,15 @@ fn events_fold_repeats_and_keep_the_newest_50() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].count, 2);
     assert_eq!(events[0].last, t(5));
+    // A repeat folds even with other events in between (a container restarting).
+    push_event(&mut events, "web", "Warning", "BackOff", "y".into(), t(6));
+    push_event(&mut events, "web", "Normal", "Pulled", "x".into(), t(7));
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[0].count, events[0].first, events[0].last),
+        (3, t(0), t(7))
+    );
+    events.truncate(1);
     for i in 0..60 {
         push_event(
             &mut events,

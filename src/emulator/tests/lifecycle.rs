@@ -100,6 +100,11 @@ async fn a_cache_and_a_group_from_it_live_their_whole_life() {
             "{evs:?}"
         );
         assert!(evs.iter().any(|(r, _)| r == "Started"), "{evs:?}");
+        assert!(
+            evs.iter()
+                .any(|(r, m)| r == "Created" && m == "Created container app"),
+            "{evs:?}"
+        );
         assert_ne!(c.cache(&cache_id).await["LastMatchedTime"], "");
 
         let log = c
@@ -202,7 +207,7 @@ async fn containers_end_by_exit_code_and_restart_policy() {
         assert!(
             events(&unschedulable)
                 .iter()
-                .any(|(r, _)| r == "ScheduleFailed")
+                .any(|(r, m)| r == "FailedScheduling" && m.starts_with("Schedule eci failed"))
         );
         // Terminal groups cannot be restarted.
         let refused = c

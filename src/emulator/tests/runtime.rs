@@ -225,6 +225,15 @@ async fn a_crash_looping_container_restarts_and_refuses_exec() {
                         .iter()
                         .any(|e| e["Reason"] == "BackOff")
                 );
+                // Restarts fold into one Started event (its Count grows), as Kubernetes
+                // aggregates the kubelet's.
+                let started = g["Events"]
+                    .as_array()
+                    .expect("events")
+                    .iter()
+                    .filter(|e| e["Reason"] == "Started")
+                    .count();
+                assert_eq!(started, 1, "{g}");
                 break;
             }
             assert!(
