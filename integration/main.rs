@@ -17,6 +17,7 @@ mod kubelet_api;
 mod node;
 mod registry;
 mod runc_runtime;
+mod storage;
 mod support;
 
 use support::harness::{self, Test};
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         node::tests(),
         registry::tests(),
         runc_runtime::tests(),
+        storage::tests(),
     ]
     .into_iter()
     .flatten()
