@@ -130,7 +130,14 @@ impl<'g> Rig<'g> {
         let mut args = vec!["-n", namespace, "get"];
         args.extend_from_slice(what);
         args.extend(["-o", path.as_str()]);
-        Ok(self.ground.kubectl().args(args).run()?.stdout.trim().to_owned())
+        Ok(self
+            .ground
+            .kubectl()
+            .args(args)
+            .run()?
+            .stdout
+            .trim()
+            .to_owned())
     }
 
     /// Scheduling onto this node: its name as selector, the provider taint tolerated.
@@ -163,7 +170,13 @@ impl Drop for Rig<'_> {
         let _ = self
             .ground
             .kubectl()
-            .args(["delete", "node", &self.name, "--wait=false", "--ignore-not-found"])
+            .args([
+                "delete",
+                "node",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
             .run();
     }
 }
@@ -217,14 +230,25 @@ fn statefulset_nfs_claim_keeps_data_across_pods(ground: &Ground, ns: &Namespace)
         .emulator
         .agent_dir()
         .context("runc agent dir")?
-        .join(format!("nfs/nas.example/exports/{n}/first"));
+        .join(format!("runtime/nfs/nas.example/exports/{n}/first"));
     let written = wait("the first pod's file", 60, || {
         Ok(std::fs::read_to_string(&share).ok())
     })?;
-    ensure!(written.trim() == first, "the share holds {written:?}, not {first:?}");
+    ensure!(
+        written.trim() == first,
+        "the share holds {written:?}, not {first:?}"
+    );
     ground
         .kubectl()
-        .args(["-n", n, "delete", "pod", "web-0", "--wait=true", "--timeout=90s"])
+        .args([
+            "-n",
+            n,
+            "delete",
+            "pod",
+            "web-0",
+            "--wait=true",
+            "--timeout=90s",
+        ])
         .ok()?;
     let second = rig.wait_running(n, "web-0", &first)?;
     let seen = share.with_file_name(format!("seen-{second}"));
@@ -271,7 +295,7 @@ fn a_disk_is_one_pods_at_a_time(ground: &Ground, ns: &Namespace) -> Result<()> {
         .emulator
         .agent_dir()
         .context("runc agent dir")?
-        .join(format!("disks/{disk}/hello"));
+        .join(format!("runtime/disks/{disk}/hello"));
     wait("the disk's file", 60, || Ok(kept.exists().then_some(())))?;
     rig.apply(n, &pod("second", "two"))?;
     let why = wait("the second pod refused", 90, || {
@@ -296,18 +320,22 @@ fn unknown_csi_driver_fails_the_pod(ground: &Ground, ns: &Namespace) -> Result<(
     let rig = Rig::start(ground, "csi")?;
     let n = &ns.name;
     let pod = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: odd}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: {image}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: odd, mountPath: /odd}}]\n  volumes: [{{name: odd, csi: {{driver: example.com/odd}}}}]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: odd}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: {image}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: odd, mountPath: /odd}}]\n  volumes: [{{name: odd, csi: {{driver: odd.example.com}}}}]\n",
         node = rig.name,
         image = rig.image,
     );
     rig.apply(n, &pod)?;
     let status = wait("pod odd Failed", 60, || {
-        let out = rig.get(n, &["pod", "odd"], "{.status.phase}|{.status.reason}|{.status.message}")?;
+        let out = rig.get(
+            n,
+            &["pod", "odd"],
+            "{.status.phase}|{.status.reason}|{.status.message}",
+        )?;
         Ok(out.starts_with("Failed|").then_some(out))
     })
     .with_context(|| format!("node log:\n{}", rig.logs()))?;
     ensure!(
-        status.starts_with("Failed|UnsupportedVolume|") && status.contains("example.com/odd"),
+        status.starts_with("Failed|UnsupportedVolume|") && status.contains("odd.example.com"),
         "status: {status}"
     );
     let event = wait("the UnsupportedVolume event", 30, || {
@@ -327,19 +355,24 @@ fn unknown_csi_driver_fails_the_pod(ground: &Ground, ns: &Namespace) -> Result<(
             .stdout;
         Ok((!out.trim().is_empty()).then_some(out))
     })?;
-    ensure!(event.contains("\"odd\""), "the event names no volume: {event}");
+    ensure!(
+        event.contains("\"odd\""),
+        "the event names no volume: {event}"
+    );
     // No container group was made for it.
     let client = rig.emulator.client()?;
-    let groups = ground.runtime.block_on(async {
-        client
-            .describe_container_groups(&Default::default())
-            .await
-    });
+    let groups = ground
+        .runtime
+        .block_on(async { client.describe_container_groups(&Default::default()).await });
     let groups = groups.context("describe groups")?;
     ensure!(
         groups.container_groups.is_empty(),
         "a group was created: {:?}",
-        groups.container_groups.iter().map(|g| &g.container_group_name).collect::<Vec<_>>()
+        groups
+            .container_groups
+            .iter()
+            .map(|g| &g.container_group_name)
+            .collect::<Vec<_>>()
     );
     Ok(())
 }

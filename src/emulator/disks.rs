@@ -75,7 +75,10 @@ pub fn check_new(store: &Store, region: &str, spec: &GroupSpec) -> Result<(), Ap
     if wanted.len() > MAX_DISKS {
         return Err(ApiError::bad_request(
             "DiskNumber.LimitExceed",
-            format!("The maximum number of disks in an instance is exceeded: {} > {MAX_DISKS}.", wanted.len()),
+            format!(
+                "The maximum number of disks in an instance is exceeded: {} > {MAX_DISKS}.",
+                wanted.len()
+            ),
         ));
     }
     for group in store.groups.values().filter(|g| g.region_id == region) {

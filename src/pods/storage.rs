@@ -330,9 +330,8 @@ spec:
 
     #[test]
     fn other_volume_types_are_refused_by_name() {
-        let unknown = pv(
-            "metadata: {name: x}\nspec: {csi: {driver: ebs.csi.aws.com, volumeHandle: vol-1}}",
-        );
+        let unknown =
+            pv("metadata: {name: x}\nspec: {csi: {driver: ebs.csi.aws.com, volumeHandle: vol-1}}");
         assert_eq!(
             map_pv("data", &unknown, false).unwrap_err(),
             Refused {

@@ -98,7 +98,9 @@ pub enum Unsupported {
         kind: String,
     },
     /// A mount's `subPath`/`subPathExpr` is absolute or leaves its volume (`..`).
-    #[error("container {container:?}: sub-path {path:?} of volume {volume:?} must be relative and stay inside the volume")]
+    #[error(
+        "container {container:?}: sub-path {path:?} of volume {volume:?} must be relative and stay inside the volume"
+    )]
     SubPath {
         /// The container.
         container: String,
@@ -950,7 +952,11 @@ spec:
             translate_plain(&pod(STATEFUL), &placement(), &sources).expect("translates");
         assert!(!translated.blocked());
         let request = translated.request;
-        let kinds: Vec<_> = request.volumes.iter().map(|v| (v.name.as_str(), v.kind)).collect();
+        let kinds: Vec<_> = request
+            .volumes
+            .iter()
+            .map(|v| (v.name.as_str(), v.kind))
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -977,7 +983,10 @@ spec:
     #[test]
     fn an_unbound_claim_holds_the_pod_back() {
         let sources = claims(&[
-            ("data", storage::Claim::NotBound("volume \"data\": not bound yet".into())),
+            (
+                "data",
+                storage::Claim::NotBound("volume \"data\": not bound yet".into()),
+            ),
             ("logs", bound(NFS_PV)),
             ("ro", bound(NFS_PV)),
         ]);

@@ -104,10 +104,10 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
             let optional = cm.optional == Some(true);
             match lookup(sources, SourceKind::ConfigMap, &cm.name) {
                 Some(data) => Some(files(
-                &name,
-                select(&data, cm.items.as_deref()),
-                cm.default_mode,
-            )),
+                    &name,
+                    select(&data, cm.items.as_deref()),
+                    cm.default_mode,
+                )),
                 None => {
                     missing(SourceKind::ConfigMap, &cm.name, optional);
                     Some(empty(&name))
@@ -384,7 +384,11 @@ spec:
         assert!(paths(api).contains(&("token".to_owned(), "jwt".to_owned())));
         assert_eq!(mapped.missing.len(), 1);
         assert!(mapped.missing[0].optional);
-        assert_eq!(mapped.waiting.len(), 1, "the claim was not read: the pod waits");
+        assert_eq!(
+            mapped.waiting.len(),
+            1,
+            "the claim was not read: the pod waits"
+        );
     }
 
     #[test]
@@ -430,7 +434,10 @@ spec:
         assert_eq!(
             modes("api"),
             (
-                vec![("name".to_owned(), Some(0o444)), ("pw".to_owned(), Some(0o600))],
+                vec![
+                    ("name".to_owned(), Some(0o444)),
+                    ("pw".to_owned(), Some(0o600))
+                ],
                 Some(0o440)
             )
         );

@@ -43,7 +43,9 @@ pub(crate) fn prepare(
         let mut read_only = false;
         match &volume.source {
             Some(pb::volume::Source::Disk(disk)) => {
-                path = kept.join("disks").join(component(&disk.disk_id, "disk id")?);
+                path = kept
+                    .join("disks")
+                    .join(component(&disk.disk_id, "disk id")?);
                 create_kept(&path)?;
             }
             Some(pb::volume::Source::Nfs(nfs)) => {
@@ -324,7 +326,11 @@ mod tests {
         );
         let mounts = mounts_of(
             &made,
-            vec![mount("data", "", false), mount("share", "", false), mount("data", "", true)],
+            vec![
+                mount("data", "", false),
+                mount("share", "", false),
+                mount("data", "", true),
+            ],
         )
         .expect("mounts");
         let ro: Vec<bool> = mounts.iter().map(is_read_only).collect();
@@ -354,8 +360,16 @@ mod tests {
                 }),
             )
         };
-        for bad in [disk(".."), disk("a/b"), nfs("..", "/x"), nfs("s", "/a/../../b")] {
-            assert!(prepare(&dir, root.path(), &[bad.clone()]).is_err(), "{bad:?}");
+        for bad in [
+            disk(".."),
+            disk("a/b"),
+            nfs("..", "/x"),
+            nfs("s", "/a/../../b"),
+        ] {
+            assert!(
+                prepare(&dir, root.path(), std::slice::from_ref(&bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -365,7 +379,10 @@ mod tests {
         let made = prepare(
             &root.path().join("g"),
             root.path(),
-            &[volume("v", pb::volume::Source::EmptyDir(pb::EmptyDirVolume::default()))],
+            &[volume(
+                "v",
+                pb::volume::Source::EmptyDir(pb::EmptyDirVolume::default()),
+            )],
         )
         .expect("prepared");
         let mounts = mounts_of(&made, vec![mount("v", "a/b", false)]).expect("mounts");

@@ -42,9 +42,11 @@ async fn a_disk_is_attached_to_one_group_until_it_is_deleted() {
             "{}",
             second.body
         );
-        assert!(second.body["Message"]
-            .as_str()
-            .is_some_and(|m| m.contains("d-shared1") && m.contains(&id)));
+        assert!(
+            second.body["Message"]
+                .as_str()
+                .is_some_and(|m| m.contains("d-shared1") && m.contains(&id))
+        );
         // The same disk through ECI's documented FlexVolume form is the same disk.
         let flex = c
             .send(group_with(
@@ -75,9 +77,13 @@ async fn at_most_six_disks_a_group_and_nfs_is_shared() {
         for i in 1..=7 {
             many.push((format!("Volume.{i}.Name"), format!("v{i}")));
             many.push((format!("Volume.{i}.Type"), "DiskVolume".into()));
-            many.push((format!("Volume.{i}.DiskVolume.DiskId"), format!("d-many{i}")));
+            many.push((
+                format!("Volume.{i}.DiskVolume.DiskId"),
+                format!("d-many{i}"),
+            ));
         }
-        let params: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let params: Vec<(&str, &str)> =
+            many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let refused = c.send(group_with("many", &params)).await;
         assert_eq!(refused.code(), "DiskNumber.LimitExceed", "{}", refused.body);
         let six = c.send(group_with("six", &params[..18])).await;
