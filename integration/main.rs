@@ -17,6 +17,7 @@ mod kubelet_api;
 mod node;
 mod registry;
 mod runc_runtime;
+mod storage;
 mod support;
 mod updates;
 
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
         registry::tests(),
         runc_runtime::tests(),
         updates::tests(),
+        storage::tests(),
     ]
     .into_iter()
     .flatten()

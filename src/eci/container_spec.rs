@@ -226,6 +226,8 @@ pub enum VolumeType {
     FlexVolume,
     /// Host path (allow-list only).
     HostPathVolume,
+    /// An existing cloud disk (`DiskVolume.*`).
+    DiskVolume,
 }
 
 /// A volume of the group; set the member matching `kind`.
@@ -248,6 +250,8 @@ pub struct Volume {
     pub flex_volume: Option<FlexVolume>,
     /// For `HostPathVolume`.
     pub host_path_volume: Option<HostPathVolume>,
+    /// For `DiskVolume`.
+    pub disk_volume: Option<DiskVolume>,
 }
 
 impl Volume {
@@ -261,6 +265,7 @@ impl Volume {
             config_file_volume: None,
             flex_volume: None,
             host_path_volume: None,
+            disk_volume: None,
         }
     }
 }
@@ -320,6 +325,18 @@ pub struct FlexVolume {
     pub fs_type: Option<String>,
     /// Driver options as a JSON string.
     pub options: Option<String>,
+}
+
+/// An existing cloud disk, attached to one group at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DiskVolume {
+    /// The disk's id, `d-…`.
+    pub disk_id: String,
+    /// Filesystem type, e.g. `ext4`.
+    pub fs_type: Option<String>,
+    /// Size in GiB.
+    pub disk_size: Option<i64>,
 }
 
 /// A host path.

@@ -50,6 +50,7 @@
 
 pub mod auth;
 pub mod clock;
+mod disks;
 mod driver;
 pub mod error;
 mod http;

@@ -500,6 +500,7 @@ fn parse_volume(v: &Params) -> Result<Volume, ApiError> {
             let d = v.sub("DiskVolume");
             text("DiskVolumeDiskId", d.get("DiskId"));
             text("DiskVolumeFsType", d.get("FsType"));
+            text("DiskVolumeDiskSize", d.get("DiskSize"));
         }
         other => {
             return Err(ApiError::invalid(

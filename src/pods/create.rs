@@ -23,7 +23,7 @@ use super::{
     pull_secrets,
     snapshot::{self, Resolve},
     sources::fetch_sources,
-    translate::{check_supported, translate},
+    translate::{CLAIM_NOT_BOUND, check_supported, translate},
     writes::{annotate, failed_status, publish, reject, write_status},
 };
 use crate::imagecache;
@@ -126,9 +126,14 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         )
         .await;
     }
+    for why in &translated.waiting {
+        publish(ctx, pod, EventType::Warning, CLAIM_NOT_BOUND, why).await;
+    }
     if translated.blocked() {
         ctx.config.metrics.pod_create("blocked");
-        info!("a mandatory ConfigMap or Secret is missing; the group is not created yet");
+        info!(
+            "a mandatory ConfigMap or Secret is missing or a claim is not bound; the group is not created yet"
+        );
         ctx.backoff.failed(uid, Instant::now());
         return;
     }

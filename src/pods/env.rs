@@ -42,6 +42,8 @@ pub struct Sources {
     pub objects: HashMap<(SourceKind, String), Option<BTreeMap<String, String>>>,
     /// Service-account tokens of projected volumes, by volume name and file path.
     pub tokens: HashMap<(String, String), String>,
+    /// The claims of `persistentVolumeClaim` and `ephemeral` volumes, by volume name.
+    pub claims: HashMap<String, super::storage::Claim>,
 }
 
 /// A reference that could not be satisfied.

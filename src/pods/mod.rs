@@ -1,10 +1,11 @@
 //! The pod controller: Pods bound to this node become ECI container groups, and the groups'
 //! state flows back into the pods' status.
 //!
-//! Pure parts, with arrows pointing one way (translate → volumes → env):
+//! Pure parts, with arrows pointing one way (translate → volumes → env → storage):
 //! - [`translate`]: Pod (+ sources, image cache, registry logins) → the finished
 //!   `CreateContainerGroup` request.
 //! - [`volumes`]: pod volumes → ECI volumes.
+//! - [`storage`]: the claims a pod names, and a bound PersistentVolume → its ECI volume.
 //! - [`env`]: a container's environment from values, ConfigMaps, Secrets and the downward API.
 //! - [`status`]: described group → `PodStatus`.
 //! - [`snapshot`]: the image cache a new pod starts from.
@@ -16,7 +17,7 @@
 //! - `pass`: one sync pass — what to do for each pod given its group, and orphans.
 //! - `look`: describing groups just created, by id.
 //! - `create`: one create, and the backoff of failed ones.
-//! - `sources`: reading ConfigMaps, Secrets and service-account tokens.
+//! - `sources`: reading ConfigMaps, Secrets, service-account tokens, claims and their volumes.
 //! - [`pull_secrets`]: a pod's `imagePullSecrets` as registry logins.
 //! - `writes`: status writes, annotations, pod removal, events.
 //! - `cloud_events`: ECI's own events of a group as Events on its pod, each once.
@@ -37,6 +38,7 @@ pub mod snapshot;
 mod sources;
 pub mod starts;
 pub mod status;
+pub mod storage;
 pub mod translate;
 mod update;
 pub mod volumes;

@@ -1,11 +1,16 @@
 //! Reading what a pod's request is built from, before its group is created: the ConfigMaps
 //! and Secrets its env and volumes refer to ([`super::env::references`]), and a token, bound
-//! to the pod, for each projected `serviceAccountToken` source. Tokens and Secret values go
-//! only into the create request, never a log or event.
+//! to the pod, for each projected `serviceAccountToken` source, and the PersistentVolumeClaims
+//! of its `persistentVolumeClaim`/`ephemeral` volumes with the volumes they are bound to
+//! ([`super::storage::claim_refs`]). Tokens and Secret values go only into the create request,
+//! never a log or event.
 
 use k8s_openapi::api::{
     authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
-    core::v1::{ConfigMap, Pod, Secret, ServiceAccount, ServiceAccountTokenProjection},
+    core::v1::{
+        ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+        ServiceAccountTokenProjection,
+    },
 };
 use kube::{Api, ResourceExt};
 use tracing::warn;
@@ -13,6 +18,7 @@ use tracing::warn;
 use super::{
     context::{Context, KUBE_TIMEOUT},
     env::{self, SourceKind, Sources},
+    storage::{self, Claim},
 };
 
 /// Lifetime of a token whose projection names none: what a kubelet asks for.
@@ -46,7 +52,52 @@ pub(super) async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
         sources.objects.insert((kind, name), data);
     }
     request_tokens(ctx, pod, &namespace, &mut sources).await?;
+    read_claims(ctx, pod, &namespace, &mut sources).await?;
     Some(sources)
+}
+
+/// Reads each claim the pod's volumes name and, when it is bound, its PersistentVolume. A
+/// claim that is missing, not bound, or bound to a volume that does not exist is recorded as
+/// [`Claim::NotBound`] with why; `None` if one could not be read.
+async fn read_claims(
+    ctx: &Context,
+    pod: &Pod,
+    namespace: &str,
+    sources: &mut Sources,
+) -> Option<()> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.kube.clone(), namespace);
+    let volumes: Api<PersistentVolume> = Api::all(ctx.kube.clone());
+    for reference in storage::claim_refs(pod) {
+        let name = &reference.claim;
+        let volume = &reference.volume;
+        let state = match get_opt(&claims, name).await? {
+            None => Claim::NotBound(format!(
+                "volume {volume:?}: persistentVolumeClaim {name:?} does not exist"
+            )),
+            Some(claim) => {
+                let phase = claim.status.as_ref().and_then(|s| s.phase.clone());
+                let bound_to = claim
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.volume_name.clone())
+                    .filter(|v| !v.is_empty());
+                match (phase.as_deref(), bound_to) {
+                    (Some("Bound"), Some(pv_name)) => match get_opt(&volumes, &pv_name).await? {
+                        Some(pv) => Claim::Bound(Box::new(pv)),
+                        None => Claim::NotBound(format!(
+                            "volume {volume:?}: persistentVolumeClaim {name:?} is bound to PersistentVolume {pv_name:?}, which does not exist"
+                        )),
+                    },
+                    (phase, _) => Claim::NotBound(format!(
+                        "volume {volume:?}: persistentVolumeClaim {name:?} is not bound yet (phase {})",
+                        phase.unwrap_or("unknown")
+                    )),
+                }
+            }
+        };
+        sources.claims.insert(volume.clone(), state);
+    }
+    Some(())
 }
 
 /// The service account the pod's tokens are issued for.

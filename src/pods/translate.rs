@@ -50,19 +50,25 @@ pub struct Placement {
     pub cluster_domain: String,
 }
 
-/// A create request, and the ConfigMap/Secret references it could not satisfy.
+/// A create request, and the ConfigMap/Secret references and claims it could not satisfy.
 #[derive(Debug, Clone)]
 pub struct Translated {
-    /// The request (complete only if no reference in `missing` is mandatory).
+    /// The request (complete only if no reference in `missing` is mandatory and nothing waits).
     pub request: CreateContainerGroup,
     /// Missing references; optional ones were skipped.
     pub missing: Vec<Missing>,
+    /// PersistentVolumeClaims not bound yet, one line each.
+    pub waiting: Vec<String>,
 }
 
+/// The event reason of a pod waiting for its claims.
+pub const CLAIM_NOT_BOUND: &str = "PersistentVolumeClaimNotBound";
+
 impl Translated {
-    /// Whether a mandatory reference is missing (the group must not be created).
+    /// Whether a mandatory reference is missing or a claim is not bound (the group must not be
+    /// created yet).
     pub fn blocked(&self) -> bool {
-        self.missing.iter().any(|m| !m.optional)
+        self.missing.iter().any(|m| !m.optional) || !self.waiting.is_empty()
     }
 }
 
@@ -82,6 +88,26 @@ pub enum Unsupported {
     HostPath {
         /// The volume.
         volume: String,
+    },
+    /// A volume is of a type this node cannot give a pod (an unknown CSI driver, iscsi, rbd, …).
+    #[error("volume {volume:?} ({kind}) cannot be mounted on ECI")]
+    Volume {
+        /// The volume.
+        volume: String,
+        /// Its type, e.g. `csi driver "ebs.csi.aws.com"`.
+        kind: String,
+    },
+    /// A mount's `subPath`/`subPathExpr` is absolute or leaves its volume (`..`).
+    #[error(
+        "container {container:?}: sub-path {path:?} of volume {volume:?} must be relative and stay inside the volume"
+    )]
+    SubPath {
+        /// The container.
+        container: String,
+        /// The volume.
+        volume: String,
+        /// The sub-path after expansion.
+        path: String,
     },
     /// The pod has no UID, name or namespace (never expected of an apiserver object).
     #[error("the pod has no {field}")]
@@ -116,6 +142,8 @@ impl Unsupported {
             Unsupported::DaemonSet => "DaemonSetPodUnsupported",
             Unsupported::HostNetwork => "HostNetworkUnsupported",
             Unsupported::HostPath { .. } => "HostPathUnsupported",
+            Unsupported::Volume { .. } => "UnsupportedVolume",
+            Unsupported::SubPath { .. } => "InvalidSubPath",
             Unsupported::MissingMetadata { .. } => "InvalidPod",
             Unsupported::BadQuantity { .. } => "InvalidResources",
             Unsupported::TooLarge { .. } => "ResourcesTooLarge",
@@ -153,6 +181,14 @@ pub fn check_supported(pod: &Pod) -> Result<(), Unsupported> {
             volume: volume.name.clone(),
         });
     }
+    for volume in spec.volumes.iter().flatten() {
+        if let Some(kind) = super::volumes::unknown_source(volume) {
+            return Err(Unsupported::Volume {
+                volume: volume.name.clone(),
+                kind,
+            });
+        }
+    }
     Ok(())
 }
 
@@ -181,12 +217,22 @@ pub fn translate(
     let spec = pod.spec.as_ref().ok_or_else(|| missing("spec"))?;
 
     let volumes = super::volumes::map(pod, sources, &placement.host_ip);
+    if let Some(refused) = volumes.refused.first() {
+        return Err(Unsupported::Volume {
+            volume: refused.volume.clone(),
+            kind: refused.kind.clone(),
+        });
+    }
     let mut missing = volumes.missing;
-    let mounted = &volumes.names;
+    let mounts = Mounts {
+        names: &volumes.names,
+        read_only: &volumes.read_only,
+    };
     let mut build = |c: &PodContainer| {
         let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip);
         missing.extend(gaps);
-        container(c, resolved, mounted)
+        let values = env_values(pod, &resolved, &placement.host_ip);
+        container(c, resolved, &mounts, &values)
     };
     let containers = spec
         .containers
@@ -285,7 +331,63 @@ pub fn translate(
         image_registry_credentials: credentials,
         ..CreateContainerGroup::default()
     };
-    Ok(Translated { request, missing })
+    Ok(Translated {
+        request,
+        missing,
+        waiting: volumes.waiting,
+    })
+}
+
+/// What the container mounts may name.
+struct Mounts<'a> {
+    /// Volumes in the request.
+    names: &'a std::collections::HashSet<String>,
+    /// Volumes every mount of which is read-only.
+    read_only: &'a std::collections::HashSet<String>,
+}
+
+/// The container's environment as `subPathExpr` sees it: each variable's value, downward-API
+/// fields resolved.
+fn env_values(
+    pod: &Pod,
+    resolved: &env::Resolved,
+    host_ip: &str,
+) -> std::collections::HashMap<String, String> {
+    resolved
+        .vars
+        .iter()
+        .filter_map(|v| {
+            let value = match (&v.value, &v.field_ref) {
+                (Some(value), _) => value.clone(),
+                (None, Some(field)) => env::field_text(pod, &field.field_path, host_ip)?,
+                (None, None) => String::new(),
+            };
+            Some((v.key.clone(), value))
+        })
+        .collect()
+}
+
+/// A mount's sub-path: `subPath`, else `subPathExpr` expanded from the container's environment
+/// as the kubelet does; refused when absolute or leaving the volume.
+fn sub_path(
+    c: &PodContainer,
+    m: &k8s_openapi::api::core::v1::VolumeMount,
+    values: &std::collections::HashMap<String, String>,
+) -> Result<Option<String>, Unsupported> {
+    let path = match (&m.sub_path, &m.sub_path_expr) {
+        (Some(path), _) if !path.is_empty() => path.clone(),
+        (_, Some(expr)) if !expr.is_empty() => env::expand(expr, values),
+        _ => return Ok(None),
+    };
+    let escapes = path.starts_with('/') || path.split('/').any(|part| part == "..");
+    if escapes {
+        return Err(Unsupported::SubPath {
+            container: c.name.clone(),
+            volume: m.name.clone(),
+            path,
+        });
+    }
+    Ok(Some(path))
 }
 
 /// The hostname a kubelet gives a pod: `spec.hostname`, else its name, at most 63
@@ -324,7 +426,8 @@ pub fn group_name(namespace: &str, name: &str) -> String {
 fn container(
     c: &PodContainer,
     resolved: env::Resolved,
-    mounted: &std::collections::HashSet<String>,
+    mounts: &Mounts<'_>,
+    values: &std::collections::HashMap<String, String>,
 ) -> Result<Container, Unsupported> {
     let resource = |resource: &'static str| -> Result<Option<f64>, Unsupported> {
         let pick = |map: Option<&std::collections::BTreeMap<String, Quantity>>| {
@@ -370,15 +473,21 @@ fn container(
             .volume_mounts
             .iter()
             .flatten()
-            .filter(|m| mounted.contains(&m.name))
-            .map(|m| VolumeMount {
-                name: m.name.clone(),
-                mount_path: m.mount_path.clone(),
-                read_only: m.read_only,
-                sub_path: m.sub_path.clone().filter(|p| !p.is_empty()),
-                mount_propagation: m.mount_propagation.clone(),
+            .filter(|m| mounts.names.contains(&m.name))
+            .map(|m| {
+                Ok(VolumeMount {
+                    name: m.name.clone(),
+                    mount_path: m.mount_path.clone(),
+                    read_only: if mounts.read_only.contains(&m.name) {
+                        Some(true)
+                    } else {
+                        m.read_only
+                    },
+                    sub_path: sub_path(c, m, values)?,
+                    mount_propagation: m.mount_propagation.clone(),
+                })
             })
-            .collect(),
+            .collect::<Result<_, Unsupported>>()?,
         ports: c
             .ports
             .iter()
@@ -515,6 +624,7 @@ fn probe(c: &PodContainer, p: &k8s_openapi::api::core::v1::Probe) -> Option<Prob
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pods::storage;
 
     /// A pod without an image cache or pull secrets.
     fn translate_plain(
@@ -839,6 +949,142 @@ spec:
             .expect("translates")
             .request;
         assert_eq!((request.dns_policy, request.dns_config), (None, None));
+    }
+
+    const STATEFUL: &str = r#"
+metadata: {name: web-0, namespace: default, uid: u-0}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    env:
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: SHARD, value: "7"}
+    volumeMounts:
+    - {name: data, mountPath: /data, subPathExpr: "$(POD_NAME)/s$(SHARD)"}
+    - {name: logs, mountPath: /logs, subPath: app}
+    - {name: ro, mountPath: /ro}
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: data-web-0}}
+  - {name: logs, persistentVolumeClaim: {claimName: logs}}
+  - {name: ro, persistentVolumeClaim: {claimName: shared, readOnly: true}}
+"#;
+
+    fn bound(yaml: &str) -> storage::Claim {
+        storage::Claim::Bound(Box::new(serde_yaml_ng::from_str(yaml).expect("fixture pv")))
+    }
+
+    fn claims(entries: &[(&str, storage::Claim)]) -> Sources {
+        let mut sources = Sources::default();
+        for (volume, claim) in entries {
+            sources.claims.insert((*volume).to_owned(), claim.clone());
+        }
+        sources
+    }
+
+    const NFS_PV: &str = "metadata: {name: a}\nspec: {nfs: {server: nas, path: /x}}";
+    const DISK_PV: &str = "metadata: {name: d}\nspec: {csi: {driver: diskplugin.csi.alibabacloud.com, volumeHandle: d-1}}";
+
+    #[test]
+    fn bound_claims_are_mounted_with_sub_paths_and_read_only() {
+        let sources = claims(&[
+            ("data", bound(DISK_PV)),
+            ("logs", bound(NFS_PV)),
+            ("ro", bound(NFS_PV)),
+        ]);
+        let translated =
+            translate_plain(&pod(STATEFUL), &placement(), &sources).expect("translates");
+        assert!(!translated.blocked());
+        let request = translated.request;
+        let kinds: Vec<_> = request
+            .volumes
+            .iter()
+            .map(|v| (v.name.as_str(), v.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("data", eci::container_spec::VolumeType::DiskVolume),
+                ("logs", eci::container_spec::VolumeType::NfsVolume),
+                ("ro", eci::container_spec::VolumeType::NfsVolume)
+            ]
+        );
+        let mounts: Vec<_> = request.containers[0]
+            .volume_mounts
+            .iter()
+            .map(|m| (m.name.as_str(), m.sub_path.as_deref(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("data", Some("web-0/s7"), None),
+                ("logs", Some("app"), None),
+                ("ro", None, Some(true))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unbound_claim_holds_the_pod_back() {
+        let sources = claims(&[
+            (
+                "data",
+                storage::Claim::NotBound("volume \"data\": not bound yet".into()),
+            ),
+            ("logs", bound(NFS_PV)),
+            ("ro", bound(NFS_PV)),
+        ]);
+        let translated =
+            translate_plain(&pod(STATEFUL), &placement(), &sources).expect("translates");
+        assert!(translated.blocked());
+        assert_eq!(translated.waiting, ["volume \"data\": not bound yet"]);
+    }
+
+    #[test]
+    fn a_sub_path_leaving_its_volume_is_refused() {
+        let escaping = STATEFUL.replace("app", "../etc");
+        let sources = claims(&[
+            ("data", bound(DISK_PV)),
+            ("logs", bound(NFS_PV)),
+            ("ro", bound(NFS_PV)),
+        ]);
+        let err = translate_plain(&pod(&escaping), &placement(), &sources).unwrap_err();
+        assert_eq!(err.reason(), "InvalidSubPath");
+    }
+
+    #[test]
+    fn volumes_the_node_cannot_give_fail_the_pod_by_name() {
+        let unknown = pod(
+            "metadata: {name: a, namespace: b, uid: u}\nspec: {volumes: [{name: blk, iscsi: {targetPortal: p, iqn: q, lun: 0}}], containers: [{name: c, image: i}]}",
+        );
+        let err = check_supported(&unknown).unwrap_err();
+        assert_eq!(err.reason(), "UnsupportedVolume");
+        assert_eq!(
+            err,
+            Unsupported::Volume {
+                volume: "blk".into(),
+                kind: "iscsi".into()
+            }
+        );
+        let inline = pod(
+            "metadata: {name: a, namespace: b, uid: u}\nspec: {volumes: [{name: x, csi: {driver: example.com/x}}], containers: [{name: c, image: i}]}",
+        );
+        let err = translate_plain(&inline, &placement(), &Sources::default()).unwrap_err();
+        assert!(err.to_string().contains("example.com/x"), "{err}");
+        let pv = "metadata: {name: a}\nspec: {csi: {driver: ebs.csi.aws.com, volumeHandle: v}}";
+        let sources = claims(&[
+            ("data", bound(pv)),
+            ("logs", bound(NFS_PV)),
+            ("ro", bound(NFS_PV)),
+        ]);
+        let err = translate_plain(&pod(STATEFUL), &placement(), &sources).unwrap_err();
+        assert_eq!(
+            err,
+            Unsupported::Volume {
+                volume: "data".into(),
+                kind: "csi driver \"ebs.csi.aws.com\"".into()
+            }
+        );
     }
 
     #[test]

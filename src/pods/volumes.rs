@@ -4,15 +4,23 @@
 //! (their configMap/secret/downwardAPI sources) → `ConfigFileVolume` with the files' contents
 //! (base64, as ECI wants); an optional source that is missing becomes an empty directory.
 //! A projected `serviceAccountToken` gets the token the controller requested for the pod
-//! (TokenRequest API, bound to the pod). Not mapped yet, with their mounts left out:
-//! persistentVolumeClaim and other drivers.
+//! (TokenRequest API, bound to the pod). Every file keeps its mode: the item's `mode`, else the
+//! volume's `defaultMode` (`ConfigFileToPath.N.Mode`, `ConfigFileVolume.DefaultMode`).
+//!
+//! persistentVolumeClaim and ephemeral volumes → their bound PersistentVolume's ECI volume
+//! ([`super::storage`]); an inline `csi` volume likewise. A claim not bound yet holds the pod
+//! back ([`Mapped::waiting`]); a volume of any other type is refused ([`Mapped::refused`]), so
+//! nothing the pod asks for is dropped.
 
 use std::collections::{BTreeMap, HashSet};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{KeyToPath, Pod};
 
-use super::env::{Missing, SourceKind, Sources, field_text};
+use super::{
+    env::{Missing, SourceKind, Sources, field_text},
+    storage::{self, Claim, Refused},
+};
 use crate::eci::{
     Volume,
     container_spec::{ConfigFileToPath, ConfigFileVolume, EmptyDirVolume, NfsVolume, VolumeType},
@@ -27,6 +35,37 @@ pub struct Mapped {
     pub names: HashSet<String>,
     /// ConfigMaps/Secrets that were not found.
     pub missing: Vec<Missing>,
+    /// Volumes every mount of which must be read-only (a read-only claim or PV).
+    pub read_only: HashSet<String>,
+    /// Claims not bound yet: why, one line each (the pod waits).
+    pub waiting: Vec<String>,
+    /// Volumes this node cannot give the pod (the pod fails).
+    pub refused: Vec<Refused>,
+}
+
+/// The volume sources mapped here or refused before (`hostPath`); any other is refused.
+const KNOWN: &[&str] = &[
+    "name",
+    "emptyDir",
+    "nfs",
+    "configMap",
+    "secret",
+    "downwardAPI",
+    "projected",
+    "persistentVolumeClaim",
+    "ephemeral",
+    "csi",
+];
+
+/// The type of a pod volume this node does not map (`None` for the ones it does, and
+/// `hostPath`, which has its own refusal).
+pub fn unknown_source(volume: &k8s_openapi::api::core::v1::Volume) -> Option<String> {
+    if volume.host_path.is_some() {
+        return None;
+    }
+    let value = serde_json::to_value(volume).unwrap_or_default();
+    let kind = storage::source_name(&value, KNOWN);
+    (kind != "unknown").then_some(kind)
 }
 
 /// Maps the pod's volumes.
@@ -64,7 +103,11 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
         } else if let Some(cm) = &volume.config_map {
             let optional = cm.optional == Some(true);
             match lookup(sources, SourceKind::ConfigMap, &cm.name) {
-                Some(data) => Some(files(&name, &data, cm.items.as_deref(), cm.default_mode)),
+                Some(data) => Some(files(
+                    &name,
+                    select(&data, cm.items.as_deref()),
+                    cm.default_mode,
+                )),
                 None => {
                     missing(SourceKind::ConfigMap, &cm.name, optional);
                     Some(empty(&name))
@@ -76,8 +119,7 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
             match lookup(sources, SourceKind::Secret, &object) {
                 Some(data) => Some(files(
                     &name,
-                    &data,
-                    secret.items.as_deref(),
+                    select(&data, secret.items.as_deref()),
                     secret.default_mode,
                 )),
                 None => {
@@ -86,7 +128,7 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
                 }
             }
         } else if let Some(downward) = &volume.downward_api {
-            let data: BTreeMap<String, String> = downward
+            let data: Files = downward
                 .items
                 .iter()
                 .flatten()
@@ -94,13 +136,13 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
                     let field = item.field_ref.as_ref()?;
                     Some((
                         item.path.clone(),
-                        field_text(pod, &field.field_path, host_ip)?,
+                        (field_text(pod, &field.field_path, host_ip)?, item.mode),
                     ))
                 })
                 .collect();
-            Some(files(&name, &data, None, downward.default_mode))
+            Some(files(&name, data, downward.default_mode))
         } else if let Some(projected) = &volume.projected {
-            let mut data = BTreeMap::new();
+            let mut data = Files::new();
             for source in projected.sources.iter().flatten() {
                 if let Some(cm) = &source.config_map {
                     match lookup(sources, SourceKind::ConfigMap, &cm.name) {
@@ -121,7 +163,7 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
                 if let Some(token) = &source.service_account_token
                     && let Some(value) = sources.tokens.get(&(name.clone(), token.path.clone()))
                 {
-                    data.insert(token.path.clone(), value.clone());
+                    data.insert(token.path.clone(), (value.clone(), None));
                 }
                 if let Some(downward) = &source.downward_api {
                     for item in downward.items.iter().flatten() {
@@ -130,17 +172,58 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
                             .as_ref()
                             .and_then(|f| field_text(pod, &f.field_path, host_ip))
                         {
-                            data.insert(item.path.clone(), value);
+                            data.insert(item.path.clone(), (value, item.mode));
                         }
                     }
                 }
             }
-            Some(if data.is_empty() {
-                empty(&name)
-            } else {
-                files(&name, &data, None, projected.default_mode)
-            })
+            Some(files(&name, data, projected.default_mode))
+        } else if volume.persistent_volume_claim.is_some() || volume.ephemeral.is_some() {
+            match sources.claims.get(&name) {
+                Some(Claim::Bound(pv)) => {
+                    let claim_read_only = volume
+                        .persistent_volume_claim
+                        .as_ref()
+                        .and_then(|c| c.read_only)
+                        == Some(true);
+                    if claim_read_only || storage::pv_read_only(pv) {
+                        out.read_only.insert(name.clone());
+                    }
+                    match storage::map_pv(&name, pv, claim_read_only) {
+                        Ok(v) => Some(v),
+                        Err(refused) => {
+                            out.refused.push(refused);
+                            None
+                        }
+                    }
+                }
+                Some(Claim::NotBound(why)) => {
+                    out.waiting.push(why.clone());
+                    None
+                }
+                None => {
+                    out.waiting
+                        .push(format!("the claim of volume {name:?} was not read yet"));
+                    None
+                }
+            }
+        } else if let Some(csi) = &volume.csi {
+            if csi.read_only == Some(true) {
+                out.read_only.insert(name.clone());
+            }
+            match storage::map_inline_csi(&name, csi) {
+                Ok(v) => Some(v),
+                Err(refused) => {
+                    out.refused.push(refused);
+                    None
+                }
+            }
         } else {
+            let value = serde_json::to_value(volume).unwrap_or_default();
+            out.refused.push(Refused {
+                volume: name.clone(),
+                kind: storage::source_name(&value, KNOWN),
+            });
             None
         };
         if let Some(v) = mapped {
@@ -159,27 +242,29 @@ fn lookup(sources: &Sources, kind: SourceKind, name: &str) -> Option<BTreeMap<St
         .flatten()
 }
 
-/// The files of a source: every key, or only `items` (key → path).
-fn select(
-    data: &BTreeMap<String, String>,
-    items: Option<&[KeyToPath]>,
-) -> BTreeMap<String, String> {
+/// Files of a volume: path → (content, the item's own mode).
+type Files = BTreeMap<String, (String, Option<i32>)>;
+
+/// The files of a source: every key, or only `items` (key → path, with the item's mode).
+fn select(data: &BTreeMap<String, String>, items: Option<&[KeyToPath]>) -> Files {
     match items {
         Some(items) if !items.is_empty() => items
             .iter()
-            .filter_map(|i| Some((i.path.clone(), data.get(&i.key)?.clone())))
+            .filter_map(|i| Some((i.path.clone(), (data.get(&i.key)?.clone(), i.mode))))
             .collect(),
-        _ => data.clone(),
+        _ => data
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.clone(), None)))
+            .collect(),
     }
 }
 
-fn files(
-    name: &str,
-    data: &BTreeMap<String, String>,
-    items: Option<&[KeyToPath]>,
-    default_mode: Option<i32>,
-) -> Volume {
-    let selected = select(data, items);
+/// A file mode as ECI takes it (the decimal of the permission bits, as Kubernetes gives it).
+fn file_mode(mode: Option<i32>) -> Option<u32> {
+    mode.and_then(|m| u32::try_from(m).ok())
+}
+
+fn files(name: &str, selected: Files, default_mode: Option<i32>) -> Volume {
     if selected.is_empty() {
         return empty(name);
     }
@@ -187,13 +272,13 @@ fn files(
     v.config_file_volume = Some(ConfigFileVolume {
         config_file_to_paths: selected
             .into_iter()
-            .map(|(path, content)| ConfigFileToPath {
+            .map(|(path, (content, mode))| ConfigFileToPath {
                 path,
                 content: base64::engine::general_purpose::STANDARD.encode(content),
-                mode: None,
+                mode: file_mode(mode),
             })
             .collect(),
-        default_mode: default_mode.and_then(|m| u32::try_from(m).ok()),
+        default_mode: file_mode(default_mode),
     });
     v
 }
@@ -299,5 +384,62 @@ spec:
         assert!(paths(api).contains(&("token".to_owned(), "jwt".to_owned())));
         assert_eq!(mapped.missing.len(), 1);
         assert!(mapped.missing[0].optional);
+        assert_eq!(
+            mapped.waiting.len(),
+            1,
+            "the claim was not read: the pod waits"
+        );
+    }
+
+    #[test]
+    fn file_modes_are_sent() {
+        let pod: Pod = serde_yaml_ng::from_str(
+            r#"
+metadata: {name: p, namespace: ns, uid: u}
+spec:
+  containers: [{name: c, image: i}]
+  volumes:
+  - {name: conf, configMap: {name: settings, defaultMode: 256, items: [{key: a, path: a.sh, mode: 493}, {key: b, path: b}]}}
+  - name: api
+    projected:
+      defaultMode: 288
+      sources:
+      - secret: {name: creds, items: [{key: password, path: pw, mode: 384}]}
+      - downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}, mode: 292}]}
+"#,
+        )
+        .expect("fixture");
+        let mapped = map(&pod, &sources(), "10.0.0.1");
+        let modes = |n: &str| {
+            let c = mapped
+                .volumes
+                .iter()
+                .find(|v| v.name == n)
+                .and_then(|v| v.config_file_volume.clone())
+                .expect(n);
+            let files: Vec<_> = c
+                .config_file_to_paths
+                .iter()
+                .map(|f| (f.path.clone(), f.mode))
+                .collect();
+            (files, c.default_mode)
+        };
+        assert_eq!(
+            modes("conf"),
+            (
+                vec![("a.sh".to_owned(), Some(0o755)), ("b".to_owned(), None)],
+                Some(0o400)
+            )
+        );
+        assert_eq!(
+            modes("api"),
+            (
+                vec![
+                    ("name".to_owned(), Some(0o444)),
+                    ("pw".to_owned(), Some(0o600))
+                ],
+                Some(0o440)
+            )
+        );
     }
 }

@@ -28,7 +28,8 @@
 //! # Layout under `RuntimeConfig::root`
 //!
 //! `runc/` (runc's `--root`), `groups/<group>/` (`etc/`, `volumes/<name>/`,
-//! `containers/<name>/{bundle,rootfs,upper,work,logs}`).
+//! `containers/<name>/{bundle,rootfs,upper,work,logs}`); `disks/<disk-id>/` and
+//! `nfs/<server>/<path>/`, the data of disk and NFS volumes, outlive every group.
 //! The network namespaces are `<tag>-<group>`, the cgroups `/<tag>/<group>/<container>`, where
 //! `<tag>` is derived from the root, so two agents on two roots never touch each other's.
 
@@ -416,8 +417,9 @@ impl RuncRuntime {
         }
         let volumes = {
             let volumes_dir = dir.join("volumes");
+            let kept = self.config.root.clone();
             let specs = request.volumes.clone();
-            blocking(move || volumes::prepare(&volumes_dir, &specs)).await?
+            blocking(move || volumes::prepare(&volumes_dir, &kept, &specs)).await?
         };
         let volumes = Arc::new(volumes);
         let mut made = (Vec::new(), Vec::new());
@@ -454,7 +456,7 @@ impl RuncRuntime {
         dir: &Path,
         network: &net::GroupNetwork,
         hostname: &str,
-        volumes: &Arc<HashMap<String, PathBuf>>,
+        volumes: &Arc<HashMap<String, volumes::Prepared>>,
     ) -> Result<Arc<Container>, RuntimeError> {
         let runc_id = format!("{}_{}", request.group_id, spec.name);
         let cdir = dir.join("containers").join(&spec.name);

@@ -9,7 +9,10 @@ use base64::Engine as _;
 
 use crate::{
     agent::pb,
-    emulator::spec::{ContainerSpec, GroupSpec, Volume},
+    emulator::{
+        disks,
+        spec::{ContainerSpec, GroupSpec, Volume},
+    },
 };
 
 /// The CreateGroup request for generation `generation` of group `id`.
@@ -136,9 +139,10 @@ fn container(c: &ContainerSpec) -> pb::ContainerSpec {
     }
 }
 
-/// The agent's form of a volume; `None` for kinds that need a cloud service the agent does not
-/// have (NFS, disks, flexvolumes, host paths): the containers see an empty directory there,
-/// so the volume is passed as one.
+/// The agent's form of a volume. A disk (`DiskVolume`, or a `FlexVolume` of driver
+/// `alicloud/disk`) and an NFS share are directories the agent keeps across groups; other
+/// flexvolumes (OSS) and host paths need a cloud service the agent does not have: the
+/// containers see an empty directory there, so the volume is passed as one.
 fn volume(v: &Volume) -> Option<pb::Volume> {
     let field = |name: &str| v.fields.iter().find(|(k, _)| k == name).map(|(_, x)| x);
     let text = |name: &str| field(name).and_then(|x| x.as_str()).unwrap_or_default();
@@ -166,7 +170,20 @@ fn volume(v: &Volume) -> Option<pb::Volume> {
             medium: text("EmptyDirVolumeMedium").to_owned(),
             size_limit_bytes: size_bytes(text("EmptyDirVolumeSizeLimit")),
         }),
-        _ => pb::volume::Source::EmptyDir(pb::EmptyDirVolume::default()),
+        "NFSVolume" => pb::volume::Source::Nfs(pb::NfsVolume {
+            server: text("NFSVolumeServer").to_owned(),
+            path: text("NFSVolumePath").to_owned(),
+            read_only: field("NFSVolumeReadOnly")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+        }),
+        _ => match disks::disk_id(v) {
+            Some(disk_id) => pb::volume::Source::Disk(pb::DiskVolume {
+                disk_id,
+                fs_type: text("DiskVolumeFsType").to_owned(),
+            }),
+            None => pb::volume::Source::EmptyDir(pb::EmptyDirVolume::default()),
+        },
     };
     Some(pb::Volume {
         name: v.name.clone(),

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::{Ctx, Outcome, caches, page, render};
 use crate::emulator::{
+    disks,
     driver::{GroupMode, Work},
     error::ApiError,
     matching::{self, MatchFilter},
@@ -26,6 +27,7 @@ fn find<'a>(store: &'a mut Store, region: &str, id: &str) -> Result<&'a mut Grou
 
 pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, ApiError> {
     let spec = spec::parse_group(p)?;
+    disks::check_new(store, ctx.region, &spec)?;
     let now = ctx.now;
     // The cache to start from: explicit beats automatic (reference §3.6).
     let mut hit: Option<(String, Option<String>)> = None;

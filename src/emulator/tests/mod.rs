@@ -4,6 +4,7 @@
 mod errors;
 mod lifecycle;
 mod runtime;
+mod storage;
 
 use std::{
     sync::{
