@@ -283,7 +283,11 @@ fn post_start_http<S: serde::Serializer>(
     hook: &Option<HookHttpGet>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    hook_http("LifecyclePostStartHandlerHttpGet", hook.as_ref(), serializer)
+    hook_http(
+        "LifecyclePostStartHandlerHttpGet",
+        hook.as_ref(),
+        serializer,
+    )
 }
 
 fn pre_stop_http<S: serde::Serializer>(
@@ -297,14 +301,22 @@ fn post_start_tcp<S: serde::Serializer>(
     hook: &Option<HookTcpSocket>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    hook_tcp("LifecyclePostStartHandlerTcpSocket", hook.as_ref(), serializer)
+    hook_tcp(
+        "LifecyclePostStartHandlerTcpSocket",
+        hook.as_ref(),
+        serializer,
+    )
 }
 
 fn pre_stop_tcp<S: serde::Serializer>(
     hook: &Option<HookTcpSocket>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    hook_tcp("LifecyclePreStopHandlerTcpSocket", hook.as_ref(), serializer)
+    hook_tcp(
+        "LifecyclePreStopHandlerTcpSocket",
+        hook.as_ref(),
+        serializer,
+    )
 }
 
 /// Container security context.

@@ -565,7 +565,13 @@ mod tests {
         let mut spec = container(&["sh"], &[]);
         spec.run_as_group = Some(3000);
         let user = secure_user(ResolvedUser { uid: 1000, gid: 7 }, &spec).unwrap();
-        assert_eq!(user, ResolvedUser { uid: 1000, gid: 3000 });
+        assert_eq!(
+            user,
+            ResolvedUser {
+                uid: 1000,
+                gid: 3000
+            }
+        );
         spec.run_as_non_root = true;
         assert!(secure_user(ResolvedUser { uid: 0, gid: 0 }, &spec).is_err());
         assert!(secure_user(ResolvedUser { uid: 5, gid: 0 }, &spec).is_ok());
