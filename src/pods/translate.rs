@@ -48,6 +48,8 @@ pub struct Placement {
     pub cluster_dns: Option<String>,
     /// The cluster domain, e.g. `cluster.local`.
     pub cluster_domain: String,
+    /// The API server's address pods can reach (`KUBERNETES_SERVICE_HOST`/`_PORT`).
+    pub api_server: Option<(String, u16)>,
 }
 
 /// A create request, and the ConfigMap/Secret references it could not satisfy.
