@@ -113,10 +113,11 @@ fn service_env_security_context_and_unsupported_fields(
         &rig,
         ns,
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: probes}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [sh, -c, 'echo done-probes; sleep 3600']\n    startupProbe: {{exec: {{command: [true]}}}}\n    livenessProbe: {{grpc: {{port: 9000}}}}\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: probes}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {image}\n    command: [sh, -c, 'echo done-probes; sleep 3600']\n    startupProbe: {{exec: {{command: [\"true\"]}}}}\n    livenessProbe: {{grpc: {{port: 9000}}}}\n"
         ),
     )?;
     logs_containing(&rig, ns, "probes", "done-probes")?;
+    let mut seen = String::new();
     let events = wait("UnsupportedField events of probes", 30, || {
         let out = rig
             .kubectl(ns)
@@ -124,15 +125,21 @@ fn service_env_security_context_and_unsupported_fields(
                 "get",
                 "events",
                 "--field-selector",
-                "involvedObject.name=probes,reason=UnsupportedField",
+                "involvedObject.name=probes",
                 "-o",
-                "jsonpath={range .items[*]}{.type} {.note}{.message}{\"\\n\"}{end}",
+                "jsonpath={range .items[*]}{.type} {.reason} {.message}{\"\\n\"}{end}",
             ])
             .run()?;
-        let text = out.stdout;
+        seen = format!("{}{}", out.stdout, out.stderr);
+        let text: String = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains(" UnsupportedField "))
+            .map(|l| format!("{l}\n"))
+            .collect();
         Ok((text.contains("startupProbe") && text.contains("livenessProbe.grpc")).then_some(text))
     })
-    .with_context(|| format!("node log:\n{}", rig.logs()))?;
+    .with_context(|| format!("events of probes:\n{seen}\nnode log:\n{}", rig.logs()))?;
     ensure!(
         events.lines().all(|l| l.starts_with("Warning ")),
         "not warnings:\n{events}"

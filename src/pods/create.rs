@@ -165,14 +165,16 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
             )
             .await;
             report_snapshot(ctx, pod, uid, &snapshot).await;
-            // Once, when the group exists: what the pod asked for that ECI cannot honour.
-            for warning in fields::review(pod).warnings {
+            // Once, when the group exists: what the pod asked for that ECI cannot honour, in
+            // one event (the recorder folds events of one reason into a series).
+            let warnings = fields::review(pod).warnings;
+            if !warnings.is_empty() {
                 publish(
                     ctx,
                     pod,
                     EventType::Warning,
                     fields::WARNING_REASON,
-                    &warning.message(),
+                    &fields::warning_note(&warnings),
                 )
                 .await;
             }

@@ -693,6 +693,12 @@ impl Finding {
     }
 }
 
+/// The note of the one Warning event about a pod's dropped fields: every path with its reason.
+pub fn warning_note(warnings: &[Finding]) -> String {
+    let parts: Vec<String> = warnings.iter().map(Finding::message).collect();
+    format!("ECI cannot honour: {}", parts.join("; "))
+}
+
 /// What a pod asks for that is warned about or refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Review {

@@ -123,6 +123,9 @@ spec:
     );
     assert!(review.refusals.is_empty());
     assert!(review.warnings[3].message().contains("no startup probe"));
+    let note = warning_note(&review.warnings);
+    assert!(note.contains("spec.containers[0].startupProbe: ECI has no startup probe"));
+    assert!(note.contains("spec.containers[0].readinessProbe.grpc"));
 }
 
 #[test]
