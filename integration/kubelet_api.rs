@@ -53,19 +53,24 @@ fn real_runtime() -> bool {
 }
 
 /// An emulator and a node whose kubelet API listens on a free port.
-struct Rig<'g> {
+pub(crate) struct Rig<'g> {
     ground: &'g Ground,
-    name: String,
+    pub(crate) name: String,
     port: u16,
     child: Option<Child>,
     log: PathBuf,
-    image: String,
+    pub(crate) image: String,
     _emulator: EmulatorProcess,
     _tmp: tempfile::TempDir,
 }
 
 impl<'g> Rig<'g> {
     fn start(ground: &'g Ground, test: &str) -> Result<Self> {
+        Self::start_with(ground, test, &[])
+    }
+
+    /// Like [`Rig::start`], with more flags for `eci-vk run`.
+    pub(crate) fn start_with(ground: &'g Ground, test: &str, run_args: &[&str]) -> Result<Self> {
         ensure_apiserver_may_reach_kubelets(ground)?;
         let tmp = tempfile::tempdir()?;
         let mut flags: Vec<String> = [
@@ -121,6 +126,7 @@ impl<'g> Rig<'g> {
             .args(["--node-name", &name, "--pod-sync-interval-ms", "500"])
             .args(["--kubelet-listen", "127.0.0.1:0"])
             .args(["--eci-endpoint", &emulator.endpoint])
+            .args(run_args)
             .arg("--data-dir")
             .arg(tmp.path().join("data"))
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
@@ -167,11 +173,11 @@ impl<'g> Rig<'g> {
         Ok(rig)
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn kubectl(&self, namespace: &str) -> crate::support::kubectl::Kubectl {
+    pub(crate) fn kubectl(&self, namespace: &str) -> crate::support::kubectl::Kubectl {
         self.ground.kubectl().args(["-n", namespace])
     }
 

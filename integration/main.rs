@@ -15,6 +15,7 @@ mod guide;
 mod imagecache;
 mod kubelet_api;
 mod node;
+mod pod_surface;
 mod registry;
 mod runc_runtime;
 mod storage;
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         imagecache::tests(),
         kubelet_api::tests(),
         node::tests(),
+        pod_surface::tests(),
         registry::tests(),
         runc_runtime::tests(),
         updates::tests(),

@@ -139,6 +139,10 @@ async fn serve(
                 None => cluster_dns(&kube).await,
             },
             cluster_domain: config.cluster_domain.clone(),
+            api_server: match &config.pod_api_server {
+                Some(given) => Some(given.clone()),
+                None => pod_api_server(&kube).await,
+            },
         },
         host_ip: config.internal_ip.to_string(),
         sync_interval: config.pod_sync_interval,
@@ -328,6 +332,35 @@ async fn kubelet_config(config: &RunConfig) -> anyhow::Result<crate::kubelet::Ku
         stream_creation_timeout: crate::kubelet::STREAM_CREATION_TIMEOUT,
         stream_idle_timeout: crate::kubelet::STREAM_IDLE_TIMEOUT,
     })
+}
+
+/// The ClusterIP and port of default/kubernetes: the API server as pods see it, if the
+/// cluster has the Service (else pods get no `KUBERNETES_SERVICE_HOST`, and the log says so).
+async fn pod_api_server(kube: &kube::Client) -> Option<(String, u16)> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(kube.clone(), "default");
+    let found = tokio::time::timeout(Duration::from_secs(10), api.get_opt("kubernetes")).await;
+    let address = match found {
+        Ok(Ok(Some(service))) => service.spec.and_then(|s| {
+            let ip = s.cluster_ip.filter(|ip| !ip.is_empty() && ip != "None")?;
+            let ports = s.ports.unwrap_or_default();
+            let port = ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some("https"))
+                .or(ports.first())?;
+            Some((ip, u16::try_from(port.port).ok()?))
+        }),
+        _ => None,
+    };
+    match &address {
+        Some((host, port)) => {
+            info!(api_server.host = %host, api_server.port = port, "pods reach the API server at default/kubernetes")
+        }
+        None => info!(
+            "no default/kubernetes Service and no --pod-api-server: pods get no KUBERNETES_SERVICE_HOST"
+        ),
+    }
+    address
 }
 
 /// The ClusterIP of kube-system/kube-dns, if the cluster has one (else pods use the cloud's

@@ -54,6 +54,8 @@ pub const ENV_INTERNAL_IP: &str = "VK_INTERNAL_IP";
 pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL_MS";
 /// `--cluster-dns`.
 pub const ENV_CLUSTER_DNS: &str = "VK_CLUSTER_DNS";
+/// `--pod-api-server`.
+pub const ENV_POD_API_SERVER: &str = "VK_POD_API_SERVER";
 /// `--cluster-domain`.
 pub const ENV_CLUSTER_DOMAIN: &str = "VK_CLUSTER_DOMAIN";
 /// `--kubelet-listen`.

@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// DNS server of `ClusterFirst` pods (default: the ClusterIP of kube-system/kube-dns).
     #[arg(long, env = ENV_CLUSTER_DNS)]
     pub cluster_dns: Option<IpAddr>,
+    /// The API server's address pods can reach, `host:port`: their `KUBERNETES_SERVICE_HOST`
+    /// and `_PORT` (default: the ClusterIP and port of default/kubernetes).
+    #[arg(long, env = ENV_POD_API_SERVER, value_parser = parse_host_port)]
+    pub pod_api_server: Option<(String, u16)>,
     /// Cluster domain of the DNS search path.
     #[arg(long, env = ENV_CLUSTER_DOMAIN, default_value = "cluster.local")]
     pub cluster_domain: String,
@@ -181,6 +185,8 @@ pub struct RunConfig {
     pub pod_sync_interval: Duration,
     /// Cluster DNS server, if given.
     pub cluster_dns: Option<IpAddr>,
+    /// The API server's address for pods, if given.
+    pub pod_api_server: Option<(String, u16)>,
     /// Cluster domain.
     pub cluster_domain: String,
     /// Metrics address.
@@ -365,6 +371,7 @@ impl RunArgs {
                 .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
             pod_sync_interval: Duration::from_millis(self.pod_sync_interval_ms),
             cluster_dns: self.cluster_dns,
+            pod_api_server: self.pod_api_server,
             cluster_domain: self.cluster_domain,
             metrics_addr: self.metrics_addr,
             kubelet_listen: self.kubelet_listen,
@@ -407,6 +414,26 @@ fn parse_taint(value: &str) -> Result<Option<TaintSpec>, ConfigError> {
         value: val.to_owned(),
         effect: effect.to_owned(),
     }))
+}
+
+/// `host:port` (`[v6]:port` for an IPv6 address), e.g. `10.0.0.1:6443`.
+///
+/// # Errors
+/// Why the text is not a host and a port.
+pub fn parse_host_port(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{text:?} has no host"));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{text:?} has no port from 1 to 65535"))?;
+    Ok((host.to_owned(), port))
 }
 
 #[cfg(test)]

@@ -576,6 +576,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eci::container_spec::{HookHttpGet, HookTcpSocket, HttpHeader};
     use crate::eci::{
         SecretValue,
         container_spec::*,
@@ -784,6 +785,58 @@ mod tests {
         assert_eq!(got, want);
         // The registry password is sent, but never shown by Debug.
         assert!(!format!("{req:?}").contains("pw-secret"));
+    }
+
+    #[test]
+    fn hooks_and_security_flatten_to_the_sdk_names() {
+        let c = Container {
+            name: "web".into(),
+            image: "nginx".into(),
+            post_start_http_get: Some(HookHttpGet {
+                path: Some("/started".into()),
+                port: 8080,
+                scheme: Some("HTTP".into()),
+                host: None,
+                http_headers: vec![HttpHeader {
+                    name: "X-A".into(),
+                    value: "1".into(),
+                }],
+            }),
+            pre_stop_tcp_socket: Some(HookTcpSocket {
+                port: 9000,
+                host: Some("10.0.0.1".into()),
+            }),
+            security_context: Some(SecurityContext {
+                read_only_root_filesystem: Some(true),
+                ..SecurityContext::default()
+            }),
+            security_context_run_as_group: Some(3000),
+            security_context_run_as_non_root: Some(true),
+            security_context_privileged: Some(false),
+            ..Container::default()
+        };
+        let params = to_params(&c).expect("flattens");
+        let got: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut want = vec![
+            ("Name", "web"),
+            ("Image", "nginx"),
+            ("LifecyclePostStartHandlerHttpGetPath", "/started"),
+            ("LifecyclePostStartHandlerHttpGetPort", "8080"),
+            ("LifecyclePostStartHandlerHttpGetScheme", "HTTP"),
+            ("LifecyclePostStartHandlerHttpGetHttpHeader.1.Name", "X-A"),
+            ("LifecyclePostStartHandlerHttpGetHttpHeader.1.Value", "1"),
+            ("LifecyclePreStopHandlerTcpSocketPort", "9000"),
+            ("LifecyclePreStopHandlerTcpSocketHost", "10.0.0.1"),
+            ("SecurityContext.ReadOnlyRootFilesystem", "true"),
+            ("SecurityContextRunAsGroup", "3000"),
+            ("SecurityContextRunAsNonRoot", "true"),
+            ("SecurityContextPrivileged", "false"),
+        ];
+        want.sort_unstable();
+        assert_eq!(got, want);
     }
 
     #[test]

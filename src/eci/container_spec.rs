@@ -82,6 +82,18 @@ pub struct Container {
     /// preStop hook command (`LifecyclePreStopHandlerExec.N`).
     #[serde(rename = "LifecyclePreStopHandlerExec")]
     pub pre_stop_exec: Vec<String>,
+    /// postStart HTTP GET hook (`LifecyclePostStartHandlerHttpGet*`).
+    #[serde(flatten, serialize_with = "post_start_http")]
+    pub post_start_http_get: Option<HookHttpGet>,
+    /// postStart TCP hook (`LifecyclePostStartHandlerTcpSocket*`).
+    #[serde(flatten, serialize_with = "post_start_tcp")]
+    pub post_start_tcp_socket: Option<HookTcpSocket>,
+    /// preStop HTTP GET hook (`LifecyclePreStopHandlerHttpGet*`).
+    #[serde(flatten, serialize_with = "pre_stop_http")]
+    pub pre_stop_http_get: Option<HookHttpGet>,
+    /// preStop TCP hook (`LifecyclePreStopHandlerTcpSocket*`).
+    #[serde(flatten, serialize_with = "pre_stop_tcp")]
+    pub pre_stop_tcp_socket: Option<HookTcpSocket>,
     /// Keep stdin open.
     pub stdin: Option<bool>,
     /// Close stdin after the first attach.
@@ -189,6 +201,122 @@ pub struct ExecAction {
 pub struct TcpSocketAction {
     /// Port.
     pub port: u16,
+}
+
+/// An HTTP GET lifecycle hook. ECI spells its members flat, after the hook:
+/// `LifecyclePostStartHandlerHttpGetPath`, `…Port`, `…Scheme`, `…Host`, `…HttpHeader.N.*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookHttpGet {
+    /// Path.
+    pub path: Option<String>,
+    /// Port.
+    pub port: u16,
+    /// `HTTP` or `HTTPS`.
+    pub scheme: Option<String>,
+    /// Host to connect to (default: the group's address).
+    pub host: Option<String>,
+    /// Request headers.
+    pub http_headers: Vec<HttpHeader>,
+}
+
+/// One header of an HTTP GET hook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HttpHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
+}
+
+/// A TCP lifecycle hook (`…TcpSocketPort`, `…TcpSocketHost`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookTcpSocket {
+    /// Port.
+    pub port: u16,
+    /// Host to connect to (default: the group's address).
+    pub host: Option<String>,
+}
+
+fn hook_http<S: serde::Serializer>(
+    prefix: &str,
+    hook: Option<&HookHttpGet>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(None)?;
+    if let Some(h) = hook {
+        if let Some(path) = &h.path {
+            map.serialize_entry(&format!("{prefix}Path"), path)?;
+        }
+        map.serialize_entry(&format!("{prefix}Port"), &h.port)?;
+        if let Some(scheme) = &h.scheme {
+            map.serialize_entry(&format!("{prefix}Scheme"), scheme)?;
+        }
+        if let Some(host) = &h.host {
+            map.serialize_entry(&format!("{prefix}Host"), host)?;
+        }
+        if !h.http_headers.is_empty() {
+            map.serialize_entry(&format!("{prefix}HttpHeader"), &h.http_headers)?;
+        }
+    }
+    map.end()
+}
+
+fn hook_tcp<S: serde::Serializer>(
+    prefix: &str,
+    hook: Option<&HookTcpSocket>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(None)?;
+    if let Some(h) = hook {
+        map.serialize_entry(&format!("{prefix}Port"), &h.port)?;
+        if let Some(host) = &h.host {
+            map.serialize_entry(&format!("{prefix}Host"), host)?;
+        }
+    }
+    map.end()
+}
+
+fn post_start_http<S: serde::Serializer>(
+    hook: &Option<HookHttpGet>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    hook_http(
+        "LifecyclePostStartHandlerHttpGet",
+        hook.as_ref(),
+        serializer,
+    )
+}
+
+fn pre_stop_http<S: serde::Serializer>(
+    hook: &Option<HookHttpGet>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    hook_http("LifecyclePreStopHandlerHttpGet", hook.as_ref(), serializer)
+}
+
+fn post_start_tcp<S: serde::Serializer>(
+    hook: &Option<HookTcpSocket>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    hook_tcp(
+        "LifecyclePostStartHandlerTcpSocket",
+        hook.as_ref(),
+        serializer,
+    )
+}
+
+fn pre_stop_tcp<S: serde::Serializer>(
+    hook: &Option<HookTcpSocket>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    hook_tcp(
+        "LifecyclePreStopHandlerTcpSocket",
+        hook.as_ref(),
+        serializer,
+    )
 }
 
 /// Container security context.

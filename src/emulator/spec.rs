@@ -143,6 +143,18 @@ pub struct ContainerSpec {
     pub read_only_root_filesystem: Option<bool>,
     /// User id.
     pub run_as_user: Option<i64>,
+    /// `SecurityContextRunAsGroup`: group id.
+    #[serde(default)]
+    pub run_as_group: Option<i64>,
+    /// `SecurityContextRunAsNonRoot`: must not run as uid 0.
+    #[serde(default)]
+    pub run_as_non_root: bool,
+    /// `SecurityContextPrivileged`.
+    #[serde(default)]
+    pub privileged: bool,
+    /// postStart hook, kept as given: `(kind, parameters)` for `Exec`, `HttpGet`, `TcpSocket`.
+    #[serde(default)]
+    pub post_start: Vec<(String, String)>,
     /// Keep stdin open.
     pub stdin: bool,
     /// Close stdin after the first attach.
@@ -435,12 +447,37 @@ pub fn parse_container(c: &Params) -> Result<ContainerSpec, ApiError> {
         capability_add: security.sub("Capability").strings("Add")?,
         read_only_root_filesystem: security.bool("ReadOnlyRootFilesystem")?,
         run_as_user: security.int("RunAsUser")?,
+        run_as_group: c.int("SecurityContextRunAsGroup")?,
+        run_as_non_root: c.bool("SecurityContextRunAsNonRoot")?.unwrap_or(false),
+        privileged: c.bool("SecurityContextPrivileged")?.unwrap_or(false),
+        post_start: hook_params(c, "LifecyclePostStartHandler")?,
         stdin: c.bool("Stdin")?.unwrap_or(false),
         stdin_once: c.bool("StdinOnce")?.unwrap_or(false),
         tty: c.bool("Tty")?.unwrap_or(false),
         pre_stop_exec,
         has_pre_stop,
     })
+}
+
+/// The parameters of one lifecycle hook (`prefix` is `LifecyclePostStartHandler` or
+/// `LifecyclePreStopHandler`) as `(parameter, value)`, in order; ports are checked.
+fn hook_params(c: &Params, prefix: &str) -> Result<Vec<(String, String)>, ApiError> {
+    for port in ["HttpGetPort", "TcpSocketPort"] {
+        let key = format!("{prefix}{port}");
+        if let Some(port) = c.int(&key)?
+            && !(1..=65535).contains(&port)
+        {
+            return Err(ApiError::invalid(
+                &format!("Container.{key}"),
+                "ports run from 1 to 65535",
+            ));
+        }
+    }
+    Ok(c.map()
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
 }
 
 fn parse_volume(v: &Params) -> Result<Volume, ApiError> {

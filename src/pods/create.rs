@@ -2,7 +2,8 @@
 //! the request is built from ([`super::sources`], the pull secrets), the request itself
 //! ([`super::translate`]), and `CreateContainerGroup` with the pod's UID as `ClientToken`.
 //! A create that fails for a reason worth retrying waits under a [`Backoff`] (2 s, doubling, at
-//! most 5 minutes); a hit on an image cache is recorded on the pod afterwards.
+//! most 5 minutes); a hit on an image cache is recorded on the pod afterwards, and so are the
+//! fields ECI cannot honour ([`super::fields`]), as `UnsupportedField` Warning events.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     context::{Context, ECI_TIMEOUT},
-    pull_secrets,
+    fields, pull_secrets,
     snapshot::{self, Resolve},
     sources::fetch_sources,
     translate::{CLAIM_NOT_BOUND, check_supported, translate},
@@ -169,6 +170,19 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
             )
             .await;
             report_snapshot(ctx, pod, uid, &snapshot).await;
+            // Once, when the group exists: what the pod asked for that ECI cannot honour, in
+            // one event (the recorder folds events of one reason into a series).
+            let warnings = fields::review(pod).warnings;
+            if !warnings.is_empty() {
+                publish(
+                    ctx,
+                    pod,
+                    EventType::Warning,
+                    fields::WARNING_REASON,
+                    &fields::warning_note(&warnings),
+                )
+                .await;
+            }
         }
         Ok(Err(error)) => {
             ctx.config.metrics.pod_create("failed");

@@ -6,6 +6,8 @@
 //! earlier ones with `$(NAME)` (`$$` escapes a `$`); `envFrom` comes first and `env` overrides
 //! it; command and args are expanded with the final environment. A missing object or key is an
 //! error unless the reference is `optional`, in which case it is skipped and reported once.
+//! Every container also gets the link variables of the Services in [`Sources::services`] (as
+//! a kubelet writes them), usable in `$(VAR)`, after its own variables, which win.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -44,6 +46,72 @@ pub struct Sources {
     pub tokens: HashMap<(String, String), String>,
     /// The claims of `persistentVolumeClaim` and `ephemeral` volumes, by volume name.
     pub claims: HashMap<String, super::storage::Claim>,
+    /// The Services whose docker-link variables every container gets (the `kubernetes`
+    /// Service with the API server's address pods can reach, then, with `enableServiceLinks`,
+    /// those of the pod's namespace).
+    pub services: Vec<ServiceLink>,
+}
+
+/// A Service as its link variables see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLink {
+    /// The Service's name.
+    pub name: String,
+    /// Its address (the ClusterIP, or the API server's address for `kubernetes`).
+    pub host: String,
+    /// Its ports: name (may be empty), port, protocol (`TCP`, `UDP`, `SCTP`).
+    pub ports: Vec<(String, u16, String)>,
+}
+
+/// The variables a kubelet writes for `services`, in order: `<NAME>_SERVICE_HOST`,
+/// `<NAME>_SERVICE_PORT`, `<NAME>_SERVICE_PORT_<PORTNAME>`, `<NAME>_PORT` and, per port,
+/// `<NAME>_PORT_<port>_<PROTO>` with its `_PROTO`, `_PORT` and `_ADDR` (names upper case,
+/// `-` → `_`). A Service listed twice keeps its first entry.
+pub fn service_env(services: &[ServiceLink]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let upper = |s: &str| s.to_ascii_uppercase().replace('-', "_");
+    for service in services {
+        let Some((_, first_port, first_proto)) = service.ports.first() else {
+            continue;
+        };
+        if !seen.insert(service.name.clone()) {
+            continue;
+        }
+        let name = upper(&service.name);
+        let host = &service.host;
+        let url_host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        out.push((format!("{name}_SERVICE_HOST"), host.clone()));
+        out.push((format!("{name}_SERVICE_PORT"), first_port.to_string()));
+        for (port_name, port, _) in &service.ports {
+            if !port_name.is_empty() {
+                out.push((
+                    format!("{name}_SERVICE_PORT_{}", upper(port_name)),
+                    port.to_string(),
+                ));
+            }
+        }
+        out.push((
+            format!("{name}_PORT"),
+            format!(
+                "{}://{url_host}:{first_port}",
+                first_proto.to_ascii_lowercase()
+            ),
+        ));
+        for (_, port, proto) in &service.ports {
+            let prefix = format!("{name}_PORT_{port}_{}", proto.to_ascii_uppercase());
+            let lower = proto.to_ascii_lowercase();
+            out.push((prefix.clone(), format!("{lower}://{url_host}:{port}")));
+            out.push((format!("{prefix}_PROTO"), lower));
+            out.push((format!("{prefix}_PORT"), port.to_string()));
+            out.push((format!("{prefix}_ADDR"), host.clone()));
+        }
+    }
+    out
 }
 
 /// A reference that could not be satisfied.
@@ -160,7 +228,9 @@ pub fn resolve(
 ) -> (Resolved, Vec<Missing>) {
     let mut missing = Vec::new();
     let mut vars: Vec<EnvironmentVar> = Vec::new();
-    let mut values: HashMap<String, String> = HashMap::new();
+    // Service variables can be used in `$(VAR)`; the container's own variables win.
+    let services = service_env(&sources.services);
+    let mut values: HashMap<String, String> = services.iter().cloned().collect();
     let lookup = |kind: SourceKind, name: &str| {
         sources
             .objects
@@ -277,6 +347,11 @@ pub fn resolve(
         }
     }
 
+    for (key, value) in services {
+        if !vars.iter().any(|v| v.key == key) {
+            vars.push(literal(key, value));
+        }
+    }
     let command = container
         .command
         .iter()
@@ -575,5 +650,87 @@ spec:
         assert_eq!(value("CPU").as_deref(), Some("1"));
         assert_eq!(value("MEM_MI").as_deref(), Some("128"));
         assert_eq!(value("OTHER").as_deref(), Some("67108864"));
+    }
+
+    fn kubernetes_and_db() -> Vec<ServiceLink> {
+        vec![
+            ServiceLink {
+                name: "kubernetes".into(),
+                host: "192.168.1.5".into(),
+                ports: vec![("https".into(), 6443, "TCP".into())],
+            },
+            ServiceLink {
+                name: "my-db".into(),
+                host: "10.96.0.20".into(),
+                ports: vec![
+                    ("sql".into(), 5432, "TCP".into()),
+                    (String::new(), 9187, "UDP".into()),
+                ],
+            },
+        ]
+    }
+
+    #[test]
+    fn service_links_are_spelt_as_a_kubelet_spells_them() {
+        let env: HashMap<String, String> = service_env(&kubernetes_and_db()).into_iter().collect();
+        let get = |k: &str| env.get(k).map(String::as_str);
+        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("192.168.1.5"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT"), Some("6443"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT_HTTPS"), Some("6443"));
+        assert_eq!(get("KUBERNETES_PORT"), Some("tcp://192.168.1.5:6443"));
+        assert_eq!(
+            get("KUBERNETES_PORT_6443_TCP"),
+            Some("tcp://192.168.1.5:6443")
+        );
+        assert_eq!(get("MY_DB_SERVICE_HOST"), Some("10.96.0.20"));
+        assert_eq!(get("MY_DB_SERVICE_PORT_SQL"), Some("5432"));
+        assert_eq!(get("MY_DB_PORT_9187_UDP_PROTO"), Some("udp"));
+        assert_eq!(get("MY_DB_PORT_9187_UDP_PORT"), Some("9187"));
+        assert_eq!(get("MY_DB_PORT_5432_TCP_ADDR"), Some("10.96.0.20"));
+        assert_eq!(env.len(), 8 + 12);
+    }
+
+    #[test]
+    fn a_containers_own_variables_win_and_links_expand() {
+        let pod: Pod = serde_yaml_ng::from_str(
+            r#"
+metadata: {name: a, namespace: b}
+spec:
+  containers:
+  - name: c
+    image: i
+    command: [echo, "$(MY_DB_SERVICE_HOST)"]
+    env:
+    - {name: MY_DB_SERVICE_PORT, value: "1"}
+    - {name: URL, value: "http://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"}
+"#,
+        )
+        .expect("fixture pod");
+        let sources = Sources {
+            services: kubernetes_and_db(),
+            ..Sources::default()
+        };
+        let (resolved, _) = resolve(
+            &pod,
+            &pod.spec.as_ref().expect("spec").containers[0],
+            &sources,
+            "",
+        );
+        let value = |k: &str| {
+            resolved
+                .vars
+                .iter()
+                .filter(|v| v.key == k)
+                .map(|v| v.value.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(value("MY_DB_SERVICE_PORT"), ["1"]);
+        assert_eq!(value("URL"), ["http://192.168.1.5:6443"]);
+        assert_eq!(value("KUBERNETES_SERVICE_HOST"), ["192.168.1.5"]);
+        assert_eq!(resolved.command, ["echo", "10.96.0.20"]);
+        assert_eq!(
+            resolved.vars[0].key, "MY_DB_SERVICE_PORT",
+            "own variables first"
+        );
     }
 }

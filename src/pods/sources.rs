@@ -8,7 +8,7 @@
 use k8s_openapi::api::{
     authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
     core::v1::{
-        ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+        ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
         ServiceAccountTokenProjection,
     },
 };
@@ -17,7 +17,7 @@ use tracing::warn;
 
 use super::{
     context::{Context, KUBE_TIMEOUT},
-    env::{self, SourceKind, Sources},
+    env::{self, ServiceLink, SourceKind, Sources},
     storage::{self, Claim},
 };
 
@@ -53,6 +53,7 @@ pub(super) async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
     }
     request_tokens(ctx, pod, &namespace, &mut sources).await?;
     read_claims(ctx, pod, &namespace, &mut sources).await?;
+    sources.services = service_links(ctx, pod, &namespace).await?;
     Some(sources)
 }
 
@@ -98,6 +99,77 @@ async fn read_claims(
         sources.claims.insert(volume.clone(), state);
     }
     Some(())
+}
+
+/// The `kubernetes` Service at the API server's address pods reach (when known), then, with
+/// `enableServiceLinks` (the default), every Service of the pod's namespace that has a
+/// ClusterIP (headless and ExternalName Services are skipped, as a kubelet skips them).
+/// `None` if the Services could not be listed.
+async fn service_links(ctx: &Context, pod: &Pod, namespace: &str) -> Option<Vec<ServiceLink>> {
+    let mut links = Vec::new();
+    if let Some((host, port)) = &ctx.config.placement.api_server {
+        links.push(ServiceLink {
+            name: "kubernetes".into(),
+            host: host.clone(),
+            ports: vec![("https".into(), *port, "TCP".into())],
+        });
+    }
+    let enabled = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    if !enabled {
+        return Some(links);
+    }
+    let api: Api<Service> = Api::namespaced(ctx.kube.clone(), namespace);
+    let listed = tokio::time::timeout(KUBE_TIMEOUT, api.list(&Default::default())).await;
+    let services = match listed {
+        Ok(Ok(list)) => list.items,
+        Ok(Err(error)) => {
+            warn!(
+                error = &error as &dyn std::error::Error,
+                "services not listed; retrying"
+            );
+            return None;
+        }
+        Err(_) => {
+            warn!("service list timed out; retrying");
+            return None;
+        }
+    };
+    let mut own: Vec<ServiceLink> = services.iter().filter_map(link_of).collect();
+    // The kubernetes Service keeps the address pods can reach.
+    own.retain(|l| !(namespace == "default" && l.name == "kubernetes" && !links.is_empty()));
+    own.sort_by(|a, b| a.name.cmp(&b.name));
+    links.extend(own);
+    Some(links)
+}
+
+/// A Service's link, if it has a ClusterIP and ports.
+fn link_of(service: &Service) -> Option<ServiceLink> {
+    let spec = service.spec.as_ref()?;
+    let ip = spec
+        .cluster_ip
+        .clone()
+        .filter(|ip| !ip.is_empty() && ip != "None")?;
+    let ports: Vec<(String, u16, String)> = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p.name.clone().unwrap_or_default(),
+                u16::try_from(p.port).ok()?,
+                p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+            ))
+        })
+        .collect();
+    (!ports.is_empty()).then(|| ServiceLink {
+        name: service.metadata.name.clone().unwrap_or_default(),
+        host: ip,
+        ports,
+    })
 }
 
 /// The service account the pod's tokens are issued for.

@@ -17,9 +17,9 @@ use crate::{
     eci::{
         self, Container, CreateContainerGroup, ImageRegistryCredential, Tag,
         container_spec::{
-            ContainerPort, DnsConfig, DnsOption, ExecAction, HostAlias, HttpGetAction,
-            ImagePullPolicy, PodSecurityContext, Probe, RestartPolicy, Sysctl, TcpSocketAction,
-            VolumeMount,
+            ContainerPort, DnsConfig, DnsOption, ExecAction, HookHttpGet, HookTcpSocket, HostAlias,
+            HttpGetAction, HttpHeader, ImagePullPolicy, PodSecurityContext, Probe, RestartPolicy,
+            Sysctl, TcpSocketAction, VolumeMount,
         },
     },
     imagecache::SnapshotDecision,
@@ -48,6 +48,8 @@ pub struct Placement {
     pub cluster_dns: Option<String>,
     /// The cluster domain, e.g. `cluster.local`.
     pub cluster_domain: String,
+    /// The API server's address pods can reach (`KUBERNETES_SERVICE_HOST`/`_PORT`).
+    pub api_server: Option<(String, u16)>,
 }
 
 /// A create request, and the ConfigMap/Secret references and claims it could not satisfy.
@@ -125,6 +127,15 @@ pub enum Unsupported {
         /// The value.
         value: String,
     },
+    /// The pod asks for a field ECI cannot honour and the pod must not run without
+    /// (see [`super::fields`]).
+    #[error("{field}: {why}")]
+    Field {
+        /// The field's path, e.g. `spec.volumes[0].csi`.
+        field: String,
+        /// Why it cannot be honoured.
+        why: String,
+    },
     /// The pod asks for more than the largest ECI spec.
     #[error("{cpu} vCPU / {memory} GiB is larger than every ECI instance spec")]
     TooLarge {
@@ -147,6 +158,7 @@ impl Unsupported {
             Unsupported::MissingMetadata { .. } => "InvalidPod",
             Unsupported::BadQuantity { .. } => "InvalidResources",
             Unsupported::TooLarge { .. } => "ResourcesTooLarge",
+            Unsupported::Field { .. } => "UnsupportedField",
         }
     }
 }
@@ -189,6 +201,12 @@ pub fn check_supported(pod: &Pod) -> Result<(), Unsupported> {
             });
         }
     }
+    if let Some(refusal) = super::fields::review(pod).refusals.into_iter().next() {
+        return Err(Unsupported::Field {
+            field: refusal.path,
+            why: refusal.note,
+        });
+    }
     Ok(())
 }
 
@@ -228,22 +246,27 @@ pub fn translate(
         names: &volumes.names,
         read_only: &volumes.read_only,
     };
-    let mut build = |c: &PodContainer| {
+    let mut build = |c: &PodContainer, init: bool| {
         let (resolved, gaps) = env::resolve(pod, c, sources, &placement.host_ip);
         missing.extend(gaps);
         let values = env_values(pod, &resolved, &placement.host_ip);
-        container(c, resolved, &mounts, &values)
+        let mut out = container(c, resolved, &mounts, &values)?;
+        super::security::apply(pod, c, init, &mut out);
+        if init {
+            strip_init(&mut out);
+        }
+        Ok(out)
     };
     let containers = spec
         .containers
         .iter()
-        .map(&mut build)
+        .map(|c| build(c, false))
         .collect::<Result<Vec<_>, _>>()?;
     let init_containers = spec
         .init_containers
         .iter()
         .flatten()
-        .map(&mut build)
+        .map(|c| build(c, true))
         .collect::<Result<Vec<_>, _>>()?;
 
     // Init containers run one at a time before the others: the group needs the larger of the
@@ -454,6 +477,8 @@ fn container(
         }
         Ok(best)
     };
+    let post_start = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref());
+    let pre_stop = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
     Ok(Container {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),
@@ -501,20 +526,18 @@ fn container(
             .collect(),
         readiness_probe: c.readiness_probe.as_ref().and_then(|p| probe(c, p)),
         liveness_probe: c.liveness_probe.as_ref().and_then(|p| probe(c, p)),
-        post_start_exec: c
-            .lifecycle
-            .as_ref()
-            .and_then(|l| l.post_start.as_ref())
+        post_start_exec: post_start
             .and_then(|h| h.exec.as_ref())
             .and_then(|e| e.command.clone())
             .unwrap_or_default(),
-        pre_stop_exec: c
-            .lifecycle
-            .as_ref()
-            .and_then(|l| l.pre_stop.as_ref())
+        pre_stop_exec: pre_stop
             .and_then(|h| h.exec.as_ref())
             .and_then(|e| e.command.clone())
             .unwrap_or_default(),
+        post_start_http_get: post_start.and_then(|h| hook_http(c, h)),
+        post_start_tcp_socket: post_start.and_then(|h| hook_tcp(c, h)),
+        pre_stop_http_get: pre_stop.and_then(|h| hook_http(c, h)),
+        pre_stop_tcp_socket: pre_stop.and_then(|h| hook_tcp(c, h)),
         stdin: c.stdin,
         stdin_once: c.stdin_once,
         tty: c.tty,
@@ -578,21 +601,78 @@ fn dns(
     }
 }
 
-/// A probe ECI can run (exec, httpGet, tcpSocket; a named port is looked up in the
-/// container's ports). `None` for a probe with no handler ECI knows (gRPC) or an unknown port.
-fn probe(c: &PodContainer, p: &k8s_openapi::api::core::v1::Probe) -> Option<Probe> {
+/// Drops what `InitContainer.N` has no parameter for (the field table warns about each).
+fn strip_init(c: &mut Container) {
+    c.readiness_probe = None;
+    c.liveness_probe = None;
+    c.post_start_exec.clear();
+    c.pre_stop_exec.clear();
+    c.post_start_http_get = None;
+    c.post_start_tcp_socket = None;
+    c.pre_stop_http_get = None;
+    c.pre_stop_tcp_socket = None;
+    c.stdin = None;
+    c.stdin_once = None;
+    c.tty = None;
+}
+
+/// A port by number or by the name of one of the container's ports.
+fn port_of(
+    c: &PodContainer,
+    port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
+) -> Option<u16> {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    let port = |port: &IntOrString| -> Option<u16> {
-        match port {
-            IntOrString::Int(n) => u16::try_from(*n).ok(),
-            IntOrString::String(name) => c
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .and_then(|p| u16::try_from(p.container_port).ok()),
-        }
-    };
+    match port {
+        IntOrString::Int(n) => u16::try_from(*n).ok(),
+        IntOrString::String(name) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| u16::try_from(p.container_port).ok()),
+    }
+}
+
+/// An HTTP GET hook as ECI's `Lifecycle*HandlerHttpGet*` parameters.
+fn hook_http(
+    c: &PodContainer,
+    h: &k8s_openapi::api::core::v1::LifecycleHandler,
+) -> Option<HookHttpGet> {
+    let http = h.http_get.as_ref()?;
+    Some(HookHttpGet {
+        path: http.path.clone(),
+        port: port_of(c, &http.port)?,
+        scheme: http.scheme.clone(),
+        host: http.host.clone().filter(|h| !h.is_empty()),
+        http_headers: http
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| HttpHeader {
+                name: h.name.clone(),
+                value: h.value.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// A TCP hook as ECI's `Lifecycle*HandlerTcpSocket*` parameters.
+fn hook_tcp(
+    c: &PodContainer,
+    h: &k8s_openapi::api::core::v1::LifecycleHandler,
+) -> Option<HookTcpSocket> {
+    let tcp = h.tcp_socket.as_ref()?;
+    Some(HookTcpSocket {
+        port: port_of(c, &tcp.port)?,
+        host: tcp.host.clone().filter(|h| !h.is_empty()),
+    })
+}
+
+/// A probe ECI can run (exec, httpGet, tcpSocket; a named port is looked up in the
+/// container's ports). `None` for a probe with no handler ECI knows (gRPC: the field table
+/// warns about it) or an unknown port.
+fn probe(c: &PodContainer, p: &k8s_openapi::api::core::v1::Probe) -> Option<Probe> {
+    let port = |port| port_of(c, port);
     let mut out = Probe {
         initial_delay_seconds: p.initial_delay_seconds,
         period_seconds: p.period_seconds,
@@ -826,7 +906,9 @@ spec:
             request.containers[1].memory
         );
         let bad = translate_plain(
-            &pod("metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i, resources: {limits: {memory: 4 Gi}}}]}"),
+            &pod(
+                "metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i, resources: {limits: {memory: 4 Gi}}}]}",
+            ),
             &placement(),
             &Sources::default(),
         );

@@ -268,6 +268,52 @@ pub(crate) struct BundlePlan<'a> {
     pub mounts: Vec<Mount>,
     /// The process runs on a terminal.
     pub terminal: bool,
+    /// The root filesystem is mounted read-only (`SecurityContext.ReadOnlyRootFilesystem`).
+    pub read_only_root: bool,
+    /// Capabilities added to the default set (`SecurityContext.Capability.Add.N`).
+    pub capability_add: Vec<Capability>,
+    /// Every capability, no `no_new_privileges` (`SecurityContextPrivileged`).
+    pub privileged: bool,
+}
+
+/// The capabilities a request adds, by name with or without `CAP_` (`NET_ADMIN`,
+/// `cap_net_admin`).
+///
+/// # Errors
+/// [`RuntimeError::InvalidRequest`] naming the first unknown capability.
+pub(crate) fn capabilities_of(names: &[String]) -> Result<Vec<Capability>, RuntimeError> {
+    names
+        .iter()
+        .map(|name| {
+            let upper = name.trim().to_ascii_uppercase();
+            let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+            bare.parse::<Capability>()
+                .map_err(|_| RuntimeError::invalid(format!("unknown capability {name:?}")))
+        })
+        .collect()
+}
+
+/// Applies `SecurityContextRunAsGroup` and checks `SecurityContextRunAsNonRoot` on the
+/// resolved user.
+///
+/// # Errors
+/// [`RuntimeError::InvalidRequest`] when the group is not a valid gid, or the container must
+/// not run as root and would.
+pub(crate) fn secure_user(
+    mut user: ResolvedUser,
+    spec: &pb::ContainerSpec,
+) -> Result<ResolvedUser, RuntimeError> {
+    if let Some(gid) = spec.run_as_group {
+        user.gid = u32::try_from(gid)
+            .map_err(|_| RuntimeError::invalid(format!("run_as_group {gid} is not a valid gid")))?;
+    }
+    if spec.run_as_non_root && user.uid == 0 {
+        return Err(RuntimeError::invalid(format!(
+            "container {}: runAsNonRoot is set and it would run as root (uid 0)",
+            spec.name
+        )));
+    }
+    Ok(user)
 }
 
 /// The capabilities of a container: the usual default set of container engines.
@@ -292,9 +338,48 @@ fn capabilities() -> std::collections::HashSet<Capability> {
     .collect()
 }
 
+/// Every capability the runtime knows: what a privileged container gets.
+fn all_capabilities() -> Vec<Capability> {
+    oci_spec::runtime::Spec::default()
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().clone())
+        .into_iter()
+        .flatten()
+        .chain([
+            Capability::SysAdmin,
+            Capability::NetAdmin,
+            Capability::SysPtrace,
+            Capability::SysModule,
+            Capability::SysResource,
+            Capability::SysTime,
+            Capability::IpcLock,
+            Capability::IpcOwner,
+            Capability::DacReadSearch,
+            Capability::LinuxImmutable,
+            Capability::NetBroadcast,
+            Capability::SysBoot,
+            Capability::SysNice,
+            Capability::SysPacct,
+            Capability::SysRawio,
+            Capability::SysTtyConfig,
+            Capability::Lease,
+            Capability::AuditControl,
+            Capability::Syslog,
+            Capability::WakeAlarm,
+            Capability::BlockSuspend,
+        ])
+        .collect()
+}
+
 /// The OCI runtime spec of a container.
 pub(crate) fn spec(plan: &BundlePlan<'_>) -> Result<Spec, oci_spec::OciSpecError> {
-    let caps = capabilities();
+    let mut caps = capabilities();
+    caps.extend(plan.capability_add.iter().copied());
+    if plan.privileged {
+        caps.extend(all_capabilities());
+    }
     let process = ProcessBuilder::default()
         .terminal(plan.terminal)
         .args(plan.process.args.clone())
@@ -313,7 +398,7 @@ pub(crate) fn spec(plan: &BundlePlan<'_>) -> Result<Spec, oci_spec::OciSpecError
                 .permitted(caps)
                 .build()?,
         )
-        .no_new_privileges(true)
+        .no_new_privileges(!plan.privileged)
         .build()?;
     let namespaces: Vec<LinuxNamespace> = get_default_namespaces()
         .into_iter()
@@ -365,7 +450,7 @@ pub(crate) fn spec(plan: &BundlePlan<'_>) -> Result<Spec, oci_spec::OciSpecError
         .set_root(Some(
             RootBuilder::default()
                 .path(plan.rootfs)
-                .readonly(false)
+                .readonly(plan.read_only_root)
                 .build()?,
         ))
         .set_hostname(Some(plan.hostname.to_owned()))
@@ -463,6 +548,33 @@ mod tests {
         );
         assert!(r(None, "nobody-here").is_err());
         assert!(r(Some(-1), "").is_err());
+    }
+
+    #[test]
+    fn added_capabilities_parse_with_or_without_the_prefix() {
+        let names = ["NET_ADMIN".to_owned(), "cap_sys_ptrace".to_owned()];
+        assert_eq!(
+            capabilities_of(&names).unwrap(),
+            [Capability::NetAdmin, Capability::SysPtrace]
+        );
+        assert!(capabilities_of(&["FLY".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn run_as_group_overrides_and_non_root_refuses_uid_zero() {
+        let mut spec = container(&["sh"], &[]);
+        spec.run_as_group = Some(3000);
+        let user = secure_user(ResolvedUser { uid: 1000, gid: 7 }, &spec).unwrap();
+        assert_eq!(
+            user,
+            ResolvedUser {
+                uid: 1000,
+                gid: 3000
+            }
+        );
+        spec.run_as_non_root = true;
+        assert!(secure_user(ResolvedUser { uid: 0, gid: 0 }, &spec).is_err());
+        assert!(secure_user(ResolvedUser { uid: 5, gid: 0 }, &spec).is_ok());
     }
 
     #[test]

@@ -486,6 +486,8 @@ impl RuncRuntime {
         let dirs = cdir.clone();
         blocking(move || {
             let user = bundle::resolve_user(&lower, spec_owned.run_as_user, &image_user)?;
+            let user = bundle::secure_user(user, &spec_owned)?;
+            let capability_add = bundle::capabilities_of(&spec_owned.capability_add)?;
             let process = bundle::ProcessPlan {
                 args,
                 env,
@@ -523,6 +525,9 @@ impl RuncRuntime {
                 memory_bytes,
                 mounts: mounts_list,
                 terminal: spec_owned.tty,
+                read_only_root: spec_owned.read_only_root_filesystem,
+                capability_add,
+                privileged: spec_owned.privileged,
             })
             .map_err(spec_error)?;
             oci.save(bundle_dir.join("config.json"))

@@ -7,7 +7,7 @@
 //! Changes a machine cannot make in place (other container names, volumes, DNS, hostname,
 //! host aliases) are refused, so the caller re-creates the group instead.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -91,15 +91,12 @@ impl RuncRuntime {
         } else {
             request.hostname.clone()
         };
-        // Volumes are unchanged (checked above): the directories made at creation.
-        let volumes_dir = old.dir.join("volumes");
-        let volumes: Arc<HashMap<String, PathBuf>> = Arc::new(
-            request
-                .volumes
-                .iter()
-                .map(|v| (v.name.clone(), volumes_dir.join(&v.name)))
-                .collect(),
-        );
+        // Volumes are unchanged (checked above): where the create put them.
+        let volumes = Arc::new(super::volumes::locate(
+            &old.dir.join("volumes"),
+            &self.config.root,
+            &request.volumes,
+        )?);
         let mut lists = (Vec::new(), Vec::new());
         for (init, spec) in request
             .init_containers
@@ -163,7 +160,7 @@ impl RuncRuntime {
         image: &PreparedImage,
         old: &Group,
         hostname: &str,
-        volumes: &Arc<HashMap<String, PathBuf>>,
+        volumes: &Arc<HashMap<String, super::volumes::Prepared>>,
         current: Option<Arc<Container>>,
     ) -> Result<Arc<Container>, RuntimeError> {
         let cdir = old.dir.join("containers").join(&spec.name);

@@ -23,46 +23,60 @@ pub(crate) struct Prepared {
     pub read_only: bool,
 }
 
-/// Creates every volume of a group (blocking): group-lived ones under `dir`, disks and NFS
-/// shares under `kept`; volume name → where it is.
-pub(crate) fn prepare(
+/// Where every volume of a group lives, without touching the disk: group-lived ones under
+/// `dir`, disks and NFS shares under `kept`; volume name → where it is. The one mapping both a
+/// create ([`prepare`]) and an in-place update (which keeps the volumes) use.
+pub(crate) fn locate(
     dir: &Path,
     kept: &Path,
     volumes: &[pb::Volume],
 ) -> Result<HashMap<String, Prepared>, RuntimeError> {
-    let mut made = HashMap::new();
+    let mut located = HashMap::new();
     for volume in volumes {
         let name = bundle::safe_relative(&volume.name, "volume name")?;
-        if name.components().count() != 1 || made.contains_key(&volume.name) {
+        if name.components().count() != 1 || located.contains_key(&volume.name) {
             return Err(RuntimeError::invalid(format!(
                 "volume name {:?} must be a single, unique path component",
                 volume.name
             )));
         }
-        let mut path = dir.join(&name);
-        let mut read_only = false;
-        match &volume.source {
-            Some(pb::volume::Source::Disk(disk)) => {
-                path = kept
-                    .join("disks")
-                    .join(component(&disk.disk_id, "disk id")?);
-                create_kept(&path)?;
-            }
-            Some(pb::volume::Source::Nfs(nfs)) => {
-                path = kept
-                    .join("nfs")
+        let (path, read_only) = match &volume.source {
+            Some(pb::volume::Source::Disk(disk)) => (
+                kept.join("disks")
+                    .join(component(&disk.disk_id, "disk id")?),
+                false,
+            ),
+            Some(pb::volume::Source::Nfs(nfs)) => (
+                kept.join("nfs")
                     .join(component(&nfs.server, "NFS server")?)
-                    .join(share_path(&nfs.path)?);
-                read_only = nfs.read_only;
-                create_kept(&path)?;
-            }
-            _ => create_dir(&path, 0o777)?,
-        }
+                    .join(share_path(&nfs.path)?),
+                nfs.read_only,
+            ),
+            _ => (dir.join(&name), false),
+        };
+        located.insert(volume.name.clone(), Prepared { path, read_only });
+    }
+    Ok(located)
+}
+
+/// Creates every volume of a group (blocking) where [`locate`] puts it: disks and NFS shares
+/// are kept across groups, the others made for this one; volume name → where it is.
+pub(crate) fn prepare(
+    dir: &Path,
+    kept: &Path,
+    volumes: &[pb::Volume],
+) -> Result<HashMap<String, Prepared>, RuntimeError> {
+    let located = locate(dir, kept, volumes)?;
+    for volume in volumes {
+        let Some(Prepared { path, .. }) = located.get(&volume.name) else {
+            continue;
+        };
         match &volume.source {
-            Some(pb::volume::Source::Disk(_) | pb::volume::Source::Nfs(_)) => {}
+            Some(pb::volume::Source::Disk(_) | pb::volume::Source::Nfs(_)) => create_kept(path)?,
             Some(pb::volume::Source::EmptyDir(empty)) => {
+                create_dir(path, 0o777)?;
                 if empty.medium == "Memory" {
-                    mounts::mount_tmpfs(&path, empty.size_limit_bytes)?;
+                    mounts::mount_tmpfs(path, empty.size_limit_bytes)?;
                 } else if !empty.medium.is_empty() {
                     return Err(RuntimeError::invalid(format!(
                         "volume {}: emptyDir medium {:?} is not \"\" or \"Memory\"",
@@ -70,7 +84,10 @@ pub(crate) fn prepare(
                     )));
                 }
             }
-            Some(pb::volume::Source::ConfigFile(config)) => write_config_files(&path, config)?,
+            Some(pb::volume::Source::ConfigFile(config)) => {
+                create_dir(path, 0o777)?;
+                write_config_files(path, config)?;
+            }
             None => {
                 return Err(RuntimeError::invalid(format!(
                     "volume {} has no source",
@@ -78,9 +95,8 @@ pub(crate) fn prepare(
                 )));
             }
         }
-        made.insert(volume.name.clone(), Prepared { path, read_only });
     }
-    Ok(made)
+    Ok(located)
 }
 
 /// One path component from a name the request gave: letters, digits, `-`, `_`, `.`, `:` only,

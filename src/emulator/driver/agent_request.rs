@@ -136,6 +136,11 @@ fn container(c: &ContainerSpec) -> pb::ContainerSpec {
             })
             .collect(),
         run_as_user: c.run_as_user,
+        run_as_group: c.run_as_group,
+        read_only_root_filesystem: c.read_only_root_filesystem.unwrap_or(false),
+        capability_add: c.capability_add.clone(),
+        run_as_non_root: c.run_as_non_root,
+        privileged: c.privileged,
     }
 }
 
