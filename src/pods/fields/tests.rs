@@ -142,7 +142,7 @@ spec:
 "#));
     let refused: Vec<&str> = review.refusals.iter().map(|r| r.path.as_str()).collect();
     // A CSI volume is the storage mapping's to judge by its driver (`pods::storage`): this
-    // table lets it through, and `check_supported` refuses an unknown driver.
+    // table lets it through, and the volume mapping refuses an unknown driver.
     assert_eq!(refused, ["spec.volumes[3].hostPath"]);
     assert!(review.warnings.is_empty(), "{review:?}");
     let csi = pod(r#"
@@ -152,14 +152,15 @@ spec:
   volumes:
   - {name: ext, csi: {driver: x.example.com}}
 "#);
-    assert!(
-        matches!(
-            crate::pods::check_supported(&csi),
-            Err(crate::pods::Unsupported::Volume { .. })
-        ),
-        "{:?}",
-        crate::pods::check_supported(&csi)
-    );
+    let mapped = super::super::volumes::map(&csi, &Default::default(), "10.0.0.1");
+    let refused: Vec<(&str, &str)> = mapped
+        .refused
+        .iter()
+        .map(|r| (r.volume.as_str(), r.kind.as_str()))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "ext");
+    assert!(refused[0].1.contains("x.example.com"), "{refused:?}");
 }
 
 #[test]
