@@ -11,8 +11,7 @@
 use std::{
     collections::BTreeSet,
     io::{BufRead, BufReader, Write},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -21,10 +20,11 @@ use anyhow::{Context, Result, ensure};
 
 use crate::support::{
     Ground,
-    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
     image::{ImageSpec, build_and_push},
+    node_child::NodeChild,
 };
 
 pub fn tests() -> Vec<Test> {
@@ -55,10 +55,8 @@ fn real_runtime() -> bool {
 /// An emulator and a node whose kubelet API listens on a free port.
 pub(crate) struct Rig<'g> {
     ground: &'g Ground,
-    pub(crate) name: String,
+    pub(crate) node: NodeChild<'g>,
     port: u16,
-    child: Option<Child>,
-    log: PathBuf,
     pub(crate) image: String,
     _emulator: EmulatorProcess,
     _tmp: tempfile::TempDir,
@@ -117,48 +115,29 @@ impl<'g> Rig<'g> {
         } else {
             "busybox".to_owned()
         };
-        let log = tmp.path().join("node.log");
-        let name = format!("vk-kubelet-{test}-{}", std::process::id());
-        let child = Command::new(ground.eci_vk())
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&ground.kubeconfig)
-            .args(["--node-name", &name, "--pod-sync-interval-ms", "500"])
-            .args(["--kubelet-listen", "127.0.0.1:0"])
-            .args(["--eci-endpoint", &emulator.endpoint])
-            .args(run_args)
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("RUST_LOG", "info,eci_vk::kubelet=debug")
-            // These nodes leave the cluster's ImageCaches to the suites about them.
-            .env("VK_IMAGE_CACHE_CONTROLLER", "false")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("cannot start eci-vk run")?;
-        crate::support::children::register(&child);
+        let node = NodeChild::spawn(
+            ground,
+            format!("vk-kubelet-{test}-{}", std::process::id()),
+            &emulator.endpoint,
+            tmp.path(),
+            &run_args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>(),
+            "info,eci_vk::kubelet=debug",
+        )?;
         let mut rig = Rig {
             ground,
-            name,
+            node,
             port: 0,
-            child: Some(child),
-            log,
             image,
             _emulator: emulator,
             _tmp: tmp,
         };
-        rig.port = wait(&format!("node {} Ready", rig.name), 60, || {
+        rig.port = wait(&format!("node {} Ready", rig.node.name), 60, || {
             let out = ground
                 .kubectl()
                 .args([
                     "get",
                     "node",
-                    &rig.name,
+                    &rig.node.name,
                     "-o",
                     "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.daemonEndpoints.kubeletEndpoint.Port}",
                 ])
@@ -174,7 +153,7 @@ impl<'g> Rig<'g> {
     }
 
     pub(crate) fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.node.logs()
     }
 
     pub(crate) fn kubectl(&self, namespace: &str) -> crate::support::kubectl::Kubectl {
@@ -203,7 +182,7 @@ impl<'g> Rig<'g> {
         };
         let yaml = format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  restartPolicy: Always\n  containers:\n  - name: main\n    image: {image}\n    {main}\n  - name: crasher\n    image: {image}\n    {crasher}\n    env:\n    - {{name: SIMULATED_EXIT_CODE, value: \"1\"}}\n    - {{name: SIMULATED_RUN_MS, value: \"1500\"}}\n",
-            node = self.name,
+            node = self.node.name,
             image = self.image,
         );
         self.kubectl(namespace)
@@ -264,27 +243,6 @@ impl<'g> Rig<'g> {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
         Ok((code.trim().parse().unwrap_or(0), body.to_owned()))
-    }
-}
-
-impl Drop for Rig<'_> {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            crate::support::children::forget(&child);
-        }
-        let _ = self
-            .ground
-            .kubectl()
-            .args([
-                "delete",
-                "node",
-                &self.name,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
-            .ok();
     }
 }
 

@@ -57,7 +57,7 @@ fn service_env_security_context_and_unsupported_fields(
         &["--pod-api-server", &format!("{API_HOST}:{API_PORT}")],
     )?;
     let ns = ns.name.as_str();
-    let node = rig.name.clone();
+    let node = rig.node.name.clone();
     let image = rig.image.clone();
 
     // (a) The service environment: a Service created beforehand shows as link variables.

@@ -7,19 +7,15 @@
 //! data directory) and an `eci-vk run` against it; both stop, and the node is deleted, however
 //! the test ends.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-};
-
 use anyhow::{Context, Result, ensure};
 
 use crate::support::{
     Ground,
-    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
     image::{ImageSpec, build_and_push},
+    node_child::NodeChild,
     wait::wait,
 };
 
@@ -46,9 +42,7 @@ pub fn tests() -> Vec<Test> {
 /// An emulator with the runc agent and a node on it.
 struct Rig<'g> {
     ground: &'g Ground,
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
+    node: NodeChild<'g>,
     image: String,
     emulator: EmulatorProcess,
     _tmp: tempfile::TempDir,
@@ -63,57 +57,27 @@ impl<'g> Rig<'g> {
             .block_on(build_and_push(&spec, &ground.registry))?;
         let image = ground.registry.reference("storage", "v1");
         let tmp = tempfile::tempdir()?;
-        let log = tmp.path().join("node.log");
-        let name = format!("vk-storage-{test}-{}", std::process::id());
-        let child = Command::new(ground.eci_vk())
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&ground.kubeconfig)
-            .args(["--node-name", &name, "--pod-sync-interval-ms", "500"])
-            .args(["--kubelet-listen", "127.0.0.1:0"])
-            .args(["--eci-endpoint", &emulator.endpoint])
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("RUST_LOG", "info")
-            .env("VK_IMAGE_CACHE_CONTROLLER", "false")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("cannot start eci-vk run")?;
-        crate::support::children::register(&child);
+        let node = NodeChild::spawn(
+            ground,
+            format!("vk-storage-{test}-{}", std::process::id()),
+            &emulator.endpoint,
+            tmp.path(),
+            &[],
+            "info",
+        )?;
         let rig = Rig {
             ground,
-            name,
-            child: Some(child),
-            log,
+            node,
             image,
             emulator,
             _tmp: tmp,
         };
-        wait(&format!("node {} Ready", rig.name), 60, || {
-            let out = ground
-                .kubectl()
-                .args([
-                    "get",
-                    "node",
-                    &rig.name,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                ])
-                .run()?;
-            Ok((out.stdout.trim() == "True").then_some(()))
-        })
-        .with_context(|| format!("node log:\n{}", rig.logs()))?;
+        rig.node.wait_ready()?;
         Ok(rig)
     }
 
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.node.logs()
     }
 
     fn apply(&self, namespace: &str, yaml: &str) -> Result<()> {
@@ -144,7 +108,7 @@ impl<'g> Rig<'g> {
     fn placement(&self) -> String {
         format!(
             "nodeSelector: {{kubernetes.io/hostname: {}}}\n      tolerations: [{{key: virtual-kubelet.io/provider, operator: Exists}}]",
-            self.name
+            self.node.name
         )
     }
 
@@ -157,27 +121,6 @@ impl<'g> Rig<'g> {
             })
         })
         .with_context(|| format!("node log:\n{}", self.logs()))
-    }
-}
-
-impl Drop for Rig<'_> {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            crate::support::children::forget(&child);
-        }
-        let _ = self
-            .ground
-            .kubectl()
-            .args([
-                "delete",
-                "node",
-                &self.name,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
-            .run();
     }
 }
 
@@ -321,7 +264,7 @@ fn unknown_csi_driver_fails_the_pod(ground: &Ground, ns: &Namespace) -> Result<(
     let n = &ns.name;
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: odd}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: {image}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: odd, mountPath: /odd}}]\n  volumes: [{{name: odd, csi: {{driver: odd.example.com}}}}]\n",
-        node = rig.name,
+        node = rig.node.name,
         image = rig.image,
     );
     rig.apply(n, &pod)?;

@@ -6,20 +6,17 @@
 //! The test has its own bridge (`ecivku1`) and pod range (`10.243.1.0/24`); its guard stops the
 //! node and the emulator (whose agent removes every container) however the test ends.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
 use crate::support::{
     Ground,
-    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
     image::{ImageSpec, build_and_push},
+    node_child::NodeChild,
     wait::wait,
 };
 
@@ -45,10 +42,7 @@ fn version_image(tag: &str, text: &str) -> Result<ImageSpec> {
 
 /// The node process and its emulator; dropping it stops both and removes the node.
 struct Rig<'g> {
-    ground: &'g Ground,
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
+    node: NodeChild<'g>,
     _emulator: EmulatorProcess,
     _tmp: tempfile::TempDir,
 }
@@ -82,77 +76,25 @@ impl<'g> Rig<'g> {
                 &data,
             ],
         )?;
-        let log = tmp.path().join("node.log");
-        let name = format!("vk-updates-{}", std::process::id());
-        let child = Command::new(ground.eci_vk())
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&ground.kubeconfig)
-            .args(["--node-name", &name, "--pod-sync-interval-ms", "500"])
-            .args(["--kubelet-listen", "127.0.0.1:0"])
-            .args(["--eci-endpoint", &emulator.endpoint])
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("RUST_LOG", "info")
-            .env("VK_IMAGE_CACHE_CONTROLLER", "false")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("cannot start eci-vk run")?;
-        crate::support::children::register(&child);
-        let rig = Rig {
+        let node = NodeChild::spawn(
             ground,
-            name,
-            child: Some(child),
-            log,
+            format!("vk-updates-{}", std::process::id()),
+            &emulator.endpoint,
+            tmp.path(),
+            &[],
+            "info",
+        )?;
+        let rig = Rig {
+            node,
             _emulator: emulator,
             _tmp: tmp,
         };
-        wait(&format!("node {} Ready", rig.name), 60, || {
-            let out = ground
-                .kubectl()
-                .args([
-                    "get",
-                    "node",
-                    &rig.name,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                ])
-                .run()?;
-            Ok((out.stdout.trim() == "True").then_some(()))
-        })
-        .with_context(|| format!("node log:\n{}", rig.logs()))?;
+        rig.node.wait_ready()?;
         Ok(rig)
     }
 
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Rig<'_> {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            crate::support::children::forget(&child);
-        }
-        let _ = self
-            .ground
-            .kubectl()
-            .args([
-                "delete",
-                "node",
-                &self.name,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
-            .ok();
+        self.node.logs()
     }
 }
 
@@ -198,7 +140,7 @@ fn set_image_restarts_the_container_in_place_on_the_new_image(
     let rig = Rig::start(ground)?;
     let yaml = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: app}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {v1}\n    command: [sh, -c, 'echo running $(cat /version); while true; do sleep 1; done']\n",
-        node = rig.name,
+        node = rig.node.name,
     );
     ground
         .kubectl()

@@ -9,6 +9,7 @@ pub mod ground;
 pub mod harness;
 pub mod image;
 pub mod kubectl;
+pub mod node_child;
 pub mod wait;
 
 pub use ground::Ground;

@@ -1,0 +1,113 @@
+//! `eci-vk run` as a test's child process, pointed at an `eci-vk emulator` the test started:
+//! one way to start it, and a guard that stops it and deletes its Node however the test ends.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use anyhow::{Context, Result};
+
+use super::{
+    Ground,
+    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET},
+};
+
+/// A running `eci-vk run`; dropping it kills the process and deletes its Node.
+pub struct NodeChild<'g> {
+    ground: &'g Ground,
+    /// The Node's name.
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl<'g> NodeChild<'g> {
+    /// Starts node `name` against the emulator at `endpoint` (with the emulator's test
+    /// AccessKey), its kubelet API on a free loopback port, a status pass every 0.5 s, state
+    /// under `dir/data` and its log in `dir/node.log`; `extra` flags are added, and `rust_log`
+    /// is its `RUST_LOG`. It leaves the cluster's ImageCaches to the suites about them.
+    pub fn spawn(
+        ground: &'g Ground,
+        name: String,
+        endpoint: &str,
+        dir: &Path,
+        extra: &[String],
+        rust_log: &str,
+    ) -> Result<Self> {
+        let log = dir.join("node.log");
+        let child = Command::new(ground.eci_vk())
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&ground.kubeconfig)
+            .args(["--node-name", &name, "--pod-sync-interval-ms", "500"])
+            .args(["--kubelet-listen", "127.0.0.1:0"])
+            .args(["--eci-endpoint", endpoint])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("RUST_LOG", rust_log)
+            .env("VK_IMAGE_CACHE_CONTROLLER", "false")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("cannot start eci-vk run")?;
+        super::children::register(&child);
+        Ok(Self {
+            ground,
+            name,
+            child: Some(child),
+            log,
+        })
+    }
+
+    /// Waits up to a minute for the Node to be Ready; the error carries the node's log.
+    pub fn wait_ready(&self) -> Result<()> {
+        super::wait::wait(&format!("node {} Ready", self.name), 60, || {
+            let out = self
+                .ground
+                .kubectl()
+                .args([
+                    "get",
+                    "node",
+                    &self.name,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
+                .run()?;
+            Ok((out.stdout.trim() == "True").then_some(()))
+        })
+        .with_context(|| format!("node log:\n{}", self.logs()))
+    }
+
+    /// What the node has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeChild<'_> {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            super::children::forget(&child);
+        }
+        let _ = self
+            .ground
+            .kubectl()
+            .args([
+                "delete",
+                "node",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .ok();
+    }
+}
