@@ -321,6 +321,24 @@ impl<'g> Rig<'g> {
             .find(|c| c.image_cache_id == id))
     }
 
+    /// A cloud cache of busybox named `name` with `tags`, made straight through the OpenAPI (as
+    /// another process or an earlier release would have made it); its id.
+    fn busybox_cloud_cache(&self, name: &str, tags: Vec<eci::Tag>) -> Result<String> {
+        let eci = self.eci.clone();
+        let request = eci::CreateImageCache {
+            image_cache_name: name.to_owned(),
+            images: vec!["busybox:latest".into()],
+            image_cache_size: Some(20),
+            tags,
+            ..eci::CreateImageCache::default()
+        };
+        Ok(self
+            .ground
+            .runtime
+            .block_on(async move { eci.create_image_cache(&request).await })?
+            .image_cache_id)
+    }
+
     fn caches_tagged_for(&self, name: &str) -> Result<Vec<eci::ImageCache>> {
         self.describe(eci::DescribeImageCaches {
             tags: vec![eci::Tag::new(
@@ -772,21 +790,13 @@ fn killed_controller_restarts_onto_one_cloud_cache(ground: &Ground, ns: &Namespa
 fn existing_cloud_cache_is_adopted(ground: &Ground, ns: &Namespace) -> Result<()> {
     let rig = Rig::start(ground, ns)?;
     let name = format!("adopt-{}", ns.name);
-    let eci = rig.eci.clone();
-    let request = eci::CreateImageCache {
-        image_cache_name: name.clone(),
-        images: vec!["busybox:latest".into()],
-        image_cache_size: Some(20),
-        tags: vec![
+    let existing = rig.busybox_cloud_cache(
+        &name,
+        vec![
             eci::Tag::new(imagecache::TAG_CLUSTER, "integration"),
             eci::Tag::new(imagecache::TAG_OBJECT, &name),
         ],
-        ..eci::CreateImageCache::default()
-    };
-    let existing = ground
-        .runtime
-        .block_on(async move { eci.create_image_cache(&request).await })?
-        .image_cache_id;
+    )?;
     rig.create(&name, "  images:\n  - busybox\n")?;
     let ready = rig.wait_phase(&name, "Ready")?;
     ensure!(
@@ -808,24 +818,16 @@ fn a_cache_tagged_by_the_previous_release_is_adopted_and_deleted(
 ) -> Result<()> {
     let rig = Rig::start(ground, ns)?;
     let name = format!("legacy-{}", ns.name);
-    let eci = rig.eci.clone();
-    let request = eci::CreateImageCache {
-        image_cache_name: name.clone(),
-        images: vec!["busybox:latest".into()],
-        image_cache_size: Some(20),
-        tags: vec![
+    let existing = rig.busybox_cloud_cache(
+        &name,
+        vec![
             eci::Tag::new(eci::tag::LEGACY_CACHE_CLUSTER, "integration"),
             eci::Tag::new(
                 eci::tag::LEGACY_CACHE_OBJECT,
                 imagecache::object_tag_value(&name),
             ),
         ],
-        ..eci::CreateImageCache::default()
-    };
-    let existing = ground
-        .runtime
-        .block_on(async move { eci.create_image_cache(&request).await })?
-        .image_cache_id;
+    )?;
     rig.create(&name, "  images:\n  - busybox\n")?;
     let ready = rig.wait_phase(&name, "Ready")?;
     ensure!(
