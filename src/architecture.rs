@@ -88,14 +88,47 @@ fn shipped_code(text: &str) -> String {
         {
             break;
         }
-        let without_comment = match line.find("//") {
-            Some(i) => &line[..i],
-            None => line,
-        };
-        code.push_str(without_comment);
+        code.push_str(&without_strings_and_comment(line));
         code.push('\n');
     }
     code
+}
+
+/// A line with the text of its string literals blanked and its `//` comment cut, so neither
+/// a `"http://…"` hides the code after it nor a `"crate::x"` in a message counts as an import.
+fn without_strings_and_comment(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    in_string = false;
+                    out.push('"');
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push('"');
+            }
+            // A char literal `'"'` is not the start of a string.
+            '\'' if chars.peek() == Some(&'"') => {
+                chars.next();
+                out.push_str("'_");
+            }
+            '/' if chars.peek() == Some(&'/') => break,
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The root-level names (`crate::X`, or `super::…::X` climbing to the root) that `code`, a
@@ -155,6 +188,9 @@ fn collect_after(path: &str, names: &mut BTreeSet<String>) {
                 _ => {}
             }
         }
+    } else if path.starts_with('*') {
+        // A glob of the crate root hides which rooms it reaches: never allowed.
+        names.insert("*".to_owned());
     } else {
         let ident = leading_ident(path);
         if !ident.is_empty() {
@@ -201,8 +237,19 @@ fn imports() -> BTreeMap<String, BTreeMap<String, String>> {
         }
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let entry = graph.entry(room.clone()).or_default();
-        for name in root_names(&shipped_code(&text), depth) {
-            if name != room && (rooms.contains(name.as_str()) || LEAVES.contains(&name.as_str())) {
+        let code = shipped_code(&text);
+        // `use crate as c;` would let `c::emulator` past the scan.
+        let aliased = code.contains("crate as ");
+        for name in root_names(&code, depth)
+            .into_iter()
+            .chain(aliased.then(|| "crate as".to_owned()))
+        {
+            if name != room
+                && (rooms.contains(name.as_str())
+                    || LEAVES.contains(&name.as_str())
+                    || name == "*"
+                    || name == "crate as")
+            {
                 entry.entry(name).or_insert(relative.display().to_string());
             }
         }
@@ -327,6 +374,16 @@ fn the_scanner_sees_every_spelling_of_an_import() {
         .map(String::from)
         .collect();
     assert_eq!(names, expected);
+    // A URL in a string does not hide the code after it; an import in a message is no import.
+    let code = shipped_code(
+        "let u = \"http://x\"; use crate::kubelet;\nlet m = \"see crate::node\"; let q = '\"';\n",
+    );
+    let names = root_names(&code, 1);
+    assert_eq!(names, BTreeSet::from(["kubelet".to_owned()]), "{code}");
+    assert_eq!(
+        root_names("use crate::*;", 1),
+        BTreeSet::from(["*".to_owned()])
+    );
     // One `super` from depth 2 stays inside the room.
     assert!(root_names("use super::status;", 2).is_empty());
     assert_eq!(

@@ -24,20 +24,7 @@ pub(super) fn local_agent_config(
     options: &AgentOptions,
     data_dir: Option<PathBuf>,
 ) -> Result<LocalAgentConfig, Failure> {
-    let bandwidth = match &options.registry_bandwidth {
-        Some(text) => Some(text.parse::<Bandwidth>().map_err(|error| {
-            Failure::Usage(format!(
-                "--registry-bandwidth (env {ENV_REGISTRY_BANDWIDTH}) {text:?}: {error}"
-            ))
-        })?),
-        None => None,
-    };
-    let platform = options.platform.parse::<Platform>().map_err(|error| {
-        Failure::Usage(format!(
-            "--platform (env {ENV_PLATFORM}) {:?}: {error}",
-            options.platform
-        ))
-    })?;
+    let (bandwidth, platform) = parse_options(options)?;
     let scratch = data_dir.is_none();
     let data_dir = data_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("eci-vk-agent-{}", std::process::id()))
@@ -67,6 +54,32 @@ pub(super) fn local_agent_config(
         scratch,
         ..LocalAgentConfig::new(data_dir)
     })
+}
+
+/// The agent options that are text in `config` (a leaf), parsed into the agent's types: every
+/// subcommand checks them at start, whether or not a local agent will use them, so a bad value
+/// is always exit 2 naming the flag and its variable.
+///
+/// # Errors
+/// [`Failure::Usage`] for a bandwidth or platform that does not parse.
+pub(super) fn parse_options(
+    options: &AgentOptions,
+) -> Result<(Option<Bandwidth>, Platform), Failure> {
+    let bandwidth = match &options.registry_bandwidth {
+        Some(text) => Some(text.parse::<Bandwidth>().map_err(|error| {
+            Failure::Usage(format!(
+                "--registry-bandwidth (env {ENV_REGISTRY_BANDWIDTH}) {text:?}: {error}"
+            ))
+        })?),
+        None => None,
+    };
+    let platform = options.platform.parse::<Platform>().map_err(|error| {
+        Failure::Usage(format!(
+            "--platform (env {ENV_PLATFORM}) {:?}: {error}",
+            options.platform
+        ))
+    })?;
+    Ok((bandwidth, platform))
 }
 
 /// Runs the agent standalone until SIGINT or SIGTERM, then removes every container group.

@@ -9,13 +9,18 @@ use crate::{
     emulator,
 };
 
-use super::{Failure, agent::local_agent_config, exit, runtime, shutdown};
+use super::{
+    Failure,
+    agent::{local_agent_config, parse_options},
+    exit, runtime, shutdown,
+};
 
 pub(super) fn main(args: EmulatorArgs) -> ExitCode {
     exit("emulator", runtime::block_on(serve(args)))
 }
 
 async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
+    parse_options(&args.agent_options)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| Failure::Usage(format!("cannot listen on {}: {error}", args.listen)))?;

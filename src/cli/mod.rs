@@ -56,6 +56,20 @@ pub enum Command {
 
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    let renamed = renamed_variables(std::env::vars_os().map(|(name, _)| name));
+    if !renamed.is_empty() {
+        // A setting an operator wrote under the old name is bad input, not something to run
+        // without: one line naming every variable to rename.
+        let list: Vec<String> = renamed
+            .iter()
+            .map(|(old, new)| format!("{old} → {new}"))
+            .collect();
+        eprintln!(
+            "eci-vk: environment variables of an earlier release are no longer read; rename {}",
+            list.join(", ")
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     telemetry::init(cli.log_format);
     match cli.command {
         Command::Crd => crd::main(),
@@ -64,6 +78,20 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Agent(args) => agent::main(*args),
         Command::ExplainMatch(args) => explain_match::main(args),
     }
+}
+
+/// The agent's variables of the release before the one `VK_` prefix (`ECI_AGENT_X`), each with
+/// the name that replaced it (`VK_X`).
+fn renamed_variables(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<(String, String)> {
+    let mut renamed: Vec<(String, String)> = names
+        .filter_map(|name| {
+            let name = name.into_string().ok()?;
+            let rest = name.strip_prefix("ECI_AGENT_")?.to_owned();
+            Some((name, format!("VK_{rest}")))
+        })
+        .collect();
+    renamed.sort();
+    renamed
 }
 
 /// How a subcommand ended badly: the one line it prints, and its exit code.

@@ -11,7 +11,11 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Failure, agent::local_agent_config, exit, kube_client, runtime, shutdown};
+use super::{
+    Failure,
+    agent::{self, local_agent_config},
+    exit, kube_client, runtime, shutdown,
+};
 use crate::{
     config::{RunArgs, RunConfig, Runtime},
     eci, imagecache, node, pods,
@@ -33,7 +37,9 @@ fn start(args: RunArgs) -> Result<(), Failure> {
         Some(path) => Some(kube_client::read_kubeconfig(path).map_err(|e| Failure::usage(&e))?),
         None => None,
     };
-    // The embedded runc agent's flags are checked here too, when it will run.
+    // The agent's flags are checked whatever runs; the embedded runc agent's whole
+    // configuration when it will run.
+    agent::parse_options(&config.agent)?;
     let agent = match (&credentials, config.runtime) {
         (None, Runtime::Runc) => Some(local_agent_config(
             &config.agent,

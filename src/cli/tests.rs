@@ -141,3 +141,57 @@ fn log_format_is_accepted_after_any_subcommand() {
     let cli = Cli::try_parse_from(["eci-vk", "run", "--log-format", "text"]).expect("global flag");
     assert_eq!(cli.log_format, LogFormat::Text);
 }
+
+#[test]
+fn variables_of_the_old_agent_prefix_are_named_with_their_new_names() {
+    let names = [
+        "PATH",
+        "ECI_AGENT_REGISTRY_BANDWIDTH",
+        "VK_BRIDGE",
+        "ECI_AGENT_RUNC",
+    ]
+    .map(std::ffi::OsString::from);
+    assert_eq!(
+        renamed_variables(names.into_iter()),
+        [
+            (
+                "ECI_AGENT_REGISTRY_BANDWIDTH".to_owned(),
+                "VK_REGISTRY_BANDWIDTH".to_owned()
+            ),
+            ("ECI_AGENT_RUNC".to_owned(), "VK_RUNC".to_owned()),
+        ]
+    );
+    for (_, new) in renamed_variables(
+        [
+            "ECI_AGENT_PLAIN_HTTP_REGISTRIES",
+            "ECI_AGENT_INSECURE_REGISTRIES",
+            "ECI_AGENT_REGISTRY_CA_FILE",
+        ]
+        .map(std::ffi::OsString::from)
+        .into_iter(),
+    ) {
+        let known = [
+            crate::config::env::ENV_PLAIN_HTTP_REGISTRIES,
+            crate::config::env::ENV_INSECURE_REGISTRIES,
+            crate::config::env::ENV_REGISTRY_CA_FILE,
+        ];
+        assert!(
+            known.contains(&new.as_str()),
+            "{new} is not a variable of ours"
+        );
+    }
+}
+
+/// Boolean variables take the spellings people write in env files (`1`, `yes`, `on`).
+#[test]
+fn boolean_flags_accept_the_usual_spellings() {
+    // Switches (`--no-throttle`) take a value only from their variable, which clap reads with
+    // the same boolish parser as these.
+    let Command::Run(run) = Cli::try_parse_from(["eci-vk", "run", "--kubelet-auth", "0"])
+        .expect("a boolish value")
+        .command
+    else {
+        panic!("not run");
+    };
+    assert!(!run.kubelet_auth);
+}

@@ -36,10 +36,10 @@ pub struct EmulatorArgs {
     #[arg(long, env = ENV_DATA_DIR)]
     pub data_dir: Option<PathBuf>,
     /// Serve without the per-action quotas.
-    #[arg(long, env = ENV_EMULATOR_NO_THROTTLE)]
+    #[arg(long, env = ENV_EMULATOR_NO_THROTTLE, value_parser = clap::builder::BoolishValueParser::new())]
     pub no_throttle: bool,
     /// On an AutoMatchImageCache miss, build an automatic image cache (as current ECI does).
-    #[arg(long, env = ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE)]
+    #[arg(long, env = ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, value_parser = clap::builder::BoolishValueParser::new())]
     pub auto_create_image_cache: bool,
     /// Manual image caches the account may hold (ListUsage `MaxImageCacheCount`). ECI's default
     /// is 50; an account can have it raised through Quota Center.

@@ -110,12 +110,12 @@ pub struct RunArgs {
     pub kubelet_client_ca: Option<PathBuf>,
     /// Authenticate (TokenReview, client certificates) and authorize (SubjectAccessReview)
     /// kubelet API requests. `false` is for local development only.
-    #[arg(long, env = ENV_KUBELET_AUTH, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = ENV_KUBELET_AUTH, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub kubelet_auth: bool,
     /// Reconcile ImageCache objects into cloud image caches (`false`: only read them to match
     /// pods, e.g. a second node of a cluster whose caches another process builds). Several
     /// nodes with it on take turns through the Lease `kube-system/eci-vk-imagecache-<cluster>`.
-    #[arg(long, env = ENV_IMAGE_CACHE_CONTROLLER, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = ENV_IMAGE_CACHE_CONTROLLER, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub image_cache_controller: bool,
     /// Reconcile and match only ImageCaches labelled
     /// `eci.alibabacloud.com/image-cache-class=<CLASS>` (nodes without a class take only

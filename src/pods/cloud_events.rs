@@ -196,6 +196,10 @@ fn outcome(answer: Result<Result<(), kube::Error>, tokio::time::error::Elapsed>)
     }
 }
 
+/// How long the API server keeps an Event (kube-apiserver's `--event-ttl`, one hour by
+/// default): an older ECI event the record does not know is not written again.
+const EVENT_TTL_SECONDS: i64 = 3600;
+
 /// What was written of one ECI event: its count and last time as ECI gave them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Written {
@@ -228,7 +232,8 @@ pub(super) struct CloudEvents {
 }
 
 impl CloudEvents {
-    /// Writes what is new in `events` (the ECI events of the group of `pod`, UID `uid`):
+    /// Writes what is new in `events` (the ECI events of the group of `pod`, UID `uid`), as of
+    /// `now`:
     /// a create for an event not yet written, a patch for one whose count or last time grew.
     /// Returns how many ECI events needed a write (a create answering 409 adds a patch).
     pub(super) async fn sync(
@@ -238,8 +243,9 @@ impl CloudEvents {
         uid: &str,
         node: &str,
         events: &[eci::Event],
+        now: jiff::Timestamp,
     ) -> usize {
-        let todo = self.plan(pod, uid, node, events);
+        let todo = self.plan(pod, uid, node, events, now);
         if todo.is_empty() {
             return 0;
         }
@@ -257,8 +263,14 @@ impl CloudEvents {
 
     /// The writes `events` call for, given the record; drops from the record the events ECI
     /// no longer lists (it keeps the newest 50), which it will not list again.
-    fn plan(&self, pod: &Pod, uid: &str, node: &str, events: &[eci::Event]) -> Vec<Todo> {
-        let now = jiff::Timestamp::now();
+    fn plan(
+        &self,
+        pod: &Pod,
+        uid: &str,
+        node: &str,
+        events: &[eci::Event],
+        now: jiff::Timestamp,
+    ) -> Vec<Todo> {
         let mut newest: HashMap<String, Todo> = HashMap::new();
         for event in events {
             let Some(kube) = kube_event(pod, node, event, now) else {
@@ -290,6 +302,13 @@ impl CloudEvents {
         if let Some(pod_record) = record.get_mut(uid) {
             pod_record.retain(|name, _| listed.contains(name));
         }
+        // An event not in the record whose last time is older than the API server keeps
+        // Events (an hour by default) was written before a restart and has since expired:
+        // writing it again would bring back a days-old `Pulled` as if it had just happened.
+        let expired_before = now
+            .checked_sub(jiff::SignedDuration::from_secs(EVENT_TTL_SECONDS))
+            .unwrap_or(now);
+        let mut expired: Vec<(String, Written)> = Vec::new();
         let pod_record = record.get(uid);
         let mut todo: Vec<Todo> = newest
             .into_values()
@@ -297,11 +316,20 @@ impl CloudEvents {
                 match pod_record.and_then(|r| r.get(&t.name)) {
                     Some(before) if *before == t.written => return None,
                     Some(_) => t.known = true,
-                    None => {}
+                    None => {
+                        let last = t.event.last_timestamp.as_ref().map(|time| time.0);
+                        if last.is_some_and(|last| last < expired_before) {
+                            expired.push((t.name.clone(), t.written.clone()));
+                            return None;
+                        }
+                    }
                 }
                 Some(t)
             })
             .collect();
+        if !expired.is_empty() {
+            record.entry(uid.to_owned()).or_default().extend(expired);
+        }
         // Oldest first, as `kubectl get events` would have seen them happen.
         todo.sort_by(|a, b| {
             (&a.event.first_timestamp, &a.name).cmp(&(&b.event.first_timestamp, &b.name))
@@ -320,7 +348,7 @@ pub(super) async fn record(ctx: &Context, pod: &Pod, uid: &str, group: &eci::Con
     let sink = KubeSink(&ctx.kube);
     let node = &ctx.config.node_name;
     ctx.cloud_events
-        .sync(&sink, pod, uid, node, &group.events)
+        .sync(&sink, pod, uid, node, &group.events, jiff::Timestamp::now())
         .await;
 }
 

@@ -27,7 +27,7 @@ use super::{
     translate::{CLAIM_NOT_BOUND, check_supported, translate},
     writes::{annotate, failed_status, publish, reject, write_status},
 };
-use crate::imagecache;
+use crate::{eci, imagecache};
 
 /// Longest wait before retrying a failed create.
 const MAX_CREATE_BACKOFF: Duration = Duration::from_secs(300);
@@ -186,7 +186,7 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         }
         Ok(Err(error)) => {
             ctx.config.metrics.pod_create("failed");
-            let retryable = error.is_retryable();
+            let retryable = error.is_retryable() || waits_for_a_resource(&error);
             let note = format!("CreateContainerGroup failed: {error}");
             warn!(
                 error = &error as &dyn std::error::Error,
@@ -205,6 +205,14 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
             ctx.backoff.failed(uid, Instant::now());
         }
     }
+}
+
+/// ECI errors that are not retryable as such but name a resource another group still holds (a
+/// disk attached to the group of the pod's predecessor, during a rollout or a StatefulSet
+/// restart): the pod waits and retries, as a kubelet waits for a volume to detach, rather than
+/// failing for good.
+fn waits_for_a_resource(error: &eci::Error) -> bool {
+    matches!(error.code(), Some("IncorrectDiskStatus"))
 }
 
 /// The pod asked for an image cache it cannot have: it fails with the reason as its status
@@ -259,6 +267,31 @@ async fn report_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn api_error(code: &str) -> eci::Error {
+        eci::Error::Api(Box::new(eci::ApiError {
+            action: "CreateContainerGroup",
+            status: 400,
+            code: code.to_owned(),
+            message: "m".into(),
+            request_id: String::new(),
+            host_id: String::new(),
+            recommend: String::new(),
+            retry_after: None,
+        }))
+    }
+
+    #[test]
+    fn a_disk_still_held_by_another_group_is_waited_for() {
+        let held = api_error("IncorrectDiskStatus");
+        assert!(!held.is_retryable(), "not retryable for the client");
+        assert!(
+            waits_for_a_resource(&held),
+            "but the pod waits for the disk"
+        );
+        assert!(!waits_for_a_resource(&api_error("DiskNumber.LimitExceed")));
+        assert!(!waits_for_a_resource(&api_error("InvalidParameter")));
+    }
 
     #[test]
     fn retries_wait_two_seconds_doubling_up_to_five_minutes() {

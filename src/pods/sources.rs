@@ -75,6 +75,9 @@ async fn read_claims(
             None => Claim::NotBound(format!(
                 "volume {volume:?}: persistentVolumeClaim {name:?} does not exist"
             )),
+            Some(claim) if !storage::claim_belongs(&claim, &reference) => Claim::NotBound(format!(
+                "volume {volume:?}: persistentVolumeClaim {name:?} was not made for this pod (an ephemeral volume's claim must be owned by its pod)"
+            )),
             Some(claim) => {
                 let phase = claim.status.as_ref().and_then(|s| s.phase.clone());
                 let bound_to = claim
@@ -126,6 +129,23 @@ async fn service_links(ctx: &Context, pod: &Pod, namespace: &str) -> Option<Vec<
     let listed = tokio::time::timeout(KUBE_TIMEOUT, api.list(&Default::default())).await;
     let services = match listed {
         Ok(Ok(list)) => list.items,
+        // Not allowed (a ClusterRole from before the chart granted `list` on services): a
+        // lasting refusal, so the pod is created without the namespace's link variables and
+        // says so, rather than waiting for ever.
+        Ok(Err(kube::Error::Api(status))) if status.code == 403 => {
+            warn!(pod.namespace = %namespace, "not allowed to list services; creating the pod without their link variables");
+            super::writes::publish(
+                ctx,
+                pod,
+                kube::runtime::events::EventType::Warning,
+                "ServiceLinksUnavailable",
+                &format!(
+                    "cannot list the Services of namespace {namespace} (forbidden: the node's ClusterRole needs list on services); the containers get only the kubernetes Service's variables"
+                ),
+            )
+            .await;
+            return Some(links);
+        }
         Ok(Err(error)) => {
             warn!(
                 error = &error as &dyn std::error::Error,

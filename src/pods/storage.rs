@@ -22,7 +22,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{CSIPersistentVolumeSource, PersistentVolume, Pod};
+use k8s_openapi::api::core::v1::{
+    CSIPersistentVolumeSource, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 
 use crate::{
     eci::{
@@ -48,6 +50,10 @@ pub struct ClaimRef {
     pub claim: String,
     /// `persistentVolumeClaim.readOnly`.
     pub read_only: bool,
+    /// For a generic ephemeral volume, the UID of the pod that must own the claim: a claim of
+    /// that name made for an earlier pod of the same name is not this pod's (the kubelet
+    /// checks the same).
+    pub owner_uid: Option<String>,
 }
 
 /// What the API server says of a claim.
@@ -70,6 +76,7 @@ pub fn claim_refs(pod: &Pod) -> Vec<ClaimRef> {
                     volume: v.name.clone(),
                     claim: pvc.claim_name.clone(),
                     read_only: pvc.read_only == Some(true),
+                    owner_uid: None,
                 })
             } else {
                 // https://kubernetes.io/docs/concepts/storage/ephemeral-volumes/#persistentvolumeclaim-naming
@@ -77,10 +84,24 @@ pub fn claim_refs(pod: &Pod) -> Vec<ClaimRef> {
                     volume: v.name.clone(),
                     claim: format!("{pod_name}-{}", v.name),
                     read_only: false,
+                    owner_uid: pod.metadata.uid.clone(),
                 })
             }
         })
         .collect()
+}
+
+/// Whether `claim` may serve `reference`: always for a named claim; for a generic ephemeral
+/// volume only when the pod (`owner_uid`) is the claim's controller, as the kubelet checks.
+pub fn claim_belongs(claim: &PersistentVolumeClaim, reference: &ClaimRef) -> bool {
+    reference.owner_uid.as_ref().is_none_or(|uid| {
+        claim
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && &o.uid == uid)
+    })
 }
 
 /// A volume this node cannot give a pod: its name and type.
@@ -346,10 +367,39 @@ spec:
     }
 
     #[test]
+    fn an_ephemeral_claim_serves_only_the_pod_that_owns_it() {
+        let claim = |owner: &str| -> PersistentVolumeClaim {
+            serde_yaml_ng::from_str(&format!(
+                "metadata: {{name: web-0-scratch, ownerReferences: [{{apiVersion: v1, kind: Pod, name: web-0, uid: {owner}, controller: true}}]}}"
+            ))
+            .expect("fixture claim")
+        };
+        let ephemeral = ClaimRef {
+            volume: "scratch".into(),
+            claim: "web-0-scratch".into(),
+            read_only: false,
+            owner_uid: Some("u-new".into()),
+        };
+        assert!(claim_belongs(&claim("u-new"), &ephemeral));
+        assert!(
+            !claim_belongs(&claim("u-old"), &ephemeral),
+            "an earlier pod of the same name"
+        );
+        let named = ClaimRef {
+            owner_uid: None,
+            ..ephemeral
+        };
+        assert!(
+            claim_belongs(&claim("u-old"), &named),
+            "a named claim is anyone's"
+        );
+    }
+
+    #[test]
     fn claims_and_ephemeral_volumes_name_their_claims() {
         let pod: Pod = serde_yaml_ng::from_str(
             r#"
-metadata: {name: web-0, namespace: ns}
+metadata: {name: web-0, namespace: ns, uid: u-web}
 spec:
   containers: [{name: c, image: i}]
   volumes:
@@ -366,12 +416,14 @@ spec:
                 ClaimRef {
                     volume: "data".into(),
                     claim: "data-web-0".into(),
-                    read_only: true
+                    read_only: true,
+                    owner_uid: None,
                 },
                 ClaimRef {
                     volume: "scratch".into(),
                     claim: "web-0-scratch".into(),
-                    read_only: false
+                    read_only: false,
+                    owner_uid: Some("u-web".into()),
                 }
             ]
         );

@@ -108,7 +108,7 @@ pub enum Unsupported {
         container: String,
         /// The volume.
         volume: String,
-        /// The sub-path after expansion.
+        /// The sub-path as the pod wrote it (`subPath`, or the unexpanded `subPathExpr`).
         path: String,
     },
     /// The pod has no UID, name or namespace (never expected of an apiserver object).
@@ -397,9 +397,11 @@ fn sub_path(
     m: &k8s_openapi::api::core::v1::VolumeMount,
     values: &std::collections::HashMap<String, String>,
 ) -> Result<Option<String>, Unsupported> {
-    let path = match (&m.sub_path, &m.sub_path_expr) {
-        (Some(path), _) if !path.is_empty() => path.clone(),
-        (_, Some(expr)) if !expr.is_empty() => env::expand(expr, values),
+    // What the refusal shows is what the pod wrote: an expanded `subPathExpr` may hold the
+    // value of a Secret-backed variable, which must not reach an event or the pod's status.
+    let (path, written) = match (&m.sub_path, &m.sub_path_expr) {
+        (Some(path), _) if !path.is_empty() => (path.clone(), path.clone()),
+        (_, Some(expr)) if !expr.is_empty() => (env::expand(expr, values), expr.clone()),
         _ => return Ok(None),
     };
     let escapes = path.starts_with('/') || path.split('/').any(|part| part == "..");
@@ -407,7 +409,7 @@ fn sub_path(
         return Err(Unsupported::SubPath {
             container: c.name.clone(),
             volume: m.name.clone(),
-            path,
+            path: written,
         });
     }
     Ok(Some(path))
@@ -479,6 +481,7 @@ fn container(
     };
     let post_start = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref());
     let pre_stop = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
+    check_probe_and_hook_ports(c)?;
     Ok(Container {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),
@@ -631,6 +634,61 @@ fn port_of(
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .and_then(|p| u16::try_from(p.container_port).ok()),
     }
+}
+
+/// Every port a probe or hook of `c` names resolves: a name that is none of the container's
+/// ports (the API server checks only its spelling) would otherwise drop the probe or hook
+/// without a word, where a kubelet would fail it.
+fn check_probe_and_hook_ports(c: &PodContainer) -> Result<(), Unsupported> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let probes = [
+        ("livenessProbe", &c.liveness_probe),
+        ("readinessProbe", &c.readiness_probe),
+    ];
+    let hooks = [
+        (
+            "lifecycle.postStart",
+            c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()),
+        ),
+        (
+            "lifecycle.preStop",
+            c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()),
+        ),
+    ];
+    let mut named: Vec<(String, &IntOrString)> = Vec::new();
+    for (field, probe) in probes {
+        if let Some(p) = probe {
+            if let Some(http) = &p.http_get {
+                named.push((format!("{field}.httpGet.port"), &http.port));
+            }
+            if let Some(tcp) = &p.tcp_socket {
+                named.push((format!("{field}.tcpSocket.port"), &tcp.port));
+            }
+        }
+    }
+    for (field, hook) in hooks {
+        if let Some(h) = hook {
+            if let Some(http) = &h.http_get {
+                named.push((format!("{field}.httpGet.port"), &http.port));
+            }
+            if let Some(tcp) = &h.tcp_socket {
+                named.push((format!("{field}.tcpSocket.port"), &tcp.port));
+            }
+        }
+    }
+    for (field, port) in named {
+        if port_of(c, port).is_none() {
+            let shown = match port {
+                IntOrString::Int(n) => n.to_string(),
+                IntOrString::String(name) => format!("{name:?}"),
+            };
+            return Err(Unsupported::Field {
+                field: format!("container {:?} {field}", c.name),
+                why: format!("port {shown} is not a port number or a named port of the container"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An HTTP GET hook as ECI's `Lifecycle*HandlerHttpGet*` parameters.
@@ -919,6 +977,50 @@ spec:
     }
 
     #[test]
+    fn a_probe_on_an_unknown_named_port_refuses_the_pod() {
+        let bad = translate_plain(
+            &pod(r#"
+metadata: {name: a, namespace: b, uid: u}
+spec:
+  containers:
+  - name: web
+    image: i
+    ports: [{name: http, containerPort: 8080}]
+    livenessProbe: {httpGet: {path: /, port: htp}}
+"#),
+            &placement(),
+            &Sources::default(),
+        );
+        let Err(Unsupported::Field { field, why }) = bad else {
+            panic!("not refused: {bad:?}");
+        };
+        assert!(field.contains("livenessProbe.httpGet.port"), "{field}");
+        assert!(why.contains("\"htp\""), "{why}");
+        let good = translate_plain(
+            &pod(r#"
+metadata: {name: a, namespace: b, uid: u}
+spec:
+  containers:
+  - name: web
+    image: i
+    ports: [{name: http, containerPort: 8080}]
+    livenessProbe: {httpGet: {path: /, port: http}}
+"#),
+            &placement(),
+            &Sources::default(),
+        )
+        .expect("a named port of the container");
+        assert_eq!(
+            good.request.containers[0]
+                .liveness_probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .map(|h| h.port),
+            Some(8080)
+        );
+    }
+
+    #[test]
     fn no_resources_leaves_the_spec_to_the_cloud() {
         let request = translate_plain(
             &pod("metadata: {name: a, namespace: b, uid: u}\nspec: {containers: [{name: c, image: i}]}"),
@@ -1132,6 +1234,30 @@ spec:
         ]);
         let err = translate_plain(&pod(&escaping), &placement(), &sources).unwrap_err();
         assert_eq!(err.reason(), "InvalidSubPath");
+    }
+
+    #[test]
+    fn a_refused_sub_path_expression_is_shown_unexpanded() {
+        // The variable could come from a Secret: its value must not reach the event.
+        let err = translate_plain(
+            &pod(r#"
+metadata: {name: a, namespace: b, uid: u}
+spec:
+  volumes: [{name: scratch, emptyDir: {}}]
+  containers:
+  - name: c
+    image: i
+    env: [{name: TOKEN, value: "../s3cret-value"}]
+    volumeMounts: [{name: scratch, mountPath: /s, subPathExpr: "$(TOKEN)"}]
+"#),
+            &placement(),
+            &Sources::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "InvalidSubPath");
+        let shown = err.to_string();
+        assert!(shown.contains("$(TOKEN)"), "{shown}");
+        assert!(!shown.contains("s3cret-value"), "{shown}");
     }
 
     #[test]

@@ -107,18 +107,35 @@ pub(super) fn request(
     }
 }
 
-/// Changes ECI refused (not retryable): pod UID → the token of the refused request, so the
-/// same change is not sent again (a new change has a new token).
+/// The last change sent for each pod: pod UID → its token, and whether ECI refused it (not
+/// retryable), so a refused change is not sent again and an accepted one is announced once (a
+/// new change has a new token).
 #[derive(Debug, Default)]
-pub(super) struct Refused(Mutex<HashMap<String, String>>);
+pub(super) struct Refused(Mutex<HashMap<String, (String, bool)>>);
 
 impl Refused {
     fn refused(&self, uid: &str, token: &str) -> bool {
-        self.0.lock().get(uid).is_some_and(|t| t == token)
+        self.0
+            .lock()
+            .get(uid)
+            .is_some_and(|(t, refused)| t == token && *refused)
     }
 
     fn remember(&self, uid: &str, token: &str) {
-        self.0.lock().insert(uid.to_owned(), token.to_owned());
+        self.0
+            .lock()
+            .insert(uid.to_owned(), (token.to_owned(), true));
+    }
+
+    /// Records that the change `token` was accepted; whether this is the first time (the one
+    /// pass that announces it: later passes resend it, idempotently, until a describe shows it).
+    fn accepted(&self, uid: &str, token: &str) -> bool {
+        let mut sent = self.0.lock();
+        if sent.get(uid).is_some_and(|(t, _)| t == token) {
+            return false;
+        }
+        sent.insert(uid.to_owned(), (token.to_owned(), false));
+        true
     }
 
     /// Forgets pods that are gone.
@@ -159,6 +176,7 @@ pub(super) async fn update(
     }
     let what = describe(update);
     match tokio::time::timeout(ECI_TIMEOUT, ctx.eci.update_container_group(&request)).await {
+        Ok(Ok(_)) if !ctx.refused_updates.accepted(uid, &token) => {}
         Ok(Ok(_)) => {
             info!(group.id = %group.container_group_id, "container group updated in place");
             publish(
@@ -206,6 +224,21 @@ pub(super) async fn update(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_change_is_announced_once_and_a_refused_one_not_sent_again() {
+        let sent = Refused::default();
+        assert!(sent.accepted("u1", "t1"), "first acceptance is announced");
+        assert!(!sent.accepted("u1", "t1"), "resends are not");
+        assert!(!sent.refused("u1", "t1"));
+        assert!(sent.accepted("u1", "t2"), "a new change is");
+        sent.remember("u1", "t3");
+        assert!(sent.refused("u1", "t3"));
+        assert!(!sent.refused("u1", "t2"));
+        sent.retain(&HashSet::new());
+        assert!(sent.accepted("u1", "t2"), "a forgotten pod starts afresh");
+    }
+
     use super::*;
     use crate::eci::container_group::ContainerInfo;
 

@@ -76,11 +76,11 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
     };
     for volume in spec.volumes.iter().flatten() {
         let name = volume.name.clone();
-        let mut missing = |kind, object: &str, optional: bool| {
+        let mut missing = |kind, object: &str, key: Option<&str>, optional: bool| {
             out.missing.push(Missing {
                 kind,
                 name: object.to_owned(),
-                key: None,
+                key: key.map(str::to_owned),
                 optional,
                 container: format!("volume {name}"),
             });
@@ -103,13 +103,15 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
         } else if let Some(cm) = &volume.config_map {
             let optional = cm.optional == Some(true);
             match lookup(sources, SourceKind::ConfigMap, &cm.name) {
-                Some(data) => Some(files(
-                    &name,
-                    select(&data, cm.items.as_deref()),
-                    cm.default_mode,
-                )),
+                Some(data) => {
+                    let (selected, absent) = select(&data, cm.items.as_deref());
+                    for key in &absent {
+                        missing(SourceKind::ConfigMap, &cm.name, Some(key), optional);
+                    }
+                    Some(files(&name, selected, cm.default_mode))
+                }
                 None => {
-                    missing(SourceKind::ConfigMap, &cm.name, optional);
+                    missing(SourceKind::ConfigMap, &cm.name, None, optional);
                     Some(empty(&name))
                 }
             }
@@ -117,13 +119,15 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
             let object = secret.secret_name.clone().unwrap_or_default();
             let optional = secret.optional == Some(true);
             match lookup(sources, SourceKind::Secret, &object) {
-                Some(data) => Some(files(
-                    &name,
-                    select(&data, secret.items.as_deref()),
-                    secret.default_mode,
-                )),
+                Some(data) => {
+                    let (selected, absent) = select(&data, secret.items.as_deref());
+                    for key in &absent {
+                        missing(SourceKind::Secret, &object, Some(key), optional);
+                    }
+                    Some(files(&name, selected, secret.default_mode))
+                }
                 None => {
-                    missing(SourceKind::Secret, &object, optional);
+                    missing(SourceKind::Secret, &object, None, optional);
                     Some(empty(&name))
                 }
             }
@@ -145,19 +149,29 @@ pub fn map(pod: &Pod, sources: &Sources, host_ip: &str) -> Mapped {
             let mut data = Files::new();
             for source in projected.sources.iter().flatten() {
                 if let Some(cm) = &source.config_map {
+                    let optional = cm.optional == Some(true);
                     match lookup(sources, SourceKind::ConfigMap, &cm.name) {
-                        Some(found) => data.extend(select(&found, cm.items.as_deref())),
-                        None => missing(SourceKind::ConfigMap, &cm.name, cm.optional == Some(true)),
+                        Some(found) => {
+                            let (selected, absent) = select(&found, cm.items.as_deref());
+                            for key in &absent {
+                                missing(SourceKind::ConfigMap, &cm.name, Some(key), optional);
+                            }
+                            data.extend(selected);
+                        }
+                        None => missing(SourceKind::ConfigMap, &cm.name, None, optional),
                     }
                 }
                 if let Some(secret) = &source.secret {
+                    let optional = secret.optional == Some(true);
                     match lookup(sources, SourceKind::Secret, &secret.name) {
-                        Some(found) => data.extend(select(&found, secret.items.as_deref())),
-                        None => missing(
-                            SourceKind::Secret,
-                            &secret.name,
-                            secret.optional == Some(true),
-                        ),
+                        Some(found) => {
+                            let (selected, absent) = select(&found, secret.items.as_deref());
+                            for key in &absent {
+                                missing(SourceKind::Secret, &secret.name, Some(key), optional);
+                            }
+                            data.extend(selected);
+                        }
+                        None => missing(SourceKind::Secret, &secret.name, None, optional),
                     }
                 }
                 if let Some(token) = &source.service_account_token
@@ -245,17 +259,30 @@ fn lookup(sources: &Sources, kind: SourceKind, name: &str) -> Option<BTreeMap<St
 /// Files of a volume: path → (content, the item's own mode).
 type Files = BTreeMap<String, (String, Option<i32>)>;
 
-/// The files of a source: every key, or only `items` (key → path, with the item's mode).
-fn select(data: &BTreeMap<String, String>, items: Option<&[KeyToPath]>) -> Files {
+/// The files of a source: every key, or only `items` (key → path, with the item's mode); and
+/// the keys `items` names that the source does not have (a kubelet does not start a pod whose
+/// non-optional volume lacks one, so they are reported as missing, never skipped).
+fn select(data: &BTreeMap<String, String>, items: Option<&[KeyToPath]>) -> (Files, Vec<String>) {
     match items {
-        Some(items) if !items.is_empty() => items
-            .iter()
-            .filter_map(|i| Some((i.path.clone(), (data.get(&i.key)?.clone(), i.mode))))
-            .collect(),
-        _ => data
-            .iter()
-            .map(|(k, v)| (k.clone(), (v.clone(), None)))
-            .collect(),
+        Some(items) if !items.is_empty() => {
+            let mut files = Files::new();
+            let mut absent = Vec::new();
+            for item in items {
+                match data.get(&item.key) {
+                    Some(value) => {
+                        files.insert(item.path.clone(), (value.clone(), item.mode));
+                    }
+                    None => absent.push(item.key.clone()),
+                }
+            }
+            (files, absent)
+        }
+        _ => (
+            data.iter()
+                .map(|(k, v)| (k.clone(), (v.clone(), None)))
+                .collect(),
+            Vec::new(),
+        ),
     }
 }
 
@@ -349,6 +376,28 @@ spec:
                 (f.path.clone(), String::from_utf8(bytes).expect("utf8"))
             })
             .collect()
+    }
+
+    #[test]
+    fn a_key_the_source_lacks_is_missing_not_skipped() {
+        let pod: Pod = serde_yaml_ng::from_str(
+            r#"
+metadata: {name: p, namespace: ns, uid: u}
+spec:
+  containers: [{name: c, image: i}]
+  volumes:
+  - {name: conf, configMap: {name: settings, items: [{key: a, path: a.txt}, {key: nope, path: n}]}}
+  - {name: soft, configMap: {name: settings, optional: true, items: [{key: gone, path: g}]}}
+"#,
+        )
+        .expect("fixture");
+        let mapped = map(&pod, &sources(), "10.0.0.1");
+        let absent: Vec<(Option<&str>, bool)> = mapped
+            .missing
+            .iter()
+            .map(|m| (m.key.as_deref(), m.optional))
+            .collect();
+        assert_eq!(absent, [(Some("nope"), false), (Some("gone"), true)]);
     }
 
     #[test]

@@ -72,7 +72,9 @@ pub(crate) fn prepare(
             continue;
         };
         match &volume.source {
-            Some(pb::volume::Source::Disk(_) | pb::volume::Source::Nfs(_)) => create_kept(path)?,
+            Some(pb::volume::Source::Disk(_) | pb::volume::Source::Nfs(_)) => {
+                create_kept(kept, path)?
+            }
             Some(pb::volume::Source::EmptyDir(empty)) => {
                 create_dir(path, 0o777)?;
                 if empty.medium == "Memory" {
@@ -127,25 +129,23 @@ fn share_path(path: &str) -> Result<PathBuf, RuntimeError> {
     bundle::safe_relative(trimmed, "NFS path")
 }
 
-/// Creates a directory kept across groups, without following a symlink on the way.
-fn create_kept(path: &Path) -> Result<(), RuntimeError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(RuntimeError::io("create", parent))?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(RuntimeError::invalid(format!(
-            "{} is not a directory",
-            path.display()
-        ))),
-        Err(_) => create_dir(path, 0o777),
-    }
-}
-
 /// `sub` inside `root`, every component a real directory or absent (then created), never a
 /// symlink: a container cannot point a later mount outside its volume.
 fn resolve_sub_path(root: &Path, sub: &str) -> Result<PathBuf, RuntimeError> {
     let relative = bundle::safe_relative(sub, "sub_path")?;
+    resolve_beneath(root, &relative).map_err(|part| {
+        RuntimeError::invalid(format!(
+            "sub_path {sub:?} goes through a symlink at {part:?}; it must stay inside its volume"
+        ))
+    })?
+}
+
+/// `relative` inside `root`, walked one component at a time: each is a real directory, or
+/// absent and then created; a symlink or a file on the way is refused (`Err` names the part),
+/// so what a container wrote into a shared directory (an emptyDir, a disk, an NFS share) can
+/// never point a later mount, or a later volume's directory, outside it. `root` itself is
+/// trusted.
+fn resolve_beneath(root: &Path, relative: &Path) -> Result<Result<PathBuf, RuntimeError>, String> {
     let mut at = root.to_owned();
     for part in relative.components() {
         let Component::Normal(part) = part else {
@@ -153,16 +153,33 @@ fn resolve_sub_path(root: &Path, sub: &str) -> Result<PathBuf, RuntimeError> {
         };
         at.push(part);
         match std::fs::symlink_metadata(&at) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(RuntimeError::invalid(format!(
-                    "sub_path {sub:?} goes through a symlink; it must stay inside its volume"
-                )));
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(part.to_string_lossy().into_owned()),
+            Err(_) => {
+                if let Err(error) = create_dir(&at, 0o777) {
+                    return Ok(Err(error));
+                }
             }
-            Ok(_) => {}
-            Err(_) => create_dir(&at, 0o777)?,
         }
     }
-    Ok(at)
+    Ok(Ok(at))
+}
+
+/// Creates a directory kept across groups (a disk's, an NFS share's) under the agent's `kept`
+/// root, without following a symlink on the way: an NFS path below another share's directory
+/// (`/a/b` beside `/a`) cannot be turned by a container of the first into a path on the host.
+fn create_kept(kept: &Path, path: &Path) -> Result<(), RuntimeError> {
+    let relative = path.strip_prefix(kept).map_err(|_| {
+        RuntimeError::invalid(format!("{} is outside {}", path.display(), kept.display()))
+    })?;
+    resolve_beneath(kept, relative)
+        .map_err(|part| {
+            RuntimeError::invalid(format!(
+                "{} goes through {part:?}, which is not a directory (a symlink?)",
+                path.display()
+            ))
+        })?
+        .map(|_| ())
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<(), RuntimeError> {

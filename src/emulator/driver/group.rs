@@ -349,7 +349,8 @@ async fn pull(
 
 /// Applies an UpdateContainerGroup: pulls the new spec's images, then has the machine restart
 /// the containers in place on it (same address, restart counts going on). A machine that lost
-/// the group, or cannot take the change in place, gets the group created afresh.
+/// the group, cannot take the change in place, or fails in the middle of it gets the group
+/// created afresh.
 async fn update(core: &Arc<Core>, id: &str, generation: u64) -> bool {
     let Some((spec, snapshot)) = with_group(core, id, generation, |g, _| {
         (g.spec.clone(), g.snapshot_id.clone())
@@ -386,17 +387,29 @@ async fn update(core: &Arc<Core>, id: &str, generation: u64) -> bool {
             forget_group(core, id).await;
             provision(core, id, generation, GroupMode::Update).await
         }
-        Err(status) => with_group(core, id, generation, |g, now| {
-            g.event(
-                "Warning",
-                "UpdateFailed",
-                format!("Failed to update containers: {}", status.message()),
-                now,
-            );
-            g.set_status(GroupStatus::Running, now);
-        })
-        .await
-        .is_some(),
+        // Anything else may have happened after the machine stopped the containers: marking
+        // the group Running again would show a group whose containers are gone. Record why,
+        // and create it afresh on the new spec, as for a change that cannot be made in place.
+        Err(status) => {
+            let recorded = with_group(core, id, generation, |g, now| {
+                g.event(
+                    "Warning",
+                    "UpdateFailed",
+                    format!(
+                        "Failed to update containers in place ({}); recreating them",
+                        status.message()
+                    ),
+                    now,
+                );
+            })
+            .await
+            .is_some();
+            if !recorded {
+                return false;
+            }
+            forget_group(core, id).await;
+            provision(core, id, generation, GroupMode::Update).await
+        }
     }
 }
 

@@ -172,16 +172,29 @@ async fn each_eci_event_is_written_once() {
         "2026-01-01T00:00:06Z",
     );
     let events = [pulled(), started];
-    assert_eq!(record.sync(&api, &pod(), "u-1", "vk-1", &events).await, 2);
+    assert_eq!(
+        record
+            .sync(&api, &pod(), "u-1", "vk-1", &events, now())
+            .await,
+        2
+    );
     assert_eq!(api.calls(), (2, 0));
     // The same events again, many passes: no call at all.
     for _ in 0..3 {
-        assert_eq!(record.sync(&api, &pod(), "u-1", "vk-1", &events).await, 0);
+        assert_eq!(
+            record
+                .sync(&api, &pod(), "u-1", "vk-1", &events, now())
+                .await,
+            0
+        );
     }
     assert_eq!(api.calls(), (2, 0));
     assert_eq!(api.stored().len(), 2);
     // Nothing listed: nothing written.
-    assert_eq!(record.sync(&api, &pod(), "u-1", "vk-1", &[]).await, 0);
+    assert_eq!(
+        record.sync(&api, &pod(), "u-1", "vk-1", &[], now()).await,
+        0
+    );
     assert_eq!(api.calls(), (2, 0));
 }
 
@@ -197,15 +210,36 @@ async fn a_grown_count_is_one_patch_of_the_same_event() {
         "2026-01-01T00:00:10Z",
     );
     record
-        .sync(&api, &pod(), "u-1", "vk-1", std::slice::from_ref(&backoff))
+        .sync(
+            &api,
+            &pod(),
+            "u-1",
+            "vk-1",
+            std::slice::from_ref(&backoff),
+            now(),
+        )
         .await;
     backoff.count = 5;
     backoff.last_timestamp = "2026-01-01T00:03:00Z".into();
     record
-        .sync(&api, &pod(), "u-1", "vk-1", std::slice::from_ref(&backoff))
+        .sync(
+            &api,
+            &pod(),
+            "u-1",
+            "vk-1",
+            std::slice::from_ref(&backoff),
+            now(),
+        )
         .await;
     record
-        .sync(&api, &pod(), "u-1", "vk-1", std::slice::from_ref(&backoff))
+        .sync(
+            &api,
+            &pod(),
+            "u-1",
+            "vk-1",
+            std::slice::from_ref(&backoff),
+            now(),
+        )
         .await;
     assert_eq!(api.calls(), (1, 1));
     let stored = api.stored();
@@ -227,20 +261,26 @@ async fn after_a_restart_a_repeat_is_harmless_and_catches_up() {
     );
     let before = CloudEvents::default();
     let events = [pulled(), backoff.clone()];
-    before.sync(&api, &pod(), "u-1", "vk-1", &events).await;
+    before
+        .sync(&api, &pod(), "u-1", "vk-1", &events, now())
+        .await;
     // The node restarts (a fresh record) while ECI counted two more back-offs.
     backoff.count = 3;
     backoff.last_timestamp = "2026-01-01T00:01:00Z".into();
     let after = CloudEvents::default();
     let events = [pulled(), backoff];
-    after.sync(&api, &pod(), "u-1", "vk-1", &events).await;
+    after
+        .sync(&api, &pod(), "u-1", "vk-1", &events, now())
+        .await;
     let stored = api.stored();
     assert_eq!(stored.len(), 2, "no duplicate after a restart");
     let counts: Vec<_> = stored.iter().map(|e| e.count).collect();
     assert!(counts.contains(&Some(3)), "{counts:?}");
     // And then it is quiet again.
     let calls = api.calls();
-    after.sync(&api, &pod(), "u-1", "vk-1", &events).await;
+    after
+        .sync(&api, &pod(), "u-1", "vk-1", &events, now())
+        .await;
     assert_eq!(api.calls(), calls);
 }
 
@@ -249,9 +289,13 @@ async fn a_failed_write_is_tried_again_and_a_refused_one_is_not() {
     let api = FakeApi::default();
     let record = CloudEvents::default();
     *api.fail.lock() = Some(Outcome::Failed);
-    record.sync(&api, &pod(), "u-1", "vk-1", &[pulled()]).await;
+    record
+        .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], now())
+        .await;
     *api.fail.lock() = None;
-    record.sync(&api, &pod(), "u-1", "vk-1", &[pulled()]).await;
+    record
+        .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], now())
+        .await;
     assert_eq!(api.stored().len(), 1);
     assert_eq!(api.calls(), (2, 0));
 
@@ -259,10 +303,10 @@ async fn a_failed_write_is_tried_again_and_a_refused_one_is_not() {
     let record = CloudEvents::default();
     *refused.fail.lock() = Some(Outcome::Refused);
     record
-        .sync(&refused, &pod(), "u-1", "vk-1", &[pulled()])
+        .sync(&refused, &pod(), "u-1", "vk-1", &[pulled()], now())
         .await;
     record
-        .sync(&refused, &pod(), "u-1", "vk-1", &[pulled()])
+        .sync(&refused, &pod(), "u-1", "vk-1", &[pulled()], now())
         .await;
     assert_eq!(refused.calls(), (1, 0));
 }
@@ -271,10 +315,44 @@ async fn a_failed_write_is_tried_again_and_a_refused_one_is_not() {
 async fn a_pod_that_went_is_forgotten() {
     let api = FakeApi::default();
     let record = CloudEvents::default();
-    record.sync(&api, &pod(), "u-1", "vk-1", &[pulled()]).await;
+    record
+        .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], now())
+        .await;
     record.retain_live(&HashSet::new());
     assert!(record.written.lock().is_empty());
     // Seen again (say the store lagged): the name is the same, so still one Event.
-    record.sync(&api, &pod(), "u-1", "vk-1", &[pulled()]).await;
+    record
+        .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], now())
+        .await;
     assert_eq!(api.stored().len(), 1);
+}
+
+#[tokio::test]
+async fn an_event_older_than_the_event_ttl_is_not_written_again_after_a_restart() {
+    let api = FakeApi::default();
+    let record = CloudEvents::default();
+    // Pulled at 00:00:05; two hours later a freshly started node sees it for the first time.
+    let later: jiff::Timestamp = "2026-01-01T02:00:06Z".parse().expect("a time");
+    assert_eq!(
+        record
+            .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], later)
+            .await,
+        0
+    );
+    assert_eq!(api.calls(), (0, 0), "the API server dropped it long ago");
+    // A new event at that time is written as usual.
+    let restarted = eci_event(
+        "Started",
+        "Started container c",
+        1,
+        "2026-01-01T02:00:00Z",
+        "2026-01-01T02:00:00Z",
+    );
+    assert_eq!(
+        record
+            .sync(&api, &pod(), "u-1", "vk-1", &[pulled(), restarted], later)
+            .await,
+        1
+    );
+    assert_eq!(api.calls(), (1, 0));
 }
