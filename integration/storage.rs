@@ -1,6 +1,7 @@
 //! Storage for pods, end to end: a StatefulSet's claim bound to an NFS PersistentVolume keeps
 //! its data when its pod is deleted and recreated; a disk PV is one pod's at a time (the second
-//! pod fails with ECI's code); a CSI volume of an unknown driver fails its pod with
+//! pod waits, with ECI's code in an event, and starts once the first is gone); a CSI volume of
+//! an unknown driver fails its pod with
 //! `UnsupportedVolume` and no container group is made.
 //!
 //! Each test runs `eci-vk emulator` with the real (runc) agent (its own bridge, pod range and
@@ -241,21 +242,51 @@ fn a_disk_is_one_pods_at_a_time(ground: &Ground, ns: &Namespace) -> Result<()> {
         .join(format!("runtime/disks/{disk}/hello"));
     wait("the disk's file", 60, || Ok(kept.exists().then_some(())))?;
     rig.apply(n, &pod("second", "two"))?;
-    let why = wait("the second pod refused", 90, || {
-        let out = rig.get(
-            n,
-            &["pod", "second"],
-            "{.status.phase}|{.status.reason}|{.status.message}",
-        )?;
-        Ok(out.starts_with("Failed|").then_some(out))
+    // The emulator refuses the second group with ECI's code; the pod says why in an event and
+    // waits for the disk, as a kubelet waits for a volume held elsewhere to detach.
+    let why = wait("the second pod's IncorrectDiskStatus event", 60, || {
+        let out = ground
+            .kubectl()
+            .args([
+                "-n",
+                n,
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=second,reason=ProviderFailed",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ])
+            .run()?
+            .stdout;
+        Ok(out.contains("IncorrectDiskStatus").then_some(out))
     })
     .with_context(|| format!("node log:\n{}", rig.logs()))?;
     ensure!(
-        why.contains("IncorrectDiskStatus") && why.contains(&disk),
-        "the pod does not say why: {why}"
+        why.contains(&disk),
+        "the event does not name the disk: {why}"
+    );
+    let second = rig.get(n, &["pod", "second"], "{.status.phase}")?;
+    ensure!(
+        second == "Pending",
+        "the second pod is {second}, not waiting"
     );
     let first = rig.get(n, &["pod", "first"], "{.status.phase}")?;
     ensure!(first == "Running", "the first pod is {first}");
+    // Once the first pod (and its group) is gone, the disk is free and the second one starts on it.
+    ground
+        .kubectl()
+        .args([
+            "-n",
+            n,
+            "delete",
+            "pod",
+            "first",
+            "--wait=true",
+            "--timeout=60s",
+        ])
+        .ok()?;
+    rig.wait_running(n, "second", "")?;
     Ok(())
 }
 
