@@ -978,38 +978,30 @@ spec:
 
     #[test]
     fn a_probe_on_an_unknown_named_port_refuses_the_pod() {
-        let bad = translate_plain(
-            &pod(r#"
-metadata: {name: a, namespace: b, uid: u}
+        let probing = |port: &str| {
+            translate_plain(
+                &pod(&format!(
+                    r#"
+metadata: {{name: a, namespace: b, uid: u}}
 spec:
   containers:
   - name: web
     image: i
-    ports: [{name: http, containerPort: 8080}]
-    livenessProbe: {httpGet: {path: /, port: htp}}
-"#),
-            &placement(),
-            &Sources::default(),
-        );
+    ports: [{{name: http, containerPort: 8080}}]
+    livenessProbe: {{httpGet: {{path: /, port: {port}}}}}
+"#
+                )),
+                &placement(),
+                &Sources::default(),
+            )
+        };
+        let bad = probing("htp");
         let Err(Unsupported::Field { field, why }) = bad else {
             panic!("not refused: {bad:?}");
         };
         assert!(field.contains("livenessProbe.httpGet.port"), "{field}");
         assert!(why.contains("\"htp\""), "{why}");
-        let good = translate_plain(
-            &pod(r#"
-metadata: {name: a, namespace: b, uid: u}
-spec:
-  containers:
-  - name: web
-    image: i
-    ports: [{name: http, containerPort: 8080}]
-    livenessProbe: {httpGet: {path: /, port: http}}
-"#),
-            &placement(),
-            &Sources::default(),
-        )
-        .expect("a named port of the container");
+        let good = probing("http").expect("a named port of the container");
         assert_eq!(
             good.request.containers[0]
                 .liveness_probe

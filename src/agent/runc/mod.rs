@@ -287,11 +287,7 @@ impl RuncRuntime {
         request: pb::CreateGroupRequest,
         images: HashMap<String, PreparedImage>,
     ) -> Result<pb::GroupStatus, RuntimeError> {
-        validate::create_request(&request, &images)?;
-        let _changes = self.change(&request.group_id).await;
-        if *self.shutting_down.borrow() {
-            return Err(RuntimeError::ShuttingDown);
-        }
+        let _changes = self.begin_change(&request, &images).await?;
         let existing = self.groups.lock().get(&request.group_id).cloned();
         if let Some(existing) = existing {
             let generation = existing.request.generation;
@@ -317,6 +313,21 @@ impl RuncRuntime {
     }
 
     /// Waits for the right to change one group (see `group_locks`).
+    /// What a create or an update of a group does first: checks the request against its
+    /// images, takes the group's change lock, and refuses once the runtime is shutting down.
+    async fn begin_change(
+        &self,
+        request: &pb::CreateGroupRequest,
+        images: &HashMap<String, PreparedImage>,
+    ) -> Result<ChangeGuard<'_>, RuntimeError> {
+        validate::create_request(request, images)?;
+        let changes = self.change(&request.group_id).await;
+        if *self.shutting_down.borrow() {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        Ok(changes)
+    }
+
     async fn change(&self, group_id: &str) -> ChangeGuard<'_> {
         let all = self.changes.read().await;
         let one = {

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::{
     PreparedImage, RuncRuntime, RuntimeError, blocking,
     group::{self, Container, Group},
-    mounts, pb, supervise, validate,
+    mounts, pb, supervise,
 };
 
 /// How long the containers of an updated group get between SIGTERM and SIGKILL.
@@ -58,11 +58,7 @@ impl RuncRuntime {
         request: pb::CreateGroupRequest,
         images: HashMap<String, PreparedImage>,
     ) -> Result<pb::GroupStatus, RuntimeError> {
-        validate::create_request(&request, &images)?;
-        let _changes = self.change(&request.group_id).await;
-        if *self.shutting_down.borrow() {
-            return Err(RuntimeError::ShuttingDown);
-        }
+        let _changes = self.begin_change(&request, &images).await?;
         let old = self.group(&request.group_id)?;
         let generation = old.request.generation;
         if generation == request.generation {

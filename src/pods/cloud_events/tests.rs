@@ -84,6 +84,11 @@ fn pulled() -> eci::Event {
     )
 }
 
+/// One pass over `events` of pod `web` (UID `u-1`) on node `vk-1`, at [`now`].
+async fn sync_now(record: &CloudEvents, api: &FakeApi, events: &[eci::Event]) -> usize {
+    record.sync(api, &pod(), "u-1", "vk-1", events, now()).await
+}
+
 fn now() -> jiff::Timestamp {
     "2026-01-01T01:00:00Z".parse().expect("a time")
 }
@@ -172,29 +177,16 @@ async fn each_eci_event_is_written_once() {
         "2026-01-01T00:00:06Z",
     );
     let events = [pulled(), started];
-    assert_eq!(
-        record
-            .sync(&api, &pod(), "u-1", "vk-1", &events, now())
-            .await,
-        2
-    );
+    assert_eq!(sync_now(&record, &api, &events).await, 2);
     assert_eq!(api.calls(), (2, 0));
     // The same events again, many passes: no call at all.
     for _ in 0..3 {
-        assert_eq!(
-            record
-                .sync(&api, &pod(), "u-1", "vk-1", &events, now())
-                .await,
-            0
-        );
+        assert_eq!(sync_now(&record, &api, &events).await, 0);
     }
     assert_eq!(api.calls(), (2, 0));
     assert_eq!(api.stored().len(), 2);
     // Nothing listed: nothing written.
-    assert_eq!(
-        record.sync(&api, &pod(), "u-1", "vk-1", &[], now()).await,
-        0
-    );
+    assert_eq!(sync_now(&record, &api, &[]).await, 0);
     assert_eq!(api.calls(), (2, 0));
 }
 
@@ -209,38 +201,11 @@ async fn a_grown_count_is_one_patch_of_the_same_event() {
         "2026-01-01T00:00:10Z",
         "2026-01-01T00:00:10Z",
     );
-    record
-        .sync(
-            &api,
-            &pod(),
-            "u-1",
-            "vk-1",
-            std::slice::from_ref(&backoff),
-            now(),
-        )
-        .await;
+    sync_now(&record, &api, std::slice::from_ref(&backoff)).await;
     backoff.count = 5;
     backoff.last_timestamp = "2026-01-01T00:03:00Z".into();
-    record
-        .sync(
-            &api,
-            &pod(),
-            "u-1",
-            "vk-1",
-            std::slice::from_ref(&backoff),
-            now(),
-        )
-        .await;
-    record
-        .sync(
-            &api,
-            &pod(),
-            "u-1",
-            "vk-1",
-            std::slice::from_ref(&backoff),
-            now(),
-        )
-        .await;
+    sync_now(&record, &api, std::slice::from_ref(&backoff)).await;
+    sync_now(&record, &api, std::slice::from_ref(&backoff)).await;
     assert_eq!(api.calls(), (1, 1));
     let stored = api.stored();
     assert_eq!(stored.len(), 1);
@@ -261,26 +226,20 @@ async fn after_a_restart_a_repeat_is_harmless_and_catches_up() {
     );
     let before = CloudEvents::default();
     let events = [pulled(), backoff.clone()];
-    before
-        .sync(&api, &pod(), "u-1", "vk-1", &events, now())
-        .await;
+    sync_now(&before, &api, &events).await;
     // The node restarts (a fresh record) while ECI counted two more back-offs.
     backoff.count = 3;
     backoff.last_timestamp = "2026-01-01T00:01:00Z".into();
     let after = CloudEvents::default();
     let events = [pulled(), backoff];
-    after
-        .sync(&api, &pod(), "u-1", "vk-1", &events, now())
-        .await;
+    sync_now(&after, &api, &events).await;
     let stored = api.stored();
     assert_eq!(stored.len(), 2, "no duplicate after a restart");
     let counts: Vec<_> = stored.iter().map(|e| e.count).collect();
     assert!(counts.contains(&Some(3)), "{counts:?}");
     // And then it is quiet again.
     let calls = api.calls();
-    after
-        .sync(&api, &pod(), "u-1", "vk-1", &events, now())
-        .await;
+    sync_now(&after, &api, &events).await;
     assert_eq!(api.calls(), calls);
 }
 
@@ -289,25 +248,17 @@ async fn a_failed_write_is_tried_again_and_a_refused_one_is_not() {
     let api = FakeApi::default();
     let record = CloudEvents::default();
     *api.fail.lock() = Some(Outcome::Failed);
-    record
-        .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], now())
-        .await;
+    sync_now(&record, &api, &[pulled()]).await;
     *api.fail.lock() = None;
-    record
-        .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], now())
-        .await;
+    sync_now(&record, &api, &[pulled()]).await;
     assert_eq!(api.stored().len(), 1);
     assert_eq!(api.calls(), (2, 0));
 
     let refused = FakeApi::default();
     let record = CloudEvents::default();
     *refused.fail.lock() = Some(Outcome::Refused);
-    record
-        .sync(&refused, &pod(), "u-1", "vk-1", &[pulled()], now())
-        .await;
-    record
-        .sync(&refused, &pod(), "u-1", "vk-1", &[pulled()], now())
-        .await;
+    sync_now(&record, &refused, &[pulled()]).await;
+    sync_now(&record, &refused, &[pulled()]).await;
     assert_eq!(refused.calls(), (1, 0));
 }
 
@@ -315,15 +266,11 @@ async fn a_failed_write_is_tried_again_and_a_refused_one_is_not() {
 async fn a_pod_that_went_is_forgotten() {
     let api = FakeApi::default();
     let record = CloudEvents::default();
-    record
-        .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], now())
-        .await;
+    sync_now(&record, &api, &[pulled()]).await;
     record.retain_live(&HashSet::new());
     assert!(record.written.lock().is_empty());
     // Seen again (say the store lagged): the name is the same, so still one Event.
-    record
-        .sync(&api, &pod(), "u-1", "vk-1", &[pulled()], now())
-        .await;
+    sync_now(&record, &api, &[pulled()]).await;
     assert_eq!(api.stored().len(), 1);
 }
 
