@@ -49,6 +49,7 @@ async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     .settings(emulator::Settings {
         auto_create_image_cache: args.auto_create_image_cache,
         max_image_caches: args.image_cache_quota as usize,
+        sold_out: args.sold_out,
         ..emulator::Settings::default()
     });
     if let Some(dir) = args.data_dir {

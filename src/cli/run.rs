@@ -139,6 +139,10 @@ async fn serve(
             zone: config.zone.clone(),
             vswitch: config.vswitch.clone(),
             security_group: config.security_group.clone(),
+            defaults: pods::annotations::Defaults {
+                ram_role: config.ram_role_name.clone(),
+                spot_fallback: config.spot_fallback,
+            },
             host_ip: config.internal_ip.to_string(),
             cluster_dns: match config.cluster_dns {
                 Some(ip) => Some(ip.to_string()),

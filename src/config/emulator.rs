@@ -9,8 +9,8 @@ use super::{
     env::{
         ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_DATA_DIR, ENV_EMULATOR_AGENT,
         ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN,
-        ENV_EMULATOR_NO_THROTTLE, ENV_RUNTIME, ENV_SIM_PULL_MS, ENV_SIM_SNAPSHOT_MS,
-        ENV_SIM_START_MS,
+        ENV_EMULATOR_NO_THROTTLE, ENV_EMULATOR_SOLD_OUT, ENV_RUNTIME, ENV_SIM_PULL_MS,
+        ENV_SIM_SNAPSHOT_MS, ENV_SIM_START_MS,
     },
 };
 
@@ -50,6 +50,10 @@ pub struct EmulatorArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub image_cache_quota: u32,
+    /// Instance specs out of stock (`2-4Gi`, `ecs.c6.large`; repeat or comma-separate): a
+    /// create gets the next spec it names, or `ContainerGroup.NoStock`.
+    #[arg(long, env = ENV_EMULATOR_SOLD_OUT, value_delimiter = ',')]
+    pub sold_out: Vec<String>,
     /// Simulated runtime: milliseconds to "pull" one image.
     #[arg(long, env = ENV_SIM_PULL_MS, default_value_t = 500)]
     pub sim_pull_ms: u64,

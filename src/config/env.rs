@@ -34,6 +34,10 @@ pub const ENV_ZONE: &str = "VK_ZONE_ID";
 pub const ENV_VSWITCH: &str = "VK_VSWITCH_ID";
 /// `--security-group`.
 pub const ENV_SECURITY_GROUP: &str = "VK_SECURITY_GROUP_ID";
+/// `--ram-role-name`.
+pub const ENV_RAM_ROLE_NAME: &str = "VK_RAM_ROLE_NAME";
+/// `--spot-fallback`.
+pub const ENV_SPOT_FALLBACK: &str = "VK_SPOT_FALLBACK";
 /// `--cpu`.
 pub const ENV_CPU: &str = "VK_CAPACITY_CPU";
 /// `--memory`.
@@ -85,6 +89,8 @@ pub const ENV_EMULATOR_NO_THROTTLE: &str = "VK_EMULATOR_NO_THROTTLE";
 pub const ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE: &str = "VK_EMULATOR_AUTO_CREATE_IMAGE_CACHE";
 /// `emulator --image-cache-quota`.
 pub const ENV_EMULATOR_IMAGE_CACHE_QUOTA: &str = "VK_EMULATOR_IMAGE_CACHE_QUOTA";
+/// `eci-vk emulator --sold-out`.
+pub const ENV_EMULATOR_SOLD_OUT: &str = "VK_EMULATOR_SOLD_OUT";
 /// `emulator --sim-pull-ms`.
 pub const ENV_SIM_PULL_MS: &str = "VK_SIM_PULL_MS";
 /// `emulator --sim-snapshot-ms`.

@@ -42,6 +42,14 @@ pub struct RunArgs {
     /// Security group for new container groups.
     #[arg(long, env = ENV_SECURITY_GROUP)]
     pub security_group: Option<String>,
+    /// RAM role of new container groups; a pod's `k8s.aliyun.com/eci-ram-role-name` overrides
+    /// it.
+    #[arg(long, env = ENV_RAM_ROLE_NAME)]
+    pub ram_role_name: Option<String>,
+    /// Let spot pods fall back to pay-as-you-go when no spot instance is in stock; a pod's
+    /// `k8s.aliyun.com/eci-spot-fallback` overrides it.
+    #[arg(long, env = ENV_SPOT_FALLBACK, default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub spot_fallback: bool,
     /// CPU capacity the node advertises (a Kubernetes quantity).
     #[arg(long, env = ENV_CPU, default_value = "1000")]
     pub cpu: String,
@@ -165,6 +173,10 @@ pub struct RunConfig {
     pub vswitch: Option<String>,
     /// Security group.
     pub security_group: Option<String>,
+    /// RAM role of new groups.
+    pub ram_role_name: Option<String>,
+    /// Spot fallback default.
+    pub spot_fallback: bool,
     /// Capacity.
     pub capacity: Capacity,
     /// Taint, or none.
@@ -359,6 +371,8 @@ impl RunArgs {
             zone: self.zone.filter(|z| !z.is_empty()),
             vswitch: self.vswitch.filter(|v| !v.is_empty()),
             security_group: self.security_group.filter(|s| !s.is_empty()),
+            ram_role_name: self.ram_role_name.filter(|r| !r.is_empty()),
+            spot_fallback: self.spot_fallback,
             capacity,
             taint,
             data_dir: self.data_dir,

@@ -99,6 +99,79 @@ pub struct CreateContainerGroup {
     pub auto_create_eip: Option<bool>,
     /// Validate only; success is the error code `DryRunOperation`.
     pub dry_run: Option<bool>,
+    /// Protected hours of a spot instance (`1`, the default, or `0`: none).
+    pub spot_duration: Option<u32>,
+    /// `false` lets a spot request fall back to pay-as-you-go when no spot instance is in
+    /// stock; `true` (strict) fails it instead.
+    pub strict_spot: Option<bool>,
+    /// Bandwidth of an EIP created with `AutoCreateEip`, Mbit/s.
+    pub eip_bandwidth: Option<u32>,
+    /// Line of an EIP created with `AutoCreateEip` (`BGP`, `BGP_PRO`, …).
+    #[serde(rename = "EipISP")]
+    pub eip_isp: Option<String>,
+    /// Shared bandwidth package the created EIP joins.
+    pub eip_common_bandwidth_package: Option<String>,
+    /// Keep the instance's private IP across re-creations (ECI's fixed IP).
+    pub fixed_ip: Option<bool>,
+    /// Hours a fixed IP is kept after its instance is gone.
+    pub fixed_ip_retain_hour: Option<u32>,
+    /// IPv6 addresses to assign (ECI assigns at most one).
+    pub ipv6_address_count: Option<u32>,
+    /// IPv6 Internet access.
+    pub ipv6_gateway_bandwidth_enable: Option<bool>,
+    /// IPv6 Internet bandwidth, e.g. `100M`.
+    pub ipv6_gateway_bandwidth: Option<String>,
+    /// A chosen private IPv4 address.
+    pub private_ip_address: Option<String>,
+    /// Inbound bandwidth limit, bit/s.
+    pub ingress_bandwidth: Option<u64>,
+    /// Outbound bandwidth limit, bit/s.
+    pub egress_bandwidth: Option<u64>,
+    /// NTP servers of the instance (`NtpServer.N`).
+    #[serde(rename = "NtpServer")]
+    pub ntp_servers: Vec<String>,
+    /// Where core dumps are written (`kernel.core_pattern`).
+    pub core_pattern: Option<String>,
+    /// GPU driver of a GPU instance, e.g. `tesla=525.85.12`.
+    pub gpu_driver_version: Option<String>,
+    /// Compute categories tried in order, `economy` or `general` (`ComputeCategory.N`).
+    #[serde(rename = "ComputeCategory")]
+    pub compute_categories: Vec<String>,
+    /// Physical cores of the instance's CPU.
+    pub cpu_options_core: Option<u32>,
+    /// Threads per core (`1` turns hyper-threading off).
+    pub cpu_options_threads_per_core: Option<u32>,
+    /// OSS bucket of a data cache.
+    pub data_cache_bucket: Option<String>,
+    /// Performance level of a data cache's disk (`PL0`–`PL3`).
+    #[serde(rename = "DataCachePL")]
+    pub data_cache_pl: Option<String>,
+    /// Provisioned IOPS of a data cache's ESSD AutoPL disk.
+    pub data_cache_provisioned_iops: Option<u32>,
+    /// Bursting of a data cache's ESSD AutoPL disk.
+    pub data_cache_bursting_enabled: Option<bool>,
+    /// ACR Enterprise instances the images come from, logged in without a password
+    /// (`AcrRegistryInfo.N`).
+    #[serde(rename = "AcrRegistryInfo")]
+    pub acr_registry_info: Vec<AcrRegistryInfo>,
+}
+
+/// An ACR Enterprise Edition instance a group pulls from without a password
+/// (`AcrRegistryInfo.N.InstanceId` / `.RegionId` / `.Domain.N`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AcrRegistryInfo {
+    /// `cri-…`.
+    pub instance_id: String,
+    /// The instance's region; the group's when unset.
+    pub region_id: Option<String>,
+    /// The role ECI assumes to reach the instance.
+    pub arn_service: Option<String>,
+    /// The role in the instance's account (another account's instance).
+    pub arn_user: Option<String>,
+    /// Domains of the instance (`Domain.N`); every domain of it when empty.
+    #[serde(rename = "Domain")]
+    pub domains: Vec<String>,
 }
 
 /// Answer of `CreateContainerGroup`.
@@ -365,6 +438,15 @@ pub struct ContainerGroup {
     /// Extra temporary storage in GiB.
     #[serde(deserialize_with = "lenient::i64")]
     pub ephemeral_storage: i64,
+    /// The elastic network interface of the instance.
+    pub eni_instance_id: String,
+    /// `NoSpot`, `SpotWithPriceLimit` or `SpotAsPriceGo`.
+    pub spot_strategy: String,
+    /// Hourly price limit of a spot instance.
+    #[serde(deserialize_with = "lenient::f64")]
+    pub spot_price_limit: f64,
+    /// The instance's RAM role.
+    pub ram_role_name: String,
 }
 
 impl ContainerGroup {

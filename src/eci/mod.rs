@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod annotation;
 mod budget;
 mod client;
 pub mod container_group;

@@ -132,6 +132,14 @@ pub mod lenient {
         }
     }
 
+    /// An `f64` from a number or a numeric string.
+    ///
+    /// # Errors
+    /// Not a number.
+    pub fn f64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        number(deserializer)
+    }
+
     /// An `i64` from an integer, a float or a numeric string.
     ///
     /// # Errors

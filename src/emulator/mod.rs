@@ -54,6 +54,7 @@ mod disks;
 mod driver;
 pub mod error;
 mod http;
+pub mod instance;
 pub mod matching;
 mod ops;
 pub mod params;
@@ -141,6 +142,9 @@ pub struct Settings {
     pub auto_create_image_cache: bool,
     /// Automatic caches per account (ListUsage `MaxAutoImageCacheCount`).
     pub max_auto_image_caches: usize,
+    /// Instance specs (`2-4Gi`, `ecs.c6.large`) no group can get: a create that names only
+    /// these answers `ContainerGroup.NoStock`, one that names others gets the next in order.
+    pub sold_out: Vec<String>,
 }
 
 impl Default for Settings {
@@ -152,6 +156,7 @@ impl Default for Settings {
             max_cpu: 1000.0,
             auto_create_image_cache: false,
             max_auto_image_caches: 20,
+            sold_out: Vec::new(),
         }
     }
 }

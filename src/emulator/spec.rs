@@ -237,6 +237,9 @@ pub struct GroupSpec {
     pub insecure_registry: String,
     /// `EphemeralStorage`, GiB.
     pub ephemeral_storage: i64,
+    /// Specs, spot, EIP, identity and system options, and what the group got.
+    #[serde(default)]
+    pub options: super::instance::InstanceOptions,
 }
 
 impl GroupSpec {
@@ -592,6 +595,13 @@ pub fn parse_group(p: &Params) -> Result<GroupSpec, ApiError> {
         .map(parse_volume)
         .collect::<Result<Vec<_>, _>>()?;
     let dns = p.sub("DnsConfig");
+    let gpus = containers
+        .iter()
+        .chain(&init_containers)
+        .map(|c| c.gpu)
+        .max()
+        .unwrap_or(0);
+    let options = super::instance::parse(p, gpus)?;
     let (cpu, memory) = resolve_spec(
         p.float("Cpu")?,
         p.float("Memory")?,
@@ -641,6 +651,7 @@ pub fn parse_group(p: &Params) -> Result<GroupSpec, ApiError> {
         plain_http_registry: p.get("PlainHttpRegistry").unwrap_or_default().to_owned(),
         insecure_registry: p.get("InsecureRegistry").unwrap_or_default().to_owned(),
         ephemeral_storage: p.int("EphemeralStorage")?.unwrap_or(0),
+        options,
     })
 }
 

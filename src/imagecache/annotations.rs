@@ -17,17 +17,17 @@ use std::collections::BTreeMap;
 use super::matcher::MatchOptions;
 
 /// Explicit cache id, current name.
-pub const ANNOTATION_IMC_ID: &str = "k8s.aliyun.com/eci-imc-id";
+pub const ANNOTATION_IMC_ID: &str = crate::eci::annotation::IMC_ID;
 /// Explicit cache id, legacy name (the user guide's).
-pub const ANNOTATION_IMAGE_SNAPSHOT_ID: &str = "k8s.aliyun.com/eci-image-snapshot-id";
+pub const ANNOTATION_IMAGE_SNAPSHOT_ID: &str = crate::eci::annotation::IMAGE_SNAPSHOT_ID;
 /// Automatic matching, current name.
-pub const ANNOTATION_AUTO_IMC: &str = "k8s.aliyun.com/eci-auto-imc";
+pub const ANNOTATION_AUTO_IMC: &str = crate::eci::annotation::AUTO_IMC;
 /// Automatic matching, legacy name (the user guide's).
-pub const ANNOTATION_IMAGE_CACHE: &str = "k8s.aliyun.com/eci-image-cache";
+pub const ANNOTATION_IMAGE_CACHE: &str = crate::eci::annotation::IMAGE_CACHE;
 /// Filter: the cache must hold every image of the pod.
-pub const ANNOTATION_PERFECT_MATCH: &str = "k8s.aliyun.com/imc-perfect-match";
+pub const ANNOTATION_PERFECT_MATCH: &str = crate::eci::annotation::IMC_PERFECT_MATCH;
 /// Filter: the cache must hold at least this many of the pod's images.
-pub const ANNOTATION_MATCH_COUNT_REQUEST: &str = "k8s.aliyun.com/imc-match-count-request";
+pub const ANNOTATION_MATCH_COUNT_REQUEST: &str = crate::eci::annotation::IMC_MATCH_COUNT_REQUEST;
 
 /// What the pod asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,9 +61,9 @@ pub use crate::eci::tag::IMAGE_CACHE as TAG_OBJECT;
 /// Cloud tag holding the object's UID.
 pub use crate::eci::tag::UID as TAG_UID;
 /// Annotation on the object: registries pulled over plain HTTP (comma-separated hosts).
-pub const ANNOTATION_PLAIN_HTTP: &str = "k8s.aliyun.com/plain-http-registry";
+pub const ANNOTATION_PLAIN_HTTP: &str = crate::eci::annotation::PLAIN_HTTP_REGISTRY;
 /// Annotation on the object: registries whose certificate is not verified.
-pub const ANNOTATION_INSECURE: &str = "k8s.aliyun.com/insecure-registry";
+pub const ANNOTATION_INSECURE: &str = crate::eci::annotation::INSECURE_REGISTRY;
 
 /// Settings of the controller. `Default` suits production; tests shorten the intervals.
 #[derive(Debug, Clone)]

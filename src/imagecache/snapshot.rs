@@ -13,7 +13,7 @@ use super::{
 };
 
 /// Pod annotation recording the cache a pod was created from.
-pub const ANNOTATION_MATCHED_IMAGE_CACHE: &str = "k8s.aliyun.com/eci-matched-image-cache";
+pub const ANNOTATION_MATCHED_IMAGE_CACHE: &str = crate::eci::annotation::MATCHED_IMAGE_CACHE;
 /// Event reason: the pod starts from a cache (Normal).
 pub const REASON_HIT: &str = "SuccessfulHitImageCache";
 /// Event reason: automatic matching found no cache (Warning); the pod pulls its images.

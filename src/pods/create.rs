@@ -6,7 +6,7 @@
 //! fields ECI cannot honour ([`super::fields`]), as `UnsupportedField` Warning events.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     time::Duration,
 };
 
@@ -20,10 +20,12 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{
+    annotations,
     context::{Context, ECI_TIMEOUT},
     fields, pull_secrets,
     snapshot::{self, Resolve},
     sources::fetch_sources,
+    status::not_created_status,
     translate::{CLAIM_NOT_BOUND, check_supported, translate},
     writes::{annotate, failed_status, publish, reject, write_status},
 };
@@ -150,6 +152,7 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
     }
     let request = translated.request;
     let answer = tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&request)).await;
+    let behaviour = annotations::behaviour(pod);
     match answer {
         Ok(Ok(created)) => {
             ctx.config.metrics.pod_create("created");
@@ -169,7 +172,18 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
                 &format!("created ECI container group {}", created.container_group_id),
             )
             .await;
-            report_snapshot(ctx, pod, uid, &snapshot).await;
+            // What ECI's virtual node writes on the pod at creation: the request and the group.
+            let written = BTreeMap::from([
+                (eci::annotation::REQUEST_ID, created.request_id.clone()),
+                (
+                    eci::annotation::INSTANCE_ID,
+                    created.container_group_id.clone(),
+                ),
+            ]);
+            report_snapshot(ctx, pod, uid, &snapshot, written).await;
+            for (reason, note) in &translated.warnings {
+                publish(ctx, pod, EventType::Warning, reason, note).await;
+            }
             // Once, when the group exists: what the pod asked for that ECI cannot honour, in
             // one event (the recorder folds events of one reason into a series).
             let warnings = fields::review(pod).warnings;
@@ -186,13 +200,28 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         }
         Ok(Err(error)) => {
             ctx.config.metrics.pod_create("failed");
-            let retryable = error.is_retryable() || waits_for_a_resource(&error);
+            let no_stock = out_of_stock(&error);
+            let retryable = error.is_retryable() || waits_for_a_resource(&error) || no_stock;
             let note = format!("CreateContainerGroup failed: {error}");
             warn!(
                 error = &error as &dyn std::error::Error,
                 retryable, "container group not created"
             );
             publish(ctx, pod, EventType::Warning, "ProviderFailed", &note).await;
+            if no_stock {
+                // ECI's fault-handling policy: fail-back keeps trying with the pod Pending,
+                // fail-fast stops at once for the pod's owner to decide; both say why in the
+                // pod's ContainerInstanceCreated condition.
+                let code = error.code().unwrap_or("NoStock");
+                let fail_fast = behaviour.fail_strategy == annotations::FailStrategy::FailFast;
+                let status =
+                    not_created_status(pod, code, &note, fail_fast, jiff::Timestamp::now());
+                write_status(ctx, pod, uid, &status).await;
+                if fail_fast {
+                    ctx.rejected.lock().insert(uid.to_owned());
+                    return;
+                }
+            }
             if retryable {
                 ctx.backoff.failed(uid, Instant::now());
             } else {
@@ -205,6 +234,16 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
             ctx.backoff.failed(uid, Instant::now());
         }
     }
+}
+
+/// ECI's answers that no instance of the asked specs is in stock ("Configure a fault handling
+/// policy for a pod" shows `ContainerGroup.NoStock`; its conditions page `NoStock`,
+/// `StockExhaust` and `StockClose`).
+fn out_of_stock(error: &eci::Error) -> bool {
+    matches!(
+        error.code(),
+        Some("ContainerGroup.NoStock" | "NoStock" | "StockExhaust" | "StockClose")
+    )
 }
 
 /// ECI errors that are not retryable as such but name a resource another group still holds (a
@@ -237,6 +276,7 @@ async fn report_snapshot(
     pod: &Pod,
     uid: &str,
     snapshot: &imagecache::SnapshotDecision,
+    mut written: BTreeMap<&'static str, String>,
 ) {
     if let imagecache::SnapshotDecision::Use {
         id,
@@ -245,15 +285,9 @@ async fn report_snapshot(
     } = snapshot
     {
         info!(imagecache.id = %id, imagecache.name = %name, automatic, "pod starts from an image cache");
-        annotate(
-            ctx,
-            pod,
-            uid,
-            imagecache::ANNOTATION_MATCHED_IMAGE_CACHE,
-            id,
-        )
-        .await;
+        written.insert(imagecache::ANNOTATION_MATCHED_IMAGE_CACHE, id.clone());
     }
+    annotate(ctx, pod, uid, &written).await;
     if let Some((reason, note)) = snapshot.event() {
         let kind = if reason == imagecache::REASON_HIT {
             EventType::Normal

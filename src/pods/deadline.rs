@@ -3,6 +3,13 @@
 //! `UpdateContainerGroupRequest` has no such parameter, so the node enforces the pod's current
 //! deadline itself, as the kubelet does: a pod active longer than its deadline (counted from its
 //! `startTime`) fails with reason `DeadlineExceeded`, and its container group is stopped.
+//!
+//! The same holds for ECI's longest Pending time (`k8s.aliyun.com/eci-max-pending-minute`,
+//! 240 minutes unless the pod says; "Customize the maximum pending duration of an ECI pod",
+//! <https://www.alibabacloud.com/help/en/eci/user-guide/customize-the-maximum-pending-duration-of-the-eci-pod>):
+//! a group still Scheduling or Pending that long after its creation is deleted and the pod
+//! fails with reason `PendingTimeout`. `DescribeContainerGroups` gives no time the group
+//! entered Pending, so the node counts from its creation (ECI counts the Pending state only).
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::events::EventType;
@@ -45,13 +52,57 @@ pub(super) fn past_deadline(pod: &Pod, now: jiff::Timestamp) -> bool {
             .is_ok_and(|deadline| deadline <= now)
 }
 
+/// The reason of a pod whose group stayed Pending too long.
+pub(super) const PENDING_REASON: &str = "PendingTimeout";
+
+/// Whether `group` has been starting (Scheduling or Pending) for longer than `pod` allows at
+/// `now`.
+pub(super) fn pending_too_long(pod: &Pod, group: &ContainerGroup, now: jiff::Timestamp) -> bool {
+    if !matches!(
+        group.status,
+        ContainerGroupStatus::Scheduling | ContainerGroupStatus::Pending
+    ) {
+        return false;
+    }
+    let Ok(created) = group.creation_time.parse::<jiff::Timestamp>() else {
+        return false;
+    };
+    let limit = super::annotations::behaviour(pod).max_pending;
+    jiff::SignedDuration::try_from(limit)
+        .ok()
+        .and_then(|limit| created.checked_add(limit).ok())
+        .is_some_and(|deadline| deadline <= now)
+}
+
 /// Fails a pod past its deadline (once) and stops its group (until it is stopping).
 pub(super) async fn enforce(ctx: &Context, pod: &Pod, uid: &str, group: Option<&ContainerGroup>) {
-    let said = pod.status.as_ref().and_then(|s| s.reason.as_deref()) == Some(REASON);
+    fail_and_stop(ctx, pod, uid, group, REASON, MESSAGE.to_owned()).await;
+}
+
+/// Fails a pod whose group stayed Pending past its limit, and deletes the group.
+pub(super) async fn enforce_pending(ctx: &Context, pod: &Pod, uid: &str, group: &ContainerGroup) {
+    let minutes = super::annotations::behaviour(pod).max_pending.as_secs() / 60;
+    let message = format!(
+        "the ECI instance was not running {minutes} minutes after it was created ({})",
+        crate::eci::annotation::MAX_PENDING_MINUTE
+    );
+    fail_and_stop(ctx, pod, uid, Some(group), PENDING_REASON, message).await;
+}
+
+/// Fails the pod with `reason` (once) and stops its group (until it is stopping).
+async fn fail_and_stop(
+    ctx: &Context,
+    pod: &Pod,
+    uid: &str,
+    group: Option<&ContainerGroup>,
+    reason: &str,
+    message: String,
+) {
+    let said = pod.status.as_ref().and_then(|s| s.reason.as_deref()) == Some(reason);
     if !said {
-        info!("pod is past its activeDeadlineSeconds; failing it");
-        publish(ctx, pod, EventType::Warning, REASON, MESSAGE).await;
-        write_status(ctx, pod, uid, &failed_status(REASON, MESSAGE.to_owned())).await;
+        info!(reason, "failing the pod");
+        publish(ctx, pod, EventType::Warning, reason, &message).await;
+        write_status(ctx, pod, uid, &failed_status(reason, message)).await;
     }
     if let Some(group) = group
         && group.status != ContainerGroupStatus::Terminating
@@ -88,5 +139,44 @@ mod tests {
         assert!(!past_deadline(&failed, at("2026-01-01T00:05:00Z")));
         let ours = pod(", phase: Failed, reason: DeadlineExceeded");
         assert!(past_deadline(&ours, at("2026-01-01T00:05:00Z")));
+    }
+
+    #[test]
+    fn a_group_pending_past_its_limit_is_given_up() {
+        let group = |status| ContainerGroup {
+            status,
+            creation_time: "2026-01-01T00:00:00Z".into(),
+            ..ContainerGroup::default()
+        };
+        let plain = pod("");
+        let pending = group(ContainerGroupStatus::Pending);
+        assert!(!pending_too_long(
+            &plain,
+            &pending,
+            at("2026-01-01T03:59:00Z")
+        ));
+        assert!(
+            pending_too_long(&plain, &pending, at("2026-01-01T04:00:00Z")),
+            "240 minutes by default"
+        );
+        let mut short = pod("");
+        short.metadata.annotations = Some(
+            [(
+                crate::eci::annotation::MAX_PENDING_MINUTE.to_owned(),
+                "10".to_owned(),
+            )]
+            .into(),
+        );
+        assert!(pending_too_long(
+            &short,
+            &pending,
+            at("2026-01-01T00:10:00Z")
+        ));
+        let running = group(ContainerGroupStatus::Running);
+        assert!(!pending_too_long(
+            &short,
+            &running,
+            at("2026-01-02T00:00:00Z")
+        ));
     }
 }

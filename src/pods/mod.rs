@@ -1,9 +1,11 @@
 //! The pod controller: Pods bound to this node become ECI container groups, and the groups'
 //! state flows back into the pods' status.
 //!
-//! Pure parts, with arrows pointing one way (translate → volumes → env → storage):
+//! Pure parts, with arrows pointing one way (translate → annotations, translate → volumes → env → storage):
 //! - [`translate`]: Pod (+ sources, image cache, registry logins) → the finished
 //!   `CreateContainerGroup` request.
+//! - [`annotations`]: ECI's `k8s.aliyun.com/…` pod annotations → request parameters, and the
+//!   ones written back once the group exists.
 //! - [`volumes`]: pod volumes → ECI volumes.
 //! - [`storage`]: the claims a pod names, and a bound PersistentVolume → its ECI volume.
 //! - [`env`]: a container's environment from values, ConfigMaps, Secrets and the downward API.
@@ -24,6 +26,7 @@
 //! - `groups`: the node's groups on the cloud ([`describe_node_groups`]).
 //! - `context`: [`PodsConfig`] and the state the loop's parts share.
 
+pub mod annotations;
 mod cloud_events;
 mod context;
 pub mod controller;

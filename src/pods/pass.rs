@@ -13,8 +13,12 @@ use super::{
     cloud_events::record,
     context::{CONCURRENCY, Context, ECI_TIMEOUT, pod_span},
     create::create,
-    deadline::{enforce as enforce_deadline, past_deadline},
+    deadline::{
+        PENDING_REASON, enforce as enforce_deadline, enforce_pending, past_deadline,
+        pending_too_long,
+    },
     groups::{delete_group, describe_node_groups, is_starting, ours_by_uid},
+    status::SCHEDULE_FAILED,
     translate::{Unsupported, check_supported},
     update::{ImageUpdate, image_update, update},
     writes::{delete_pod, publish, reject, sync_status},
@@ -123,6 +127,8 @@ enum Step<'a> {
     Update(ImageUpdate),
     /// It is past its `activeDeadlineSeconds`: fail it and stop its group.
     DeadlineExceeded,
+    /// Its group stayed Pending longer than `eci-max-pending-minute`: fail it, delete the group.
+    PendingTimeout,
 }
 
 /// Decides what a pass does for `pod` and its `group` at `now`.
@@ -144,6 +150,13 @@ fn decide<'a>(pod: &Pod, group: Option<&'a ContainerGroup>, now: jiff::Timestamp
     if past_deadline(pod, now) {
         return Step::DeadlineExceeded;
     }
+    // Once failed for it, the pod stays failed while its group goes.
+    let failed_pending = pod.status.as_ref().is_some_and(|s| {
+        s.phase.as_deref() == Some("Failed") && s.reason.as_deref() == Some(PENDING_REASON)
+    });
+    if failed_pending || group.is_some_and(|g| pending_too_long(pod, g, now)) {
+        return Step::PendingTimeout;
+    }
     match group {
         // ECI updates only Pending and Running groups; one Updating already has a change.
         Some(group) if group.status.allows_restart_or_update() => match image_update(pod, group) {
@@ -157,7 +170,9 @@ fn decide<'a>(pod: &Pod, group: Option<&'a ContainerGroup>, now: jiff::Timestamp
         },
         None => {
             let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            if matches!(phase, Some("Succeeded" | "Failed")) {
+            let reason = pod.status.as_ref().and_then(|s| s.reason.as_deref());
+            // A fail-fast pod ECI refused stays as it is, for its owner to decide.
+            if matches!(phase, Some("Succeeded" | "Failed")) || reason == Some(SCHEDULE_FAILED) {
                 Step::Finished
             } else if had_group(pod) {
                 Step::GroupGone
@@ -215,6 +230,11 @@ async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
             }
         }
         Step::DeadlineExceeded => enforce_deadline(ctx, pod, &uid, group).await,
+        Step::PendingTimeout => {
+            if let Some(group) = group {
+                enforce_pending(ctx, pod, &uid, group).await;
+            }
+        }
         Step::Create => {
             // A create in flight, or one newer than this pass's describe, is not repeated.
             if let Some(_creating) = ctx.starts.begin_create(&uid) {

@@ -18,6 +18,61 @@ use crate::eci::{
     container_group::{ContainerInfo, ContainerState as EciState},
 };
 
+/// ECI's pod condition: whether the container instance was created, and if not why.
+pub const INSTANCE_CREATED: &str = "ContainerInstanceCreated";
+/// The status reason of a fail-fast pod whose instance could not be created (ECI's "Configure
+/// a fault handling policy for a pod").
+pub const SCHEDULE_FAILED: &str = "ContainerInstanceScheduleFailed";
+
+/// A condition of `pod` at `now`, keeping its `lastTransitionTime` while its status holds.
+fn pod_condition(
+    pod: &Pod,
+    kind: &str,
+    ok: bool,
+    reason: Option<&str>,
+    message: Option<&str>,
+    now: jiff::Timestamp,
+) -> PodCondition {
+    let status = if ok { "True" } else { "False" };
+    let since = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == kind && c.status == status))
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    PodCondition {
+        type_: kind.to_owned(),
+        status: status.to_owned(),
+        last_transition_time: Some(since),
+        reason: reason.map(str::to_owned),
+        message: message.map(str::to_owned),
+        ..PodCondition::default()
+    }
+}
+
+/// The status of a pod whose instance ECI could not create (`code`, e.g. `ContainerGroup.NoStock`):
+/// Pending, the reason in its `ContainerInstanceCreated` condition; a fail-fast pod also has
+/// [`SCHEDULE_FAILED`] as its reason, since it is not tried again.
+pub fn not_created_status(
+    pod: &Pod,
+    code: &str,
+    message: &str,
+    fail_fast: bool,
+    now: jiff::Timestamp,
+) -> PodStatus {
+    PodStatus {
+        phase: Some("Pending".into()),
+        reason: fail_fast.then(|| SCHEDULE_FAILED.to_owned()),
+        message: Some(message.to_owned()),
+        conditions: Some(vec![
+            pod_condition(pod, "PodScheduled", true, None, None, now),
+            pod_condition(pod, INSTANCE_CREATED, false, Some(code), Some(message), now),
+        ]),
+        ..PodStatus::default()
+    }
+}
+
 /// The pod status `group` implies for `pod`, at `now`, on a node with `host_ip`.
 pub fn pod_status(
     pod: &Pod,
@@ -83,24 +138,22 @@ pub fn pod_status(
             .is_some_and(|t| t.exit_code == 0)
     }) || matches!(phase, "Running" | "Succeeded");
     let containers_ready = phase == "Running" && containers.iter().all(|c| c.ready);
-    let old = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
     let condition = |kind: &str, ok: bool, reason: Option<&str>| {
-        let status = if ok { "True" } else { "False" };
-        let since = old
-            .and_then(|cs| cs.iter().find(|c| c.type_ == kind && c.status == status))
-            .and_then(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        PodCondition {
-            type_: kind.to_owned(),
-            status: status.to_owned(),
-            last_transition_time: Some(since),
-            reason: reason.map(str::to_owned),
-            ..PodCondition::default()
-        }
+        pod_condition(pod, kind, ok, reason, None, now)
     };
     let not_ready_reason = (!containers_ready).then_some("ContainersNotReady");
+    // ECI's own condition ("ECI custom conditions"): the instance exists once it has left
+    // Scheduling; a group that failed to schedule says so.
+    let created = match group.status {
+        ContainerGroupStatus::Scheduling => condition(INSTANCE_CREATED, false, Some("Creating")),
+        ContainerGroupStatus::ScheduleFailed => {
+            condition(INSTANCE_CREATED, false, Some("FailedScheduling"))
+        }
+        _ => condition(INSTANCE_CREATED, true, None),
+    };
     let conditions = vec![
         condition("PodScheduled", true, None),
+        created,
         condition(
             "Initialized",
             initialized,
@@ -273,7 +326,7 @@ pub fn differs(old: Option<&PodStatus>, new: &PodStatus) -> bool {
             "start": s.start_time,
             "containers": s.container_statuses,
             "inits": s.init_container_statuses,
-            "conditions": s.conditions.as_ref().map(|cs| cs.iter().filter(|c| matches!(c.type_.as_str(), "PodScheduled" | "Initialized" | "ContainersReady" | "Ready")).map(|c| (c.type_.clone(), c.status.clone())).collect::<Vec<_>>()),
+            "conditions": s.conditions.as_ref().map(|cs| cs.iter().filter(|c| matches!(c.type_.as_str(), "PodScheduled" | "Initialized" | "ContainersReady" | "Ready" | INSTANCE_CREATED)).map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())).collect::<Vec<_>>()),
         })
     };
     key(old) != key(new)

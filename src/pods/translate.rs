@@ -42,6 +42,8 @@ pub struct Placement {
     pub vswitch: Option<String>,
     /// Security group.
     pub security_group: Option<String>,
+    /// Node-wide defaults of what pods' annotations set (RAM role, spot fallback).
+    pub defaults: super::annotations::Defaults,
     /// The node's InternalIP (the downward API's `status.hostIP`).
     pub host_ip: String,
     /// The cluster DNS server for `ClusterFirst` pods (none: left to the cloud's resolver).
@@ -61,6 +63,9 @@ pub struct Translated {
     pub missing: Vec<Missing>,
     /// PersistentVolumeClaims not bound yet, one line each.
     pub waiting: Vec<String>,
+    /// Warning events the pod's annotations bring, `(reason, message)`, published once the
+    /// group exists.
+    pub warnings: Vec<(&'static str, String)>,
 }
 
 /// The event reason of a pod waiting for its claims.
@@ -136,6 +141,9 @@ pub enum Unsupported {
         /// Why it cannot be honoured.
         why: String,
     },
+    /// A `k8s.aliyun.com/…` annotation of the pod is malformed.
+    #[error(transparent)]
+    Annotation(#[from] super::annotations::Invalid),
     /// The pod asks for more than the largest ECI spec.
     #[error("{cpu} vCPU / {memory} GiB is larger than every ECI instance spec")]
     TooLarge {
@@ -159,6 +167,7 @@ impl Unsupported {
             Unsupported::BadQuantity { .. } => "InvalidResources",
             Unsupported::TooLarge { .. } => "ResourcesTooLarge",
             Unsupported::Field { .. } => "UnsupportedField",
+            Unsupported::Annotation(_) => super::annotations::INVALID_REASON,
         }
     }
 }
@@ -255,7 +264,7 @@ pub fn translate(
         if init {
             strip_init(&mut out);
         }
-        Ok(out)
+        Ok::<_, Unsupported>(out)
     };
     let containers = spec
         .containers
@@ -296,7 +305,7 @@ pub fn translate(
     };
 
     let dns = dns(spec, namespace, placement);
-    let request = CreateContainerGroup {
+    let mut request = CreateContainerGroup {
         container_group_name: group_name(namespace, name),
         containers,
         init_containers,
@@ -354,11 +363,41 @@ pub fn translate(
         image_registry_credentials: credentials,
         ..CreateContainerGroup::default()
     };
+    let applied = super::annotations::apply(pod, &placement.defaults, &mut request)?;
     Ok(Translated {
         request,
         missing,
         waiting: volumes.waiting,
+        warnings: applied.warnings,
     })
+}
+
+/// The extended resource of NVIDIA GPUs, as the device plugin and ECI's GPU page name it.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+/// The container's `nvidia.com/gpu` (a limit, or a request: Kubernetes requires the two equal
+/// for extended resources) → `Container.N.Gpu` ("Create a GPU-accelerated instance",
+/// <https://www.alibabacloud.com/help/en/eci/user-guide/create-gpu-accelerated-elastic-container-instances>).
+fn gpus(c: &PodContainer) -> Result<Option<u32>, Unsupported> {
+    let resources = c.resources.as_ref();
+    let Some(q) = resources
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get(GPU_RESOURCE))
+        .or_else(|| {
+            resources
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get(GPU_RESOURCE))
+        })
+    else {
+        return Ok(None);
+    };
+    let bad = || Unsupported::BadQuantity {
+        container: c.name.clone(),
+        resource: GPU_RESOURCE,
+        value: q.0.clone(),
+    };
+    let count = q.0.trim().parse::<u32>().map_err(|_| bad())?;
+    Ok((count > 0).then_some(count))
 }
 
 /// What the container mounts may name.
@@ -487,6 +526,7 @@ fn container(
         image: c.image.clone().unwrap_or_default(),
         cpu: resource("cpu")?,
         memory: resource("memory")?,
+        gpu: gpus(c)?,
         commands: resolved.command,
         args: resolved.args,
         working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),

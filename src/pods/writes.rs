@@ -3,6 +3,8 @@
 //! UID as a precondition, so a new pod with the same name is never touched; a write that fails
 //! is logged and left to the next pass.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::{
     Api, Resource, ResourceExt,
@@ -12,6 +14,7 @@ use kube::{
 use tracing::{debug, info, warn};
 
 use super::{
+    annotations::{missing, written_back},
     context::{Context, KUBE_TIMEOUT},
     status::{differs, pod_status},
     translate::Unsupported,
@@ -31,6 +34,9 @@ pub(super) async fn sync_status(ctx: &Context, pod: &Pod, uid: &str, group: &Con
         }
         write_status(ctx, pod, uid, &status).await;
     }
+    // What ECI's virtual node writes on a pod once its group exists, when the pod lacks it.
+    let todo = missing(pod, written_back(pod, group));
+    annotate(ctx, pod, uid, &todo).await;
 }
 
 /// The Warning event a new status brings: its reason and message, unless the pod had already
@@ -101,18 +107,27 @@ pub(super) async fn write_status(ctx: &Context, pod: &Pod, uid: &str, status: &P
     }
 }
 
-/// The merge patch that sets one annotation, with the UID as precondition.
-fn annotation_patch(uid: &str, key: &str, value: &str) -> serde_json::Value {
-    serde_json::json!({ "metadata": { "uid": uid, "annotations": { key: value } } })
+/// The merge patch that sets annotations, with the UID as precondition.
+fn annotation_patch(uid: &str, annotations: &BTreeMap<&str, String>) -> serde_json::Value {
+    serde_json::json!({ "metadata": { "uid": uid, "annotations": annotations } })
 }
 
-/// Sets one annotation on the pod (a merge patch with the UID as precondition).
-pub(super) async fn annotate(ctx: &Context, pod: &Pod, uid: &str, key: &str, value: &str) {
+/// Sets annotations on the pod (one merge patch with the UID as precondition).
+pub(super) async fn annotate(
+    ctx: &Context,
+    pod: &Pod,
+    uid: &str,
+    annotations: &BTreeMap<&str, String>,
+) {
     let (Some(namespace), Some(name)) = (pod.namespace(), pod.metadata.name.as_deref()) else {
         return;
     };
+    if annotations.is_empty() {
+        return;
+    }
+    let key = annotations.keys().next().copied().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let patch = annotation_patch(uid, key, value);
+    let patch = annotation_patch(uid, annotations);
     let answer = tokio::time::timeout(
         KUBE_TIMEOUT,
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
@@ -236,7 +251,9 @@ mod tests {
         let patch = status_patch("u-1", &status("Running", None, None));
         assert_eq!(patch["metadata"]["uid"], "u-1");
         assert_eq!(patch["status"]["phase"], "Running");
-        let patch = annotation_patch("u-1", "k8s.aliyun.com/eci-matched-image-cache", "imc-1");
+        let annotations =
+            BTreeMap::from([("k8s.aliyun.com/eci-matched-image-cache", "imc-1".to_owned())]);
+        let patch = annotation_patch("u-1", &annotations);
         assert_eq!(patch["metadata"]["uid"], "u-1");
         assert_eq!(
             patch["metadata"]["annotations"]["k8s.aliyun.com/eci-matched-image-cache"],

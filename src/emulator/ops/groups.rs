@@ -8,6 +8,7 @@ use crate::emulator::{
     disks,
     driver::{GroupMode, Work},
     error::ApiError,
+    instance,
     matching::{self, MatchFilter},
     params::Params,
     spec::{self, ContainerSpec},
@@ -26,8 +27,23 @@ fn find<'a>(store: &'a mut Store, region: &str, id: &str) -> Result<&'a mut Grou
 }
 
 pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, ApiError> {
-    let spec = spec::parse_group(p)?;
+    let mut spec = spec::parse_group(p)?;
     disks::check_new(store, ctx.region, &spec)?;
+    // The first spec in stock, in the order asked ("multiple specifications").
+    let gpus = spec
+        .containers
+        .iter()
+        .chain(&spec.init_containers)
+        .map(|c| c.gpu)
+        .max()
+        .unwrap_or(0);
+    if let Some((name, cpu, memory)) =
+        instance::choose(&spec.options, &ctx.core.settings.sold_out, gpus)?
+    {
+        spec.instance_type = name;
+        spec.cpu = cpu;
+        spec.memory = memory;
+    }
     let now = ctx.now;
     // The cache to start from: explicit beats automatic (reference §3.6).
     let mut hit: Option<(String, Option<String>)> = None;
@@ -69,6 +85,12 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
         ));
     }
     let id = ctx.core.ids.resource_id("eci");
+    if spec.options.auto_create_eip || !spec.options.eip_instance_id.is_empty() {
+        spec.options.internet_ip = instance::eip_address(&id);
+    }
+    if !spec.options.ipv6_address.is_empty() {
+        spec.options.ipv6_address = instance::ipv6_address(&id);
+    }
     if let Some((cache_id, _)) = &hit
         && let Some(cache) = store.caches.get_mut(cache_id)
     {

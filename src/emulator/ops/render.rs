@@ -156,12 +156,21 @@ pub fn group(g: &Group, with_events: bool) -> Value {
             out
         })
         .collect();
+    let o = &s.options;
     json!({
         "ContainerGroupId": g.id,
         "ContainerGroupName": s.name,
         "RegionId": g.region_id,
         "ZoneId": g.zone_id,
-        "VpcId": "",
+        // One VPC and one network interface per group, named after the group (the emulator
+        // has no VPC of its own).
+        "VpcId": "vpc-emulator",
+        "EniInstanceId": format!("eni-{}", g.id.trim_start_matches("eci-")),
+        "SpotStrategy": if o.spot_strategy.is_empty() { "NoSpot" } else { o.spot_strategy.as_str() },
+        "SpotPriceLimit": o.spot_price_limit,
+        "RamRoleName": o.ram_role_name,
+        "Ipv6Address": o.ipv6_address,
+        "ComputeCategory": o.compute_categories.first().cloned().unwrap_or_default(),
         "VSwitchId": s.vswitch_id,
         "SecurityGroupId": s.security_group_id,
         "ResourceGroupId": s.resource_group_id,
@@ -171,7 +180,7 @@ pub fn group(g: &Group, with_events: bool) -> Value {
         "InstanceType": s.instance_type,
         "RestartPolicy": s.restart_policy,
         "IntranetIp": g.intranet_ip,
-        "InternetIp": "",
+        "InternetIp": o.internet_ip,
         "EphemeralStorage": s.ephemeral_storage,
         "DnsPolicy": s.dns_policy,
         "DnsConfig": {
