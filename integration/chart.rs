@@ -189,6 +189,7 @@ fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) ->
     std::fs::write(
         values.path(),
         "region: cn-hangzhou\nsecurityGroup: sg-abc\nvSwitches: [vsw-default]\n\
+         ramRoleName: AppRole\nspotFallback: true\n\
          zones:\n- name: cn-hangzhou-h\n  vSwitches: [vsw-hhh, vsw-hh2]\n- name: cn-hangzhou-i\n\
          credentials: {existingSecret: my-eci-key}\n\
          taint: {enabled: true, key: eci, value: \"\", effect: NoExecute}\n\
@@ -204,6 +205,9 @@ fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) ->
         credentials_only_from_secret(deployment, "my-eci-key")?;
         ensure!(env["VK_TAINT"]["value"] == "eci:NoExecute", "{env:?}");
         ensure!(env["VK_SECURITY_GROUP_ID"]["value"] == "sg-abc", "{env:?}");
+        // Node-wide defaults of the pod annotations.
+        ensure!(env["VK_RAM_ROLE_NAME"]["value"] == "AppRole", "{env:?}");
+        ensure!(env["VK_SPOT_FALLBACK"]["value"] == "true", "{env:?}");
         nodes.push((
             env["VK_NODE_NAME"]["value"]
                 .as_str()

@@ -6,6 +6,7 @@
 
 mod agent_pull;
 mod agent_runc;
+mod annotations;
 mod chart;
 mod cli;
 mod crd;
@@ -30,6 +31,7 @@ fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tests: Vec<Test> = [
         agent_pull::tests(),
+        annotations::tests(),
         agent_runc::tests(),
         chart::tests(),
         cli::tests(),

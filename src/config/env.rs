@@ -44,6 +44,8 @@ pub const ENV_CPU: &str = "VK_CAPACITY_CPU";
 pub const ENV_MEMORY: &str = "VK_CAPACITY_MEMORY";
 /// `--pods`.
 pub const ENV_PODS: &str = "VK_CAPACITY_PODS";
+/// `--gpu`.
+pub const ENV_GPU: &str = "VK_CAPACITY_GPU";
 /// `--ephemeral-storage`.
 pub const ENV_EPHEMERAL_STORAGE: &str = "VK_CAPACITY_EPHEMERAL_STORAGE";
 /// `--taint`.

@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// Ephemeral-storage capacity the node advertises (a Kubernetes quantity).
     #[arg(long, env = ENV_EPHEMERAL_STORAGE, default_value = "10Ti")]
     pub ephemeral_storage: String,
+    /// NVIDIA GPUs the node advertises (`nvidia.com/gpu`), so GPU pods can be scheduled onto
+    /// it; each gets a GPU instance type from its `k8s.aliyun.com/eci-use-specs`.
+    #[arg(long, env = ENV_GPU, default_value = "100")]
+    pub gpu: String,
     /// Taint of the node, `key[=value]:Effect`, or `none` for no taint.
     #[arg(long, env = ENV_TAINT, default_value = DEFAULT_TAINT)]
     pub taint: String,
@@ -156,6 +160,8 @@ pub struct Capacity {
     pub pods: Quantity,
     /// Ephemeral storage.
     pub ephemeral_storage: Quantity,
+    /// NVIDIA GPUs.
+    pub gpu: Quantity,
 }
 
 /// The checked settings of `eci-vk run`.
@@ -312,6 +318,7 @@ impl RunArgs {
                 ENV_EPHEMERAL_STORAGE,
                 &self.ephemeral_storage,
             ),
+            gpu: quantity("gpu", ENV_GPU, &self.gpu),
         };
         let taint = match parse_taint(&self.taint) {
             Ok(taint) => taint,

@@ -82,6 +82,7 @@ pub fn status(config: &NodeConfig, now: jiff::Timestamp, cloud_ok: bool) -> Node
         ("memory", cap.memory.clone()),
         ("pods", cap.pods.clone()),
         ("ephemeral-storage", cap.ephemeral_storage.clone()),
+        ("nvidia.com/gpu", cap.gpu.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -201,6 +202,7 @@ mod tests {
                 memory: Quantity("1Ti".into()),
                 pods: Quantity("500".into()),
                 ephemeral_storage: Quantity("1Ti".into()),
+                gpu: Quantity("8".into()),
             },
             internal_ip: "10.0.0.1".parse().expect("ip"),
             kubelet_port: 10250,

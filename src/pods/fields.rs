@@ -508,11 +508,11 @@ pub const CONTAINER_FIELDS: &[ContainerField] = &[
     ),
     c(
         "resources.limits",
-        Mapped("Cpu / Memory (the larger of request and limit)"),
+        Mapped("Cpu / Memory (the larger of request and limit); nvidia.com/gpu as Gpu"),
     ),
     c(
         "resources.requests",
-        Mapped("Cpu / Memory (the larger of request and limit)"),
+        Mapped("Cpu / Memory (the larger of request and limit); nvidia.com/gpu as Gpu"),
     ),
     ci(
         "restartPolicy",

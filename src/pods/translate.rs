@@ -970,6 +970,38 @@ spec:
         assert_eq!((request.cpu, request.memory), (Some(2.0), Some(2.0)));
     }
 
+    #[test]
+    fn gpus_are_the_containers_gpu_and_annotations_reach_the_request() {
+        let gpu = |count: &str| {
+            translate_plain(
+                &pod(&format!(
+                    "metadata: {{name: a, namespace: b, uid: u, annotations: {{k8s.aliyun.com/eci-use-specs: ecs.gn6i-c4g1.xlarge}}}}\nspec: {{containers: [{{name: c, image: i, resources: {{limits: {{nvidia.com/gpu: '{count}'}}}}}}]}}"
+                )),
+                &placement(),
+                &Sources::default(),
+            )
+        };
+        let request = gpu("1").expect("translates").request;
+        assert_eq!(request.containers[0].gpu, Some(1));
+        assert_eq!(
+            request.instance_type.as_deref(),
+            Some("ecs.gn6i-c4g1.xlarge")
+        );
+        assert!(matches!(gpu("half"), Err(Unsupported::BadQuantity { .. })));
+        let bad = translate_plain(
+            &pod("metadata: {name: a, namespace: b, uid: u, annotations: {k8s.aliyun.com/eci-spot-strategy: Cheap}}\nspec: {containers: [{name: c, image: i}]}"),
+            &placement(),
+            &Sources::default(),
+        )
+        .expect_err("refused");
+        assert_eq!(bad.reason(), "InvalidAnnotation");
+        assert!(
+            bad.to_string()
+                .contains("k8s.aliyun.com/eci-spot-strategy=\"Cheap\""),
+            "{bad}"
+        );
+    }
+
     /// The spellings that the settings, the emulator and this file used to read differently
     /// (`1e3`, `1.5Gi`, `100m`, `0.5`, `Ki`) all go through `crate::quantity`.
     #[test]

@@ -198,3 +198,100 @@ fn cache_updates_keep_unspecified_fields_and_the_limits() {
         apply_cache_update(&current, &params(&[("ImageCacheSize", "19")])).expect_err("19");
     assert_eq!(shrunk.code, "InvalidParameter.ImageCacheSize");
 }
+
+mod instances {
+    use crate::emulator::{instance, params::Params};
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_first_spec_in_stock_is_chosen_in_order() {
+        let p = params(&[("InstanceType", "ecs.c6.large,2-4Gi,ecs.g6.xlarge")]);
+        let options = instance::parse(&p, 0).expect("valid");
+        let chosen = instance::choose(&options, &["ecs.c6.large".to_owned()], 0).expect("in stock");
+        assert_eq!(chosen, Some(("2-4Gi".to_owned(), 2.0, 4.0)));
+        let none = instance::choose(
+            &options,
+            &[
+                "ecs.c6.large".into(),
+                "2-4Gi".into(),
+                "ecs.g6.xlarge".into(),
+            ],
+            0,
+        )
+        .expect_err("all sold out");
+        assert_eq!(none.code, "ContainerGroup.NoStock");
+        // A GPU container skips the specs without GPUs.
+        let p = params(&[("InstanceType", "2-4Gi,ecs.gn6i-c4g1.xlarge")]);
+        let options = instance::parse(&p, 1).expect("valid");
+        let chosen = instance::choose(&options, &[], 1).expect("a GPU type");
+        assert_eq!(chosen.map(|c| c.0).as_deref(), Some("ecs.gn6i-c4g1.xlarge"));
+    }
+
+    #[test]
+    fn instance_options_are_checked_as_eci_checks_them() {
+        let code = |pairs: &[(&str, &str)], gpus| {
+            instance::parse(&params(pairs), gpus)
+                .expect_err("invalid")
+                .code
+        };
+        assert_eq!(
+            code(&[("InstanceType", "2-3Gi")], 0),
+            "InvalidParameter.InstanceType"
+        );
+        assert_eq!(
+            code(&[("SpotStrategy", "Cheap")], 0),
+            "InvalidParameter.SpotStrategy"
+        );
+        assert_eq!(
+            code(&[("SpotStrategy", "SpotWithPriceLimit")], 0),
+            "MissingSpotPriceLimit"
+        );
+        assert_eq!(
+            code(&[("SpotDuration", "3")], 0),
+            "InvalidParameter.SpotDuration"
+        );
+        assert_eq!(
+            code(&[("AutoCreateEip", "true"), ("EipInstanceId", "eip-1")], 0),
+            "InvalidParameter.EipInstanceId"
+        );
+        assert_eq!(code(&[("EipISP", "Mobile")], 0), "InvalidParameter.EipISP");
+        assert_eq!(
+            code(&[("ComputeCategory.1", "cheap")], 0),
+            "InvalidParameter.ComputeCategory"
+        );
+        assert_eq!(
+            code(&[("NtpServer.1", "ntp.local")], 0),
+            "InvalidParameter.NtpServer"
+        );
+        assert_eq!(
+            code(&[("InstanceType", "2-4Gi")], 1),
+            "InvalidParameter.Container"
+        );
+        let ok = instance::parse(
+            &params(&[
+                ("SpotStrategy", "SpotWithPriceLimit"),
+                ("SpotPriceLimit", "0.25"),
+                ("RamRoleName", "R"),
+                ("AutoCreateEip", "true"),
+            ]),
+            0,
+        )
+        .expect("valid");
+        assert_eq!(
+            (
+                ok.spot_price_limit,
+                ok.ram_role_name.as_str(),
+                ok.auto_create_eip
+            ),
+            (0.25, "R", true)
+        );
+    }
+}

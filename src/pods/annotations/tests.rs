@@ -1,4 +1,5 @@
-use super::*;
+use super::{table::WARNED, *};
+use crate::eci::Tag;
 
 fn pod(annotations: &[(&str, &str)]) -> Pod {
     let mut pod: Pod = serde_yaml_ng::from_str(
@@ -397,4 +398,26 @@ fn every_row_of_the_table_is_a_distinct_key() {
             "{k} warned but not in the table"
         );
     }
+}
+
+#[test]
+fn the_readme_holds_the_annotation_table() {
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains(&readme_table()),
+        "README.md's annotation table differs from pods::annotations::readme_table(); paste its \
+         output (cargo test --lib print_annotation_table -- --ignored --nocapture)"
+    );
+    for written in key::WRITTEN_BACK {
+        assert!(
+            readme.contains(&format!("`{written}`")),
+            "README.md does not name {written}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "prints the README's table"]
+fn print_annotation_table() {
+    println!("{}", readme_table());
 }
