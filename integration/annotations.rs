@@ -153,13 +153,26 @@ fn event_like(ground: &Ground, ns: &str, name: &str, needles: &[&str]) -> Result
     })
 }
 
-fn pod_yaml(node: &str, name: &str, annotations: &[(&str, &str)], extra: &str) -> String {
+/// Applies a one-container pod `name` on `node` with `annotations`; `extra` is added to its
+/// container.
+fn apply_pod(
+    ground: &Ground,
+    ns: &str,
+    node: &str,
+    name: &str,
+    annotations: &[(&str, &str)],
+    extra: &str,
+) -> Result<()> {
     let annotations: String = annotations
         .iter()
         .map(|(k, v)| format!("    {k}: {v:?}\n"))
         .collect();
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n{annotations}spec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n{extra}"
+    apply(
+        ground,
+        ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n{annotations}spec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n{extra}"
+        ),
     )
 }
 
@@ -249,15 +262,13 @@ fn specs_spot_eip_identity_gpu_and_fail_fast(ground: &Ground, ns: &Namespace) ->
 
     // (b) SpotWithPriceLimit without its price: the pod fails with InvalidAnnotation and an
     // event naming the annotation and the value.
-    apply(
+    apply_pod(
         ground,
         ns,
-        &pod_yaml(
-            name,
-            "spot-unpriced",
-            &[("k8s.aliyun.com/eci-spot-strategy", "SpotWithPriceLimit")],
-            "",
-        ),
+        name,
+        "spot-unpriced",
+        &[("k8s.aliyun.com/eci-spot-strategy", "SpotWithPriceLimit")],
+        "",
     )?;
     pod_where(
         ground,
@@ -281,22 +292,20 @@ fn specs_spot_eip_identity_gpu_and_fail_fast(ground: &Ground, ns: &Namespace) ->
 
     // (c) A priced spot pod with an EIP, its own RAM role and custom tags: the group as the
     // official SDK reads it.
-    apply(
+    apply_pod(
         ground,
         ns,
-        &pod_yaml(
-            name,
-            "spot-eip",
-            &[
-                ("k8s.aliyun.com/eci-spot-strategy", "SpotWithPriceLimit"),
-                ("k8s.aliyun.com/eci-spot-price-limit", "0.25"),
-                ("k8s.aliyun.com/eci-with-eip", "true"),
-                ("k8s.aliyun.com/eci-ram-role-name", "PodRole"),
-                ("k8s.aliyun.com/eci-custom-tags", "team:search,env:test"),
-                ("k8s.aliyun.com/eci-made-up", "x"),
-            ],
-            "",
-        ),
+        name,
+        "spot-eip",
+        &[
+            ("k8s.aliyun.com/eci-spot-strategy", "SpotWithPriceLimit"),
+            ("k8s.aliyun.com/eci-spot-price-limit", "0.25"),
+            ("k8s.aliyun.com/eci-with-eip", "true"),
+            ("k8s.aliyun.com/eci-ram-role-name", "PodRole"),
+            ("k8s.aliyun.com/eci-custom-tags", "team:search,env:test"),
+            ("k8s.aliyun.com/eci-made-up", "x"),
+        ],
+        "",
     )?;
     let spot = pod_where(
         ground,
@@ -370,15 +379,13 @@ fn specs_spot_eip_identity_gpu_and_fail_fast(ground: &Ground, ns: &Namespace) ->
     );
 
     // (d) A GPU: nvidia.com/gpu reaches Container.N.Gpu, on the GPU type the pod named.
-    apply(
+    apply_pod(
         ground,
         ns,
-        &pod_yaml(
-            name,
-            "gpu",
-            &[("k8s.aliyun.com/eci-use-specs", "ecs.gn6i-c4g1.xlarge")],
-            "    resources: {limits: {nvidia.com/gpu: 1}}\n",
-        ),
+        name,
+        "gpu",
+        &[("k8s.aliyun.com/eci-use-specs", "ecs.gn6i-c4g1.xlarge")],
+        "    resources: {limits: {nvidia.com/gpu: 1}}\n",
     )?;
     let gpu = pod_where(ground, &node, ns, "gpu", "Running", |p| {
         phase(p) == "Running" && annotation(p, "k8s.aliyun.com/eci-instance-id").is_some()
@@ -399,18 +406,16 @@ fn specs_spot_eip_identity_gpu_and_fail_fast(ground: &Ground, ns: &Namespace) ->
 
     // (e) fail-fast with every spec sold out: Pending, reason ContainerInstanceScheduleFailed,
     // ECI's code in the condition; a fail-back pod keeps trying with the code in its condition.
-    apply(
+    apply_pod(
         ground,
         ns,
-        &pod_yaml(
-            name,
-            "fail-fast",
-            &[
-                ("k8s.aliyun.com/eci-use-specs", "ecs.g6.large"),
-                ("k8s.aliyun.com/eci-fail-strategy", "fail-fast"),
-            ],
-            "",
-        ),
+        name,
+        "fail-fast",
+        &[
+            ("k8s.aliyun.com/eci-use-specs", "ecs.g6.large"),
+            ("k8s.aliyun.com/eci-fail-strategy", "fail-fast"),
+        ],
+        "",
     )?;
     let fast = pod_where(
         ground,
@@ -443,15 +448,13 @@ fn specs_spot_eip_identity_gpu_and_fail_fast(ground: &Ground, ns: &Namespace) ->
         "fail-fast",
         &["ProviderFailed", "ContainerGroup.NoStock"],
     )?;
-    apply(
+    apply_pod(
         ground,
         ns,
-        &pod_yaml(
-            name,
-            "fail-back",
-            &[("k8s.aliyun.com/eci-use-specs", "ecs.g6.large")],
-            "",
-        ),
+        name,
+        "fail-back",
+        &[("k8s.aliyun.com/eci-use-specs", "ecs.g6.large")],
+        "",
     )?;
     let back = pod_where(ground, &node, ns, "fail-back", "waiting for stock", |p| {
         p.status

@@ -179,18 +179,20 @@ impl Params {
     }
 }
 
+/// Parameters from `(name, value)` pairs, for tests.
+#[cfg(test)]
+pub fn params(pairs: &[(&str, &str)]) -> Params {
+    Params::new(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        Params::new(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
 
     #[test]
     fn lists_are_one_based_and_ordered_numerically() {

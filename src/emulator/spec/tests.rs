@@ -200,16 +200,7 @@ fn cache_updates_keep_unspecified_fields_and_the_limits() {
 }
 
 mod instances {
-    use crate::emulator::{instance, params::Params};
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        Params::new(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
+    use crate::emulator::{instance, params::params};
 
     #[test]
     fn the_first_spec_in_stock_is_chosen_in_order() {
