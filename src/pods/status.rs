@@ -317,6 +317,21 @@ pub fn differs(old: Option<&PodStatus>, new: &PodStatus) -> bool {
     let Some(old) = old else {
         return true;
     };
+    // The API server answers an absent `lastState` as `{}`: the same thing, not a change
+    // (taken as one, every pod's status was written again on every pass).
+    let statuses = |list: &Option<Vec<ContainerStatus>>| {
+        list.as_ref().map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let mut c = c.clone();
+                    if c.last_state.as_ref() == Some(&ContainerState::default()) {
+                        c.last_state = None;
+                    }
+                    c
+                })
+                .collect::<Vec<_>>()
+        })
+    };
     let key = |s: &PodStatus| {
         serde_json::json!({
             "phase": s.phase,
@@ -324,8 +339,8 @@ pub fn differs(old: Option<&PodStatus>, new: &PodStatus) -> bool {
             "hostIP": s.host_ip,
             "reason": s.reason,
             "start": s.start_time,
-            "containers": s.container_statuses,
-            "inits": s.init_container_statuses,
+            "containers": statuses(&s.container_statuses),
+            "inits": statuses(&s.init_container_statuses),
             "conditions": s.conditions.as_ref().map(|cs| cs.iter().filter(|c| matches!(c.type_.as_str(), "PodScheduled" | "Initialized" | "ContainersReady" | "Ready" | INSTANCE_CREATED)).map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())).collect::<Vec<_>>()),
         })
     };
@@ -455,5 +470,24 @@ mod tests {
             jiff::Timestamp::now(),
         );
         assert!(differs(Some(&first), &failed));
+    }
+
+    #[test]
+    fn the_api_servers_empty_last_state_is_no_change() {
+        let g = group(ContainerGroupStatus::Running, "Running", 0);
+        let ours = pod_status(&pod(), &g, "1.1.1.1", jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(
+            ours.container_statuses
+                .as_ref()
+                .map(|c| c[0].last_state.is_none()),
+            Some(true)
+        );
+        // What a read of the written status gives back.
+        let mut stored: PodStatus =
+            serde_json::from_value(serde_json::to_value(&ours).expect("json")).expect("status");
+        if let Some(cs) = stored.container_statuses.as_mut() {
+            cs[0].last_state = Some(ContainerState::default());
+        }
+        assert!(!differs(Some(&stored), &ours));
     }
 }

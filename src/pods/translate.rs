@@ -127,7 +127,7 @@ pub enum Unsupported {
     BadQuantity {
         /// The container.
         container: String,
-        /// `cpu` or `memory`.
+        /// `cpu`, `memory` or `nvidia.com/gpu`.
         resource: &'static str,
         /// The value.
         value: String,
