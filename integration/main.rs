@@ -19,6 +19,7 @@ mod node;
 mod pod_surface;
 mod registry;
 mod runc_runtime;
+mod status_writes;
 mod storage;
 mod support;
 mod updates;
@@ -45,6 +46,7 @@ fn main() -> std::process::ExitCode {
         pod_surface::tests(),
         registry::tests(),
         runc_runtime::tests(),
+        status_writes::tests(),
         updates::tests(),
         storage::tests(),
     ]

@@ -43,6 +43,11 @@ const CREATES: Family = Family {
     kind: "counter",
     help: "CreateContainerGroup outcomes by result (created, failed, blocked, rejected).",
 };
+const POD_WRITES: Family = Family {
+    name: "eci_vk_pod_writes_total",
+    kind: "counter",
+    help: "Writes of a pod the node sent to the API server, by kind (status, annotations).",
+};
 const PASS_SECONDS: Family = Family {
     name: "eci_vk_sync_pass_seconds",
     kind: "summary",
@@ -108,6 +113,11 @@ impl Metrics {
     /// Counts a create outcome.
     pub fn pod_create(&self, result: &'static str) {
         self.add(CREATES, vec![("result", result.to_owned())], 1.0);
+    }
+
+    /// Counts a write of a pod: `status` or `annotations`.
+    pub fn pod_write(&self, kind: &'static str) {
+        self.add(POD_WRITES, vec![("kind", kind.to_owned())], 1.0);
     }
 
     /// Records one sync pass.

@@ -88,6 +88,7 @@ pub(super) async fn write_status(ctx: &Context, pod: &Pod, uid: &str, status: &P
     let api: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
     // metadata.uid in the patch is a precondition: a new pod with the same name is not touched.
     let patch = status_patch(uid, status);
+    ctx.config.metrics.pod_write("status");
     let answer = tokio::time::timeout(
         KUBE_TIMEOUT,
         api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch)),
@@ -128,6 +129,7 @@ pub(super) async fn annotate(
     let key = annotations.keys().next().copied().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
     let patch = annotation_patch(uid, annotations);
+    ctx.config.metrics.pod_write("annotations");
     let answer = tokio::time::timeout(
         KUBE_TIMEOUT,
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),

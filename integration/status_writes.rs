@@ -1,0 +1,107 @@
+//! A node with nothing changing writes nothing: once its pods run and their status and
+//! annotations are written, further sync passes send no pod write to the API server (counted
+//! by the node's own `eci_vk_pod_writes_total`). Each pod's status used to be written on every
+//! pass, because the API server's `lastState: {}` compared unequal to the node's absent one.
+
+use anyhow::{Context, Result, ensure};
+
+use crate::support::{
+    Ground,
+    emulator::EmulatorProcess,
+    ground::Namespace,
+    harness::{Phase, Test},
+    node_child::NodeChild,
+    wait::wait,
+};
+
+pub fn tests() -> Vec<Test> {
+    vec![Test {
+        name: "status_writes::an_idle_pass_writes_nothing",
+        phase: Phase::WithCrd,
+        run: an_idle_pass_writes_nothing,
+    }]
+}
+
+/// Pods of the test's Deployment.
+const REPLICAS: usize = 10;
+
+/// The node's count of pod writes of `kind`.
+fn writes(port: u16, kind: &str) -> Result<f64> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async { reqwest::get(url).await?.text().await })?;
+    let prefix = format!("eci_vk_pod_writes_total{{kind=\"{kind}\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0))
+}
+
+fn an_idle_pass_writes_nothing(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let ns = ns.name.as_str();
+    let tmp = tempfile::tempdir()?;
+    let emulator = EmulatorProcess::start(
+        ground.eci_vk(),
+        &["--sim-pull-ms", "20", "--sim-start-ms", "20"],
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let node = NodeChild::spawn(
+        ground,
+        format!("vk-idle-{}", std::process::id()),
+        &emulator.endpoint,
+        tmp.path(),
+        &["--metrics-addr".to_owned(), format!("127.0.0.1:{port}")],
+        "info",
+    )?;
+    node.wait_ready()?;
+    ground
+        .kubectl()
+        .args(["-n", ns, "apply", "-f", "-"])
+        .stdin(format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: idle}}\nspec:\n  replicas: {REPLICAS}\n  selector: {{matchLabels: {{app: idle}}}}\n  template:\n    metadata:\n      labels: {{app: idle}}\n    spec:\n      nodeName: {}\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: busybox\n",
+            node.name
+        ))
+        .ok()?;
+    wait("every pod Running", 60, || {
+        let out = ground
+            .kubectl()
+            .args([
+                "-n",
+                ns,
+                "get",
+                "pods",
+                "-l",
+                "app=idle",
+                "-o",
+                "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}",
+            ])
+            .ok()?;
+        Ok((out.lines().filter(|l| *l == "Running").count() == REPLICAS).then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    // Let the passes that follow the last change write what they must (the store catches up
+    // with the node's own writes within a pass or two).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let before = (writes(port, "status")?, writes(port, "annotations")?);
+    ensure!(
+        before.0 >= REPLICAS as f64,
+        "fewer status writes than pods: {before:?}"
+    );
+    // Ten passes of 0.5 s with nothing changing.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let after = (writes(port, "status")?, writes(port, "annotations")?);
+    ensure!(
+        after == before,
+        "idle passes wrote pods: status {} → {}, annotations {} → {}",
+        before.0,
+        after.0,
+        before.1,
+        after.1
+    );
+    Ok(())
+}
