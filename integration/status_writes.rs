@@ -95,13 +95,20 @@ fn an_idle_pass_writes_nothing(ground: &Ground, ns: &Namespace) -> Result<()> {
     // Ten passes of 0.5 s with nothing changing.
     std::thread::sleep(std::time::Duration::from_secs(5));
     let after = (writes(port, "status")?, writes(port, "annotations")?);
-    ensure!(
-        after == before,
-        "idle passes wrote pods: status {} → {}, annotations {} → {}",
-        before.0,
-        after.0,
-        before.1,
-        after.1
-    );
+    if after != before {
+        let pods = ground
+            .kubectl()
+            .args(["-n", ns, "get", "pods", "-o", "json"])
+            .ok()
+            .unwrap_or_default();
+        anyhow::bail!(
+            "idle passes wrote pods: status {} → {}, annotations {} → {}\npods: {pods}\nnode log:\n{}",
+            before.0,
+            after.0,
+            before.1,
+            after.1,
+            node.logs()
+        );
+    }
     Ok(())
 }

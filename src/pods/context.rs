@@ -21,6 +21,8 @@ pub(super) const KUBE_TIMEOUT: Duration = Duration::from_secs(15);
 pub(super) const ECI_TIMEOUT: Duration = Duration::from_secs(90);
 /// Pods handled at once within a pass.
 pub(super) const CONCURRENCY: usize = 16;
+/// Creates a pass hands off at once (each waits its turn in the client's create budget).
+pub(super) const PASS_CREATES: usize = 64;
 
 /// What the pod controller needs to know.
 #[derive(Debug, Clone)]
@@ -57,6 +59,8 @@ pub(super) struct Context {
     /// ECI's events already written on each pod.
     pub(super) cloud_events: CloudEvents,
     pub(super) health: tokio::sync::watch::Sender<bool>,
+    /// Room for the creates passes hand off ([`PASS_CREATES`]).
+    pub(super) pass_creates: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// The span of the work on one pod.

@@ -61,7 +61,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::{
     PodsError,
-    context::{CONCURRENCY, Context, PodsConfig, pod_span},
+    context::{CONCURRENCY, Context, PASS_CREATES, PodsConfig, pod_span},
     create::{Backoff, create_new},
     look::look,
     pass::{had_group, sync_pass},
@@ -143,6 +143,7 @@ pub async fn run(
         refused_updates: Default::default(),
         cloud_events: Default::default(),
         health,
+        pass_creates: Arc::new(tokio::sync::Semaphore::new(PASS_CREATES)),
         config,
     });
 

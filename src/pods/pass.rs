@@ -184,7 +184,7 @@ fn decide<'a>(pod: &Pod, group: Option<&'a ContainerGroup>, now: jiff::Timestamp
 }
 
 /// Brings one pod and its group (if any) together.
-async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
+async fn reconcile(ctx: &Arc<Context>, pod: &Pod, group: Option<&ContainerGroup>) {
     let Some(uid) = pod.uid() else {
         return;
     };
@@ -237,9 +237,24 @@ async fn reconcile(ctx: &Context, pod: &Pod, group: Option<&ContainerGroup>) {
         }
         Step::Create => {
             // A create in flight, or one newer than this pass's describe, is not repeated.
-            if let Some(_creating) = ctx.starts.begin_create(&uid) {
-                create(ctx, pod, &uid).await;
-            }
+            // It is handed off, not awaited: a create waits its turn in ECI's create quota,
+            // and a pass (and the looks between passes) must not wait behind it, or pods
+            // whose groups already run show ContainerCreating for the length of the queue.
+            let Some(creating) = ctx.starts.begin_create(&uid) else {
+                return;
+            };
+            let Ok(permit) = ctx.pass_creates.clone().try_acquire_owned() else {
+                // Enough creates in flight; the next pass takes this pod up again.
+                return;
+            };
+            let (ctx, pod) = (Arc::clone(ctx), pod.clone());
+            tokio::spawn(
+                async move {
+                    let _held = (creating, permit);
+                    create(&ctx, &pod, &uid).await;
+                }
+                .instrument(tracing::Span::current()),
+            );
         }
     }
 }

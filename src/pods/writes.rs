@@ -76,7 +76,25 @@ pub(super) async fn reject(ctx: &Context, pod: &Pod, uid: &str, why: &Unsupporte
 }
 
 /// The strategic-merge patch of a status write; `metadata.uid` in it is a precondition.
+///
+/// Conditions merge by type, field by field: a condition whose reason or message went away
+/// says so with `null`, or the old one stays (a `Ready=True` pod kept the reason
+/// `ContainersNotReady`, and every pass wrote it again).
 fn status_patch(uid: &str, status: &PodStatus) -> serde_json::Value {
+    let mut status = serde_json::to_value(status).unwrap_or_default();
+    if let Some(conditions) = status
+        .get_mut("conditions")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for condition in conditions
+            .iter_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            for field in ["reason", "message"] {
+                condition.entry(field).or_insert(serde_json::Value::Null);
+            }
+        }
+    }
     serde_json::json!({ "metadata": { "uid": uid }, "status": status })
 }
 
@@ -253,6 +271,22 @@ mod tests {
         let patch = status_patch("u-1", &status("Running", None, None));
         assert_eq!(patch["metadata"]["uid"], "u-1");
         assert_eq!(patch["status"]["phase"], "Running");
+        let ready = PodStatus {
+            conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            ..PodStatus::default()
+        };
+        let patch = status_patch("u-1", &ready);
+        let condition = &patch["status"]["conditions"][0];
+        assert!(
+            condition
+                .get("reason")
+                .is_some_and(serde_json::Value::is_null),
+            "a reason that went away is cleared: {condition}"
+        );
         let annotations =
             BTreeMap::from([("k8s.aliyun.com/eci-matched-image-cache", "imc-1".to_owned())]);
         let patch = annotation_patch("u-1", &annotations);
