@@ -80,7 +80,7 @@ pub(super) async fn create_new(ctx: &Context, pod: &Pod) {
     if check_supported(pod).is_err() || ctx.rejected.lock().contains(&uid) {
         return;
     }
-    if let Some(_creating) = ctx.starts.begin_create(&uid) {
+    if let Some(_creating) = ctx.starts.begin_create(&uid, None) {
         create(ctx, pod, &uid).await;
     }
 }

@@ -28,6 +28,9 @@ use crate::eci::{self, ContainerGroup};
 /// One pass over every group and pod of the node.
 pub(super) async fn sync_pass(ctx: &Arc<Context>) {
     let placement = &ctx.config.placement;
+    // What the describe shows dates from when it was sent: a group created after that is
+    // missing from it, and must not be created again.
+    let described_at = tokio::time::Instant::now();
     let described = tokio::time::timeout(
         ECI_TIMEOUT,
         describe_node_groups(&ctx.eci, &placement.cluster, &placement.node),
@@ -74,7 +77,7 @@ pub(super) async fn sync_pass(ctx: &Arc<Context>) {
         .for_each_concurrent(CONCURRENCY, |pod| {
             let group = pod.uid().and_then(|uid| by_uid.get(&uid).cloned());
             let span = pod_span(&pod);
-            async move { reconcile(ctx, &pod, group.as_ref()).await }.instrument(span)
+            async move { reconcile(ctx, &pod, group.as_ref(), described_at).await }.instrument(span)
         })
         .await;
 
@@ -184,12 +187,21 @@ fn decide<'a>(pod: &Pod, group: Option<&'a ContainerGroup>, now: jiff::Timestamp
 }
 
 /// Brings one pod and its group (if any) together.
-async fn reconcile(ctx: &Arc<Context>, pod: &Pod, group: Option<&ContainerGroup>) {
+async fn reconcile(
+    ctx: &Arc<Context>,
+    pod: &Pod,
+    group: Option<&ContainerGroup>,
+    described_at: tokio::time::Instant,
+) {
     let Some(uid) = pod.uid() else {
         return;
     };
     if let Some(group) = group {
         record(ctx, pod, &uid, group).await;
+    } else if ctx.starts.created_since(&uid, described_at) {
+        // The group was made after this pass's describe was sent: its absence says nothing
+        // (neither "create it" nor "it was deleted on the cloud side").
+        return;
     }
     match decide(pod, group, jiff::Timestamp::now()) {
         Step::StopGroup(id) => {
@@ -240,7 +252,7 @@ async fn reconcile(ctx: &Arc<Context>, pod: &Pod, group: Option<&ContainerGroup>
             // It is handed off, not awaited: a create waits its turn in ECI's create quota,
             // and a pass (and the looks between passes) must not wait behind it, or pods
             // whose groups already run show ContainerCreating for the length of the queue.
-            let Some(creating) = ctx.starts.begin_create(&uid) else {
+            let Some(creating) = ctx.starts.begin_create(&uid, Some(described_at)) else {
                 return;
             };
             let Ok(permit) = ctx.pass_creates.clone().try_acquire_owned() else {

@@ -62,6 +62,9 @@ pub struct Due {
 struct Inner {
     creating: HashSet<String>,
     starting: HashMap<String, Starting>,
+    /// When each pod's group was created, kept after its start (until the pod goes): a pass
+    /// whose describe was sent before then cannot tell the group is there.
+    created: HashMap<String, Instant>,
 }
 
 /// Creates in flight and groups starting, by pod UID. Cheap to share.
@@ -86,11 +89,20 @@ impl Drop for CreateGuard {
 }
 
 impl Starts {
-    /// The right to create the pod's group now, unless a create is in flight or the group was
-    /// just created.
-    pub fn begin_create(&self, uid: &str) -> Option<CreateGuard> {
+    /// The right to create the pod's group now, unless a create is in flight, the group is
+    /// starting, or it was created after `described` — when the caller's describe of the
+    /// node's groups was sent (`None`: the caller described nothing, so any group this node
+    /// created counts).
+    pub fn begin_create(&self, uid: &str, described: Option<Instant>) -> Option<CreateGuard> {
         let mut inner = self.inner.lock();
-        if inner.starting.contains_key(uid) || !inner.creating.insert(uid.to_owned()) {
+        let created_since = inner
+            .created
+            .get(uid)
+            .is_some_and(|at| described.is_none_or(|d| *at >= d));
+        if created_since
+            || inner.starting.contains_key(uid)
+            || !inner.creating.insert(uid.to_owned())
+        {
             return None;
         }
         Some(CreateGuard {
@@ -99,9 +111,21 @@ impl Starts {
         })
     }
 
+    /// Whether this node created the pod's group at or after `described` (so a describe sent
+    /// then cannot show it).
+    pub fn created_since(&self, uid: &str, described: Instant) -> bool {
+        self.inner
+            .lock()
+            .created
+            .get(uid)
+            .is_some_and(|at| *at >= described)
+    }
+
     /// Records a group just created for the pod; its first look is due shortly.
     pub fn created(&self, uid: &str, group_id: &str, pod: ObjectRef<Pod>, now: Instant) {
-        self.inner.lock().starting.insert(
+        let mut inner = self.inner.lock();
+        inner.created.insert(uid.to_owned(), now);
+        inner.starting.insert(
             uid.to_owned(),
             Starting {
                 group_id: group_id.to_owned(),
@@ -165,10 +189,9 @@ impl Starts {
 
     /// Forgets pods that are gone.
     pub fn retain_live(&self, live: &HashSet<String>) {
-        self.inner
-            .lock()
-            .starting
-            .retain(|uid, _| live.contains(uid));
+        let mut inner = self.inner.lock();
+        inner.starting.retain(|uid, _| live.contains(uid));
+        inner.created.retain(|uid, _| live.contains(uid));
     }
 }
 
@@ -183,24 +206,45 @@ mod tests {
     #[test]
     fn one_create_at_a_time_and_none_after_success() {
         let starts = Starts::default();
-        let guard = starts.begin_create("u1").expect("first create goes ahead");
-        assert!(starts.begin_create("u1").is_none(), "a second create waits");
+        let t0 = Instant::now();
+        let guard = starts
+            .begin_create("u1", None)
+            .expect("first create goes ahead");
         assert!(
-            starts.begin_create("u2").is_some(),
+            starts.begin_create("u1", None).is_none(),
+            "a second create waits"
+        );
+        assert!(
+            starts.begin_create("u2", None).is_some(),
             "other pods are independent"
         );
         drop(guard);
         let again = starts
-            .begin_create("u1")
+            .begin_create("u1", None)
             .expect("a failed create may be retried");
-        starts.created("u1", "eci-1", pod_ref("a"), Instant::now());
+        starts.created("u1", "eci-1", pod_ref("a"), t0 + Duration::from_secs(1));
         drop(again);
         assert!(
-            starts.begin_create("u1").is_none(),
+            starts.begin_create("u1", Some(t0)).is_none(),
             "a pass whose describe predates the create must not create again"
         );
         starts.settled("u1");
-        assert!(starts.begin_create("u1").is_some());
+        assert!(
+            starts.begin_create("u1", Some(t0)).is_none(),
+            "not even once the group has left its start"
+        );
+        assert!(starts.begin_create("u1", None).is_none(), "nor the watch");
+        assert!(
+            starts.created_since("u1", t0),
+            "a pass of then knows nothing of it"
+        );
+        assert!(!starts.created_since("u1", t0 + Duration::from_secs(2)));
+        assert!(
+            starts
+                .begin_create("u1", Some(t0 + Duration::from_secs(2)))
+                .is_some(),
+            "a describe sent after the create that shows no group: it is gone"
+        );
     }
 
     #[test]
