@@ -157,6 +157,7 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         Ok(Ok(created)) => {
             ctx.config.metrics.pod_create("created");
             ctx.backoff.succeeded(uid);
+            ctx.issued_tokens.forget(uid);
             ctx.starts.created(
                 uid,
                 &created.container_group_id,

@@ -97,6 +97,7 @@ pub(super) async fn sync_pass(ctx: &Arc<Context>) {
         .await;
     }
     ctx.backoff.retain(&live);
+    ctx.issued_tokens.retain(&live);
     ctx.rejected.lock().retain(|uid| live.contains(uid));
     ctx.starts.retain_live(&live);
     ctx.refused_updates.retain(&live);
