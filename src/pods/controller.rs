@@ -17,7 +17,7 @@
 //! - without a group although its status names one (deleted on the cloud side) → delete the
 //!   pod so its controller makes a new one.
 //!
-//! Between passes, a pod the watch shows for the first time is created at once, and groups
+//! Beside the passes, a pod the watch shows for the first time is created at once, and groups
 //! just created are described by id until they run ([`super::starts`]), so a start is seen
 //! within a fraction of a second rather than at the next pass.
 //!
@@ -171,18 +171,31 @@ pub async fn run(
         })
         .await;
     });
-    let mut last_look = Instant::now();
+    // Looks at starting groups run beside the passes, not between them: a pass over many pods
+    // takes seconds, and a start must not wait for it to end.
+    let look_ctx = ctx.clone();
+    let look_lane = tokio::spawn(async move {
+        let mut last_look = Instant::now();
+        loop {
+            let look_at = look_ctx
+                .starts
+                .next_look()
+                .map(|at| at.max(last_look + MIN_LOOK_GAP));
+            tokio::select! {
+                () = look_ctx.starts.changed() => {}
+                () = sleep_until_some(look_at) => {
+                    look(&look_ctx).await;
+                    last_look = Instant::now();
+                }
+            }
+        }
+    });
     'passes: loop {
         let started = Instant::now();
         sync_pass(&ctx).await;
         ctx.config.metrics.sync_pass(started.elapsed());
         let mut due = started + ctx.config.sync_interval;
-        // Until the next pass: look at starting groups whenever one is due.
         loop {
-            let look_at = ctx
-                .starts
-                .next_look()
-                .map(|at| at.max(last_look + MIN_LOOK_GAP));
             tokio::select! {
                 () = &mut shutdown => break 'passes,
                 () = tokio::time::sleep_until(due) => break,
@@ -193,16 +206,12 @@ pub async fn run(
                     let gap = MIN_PASS_GAP.min(ctx.config.sync_interval);
                     due = due.min((started + gap).max(Instant::now() + WAKE_SETTLE));
                 }
-                () = ctx.starts.changed() => {}
-                () = sleep_until_some(look_at) => {
-                    look(&ctx).await;
-                    last_look = Instant::now();
-                }
             }
         }
     }
     watch_task.abort();
     create_lane.abort();
+    look_lane.abort();
     info!(node.name = %ctx.config.node_name, "pod controller stopped; container groups keep running");
     Ok(())
 }
