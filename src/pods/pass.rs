@@ -96,6 +96,10 @@ pub(super) async fn sync_pass(ctx: &Arc<Context>) {
         .instrument(span)
         .await;
     }
+    // What is forgotten is decided from the store as it is now: a pod that arrived during the
+    // pass (and may have had its group created meanwhile) is not in `live`, and forgetting it
+    // would let its group be created a second time.
+    let live: HashSet<String> = ctx.store.state().iter().filter_map(|p| p.uid()).collect();
     ctx.backoff.retain(&live);
     ctx.issued_tokens.retain(&live);
     ctx.rejected.lock().retain(|uid| live.contains(uid));

@@ -167,7 +167,18 @@ fn replay(store: &Store, action: &str, token: &str, p: &Params) -> Result<Option
     let Some(record) = store.tokens.get(&token_key(action, token)) else {
         return Ok(None);
     };
-    if record.fingerprint != fingerprint(p) {
+    let now = fingerprint(p);
+    if record.fingerprint != now {
+        // Which parameters differ (names only: values may be secrets), for whoever debugs a
+        // client that repeats a token with another request.
+        let first: std::collections::BTreeSet<&str> = record.fingerprint.split('&').collect();
+        let second: std::collections::BTreeSet<&str> = now.split('&').collect();
+        let mut names: Vec<&str> = first
+            .symmetric_difference(&second)
+            .filter_map(|pair| pair.split('=').next())
+            .collect();
+        names.dedup();
+        tracing::warn!(action, parameters = ?names, "a repeated ClientToken with other parameters");
         return Err(ApiError::bad_request(
             "IdempotentParameterMismatch",
             "The request uses the same client token as a previous, but non-identical request.",
