@@ -268,18 +268,19 @@ pub fn choose(
         })
 }
 
+/// A number derived from a group's id, so its addresses are stable across restarts.
+fn id_hash(group_id: &str) -> u32 {
+    group_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+}
+
 /// A public address for the group's EIP, from its id (the TEST-NET-3 range, never routed).
 pub fn eip_address(group_id: &str) -> String {
-    let n = group_id
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!("203.0.113.{}", n % 254 + 1)
+    format!("203.0.113.{}", id_hash(group_id) % 254 + 1)
 }
 
 /// An IPv6 address for the group, from its id (the documentation prefix, never routed).
 pub fn ipv6_address(group_id: &str) -> String {
-    let n = group_id
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!("2001:db8::{:x}", n & 0xffff)
+    format!("2001:db8::{:x}", id_hash(group_id) & 0xffff)
 }

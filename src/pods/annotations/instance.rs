@@ -18,6 +18,15 @@ enum Spec {
     Ecs(String),
 }
 
+impl Spec {
+    /// The entry as the pod wrote it.
+    fn into_text(self) -> String {
+        match self {
+            Spec::Size(.., text) | Spec::Ecs(text) => text,
+        }
+    }
+}
+
 fn specs(value: &str) -> Result<Vec<Spec>, Invalid> {
     let items = list(value);
     if items.len() > MAX_SPECS {
@@ -159,17 +168,7 @@ pub(super) fn instance(
     let families = families(pod)?;
     let Some(families) = families else {
         if !specs.is_empty() {
-            request.instance_type = Some(
-                specs
-                    .iter()
-                    .map(|s| match s {
-                        Spec::Size(.., text) | Spec::Ecs(text) => text.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            request.cpu = None;
-            request.memory = None;
+            set_types(request, specs.into_iter().map(Spec::into_text).collect());
         }
         return Ok(());
     };
@@ -183,7 +182,8 @@ pub(super) fn instance(
                 key::USE_SPECS
             ),
         ));
-        return instance_without_families(specs, request);
+        set_types(request, specs.into_iter().map(Spec::into_text).collect());
+        return Ok(());
     }
     let sizes: Vec<Spec> = if specs.is_empty() {
         let (cpu, memory) = match (request.cpu, request.memory) {
@@ -227,26 +227,15 @@ pub(super) fn instance(
         return Err(invalid(which, value, "allows no ECS family"));
     }
     types.truncate(MAX_SPECS);
-    request.instance_type = Some(types.join(","));
-    request.cpu = None;
-    request.memory = None;
+    set_types(request, types);
     Ok(())
 }
 
-fn instance_without_families(
-    specs: Vec<Spec>,
-    request: &mut CreateContainerGroup,
-) -> Result<(), Invalid> {
-    let names: Vec<String> = specs
-        .into_iter()
-        .map(|s| match s {
-            Spec::Size(.., text) | Spec::Ecs(text) => text,
-        })
-        .collect();
-    request.instance_type = Some(names.join(","));
+/// The group gets one of `types`, tried in order: its own vCPU/memory give way to them.
+fn set_types(request: &mut CreateContainerGroup, types: Vec<String>) {
+    request.instance_type = Some(types.join(","));
     request.cpu = None;
     request.memory = None;
-    Ok(())
 }
 
 /// `eci-spot-*` → `SpotStrategy`, `SpotPriceLimit`, `SpotDuration`, `StrictSpot`.
