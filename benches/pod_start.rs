@@ -176,7 +176,7 @@ async fn run(args: Args) -> Result<()> {
         format!("bench-{id}"),
     ];
     if let Some(ms) = args.sync_ms {
-        node_args.extend(["--pod-sync-interval-ms".into(), ms.to_string()]);
+        node_args.extend(["--pod-sync-interval".into(), format!("{ms}ms")]);
     }
     let node_args: Vec<&str> = node_args.iter().map(String::as_str).collect();
     let node = support::start_node(

@@ -183,6 +183,47 @@ fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) ->
     for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"] {
         ensure!(of_kind(&docs, kind).len() == 1, "no single {kind}");
     }
+    ensure!(
+        env["VK_CLOUD"]["value"] == "aliyun",
+        "{:?}",
+        env["VK_CLOUD"]
+    );
+
+    // RRSA: no AccessKey, the role and provider in the environment, the token projected for
+    // STS's audience, the role named on the ServiceAccount.
+    let rrsa = [
+        "--set",
+        "credentials.rrsa.enabled=true",
+        "--set",
+        "credentials.rrsa.roleArn=acs:ram::1234567890123456:role/eci-vk",
+        "--set",
+        "credentials.rrsa.oidcProviderArn=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
+    ];
+    lint(ground, &rrsa)?;
+    let docs = documents(&template(ground, "vk", "eci-system", &rrsa)?)?;
+    let deployment = of_kind(&docs, "Deployment")[0];
+    let env = env_of(deployment);
+    ensure!(
+        !env.contains_key("ALIBABA_CLOUD_ACCESS_KEY_ID") && of_kind(&docs, "Secret").is_empty(),
+        "RRSA still uses an AccessKey: {env:?}"
+    );
+    ensure!(
+        env["ALIBABA_CLOUD_ROLE_ARN"]["value"] == "acs:ram::1234567890123456:role/eci-vk"
+            && env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"]["value"]
+                == "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens/token",
+        "{env:?}"
+    );
+    let projected = &deployment["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]
+        [0]["serviceAccountToken"];
+    ensure!(
+        projected["audience"] == "sts.aliyuncs.com" && projected["path"] == "token",
+        "no projected STS token: {projected}"
+    );
+    ensure!(
+        of_kind(&docs, "ServiceAccount")[0]["metadata"]["annotations"]["pod-identity.alibabacloud.com/role-name"]
+            == "eci-vk",
+        "the ServiceAccount does not name the role"
+    );
 
     // Several zones, an existing Secret, the metrics Service and ServiceMonitor.
     let values = tempfile::NamedTempFile::new()?;
@@ -524,7 +565,7 @@ fn node_runs_pods_and_caches_with_only_the_chart_rbac(
             "--set",
             "logFormat=text",
             "--set",
-            "podSyncIntervalMs=500",
+            "podSyncInterval=500ms",
         ],
     )?;
     let docs = documents(&manifests)?;

@@ -235,7 +235,10 @@ impl<'g> Rig<'g> {
         let mut command = Command::new("curl");
         command
             .args(["-sk", "--max-time", "30", "-w", "\n%{http_code}"])
-            .arg(format!("https://127.0.0.1:{}{path}", self.port));
+            .arg(format!(
+                "https://{}:{}{path}",
+                self.ground.node_ip, self.port
+            ));
         if let Some(token) = token {
             command.args(["-H", &format!("Authorization: Bearer {token}")]);
         }
@@ -709,9 +712,24 @@ fn port_auth_pods_runningpods_and_stats(ground: &Ground, ns: &Namespace) -> Resu
         "/runningpods/ lists other pods"
     );
 
-    // Stats on the port. (Not through the API server's nodes/proxy: it refuses loopback
-    // node addresses, "address not allowed"; logs and exec take the pod subresources instead.)
+    // Stats on the port, and the same through the API server's nodes/proxy (which refuses a
+    // loopback InternalIP: the node advertises the ground's node address).
     let summary = get("/stats/summary")?;
+    ensure_apiserver_may_reach_kubelets(ground)?;
+    let proxied = ground
+        .kubectl()
+        .args([
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{}/proxy/stats/summary", rig.node.name),
+        ])
+        .ok()
+        .with_context(|| format!("nodes/proxy to {}", ground.node_ip))?;
+    let proxied: serde_json::Value = serde_json::from_str(&proxied)?;
+    ensure!(
+        proxied["node"]["nodeName"] == rig.node.name.as_str(),
+        "the proxied summary is not the node's: {proxied}"
+    );
     let summary: serde_json::Value = serde_json::from_str(&summary)?;
     let pods = summary["pods"]
         .as_array()

@@ -10,6 +10,7 @@ mod annotations;
 mod chart;
 mod cli;
 mod crd;
+mod credentials;
 mod eci_api;
 mod eci_sdk;
 mod guide;
@@ -37,6 +38,7 @@ fn main() -> std::process::ExitCode {
         chart::tests(),
         cli::tests(),
         crd::tests(),
+        credentials::tests(),
         eci_api::tests(),
         eci_sdk::tests(),
         guide::tests(),

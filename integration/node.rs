@@ -103,7 +103,7 @@ struct NodeProcess<'g> {
     env: Vec<(String, String)>,
     /// Flags for the in-process emulator's agent (simulated unless a test sets others).
     agent_args: Vec<String>,
-    /// `--pod-sync-interval-ms`: short, so tests see passes often.
+    /// `--pod-sync-interval` in milliseconds: short, so tests see passes often.
     sync_interval_ms: u64,
 }
 
@@ -149,7 +149,10 @@ impl<'g> NodeProcess<'g> {
             .arg("--kubeconfig")
             .arg(&self.ground.kubeconfig)
             .args(["--node-name", &self.name])
-            .args(["--pod-sync-interval-ms", &self.sync_interval_ms.to_string()])
+            .args([
+                "--pod-sync-interval",
+                &format!("{}ms", self.sync_interval_ms),
+            ])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")

@@ -34,6 +34,8 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== unit tests"
 cargo test --lib --bins
+echo "== doctests"
+cargo test --doc
 echo "== the ground's tools"
 if ! wait "$tools"; then
   tools=""

@@ -6,13 +6,47 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Each step's title, then (at the next step) how long it took; the total at the end.
+timings=()
+step_name="" step_start=$SECONDS
+step() {
+  if [[ -n "$step_name" ]]; then timings+=("$(printf '%4ds  %s' $((SECONDS - step_start)) "$step_name")"); fi
+  step_name="$1" step_start=$SECONDS
+  printf '\n\033[1m== %s\033[0m\n' "$*"
+}
+mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
-step "Building eci-vk"
-cargo build --quiet --bin eci-vk
+step "Building eci-vk and the ground's tools side by side (first run on 2 cores: ~20 min; then seconds)"
+integration/ground/install-packages.sh
+mkdir -p target/ground
+cargo_log="$root/target/up-cargo.log" tools_log="$root/target/ground/build-tools.log"
+# Both in their own process groups, stopped if this script stops.
+setsid cargo build --bin eci-vk >"$cargo_log" 2>&1 &
+cargo_pid=$!
+setsid integration/ground/build.sh >/dev/null 2>"$tools_log" &
+tools_pid=$!
+stop_builds() { kill -- "-$cargo_pid" "-$tools_pid" 2>/dev/null || true; }
+trap stop_builds EXIT
+# A line every 20 s, so a long build is never silence: crates compiled, and the Go tool being
+# built (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm).
+began=$SECONDS
+while kill -0 "$cargo_pid" 2>/dev/null || kill -0 "$tools_pid" 2>/dev/null; do
+  for _ in $(seq 20); do
+    sleep 1
+    kill -0 "$cargo_pid" 2>/dev/null || kill -0 "$tools_pid" 2>/dev/null || break
+  done
+  rust="$(grep -c '^ *Compiling' "$cargo_log" 2>/dev/null || true) crates compiled"
+  kill -0 "$cargo_pid" 2>/dev/null || rust="done"
+  tools="$(tail -n 1 "$tools_log" 2>/dev/null | sed 's/^\[ground\/build\] //')"
+  kill -0 "$tools_pid" 2>/dev/null || tools="done"
+  printf '  %s  eci-vk: %s | ground tools: %s\n' "$(mmss $((SECONDS - began)))" "$rust" "${tools:-starting}"
+done
+wait "$cargo_pid" || { cat "$cargo_log" >&2; exit 1; }
+wait "$tools_pid" || { cat "$tools_log" >&2; exit 1; }
+trap - EXIT
 eci_vk="$root/target/debug/eci-vk"
 
-step "Starting the control plane and registries (first run builds Kubernetes from source: ~10-30 min)"
+step "Starting the control plane and registries"
 integration/ground/up.sh
 # shellcheck disable=SC1091
 source "${GROUND_RUN_DIR:-target/ground/run}/ground.env"
@@ -57,8 +91,10 @@ echo "\$ python integration/sdk/eci_sdk_roundtrip.py 127.0.0.1:$GROUND_EMULATOR_
 "$python" integration/sdk/eci_sdk_roundtrip.py "127.0.0.1:$GROUND_EMULATOR_PORT" "$GROUND_REGISTRY/demo/busybox:latest"
 
 step "The virtual node (eci-vk run), speaking the ECI OpenAPI to that emulator"
+# Its InternalIP is the ground's node address (not loopback), so the API server proxies to it.
 start_daemon virtual-kubelet "$eci_vk" run --kubeconfig "$KUBECONFIG" --node-name virtual-kubelet \
-  --data-dir "$RUN_DIR/node" --eci-endpoint "http://127.0.0.1:$GROUND_EMULATOR_PORT/"
+  --data-dir "$RUN_DIR/node" --eci-endpoint "http://127.0.0.1:$GROUND_EMULATOR_PORT/" \
+  --internal-ip "$GROUND_NODE_IP"
 wait_until "node virtual-kubelet" 60 kubectl get node virtual-kubelet
 kubectl wait --for=condition=Ready node/virtual-kubelet --timeout=60s >/dev/null
 echo "\$ kubectl get nodes -o wide"
@@ -80,6 +116,9 @@ echo "\$ kubectl logs busybox"
 kubectl logs busybox
 echo "\$ kubectl exec busybox -- cat /etc/hostname"
 kubectl exec busybox -- cat /etc/hostname
+echo "\$ kubectl get --raw /api/v1/nodes/virtual-kubelet/proxy/stats/summary | head -c 300"
+kubectl get --raw /api/v1/nodes/virtual-kubelet/proxy/stats/summary | head -c 300
+echo
 
 step "An ImageCache of the app image, and the same pod with and without it"
 local_yaml examples/demo-imagecache.yaml | kubectl apply -f -
@@ -103,6 +142,11 @@ for pod in app-from-cache app-without-cache; do
 done
 echo "\$ kubectl get events --field-selector involvedObject.name=app-from-cache"
 kubectl get events --field-selector involvedObject.name=app-from-cache
+
+step "done"
+echo "Time per step:"
+printf '%s\n' "${timings[@]}"
+echo "Total: $(mmss $((SECONDS - 0)))"
 
 cat <<MSG
 

@@ -35,7 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pods", &["imagecache", "eci", "metrics"]),
     ("imagecache", &["eci"]),
     ("kubelet", &["pods", "eci"]),
-    ("metrics", &["eci"]),
+    ("metrics", &["eci", "imagecache"]),
     ("eci", &[]),
     // The stand-in for the cloud: it verifies with the client's own signing and speaks the
     // client's wire types, and drives the agent.
@@ -55,7 +55,7 @@ fn room_of(relative: &Path) -> Option<(String, usize)> {
         .collect();
     let first = parts.first()?;
     let room = first.strip_suffix(".rs").unwrap_or(first).to_owned();
-    if room == "lib" || room == "architecture" {
+    if matches!(room.as_str(), "lib" | "architecture" | "readme_paths") {
         return None;
     }
     let depth = if parts.last().is_some_and(|l| l == "mod.rs") {
@@ -265,7 +265,7 @@ fn every_module_of_the_crate_is_a_room_or_a_leaf() {
         .iter()
         .map(|(room, _)| *room)
         .chain(LEAVES.iter().copied())
-        .chain(["architecture"])
+        .chain(["architecture", "readme_paths"])
         .collect();
     for line in lib.lines() {
         let line = line.trim();

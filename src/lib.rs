@@ -16,6 +16,8 @@ pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod quantity;
+#[cfg(test)]
+mod readme_paths;
 pub mod reference;
 
 /// An error and its causes on one line (`outer: cause: root cause`), for messages that travel

@@ -1,158 +1,346 @@
-//! Prometheus text metrics of `eci-vk run`: ECI API calls by action and result, throttles,
-//! time spent waiting for the client's quota budget, pods by phase, pod creates, and the
-//! duration of sync passes. One [`Metrics`] is shared through the context (no global
-//! registry); labels are bounded (actions, API error codes, phases), never pod names or request
-//! ids.
+//! The node's metrics, in one `prometheus-client` registry served as OpenMetrics text at
+//! `/metrics`: ECI API calls (by action and result, their latency, throttles, time waiting for
+//! the client's own quota budget), pods by phase, pod creates and writes, sync-pass durations,
+//! the credentials' refreshes and expiry, ImageCache reconciles and leadership, and the build.
+//!
+//! One [`Metrics`] is shared through the context (no global registry). Labels are bounded
+//! (actions, API error codes, phases), never pod names or request ids; an error code is kept to
+//! the characters error codes use, so a server's answer cannot add a line to the exposition.
 
-use std::{collections::BTreeMap, fmt::Write as _, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use parking_lot::Mutex;
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+        info::Info,
+    },
+    registry::{Registry, Unit},
+};
 
-use crate::eci::{AttemptRecord, Observer};
+use crate::{
+    eci::{AttemptRecord, Observer, Provider},
+    imagecache,
+};
 
-/// A metric family: name, type and help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Family {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionResult {
+    action: String,
+    result: String,
 }
 
-const API_CALLS: Family = Family {
-    name: "eci_vk_api_calls_total",
-    kind: "counter",
-    help: "ECI OpenAPI attempts by action and result (ok, an API error code, or transport).",
-};
-const THROTTLES: Family = Family {
-    name: "eci_vk_api_throttles_total",
-    kind: "counter",
-    help: "ECI OpenAPI attempts the service throttled, by action.",
-};
-const BUDGET_WAIT: Family = Family {
-    name: "eci_vk_api_budget_wait_seconds_total",
-    kind: "counter",
-    help: "Seconds ECI OpenAPI attempts waited for the client's own quota budget, by action.",
-};
-const PODS: Family = Family {
-    name: "eci_vk_pods",
-    kind: "gauge",
-    help: "Pods bound to this node by phase, as of the last sync pass.",
-};
-const CREATES: Family = Family {
-    name: "eci_vk_pod_creates_total",
-    kind: "counter",
-    help: "CreateContainerGroup outcomes by result (created, failed, blocked, rejected).",
-};
-const POD_WRITES: Family = Family {
-    name: "eci_vk_pod_writes_total",
-    kind: "counter",
-    help: "Writes of a pod the node sent to the API server, by kind (status, annotations).",
-};
-const PASS_SECONDS: Family = Family {
-    name: "eci_vk_sync_pass_seconds",
-    kind: "summary",
-    help: "Duration of a sync pass (one batched describe plus the per-pod work).",
-};
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: String,
+}
 
-type Labels = Vec<(&'static str, String)>;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaseLabel {
+    lease: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+type Seconds = Counter<f64, AtomicU64>;
+
+/// ECI calls: 5 ms to 41 s.
+fn call_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// Sync passes and reconciles: 10 ms to 82 s.
+fn pass_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
 
 /// The node's metrics. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct Metrics {
-    values: Arc<Mutex<BTreeMap<(Family, Labels), f64>>>,
+    registry: Arc<Registry>,
+    api_calls: Family<ActionResult, Counter>,
+    api_call_seconds: Histograms<ActionResult>,
+    throttles: Family<ActionLabel, Counter>,
+    budget_wait: Family<ActionLabel, Seconds>,
+    pods: Family<PhaseLabel, Gauge>,
+    creates: Family<ResultLabel, Counter>,
+    pod_writes: Family<KindLabel, Counter>,
+    pass_seconds: Histogram,
+    credential_fetches: Counter,
+    credential_expiry: Gauge,
+    reconciles: Family<ResultLabel, Counter>,
+    reconcile_seconds: Histograms<ResultLabel>,
+    leader: Family<LeaseLabel, Gauge>,
+    credentials: Arc<Mutex<Option<Provider>>>,
+    fetches_seen: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let metrics = Self {
+            registry: Arc::new(Registry::default()),
+            api_calls: Family::default(),
+            api_call_seconds: Family::new_with_constructor(call_buckets),
+            throttles: Family::default(),
+            budget_wait: Family::default(),
+            pods: Family::default(),
+            creates: Family::default(),
+            pod_writes: Family::default(),
+            pass_seconds: pass_buckets(),
+            credential_fetches: Counter::default(),
+            credential_expiry: Gauge::default(),
+            reconciles: Family::default(),
+            reconcile_seconds: Family::new_with_constructor(pass_buckets),
+            leader: Family::default(),
+            credentials: Arc::new(Mutex::new(None)),
+            fetches_seen: Arc::new(AtomicU64::new(0)),
+        };
+        let mut registry = Registry::default();
+        let r = &mut registry;
+        r.register(
+            "eci_vk_api_calls",
+            "ECI OpenAPI attempts by action and result (ok, an API error code, http_<status>, or transport)",
+            metrics.api_calls.clone(),
+        );
+        r.register_with_unit(
+            "eci_vk_api_call_duration",
+            "Time from sending an ECI OpenAPI attempt to the end of its answer, by action and result",
+            Unit::Seconds,
+            metrics.api_call_seconds.clone(),
+        );
+        r.register(
+            "eci_vk_api_throttles",
+            "ECI OpenAPI attempts the service throttled, by action",
+            metrics.throttles.clone(),
+        );
+        r.register_with_unit(
+            "eci_vk_api_budget_wait",
+            "Time ECI OpenAPI attempts waited for the client's own quota budget, by action",
+            Unit::Seconds,
+            metrics.budget_wait.clone(),
+        );
+        r.register(
+            "eci_vk_pods",
+            "Pods bound to this node by phase, as of the last sync pass",
+            metrics.pods.clone(),
+        );
+        r.register(
+            "eci_vk_pod_creates",
+            "CreateContainerGroup outcomes by result (created, failed, blocked, rejected)",
+            metrics.creates.clone(),
+        );
+        r.register(
+            "eci_vk_pod_writes",
+            "Writes of a pod the node sent to the API server, by kind (status, annotations)",
+            metrics.pod_writes.clone(),
+        );
+        r.register_with_unit(
+            "eci_vk_sync_pass",
+            "Duration of a sync pass (one batched describe plus the per-pod work)",
+            Unit::Seconds,
+            metrics.pass_seconds.clone(),
+        );
+        r.register(
+            "eci_vk_credential_fetches",
+            "Times ECI credentials were fetched from their source (STS, the metadata service, a file) rather than served from the node's cache",
+            metrics.credential_fetches.clone(),
+        );
+        r.register(
+            "eci_vk_credential_expiry_timestamp_seconds",
+            "Unix time at which the ECI credentials held now expire (0 for AccessKeys, which do not)",
+            metrics.credential_expiry.clone(),
+        );
+        r.register(
+            "eci_vk_imagecache_reconciles",
+            "ImageCache reconciles this process ran, by result (ok, error)",
+            metrics.reconciles.clone(),
+        );
+        r.register_with_unit(
+            "eci_vk_imagecache_reconcile_duration",
+            "Duration of one ImageCache reconcile, by result",
+            Unit::Seconds,
+            metrics.reconcile_seconds.clone(),
+        );
+        r.register(
+            "eci_vk_leader",
+            "1 while this process holds the lease (imagecache: the ImageCache controller's) and does its writes, else 0",
+            metrics.leader.clone(),
+        );
+        r.register(
+            "eci_vk_build",
+            "The running build",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Self {
+            registry: Arc::new(registry),
+            ..metrics
+        }
+    }
+}
+
+/// An API error code as a label value: the characters codes are made of, at most 64.
+fn code_label(code: &str) -> String {
+    code.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl Metrics {
-    fn add(&self, family: Family, labels: Labels, by: f64) {
-        *self.values.lock().entry((family, labels)).or_insert(0.0) += by;
-    }
-
-    fn set(&self, family: Family, labels: Labels, value: f64) {
-        self.values.lock().insert((family, labels), value);
-    }
-
     /// An observer for [`crate::eci::ClientConfig::observer`].
     pub fn eci_observer(&self) -> Observer {
         let metrics = self.clone();
         Arc::new(move |record: &AttemptRecord<'_>| {
             let result = match (record.status, record.code) {
-                (_, Some(code)) => code.to_owned(),
-                (Some(status), None) if (200..300).contains(&status) => "ok".to_owned(),
-                (Some(status), None) => format!("http_{status}"),
-                (None, None) => "transport".to_owned(),
+                (_, Some(code)) if !code.is_empty() => code_label(code),
+                (Some(status), _) if (200..300).contains(&status) => "ok".to_owned(),
+                (Some(status), _) => format!("http_{status}"),
+                (None, _) => "transport".to_owned(),
             };
-            metrics.add(
-                API_CALLS,
-                vec![("action", record.action.to_owned()), ("result", result)],
-                1.0,
-            );
+            let labels = ActionResult {
+                action: record.action.to_owned(),
+                result,
+            };
+            metrics.api_calls.get_or_create(&labels).inc();
+            metrics
+                .api_call_seconds
+                .get_or_create(&labels)
+                .observe(record.elapsed.as_secs_f64());
+            let action = ActionLabel {
+                action: record.action.to_owned(),
+            };
             if record.throttled {
-                metrics.add(THROTTLES, vec![("action", record.action.to_owned())], 1.0);
+                metrics.throttles.get_or_create(&action).inc();
             }
             // The client waits out ECI's quotas locally rather than be throttled, so this is
             // where a quota shows as a limit.
             if !record.budget_wait.is_zero() {
-                metrics.add(
-                    BUDGET_WAIT,
-                    vec![("action", record.action.to_owned())],
-                    record.budget_wait.as_secs_f64(),
-                );
+                metrics
+                    .budget_wait
+                    .get_or_create(&action)
+                    .inc_by(record.budget_wait.as_secs_f64());
             }
         })
+    }
+
+    /// An observer for [`imagecache::Settings::observer`].
+    pub fn image_cache_observer(&self) -> imagecache::Observer {
+        let metrics = self.clone();
+        imagecache::Observer(Arc::new(move |report| match report {
+            imagecache::Report::Reconciled { ok, took } => {
+                let result = ResultLabel {
+                    result: if ok { "ok" } else { "error" }.to_owned(),
+                };
+                metrics.reconciles.get_or_create(&result).inc();
+                metrics
+                    .reconcile_seconds
+                    .get_or_create(&result)
+                    .observe(took.as_secs_f64());
+            }
+            imagecache::Report::Leading(leading) => {
+                metrics
+                    .leader
+                    .get_or_create(&LeaseLabel {
+                        lease: "imagecache".to_owned(),
+                    })
+                    .set(i64::from(leading));
+            }
+        }))
+    }
+
+    /// Reports the fetches and expiry of `provider`'s credentials.
+    pub fn watch_credentials(&self, provider: Provider) {
+        *self.credentials.lock() = Some(provider);
     }
 
     /// Records the pods by phase after a pass (phases absent now are set to 0).
     pub fn pods_by_phase(&self, counts: &BTreeMap<String, usize>) {
         for phase in ["Pending", "Running", "Succeeded", "Failed", "Unknown"] {
             let n = counts.get(phase).copied().unwrap_or(0);
-            #[allow(clippy::cast_precision_loss)] // pod counts are far below 2^52
-            self.set(PODS, vec![("phase", phase.to_owned())], n as f64);
+            self.pods
+                .get_or_create(&PhaseLabel {
+                    phase: phase.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
     /// Counts a create outcome.
     pub fn pod_create(&self, result: &'static str) {
-        self.add(CREATES, vec![("result", result.to_owned())], 1.0);
+        self.creates
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a write of a pod: `status` or `annotations`.
     pub fn pod_write(&self, kind: &'static str) {
-        self.add(POD_WRITES, vec![("kind", kind.to_owned())], 1.0);
+        self.pod_writes
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// Records one sync pass.
     pub fn sync_pass(&self, took: Duration) {
-        let mut values = self.values.lock();
-        *values
-            .entry((PASS_SECONDS, vec![("", "sum".to_owned())]))
-            .or_insert(0.0) += took.as_secs_f64();
-        *values
-            .entry((PASS_SECONDS, vec![("", "count".to_owned())]))
-            .or_insert(0.0) += 1.0;
+        self.pass_seconds.observe(took.as_secs_f64());
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let values = self.values.lock().clone();
-        let mut out = String::new();
-        let mut last: Option<&'static str> = None;
-        for ((family, labels), value) in &values {
-            if last != Some(family.name) {
-                let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
-                let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
-                last = Some(family.name);
-            }
-            if family.kind == "summary" {
-                let suffix = labels.first().map_or("", |(_, v)| v.as_str());
-                let _ = writeln!(out, "{}_{suffix} {value}", family.name);
-                continue;
-            }
-            let rendered: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-                .collect();
-            let _ = writeln!(out, "{}{{{}}} {value}", family.name, rendered.join(","));
+        let provider = self.credentials.lock().clone();
+        if let Some(provider) = provider {
+            // The provider counts its own fetches; the counter catches up with it here.
+            let now = provider.fetches();
+            let seen = self.fetches_seen.swap(now, Ordering::Relaxed);
+            self.credential_fetches.inc_by(now.saturating_sub(seen));
+            self.credential_expiry
+                .set(provider.expires().map_or(0, |t| t.as_second()));
         }
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }
@@ -174,10 +362,7 @@ pub async fn serve(
                 let metrics = metrics.clone();
                 async move {
                     (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
+                        [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
                         metrics.render(),
                     )
                 }
@@ -194,46 +379,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_families_once_with_labels() {
+    fn renders_families_once_with_labels_units_and_histograms() {
         let metrics = Metrics::default();
         let observe = metrics.eci_observer();
-        for code in [None, Some("Throttling")] {
+        for code in [
+            None,
+            Some("Throttling"),
+            Some("Evil\n# TYPE injected counter"),
+        ] {
             observe(&AttemptRecord {
                 action: "DescribeContainerGroups",
                 attempt: 1,
                 status: Some(if code.is_some() { 400 } else { 200 }),
                 code,
-                throttled: code.is_some(),
+                throttled: code == Some("Throttling"),
                 budget_wait: if code.is_some() {
                     Duration::ZERO
                 } else {
                     Duration::from_millis(1500)
                 },
-                elapsed: Duration::ZERO,
+                elapsed: Duration::from_millis(30),
             });
         }
         metrics.pods_by_phase(&[("Running".to_owned(), 3)].into());
         metrics.sync_pass(Duration::from_millis(250));
+        (metrics.image_cache_observer().0)(imagecache::Report::Leading(true));
+        (metrics.image_cache_observer().0)(imagecache::Report::Reconciled {
+            ok: false,
+            took: Duration::from_millis(20),
+        });
         let text = metrics.render();
+        for line in [
+            "eci_vk_api_calls_total{action=\"DescribeContainerGroups\",result=\"ok\"} 1",
+            "eci_vk_api_calls_total{action=\"DescribeContainerGroups\",result=\"Throttling\"} 1",
+            "eci_vk_api_throttles_total{action=\"DescribeContainerGroups\"} 1",
+            "eci_vk_api_budget_wait_seconds_total{action=\"DescribeContainerGroups\"} 1.5",
+            "eci_vk_api_call_duration_seconds_count{action=\"DescribeContainerGroups\",result=\"ok\"} 1",
+            "eci_vk_pods{phase=\"Running\"} 3",
+            "eci_vk_sync_pass_seconds_count 1",
+            "eci_vk_sync_pass_seconds_bucket{le=\"0.32\"} 1",
+            "eci_vk_leader{lease=\"imagecache\"} 1",
+            "eci_vk_imagecache_reconciles_total{result=\"error\"} 1",
+            "# TYPE eci_vk_sync_pass_seconds histogram",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
+        }
         assert!(
-            text.contains(
-                "eci_vk_api_calls_total{action=\"DescribeContainerGroups\",result=\"ok\"} 1"
-            ),
+            text.lines()
+                .any(|l| l.starts_with("eci_vk_build_info{version=") && l.ends_with(" 1")),
             "{text}"
         );
-        assert!(text.contains("result=\"Throttling\"} 1"), "{text}");
-        assert!(
-            text.contains("eci_vk_api_throttles_total{action=\"DescribeContainerGroups\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "eci_vk_api_budget_wait_seconds_total{action=\"DescribeContainerGroups\"} 1.5"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("eci_vk_pods{phase=\"Running\"} 3"), "{text}");
-        assert!(text.contains("eci_vk_sync_pass_seconds_count 1"), "{text}");
+        // A code with a newline stays on one line.
+        assert!(!text.contains("# TYPE injected"), "{text}");
         assert_eq!(text.matches("# TYPE eci_vk_pods gauge").count(), 1);
+    }
+
+    #[test]
+    fn code_labels_keep_only_code_characters() {
+        assert_eq!(
+            code_label("InvalidParameter.NotFound"),
+            "InvalidParameter.NotFound"
+        );
+        assert_eq!(code_label("a\"b\nc d"), "a_b_c_d");
+        assert_eq!(code_label(&"x".repeat(100)).len(), 64);
     }
 }

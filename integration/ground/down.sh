@@ -7,6 +7,7 @@ for name in virtual-kubelet emulator registry-auth registry kube-scheduler kube-
   stop_daemon "$name"
 done
 rm -f "$RUN_DIR/ground.env"
+ip link delete "$GROUND_NODE_LINK" 2>/dev/null || true
 if [[ "${1:-}" == "--purge" ]]; then
   rm -rf "$RUN_DIR/node" "$RUN_DIR/emulator" "$RUN_DIR/etcd" "$RUN_DIR/registry" "$RUN_DIR/registry-auth" "$RUN_DIR/logs" "$RUN_DIR/kube-cache"
   log "data purged"

@@ -14,6 +14,13 @@ bin="$("$GROUND_DIR/build.sh")"
 pki="$RUN_DIR/pki"
 mkdir -p "$RUN_DIR"
 
+# --- the virtual nodes' address ------------------------------------------------------------------
+if ! ip -4 addr show dev "$GROUND_NODE_LINK" 2>/dev/null | grep -q "inet $GROUND_NODE_IP/"; then
+  ip link add "$GROUND_NODE_LINK" type dummy 2>/dev/null || true
+  ip addr add "$GROUND_NODE_IP/32" dev "$GROUND_NODE_LINK"
+  ip link set "$GROUND_NODE_LINK" up
+fi
+
 # --- etcd ------------------------------------------------------------------------------------
 start_daemon etcd "$bin/etcd" --name ground --data-dir "$RUN_DIR/etcd" \
   --listen-client-urls "http://127.0.0.1:$GROUND_ETCD_PORT" \
@@ -123,5 +130,6 @@ GROUND_REGISTRY=127.0.0.1:$GROUND_REGISTRY_PORT
 GROUND_AUTH_REGISTRY=127.0.0.1:$GROUND_AUTH_REGISTRY_PORT
 GROUND_REGISTRY_USER=$GROUND_REGISTRY_USER
 GROUND_REGISTRY_PASSWORD=$GROUND_REGISTRY_PASSWORD
+GROUND_NODE_IP=$GROUND_NODE_IP
 ENV
 log "ready: source $RUN_DIR/ground.env (kubectl is $bin/kubectl)"

@@ -161,8 +161,8 @@ impl<'g> Rig<'g> {
             .args([
                 "--node-name",
                 name,
-                "--pod-sync-interval-ms",
-                "500",
+                "--pod-sync-interval",
+                "500ms",
                 "--cluster-name",
                 &self.ns,
                 "--image-cache-class",

@@ -26,6 +26,10 @@ pub struct Ground {
     pub registry: Registry,
     /// The HTTPS registry with htpasswd basic auth.
     pub auth_registry: Registry,
+    /// The address virtual nodes advertise as InternalIP and serve the kubelet API on: not
+    /// loopback, so the API server proxies to it (`GROUND_NODE_IP`; 127.0.0.1 on a ground
+    /// started before it was written).
+    pub node_ip: String,
     /// A runtime for the async parts of tests (registry pushes, kube clients).
     pub runtime: tokio::runtime::Runtime,
     /// Whether this process started the ground (and so must stop it).
@@ -102,6 +106,9 @@ impl Ground {
             bin: get("GROUND_BIN")?.into(),
             kubeconfig: get("KUBECONFIG")?.into(),
             kube_cache: env.get("KUBECACHEDIR").map(PathBuf::from),
+            node_ip: env
+                .get("GROUND_NODE_IP")
+                .map_or_else(|| "127.0.0.1".to_owned(), |ip| (*ip).to_owned()),
             registry: Registry::plain(get("GROUND_REGISTRY")?),
             auth_registry: Registry::tls_basic(
                 get("GROUND_AUTH_REGISTRY")?,

@@ -22,6 +22,15 @@ pub struct NodeChild<'g> {
     log: PathBuf,
 }
 
+/// The credentials a node child starts with.
+pub enum CloudEnv {
+    /// The emulator's AccessKey in `ALIBABA_CLOUD_ACCESS_KEY_*`.
+    AccessKey,
+    /// No AccessKey in the environment, `HOME` set to the test's directory (so no file of the
+    /// machine's user is found), and these variables set.
+    Chain(Vec<(String, String)>),
+}
+
 impl<'g> NodeChild<'g> {
     /// Starts node `name` against the emulator at `endpoint` (with the emulator's test
     /// AccessKey), its kubelet API on a free loopback port, a status pass every 0.5 s, state
@@ -35,19 +44,54 @@ impl<'g> NodeChild<'g> {
         extra: &[String],
         rust_log: &str,
     ) -> Result<Self> {
+        Self::spawn_with(
+            ground,
+            name,
+            endpoint,
+            dir,
+            extra,
+            rust_log,
+            CloudEnv::AccessKey,
+        )
+    }
+
+    /// [`NodeChild::spawn`] with the credentials of `cloud`.
+    pub fn spawn_with(
+        ground: &'g Ground,
+        name: String,
+        endpoint: &str,
+        dir: &Path,
+        extra: &[String],
+        rust_log: &str,
+        cloud: CloudEnv,
+    ) -> Result<Self> {
         let log = dir.join("node.log");
-        let child = Command::new(ground.eci_vk())
+        let mut command = Command::new(ground.eci_vk());
+        match cloud {
+            CloudEnv::AccessKey => {
+                command
+                    .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+                    .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET);
+            }
+            CloudEnv::Chain(vars) => {
+                command
+                    .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+                    .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+                    .env("HOME", dir)
+                    .envs(vars);
+            }
+        }
+        let child = command
             .arg("run")
             .arg("--kubeconfig")
             .arg(&ground.kubeconfig)
-            .args(["--node-name", &name, "--pod-sync-interval-ms", "500"])
-            .args(["--kubelet-listen", "127.0.0.1:0"])
+            .args(["--node-name", &name, "--pod-sync-interval", "500ms"])
+            .args(["--kubelet-listen", &format!("{}:0", ground.node_ip)])
+            .args(["--internal-ip", &ground.node_ip])
             .args(["--eci-endpoint", endpoint])
             .args(extra)
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("RUST_LOG", rust_log)
             .env("VK_IMAGE_CACHE_CONTROLLER", "false")

@@ -50,6 +50,8 @@ async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
         auto_create_image_cache: args.auto_create_image_cache,
         max_image_caches: args.image_cache_quota as usize,
         sold_out: args.sold_out,
+        sts_credential_ttl: args.sts_credential_ttl,
+        ecs_ram_role: args.ecs_ram_role,
         ..emulator::Settings::default()
     });
     if let Some(dir) = args.data_dir {

@@ -17,7 +17,7 @@ use super::{
     exit, kube_client, runtime, shutdown,
 };
 use crate::{
-    config::{RunArgs, RunConfig, Runtime},
+    config::{CloudMode, RunArgs, RunConfig, Runtime},
     eci, imagecache, node, pods,
 };
 
@@ -32,7 +32,8 @@ pub(super) fn main(args: RunArgs) -> ExitCode {
 /// Bad input ends here, with exit code 2, before anything starts.
 fn start(args: RunArgs) -> Result<(), Failure> {
     let config = args.resolve().map_err(|errors| Failure::usage(&errors))?;
-    let credentials = cloud_credentials().map_err(|error| Failure::Usage(format!("{error:#}")))?;
+    let credentials =
+        cloud_credentials(&config).map_err(|error| Failure::Usage(format!("{error:#}")))?;
     let kubeconfig = match &config.kubeconfig {
         Some(path) => Some(kube_client::read_kubeconfig(path).map_err(|e| Failure::usage(&e))?),
         None => None,
@@ -60,21 +61,34 @@ enum Cloud {
     Embedded(crate::emulator::Handle),
 }
 
-/// The AccessKey from the environment; `None` when neither half is set (use the emulator).
-fn cloud_credentials() -> anyhow::Result<Option<eci::Credentials>> {
-    let env = eci::ProcessEnv;
-    let set = |name| eci::Env::var(&env, name).is_some_and(|v| !v.trim().is_empty());
-    if !set(eci::ENV_ACCESS_KEY_ID) && !set(eci::ENV_ACCESS_KEY_SECRET) {
+/// The source the credential chain finds for `config` (`eci::default_chain`); `None` means
+/// the emulator runs in-process (`--cloud emulator`, or `auto` with nothing found).
+fn cloud_credentials(config: &RunConfig) -> anyhow::Result<Option<eci::Provider>> {
+    if config.cloud == CloudMode::Emulator {
         return Ok(None);
     }
-    eci::Credentials::from_env(&env).map(Some).context(
-        "ECI credentials are incomplete: set both ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or neither to use the emulator",
-    )
+    let given = &config.credentials;
+    let settings = eci::ChainSettings {
+        credentials_dir: given.credentials_dir.clone(),
+        assume_role_arn: given.assume_role_arn.clone(),
+        role_session_name: given.role_session_name.clone(),
+        sts_endpoint: given.sts_endpoint.clone(),
+        ecs_metadata_endpoint: given.ecs_metadata_endpoint.clone(),
+        discover_ecs_role: config.cloud == CloudMode::Aliyun,
+        extra_root_certificates: Vec::new(),
+    };
+    let found = eci::default_chain(&eci::ProcessEnv, &settings)?;
+    if found.is_none() && given.assume_role_arn.is_some() {
+        anyhow::bail!(
+            "--assume-role-arn needs credentials to assume the role with, and the credential chain found none"
+        );
+    }
+    Ok(found)
 }
 
 async fn serve(
     config: RunConfig,
-    credentials: Option<eci::Credentials>,
+    credentials: Option<eci::Provider>,
     kubeconfig: Option<kube::config::Kubeconfig>,
     agent: Option<crate::agent::LocalAgentConfig>,
 ) -> anyhow::Result<()> {
@@ -83,16 +97,30 @@ async fn serve(
             Some(url) => eci::Endpoint::Url(url.clone()),
             None => eci::Endpoint::Public,
         };
-        info!(region = %config.region, endpoint = ?endpoint, node.name = %config.node_name, "using ECI with the credentials from the environment");
+        info!(region = %config.region, endpoint = ?endpoint, node.name = %config.node_name, credentials = credentials.describe(), "using ECI");
+        // Temporary credentials are fetched now: a wrong role or token file stops the node
+        // here with the reason, rather than failing every call later.
+        credentials.current().await.with_context(|| {
+            format!(
+                "cannot obtain ECI credentials from {}",
+                credentials.describe()
+            )
+        })?;
         (credentials, endpoint, Cloud::Remote)
     } else {
-        info!(node.name = %config.node_name, data_dir = ?config.data_dir, runtime = ?config.runtime, "no ECI credentials in the environment: starting the ECI emulator and its agent in-process on loopback");
+        info!(node.name = %config.node_name, data_dir = ?config.data_dir, runtime = ?config.runtime, "no ECI credentials found (or --cloud emulator): starting the ECI emulator and its agent in-process on loopback");
         let (credentials, handle) = start_emulator(&config, agent).await?;
         let endpoint = eci::Endpoint::Url(handle.endpoint());
         info!(endpoint = %handle.endpoint(), "in-process ECI emulator listening");
-        (credentials, endpoint, Cloud::Embedded(handle))
+        (
+            eci::Provider::from(credentials),
+            endpoint,
+            Cloud::Embedded(handle),
+        )
     };
     let metrics = crate::metrics::Metrics::default();
+    metrics.watch_credentials(credentials.clone());
+    let image_cache_observer = metrics.image_cache_observer();
     let mut eci_config = eci::ClientConfig::new(config.region.clone(), credentials);
     eci_config.endpoint = endpoint;
     eci_config.observer = Some(metrics.eci_observer());
@@ -200,7 +228,10 @@ async fn serve(
             let hosting = imagecache::host(
                 kube.clone(),
                 eci.clone(),
-                image_cache_settings(&config),
+                imagecache::Settings {
+                    observer: Some(image_cache_observer),
+                    ..image_cache_settings(&config)
+                },
                 config.image_cache_controller,
                 image_caches,
                 stopped(shutdown_rx.clone()),

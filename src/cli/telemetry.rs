@@ -12,6 +12,13 @@ pub(super) fn init(format: LogFormat) {
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        // One flat object per event: `message` and the event's fields at the top level, where log
+        // pipelines look for them, plus the span (pod, cache or group ids) it happened in.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }

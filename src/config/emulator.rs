@@ -8,8 +8,9 @@ use super::{
     agent::AgentOptions,
     env::{
         ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_DATA_DIR, ENV_EMULATOR_AGENT,
-        ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN,
-        ENV_EMULATOR_NO_THROTTLE, ENV_EMULATOR_SOLD_OUT, ENV_RUNTIME, ENV_SIM_PULL_MS,
+        ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, ENV_EMULATOR_ECS_RAM_ROLE,
+        ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN, ENV_EMULATOR_NO_THROTTLE,
+        ENV_EMULATOR_SOLD_OUT, ENV_EMULATOR_STS_CREDENTIAL_TTL, ENV_RUNTIME, ENV_SIM_PULL_MS,
         ENV_SIM_SNAPSHOT_MS, ENV_SIM_START_MS,
     },
 };
@@ -54,6 +55,13 @@ pub struct EmulatorArgs {
     /// create gets the next spec it names, or `ContainerGroup.NoStock`.
     #[arg(long, env = ENV_EMULATOR_SOLD_OUT, value_delimiter = ',')]
     pub sold_out: Vec<String>,
+    /// Longest life of the temporary credentials its STS (`AssumeRole`,
+    /// `AssumeRoleWithOIDC`) and ECS metadata stand-ins issue, e.g. `30s` to see refreshes.
+    #[arg(long, env = ENV_EMULATOR_STS_CREDENTIAL_TTL, default_value = "1h", value_parser = super::parse_duration)]
+    pub sts_credential_ttl: std::time::Duration,
+    /// The RAM role its metadata stand-in says is attached to the instance.
+    #[arg(long, env = ENV_EMULATOR_ECS_RAM_ROLE, default_value = "EciVirtualKubeletRole")]
+    pub ecs_ram_role: String,
     /// Simulated runtime: milliseconds to "pull" one image.
     #[arg(long, env = ENV_SIM_PULL_MS, default_value_t = 500)]
     pub sim_pull_ms: u64,

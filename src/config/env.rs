@@ -56,8 +56,24 @@ pub const ENV_CLUSTER_NAME: &str = "VK_CLUSTER_NAME";
 pub const ENV_ECI_ENDPOINT: &str = "VK_ECI_ENDPOINT";
 /// `--internal-ip`.
 pub const ENV_INTERNAL_IP: &str = "VK_INTERNAL_IP";
-/// `--pod-sync-interval-ms`.
-pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL_MS";
+/// `--cloud`.
+pub const ENV_CLOUD: &str = "VK_CLOUD";
+/// `--credentials-dir`.
+pub const ENV_CREDENTIALS_DIR: &str = "VK_CREDENTIALS_DIR";
+/// `--assume-role-arn`.
+pub const ENV_ASSUME_ROLE_ARN: &str = "VK_ASSUME_ROLE_ARN";
+/// `--role-session-name`.
+pub const ENV_ROLE_SESSION_NAME: &str = "VK_ROLE_SESSION_NAME";
+/// `--sts-endpoint`.
+pub const ENV_STS_ENDPOINT: &str = "VK_STS_ENDPOINT";
+/// `--ecs-metadata-endpoint`.
+pub const ENV_ECS_METADATA_ENDPOINT: &str = "VK_ECS_METADATA_ENDPOINT";
+/// `eci-vk emulator --sts-credential-ttl`.
+pub const ENV_EMULATOR_STS_CREDENTIAL_TTL: &str = "VK_EMULATOR_STS_CREDENTIAL_TTL";
+/// `eci-vk emulator --ecs-ram-role`.
+pub const ENV_EMULATOR_ECS_RAM_ROLE: &str = "VK_EMULATOR_ECS_RAM_ROLE";
+/// `--pod-sync-interval`.
+pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL";
 /// `--cluster-dns`.
 pub const ENV_CLUSTER_DNS: &str = "VK_CLUSTER_DNS";
 /// `--pod-api-server`.

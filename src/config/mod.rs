@@ -16,7 +16,10 @@ mod run;
 pub use agent::{AgentArgs, AgentOptions};
 pub use emulator::EmulatorArgs;
 pub use explain::ExplainMatchArgs;
-pub use run::{Capacity, ConfigError, ConfigErrors, DEFAULT_TAINT, RunArgs, RunConfig, TaintSpec};
+pub use run::{
+    Capacity, ConfigError, ConfigErrors, CredentialSettings, DEFAULT_TAINT, RunArgs, RunConfig,
+    TaintSpec,
+};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +28,33 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// Which ECI `eci-vk run` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CloudMode {
+    /// Alibaba Cloud when the credential chain finds credentials without asking the network
+    /// (environment, RRSA, credentials files, `ALIBABA_CLOUD_ECS_METADATA`, --credentials-dir),
+    /// else the emulator in-process.
+    Auto,
+    /// Alibaba Cloud (or --eci-endpoint); without credentials elsewhere, the ECS instance's
+    /// RAM role from the metadata service.
+    Aliyun,
+    /// The emulator in-process, whatever credentials are around.
+    Emulator,
+}
+
+/// A duration flag: `2s`, `500ms`, `1m30s` or ISO 8601 (`PT2S`), as Kubernetes components
+/// take them.
+///
+/// # Errors
+/// A message for clap when the value is not a non-negative duration.
+pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    let parsed: jiff::SignedDuration = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration like 2s, 500ms or 1m30s"))?;
+    std::time::Duration::try_from(parsed).map_err(|_| format!("{value:?} is negative"))
 }
 
 /// The agent runtime of the emulator (standalone, or in-process under `eci-vk run`).

@@ -12,7 +12,7 @@ use std::{net::IpAddr, path::PathBuf, time::Duration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{
-    Runtime,
+    CloudMode, Runtime,
     agent::AgentOptions,
     checks::{valid_label_value, valid_node_name, valid_quantity},
     env::*,
@@ -85,12 +85,35 @@ pub struct RunArgs {
     /// ECI OpenAPI endpoint URL (e.g. an emulator), instead of the region's public endpoint.
     #[arg(long, env = ENV_ECI_ENDPOINT)]
     pub eci_endpoint: Option<String>,
+    /// Which ECI to use: `auto` (Alibaba Cloud when credentials are found, else the emulator
+    /// in-process), `aliyun` (also asks the ECS metadata service for the instance's RAM role),
+    /// or `emulator`.
+    #[arg(long, env = ENV_CLOUD, value_enum, default_value_t = CloudMode::Auto)]
+    pub cloud: CloudMode,
+    /// Directory with `access-key-id`, `access-key-secret` and optionally `security-token`
+    /// (a mounted Secret), read again every minute; first in the credential chain.
+    #[arg(long, env = ENV_CREDENTIALS_DIR)]
+    pub credentials_dir: Option<PathBuf>,
+    /// Assume this RAM role (STS AssumeRole) with the credentials the chain found.
+    #[arg(long, env = ENV_ASSUME_ROLE_ARN)]
+    pub assume_role_arn: Option<String>,
+    /// Session name of assumed roles (default: ALIBABA_CLOUD_ROLE_SESSION_NAME, else
+    /// eci-virtual-kubelet).
+    #[arg(long, env = ENV_ROLE_SESSION_NAME)]
+    pub role_session_name: Option<String>,
+    /// STS endpoint URL (default: https://sts.aliyuncs.com/, or the region's from
+    /// ALIBABA_CLOUD_STS_REGION).
+    #[arg(long, env = ENV_STS_ENDPOINT)]
+    pub sts_endpoint: Option<String>,
+    /// ECS metadata service URL for the instance RAM role (default: http://100.100.100.200/).
+    #[arg(long, env = ENV_ECS_METADATA_ENDPOINT)]
+    pub ecs_metadata_endpoint: Option<String>,
     /// The node's InternalIP (defaults to 127.0.0.1).
     #[arg(long, env = ENV_INTERNAL_IP)]
     pub internal_ip: Option<IpAddr>,
-    /// Milliseconds between two batched status polls of the node's container groups.
-    #[arg(long, env = ENV_POD_SYNC_INTERVAL, default_value_t = 2000)]
-    pub pod_sync_interval_ms: u64,
+    /// Time between two batched status polls of the node's container groups (`2s`, `500ms`).
+    #[arg(long, env = ENV_POD_SYNC_INTERVAL, default_value = "2s", value_parser = super::parse_duration)]
+    pub pod_sync_interval: Duration,
     /// DNS server of `ClusterFirst` pods (default: the ClusterIP of kube-system/kube-dns).
     #[arg(long, env = ENV_CLUSTER_DNS)]
     pub cluster_dns: Option<IpAddr>,
@@ -197,6 +220,10 @@ pub struct RunConfig {
     pub cluster_name: String,
     /// Endpoint override.
     pub eci_endpoint: Option<String>,
+    /// Which ECI to use.
+    pub cloud: CloudMode,
+    /// Where credentials come from besides the environment and files.
+    pub credentials: CredentialSettings,
     /// InternalIP.
     pub internal_ip: IpAddr,
     /// Pod status poll interval.
@@ -221,6 +248,21 @@ pub struct RunConfig {
     pub image_cache_controller: bool,
     /// The class of ImageCaches this node reconciles and matches (`None`: unlabelled ones).
     pub image_cache_class: Option<String>,
+}
+
+/// The credential chain's settings (the chain itself is the ECI client's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialSettings {
+    /// --credentials-dir.
+    pub credentials_dir: Option<PathBuf>,
+    /// --assume-role-arn.
+    pub assume_role_arn: Option<String>,
+    /// --role-session-name.
+    pub role_session_name: Option<String>,
+    /// --sts-endpoint.
+    pub sts_endpoint: Option<String>,
+    /// --ecs-metadata-endpoint.
+    pub ecs_metadata_endpoint: Option<String>,
 }
 
 /// A setting that does not make sense.
@@ -278,10 +320,10 @@ pub enum ConfigError {
     )]
     KubeletTlsPair,
     /// The poll interval is outside 100 ms – 10 min.
-    #[error("--pod-sync-interval-ms (env {ENV_POD_SYNC_INTERVAL}) {value} is outside 100–600000")]
+    #[error("--pod-sync-interval (env {ENV_POD_SYNC_INTERVAL}) {value:?} is outside 100ms–10m")]
     InvalidInterval {
         /// The value given.
-        value: u64,
+        value: Duration,
     },
 }
 
@@ -344,9 +386,11 @@ impl RunArgs {
                 value: endpoint.clone(),
             });
         }
-        if !(100..=600_000).contains(&self.pod_sync_interval_ms) {
+        if !(Duration::from_millis(100)..=Duration::from_secs(600))
+            .contains(&self.pod_sync_interval)
+        {
             errors.push(ConfigError::InvalidInterval {
-                value: self.pod_sync_interval_ms,
+                value: self.pod_sync_interval,
             });
         }
         let image_cache_class = self
@@ -387,10 +431,18 @@ impl RunArgs {
             agent: self.agent,
             cluster_name: self.cluster_name,
             eci_endpoint: self.eci_endpoint,
+            cloud: self.cloud,
+            credentials: CredentialSettings {
+                credentials_dir: self.credentials_dir,
+                assume_role_arn: self.assume_role_arn.filter(|a| !a.trim().is_empty()),
+                role_session_name: self.role_session_name.filter(|r| !r.trim().is_empty()),
+                sts_endpoint: self.sts_endpoint.filter(|e| !e.trim().is_empty()),
+                ecs_metadata_endpoint: self.ecs_metadata_endpoint.filter(|e| !e.trim().is_empty()),
+            },
             internal_ip: self
                 .internal_ip
                 .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
-            pod_sync_interval: Duration::from_millis(self.pod_sync_interval_ms),
+            pod_sync_interval: self.pod_sync_interval,
             cluster_dns: self.cluster_dns,
             pod_api_server: self.pod_api_server,
             cluster_domain: self.cluster_domain,

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tracing::Instrument as _;
 
 use super::{
-    ApiError, Budget, BudgetConfig, Credentials, Error, RetryPolicy,
+    ApiError, Budget, BudgetConfig, Error, Provider, RetryPolicy,
     params::{decode, to_params},
     sign,
 };
@@ -159,8 +159,9 @@ pub struct ClientConfig {
     pub region: String,
     /// Public, VPC or an explicit URL.
     pub endpoint: Endpoint,
-    /// AccessKey pair (and STS token).
-    pub credentials: Credentials,
+    /// Where the AccessKey pair (and STS token) of each request comes from: fixed
+    /// credentials convert into a [`Provider`]; temporary ones are refreshed by it.
+    pub credentials: Provider,
     /// V3 by default.
     pub signature: SignatureVersion,
     /// Limit on one attempt, from connect to the end of the body.
@@ -187,11 +188,11 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Defaults: public endpoint, V3, 30 s timeout, 10 s connect timeout, default retry policy
     /// and ECI's quotas.
-    pub fn new(region: impl Into<String>, credentials: Credentials) -> Self {
+    pub fn new(region: impl Into<String>, credentials: impl Into<Provider>) -> Self {
         Self {
             region: region.into(),
             endpoint: Endpoint::Public,
-            credentials,
+            credentials: credentials.into(),
             signature: SignatureVersion::V3,
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
@@ -392,6 +393,7 @@ impl Client {
     /// One signed attempt.
     async fn attempt(&self, action: &'static str, params: &BTreeMap<String, String>) -> Attempt {
         let cfg = &self.inner.config;
+        let credentials = cfg.credentials.current().await?;
         let timestamp = (cfg.clock)().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let nonce = (cfg.nonce)();
         let mut url = self.inner.base.clone();
@@ -407,7 +409,7 @@ impl Client {
                     ("Action", action),
                     ("Version", API_VERSION),
                     ("Format", "JSON"),
-                    ("AccessKeyId", cfg.credentials.access_key_id()),
+                    ("AccessKeyId", credentials.access_key_id()),
                     ("SignatureMethod", "HMAC-SHA1"),
                     ("SignatureVersion", "1.0"),
                     ("SignatureNonce", &nonce),
@@ -415,11 +417,11 @@ impl Client {
                 ] {
                     all.insert(k.to_owned(), v.to_owned());
                 }
-                if let Some(token) = cfg.credentials.security_token() {
+                if let Some(token) = credentials.security_token() {
                     all.insert("SecurityToken".to_owned(), token.to_owned());
                 }
                 let string_to_sign = sign::v1_string_to_sign("POST", &all);
-                let signature = sign::v1_signature(cfg.credentials.secret(), &string_to_sign);
+                let signature = sign::v1_signature(credentials.secret(), &string_to_sign);
                 all.insert("Signature".to_owned(), signature);
                 url.set_query(Some(&encode_query(&all)));
             }
@@ -436,7 +438,7 @@ impl Client {
                     "x-acs-content-sha256".to_owned(),
                     sign::EMPTY_PAYLOAD_SHA256.to_owned(),
                 );
-                if let Some(token) = cfg.credentials.security_token() {
+                if let Some(token) = credentials.security_token() {
                     signed.insert("x-acs-security-token".to_owned(), token.to_owned());
                 }
                 let (canonical, signed_names) = sign::v3_canonical_request(
@@ -446,12 +448,9 @@ impl Client {
                     &signed,
                     sign::EMPTY_PAYLOAD_SHA256,
                 );
-                let signature = sign::v3_signature(cfg.credentials.secret(), &canonical);
-                let authorization = sign::v3_authorization(
-                    cfg.credentials.access_key_id(),
-                    &signed_names,
-                    &signature,
-                );
+                let signature = sign::v3_signature(credentials.secret(), &canonical);
+                let authorization =
+                    sign::v3_authorization(credentials.access_key_id(), &signed_names, &signature);
                 signed.remove("host"); // reqwest writes the same Host itself.
                 for (name, value) in signed {
                     insert_header(&mut headers, &name, &value, action)?;
@@ -492,7 +491,10 @@ impl Client {
 ///
 /// A plain `http` endpoint (the emulator on loopback) gets an empty root store instead, so the
 /// client starts on machines without a CA bundle; reqwest needs a TLS config either way.
-fn tls_config(https: bool, extra_roots: &[Vec<u8>]) -> Result<rustls::ClientConfig, Error> {
+pub(crate) fn tls_config(
+    https: bool,
+    extra_roots: &[Vec<u8>],
+) -> Result<rustls::ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -11,8 +11,8 @@ use tokio::{
 
 use super::*;
 use crate::eci::{
-    ContainerGroupStatus, CreateContainerGroup, DescribeContainerGroups, DescribeImageCaches,
-    ImageCacheStatus, Quota,
+    ContainerGroupStatus, CreateContainerGroup, Credentials, DescribeContainerGroups,
+    DescribeImageCaches, ImageCacheStatus, Quota,
 };
 
 const ID: &str = "LTAItestid";
@@ -318,7 +318,7 @@ async fn v1_request_carries_common_parameters_and_verifies() {
     within(async {
         let (url, seen) = serve(|_, _| Some(ok(CACHES))).await;
         let mut cfg = config(&url, SignatureVersion::V1);
-        cfg.credentials = Credentials::new(ID, SECRET, Some("sts-token".into()));
+        cfg.credentials = Credentials::new(ID, SECRET, Some("sts-token".into())).into();
         let c = Client::new(cfg).expect("client");
         c.describe_image_caches(&DescribeImageCaches {
             image_cache_id: Some("imc-abc".into()),
@@ -360,7 +360,7 @@ async fn v3_with_sts_token_signs_the_token_header() {
     within(async {
         let (url, seen) = serve(|_, _| Some(ok(r#"{"RequestId":"R"}"#))).await;
         let mut cfg = config(&url, SignatureVersion::V3);
-        cfg.credentials = Credentials::new(ID, SECRET, Some("sts-token".into()));
+        cfg.credentials = Credentials::new(ID, SECRET, Some("sts-token".into())).into();
         Client::new(cfg)
             .expect("client")
             .list_usage()
@@ -386,7 +386,7 @@ async fn wrong_secret_is_a_final_api_error_without_credentials() {
         })
         .await;
         let mut cfg = config(&url, SignatureVersion::V3);
-        cfg.credentials = Credentials::new(ID, "not-the-secret", None);
+        cfg.credentials = Credentials::new(ID, "not-the-secret", None).into();
         let c = Client::new(cfg).expect("client");
         let err = c.list_usage().await.expect_err("must fail");
         assert_eq!(seen.lock().len(), 1, "never retried");

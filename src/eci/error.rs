@@ -146,6 +146,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A credentials file or profile is not what Alibaba Cloud's SDKs accept (bad JSON or INI,
+    /// an unknown profile or mode, a partial set of variables). Names the file, profile or
+    /// variable, never a value.
+    #[error("ECI credentials: {0}")]
+    CredentialsConfig(String),
+
+    /// Temporary credentials could not be obtained (STS, the ECS metadata service, a token
+    /// file). `retryable` when the failure was transient (no answer, 5xx, throttling).
+    #[error("could not obtain ECI credentials from {source_name}: {reason}")]
+    CredentialsUnavailable {
+        /// Which source of the chain, e.g. `RRSA (OIDC)`.
+        source_name: String,
+        /// What went wrong: a status, an STS error code and message; never a secret.
+        reason: String,
+        /// Whether trying again later may succeed.
+        retryable: bool,
+    },
 }
 
 impl Error {
@@ -155,6 +173,7 @@ impl Error {
         match self {
             Error::Api(api) => api.is_retryable(),
             Error::Transport { .. } => true,
+            Error::CredentialsUnavailable { retryable, .. } => *retryable,
             _ => false,
         }
     }

@@ -1,5 +1,6 @@
-//! Verifying who sent a request: the one configured AccessKey pair, V1 or V3 signatures, the
-//! 15-minute timestamp window and nonce reuse (reference §1.3–§1.5, codes §1.8).
+//! Verifying who sent a request: the one configured AccessKey pair or temporary credentials the
+//! emulator's STS issued (accepted with their security token until they expire), V1 or V3
+//! signatures, the 15-minute timestamp window and nonce reuse (reference §1.3–§1.5, codes §1.8).
 //!
 //! The signing functions are the client's own (`crate::eci::sign`), so client and emulator cannot
 //! disagree about canonical forms. The secret is never logged, echoed or put in an error.
@@ -61,11 +62,31 @@ pub struct SignedParts<'a> {
     pub body: &'a [u8],
 }
 
+/// Temporary credentials issued by the emulator's STS or metadata service.
+#[derive(Clone)]
+pub struct Issued {
+    /// Their secret.
+    pub secret: String,
+    /// The security token that must accompany them.
+    pub token: String,
+    /// When they stop being accepted.
+    pub expires: Timestamp,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Checks signatures and remembers nonces.
 #[derive(Debug)]
 pub struct Verifier {
     credentials: Credentials,
     nonces: Mutex<HashMap<String, Timestamp>>,
+    issued: Mutex<HashMap<String, Issued>>,
 }
 
 fn incomplete(message: &str) -> ApiError {
@@ -87,7 +108,21 @@ impl Verifier {
         Self {
             credentials,
             nonces: Mutex::new(HashMap::new()),
+            issued: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Accepts `id` with `issued`'s secret and token until `issued.expires`. Credentials that
+    /// have expired are forgotten as new ones are issued.
+    pub fn issue(&self, id: String, issued: Issued, now: Timestamp) {
+        let mut all = self.issued.lock();
+        all.retain(|_, i| i.expires > now);
+        all.insert(id, issued);
+    }
+
+    /// The account's own AccessKey pair, for the emulator's STS to check `AssumeRole` callers.
+    pub fn account_key_id(&self) -> &str {
+        &self.credentials.access_key_id
     }
 
     /// Verifies the request's signature (V3 when an `ACS3-…` Authorization header is present,
@@ -99,8 +134,8 @@ impl Verifier {
     /// `InvalidTimeStamp.Expired`, `MissingSignatureNonce`, `SignatureNonceUsed`.
     pub fn verify(&self, parts: &SignedParts<'_>, now: Timestamp) -> Result<(), ApiError> {
         let (timestamp, nonce) = match parts.headers.get("authorization") {
-            Some(auth) if auth.starts_with("ACS3-") => self.verify_v3(parts, auth)?,
-            _ if parts.params.contains_key("Signature") => self.verify_v1(parts)?,
+            Some(auth) if auth.starts_with("ACS3-") => self.verify_v3(parts, auth, now)?,
+            _ if parts.params.contains_key("Signature") => self.verify_v1(parts, now)?,
             _ => {
                 return Err(incomplete(
                     "The request carries neither a Signature parameter nor an ACS3 Authorization header.",
@@ -126,24 +161,53 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_key_id(&self, id: &str) -> Result<(), ApiError> {
+    /// The secret to verify a request from `id` with: the account's, or that of unexpired
+    /// temporary credentials presented with their own `token`.
+    fn secret_for(
+        &self,
+        id: &str,
+        token: Option<&String>,
+        now: Timestamp,
+    ) -> Result<String, ApiError> {
         if id == self.credentials.access_key_id {
-            Ok(())
-        } else {
-            Err(ApiError::new(
+            return Ok(self.credentials.access_key_secret.clone());
+        }
+        let Some(issued) = self.issued.lock().get(id).cloned() else {
+            return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "InvalidAccessKeyId.NotFound",
                 "Specified access key is not found.",
-            ))
+            ));
+        };
+        match token {
+            None => Err(ApiError::bad_request(
+                "InvalidSecurityToken.Missing",
+                "The request uses temporary credentials but carries no SecurityToken.",
+            )),
+            Some(token) if !sign::signatures_equal(token, &issued.token) => {
+                Err(ApiError::bad_request(
+                    "InvalidSecurityToken.MismatchWithAccessKey",
+                    "Specified SecurityToken mismatch with the AccessKey.",
+                ))
+            }
+            Some(_) if issued.expires <= now => Err(ApiError::bad_request(
+                "InvalidSecurityToken.Expired",
+                "Specified SecurityToken is expired.",
+            )),
+            Some(_) => Ok(issued.secret),
         }
     }
 
-    fn verify_v1(&self, parts: &SignedParts<'_>) -> Result<(String, String), ApiError> {
+    fn verify_v1(
+        &self,
+        parts: &SignedParts<'_>,
+        now: Timestamp,
+    ) -> Result<(String, String), ApiError> {
         let p = parts.params;
         let key_id = p
             .get("AccessKeyId")
             .ok_or_else(|| ApiError::missing("AccessKeyId"))?;
-        self.check_key_id(key_id)?;
+        let secret = self.secret_for(key_id, p.get("SecurityToken"), now)?;
         match p.get("SignatureMethod").map(String::as_str) {
             Some("HMAC-SHA1") => {}
             None => return Err(ApiError::missing("SignatureMethod")),
@@ -161,10 +225,7 @@ impl Verifier {
             ));
         }
         let given = p.get("Signature").map(String::as_str).unwrap_or_default();
-        let expected = sign::v1_signature(
-            &self.credentials.access_key_secret,
-            &sign::v1_string_to_sign(parts.method, p),
-        );
+        let expected = sign::v1_signature(&secret, &sign::v1_string_to_sign(parts.method, p));
         if !sign::signatures_equal(given, &expected) {
             return Err(mismatch());
         }
@@ -180,7 +241,12 @@ impl Verifier {
         Ok((timestamp, nonce))
     }
 
-    fn verify_v3(&self, parts: &SignedParts<'_>, auth: &str) -> Result<(String, String), ApiError> {
+    fn verify_v3(
+        &self,
+        parts: &SignedParts<'_>,
+        auth: &str,
+        now: Timestamp,
+    ) -> Result<(String, String), ApiError> {
         let (algorithm, rest) = auth.split_once(' ').unwrap_or((auth, ""));
         if algorithm != sign::V3_ALGORITHM {
             return Err(ApiError::bad_request(
@@ -206,7 +272,7 @@ impl Verifier {
                 "The Authorization header needs Credential, SignedHeaders and Signature.",
             ));
         };
-        self.check_key_id(credential)?;
+        let secret = self.secret_for(credential, parts.headers.get("x-acs-security-token"), now)?;
         let names: Vec<&str> = signed_headers
             .split(';')
             .filter(|n| !n.is_empty())
@@ -234,7 +300,7 @@ impl Verifier {
         }
         let (canonical, canonical_names) =
             sign::v3_canonical_request(parts.method, parts.path, parts.query, &headers, &body_hash);
-        let expected = sign::v3_signature(&self.credentials.access_key_secret, &canonical);
+        let expected = sign::v3_signature(&secret, &canonical);
         if canonical_names != signed_headers || !sign::signatures_equal(signature, &expected) {
             return Err(mismatch());
         }

@@ -28,6 +28,7 @@ use super::{
     error::ApiError,
     ops::{self, ACTIONS, unknown_action},
     params::Params,
+    sts,
 };
 use crate::agent::pb::{self, ExecInput, exec_input, exec_output};
 
@@ -36,6 +37,7 @@ pub fn router(core: Arc<Core>) -> Router {
     Router::new()
         .route("/exec/", get(exec_socket))
         .route("/metrics", get(metrics))
+        .merge(sts::metadata_router())
         .fallback(openapi)
         .with_state(core)
 }
@@ -169,6 +171,22 @@ async fn answer(
             .get("Version")
             .or_else(|| header_map.get("x-acs-version"))
             .ok_or_else(|| ApiError::missing("Version"))?;
+        if version == sts::STS_API_VERSION && sts::ACTIONS.contains(&action.as_str()) {
+            // STS: AssumeRoleWithOIDC is anonymous (its OIDC token is the proof); AssumeRole is
+            // signed like any call.
+            if action != "AssumeRoleWithOIDC" {
+                let parts = SignedParts {
+                    method: method.as_str(),
+                    path: uri.path(),
+                    query: &query,
+                    params: &params,
+                    headers: &header_map,
+                    body,
+                };
+                core.verifier.verify(&parts, core.now())?;
+            }
+            return sts::answer(core, &action, &params);
+        }
         if version != API_VERSION {
             return Err(ApiError::bad_request(
                 "NoSuchVersion",

@@ -61,6 +61,7 @@ pub mod params;
 mod persist;
 pub mod spec;
 pub mod state;
+pub mod sts;
 pub mod throttle;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -145,6 +146,11 @@ pub struct Settings {
     /// Instance specs (`2-4Gi`, `ecs.c6.large`) no group can get: a create that names only
     /// these answers `ContainerGroup.NoStock`, one that names others gets the next in order.
     pub sold_out: Vec<String>,
+    /// The longest life of temporary credentials issued by the STS and metadata stand-ins
+    /// (STS grants 900 s to an hour, ECS six hours; tests shorten it to see refreshes).
+    pub sts_credential_ttl: Duration,
+    /// The RAM role the metadata stand-in says is attached to the instance.
+    pub ecs_ram_role: String,
 }
 
 impl Default for Settings {
@@ -157,6 +163,8 @@ impl Default for Settings {
             auto_create_image_cache: false,
             max_auto_image_caches: 20,
             sold_out: Vec::new(),
+            sts_credential_ttl: Duration::from_secs(3600),
+            ecs_ram_role: "EciVirtualKubeletRole".to_owned(),
         }
     }
 }
@@ -280,6 +288,7 @@ impl Builder {
             agent: AgentClient::new(channel),
             persister,
             exec_sessions: parking_lot::Mutex::new(HashMap::new()),
+            imds_tokens: parking_lot::Mutex::new(HashMap::new()),
             local_agent: local_agent
                 .as_ref()
                 .and_then(LoopbackAgent::local_agent)
@@ -414,6 +423,8 @@ pub(crate) struct Core {
     pub local_agent: Option<LocalAgent>,
     pub persister: Option<persist::Persister>,
     pub exec_sessions: parking_lot::Mutex<HashMap<String, ExecSession>>,
+    /// IMDSv2 tokens the metadata stand-in gave, with their expiry.
+    pub imds_tokens: parking_lot::Mutex<HashMap<String, jiff::Timestamp>>,
     pub tasks: parking_lot::Mutex<tokio::task::JoinSet<()>>,
 }
 

@@ -39,7 +39,8 @@ pub use pull_secrets::{
 };
 pub use reconciler::{
     ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, FIELD_MANAGER, FINALIZER, ImageCacheController,
-    ReconcileError, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,
+    Observer, ReconcileError, Report, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID,
+    object_tag_value, run,
 };
 pub use resource::{
     CONDITION_READY, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec, ImageCacheStatus,

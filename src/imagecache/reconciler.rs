@@ -87,6 +87,40 @@ pub struct Settings {
     /// Reconcile only while holding this Lease, so one of several node processes does the
     /// work; `None` reconciles unconditionally (a single node). The index is kept either way.
     pub leader_lease: Option<LeaseSettings>,
+    /// Told of every reconcile and every change of leadership (metrics); none by default.
+    pub observer: Option<Observer>,
+}
+
+/// What the controller tells its [`Observer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// One reconcile of one object ended: whether it succeeded, and how long it took.
+    Reconciled {
+        /// Success.
+        ok: bool,
+        /// Its duration.
+        took: Duration,
+    },
+    /// This process began (`true`) or stopped (`false`) doing the controller's writes.
+    Leading(bool),
+}
+
+/// A hook called with each [`Report`].
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn Fn(Report) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
+impl Settings {
+    fn report(&self, report: Report) {
+        if let Some(observer) = &self.observer {
+            (observer.0)(report);
+        }
+    }
 }
 
 impl Default for Settings {
@@ -101,6 +135,7 @@ impl Default for Settings {
             security_group_id: None,
             vswitch_id: None,
             leader_lease: None,
+            observer: None,
         }
     }
 }
@@ -263,7 +298,10 @@ impl ImageCacheController {
             .instrument(tracing::info_span!("imagecache_index"));
         let reconciling = async move {
             match ctx.settings.leader_lease.clone() {
-                None => run_controller(api, watch, ctx, shutdown).await,
+                None => {
+                    ctx.settings.report(Report::Leading(true));
+                    run_controller(api, watch, ctx, shutdown).await;
+                }
                 Some(lease) => lead(api, watch, ctx, lease, shutdown).await,
             }
         };
@@ -329,6 +367,7 @@ async fn lead(
             }
         }
         tracing::info!(lease.holder = %lease.identity, "leading the image cache controller");
+        ctx.settings.report(Report::Leading(true));
         let (lost, lost_signal) = tokio::sync::oneshot::channel::<()>();
         let renew = {
             let ctx = ctx.clone();
@@ -367,6 +406,7 @@ async fn lead(
             run_controller(api.clone(), watch.clone(), ctx.clone(), stop),
             renew
         );
+        ctx.settings.report(Report::Leading(false));
         if shutdown.peek().is_some() {
             leader::release(&ctx.kube, &lease).await;
             return;
@@ -404,6 +444,7 @@ async fn reconcile(
         return Ok(Action::requeue(wait));
     }
     let api: Api<ImageCache> = Api::all(ctx.kube.clone());
+    let started = tokio::time::Instant::now();
     let result = finalizer::finalizer(&api, FINALIZER, object, |event| async {
         match event {
             Finalizer::Apply(object) => apply(&object, &ctx).await,
@@ -412,6 +453,10 @@ async fn reconcile(
     })
     .instrument(span)
     .await;
+    ctx.settings.report(Report::Reconciled {
+        ok: result.is_ok(),
+        took: started.elapsed(),
+    });
     if result.is_ok() {
         ctx.failures.lock().remove(&name);
     }

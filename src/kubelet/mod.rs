@@ -72,6 +72,8 @@ pub struct Ctx {
     authority: Option<auth::Authority>,
     stream_creation_timeout: Duration,
     stream_idle_timeout: Duration,
+    /// The node's CPU counter across the pods it has had.
+    node_cpu: stats::NodeCpu,
 }
 
 /// Failures that stop the kubelet API from starting.

@@ -88,6 +88,7 @@ pub async fn serve(
         started: jiff::Timestamp::now(),
         stream_creation_timeout: config.stream_creation_timeout,
         stream_idle_timeout: config.stream_idle_timeout,
+        node_cpu: super::stats::NodeCpu::default(),
     });
     if !config.auth {
         warn!("kubelet API authentication is off: anyone who reaches the port can exec into pods");
@@ -318,7 +319,7 @@ async fn resource_metrics(State(ctx): State<Arc<Ctx>>) -> Result<Response, ApiEr
     let samples = stats::samples(&ctx).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        stats::resource_metrics(&samples),
+        stats::resource_metrics(&samples, ctx.node_cpu.total(&samples)),
     )
         .into_response())
 }

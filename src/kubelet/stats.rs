@@ -184,8 +184,49 @@ fn seconds(core_nanos: u64) -> f64 {
     core_nanos as f64 / 1e9
 }
 
-/// The `/metrics/resource` text.
-pub fn resource_metrics(samples: &[PodSample]) -> String {
+/// The node's CPU counter: every pod it has seen counts, so a pod that goes (or whose counter
+/// starts again) keeps its share and the total never falls; a counter that drops reads as a
+/// reset to Prometheus, and `rate()` of it turns into nonsense.
+#[derive(Debug, Default)]
+pub struct NodeCpu {
+    inner: parking_lot::Mutex<NodeCpuState>,
+}
+
+#[derive(Debug, Default)]
+struct NodeCpuState {
+    /// Each current pod's last counter, by UID.
+    last: std::collections::HashMap<String, u64>,
+    /// What pods no longer counted in `last` had used.
+    retired: u64,
+}
+
+impl NodeCpu {
+    /// The node's cumulative CPU in core-nanoseconds, with `samples` as the pods' counters now.
+    pub fn total(&self, samples: &[PodSample]) -> u64 {
+        let mut state = self.inner.lock();
+        let now: std::collections::HashMap<String, u64> = samples
+            .iter()
+            .map(|s| (s.uid.clone(), s.record.cpu.usage_core_nano_seconds))
+            .collect();
+        let retired: u64 = state
+            .last
+            .iter()
+            .filter(|(uid, before)| now.get(*uid).is_none_or(|n| n < *before))
+            .map(|(_, before)| *before)
+            .sum();
+        state.retired = state.retired.saturating_add(retired);
+        state.last = now;
+        state
+            .last
+            .values()
+            .fold(state.retired, |sum, v| sum.saturating_add(*v))
+    }
+}
+
+/// The `/metrics/resource` text: the kubelet's families with their `[STABLE]` help and per-sample
+/// timestamps, written here because a registry (prometheus-client) cannot stamp samples with the
+/// time ECI measured them. `node_cpu_nanos` is [`NodeCpu::total`].
+pub fn resource_metrics(samples: &[PodSample], node_cpu_nanos: u64) -> String {
     let mut out = String::new();
     let stamp = |r: &MetricRecord| {
         r.timestamp.parse::<Timestamp>().map_or_else(
@@ -282,10 +323,7 @@ pub fn resource_metrics(samples: &[PodSample]) -> String {
         pod_rows(&|r| r.memory.working_set.to_string()),
     );
     let now = Timestamp::now().as_millisecond();
-    let cpu: u64 = samples
-        .iter()
-        .map(|s| s.record.cpu.usage_core_nano_seconds)
-        .sum();
+    let cpu = node_cpu_nanos;
     let memory: u64 = samples.iter().map(|s| s.record.memory.working_set).sum();
     family(
         "node_cpu_usage_seconds_total",
@@ -343,7 +381,7 @@ mod tests {
 
     #[test]
     fn metrics_use_the_kubelet_names() {
-        let text = resource_metrics(&[sample()]);
+        let text = resource_metrics(&[sample()], 3_000_000_000);
         assert!(text.contains(
             "container_memory_working_set_bytes{container=\"app\",namespace=\"ns\",pod=\"web\"} 64 "
         ));
@@ -352,6 +390,29 @@ mod tests {
         ));
         assert!(text.contains("pod_memory_working_set_bytes{namespace=\"ns\",pod=\"web\"} 64"));
         assert!(text.contains("node_memory_working_set_bytes 64 "));
+        assert!(text.contains("node_cpu_usage_seconds_total 3 "));
+    }
+
+    #[test]
+    fn the_node_cpu_counter_never_falls_when_pods_go_or_restart() {
+        let with = |uid: &str, nanos: u64| PodSample {
+            uid: uid.into(),
+            record: MetricRecord {
+                cpu: CpuStats {
+                    usage_core_nano_seconds: nanos,
+                    ..CpuStats::default()
+                },
+                ..MetricRecord::default()
+            },
+            ..sample()
+        };
+        let cpu = NodeCpu::default();
+        assert_eq!(cpu.total(&[with("a", 10), with("b", 5)]), 15);
+        // b is gone: its 5 stay counted.
+        assert_eq!(cpu.total(&[with("a", 12)]), 17);
+        // a's counter started again (a new group): its 12 stay counted.
+        assert_eq!(cpu.total(&[with("a", 1), with("c", 4)]), 22);
+        assert_eq!(cpu.total(&[]), 22);
     }
 
     #[test]

@@ -1,16 +1,32 @@
-//! AccessKey credentials: where they come from and how they are kept out of sight.
+//! Credentials: where they come from, how they are kept fresh, and how they are kept out of
+//! sight.
 //!
-//! Two sources, both documented for operators:
-//!
-//! * the environment: `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` and the
-//!   optional `ALIBABA_CLOUD_SECURITY_TOKEN` (STS), the names the official SDKs read;
-//! * a directory holding the files `access-key-id`, `access-key-secret` and optionally
-//!   `security-token`, which is exactly what mounting a Kubernetes Secret with those keys gives.
-//!   Surrounding whitespace (a trailing newline from `echo`) is trimmed.
+//! [`default_chain`] finds the source the way Alibaba Cloud's SDKs do (see [`chain`] for the
+//! order): the environment, RRSA, the CLI's and the SDKs' credentials files, the ECS instance
+//! RAM role, and `AssumeRole` on top of any of them; a mounted Secret directory
+//! (`access-key-id`, `access-key-secret`, optionally `security-token`, surrounding whitespace
+//! trimmed) comes first when one is named. A [`Provider`] holds the current credentials of that
+//! source and refreshes temporary ones before they expire.
 //!
 //! The environment is read through the [`Env`] trait so tests pass a map and never mutate the
 //! process environment. The secret and the token are [`SecretString`]s: `Debug` prints
 //! `[REDACTED]`, and no error message carries them.
+
+mod chain;
+mod metadata;
+mod profile;
+mod provider;
+mod sts;
+
+pub use chain::{
+    ChainSettings, DEFAULT_SESSION_NAME, ENV_CLI_PROFILE_DISABLED, ENV_CREDENTIALS_FILE,
+    ENV_ECS_METADATA, ENV_ECS_METADATA_DISABLED, ENV_IMDSV1_DISABLED, ENV_OIDC_PROVIDER_ARN,
+    ENV_OIDC_TOKEN_FILE, ENV_PROFILE, ENV_ROLE_ARN, ENV_ROLE_SESSION_NAME, ENV_STS_REGION,
+    ENV_VPC_ENDPOINT_ENABLED, default_chain,
+};
+pub use metadata::DEFAULT_METADATA_ENDPOINT;
+pub use provider::{Provider, REREAD_FILES};
+pub use sts::{DEFAULT_STS_ENDPOINT, STS_API_VERSION};
 
 use std::{collections::HashMap, path::Path};
 
