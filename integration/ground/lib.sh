@@ -18,10 +18,10 @@ RUN_DIR="${GROUND_RUN_DIR:-$PROJECT_ROOT/target/ground/run}"
 : "${GROUND_AUTH_REGISTRY_PORT:=15001}"
 # The ECI emulator that scripts/up.sh runs for the demo (tests start their own on free ports).
 : "${GROUND_EMULATOR_PORT:=18080}"
-# The address virtual nodes of the ground advertise as InternalIP, on a dummy interface of
-# this host: kube-apiserver refuses to proxy (nodes/proxy, `kubectl get --raw …/proxy/…`) to a
+# The address virtual nodes of the ground advertise as InternalIP, on an interface of its own
+# on this host: kube-apiserver refuses to proxy (nodes/proxy, `kubectl get --raw …/proxy/…`) to a
 # loopback or link-local address, and traffic to it still never leaves the machine.
-: "${GROUND_NODE_LINK:=ecivk-nodes}"
+: "${GROUND_NODE_LINK:=vk-ground0}"
 : "${GROUND_NODE_IP:=10.255.254.1}"
 # The user and password of the authenticated registry (a test fixture, not a secret).
 : "${GROUND_REGISTRY_USER:=eci-test}"

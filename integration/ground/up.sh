@@ -16,7 +16,9 @@ mkdir -p "$RUN_DIR"
 
 # --- the virtual nodes' address ------------------------------------------------------------------
 if ! ip -4 addr show dev "$GROUND_NODE_LINK" 2>/dev/null | grep -q "inet $GROUND_NODE_IP/"; then
-  ip link add "$GROUND_NODE_LINK" type dummy 2>/dev/null || true
+  # A bridge with no ports, not a dummy link: some kernels (this project's CI among them) have
+  # no dummy driver, and every kernel that runs the agent has bridges.
+  ip link add "$GROUND_NODE_LINK" type bridge 2>/dev/null || true
   ip addr add "$GROUND_NODE_IP/32" dev "$GROUND_NODE_LINK"
   ip link set "$GROUND_NODE_LINK" up
 fi
