@@ -41,6 +41,35 @@ fn role_arn(name: &str) -> String {
     format!("acs:ram::{ACCOUNT}:role/{name}")
 }
 
+/// An emulator on the simulated runtime whose temporary credentials live [`TTL`].
+fn emulator(ground: &Ground, extra: &[&str]) -> Result<EmulatorProcess> {
+    let mut flags = vec![
+        "--sim-pull-ms",
+        "20",
+        "--sim-start-ms",
+        "20",
+        "--sts-credential-ttl",
+        TTL,
+    ];
+    flags.extend_from_slice(extra);
+    EmulatorProcess::start(ground.eci_vk(), &flags)
+}
+
+/// The variables RRSA sets in the node's pod, for `token`.
+fn rrsa_env(token: &Path) -> Vec<(String, String)> {
+    vec![
+        ("ALIBABA_CLOUD_ROLE_ARN".into(), role_arn("NodeRole")),
+        (
+            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN".into(),
+            format!("acs:ram::{ACCOUNT}:oidc-provider/ack-rrsa-test"),
+        ),
+        (
+            "ALIBABA_CLOUD_OIDC_TOKEN_FILE".into(),
+            token.display().to_string(),
+        ),
+    ]
+}
+
 /// A service-account token for STS, as RRSA projects it into the node's pod.
 fn oidc_token(ground: &Ground, ns: &str, dir: &Path) -> Result<std::path::PathBuf> {
     ground
@@ -101,19 +130,7 @@ fn metrics(port: u16) -> Result<String> {
 
 fn every_source_of_the_chain_runs_a_pod(ground: &Ground, ns: &Namespace) -> Result<()> {
     let ns = ns.name.as_str();
-    let emulator = EmulatorProcess::start(
-        ground.eci_vk(),
-        &[
-            "--sim-pull-ms",
-            "20",
-            "--sim-start-ms",
-            "20",
-            "--sts-credential-ttl",
-            TTL,
-            "--ecs-ram-role",
-            "WorkerRole",
-        ],
-    )?;
+    let emulator = emulator(ground, &["--ecs-ram-role", "WorkerRole"])?;
     let endpoint = emulator.endpoint.clone();
     let sts = ["--sts-endpoint".to_owned(), endpoint.clone()];
 
@@ -162,17 +179,7 @@ fn every_source_of_the_chain_runs_a_pod(ground: &Ground, ns: &Namespace) -> Resu
             "rrsa",
             format!("RRSA (AssumeRoleWithOIDC, role {})", role_arn("NodeRole")),
             None,
-            CloudEnv::Chain(vec![
-                ("ALIBABA_CLOUD_ROLE_ARN".into(), role_arn("NodeRole")),
-                (
-                    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN".into(),
-                    format!("acs:ram::{ACCOUNT}:oidc-provider/ack-rrsa-test"),
-                ),
-                (
-                    "ALIBABA_CLOUD_OIDC_TOKEN_FILE".into(),
-                    token.display().to_string(),
-                ),
-            ]),
+            CloudEnv::Chain(rrsa_env(&token)),
             sts.to_vec(),
         ),
         (
@@ -258,17 +265,7 @@ fn every_source_of_the_chain_runs_a_pod(ground: &Ground, ns: &Namespace) -> Resu
 
 fn pods_keep_starting_across_credential_refreshes(ground: &Ground, ns: &Namespace) -> Result<()> {
     let ns = ns.name.as_str();
-    let emulator = EmulatorProcess::start(
-        ground.eci_vk(),
-        &[
-            "--sim-pull-ms",
-            "20",
-            "--sim-start-ms",
-            "20",
-            "--sts-credential-ttl",
-            TTL,
-        ],
-    )?;
+    let emulator = emulator(ground, &[])?;
     let dir = tempfile::tempdir()?;
     let token = oidc_token(ground, ns, dir.path())?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -286,17 +283,7 @@ fn pods_keep_starting_across_credential_refreshes(ground: &Ground, ns: &Namespac
             format!("127.0.0.1:{port}"),
         ],
         "info",
-        CloudEnv::Chain(vec![
-            ("ALIBABA_CLOUD_ROLE_ARN".into(), role_arn("NodeRole")),
-            (
-                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN".into(),
-                format!("acs:ram::{ACCOUNT}:oidc-provider/ack-rrsa-test"),
-            ),
-            (
-                "ALIBABA_CLOUD_OIDC_TOKEN_FILE".into(),
-                token.display().to_string(),
-            ),
-        ]),
+        CloudEnv::Chain(rrsa_env(&token)),
     )?;
     node.wait_ready()?;
 

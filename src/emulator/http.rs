@@ -171,18 +171,18 @@ async fn answer(
             .get("Version")
             .or_else(|| header_map.get("x-acs-version"))
             .ok_or_else(|| ApiError::missing("Version"))?;
+        let parts = SignedParts {
+            method: method.as_str(),
+            path: uri.path(),
+            query: &query,
+            params: &params,
+            headers: &header_map,
+            body,
+        };
         if version == sts::STS_API_VERSION && sts::ACTIONS.contains(&action.as_str()) {
             // STS: AssumeRoleWithOIDC is anonymous (its OIDC token is the proof); AssumeRole is
             // signed like any call.
             if action != "AssumeRoleWithOIDC" {
-                let parts = SignedParts {
-                    method: method.as_str(),
-                    path: uri.path(),
-                    query: &query,
-                    params: &params,
-                    headers: &header_map,
-                    body,
-                };
                 core.verifier.verify(&parts, core.now())?;
             }
             return sts::answer(core, &action, &params);
@@ -197,14 +197,6 @@ async fn answer(
             return Err(unknown_action(&action));
         }
         let now = core.now();
-        let parts = SignedParts {
-            method: method.as_str(),
-            path: uri.path(),
-            query: &query,
-            params: &params,
-            headers: &header_map,
-            body,
-        };
         core.verifier.verify(&parts, now)?;
         core.throttle.take(&action, now)?;
         ops::dispatch(core, &action, &Params::new(params), host).await

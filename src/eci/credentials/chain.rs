@@ -377,13 +377,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::eci::credentials::env;
 
     fn found(vars: &HashMap<String, String>, settings: &ChainSettings) -> Option<String> {
         default_chain(vars, settings)

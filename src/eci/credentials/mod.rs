@@ -199,16 +199,18 @@ async fn read_file(dir: &Path, name: &str) -> Result<Option<String>, Error> {
     }
 }
 
+/// An environment of `pairs`, for tests.
+#[cfg(test)]
+pub(crate) fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn from_env_reads_the_sdk_variables() {
