@@ -220,9 +220,47 @@ fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) ->
         "no projected STS token: {projected}"
     );
     ensure!(
+        of_kind(&docs, "ServiceAccount")[0]["metadata"]["annotations"]
+            ["pod-identity.alibabacloud.com/role-name"]
+            .is_null(),
+        "the ServiceAccount asks ACK's webhook to inject what the chart injects itself"
+    );
+    // With ACK's pod-identity webhook: the role on the ServiceAccount, nothing injected here.
+    let webhook: Vec<&str> = rrsa
+        .iter()
+        .copied()
+        .chain(["--set", "credentials.rrsa.useWebhook=true"])
+        .collect();
+    let docs = documents(&template(ground, "vk", "eci-system", &webhook)?)?;
+    let deployment = of_kind(&docs, "Deployment")[0];
+    let env = env_of(deployment);
+    ensure!(
+        !env.contains_key("ALIBABA_CLOUD_ROLE_ARN")
+            && !env.contains_key("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            && deployment["spec"]["template"]["spec"]["volumes"].is_null(),
+        "the chart injects RRSA beside the webhook: {env:?}"
+    );
+    ensure!(
         of_kind(&docs, "ServiceAccount")[0]["metadata"]["annotations"]["pod-identity.alibabacloud.com/role-name"]
             == "eci-vk",
-        "the ServiceAccount does not name the role"
+        "the ServiceAccount does not name the role for the webhook"
+    );
+    // The old millisecond value is refused by name.
+    let chart = chart_dir();
+    let out = helm(
+        ground,
+        &[
+            "template",
+            "vk",
+            &chart.to_string_lossy(),
+            "--set",
+            "podSyncIntervalMs=500",
+        ],
+    )?;
+    ensure!(
+        !out.success && out.stderr.contains("podSyncInterval"),
+        "podSyncIntervalMs was not refused: {}",
+        out.stderr
     );
 
     // Several zones, an existing Secret, the metrics Service and ServiceMonitor.

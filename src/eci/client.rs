@@ -340,9 +340,27 @@ impl Client {
             let max = policy.max_attempts.max(1);
             let mut attempt = 1;
             loop {
+                // Credentials first: when they cannot be had, nothing is sent, so the call may
+                // be tried again whatever the action, without spending the quota budget.
+                let credentials = match self.inner.config.credentials.current().await {
+                    Ok(credentials) => credentials,
+                    Err(e) if attempt < max => {
+                        let wait = policy.backoff(attempt, None);
+                        tracing::info!(
+                            attempt,
+                            wait_ms = wait.as_millis(),
+                            error = &e as &dyn std::error::Error,
+                            "no ECI credentials yet, retrying"
+                        );
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let budget_wait = self.inner.budget.acquire(action).await;
                 let sent = tokio::time::Instant::now();
-                let result = self.attempt(action, params).await;
+                let result = self.attempt(action, params, &credentials).await;
                 if let Some(observe) = &self.inner.config.observer {
                     let (status, code, throttled) = match &result {
                         Ok((status, _)) => (Some(*status), None, false),
@@ -391,9 +409,13 @@ impl Client {
     }
 
     /// One signed attempt.
-    async fn attempt(&self, action: &'static str, params: &BTreeMap<String, String>) -> Attempt {
+    async fn attempt(
+        &self,
+        action: &'static str,
+        params: &BTreeMap<String, String>,
+        credentials: &super::Credentials,
+    ) -> Attempt {
         let cfg = &self.inner.config;
-        let credentials = cfg.credentials.current().await?;
         let timestamp = (cfg.clock)().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let nonce = (cfg.nonce)();
         let mut url = self.inner.base.clone();
@@ -587,6 +609,36 @@ struct Envelope {
     recommend: String,
 }
 
+/// A service message without the request's secrets: the gateway answers a V1
+/// `SignatureDoesNotMatch` with its string to sign, which holds every parameter, the
+/// `SecurityToken` among them. That part is cut, and any `SecurityToken` left is masked.
+fn scrub(message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let kept = match lower.find("string to sign") {
+        Some(at) => format!("{}[string to sign withheld]", &message[..at]),
+        None => message.to_owned(),
+    };
+    let mut out = String::with_capacity(kept.len());
+    let mut rest = kept.as_str();
+    while let Some(at) = rest.find("SecurityToken") {
+        let (before, after) = rest.split_at(at + "SecurityToken".len());
+        out.push_str(before);
+        rest = after;
+        if let Some(value) = ["=", "%3D", ":"]
+            .iter()
+            .find_map(|sep| after.strip_prefix(sep))
+        {
+            let end = value
+                .find(|c: char| c == '&' || c == ',' || c.is_whitespace())
+                .unwrap_or(value.len());
+            out.push_str("=[REDACTED]");
+            rest = &value[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Builds the typed error of a non-2xx answer; a body that is not an envelope keeps its start as
 /// the message.
 pub(crate) fn api_error(
@@ -606,7 +658,7 @@ pub(crate) fn api_error(
         action,
         status,
         code: envelope.code,
-        message: envelope.message,
+        message: scrub(&envelope.message),
         request_id: envelope.request_id,
         host_id: envelope.host_id,
         recommend: envelope.recommend,

@@ -979,3 +979,25 @@ async fn https_endpoint_is_verified_and_signed() {
     })
     .await;
 }
+
+#[test]
+fn error_messages_never_carry_the_string_to_sign_or_a_token() {
+    let body = br#"{"Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3DSTS.x%26SecurityToken%3DCAISsecret-token"}"#;
+    let e = api_error("AssumeRole", 400, body, None);
+    assert!(!e.message.contains("CAISsecret-token"), "{}", e.message);
+    assert!(
+        e.message.starts_with("Specified signature is not matched"),
+        "{}",
+        e.message
+    );
+    let e = api_error(
+        "ListUsage",
+        400,
+        br#"{"Code":"X","Message":"bad SecurityToken=CAISsecret-token&x=1; SecurityToken is expired"}"#,
+        None,
+    );
+    assert_eq!(
+        e.message,
+        "bad SecurityToken=[REDACTED]&x=1; SecurityToken is expired"
+    );
+}

@@ -154,26 +154,33 @@ pub enum Error {
     CredentialsConfig(String),
 
     /// Temporary credentials could not be obtained (STS, the ECS metadata service, a token
-    /// file). `retryable` when the failure was transient (no answer, 5xx, throttling).
+    /// file). `transient` when the failure looked passing (no answer, 5xx, throttling).
     #[error("could not obtain ECI credentials from {source_name}: {reason}")]
     CredentialsUnavailable {
         /// Which source of the chain, e.g. `RRSA (OIDC)`.
         source_name: String,
         /// What went wrong: a status, an STS error code and message; never a secret.
         reason: String,
-        /// Whether trying again later may succeed.
-        retryable: bool,
+        /// Whether the source's failure looked passing.
+        transient: bool,
     },
 }
 
 impl Error {
     /// Whether retrying the same call may succeed: retryable API errors (see
-    /// [`ApiError::is_retryable`]) and transport failures, including timeouts.
+    /// [`ApiError::is_retryable`]), transport failures (including timeouts), and the node's
+    /// credentials being unavailable.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(api) => api.is_retryable(),
             Error::Transport { .. } => true,
-            Error::CredentialsUnavailable { retryable, .. } => *retryable,
+            // The node's own credentials failing says nothing about the call: it may succeed
+            // once they are refreshed or fixed, so it is never final (and no pod is failed for
+            // it).
+            Error::CredentialsUnavailable { .. }
+            | Error::CredentialsConfig(_)
+            | Error::CredentialsFile { .. }
+            | Error::MissingCredential { .. } => true,
             _ => false,
         }
     }

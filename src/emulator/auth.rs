@@ -46,7 +46,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// The parts of a request the signatures cover.
-#[derive(Debug)]
+/// Not `Debug`: it holds the signature, the security token and the OIDC token.
 pub struct SignedParts<'a> {
     /// `GET` or `POST`.
     pub method: &'a str,
@@ -112,11 +112,16 @@ impl Verifier {
         }
     }
 
-    /// Accepts `id` with `issued`'s secret and token until `issued.expires`. Credentials that
-    /// have expired are forgotten as new ones are issued.
+    /// Accepts `id` with `issued`'s secret and token until `issued.expires`. Credentials
+    /// expired for more than a day are forgotten as new ones are issued (until then a request
+    /// with them is answered `InvalidSecurityToken.Expired`, as the cloud does).
     pub fn issue(&self, id: String, issued: Issued, now: Timestamp) {
         let mut all = self.issued.lock();
-        all.retain(|_, i| i.expires > now);
+        all.retain(|_, i| {
+            i.expires
+                .checked_add(SignedDuration::from_hours(24))
+                .is_ok_and(|t| t > now)
+        });
         all.insert(id, issued);
     }
 
@@ -277,6 +282,13 @@ impl Verifier {
             .split(';')
             .filter(|n| !n.is_empty())
             .collect();
+        if parts.headers.contains_key("x-acs-security-token")
+            && !names.contains(&"x-acs-security-token")
+        {
+            return Err(incomplete(
+                "The header x-acs-security-token must be signed.",
+            ));
+        }
         for required in ["host", "x-acs-date", "x-acs-signature-nonce"] {
             if !names.contains(&required) {
                 return Err(incomplete(&format!(

@@ -231,7 +231,11 @@ async fn imds_token(State(core): State<Arc<Core>>, headers: HeaderMap) -> Respon
         .now()
         .checked_add(SignedDuration::from_secs(ttl))
         .unwrap_or_else(|_| core.now());
-    core.imds_tokens.lock().insert(token.clone(), expires);
+    let now = core.now();
+    let mut tokens = core.imds_tokens.lock();
+    tokens.retain(|_, until| *until > now);
+    tokens.insert(token.clone(), expires);
+    drop(tokens);
     token.into_response()
 }
 

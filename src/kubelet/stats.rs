@@ -187,6 +187,11 @@ fn seconds(core_nanos: u64) -> f64 {
 /// The node's CPU counter: every pod it has seen counts, so a pod that goes (or whose counter
 /// starts again) keeps its share and the total never falls; a counter that drops reads as a
 /// reset to Prometheus, and `rate()` of it turns into nonsense.
+///
+/// A pod missing from one scrape (its metric call failed) keeps its last value rather than
+/// being counted again when it comes back; only after [`NodeCpu::FORGET`] without a sample is
+/// its share moved into the retired sum. A sample older than the one held (two scrapes at
+/// once) is ignored, so it is not taken for a restart.
 #[derive(Debug, Default)]
 pub struct NodeCpu {
     inner: parking_lot::Mutex<NodeCpuState>,
@@ -194,32 +199,66 @@ pub struct NodeCpu {
 
 #[derive(Debug, Default)]
 struct NodeCpuState {
-    /// Each current pod's last counter, by UID.
-    last: std::collections::HashMap<String, u64>,
-    /// What pods no longer counted in `last` had used.
+    /// Each pod's newest counter, its sample time and when it was last seen, by UID.
+    pods: std::collections::HashMap<String, PodCpu>,
+    /// What pods no longer in `pods` (or earlier lives of a restarted one) had used.
     retired: u64,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct PodCpu {
+    nanos: u64,
+    sampled: Option<Timestamp>,
+    seen: tokio::time::Instant,
+}
+
 impl NodeCpu {
+    /// How long a pod without a sample keeps its own entry.
+    pub const FORGET: Duration = Duration::from_secs(600);
+
     /// The node's cumulative CPU in core-nanoseconds, with `samples` as the pods' counters now.
     pub fn total(&self, samples: &[PodSample]) -> u64 {
+        let now = tokio::time::Instant::now();
         let mut state = self.inner.lock();
-        let now: std::collections::HashMap<String, u64> = samples
+        for sample in samples {
+            let nanos = sample.record.cpu.usage_core_nano_seconds;
+            let sampled = sample.record.timestamp.parse::<Timestamp>().ok();
+            let fresh = PodCpu {
+                nanos,
+                sampled,
+                seen: now,
+            };
+            match state.pods.get(&sample.uid).copied() {
+                None => {
+                    state.pods.insert(sample.uid.clone(), fresh);
+                }
+                Some(held)
+                    if sampled.is_some() && held.sampled.is_some() && sampled < held.sampled => {}
+                Some(held) if nanos < held.nanos => {
+                    // A new life of the pod's group: the old one's CPU stays counted.
+                    state.retired = state.retired.saturating_add(held.nanos);
+                    state.pods.insert(sample.uid.clone(), fresh);
+                }
+                Some(_) => {
+                    state.pods.insert(sample.uid.clone(), fresh);
+                }
+            }
+        }
+        let forgotten: Vec<String> = state
+            .pods
             .iter()
-            .map(|s| (s.uid.clone(), s.record.cpu.usage_core_nano_seconds))
+            .filter(|(_, p)| now.duration_since(p.seen) > Self::FORGET)
+            .map(|(uid, _)| uid.clone())
             .collect();
-        let retired: u64 = state
-            .last
-            .iter()
-            .filter(|(uid, before)| now.get(*uid).is_none_or(|n| n < *before))
-            .map(|(_, before)| *before)
-            .sum();
-        state.retired = state.retired.saturating_add(retired);
-        state.last = now;
+        for uid in forgotten {
+            if let Some(p) = state.pods.remove(&uid) {
+                state.retired = state.retired.saturating_add(p.nanos);
+            }
+        }
         state
-            .last
+            .pods
             .values()
-            .fold(state.retired, |sum, v| sum.saturating_add(*v))
+            .fold(state.retired, |sum, p| sum.saturating_add(p.nanos))
     }
 }
 
@@ -395,9 +434,10 @@ mod tests {
 
     #[test]
     fn the_node_cpu_counter_never_falls_when_pods_go_or_restart() {
-        let with = |uid: &str, nanos: u64| PodSample {
+        let with = |uid: &str, nanos: u64, at: &str| PodSample {
             uid: uid.into(),
             record: MetricRecord {
+                timestamp: format!("2026-01-01T00:00:{at}Z"),
                 cpu: CpuStats {
                     usage_core_nano_seconds: nanos,
                     ..CpuStats::default()
@@ -407,12 +447,15 @@ mod tests {
             ..sample()
         };
         let cpu = NodeCpu::default();
-        assert_eq!(cpu.total(&[with("a", 10), with("b", 5)]), 15);
-        // b is gone: its 5 stay counted.
-        assert_eq!(cpu.total(&[with("a", 12)]), 17);
+        assert_eq!(cpu.total(&[with("a", 10, "01"), with("b", 5, "01")]), 15);
+        // b has no sample this time: its 5 stay counted, once.
+        assert_eq!(cpu.total(&[with("a", 12, "02")]), 17);
+        assert_eq!(cpu.total(&[with("a", 12, "03"), with("b", 6, "03")]), 18);
+        // A late answer of an earlier scrape is not a restart.
+        assert_eq!(cpu.total(&[with("a", 11, "02")]), 18);
         // a's counter started again (a new group): its 12 stay counted.
-        assert_eq!(cpu.total(&[with("a", 1), with("c", 4)]), 22);
-        assert_eq!(cpu.total(&[]), 22);
+        assert_eq!(cpu.total(&[with("a", 1, "04"), with("b", 6, "04")]), 19);
+        assert_eq!(cpu.total(&[]), 19);
     }
 
     #[test]

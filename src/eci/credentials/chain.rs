@@ -56,6 +56,8 @@ pub const ENV_IMDSV1_DISABLED: &str = "ALIBABA_CLOUD_IMDSV1_DISABLED";
 pub const ENV_STS_REGION: &str = "ALIBABA_CLOUD_STS_REGION";
 /// With an STS region: its VPC endpoint, `sts-vpc.<region>.aliyuncs.com`.
 pub const ENV_VPC_ENDPOINT_ENABLED: &str = "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED";
+/// The STS endpoint host or URL (ACK's pod-identity webhook sets it).
+pub const ENV_STS_ENDPOINT: &str = "ALIBABA_CLOUD_STS_ENDPOINT";
 
 /// The session name when none is configured.
 pub const DEFAULT_SESSION_NAME: &str = "eci-virtual-kubelet";
@@ -125,7 +127,13 @@ pub fn default_chain(env: &impl Env, settings: &ChainSettings) -> Result<Option<
             ProfileCredentials::Static(_) => None,
             _ => Some(network()?),
         };
-        Some(from_profile(&at, what, &session, network.as_ref()))
+        Some(from_profile(
+            &at,
+            what,
+            &session,
+            network.as_ref(),
+            flag(ENV_IMDSV1_DISABLED),
+        ))
     } else if let Some(role) = var(ENV_ECS_METADATA).filter(|_| !flag(ENV_ECS_METADATA_DISABLED)) {
         Some(ecs_role(
             Some(role),
@@ -159,10 +167,25 @@ pub fn default_chain(env: &impl Env, settings: &ChainSettings) -> Result<Option<
 }
 
 fn net(env: &impl Env, settings: &ChainSettings) -> Result<Net, Error> {
-    let sts = match &settings.sts_endpoint {
-        Some(url) => url.clone(),
-        None => match env.var(ENV_STS_REGION).filter(|r| !r.trim().is_empty()) {
-            Some(region) if env.var(ENV_VPC_ENDPOINT_ENABLED).as_deref() == Some("true") => {
+    let var = |name: &str| {
+        env.var(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let vpc =
+        var(ENV_VPC_ENDPOINT_ENABLED).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    // A bare host (as the SDKs take it) is an https endpoint.
+    let from_env = var(ENV_STS_ENDPOINT).map(|e| {
+        if e.contains("://") {
+            e
+        } else {
+            format!("https://{e}/")
+        }
+    });
+    let sts = match settings.sts_endpoint.clone().or(from_env) {
+        Some(url) => url,
+        None => match var(ENV_STS_REGION) {
+            Some(region) if vpc => {
                 format!("https://sts-vpc.{}.aliyuncs.com/", region.trim())
             }
             Some(region) => format!("https://sts.{}.aliyuncs.com/", region.trim()),
@@ -291,6 +314,7 @@ fn from_profile(
     what: ProfileCredentials,
     session: &str,
     net: Option<&Net>,
+    imdsv1_disabled: bool,
 ) -> Provider {
     let name = at.describe();
     match what {
@@ -299,14 +323,14 @@ fn from_profile(
         }
         ProfileCredentials::AssumeRole { base, role } => {
             let base = match *base {
-                // The base of a role profile is re-read like any AccessKey of a file; a chained
-                // role is its own provider.
+                // The AccessKey of a role profile is read once (a rotated key takes a restart);
+                // a chained role is its own provider.
                 ProfileCredentials::Static(credentials) => Provider::new(
                     format!("AccessKey of {name}"),
                     Source::Static(credentials),
                     None,
                 ),
-                other => from_profile(at, other, session, net),
+                other => from_profile(at, other, session, net, imdsv1_disabled),
             };
             assume(
                 base,
@@ -320,7 +344,7 @@ fn from_profile(
             )
         }
         ProfileCredentials::EcsRole { role_name } => {
-            ecs_role(role_name, false, net.cloned(), Some(&name))
+            ecs_role(role_name, imdsv1_disabled, net.cloned(), Some(&name))
         }
         ProfileCredentials::Oidc {
             role_arn,
@@ -541,6 +565,10 @@ mod tests {
                 (ENV_VPC_ENDPOINT_ENABLED, "true")
             ]),
             "https://sts-vpc.cn-hangzhou.aliyuncs.com/"
+        );
+        assert_eq!(
+            sts_of(&[(ENV_STS_ENDPOINT, "sts-vpc.cn-beijing.aliyuncs.com")]),
+            "https://sts-vpc.cn-beijing.aliyuncs.com/"
         );
     }
 }

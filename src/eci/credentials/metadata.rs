@@ -48,10 +48,10 @@ struct Answer {
 
 impl EcsRole {
     pub(crate) async fn fetch(&self, net: &Net, source_name: &str) -> Result<Fetched, Error> {
-        let unavailable = |reason: String, retryable: bool| Error::CredentialsUnavailable {
+        let unavailable = |reason: String, transient: bool| Error::CredentialsUnavailable {
             source_name: source_name.to_owned(),
             reason,
-            retryable,
+            transient,
         };
         let url = |path: &str| {
             net.metadata

@@ -33,6 +33,8 @@ const MAX_REFRESH_AHEAD: SignedDuration = SignedDuration::from_mins(3);
 /// Credentials closer than this to their expiry are not used even when a refresh failed: a
 /// request signed with them could arrive after they expired.
 const EXPIRY_SAFETY: SignedDuration = SignedDuration::from_secs(5);
+/// After a failed refresh, the held credentials are used this long before the next try.
+const RETRY_FAILED: SignedDuration = SignedDuration::from_secs(5);
 
 /// Credentials as one fetch returned them: with an expiry when they are temporary.
 #[derive(Clone, Debug)]
@@ -93,6 +95,8 @@ struct Inner {
     net: Option<Net>,
     cached: parking_lot::Mutex<Option<Cached>>,
     refreshing: tokio::sync::Mutex<()>,
+    /// After a failed refresh: not before then again while the held credentials are usable.
+    retry_at: parking_lot::Mutex<Option<Timestamp>>,
     fetches: AtomicU64,
 }
 
@@ -147,6 +151,7 @@ impl Provider {
                 net,
                 cached: parking_lot::Mutex::new(cached),
                 refreshing: tokio::sync::Mutex::new(()),
+                retry_at: parking_lot::Mutex::new(None),
                 fetches: AtomicU64::new(0),
             }),
         }
@@ -181,16 +186,42 @@ impl Provider {
     }
 
     async fn current_fetched(&self) -> Result<Fetched, Error> {
-        if let Some(fresh) = self.fresh(Timestamp::now()) {
+        let now = Timestamp::now();
+        if let Some(fresh) = self.fresh(now) {
             return Ok(fresh);
         }
-        let _one_at_a_time = self.inner.refreshing.lock().await;
+        // While one caller refreshes (or waits out a failed refresh), the others keep using
+        // what is held as long as it is valid, rather than queue behind it.
+        let usable = self.usable(now);
+        let _one_at_a_time = match (self.inner.refreshing.try_lock(), &usable) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some(held)) => return Ok(held.clone()),
+            (Err(_), None) => self.inner.refreshing.lock().await,
+        };
         let now = Timestamp::now();
         if let Some(fresh) = self.fresh(now) {
             return Ok(fresh); // another caller refreshed while this one waited
         }
-        match Box::pin(self.fetch()).await {
+        if let Some(held) = &usable
+            && self.inner.retry_at.lock().is_some_and(|at| now < at)
+        {
+            return Ok(held.clone());
+        }
+        let fetched = Box::pin(self.fetch()).await.and_then(|fetched| {
+            match fetched.expires {
+                Some(expires) if expires <= now.checked_add(EXPIRY_SAFETY).unwrap_or(now) => {
+                    Err(Error::CredentialsUnavailable {
+                        source_name: self.inner.name.clone(),
+                        reason: format!("the credentials it gave expire at {expires}, too soon to use (is the clock right?)"),
+                        transient: true,
+                    })
+                }
+                _ => Ok(fetched),
+            }
+        });
+        match fetched {
             Ok(fetched) => {
+                *self.inner.retry_at.lock() = None;
                 self.inner.fetches.fetch_add(1, Ordering::Relaxed);
                 if let Some(expires) = fetched.expires {
                     tracing::info!(source = %self.inner.name, %expires, "ECI credentials refreshed");
@@ -202,16 +233,24 @@ impl Provider {
                 Ok(fetched)
             }
             Err(error) => {
-                let held = self.inner.cached.lock().clone();
-                match held {
-                    Some(held) if still_usable(&held, now) => {
-                        tracing::warn!(source = %self.inner.name, expires = ?held.fetched.expires, error = &error as &dyn std::error::Error, "could not refresh ECI credentials; using the ones held until they expire");
-                        Ok(held.fetched)
+                // Not again before RETRY_FAILED: one warning per attempt, not per request.
+                *self.inner.retry_at.lock() = now.checked_add(RETRY_FAILED).ok();
+                match usable {
+                    Some(held) => {
+                        tracing::warn!(source = %self.inner.name, expires = ?held.expires, error = &error as &dyn std::error::Error, "could not refresh ECI credentials; using the ones held until they expire");
+                        Ok(held)
                     }
-                    _ => Err(error),
+                    None => Err(error),
                 }
             }
         }
+    }
+
+    /// The cached credentials if they may still sign a request at `now`.
+    fn usable(&self, now: Timestamp) -> Option<Fetched> {
+        let cached = self.inner.cached.lock();
+        let held = cached.as_ref()?;
+        still_usable(held, now).then(|| held.fetched.clone())
     }
 
     /// The cached credentials if they need no refresh at `now`.
@@ -237,7 +276,7 @@ impl Provider {
                 .ok_or_else(|| Error::CredentialsUnavailable {
                     source_name: self.inner.name.clone(),
                     reason: "no network settings for this source".into(),
-                    retryable: false,
+                    transient: false,
                 })
         };
         match &self.inner.source {
@@ -263,7 +302,7 @@ impl Provider {
 /// life ahead, at most [`MAX_REFRESH_AHEAD`].
 fn refresh_at(at: Timestamp, expires: Timestamp) -> Timestamp {
     let life = expires.duration_since(at);
-    let ahead = (life / 3).min(MAX_REFRESH_AHEAD);
+    let ahead = (life / 3).clamp(SignedDuration::ZERO, MAX_REFRESH_AHEAD);
     expires.checked_sub(ahead).unwrap_or(expires)
 }
 
@@ -345,5 +384,33 @@ mod tests {
             "LTAItwo"
         );
         assert_eq!(provider.fetches(), 2);
+
+        // The file goes bad: the held pair is used, and the next calls do not read again
+        // before the retry time.
+        std::fs::write(dir.path().join("access-key-id"), "").expect("write");
+        let age = |provider: &Provider| {
+            provider.inner.cached.lock().as_mut().expect("cached").at =
+                Timestamp::now() - SignedDuration::from_secs(61);
+        };
+        age(&provider);
+        assert_eq!(
+            provider.current().await.expect("held").access_key_id(),
+            "LTAItwo"
+        );
+        assert!(provider.inner.retry_at.lock().is_some());
+        std::fs::write(dir.path().join("access-key-id"), "LTAIthree").expect("write");
+        assert_eq!(
+            provider
+                .current()
+                .await
+                .expect("still held")
+                .access_key_id(),
+            "LTAItwo"
+        );
+        *provider.inner.retry_at.lock() = None;
+        assert_eq!(
+            provider.current().await.expect("read").access_key_id(),
+            "LTAIthree"
+        );
     }
 }

@@ -71,7 +71,7 @@ pub(crate) async fn assume_role_with_oidc(
                 "cannot read the OIDC token file {}: {e}",
                 role.token_file.display()
             ),
-            retryable: false,
+            transient: false,
         })?;
     let mut params = common("AssumeRoleWithOIDC");
     params.insert("RoleArn".into(), role.role_arn.clone());
@@ -129,10 +129,10 @@ async fn send(
     params: &BTreeMap<String, String>,
     source_name: &str,
 ) -> Result<Fetched, Error> {
-    let unavailable = |reason: String, retryable: bool| Error::CredentialsUnavailable {
+    let unavailable = |reason: String, transient: bool| Error::CredentialsUnavailable {
         source_name: source_name.to_owned(),
         reason,
-        retryable,
+        transient,
     };
     let body = serde_urlencoded::to_string(params)
         .map_err(|e| unavailable(format!("cannot encode the {action} request: {e}"), false))?;

@@ -238,3 +238,61 @@ fn credentials_never_print_the_secret() {
     assert!(!shown.contains("s3cr3t-value"), "{shown}");
     assert!(shown.contains("id"));
 }
+
+/// V1 parameters of temporary credentials `id`/`secret`, with `token` as `SecurityToken`.
+fn v1_temporary(id: &str, secret: &str, token: &str, nonce: &str) -> BTreeMap<String, String> {
+    let mut p = v1_params(secret, nonce, "2024-01-01T00:00:00Z");
+    p.remove("Signature");
+    p.insert("AccessKeyId".into(), id.into());
+    p.insert("SecurityToken".into(), token.into());
+    let signature = sign::v1_signature(secret, &sign::v1_string_to_sign("GET", &p));
+    p.insert("Signature".into(), signature);
+    p
+}
+
+#[test]
+fn temporary_credentials_are_accepted_with_their_token_until_they_expire() {
+    let v = verifier();
+    v.issue(
+        "STS.temp".into(),
+        Issued {
+            secret: "tempsecret".into(),
+            token: "CAIStoken".into(),
+            expires: now() + SignedDuration::from_mins(10),
+        },
+        now(),
+    );
+    let code = |p: &BTreeMap<String, String>, at: Timestamp| {
+        check_v1(&v, p, at).map_or_else(|e| e.code, |()| "ok".to_owned())
+    };
+    let good = v1_temporary("STS.temp", "tempsecret", "CAIStoken", "t1");
+    assert_eq!(code(&good, now()), "ok");
+    let wrong_token = v1_temporary("STS.temp", "tempsecret", "CAISother", "t2");
+    assert_eq!(
+        code(&wrong_token, now()),
+        "InvalidSecurityToken.MismatchWithAccessKey"
+    );
+    let mut no_token = v1_temporary("STS.temp", "tempsecret", "CAIStoken", "t3");
+    no_token.remove("SecurityToken");
+    assert_eq!(code(&no_token, now()), "InvalidSecurityToken.Missing");
+    let late = v1_temporary("STS.temp", "tempsecret", "CAIStoken", "t4");
+    assert_eq!(
+        code(&late, now() + SignedDuration::from_mins(11)),
+        "InvalidSecurityToken.Expired"
+    );
+    // Issuing more keeps an expired pair known for a day, so it is still called expired.
+    v.issue(
+        "STS.next".into(),
+        Issued {
+            secret: "s".into(),
+            token: "t".into(),
+            expires: now() + SignedDuration::from_mins(30),
+        },
+        now() + SignedDuration::from_mins(20),
+    );
+    let later = v1_temporary("STS.temp", "tempsecret", "CAIStoken", "t5");
+    assert_eq!(
+        code(&later, now() + SignedDuration::from_mins(12)),
+        "InvalidSecurityToken.Expired"
+    );
+}
