@@ -16,7 +16,7 @@ step() {
 }
 mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
-step "Building eci-vk and the ground's tools side by side (first run on 2 cores: ~20 min; then seconds)"
+step "Building eci-vk and the ground's tools side by side (first run on 2 cores: ~12 min; then seconds)"
 integration/ground/install-packages.sh
 mkdir -p target/ground
 cargo_log="$root/target/up-cargo.log" tools_log="$root/target/ground/build-tools.log"
