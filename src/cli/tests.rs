@@ -110,6 +110,56 @@ fn every_flag_of_every_subcommand_reads_an_environment_variable() {
     assert!(missing.is_empty(), "flags without a variable: {missing:?}");
 }
 
+/// The same promise as the user reads it: in each subcommand's `--help`, every option but
+/// `--help`/`--version` shows the variable it reads (`[env: …]`).
+#[test]
+fn every_option_in_every_help_text_names_its_variable() {
+    let cli = Cli::command();
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for sub in cli.get_subcommands() {
+        let help = sub.clone().render_long_help().to_string();
+        // An option's block starts with a line `  -x, --name …` or `      --name …` and runs
+        // to the next such line.
+        let mut blocks: Vec<(String, String)> = Vec::new();
+        for line in help.lines() {
+            let trimmed = line.trim_start();
+            let starts = line.starts_with("  ")
+                && (trimmed.starts_with("--")
+                    || (trimmed.starts_with('-') && trimmed.get(2..4) == Some(", ")));
+            if starts {
+                let name = trimmed
+                    .split_whitespace()
+                    .find(|w| w.starts_with("--"))
+                    .unwrap_or(trimmed)
+                    .trim_end_matches(',')
+                    .to_owned();
+                blocks.push((name, line.to_owned()));
+            } else if let Some((_, text)) = blocks.last_mut() {
+                text.push('\n');
+                text.push_str(line);
+            }
+        }
+        for (name, text) in blocks {
+            if matches!(name.as_str(), "--help" | "--version") {
+                continue;
+            }
+            checked += 1;
+            if !text.contains("[env: ") {
+                missing.push(format!("eci-vk {} {name}", sub.get_name()));
+            }
+        }
+    }
+    assert!(
+        checked > 40,
+        "only {checked} options found in the help texts"
+    );
+    assert!(
+        missing.is_empty(),
+        "options whose --help names no variable: {missing:?}"
+    );
+}
+
 /// One prefix for ours; kubectl's and Alibaba Cloud's own names for theirs.
 #[test]
 fn every_variable_has_the_one_prefix_or_an_ecosystem_name() {
