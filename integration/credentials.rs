@@ -13,7 +13,7 @@ use crate::support::{
     emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
     ground::Namespace,
     harness::{Phase, Test},
-    node_child::{CloudEnv, NodeChild},
+    node_child::{CloudEnv, NodeChild, metrics_at, sample},
     wait::wait,
 };
 
@@ -117,15 +117,6 @@ fn phase_of(ground: &Ground, ns: &str, pod: &str) -> Result<String> {
         .stdout
         .trim()
         .to_owned())
-}
-
-/// The node's Prometheus text.
-fn metrics(port: u16) -> Result<String> {
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async { reqwest::get(url).await?.text().await })?)
 }
 
 fn every_source_of_the_chain_runs_a_pod(ground: &Ground, ns: &Namespace) -> Result<()> {
@@ -307,12 +298,8 @@ fn pods_keep_starting_across_credential_refreshes(ground: &Ground, ns: &Namespac
         })
         .with_context(|| format!("node log:\n{}", node.logs()))?;
     }
-    let text = metrics(port)?;
-    let fetches: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("eci_vk_credential_fetches_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no eci_vk_credential_fetches_total")?;
+    let text = metrics_at(port)?;
+    let fetches = sample(&text, "eci_vk_credential_fetches_total");
     ensure!(
         fetches >= 4.0,
         "credentials living {TTL} were fetched only {fetches} times in 60 s:\n{text}"

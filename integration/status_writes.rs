@@ -10,7 +10,7 @@ use crate::support::{
     emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
-    node_child::NodeChild,
+    node_child::{NodeChild, metrics_at, sample},
     wait::wait,
 };
 
@@ -27,17 +27,10 @@ const REPLICAS: usize = 10;
 
 /// The node's count of pod writes of `kind`.
 fn writes(port: u16, kind: &str) -> Result<f64> {
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let text = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async { reqwest::get(url).await?.text().await })?;
-    let prefix = format!("eci_vk_pod_writes_total{{kind=\"{kind}\"}} ");
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0))
+    Ok(sample(
+        &metrics_at(port)?,
+        &format!("eci_vk_pod_writes_total{{kind=\"{kind}\"}}"),
+    ))
 }
 
 fn an_idle_pass_writes_nothing(ground: &Ground, ns: &Namespace) -> Result<()> {

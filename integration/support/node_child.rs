@@ -22,6 +22,24 @@ pub struct NodeChild<'g> {
     log: PathBuf,
 }
 
+/// The Prometheus text a node serves with `--metrics-addr 127.0.0.1:<port>`.
+pub fn metrics_at(port: u16) -> Result<String> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async { reqwest::get(url).await?.text().await })?)
+}
+
+/// The value of the sample `series` (name and labels, as written) in `text`; 0 when absent.
+pub fn sample(text: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The credentials a node child starts with.
 pub enum CloudEnv {
     /// The emulator's AccessKey in `ALIBABA_CLOUD_ACCESS_KEY_*`.
