@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::{
     config::ExplainMatchArgs,
-    imagecache::{explain_pod, read_pod},
+    imagecache::{Policy, explain_pod, read_pod},
 };
 
 use super::{Failure, exit, kube_client, runtime};
@@ -25,7 +25,11 @@ fn run(args: ExplainMatchArgs) -> Result<(), Failure> {
         let kube = kube_client::client(kubeconfig)
             .await
             .map_err(|error| Failure::runtime(&error))?;
-        let text = explain_pod(kube, &pod, args.selector.as_deref())
+        let policy = Policy {
+            auto_default: args.policy.auto_match_image_cache,
+            auto_create: args.policy.auto_create_image_cache,
+        };
+        let text = explain_pod(kube, &pod, args.selector.as_deref(), policy)
             .await
             .map_err(|error| Failure::runtime(&error))?;
         print!("{text}");

@@ -9,6 +9,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use tokio::sync::watch;
+use futures::FutureExt as _;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{
@@ -186,6 +187,10 @@ async fn serve(
         sync_interval: config.pod_sync_interval,
         metrics: metrics.clone(),
         image_caches: image_caches.clone(),
+        image_cache_policy: imagecache::Policy {
+            auto_default: config.auto_match_image_cache,
+            auto_create: config.auto_create_image_cache,
+        },
     };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = config.metrics_addr {
@@ -222,6 +227,20 @@ async fn serve(
             }
         }
         .instrument(info_span!("node", node.name = %config.node_name)),
+    );
+    tasks.spawn(
+        imagecache::follow_cloud(
+            eci.clone(),
+            image_caches.clone(),
+            imagecache::CloudSettings {
+                cluster_name: config.cluster_name.clone(),
+                list_interval: config.image_cache_list_interval,
+                ..imagecache::CloudSettings::default()
+            },
+            stopped(shutdown_rx.clone()),
+        )
+        .map(|()| Ok::<(), pods::PodsError>(()))
+        .instrument(info_span!("imagecache_cloud", node.name = %config.node_name)),
     );
     tasks.spawn(
         {

@@ -94,6 +94,14 @@ pub const ENV_KUBELET_AUTH: &str = "VK_KUBELET_AUTH";
 pub const ENV_IMAGE_CACHE_CONTROLLER: &str = "VK_IMAGE_CACHE_CONTROLLER";
 /// `--image-cache-class`.
 pub const ENV_IMAGE_CACHE_CLASS: &str = "VK_IMAGE_CACHE_CLASS";
+/// `--auto-match-image-cache` (also `explain-match`).
+pub const ENV_AUTO_MATCH_IMAGE_CACHE: &str = "VK_AUTO_MATCH_IMAGE_CACHE";
+/// `--auto-create-image-cache` (also `explain-match`).
+pub const ENV_AUTO_CREATE_IMAGE_CACHE: &str = "VK_AUTO_CREATE_IMAGE_CACHE";
+/// `--image-cache-list-interval`.
+pub const ENV_IMAGE_CACHE_LIST_INTERVAL: &str = "VK_IMAGE_CACHE_LIST_INTERVAL";
+/// `--auto-image-cache-idle`.
+pub const ENV_AUTO_IMAGE_CACHE_IDLE: &str = "VK_AUTO_IMAGE_CACHE_IDLE";
 
 // === emulator ===
 

@@ -17,4 +17,7 @@ pub struct ExplainMatchArgs {
     /// Only consider ImageCaches with these labels (a label selector).
     #[arg(long, short = 'l', env = ENV_EXPLAIN_SELECTOR)]
     pub selector: Option<String>,
+    /// The node's image-cache policy to explain under (the same flags as `run`).
+    #[command(flatten)]
+    pub policy: super::run::ImageCachePolicyArgs,
 }

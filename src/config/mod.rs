@@ -17,8 +17,8 @@ pub use agent::{AgentArgs, AgentOptions};
 pub use emulator::EmulatorArgs;
 pub use explain::ExplainMatchArgs;
 pub use run::{
-    Capacity, ConfigError, ConfigErrors, CredentialSettings, DEFAULT_TAINT, RunArgs, RunConfig,
-    TaintSpec,
+    Capacity, ConfigError, ConfigErrors, CredentialSettings, DEFAULT_TAINT, ImageCachePolicyArgs,
+    RunArgs, RunConfig, TaintSpec,
 };
 
 /// How logs are written.

@@ -159,6 +159,33 @@ pub struct RunArgs {
     /// caches.
     #[arg(long, env = ENV_IMAGE_CACHE_CLASS)]
     pub image_cache_class: Option<String>,
+    #[command(flatten)]
+    pub image_cache_policy: ImageCachePolicyArgs,
+    /// How often the account's image caches are listed (`DescribeImageCaches`), so caches no
+    /// ImageCache object names (console, API, other clusters, ECI's automatic ones) are
+    /// matched too.
+    #[arg(long, env = ENV_IMAGE_CACHE_LIST_INTERVAL, default_value = "60s", value_parser = super::parse_duration)]
+    pub image_cache_list_interval: Duration,
+    /// How long a cache ECI created on an automatic-match miss may go unused (since it was
+    /// last matched, or made) before its ImageCache object, and with it the cloud cache, is
+    /// deleted. ECI documents no such time; 7 days is what accounts using automatic caches
+    /// report ECI itself keeps them.
+    #[arg(long, env = ENV_AUTO_IMAGE_CACHE_IDLE, default_value = "168h", value_parser = super::parse_duration)]
+    pub auto_image_cache_idle: Duration,
+}
+
+/// How pods that do not say are matched with image caches (`run` and `explain-match`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ImageCachePolicyArgs {
+    /// Match pods without `k8s.aliyun.com/eci-auto-imc` with image caches, as current ECI does
+    /// (its default is "true"; a pod's "false" turns it off). `false`: only pods that ask.
+    #[arg(long, env = ENV_AUTO_MATCH_IMAGE_CACHE, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub auto_match_image_cache: bool,
+    /// When no cache holds every image of a matched pod, ask ECI to match (`AutoMatchImageCache`)
+    /// so it builds one, as current ECI does on a miss; the cache appears as an ImageCache
+    /// labelled `eci.alibabacloud.com/auto-created`.
+    #[arg(long, env = ENV_AUTO_CREATE_IMAGE_CACHE, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub auto_create_image_cache: bool,
 }
 
 /// A taint of the node.
@@ -248,6 +275,14 @@ pub struct RunConfig {
     pub image_cache_controller: bool,
     /// The class of ImageCaches this node reconciles and matches (`None`: unlabelled ones).
     pub image_cache_class: Option<String>,
+    /// Automatic matching for pods that do not say.
+    pub auto_match_image_cache: bool,
+    /// Having ECI build a cache when none holds every image of a matched pod.
+    pub auto_create_image_cache: bool,
+    /// Time between two lists of the account's image caches.
+    pub image_cache_list_interval: Duration,
+    /// Idle time after which an automatically created cache is deleted.
+    pub auto_image_cache_idle: Duration,
 }
 
 /// The credential chain's settings (the chain itself is the ECI client's).
@@ -453,6 +488,10 @@ impl RunArgs {
             kubelet_auth: self.kubelet_auth,
             image_cache_controller: self.image_cache_controller,
             image_cache_class,
+            auto_match_image_cache: self.image_cache_policy.auto_match_image_cache,
+            auto_create_image_cache: self.image_cache_policy.auto_create_image_cache,
+            image_cache_list_interval: self.image_cache_list_interval,
+            auto_image_cache_idle: self.auto_image_cache_idle,
         })
     }
 }

@@ -28,6 +28,11 @@ pub const SPECS: &[(f64, &[f64])] = &[
 /// The spec of an instance that asks for none: 2 vCPU, 4 GiB.
 pub const DEFAULT_SPEC: (f64, f64) = (2.0, 4.0);
 
+/// The temporary storage every instance has free, GiB; `EphemeralStorage` adds to it ("Scale
+/// up the temporary storage space",
+/// https://help.aliyun.com/en/eci/user-guide/increase-the-capacity-of-the-temporary-storage-space).
+pub const DEFAULT_TEMPORARY_STORAGE_GIB: u64 = 30;
+
 /// The smallest spec with at least `cpu` vCPUs and `memory` GiB (fewest vCPUs first, then
 /// least memory), or `None` when no spec is that big.
 pub fn round_up_spec(cpu: f64, memory: f64) -> Option<(f64, f64)> {

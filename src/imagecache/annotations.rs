@@ -7,8 +7,10 @@
 //!   `k8s.aliyun.com/eci-image-cache: "true"` (legacy), filtered by
 //!   `k8s.aliyun.com/imc-perfect-match` and `k8s.aliyun.com/imc-match-count-request`.
 //!
-//! Automatic matching is opt-in here, as in the user guide: ECI's current default of
-//! `eci-auto-imc: "true"` would make every pod on the node search caches unasked.
+//! Automatic matching is on unless the pod says `"false"`, as current ECI has it ("Use an
+//! ImageCache to accelerate pod creation": `eci-auto-imc` "The default value is true",
+//! https://help.aliyun.com/en/eci/user-guide/use-imagecache-to-accelerate-the-creation-of-pods);
+//! the node's `--auto-match-image-cache=false` makes it opt-in again, as in the user guide.
 //! A malformed value is an [`AnnotationError`] naming the annotation; the caller fails the pod
 //! with it, never the node.
 
@@ -42,7 +44,12 @@ pub enum SnapshotRequest {
         annotation: &'static str,
     },
     /// The best matching cache, under these filters.
-    Automatic(MatchOptions),
+    Automatic {
+        /// The pod's filters.
+        options: MatchOptions,
+        /// Whether the pod's own annotation asked for it (else the node's default did).
+        asked: bool,
+    },
 }
 
 /// A pod annotation that cannot be understood.
@@ -94,7 +101,8 @@ impl AnnotationError {
     }
 }
 
-/// Decides what a pod asks for from its annotations (`metadata.annotations` of the pod itself).
+/// Decides what a pod asks for from its annotations (`metadata.annotations` of the pod itself),
+/// with automatic matching on by default when `auto_default` is set.
 ///
 /// Filters are read, and checked, only when automatic matching is on: without it they have no
 /// effect. Once an explicit id is given, the automatic annotations are not read at all.
@@ -103,6 +111,7 @@ impl AnnotationError {
 /// An [`AnnotationError`] naming the first malformed annotation that matters.
 pub fn resolve_snapshot_request(
     annotations: &BTreeMap<String, String>,
+    auto_default: bool,
 ) -> Result<SnapshotRequest, AnnotationError> {
     let get = |name: &str| annotations.get(name).map(|v| v.trim());
     let explicit = |annotation: &'static str| {
@@ -149,7 +158,10 @@ pub fn resolve_snapshot_request(
     };
     let current = flag(ANNOTATION_AUTO_IMC)?;
     let legacy = flag(ANNOTATION_IMAGE_CACHE)?;
-    if current != Some(true) && legacy != Some(true) {
+    // A "true" under either name asks; else a "false" under either declines; else the default.
+    let asked = current == Some(true) || legacy == Some(true);
+    let declined = current == Some(false) || legacy == Some(false);
+    if !asked && (declined || !auto_default) {
         return Ok(SnapshotRequest::None);
     }
     let perfect_match = flag(ANNOTATION_PERFECT_MATCH)?.unwrap_or(false);
@@ -164,10 +176,14 @@ pub fn resolve_snapshot_request(
                 })
         })
         .transpose()?;
-    Ok(SnapshotRequest::Automatic(MatchOptions {
-        perfect_match,
-        match_count_request,
-    }))
+    Ok(SnapshotRequest::Automatic {
+        options: MatchOptions {
+            perfect_match,
+            match_count_request,
+            storage_gib: None,
+        },
+        asked,
+    })
 }
 
 /// Go's `strconv.ParseBool`, which the ECI virtual kubelet applies to its annotations.
@@ -188,14 +204,57 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        resolve_snapshot_request(&map)
+        resolve_snapshot_request(&map, false)
     }
 
     fn auto(perfect_match: bool, match_count_request: Option<u32>) -> SnapshotRequest {
-        SnapshotRequest::Automatic(MatchOptions {
-            perfect_match,
-            match_count_request,
-        })
+        SnapshotRequest::Automatic {
+            options: MatchOptions {
+                perfect_match,
+                match_count_request,
+                storage_gib: None,
+            },
+            asked: true,
+        }
+    }
+
+    #[test]
+    fn matching_is_on_by_default_unless_the_pod_says_false() {
+        let by_default = |pairs: &[(&str, &str)]| {
+            let map = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            resolve_snapshot_request(&map, true)
+        };
+        assert_eq!(
+            by_default(&[]),
+            Ok(SnapshotRequest::Automatic {
+                options: MatchOptions::default(),
+                asked: false
+            })
+        );
+        assert_eq!(
+            by_default(&[(ANNOTATION_PERFECT_MATCH, "true")]),
+            Ok(SnapshotRequest::Automatic {
+                options: MatchOptions {
+                    perfect_match: true,
+                    ..MatchOptions::default()
+                },
+                asked: false
+            })
+        );
+        for off in [ANNOTATION_AUTO_IMC, ANNOTATION_IMAGE_CACHE] {
+            assert_eq!(
+                by_default(&[(off, "false")]),
+                Ok(SnapshotRequest::None),
+                "{off}"
+            );
+        }
+        assert_eq!(
+            by_default(&[(ANNOTATION_AUTO_IMC, "true")]),
+            Ok(auto(false, None))
+        );
     }
 
     #[test]

@@ -22,6 +22,12 @@ fn verdict(v: Verdict) -> String {
         Verdict::Qualified => "qualified".into(),
         Verdict::NotReady => "not Ready".into(),
         Verdict::Expired(at) => format!("expired at {at}"),
+        Verdict::TooLarge {
+            size_gib,
+            storage_gib,
+        } => format!(
+            "too large: {size_gib} GiB does not fit the instance's {storage_gib} GiB of storage"
+        ),
         Verdict::NotPerfect { missing } => format!("imc-perfect-match: {missing} image(s) missing"),
         Verdict::BelowMatchCount { required } => {
             format!("imc-match-count-request: fewer than {required}")
@@ -116,7 +122,7 @@ mod tests {
     use jiff::Timestamp;
 
     use super::*;
-    use crate::imagecache::{CacheEntry, CacheIndex, CachedImage, MatchOptions};
+    use crate::imagecache::{CacheEntry, CacheIndex, CachedImage, MatchOptions, Origin};
 
     fn entry(id: &str, created: &str, images: &[(&str, u64)]) -> CacheEntry {
         CacheEntry {
@@ -132,6 +138,9 @@ mod tests {
                     bytes: *b,
                 })
                 .collect(),
+            size_gib: 20,
+            origin: Origin::Object,
+            last_matched: None,
         }
     }
 

@@ -19,7 +19,7 @@ use super::{
     index::entry_of,
     matcher::{CacheIndex, MatchOptions},
     resource::ImageCache,
-    snapshot::{SnapshotDecision, decide_snapshot, pod_images},
+    snapshot::{Policy, SnapshotDecision, decide_snapshot, instance_storage_gib, pod_images},
 };
 
 /// Why explain-match could not answer.
@@ -58,6 +58,7 @@ pub async fn explain_pod(
     kube: kube::Client,
     pod: &Pod,
     selector: Option<&str>,
+    policy: Policy,
 ) -> Result<String, ExplainError> {
     let api: Api<ImageCache> = Api::all(kube);
     let mut params = ListParams::default();
@@ -65,7 +66,7 @@ pub async fn explain_pod(
         params = params.labels(selector);
     }
     let objects = api.list(&params).await.map_err(ExplainError::List)?;
-    Ok(render(pod, &objects.items, Timestamp::now()))
+    Ok(render(pod, &objects.items, policy, Timestamp::now()))
 }
 
 /// Reads a Pod, or the pod template of a workload (its annotations are the template's: the
@@ -119,7 +120,7 @@ fn parse_pod(text: &str) -> Result<Pod, String> {
 }
 
 /// The whole answer for `pod` against `caches` at `now`.
-pub fn render(pod: &Pod, caches: &[ImageCache], now: Timestamp) -> String {
+pub fn render(pod: &Pod, caches: &[ImageCache], policy: Policy, now: Timestamp) -> String {
     let index = CacheIndex::from_entries(caches.iter().filter_map(entry_of));
     let without_id = caches.len() - index.len();
     let mut out = format!(
@@ -133,7 +134,7 @@ pub fn render(pod: &Pod, caches: &[ImageCache], now: Timestamp) -> String {
     out.push('\n');
     let empty = std::collections::BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    let options = match resolve_snapshot_request(annotations) {
+    let options = match resolve_snapshot_request(annotations, policy.auto_default) {
         Err(error) => {
             out.push_str(&format!(
                 "the pod would fail (InvalidImageCacheAnnotation): {error}\n"
@@ -141,7 +142,7 @@ pub fn render(pod: &Pod, caches: &[ImageCache], now: Timestamp) -> String {
             return out;
         }
         Ok(SnapshotRequest::None) => {
-            out.push_str("asks for: no image cache (no k8s.aliyun.com/eci-image-snapshot-id or eci-image-cache annotation); below is what automatic matching would choose\n");
+            out.push_str("asks for: no image cache (eci-auto-imc \"false\", or no annotation on a node with --auto-match-image-cache=false); below is what automatic matching would choose\n");
             MatchOptions::default()
         }
         Ok(SnapshotRequest::Explicit { id, annotation }) => {
@@ -150,22 +151,38 @@ pub fn render(pod: &Pod, caches: &[ImageCache], now: Timestamp) -> String {
             ));
             MatchOptions::default()
         }
-        Ok(SnapshotRequest::Automatic(options)) => {
-            out.push_str("asks for: automatic matching\n");
-            options
+        Ok(SnapshotRequest::Automatic { options, asked }) => {
+            out.push_str(if asked {
+                "asks for: automatic matching\n"
+            } else {
+                "asks for: automatic matching (the default; eci-auto-imc: \"false\" turns it off)\n"
+            });
+            MatchOptions {
+                storage_gib: Some(instance_storage_gib(pod)),
+                ..options
+            }
         }
     };
     out.push_str(&explain(&index.select(pod_images(pod), options, now)));
-    match decide_snapshot(pod, &index, now) {
+    match decide_snapshot(pod, &index, policy, now) {
         Ok(SnapshotDecision::Use { id, name, .. }) => {
             out.push_str(&format!(
                 "the node would create the pod from {id} ({name})\n"
             ));
         }
-        Ok(SnapshotDecision::Missed(_)) => {
-            out.push_str(
-                "the node would create the pod without a cache (event ImageCacheMissed)\n",
-            );
+        Ok(SnapshotDecision::AutoCreate { partial }) => {
+            if let Some(id) = partial {
+                out.push_str(&format!("no cache holds every image: ECI would be asked to match (AutoMatchImageCache), starting the pod from {id}, and to build a cache of all its images\n"));
+            } else {
+                out.push_str("no usable cache holds an image: ECI would be asked to match (AutoMatchImageCache) and to build a cache of the pod's images\n");
+            }
+        }
+        Ok(SnapshotDecision::Missed { asked, .. }) => {
+            out.push_str(if asked {
+                "the node would create the pod without a cache (event ImageCacheMissed)\n"
+            } else {
+                "the node would create the pod without a cache\n"
+            });
         }
         Ok(SnapshotDecision::NotRequested) => {
             out.push_str("the node would create the pod without a cache\n");
@@ -237,7 +254,7 @@ spec:
             ),
             cache("other", "imc-other", "2026-01-09T00:00:00Z", &["redis"]),
         ];
-        let text = render(&pod, &caches, now);
+        let text = render(&pod, &caches, Policy::default(), now);
         assert!(text.contains("asks for: automatic matching"), "{text}");
         assert!(text.contains("chosen: imc-new"), "{text}");
         assert!(text.contains("newer"), "{text}");
@@ -253,7 +270,7 @@ spec:
             "kind: Pod\nmetadata:\n  name: p\n  annotations:\n    k8s.aliyun.com/eci-imc-id: imc-nope\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
         )
         .expect("a pod");
-        let text = render(&pod, &[], Timestamp::UNIX_EPOCH);
+        let text = render(&pod, &[], Policy::default(), Timestamp::UNIX_EPOCH);
         assert!(
             text.contains("the pod would fail (ImageCacheNotFound)"),
             "{text}"

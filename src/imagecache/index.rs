@@ -1,6 +1,9 @@
 //! The node's in-memory index of caches for the matcher, fed by the controller's watch of
-//! `ImageCache` objects (each event updates only the cache it names; a relist replaces all).
-//! Every replica keeps one, whether or not it reconciles.
+//! `ImageCache` objects (each event updates only the cache it names; a relist replaces all)
+//! and by the cloud's own list of caches ([`super::cloud`]): a cache of the account that no
+//! object names (made in the console, through the API, by another cluster, or by ECI on an
+//! automatic-match miss) is a candidate too, as ECI would take it. An object's entry wins over
+//! the cloud's for the same id. Every replica keeps one, whether or not it reconciles.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -13,7 +16,7 @@ use kube::{
 use parking_lot::RwLock;
 
 use super::{
-    matcher::{CacheEntry, CacheIndex, CachedImage},
+    matcher::{CacheEntry, CacheIndex, CachedImage, Origin},
     resource::ImageCache,
 };
 
@@ -45,6 +48,9 @@ pub fn entry_of(object: &ImageCache) -> Option<CacheEntry> {
                 bytes: 0,
             })
             .collect(),
+        size_gib: u64::try_from(object.spec.image_cache_size).unwrap_or(0),
+        origin: Origin::Object,
+        last_matched: None,
     })
 }
 
@@ -53,10 +59,31 @@ struct Inner {
     index: CacheIndex,
     /// Object name → cloud id, so a changed id replaces the old entry.
     ids: HashMap<String, String>,
+    /// Cloud id → object name, the reverse of `ids`.
+    held: HashMap<String, String>,
+    /// Caches only the cloud knows (by id), as last listed or looked up.
+    cloud: HashMap<String, CacheEntry>,
+    /// When each id a pod named was last asked of the cloud (so a pod retrying its create
+    /// does not ask again at once).
+    looked_up: HashMap<String, std::time::Instant>,
     /// Objects seen during a relist, applied at its end.
     relist: Option<Vec<CacheEntry>>,
     /// Whether the index has ever been complete (a first list done, or the CRD known absent).
     synced: bool,
+}
+
+impl Inner {
+    /// Drops the entry of object `name`; the cloud's entry for its id, if any, takes its place.
+    fn forget_object(&mut self, name: &str) {
+        let Some(old) = self.ids.remove(name) else {
+            return;
+        };
+        self.held.remove(&old);
+        self.index.remove(&old);
+        if let Some(entry) = self.cloud.get(&old) {
+            self.index.upsert(entry.clone());
+        }
+    }
 }
 
 /// A shared, cheaply cloned handle on the index.
@@ -82,10 +109,58 @@ impl CacheIndexHandle {
     /// complete and empty, so pods asking for a cache get an answer (not found, or a miss).
     pub fn mark_absent(&self) {
         let mut inner = self.inner.write();
-        inner.index = CacheIndex::default();
         inner.ids.clear();
+        inner.held.clear();
         inner.relist = None;
+        inner.index = CacheIndex::from_entries(inner.cloud.values().cloned());
         inner.synced = true;
+    }
+
+    /// Replaces the caches only the cloud knows with `entries` (a complete list): the ones no
+    /// object names become candidates, the ones gone from the cloud stop being.
+    pub fn replace_cloud(&self, entries: Vec<CacheEntry>) {
+        let mut inner = self.inner.write();
+        let inner = &mut *inner;
+        for id in inner.cloud.keys() {
+            if !inner.held.contains_key(id) {
+                inner.index.remove(id);
+            }
+        }
+        inner.cloud = entries.into_iter().map(|e| (e.id.clone(), e)).collect();
+        for (id, entry) in &inner.cloud {
+            if !inner.held.contains_key(id) {
+                inner.index.upsert(entry.clone());
+            }
+        }
+    }
+
+    /// Adds or refreshes one cache only the cloud knows (found by id for a pod that names it).
+    pub fn upsert_cloud(&self, entry: CacheEntry) {
+        let mut inner = self.inner.write();
+        if !inner.held.contains_key(&entry.id) {
+            inner.index.upsert(entry.clone());
+        }
+        inner.cloud.insert(entry.id.clone(), entry);
+    }
+
+    /// Whether `id` was asked of the cloud less than `ttl` ago; if not, records that it is
+    /// being asked now.
+    pub fn asked_recently(&self, id: &str, ttl: std::time::Duration) -> bool {
+        let now = std::time::Instant::now();
+        let mut inner = self.inner.write();
+        inner
+            .looked_up
+            .retain(|_, at| now.duration_since(*at) < ttl);
+        if inner.looked_up.contains_key(id) {
+            return true;
+        }
+        inner.looked_up.insert(id.to_owned(), now);
+        false
+    }
+
+    /// The caches only the cloud knows, as last listed.
+    pub fn cloud_entries(&self) -> Vec<CacheEntry> {
+        self.inner.read().cloud.values().cloned().collect()
     }
 
     /// Runs `f` on the current index (under a short read lock: do not block in `f`).
@@ -130,24 +205,29 @@ impl CacheIndexHandle {
                     .iter()
                     .map(|e| (e.name.clone(), e.id.clone()))
                     .collect();
-                inner.index = CacheIndex::from_entries(entries);
+                inner.held = entries
+                    .iter()
+                    .map(|e| (e.id.clone(), e.name.clone()))
+                    .collect();
+                let cloud_only: Vec<CacheEntry> = inner
+                    .cloud
+                    .values()
+                    .filter(|e| !inner.held.contains_key(&e.id))
+                    .cloned()
+                    .collect();
+                inner.index = CacheIndex::from_entries(cloud_only.into_iter().chain(entries));
                 inner.synced = true;
             }
             watcher::Event::Apply(object) => {
                 let name = object.name_any();
-                if let Some(old) = inner.ids.remove(&name) {
-                    inner.index.remove(&old);
-                }
+                inner.forget_object(&name);
                 if let Some(entry) = entry_of(object) {
-                    inner.ids.insert(name, entry.id.clone());
+                    inner.ids.insert(name.clone(), entry.id.clone());
+                    inner.held.insert(entry.id.clone(), name);
                     inner.index.upsert(entry);
                 }
             }
-            watcher::Event::Delete(object) => {
-                if let Some(old) = inner.ids.remove(&object.name_any()) {
-                    inner.index.remove(&old);
-                }
-            }
+            watcher::Event::Delete(object) => inner.forget_object(&object.name_any()),
         }
     }
 }

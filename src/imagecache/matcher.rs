@@ -4,7 +4,8 @@
 //! Rules:
 //! - candidates are caches holding at least one of the pod's images (init + regular, compared
 //!   by normalised reference, see [`super::reference`]); a candidate qualifies when it is
-//!   `Ready`, not expired, and passes the pod's filter;
+//!   `Ready`, not expired, fits the instance's storage (a cache larger than the 30 GiB an
+//!   instance has, plus what the pod adds, cannot be its disk), and passes the pod's filter;
 //! - filters: `imc-perfect-match` (every pod image held) wins over `imc-match-count-request`
 //!   (at least N pod images held);
 //! - ranking: more matched images, then more bytes of the matched images, then the newest
@@ -47,6 +48,23 @@ pub struct CacheEntry {
     pub created: Timestamp,
     /// The images it holds.
     pub images: Vec<CachedImage>,
+    /// The cache's disk (`ImageCacheSize`) in GiB; 0 when unknown.
+    pub size_gib: u64,
+    /// Where the node learnt of it.
+    pub origin: Origin,
+    /// When a container group last started from it (the cloud's `LastMatchedTime`).
+    pub last_matched: Option<Timestamp>,
+}
+
+/// Where the node learnt of a cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// An `ImageCache` object of this cluster names it.
+    #[default]
+    Object,
+    /// Only the cloud knows it: made in the console, through the API, by another cluster, or
+    /// by ECI itself on an automatic-match miss.
+    Cloud,
 }
 
 impl CacheEntry {
@@ -69,6 +87,9 @@ pub struct MatchOptions {
     /// `k8s.aliyun.com/imc-match-count-request`: the cache must hold at least this many of the
     /// pod's images. Ignored when `perfect_match` is set.
     pub match_count_request: Option<u32>,
+    /// The instance's temporary storage in GiB: a larger cache cannot be its disk. `None`
+    /// checks nothing.
+    pub storage_gib: Option<u64>,
 }
 
 /// Whether a candidate may be chosen, and if not, why.
@@ -80,6 +101,13 @@ pub enum Verdict {
     NotReady,
     /// It expired at this time.
     Expired(Timestamp),
+    /// Its disk is larger than the instance's temporary storage.
+    TooLarge {
+        /// The cache's size, GiB.
+        size_gib: u64,
+        /// The instance's storage, GiB.
+        storage_gib: u64,
+    },
     /// `imc-perfect-match` is set and this many of the pod's images are missing.
     NotPerfect {
         /// Pod images the cache does not hold.
@@ -105,6 +133,8 @@ pub struct Candidate<'a> {
     pub age: SignedDuration,
     /// Whether it may be chosen.
     pub verdict: Verdict,
+    /// Whether it holds every image of the pod.
+    pub full: bool,
     keys: &'a [String],
 }
 
@@ -127,7 +157,8 @@ pub enum Miss {
     NoImages,
     /// No known cache holds any of the pod's images.
     NoCacheHoldsAnImage,
-    /// Caches hold some of the images, but none is `Ready` and unexpired.
+    /// Caches hold some of the images, but none is `Ready`, unexpired and small enough for the
+    /// instance's storage.
     NoneUsable,
     /// Usable caches hold some of the images, but none passes the pod's filter.
     FilteredOut,
@@ -167,11 +198,12 @@ impl<'a> MatchReport<'a> {
             Err(Miss::NoImages)
         } else if self.candidates.is_empty() {
             Err(Miss::NoCacheHoldsAnImage)
-        } else if self
-            .candidates
-            .iter()
-            .all(|c| matches!(c.verdict, Verdict::NotReady | Verdict::Expired(_)))
-        {
+        } else if self.candidates.iter().all(|c| {
+            matches!(
+                c.verdict,
+                Verdict::NotReady | Verdict::Expired(_) | Verdict::TooLarge { .. }
+            )
+        }) {
             Err(Miss::NoneUsable)
         } else {
             Err(Miss::FilteredOut)
@@ -364,6 +396,14 @@ impl CacheIndex {
                 Verdict::NotReady
             } else if let Some(at) = cache.expires.filter(|at| *at <= now) {
                 Verdict::Expired(at)
+            } else if let Some(storage_gib) = options
+                .storage_gib
+                .filter(|storage| cache.size_gib > *storage)
+            {
+                Verdict::TooLarge {
+                    size_gib: cache.size_gib,
+                    storage_gib,
+                }
             } else if options.perfect_match && count < wanted.len() {
                 Verdict::NotPerfect {
                     missing: wanted.len() - count,
@@ -382,6 +422,7 @@ impl CacheIndex {
                 matched_bytes: bytes[slot as usize],
                 age: now.duration_since(cache.created),
                 verdict,
+                full: count == wanted.len(),
                 keys: &indexed.keys,
             };
             if verdict == Verdict::Qualified

@@ -5,6 +5,7 @@
 //! read through [`crate::reference`], shared with the emulator and the agent.
 
 mod annotations;
+mod cloud;
 mod explain;
 mod explain_pod;
 mod host;
@@ -22,6 +23,10 @@ pub use annotations::{
     ANNOTATION_MATCH_COUNT_REQUEST, ANNOTATION_PERFECT_MATCH, AnnotationError, SnapshotRequest,
     resolve_snapshot_request,
 };
+pub use cloud::{
+    AUTO_CREATED_PREFIX, CloudSettings, cloud_entry, follow as follow_cloud, is_auto_created,
+    look_up as look_up_cloud,
+};
 pub use explain::{explain, why_better};
 pub use explain_pod::{ExplainError, explain_pod, read_pod, render as explain_match};
 pub use host::{LABEL_CLASS, class_selector, host, lease_name};
@@ -30,8 +35,8 @@ pub use leader::{
     LeaseError, LeaseSettings, release as release_lease, try_acquire as try_acquire_lease,
 };
 pub use matcher::{
-    CacheEntry, CacheIndex, CachedImage, Candidate, MatchOptions, MatchReport, Miss, READY_PHASE,
-    Verdict, WantedImage,
+    CacheEntry, CacheIndex, CachedImage, Candidate, MatchOptions, MatchReport, Miss, Origin,
+    READY_PHASE, Verdict, WantedImage,
 };
 pub use pull_secrets::{
     DOCKER_CFG, DOCKER_CONFIG_JSON, MAX_CREDENTIALS, PullSecretError,
@@ -47,7 +52,7 @@ pub use resource::{
     MAX_IMAGES, crd, crd_yaml,
 };
 pub use snapshot::{
-    ANNOTATION_MATCHED_IMAGE_CACHE, REASON_BAD_ANNOTATION, REASON_HIT, REASON_MISSED,
+    ANNOTATION_MATCHED_IMAGE_CACHE, Policy, REASON_BAD_ANNOTATION, REASON_HIT, REASON_MISSED,
     REASON_NOT_COMPLETE, REASON_NOT_FOUND, SnapshotDecision, SnapshotError, decide_snapshot,
-    pod_images,
+    instance_storage_gib, pod_images,
 };

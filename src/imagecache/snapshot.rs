@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::{
     annotations::{AnnotationError, SnapshotRequest, resolve_snapshot_request},
-    matcher::{CacheIndex, Miss},
+    matcher::{CacheIndex, MatchOptions, Miss, Verdict},
 };
 
 /// Pod annotation recording the cache a pod was created from.
@@ -25,6 +25,26 @@ pub const REASON_NOT_COMPLETE: &str = "ImageCacheNotComplete";
 /// Failure reason: an image-cache annotation of the pod is malformed.
 pub const REASON_BAD_ANNOTATION: &str = "InvalidImageCacheAnnotation";
 
+/// How the node decides for pods that do not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Automatic matching for pods without `eci-auto-imc`/`eci-image-cache` (ECI's default is
+    /// on; `--auto-match-image-cache`).
+    pub auto_default: bool,
+    /// When no cache holds every image of a matching pod, have ECI build one
+    /// (`AutoMatchImageCache`, as current ECI does on a miss; `--auto-create-image-cache`).
+    pub auto_create: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            auto_default: true,
+            auto_create: true,
+        }
+    }
+}
+
 /// What the pod starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotDecision {
@@ -34,25 +54,43 @@ pub enum SnapshotDecision {
     Use {
         /// The `imc-…` id.
         id: String,
-        /// The `ImageCache` object's name.
+        /// The `ImageCache` object's name (the cloud's name for a cache only the cloud knows).
         name: String,
         /// Whether it was chosen by automatic matching (else named by the pod).
         automatic: bool,
     },
+    /// No cache holds every image of the pod: ECI is asked to match (`AutoMatchImageCache`), so
+    /// it starts the pod from the best cache it has and builds one of all the pod's images for
+    /// the pods after it ("Use an image cache to accelerate ECI instance creation": "If no
+    /// match is found, the system automatically creates an image cache while creating the
+    /// instance").
+    AutoCreate {
+        /// The cache holding some of the images that ECI is expected to start the pod from.
+        partial: Option<String>,
+    },
     /// Automatic matching found nothing usable: the pod pulls its images.
-    Missed(Miss),
+    Missed {
+        /// Why.
+        miss: Miss,
+        /// Whether the pod's own annotation asked for matching (only then is the miss an
+        /// event: with matching on by default, most pods of most clusters would get one).
+        asked: bool,
+    },
 }
 
 impl SnapshotDecision {
-    /// The event reason and message the pod gets, if any (`SuccessfulHitImageCache`,
-    /// `ImageCacheMissed`), worded as ECI's.
+    /// The event reason and message the pod gets from the node, if any
+    /// (`SuccessfulHitImageCache`, `ImageCacheMissed`), worded as ECI's. Caches ECI chooses
+    /// itself are reported by ECI's own events on the group.
     pub fn event(&self) -> Option<(&'static str, String)> {
         match self {
-            Self::NotRequested => None,
+            Self::NotRequested | Self::AutoCreate { .. } | Self::Missed { asked: false, .. } => {
+                None
+            }
             Self::Use { id, .. } => {
                 Some((REASON_HIT, format!("Successfully hit image cache {id}.")))
             }
-            Self::Missed(miss) => Some((
+            Self::Missed { miss, asked: true } => Some((
                 REASON_MISSED,
                 format!("Missed image cache: {}.", miss_text(*miss)),
             )),
@@ -99,7 +137,7 @@ fn miss_text(miss: Miss) -> &'static str {
         Miss::NoImages => "the pod names no images",
         Miss::NoCacheHoldsAnImage => "no image cache holds any of the pod's images",
         Miss::NoneUsable => {
-            "the image caches holding the pod's images are not Ready or have expired"
+            "the image caches holding the pod's images are not Ready, have expired, or are larger than the instance's storage"
         }
         Miss::FilteredOut => {
             "no Ready image cache satisfies imc-perfect-match or imc-match-count-request"
@@ -120,7 +158,25 @@ pub fn pod_images(pod: &Pod) -> Vec<&str> {
         .collect()
 }
 
-/// Decides the snapshot of `pod` from its own annotations and the caches in `index` at `now`.
+/// The instance's temporary storage in GiB: the free 30 and what
+/// `k8s.aliyun.com/eci-extra-ephemeral-storage` adds (a malformed value adds nothing here; the
+/// pod is refused for it when its request is built).
+pub fn instance_storage_gib(pod: &Pod) -> u64 {
+    let extra = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::eci::annotation::EXTRA_EPHEMERAL_STORAGE))
+        .and_then(|v| crate::quantity::parse(v.trim()).ok())
+        .map(|q| q.value() / f64::from(1u32 << 30))
+        .filter(|gib| gib.is_finite() && *gib > 0.0);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let extra = extra.map_or(0, |gib| gib.ceil() as u64);
+    crate::eci::instance_spec::DEFAULT_TEMPORARY_STORAGE_GIB.saturating_add(extra)
+}
+
+/// Decides the snapshot of `pod` from its own annotations, the node's `policy` and the caches
+/// in `index` at `now`.
 ///
 /// # Errors
 /// [`SnapshotError`]: a malformed annotation, or an explicit id that is unknown, expired, or
@@ -128,11 +184,14 @@ pub fn pod_images(pod: &Pod) -> Vec<&str> {
 pub fn decide_snapshot(
     pod: &Pod,
     index: &CacheIndex,
+    policy: Policy,
     now: Timestamp,
 ) -> Result<SnapshotDecision, SnapshotError> {
     let empty = std::collections::BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    match resolve_snapshot_request(annotations).map_err(SnapshotError::Annotation)? {
+    match resolve_snapshot_request(annotations, policy.auto_default)
+        .map_err(SnapshotError::Annotation)?
+    {
         SnapshotRequest::None => Ok(SnapshotDecision::NotRequested),
         SnapshotRequest::Explicit { id, .. } => match index.get(&id) {
             None => Err(SnapshotError::NotFound { id }),
@@ -147,15 +206,37 @@ pub fn decide_snapshot(
                 automatic: false,
             }),
         },
-        SnapshotRequest::Automatic(options) => {
+        SnapshotRequest::Automatic { options, asked } => {
+            let options = MatchOptions {
+                storage_gib: Some(instance_storage_gib(pod)),
+                ..options
+            };
             let report = index.select(pod_images(pod), options, now);
+            // ECI's own match knows neither the pod's filters nor its storage: it is asked only
+            // when every cache it could pick instead is one the node would pick too.
+            let ecis_choice_is_ours = report.candidates.iter().all(|c| {
+                matches!(
+                    c.verdict,
+                    Verdict::Qualified | Verdict::NotReady | Verdict::Expired(_)
+                )
+            });
             Ok(match report.outcome() {
-                Ok(winner) => SnapshotDecision::Use {
-                    id: winner.cache.id.clone(),
-                    name: winner.cache.name.clone(),
-                    automatic: true,
+                Ok(winner) if winner.full || !policy.auto_create || !ecis_choice_is_ours => {
+                    SnapshotDecision::Use {
+                        id: winner.cache.id.clone(),
+                        name: winner.cache.name.clone(),
+                        automatic: true,
+                    }
+                }
+                Ok(winner) => SnapshotDecision::AutoCreate {
+                    partial: Some(winner.cache.id.clone()),
                 },
-                Err(miss) => SnapshotDecision::Missed(miss),
+                Err(Miss::NoCacheHoldsAnImage | Miss::NoneUsable)
+                    if policy.auto_create && ecis_choice_is_ours =>
+                {
+                    SnapshotDecision::AutoCreate { partial: None }
+                }
+                Err(miss) => SnapshotDecision::Missed { miss, asked },
             })
         }
     }
@@ -167,8 +248,14 @@ mod tests {
 
     use super::*;
     use crate::imagecache::{
-        ANNOTATION_IMAGE_CACHE, ANNOTATION_IMAGE_SNAPSHOT_ID, ANNOTATION_MATCH_COUNT_REQUEST,
-        CacheEntry, CachedImage,
+        ANNOTATION_AUTO_IMC, ANNOTATION_IMAGE_CACHE, ANNOTATION_IMAGE_SNAPSHOT_ID,
+        ANNOTATION_MATCH_COUNT_REQUEST, ANNOTATION_PERFECT_MATCH, CacheEntry, CachedImage, Origin,
+    };
+
+    /// The user guide's node: matching only when asked, no automatic caches.
+    const GUIDE: Policy = Policy {
+        auto_default: false,
+        auto_create: false,
     };
 
     fn now() -> Timestamp {
@@ -212,6 +299,9 @@ mod tests {
                     bytes: 1,
                 })
                 .collect(),
+            size_gib: 20,
+            origin: Origin::Object,
+            last_matched: None,
         };
         let mut expired = entry("imc-expired", "Ready", &["redis"]);
         expired.expires = Some("2026-01-05T00:00:00Z".parse().expect("time"));
@@ -229,7 +319,7 @@ mod tests {
             &[],
             &["nginx:1.7.9"],
         );
-        let d = decide_snapshot(&p, &index(), now()).expect("decided");
+        let d = decide_snapshot(&p, &index(), GUIDE, now()).expect("decided");
         assert_eq!(
             d,
             SnapshotDecision::Use {
@@ -249,7 +339,7 @@ mod tests {
             ("imc-creating", REASON_NOT_COMPLETE),
         ] {
             let p = pod(&[(ANNOTATION_IMAGE_SNAPSHOT_ID, id)], &[], &["nginx:1.7.9"]);
-            let err = decide_snapshot(&p, &index(), now()).expect_err(id);
+            let err = decide_snapshot(&p, &index(), GUIDE, now()).expect_err(id);
             assert_eq!(err.reason(), reason, "{id}");
             assert!(err.to_string().contains(id));
         }
@@ -267,7 +357,7 @@ mod tests {
         );
         assert_eq!(pod_images(&p), ["busybox:latest", "nginx:1.7.9"]);
         assert_eq!(
-            decide_snapshot(&p, &index(), now()),
+            decide_snapshot(&p, &index(), GUIDE, now()),
             Ok(SnapshotDecision::Use {
                 id: "imc-ready".into(),
                 name: "obj-imc-ready".into(),
@@ -279,16 +369,105 @@ mod tests {
     #[test]
     fn automatic_miss_is_an_event_not_a_failure() {
         let p = pod(&[(ANNOTATION_IMAGE_CACHE, "true")], &[], &["redis"]);
-        let d = decide_snapshot(&p, &index(), now()).expect("decided");
-        assert_eq!(d, SnapshotDecision::Missed(Miss::NoneUsable));
+        let d = decide_snapshot(&p, &index(), GUIDE, now()).expect("decided");
+        assert_eq!(
+            d,
+            SnapshotDecision::Missed {
+                miss: Miss::NoneUsable,
+                asked: true
+            }
+        );
         assert_eq!(d.event().map(|e| e.0), Some(REASON_MISSED));
+    }
+
+    #[test]
+    fn current_eci_matches_by_default_and_has_a_cache_built_on_a_miss() {
+        let current = Policy::default();
+        // No annotation at all: matched, and a full hit is used as is.
+        let p = pod(&[], &["busybox"], &["nginx:1.7.9"]);
+        assert!(matches!(
+            decide_snapshot(&p, &index(), current, now()),
+            Ok(SnapshotDecision::Use {
+                automatic: true,
+                ..
+            })
+        ));
+        // Only part of the images cached: ECI matches and builds a cache of them all.
+        let p = pod(&[], &[], &["nginx:1.7.9", "redis"]);
+        let d = decide_snapshot(&p, &index(), current, now()).expect("decided");
+        assert_eq!(
+            d,
+            SnapshotDecision::AutoCreate {
+                partial: Some("imc-ready".into())
+            }
+        );
+        assert_eq!(d.event(), None, "ECI's own events report what it chose");
+        // Nothing usable holds an image: the same, with nothing to start from meanwhile.
+        let p = pod(&[], &[], &["redis"]);
+        assert_eq!(
+            decide_snapshot(&p, &index(), current, now()),
+            Ok(SnapshotDecision::AutoCreate { partial: None })
+        );
+        // The pod's "false" turns it all off.
+        let p = pod(&[(ANNOTATION_AUTO_IMC, "false")], &[], &["redis"]);
+        assert_eq!(
+            decide_snapshot(&p, &index(), current, now()),
+            Ok(SnapshotDecision::NotRequested)
+        );
+        // A filter ECI's match cannot honour keeps the choice with the node: it pulls.
+        let p = pod(
+            &[(ANNOTATION_PERFECT_MATCH, "true")],
+            &[],
+            &["nginx:1.7.9", "redis"],
+        );
+        assert_eq!(
+            decide_snapshot(&p, &index(), current, now()),
+            Ok(SnapshotDecision::Missed {
+                miss: Miss::FilteredOut,
+                asked: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_cache_larger_than_the_instances_storage_is_skipped() {
+        let mut big = index();
+        let mut entry = big.get("imc-ready").expect("entry").clone();
+        entry.size_gib = 40;
+        big.upsert(entry);
+        let p = pod(
+            &[(ANNOTATION_IMAGE_CACHE, "true")],
+            &[],
+            &["nginx:1.7.9", "busybox"],
+        );
+        assert_eq!(instance_storage_gib(&p), 30);
+        assert_eq!(
+            decide_snapshot(&p, &big, GUIDE, now()),
+            Ok(SnapshotDecision::Missed {
+                miss: Miss::NoneUsable,
+                asked: true
+            })
+        );
+        let p = pod(
+            &[
+                (ANNOTATION_IMAGE_CACHE, "true"),
+                (crate::eci::annotation::EXTRA_EPHEMERAL_STORAGE, "10Gi"),
+            ],
+            &[],
+            &["nginx:1.7.9", "busybox"],
+        );
+        assert_eq!(instance_storage_gib(&p), 40);
+        assert!(matches!(
+            decide_snapshot(&p, &big, GUIDE, now()),
+            Ok(SnapshotDecision::Use { .. })
+        ));
     }
 
     #[test]
     fn no_annotation_no_cache_and_bad_annotation_fails() {
         let p = pod(&[], &[], &["nginx:1.7.9"]);
         assert_eq!(
-            decide_snapshot(&p, &index(), now()),
+            decide_snapshot(&p, &index(), GUIDE, now()),
             Ok(SnapshotDecision::NotRequested)
         );
         let p = pod(
@@ -299,7 +478,7 @@ mod tests {
             &[],
             &["nginx:1.7.9"],
         );
-        let err = decide_snapshot(&p, &index(), now()).expect_err("bad");
+        let err = decide_snapshot(&p, &index(), GUIDE, now()).expect_err("bad");
         assert_eq!(err.reason(), REASON_BAD_ANNOTATION);
     }
 }

@@ -39,6 +39,8 @@ pub struct PodsConfig {
     pub metrics: crate::metrics::Metrics,
     /// The ImageCaches this node knows, for the snapshot a new pod starts from.
     pub image_caches: crate::imagecache::CacheIndexHandle,
+    /// How pods that do not say are matched with caches.
+    pub image_cache_policy: crate::imagecache::Policy,
 }
 
 /// The state of one running pod loop, shared by the loop, its passes, looks and creates.

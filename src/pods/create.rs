@@ -92,7 +92,15 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
     }
     // The cache first: it is decided from memory, and a pod that must fail for it fails
     // before anything is read for it.
-    let snapshot = match snapshot::resolve(&ctx.config.image_caches, pod, jiff::Timestamp::now()) {
+    let snapshot = match snapshot::resolve(
+        &ctx.config.image_caches,
+        Some(&ctx.eci),
+        ctx.config.image_cache_policy,
+        pod,
+        jiff::Timestamp::now(),
+    )
+    .await
+    {
         Ok(snapshot) => snapshot,
         // The index is still loading: the next pass (within sync_interval) asks again,
         // without the growing backoff of a failed create.
@@ -102,6 +110,16 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         }
         Err(Resolve::Fail(error)) => {
             fail_for_snapshot(ctx, pod, uid, &error).await;
+            return;
+        }
+        // The cloud could not say whether the cache the pod names exists: asked again after
+        // the create backoff, never a failed pod.
+        Err(Resolve::Cloud(error)) => {
+            warn!(
+                error = &error as &dyn std::error::Error,
+                "cannot look up the image cache the pod names; retrying"
+            );
+            ctx.backoff.failed(uid, Instant::now());
             return;
         }
     };
@@ -270,8 +288,9 @@ async fn fail_for_snapshot(ctx: &Context, pod: &Pod, uid: &str, error: &imagecac
 }
 
 /// After the group was created: a hit is recorded on the pod (annotation
-/// `k8s.aliyun.com/eci-matched-image-cache` and a `SuccessfulHitImageCache` event), a miss is an
-/// `ImageCacheMissed` event.
+/// `k8s.aliyun.com/eci-matched-image-cache` and a `SuccessfulHitImageCache` event), a miss the
+/// pod asked to match is an `ImageCacheMissed` event; when ECI matches, its own events say what
+/// it chose and built.
 async fn report_snapshot(
     ctx: &Context,
     pod: &Pod,
@@ -287,6 +306,12 @@ async fn report_snapshot(
     {
         info!(imagecache.id = %id, imagecache.name = %name, automatic, "pod starts from an image cache");
         written.insert(imagecache::ANNOTATION_MATCHED_IMAGE_CACHE, id.clone());
+    }
+    if let imagecache::SnapshotDecision::AutoCreate { partial } = snapshot {
+        info!(
+            imagecache.partial = partial.as_deref().unwrap_or(""),
+            "no image cache holds every image of the pod; ECI matches and builds one"
+        );
     }
     annotate(ctx, pod, uid, &written).await;
     if let Some((reason, note)) = snapshot.event() {

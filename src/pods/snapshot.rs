@@ -1,22 +1,40 @@
 //! The image snapshot a pod is created from, read once, at creation (DESIGN.md "A snapshot for
-//! a pod"): the pod's own annotations against the node's cache index
-//! ([`imagecache::decide_snapshot`]). A pod that asks for a cache while the index is still
-//! loading waits for it rather than being judged on a partial view; a pod that asks for none
-//! never waits.
+//! a pod"): the pod's own annotations and the node's policy against the node's cache index
+//! ([`imagecache::decide_snapshot`]). A cache id the index does not know is asked of the cloud
+//! first (ECI takes any Ready cache of the account). A pod that asks for a cache while the
+//! index is still loading waits for it rather than being judged on a partial view; a pod that
+//! asks for none never waits.
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::imagecache::{self, CacheIndexHandle, SnapshotDecision, SnapshotError, SnapshotRequest};
+use crate::{
+    eci,
+    imagecache::{self, CacheIndexHandle, Policy, SnapshotDecision, SnapshotError, SnapshotRequest},
+};
 
 /// Why no decision is available now.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Resolve {
     /// The cache index has not completed its first list: try again shortly.
     Wait,
     /// The pod cannot be created as asked: it fails with this reason.
     Fail(SnapshotError),
+    /// The cloud could not be asked for the cache the pod names: try again after a backoff.
+    Cloud(eci::Error),
 }
+
+impl PartialEq for Resolve {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Wait, Self::Wait) => true,
+            (Self::Fail(a), Self::Fail(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Resolve {}
 
 /// Decides what `pod` starts from at `now`.
 ///
@@ -24,25 +42,40 @@ pub enum Resolve {
 /// [`Resolve::Wait`] while the index loads (only for pods that ask for a cache);
 /// [`Resolve::Fail`] for a malformed annotation or an explicit cache that is unknown or not
 /// Ready.
-pub fn resolve(
+pub async fn resolve(
     index: &CacheIndexHandle,
+    cloud: Option<&eci::Client>,
+    policy: Policy,
     pod: &Pod,
     now: Timestamp,
 ) -> Result<SnapshotDecision, Resolve> {
     let empty = std::collections::BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    match imagecache::resolve_snapshot_request(annotations) {
+    match imagecache::resolve_snapshot_request(annotations, policy.auto_default) {
         Err(error) => return Err(Resolve::Fail(SnapshotError::Annotation(error))),
         Ok(SnapshotRequest::None) => return Ok(SnapshotDecision::NotRequested),
-        Ok(_) => {}
+        Ok(SnapshotRequest::Explicit { id, .. }) => {
+            if let Some(eci) = cloud
+                && index.read(|caches| caches.get(&id).is_none())
+            {
+                imagecache::look_up_cloud(eci, index, &id, LOOKUP_TTL)
+                    .await
+                    .map_err(Resolve::Cloud)?;
+            }
+        }
+        Ok(SnapshotRequest::Automatic { .. }) => {}
     }
     if !index.is_synced() {
         return Err(Resolve::Wait);
     }
     index
-        .read(|caches| imagecache::decide_snapshot(pod, caches, now))
+        .read(|caches| imagecache::decide_snapshot(pod, caches, policy, now))
         .map_err(Resolve::Fail)
 }
+
+/// How long an id a pod names and the cloud does not know is not asked again: a pod failed for
+/// it is not retried, so this only spares the cloud pods that name the same missing id.
+const LOOKUP_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The failure as one line for the pod's status message and event: the error and its causes.
 pub fn message(error: &SnapshotError) -> String {
@@ -114,15 +147,49 @@ mod tests {
         "2026-01-10T00:00:00Z".parse().expect("time")
     }
 
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    /// Resolves under the user guide's policy (matching only when asked), without a cloud.
+    fn guide(index: &CacheIndexHandle, pod: &Pod) -> Result<SnapshotDecision, Resolve> {
+        let policy = Policy {
+            auto_default: false,
+            auto_create: false,
+        };
+        block_on(resolve(index, None, policy, pod, now()))
+    }
+
+    #[test]
+    fn under_ecis_default_every_pod_waits_for_the_index() {
+        let index = CacheIndexHandle::new();
+        let plain = pod(&[]);
+        let resolved =
+            block_on(resolve(&index, None, Policy::default(), &plain, now()));
+        assert_eq!(resolved, Err(Resolve::Wait));
+        let declines = pod(&[(crate::imagecache::ANNOTATION_AUTO_IMC, "false")]);
+        let resolved = block_on(resolve(
+            &index,
+            None,
+            Policy::default(),
+            &declines,
+            now(),
+        ));
+        assert_eq!(resolved, Ok(SnapshotDecision::NotRequested));
+    }
+
     #[test]
     fn pods_without_annotations_never_wait() {
         let index = CacheIndexHandle::new();
         assert_eq!(
-            resolve(&index, &pod(&[]), now()),
+            guide(&index, &pod(&[])),
             Ok(SnapshotDecision::NotRequested)
         );
         let asks = pod(&[(ANNOTATION_IMAGE_CACHE, "true")]);
-        assert_eq!(resolve(&index, &asks, now()), Err(Resolve::Wait));
+        assert_eq!(guide(&index, &asks), Err(Resolve::Wait));
     }
 
     #[test]
@@ -132,13 +199,13 @@ mod tests {
             (ANNOTATION_IMAGE_CACHE, "true"),
             (ANNOTATION_IMAGE_SNAPSHOT_ID, "imc-unknown"),
         ]);
-        let Err(Resolve::Fail(error)) = resolve(&index, &both, now()) else {
+        let Err(Resolve::Fail(error)) = guide(&index, &both) else {
             panic!("explicit wins and is unknown");
         };
         assert_eq!(error.reason(), imagecache::REASON_NOT_FOUND);
         let auto = pod(&[(ANNOTATION_IMAGE_CACHE, "true")]);
         assert!(matches!(
-            resolve(&index, &auto, now()),
+            guide(&index, &auto),
             Ok(SnapshotDecision::Use { id, automatic: true, .. }) if id == "imc-web"
         ));
     }
@@ -149,7 +216,7 @@ mod tests {
         index.mark_absent();
         let explicit = pod(&[(ANNOTATION_IMAGE_SNAPSHOT_ID, "imc-web")]);
         assert!(matches!(
-            resolve(&index, &explicit, now()),
+            guide(&index, &explicit),
             Err(Resolve::Fail(SnapshotError::NotFound { .. }))
         ));
     }
@@ -161,7 +228,7 @@ mod tests {
             (ANNOTATION_IMAGE_CACHE, "true"),
             (ANNOTATION_MATCH_COUNT_REQUEST, "many"),
         ]);
-        let Err(Resolve::Fail(error)) = resolve(&index, &bad, now()) else {
+        let Err(Resolve::Fail(error)) = guide(&index, &bad) else {
             panic!("malformed");
         };
         assert_eq!(error.reason(), imagecache::REASON_BAD_ANNOTATION);

@@ -358,8 +358,12 @@ pub fn translate(
         share_process_namespace: spec.share_process_namespace,
         image_snapshot_id: match snapshot {
             SnapshotDecision::Use { id, .. } => Some(id.clone()),
-            SnapshotDecision::NotRequested | SnapshotDecision::Missed(_) => None,
+            SnapshotDecision::NotRequested
+            | SnapshotDecision::AutoCreate { .. }
+            | SnapshotDecision::Missed { .. } => None,
         },
+        auto_match_image_cache: matches!(snapshot, SnapshotDecision::AutoCreate { .. })
+            .then_some(true),
         image_registry_credentials: credentials,
         ..CreateContainerGroup::default()
     };
@@ -843,9 +847,24 @@ mod tests {
             request.image_snapshot_id.as_deref(),
             Some("imc-0123456789abcdefghij")
         );
+        assert_eq!(request.auto_match_image_cache, None);
+        let auto = translate(
+            &pod(BUSYBOX),
+            &placement(),
+            &Sources::default(),
+            &SnapshotDecision::AutoCreate { partial: None },
+            Vec::new(),
+        )
+        .expect("translates")
+        .request;
+        assert_eq!(auto.image_snapshot_id, None);
+        assert_eq!(auto.auto_match_image_cache, Some(true), "ECI matches and builds");
         for pulls in [
             SnapshotDecision::NotRequested,
-            SnapshotDecision::Missed(crate::imagecache::Miss::NoCacheHoldsAnImage),
+            SnapshotDecision::Missed {
+                miss: crate::imagecache::Miss::NoCacheHoldsAnImage,
+                asked: true,
+            },
         ] {
             let request = translate(
                 &pod(BUSYBOX),
@@ -860,6 +879,7 @@ mod tests {
                 request.image_snapshot_id, None,
                 "{pulls:?} pulls its images"
             );
+            assert_eq!(request.auto_match_image_cache, None, "{pulls:?}");
         }
     }
 

@@ -24,6 +24,9 @@ fn cache(id: &str, created: &str, images: &[(&str, u64)]) -> CacheEntry {
                 bytes: *b,
             })
             .collect(),
+        size_gib: 20,
+        origin: Origin::Object,
+        last_matched: None,
     }
 }
 
@@ -176,6 +179,7 @@ fn perfect_match_requires_every_image() {
     let perfect = MatchOptions {
         perfect_match: true,
         match_count_request: None,
+        storage_gib: None,
     };
     assert_eq!(
         winner(&index, &["nginx", "busybox"], perfect),
@@ -204,6 +208,7 @@ fn match_count_request_sets_a_floor() {
     let at_least = |n| MatchOptions {
         perfect_match: false,
         match_count_request: Some(n),
+        storage_gib: None,
     };
     let pod = ["nginx", "busybox", "redis"];
     assert_eq!(winner(&index, &pod, at_least(2)), Ok("imc-two".into()));
@@ -234,6 +239,7 @@ fn perfect_match_wins_over_match_count() {
     let both = MatchOptions {
         perfect_match: true,
         match_count_request: Some(1),
+        storage_gib: None,
     };
     let report = index.select(["nginx", "busybox", "redis"], both, now());
     assert_eq!(report.outcome().err(), Some(Miss::FilteredOut));
@@ -245,6 +251,7 @@ fn perfect_match_wins_over_match_count() {
     let both = MatchOptions {
         perfect_match: true,
         match_count_request: Some(5),
+        storage_gib: None,
     };
     assert_eq!(
         winner(&index, &["nginx", "busybox"], both),
