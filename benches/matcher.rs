@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use eci_vk::imagecache::{CacheEntry, CacheIndex, CachedImage, MatchOptions, READY_PHASE};
+use eci_vk::imagecache::{CacheEntry, CacheIndex, CachedImage, MatchOptions, Origin, READY_PHASE};
 use jiff::{SignedDuration, Timestamp};
 
 const CACHES: usize = 10_000;
@@ -60,6 +60,9 @@ fn index(shared_base: bool) -> CacheIndex {
             expires: None,
             created: epoch + SignedDuration::from_secs(i as i64),
             images,
+            size_gib: 20,
+            origin: Origin::Object,
+            last_matched: None,
         }
     }))
 }

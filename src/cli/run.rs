@@ -8,8 +8,8 @@
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use tokio::sync::watch;
 use futures::FutureExt as _;
+use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{

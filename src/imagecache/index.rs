@@ -65,7 +65,7 @@ struct Inner {
     cloud: HashMap<String, CacheEntry>,
     /// When each id a pod named was last asked of the cloud (so a pod retrying its create
     /// does not ask again at once).
-    looked_up: HashMap<String, std::time::Instant>,
+    looked_up: HashMap<String, tokio::time::Instant>,
     /// Objects seen during a relist, applied at its end.
     relist: Option<Vec<CacheEntry>>,
     /// Whether the index has ever been complete (a first list done, or the CRD known absent).
@@ -146,7 +146,7 @@ impl CacheIndexHandle {
     /// Whether `id` was asked of the cloud less than `ttl` ago; if not, records that it is
     /// being asked now.
     pub fn asked_recently(&self, id: &str, ttl: std::time::Duration) -> bool {
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         let mut inner = self.inner.write();
         inner
             .looked_up

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::{
     eci,
-    imagecache::{self, CacheIndexHandle, Policy, SnapshotDecision, SnapshotError, SnapshotRequest},
+    imagecache::{
+        self, CacheIndexHandle, Policy, SnapshotDecision, SnapshotError, SnapshotRequest,
+    },
 };
 
 /// Why no decision is available now.
@@ -167,27 +169,17 @@ mod tests {
     fn under_ecis_default_every_pod_waits_for_the_index() {
         let index = CacheIndexHandle::new();
         let plain = pod(&[]);
-        let resolved =
-            block_on(resolve(&index, None, Policy::default(), &plain, now()));
+        let resolved = block_on(resolve(&index, None, Policy::default(), &plain, now()));
         assert_eq!(resolved, Err(Resolve::Wait));
         let declines = pod(&[(crate::imagecache::ANNOTATION_AUTO_IMC, "false")]);
-        let resolved = block_on(resolve(
-            &index,
-            None,
-            Policy::default(),
-            &declines,
-            now(),
-        ));
+        let resolved = block_on(resolve(&index, None, Policy::default(), &declines, now()));
         assert_eq!(resolved, Ok(SnapshotDecision::NotRequested));
     }
 
     #[test]
     fn pods_without_annotations_never_wait() {
         let index = CacheIndexHandle::new();
-        assert_eq!(
-            guide(&index, &pod(&[])),
-            Ok(SnapshotDecision::NotRequested)
-        );
+        assert_eq!(guide(&index, &pod(&[])), Ok(SnapshotDecision::NotRequested));
         let asks = pod(&[(ANNOTATION_IMAGE_CACHE, "true")]);
         assert_eq!(guide(&index, &asks), Err(Resolve::Wait));
     }

@@ -858,7 +858,11 @@ mod tests {
         .expect("translates")
         .request;
         assert_eq!(auto.image_snapshot_id, None);
-        assert_eq!(auto.auto_match_image_cache, Some(true), "ECI matches and builds");
+        assert_eq!(
+            auto.auto_match_image_cache,
+            Some(true),
+            "ECI matches and builds"
+        );
         for pulls in [
             SnapshotDecision::NotRequested,
             SnapshotDecision::Missed {
