@@ -39,8 +39,9 @@ pub struct EmulatorArgs {
     /// Serve without the per-action quotas.
     #[arg(long, env = ENV_EMULATOR_NO_THROTTLE, value_parser = clap::builder::BoolishValueParser::new())]
     pub no_throttle: bool,
-    /// On an AutoMatchImageCache miss, build an automatic image cache (as current ECI does).
-    #[arg(long, env = ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, value_parser = clap::builder::BoolishValueParser::new())]
+    /// When AutoMatchImageCache finds no cache holding every image of a group, build an
+    /// automatic image cache of them, as current ECI does (`false` only matches).
+    #[arg(long, env = ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub auto_create_image_cache: bool,
     /// Manual image caches the account may hold (ListUsage `MaxImageCacheCount`). ECI's default
     /// is 50; an account can have it raised through Quota Center.

@@ -137,9 +137,9 @@ pub struct Settings {
     pub max_image_caches: usize,
     /// vCPUs per account (ListUsage `MaxCpu`).
     pub max_cpu: f64,
-    /// On an `AutoMatchImageCache` miss, build an automatic cache (`auto-create-for-…`) from
-    /// the group's images, as current ECI does (reference §3.6). Off by default so a caller's
-    /// cache listings hold only the caches it made.
+    /// When `AutoMatchImageCache` finds no cache holding every image of a group, build an
+    /// automatic cache (`auto-create-for-…`) of its images, as current ECI does (reference
+    /// §3.6); one per set of images at a time.
     pub auto_create_image_cache: bool,
     /// Automatic caches per account (ListUsage `MaxAutoImageCacheCount`).
     pub max_auto_image_caches: usize,
@@ -160,7 +160,7 @@ impl Default for Settings {
             pull_retry: Duration::from_secs(5),
             max_image_caches: 50,
             max_cpu: 1000.0,
-            auto_create_image_cache: false,
+            auto_create_image_cache: true,
             max_auto_image_caches: 20,
             sold_out: Vec::new(),
             sts_credential_ttl: Duration::from_secs(3600),

@@ -98,6 +98,23 @@ pub fn create_automatic(ctx: &Ctx<'_>, store: &mut Store, group: &Group) -> Opti
     if used >= settings.max_auto_image_caches || images.len() > spec::MAX_CACHE_IMAGES {
         return None;
     }
+    // One automatic cache per set of images: groups created while it builds start without it
+    // rather than each building another.
+    let key = |images: &[String]| {
+        images
+            .iter()
+            .map(|i| matching::normalize_image(i))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let wanted = key(&images);
+    if store.caches.values().any(|c| {
+        c.region_id == ctx.region
+            && c.automatic
+            && c.status != CacheStatus::Failed
+            && key(&c.spec.images) == wanted
+    }) {
+        return None;
+    }
     let id = ctx.core.ids.resource_id("imc");
     let cache = Cache {
         id: id.clone(),

@@ -48,6 +48,7 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
     // The cache to start from: explicit beats automatic (reference §3.6).
     let mut hit: Option<(String, Option<String>)> = None;
     let mut missed = false;
+    let mut build_full = false;
     if let Some(cache_id) = &spec.image_snapshot_id {
         // Unknown: the reference names no code; `InvalidImageSnapshotId.NotFound` follows the
         // gateway's `Invalid{Parameter}.NotFound` style. Not Ready: `IncorrectStatus`.
@@ -73,9 +74,23 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
         hit = Some((cache_id.clone(), cache.snapshot_id.clone()));
     } else if spec.auto_match_image_cache {
         let candidates = store.caches.values().filter(|c| c.region_id == ctx.region);
-        match matching::rank(candidates, &spec.images(), MatchFilter::default(), now).first() {
-            Some((cache, _)) => hit = Some((cache.id.clone(), cache.snapshot_id.clone())),
-            None => missed = true,
+        let images = spec.images();
+        let wanted = images
+            .iter()
+            .map(|i| matching::normalize_image(i))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        match matching::rank(candidates, &images, MatchFilter::default(), now).first() {
+            Some((cache, score)) => {
+                hit = Some((cache.id.clone(), cache.snapshot_id.clone()));
+                // "If no cache is (fully) matched, the system automatically creates an image
+                // cache" (reference §3.6): a partial hit starts this group and builds one.
+                build_full = score.matched < wanted;
+            }
+            None => {
+                missed = true;
+                build_full = true;
+            }
         }
     }
     if p.bool("DryRun")? == Some(true) {
@@ -138,7 +153,7 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
         generation: 0,
         mode: GroupMode::Create,
     }];
-    if missed && let Some((cache_id, build)) = caches::create_automatic(ctx, store, &group) {
+    if build_full && let Some((cache_id, build)) = caches::create_automatic(ctx, store, &group) {
         group.event(
             "Normal",
             "ImageCacheAutoCreated",

@@ -612,7 +612,7 @@ async fn an_update_rebuilds_the_snapshot_and_a_failed_update_can_be_retried() {
 }
 
 #[tokio::test]
-async fn a_miss_builds_an_automatic_cache_when_enabled() {
+async fn a_miss_builds_one_automatic_cache_of_every_image() {
     within(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -638,6 +638,10 @@ async fn a_miss_builds_an_automatic_cache_when_enabled() {
             format!("auto-create-for-{first}").as_str()
         );
         let auto_id = auto["ImageCacheId"].as_str().expect("id").to_owned();
+        // A group of the same images while it builds does not build another.
+        create_group(&c, "meanwhile", &[("AutoMatchImageCache", "true")]).await;
+        let listed = c.call("DescribeImageCaches", &[]).await;
+        assert_eq!(listed["TotalCount"], 1, "{listed}");
         c.wait_cache(&auto_id, "Ready").await;
         let usage = c.call("ListUsage", &[]).await;
         assert_eq!(usage["Attributes"]["UsedAutoImageCacheCount"], 1);
@@ -651,6 +655,26 @@ async fn a_miss_builds_an_automatic_cache_when_enabled() {
                 .any(|(r, m)| r == "SuccessfulHitImageCache" && m.contains(&auto_id)),
             "{second}"
         );
+        // A group holding one more image starts from it and has a cache of both built.
+        let wider = create_group(
+            &c,
+            "wider",
+            &[
+                ("AutoMatchImageCache", "true"),
+                ("Container.2.Name", "sidecar"),
+                ("Container.2.Image", "busybox:1.36"),
+            ],
+        )
+        .await;
+        let wider = c.group(&wider).await;
+        let reasons: Vec<String> = events(&wider).into_iter().map(|(r, _)| r).collect();
+        assert!(
+            reasons.iter().any(|r| r == "SuccessfulHitImageCache")
+                && reasons.iter().any(|r| r == "ImageCacheAutoCreated"),
+            "{wider}"
+        );
+        let usage = c.call("ListUsage", &[]).await;
+        assert_eq!(usage["Attributes"]["UsedAutoImageCacheCount"], 2);
         handle.shutdown().await;
     })
     .await;
