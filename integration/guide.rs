@@ -3,7 +3,7 @@
 //! node hosting the ImageCache controller and the pods. Each test has its own namespace,
 //! emulator, node and caches (see [`rig`]).
 
-mod rig;
+pub mod rig;
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -166,7 +166,7 @@ const GUIDE_ID: &str = "imc-2ze5tm5gehgtiigaz5jh";
 const MATCHED: &str = "k8s.aliyun.com/eci-matched-image-cache";
 
 /// The guide's YAML made the test's: its node, image and cache id.
-fn adapt(yaml: &str, rig: &Rig, image: &str, id: &str) -> String {
+pub(crate) fn adapt(yaml: &str, rig: &Rig, image: &str, id: &str) -> String {
     yaml.replace(
         "nodeName: virtual-kubelet",
         &format!("nodeName: {}", rig.node_name),
@@ -176,7 +176,7 @@ fn adapt(yaml: &str, rig: &Rig, image: &str, id: &str) -> String {
 }
 
 /// Pushes a small runnable test image to the plain registry; returns its reference.
-fn push_image(ground: &Ground, repository: &str, filler: u64) -> Result<String> {
+pub(crate) fn push_image(ground: &Ground, repository: &str, filler: u64) -> Result<String> {
     let spec = ImageSpec::runnable(repository, "v1").with_filler(filler);
     ground
         .runtime
@@ -189,7 +189,7 @@ fn matched(pod: &Value) -> Option<&str> {
 }
 
 /// Checks that the pod started from `id`: annotation, event, and the cloud's own record.
-fn started_from(rig: &Rig, name: &str, id: &str) -> Result<()> {
+pub(crate) fn started_from(rig: &Rig, name: &str, id: &str) -> Result<()> {
     let pod = rig.wait_running(name)?;
     let pod = if matched(&pod).is_some() {
         pod
@@ -212,7 +212,7 @@ fn started_from(rig: &Rig, name: &str, id: &str) -> Result<()> {
 }
 
 /// Checks that the agent pulled exactly `bytes` for the pod's container group.
-fn pulled(rig: &Rig, name: &str, bytes: u64) -> Result<()> {
+pub(crate) fn pulled(rig: &Rig, name: &str, bytes: u64) -> Result<()> {
     let pod = rig.pod(name)?;
     let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
     let group = rig
@@ -230,7 +230,7 @@ fn pulled(rig: &Rig, name: &str, bytes: u64) -> Result<()> {
 }
 
 /// Checks that the pod pulled its images: no annotation, no hit, no cache in the cloud.
-fn started_without_cache(rig: &Rig, name: &str) -> Result<()> {
+pub(crate) fn started_without_cache(rig: &Rig, name: &str) -> Result<()> {
     let pod = rig.wait_running(name)?;
     ensure!(
         matched(&pod).is_none(),

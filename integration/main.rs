@@ -11,6 +11,7 @@ mod chart;
 mod cli;
 mod crd;
 mod credentials;
+mod current_eci;
 mod eci_api;
 mod eci_sdk;
 mod guide;
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         cli::tests(),
         crd::tests(),
         credentials::tests(),
+        current_eci::tests(),
         eci_api::tests(),
         eci_sdk::tests(),
         guide::tests(),

@@ -28,6 +28,13 @@ pub const LABEL: &str = imagecache::LABEL_CLASS;
 pub const SLOW: u64 = 120;
 /// Longest wait for a pod to settle.
 pub const POD: u64 = 60;
+/// The user guide's node: automatic matching only for pods that ask, and "if no suitable image
+/// cache is found, ECI creates a pod by downloading required images" (current ECI's defaults
+/// are tested in `integration/current_eci.rs`).
+pub const GUIDE_POLICY: &[&str] = &[
+    "--auto-match-image-cache=false",
+    "--auto-create-image-cache=false",
+];
 
 static NODES: AtomicU32 = AtomicU32::new(0);
 
@@ -39,6 +46,8 @@ pub struct Rig<'g> {
     pub eci: eci::Client,
     child: Option<Child>,
     log: PathBuf,
+    /// Flags every start of the node gets.
+    node_flags: Vec<String>,
     _tmp: tempfile::TempDir,
 }
 
@@ -46,6 +55,16 @@ impl<'g> Rig<'g> {
     /// Starts the emulator on the simulated runtime (pulling each image in `pull_ms`) and a
     /// node against it.
     pub fn start(ground: &'g Ground, ns: &Namespace, pull_ms: u64) -> Result<Self> {
+        Self::start_with(ground, ns, pull_ms, GUIDE_POLICY)
+    }
+
+    /// [`Self::start`], with `node_flags` added to the node's command line.
+    pub fn start_with(
+        ground: &'g Ground,
+        ns: &Namespace,
+        pull_ms: u64,
+        node_flags: &[&str],
+    ) -> Result<Self> {
         let pull_ms = pull_ms.to_string();
         let tmp = tempfile::tempdir()?;
         let emulator = EmulatorProcess::start(
@@ -62,13 +81,23 @@ impl<'g> Rig<'g> {
                 "100",
             ],
         )?;
-        Self::with_emulator(ground, ns, emulator, tmp)
+        Self::with_emulator(ground, ns, emulator, tmp, node_flags)
     }
 
     /// Starts the emulator with the real agent (registry pulls into snapshots, runc), on a
     /// bridge and pod range of its own (`slot` distinct per test), trusting the ground's
     /// registries, and a node against it.
     pub fn start_runc(ground: &'g Ground, ns: &Namespace, slot: u8) -> Result<Self> {
+        Self::start_runc_with(ground, ns, slot, GUIDE_POLICY)
+    }
+
+    /// [`Self::start_runc`], with `node_flags` added to the node's command line.
+    pub fn start_runc_with(
+        ground: &'g Ground,
+        ns: &Namespace,
+        slot: u8,
+        node_flags: &[&str],
+    ) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("agent").to_string_lossy().into_owned();
         let ca = ground
@@ -98,7 +127,7 @@ impl<'g> Rig<'g> {
                 &ca,
             ],
         )?;
-        Self::with_emulator(ground, ns, emulator, tmp)
+        Self::with_emulator(ground, ns, emulator, tmp, node_flags)
     }
 
     fn with_emulator(
@@ -106,6 +135,7 @@ impl<'g> Rig<'g> {
         ns: &Namespace,
         emulator: EmulatorProcess,
         tmp: tempfile::TempDir,
+        node_flags: &[&str],
     ) -> Result<Self> {
         let eci = emulator.client()?;
         let node_name = format!(
@@ -121,6 +151,7 @@ impl<'g> Rig<'g> {
             eci,
             child: None,
             log: tmp.path().join("node.log"),
+            node_flags: node_flags.iter().map(|f| (*f).to_owned()).collect(),
             _tmp: tmp,
         };
         rig.spawn_node()?;
@@ -170,6 +201,7 @@ impl<'g> Rig<'g> {
                 "--eci-endpoint",
                 &self.emulator.endpoint,
             ])
+            .args(&self.node_flags)
             .args(extra)
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)

@@ -249,6 +249,13 @@ async fn serve(
                 eci.clone(),
                 imagecache::Settings {
                     observer: Some(image_cache_observer),
+                    auto_created: config
+                        .auto_create_image_cache
+                        .then(|| imagecache::AutoCreated {
+                            idle: config.auto_image_cache_idle,
+                            interval: config.image_cache_list_interval,
+                            class: config.image_cache_class.clone(),
+                        }),
                     ..image_cache_settings(&config)
                 },
                 config.image_cache_controller,

@@ -43,9 +43,9 @@ pub use pull_secrets::{
     resolve as resolve_pull_secrets,
 };
 pub use reconciler::{
-    ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, FIELD_MANAGER, FINALIZER, ImageCacheController,
-    Observer, ReconcileError, Report, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID,
-    object_tag_value, run,
+    ANNOTATION_CLOUD_ID, ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, AutoCreated, FIELD_MANAGER,
+    FINALIZER, ImageCacheController, LABEL_AUTO_CREATED, Observer, ReconcileError, Report,
+    RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,
 };
 pub use resource::{
     CONDITION_READY, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec, ImageCacheStatus,

@@ -36,8 +36,10 @@ use kube::{
 use parking_lot::Mutex;
 use tracing::{Instrument, field};
 
+mod auto;
 mod cloud;
 
+pub use auto::{ANNOTATION_CLOUD_ID, AutoCreated, LABEL_AUTO_CREATED};
 pub use cloud::object_tag_value;
 use cloud::{cloud_error, create, delete_cloud, find_cloud, in_sync, update};
 
@@ -89,6 +91,9 @@ pub struct Settings {
     pub leader_lease: Option<LeaseSettings>,
     /// Told of every reconcile and every change of leadership (metrics); none by default.
     pub observer: Option<Observer>,
+    /// Make the caches ECI builds for this cluster's pods objects, and delete them when idle;
+    /// `None` leaves them to ECI.
+    pub auto_created: Option<AutoCreated>,
 }
 
 /// What the controller tells its [`Observer`].
@@ -136,6 +141,7 @@ impl Default for Settings {
             vswitch_id: None,
             leader_lease: None,
             observer: None,
+            auto_created: None,
         }
     }
 }
@@ -296,13 +302,14 @@ impl ImageCacheController {
             .index
             .follow(api.clone(), watch.clone(), shutdown.clone())
             .instrument(tracing::info_span!("imagecache_index"));
+        let cache_index = self.index.clone();
         let reconciling = async move {
             match ctx.settings.leader_lease.clone() {
                 None => {
                     ctx.settings.report(Report::Leading(true));
-                    run_controller(api, watch, ctx, shutdown).await;
+                    work(api, watch, ctx, cache_index, shutdown).await;
                 }
-                Some(lease) => lead(api, watch, ctx, lease, shutdown).await,
+                Some(lease) => lead(api, watch, ctx, cache_index, lease, shutdown).await,
             }
         };
         tokio::join!(reconciling, index);
@@ -314,6 +321,26 @@ type BoxedStop = std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 type Stop = futures::future::Shared<BoxedStop>;
 
 /// Reconciles until `stop`, then finishes the reconciliations in flight.
+/// The leader's work: the reconciler, and the keeper of automatically created caches.
+async fn work(
+    api: Api<ImageCache>,
+    watch: watcher::Config,
+    ctx: Arc<Context>,
+    index: CacheIndexHandle,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let stop = (Box::pin(stop) as BoxedStop).shared();
+    let keeping = async {
+        if let Some(settings) = ctx.settings.auto_created.clone() {
+            auto::keep(ctx.clone(), index, settings, stop.clone()).await;
+        }
+    };
+    tokio::join!(
+        run_controller(api, watch, ctx.clone(), stop.clone()),
+        keeping
+    );
+}
+
 async fn run_controller(
     api: Api<ImageCache>,
     watch: watcher::Config,
@@ -346,6 +373,7 @@ async fn lead(
     api: Api<ImageCache>,
     watch: watcher::Config,
     ctx: Arc<Context>,
+    index: CacheIndexHandle,
     lease: LeaseSettings,
     shutdown: Stop,
 ) {
@@ -403,7 +431,7 @@ async fn lead(
         };
         let stop = futures::future::select(shutdown.clone(), lost_signal).map(|_| ());
         tokio::join!(
-            run_controller(api.clone(), watch.clone(), ctx.clone(), stop),
+            work(api.clone(), watch.clone(), ctx.clone(), index.clone(), stop),
             renew
         );
         ctx.settings.report(Report::Leading(false));
@@ -547,6 +575,20 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
     }
     let cloud = match cloud {
         Some(cloud) => cloud,
+        None if let Some(id) = cloud::annotation(object, ANNOTATION_CLOUD_ID) => {
+            // An adopted cache that does not exist is not built anew: the object says so.
+            let failed = status::failed(
+                "ImageCacheNotFound",
+                format!("The image cache {id} named by {ANNOTATION_CLOUD_ID} does not exist."),
+                object.meta().generation,
+                object.status.as_ref(),
+                (ctx.clock)(),
+            );
+            if object.status.as_ref() != Some(&failed) {
+                write_status(object, &failed, ctx).await?;
+            }
+            return Ok(Action::requeue(ctx.settings.resync_interval));
+        }
         None => {
             // Built for this spec and gone at its expiry: the cloud's retention is honoured,
             // not undone by building it again. A spec change builds a new one.
@@ -685,6 +727,11 @@ async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, Reconcile
         .into_iter()
         .filter(|id| !id.is_empty())
         .collect();
+    if let Some(adopted) = cloud::annotation(object, ANNOTATION_CLOUD_ID)
+        && !ids.contains(&adopted)
+    {
+        ids.push(adopted);
+    }
     let uid = object.uid().unwrap_or_default();
     // Both spellings: a cache made by the previous release must not be orphaned.
     for cache in cloud::owned_caches(ctx, &name, Some(&uid)).await? {

@@ -52,7 +52,8 @@ pub(super) fn cloud_error(
     }
 }
 
-/// Finds the cloud cache of `object`: by the id in its status, else by its tags.
+/// Finds the cloud cache of `object`: by the id in its status, else the one it adopts
+/// ([`super::ANNOTATION_CLOUD_ID`]), else by its tags.
 pub(super) async fn find_cloud(
     object: &ImageCache,
     ctx: &Context,
@@ -63,7 +64,10 @@ pub(super) async fn find_cloud(
         .as_ref()
         .and_then(|s| s.image_cache_id.clone())
         .filter(|id| !id.is_empty());
-    if let Some(id) = known {
+    // An object made for a cache that already exists names it: that cache or none, never
+    // one built anew.
+    let adopted = annotation(object, super::ANNOTATION_CLOUD_ID).filter(|id| !id.is_empty());
+    if let Some(id) = known.or_else(|| adopted.clone()) {
         let found = ctx
             .eci
             .describe_image_caches(&eci::DescribeImageCaches {
@@ -79,6 +83,9 @@ pub(super) async fn find_cloud(
         {
             return Ok(Some(cache));
         }
+    }
+    if adopted.is_some() {
+        return Ok(None);
     }
     // Both spellings: a cache made by the previous release is adopted, not made twice.
     let tagged = owned_caches(ctx, &name, None).await?;

@@ -1,0 +1,271 @@
+//! Image caches as current ECI runs them, beyond the user guide: automatic matching on by
+//! default, caches made outside the cluster, ECI building a cache on a miss, and the instance's
+//! storage. The guide's own behaviour (`--auto-match-image-cache=false
+//! --auto-create-image-cache=false`) is tested in `guide.rs`; these nodes run with the
+//! defaults.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+
+use crate::{
+    guide::{
+        pulled,
+        rig::{self, POD, Rig, SLOW, wait},
+        started_from, started_without_cache,
+    },
+    support::{
+        Ground,
+        emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET},
+        ground::Namespace,
+        harness::{Phase, Test},
+        image::{ImageSpec, build_and_push},
+    },
+};
+
+pub fn tests() -> Vec<Test> {
+    let test = |name, run| Test {
+        name,
+        phase: Phase::WithCrd,
+        run,
+    };
+    vec![
+        test(
+            "current_eci::a_cache_made_outside_the_cluster_serves_pods_by_id_and_by_default",
+            a_cache_made_outside_the_cluster_serves_pods_by_id_and_by_default,
+        ),
+        test(
+            "current_eci::a_miss_has_eci_build_a_cache_the_next_pod_starts_from",
+            a_miss_has_eci_build_a_cache_the_next_pod_starts_from,
+        ),
+    ]
+}
+
+/// The account's caches are listed this often, so a cache made elsewhere is a candidate soon.
+const LIST_EVERY: &str = "1s";
+
+/// A pod on the rig's node running `image`, with `annotations`.
+fn pod(rig: &Rig, name: &str, image: &str, annotations: &[(&str, &str)]) -> String {
+    let annotations: String = annotations
+        .iter()
+        .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
+        .collect();
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("  annotations:\n{annotations}")
+    };
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n{annotations}spec:\n  nodeName: {node}\n  containers:\n  - name: app\n    image: {image}\n    imagePullPolicy: IfNotPresent\n",
+        node = rig.node_name
+    )
+}
+
+/// Makes a cache with the official Python SDK straight against the rig's emulator (no
+/// ImageCache object), waits for it to be Ready, and returns its id.
+fn sdk_cache(rig: &Rig, name: &str, size_gib: u32, images: &[&str]) -> Result<String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = Command::new("bash")
+        .arg(format!("{root}/integration/ground/install-python-sdk.sh"))
+        .output()?;
+    ensure!(
+        python.status.success(),
+        "install-python-sdk.sh failed: {}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let python = String::from_utf8(python.stdout)?.trim().to_owned();
+    let out = Command::new(&python)
+        .arg(format!("{root}/integration/sdk/create_image_cache.py"))
+        .arg(rig.emulator.host_port())
+        .arg(name)
+        .arg(size_gib.to_string())
+        .args(images)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+        .output()
+        .context("cannot run the SDK script")?;
+    ensure!(
+        out.status.success(),
+        "the official SDK could not make cache {name}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: Value = serde_json::from_slice(&out.stdout)?;
+    made["image_cache_id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no id in {made}"))
+}
+
+/// A cache made with the SDK (console, API, another cluster: no object here) serves a pod that
+/// names its id, and a pod that says nothing (ECI matches by default); a pod's `"false"`
+/// declines. A cache larger than the instance's 30 GiB is skipped until the pod adds storage.
+fn a_cache_made_outside_the_cluster_serves_pods_by_id_and_by_default(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let rig = Rig::start_with(
+        ground,
+        ns,
+        200,
+        &["--image-cache-list-interval", LIST_EVERY],
+    )?;
+    let image = format!("example.com/current-eci/{}:1", ns.name);
+    let id = sdk_cache(&rig, &format!("console-{}", ns.name), 20, &[&image])?;
+    ensure!(
+        rig.kubectl(&[
+            "get",
+            "imagecaches",
+            "-o",
+            "name",
+            "-l",
+            &format!("{}={}", rig::LABEL, ns.name)
+        ])?
+        .trim()
+        .is_empty(),
+        "no ImageCache object stands for the SDK's cache"
+    );
+
+    rig.create(&pod(
+        &rig,
+        "by-id",
+        &image,
+        &[("k8s.aliyun.com/eci-imc-id", &id)],
+    ))?;
+    started_from(&rig, "by-id", &id)?;
+    rig.create(&pod(&rig, "by-default", &image, &[]))?;
+    started_from(&rig, "by-default", &id)?;
+    rig.create(&pod(
+        &rig,
+        "declined",
+        &image,
+        &[("k8s.aliyun.com/eci-auto-imc", "false")],
+    ))?;
+    started_without_cache(&rig, "declined")?;
+
+    let big_image = format!("example.com/current-eci/{}:big", ns.name);
+    let big = sdk_cache(&rig, &format!("big-{}", ns.name), 40, &[&big_image])?;
+    // The node lists the account's caches every second: wait for a list that has it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    rig.create(&pod(&rig, "too-small", &big_image, &[]))?;
+    started_without_cache(&rig, "too-small")?;
+    rig.create(&pod(
+        &rig,
+        "more-storage",
+        &big_image,
+        &[("k8s.aliyun.com/eci-extra-ephemeral-storage", "10Gi")],
+    ))?;
+    started_from(&rig, "more-storage", &big)?;
+    Ok(())
+}
+
+/// No cache holds the image of a Deployment's first pod: it pulls, and ECI builds a cache of
+/// its images (counted as automatic), which appears as an ImageCache labelled auto-created. The
+/// Deployment's next pod starts from it, pulling 0 bytes; once nothing has matched it for the
+/// idle time, the object and the cloud cache are deleted.
+fn a_miss_has_eci_build_a_cache_the_next_pod_starts_from(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let spec = ImageSpec::runnable("current-eci/auto", "v1").with_filler(2 << 20);
+    let size = ground
+        .runtime
+        .block_on(build_and_push(&spec, &ground.registry))?
+        .pull_size();
+    let image = ground.registry.reference(&spec.repository, &spec.tag);
+    let rig = Rig::start_runc_with(
+        ground,
+        ns,
+        4,
+        &[
+            "--image-cache-list-interval",
+            LIST_EVERY,
+            "--auto-image-cache-idle",
+            "20s",
+        ],
+    )?;
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: auto-app\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: auto-app\n  template:\n    metadata:\n      labels:\n        app: auto-app\n    spec:\n      nodeName: {node}\n      containers:\n      - name: app\n        image: {image}\n        imagePullPolicy: IfNotPresent\n",
+        node = rig.node_name
+    );
+    rig.create(&deployment)?;
+    let first = wait("the Deployment's first pod", POD, || {
+        Ok(rig.pods_of("auto-app")?.into_iter().next())
+    })?;
+    started_without_cache(&rig, &first)?;
+    pulled(&rig, &first, size)?;
+    let built = rig.wait_pod_event(&first, "ImageCacheAutoCreated")?;
+    ensure!(built.contains("imc-"), "{built}");
+
+    let selector = format!(
+        "eci.alibabacloud.com/auto-created=true,{}={}",
+        rig::LABEL,
+        ns.name
+    );
+    let object = wait("the automatic cache as a Ready ImageCache", SLOW, || {
+        let listed: Value = serde_json::from_str(&rig.kubectl(&[
+            "get",
+            "imagecaches",
+            "-l",
+            &selector,
+            "-o",
+            "json",
+        ])?)?;
+        Ok(listed["items"]
+            .as_array()
+            .and_then(|items| items.first())
+            .filter(|o| o["status"]["phase"] == "Ready")
+            .cloned())
+    })?;
+    let id = object["status"]["imageCacheId"]
+        .as_str()
+        .context("the object names its cloud cache")?
+        .to_owned();
+    ensure!(
+        object["spec"]["images"][0] == image.as_str(),
+        "the object holds the pod's image: {object}"
+    );
+    let usage = rig
+        .ground
+        .runtime
+        .block_on(rig.eci.list_usage())
+        .context("ListUsage")?;
+    ensure!(
+        usage.number("UsedAutoImageCacheCount") == Some(1.0)
+            && usage.number("UsedImageCacheCount") == Some(0.0),
+        "counted against the automatic quota, not the manual one: {usage:?}"
+    );
+
+    rig.kubectl(&["scale", "deployment", "auto-app", "--replicas=2"])?;
+    let second = wait("the Deployment's second pod", POD, || {
+        Ok(rig.pods_of("auto-app")?.into_iter().find(|p| *p != first))
+    })?;
+    started_from(&rig, &second, &id)?;
+    pulled(&rig, &second, 0)?;
+
+    // Unmatched for the idle time (20 s here): the object goes, and its cloud cache with it.
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    wait("the idle automatic cache to be deleted", SLOW, || {
+        let gone = rig
+            .kubectl(&[
+                "get",
+                "imagecache",
+                &name,
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ])?
+            .trim()
+            .is_empty();
+        let cloud = rig.describe_caches(eci_vk::eci::DescribeImageCaches {
+            image_cache_id: Some(id.clone()),
+            ..eci_vk::eci::DescribeImageCaches::default()
+        })?;
+        Ok((gone && cloud.is_empty()).then_some(()))
+    })?;
+    Ok(())
+}
