@@ -237,7 +237,14 @@ fn a_miss_has_eci_build_a_cache_the_next_pod_starts_from(
         "counted against the automatic quota, not the manual one: {usage:?}"
     );
 
-    rig.kubectl(&["scale", "deployment", "auto-app", "--replicas=2"])?;
+    rig.kubectl(&[
+        "scale",
+        "deployment",
+        "auto-app",
+        "--replicas=2",
+        "-n",
+        &ns.name,
+    ])?;
     let second = wait("the Deployment's second pod", POD, || {
         Ok(rig.pods_of("auto-app")?.into_iter().find(|p| *p != first))
     })?;

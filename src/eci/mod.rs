@@ -23,6 +23,7 @@
 //! ```
 
 pub mod annotation;
+pub mod annotation_value;
 mod budget;
 mod client;
 pub mod container_group;

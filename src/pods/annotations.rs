@@ -39,16 +39,7 @@ pub const MAX_PENDING_MINUTES: std::ops::RangeInclusive<u64> = 10..=1440;
 pub const DEFAULT_MAX_PENDING: Duration = Duration::from_secs(240 * 60);
 
 /// A malformed annotation: the pod fails with [`INVALID_REASON`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("annotation {key}={value:?}: {why}")]
-pub struct Invalid {
-    /// The annotation.
-    pub key: &'static str,
-    /// Its value as written (annotations are not secret).
-    pub value: String,
-    /// What is wrong with it.
-    pub why: String,
-}
+pub use crate::eci::annotation_value::Invalid;
 
 /// How a pod's failed create is handled (`eci-fail-strategy`, ECI's "Configure a fault
 /// handling policy for a pod",

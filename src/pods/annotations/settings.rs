@@ -12,10 +12,7 @@ use super::{
     values::{bandwidth_bits, boolean, get, ids, invalid, list, one_of, registries, small},
 };
 use crate::{
-    eci::{
-        CreateContainerGroup, Tag, annotation as key, container_group::AcrRegistryInfo,
-        container_spec::HostAlias,
-    },
+    eci::{CreateContainerGroup, Tag, annotation as key, container_spec::HostAlias},
     quantity,
 };
 
@@ -325,41 +322,10 @@ pub(super) fn registries_of(pod: &Pod, request: &mut CreateContainerGroup) -> Re
     if let Some(v) = get(pod, key::INSECURE_REGISTRY) {
         request.insecure_registry = Some(registries(key::INSECURE_REGISTRY, v)?);
     }
-    let service = get(pod, key::ACR_SERVICE_ARNS).map(str::to_owned);
-    let user = get(pod, key::ACR_USER_ARNS).map(str::to_owned);
-    for (k, arn) in [
-        (key::ACR_SERVICE_ARNS, &service),
-        (key::ACR_USER_ARNS, &user),
-    ] {
-        if let Some(arn) = arn.as_deref().filter(|a| !a.starts_with("acs:ram::")) {
-            return Err(invalid(
-                k,
-                arn,
-                "must be a RAM role ARN, acs:ram::<account>:role/<name>",
-            ));
-        }
-    }
-    if let Some(v) = get(pod, key::ACR_INSTANCE_IDS) {
-        for item in list(v) {
-            let (region, id) = match item.split_once(':') {
-                Some((region, id)) => (Some(region.to_owned()), id),
-                None => (None, item.as_str()),
-            };
-            if !id.starts_with("cri-") || region.as_deref().is_some_and(str::is_empty) {
-                return Err(invalid(
-                    key::ACR_INSTANCE_IDS,
-                    v,
-                    format!("{item:?} is not cri-… or <region>:cri-…"),
-                ));
-            }
-            request.acr_registry_info.push(AcrRegistryInfo {
-                instance_id: id.to_owned(),
-                region_id: region,
-                arn_service: service.clone(),
-                arn_user: user.clone(),
-                ..AcrRegistryInfo::default()
-            });
-        }
-    }
+    request.acr_registry_info = crate::eci::annotation_value::acr_registries(
+        get(pod, key::ACR_INSTANCE_IDS),
+        get(pod, key::ACR_SERVICE_ARNS),
+        get(pod, key::ACR_USER_ARNS),
+    )?;
     Ok(())
 }

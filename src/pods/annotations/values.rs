@@ -1,9 +1,11 @@
-//! Reading annotation values: lists, booleans, bounded numbers, ids, registries, bandwidths;
-//! each refusal names the annotation and its value.
+//! Reading a pod's annotations: the value of one (trimmed), and the readers of values, shared
+//! with ImageCaches ([`crate::eci::annotation_value`]).
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::Invalid;
+pub(super) use crate::eci::annotation_value::{
+    bandwidth_bits, boolean, ids, integer, invalid, list, one_of, registries, small,
+};
 
 /// The pod's annotation `key`, trimmed; an empty value counts as absent.
 pub(super) fn get<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
@@ -13,142 +15,4 @@ pub(super) fn get<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .get(key)
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
-}
-
-/// A comma-separated list, items trimmed, empty ones dropped.
-pub(super) fn list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-pub(super) fn invalid(key: &'static str, value: &str, why: impl Into<String>) -> Invalid {
-    Invalid {
-        key,
-        value: value.chars().take(200).collect(),
-        why: why.into(),
-    }
-}
-
-pub(super) fn boolean(key: &'static str, value: &str) -> Result<bool, Invalid> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(invalid(key, value, "must be \"true\" or \"false\"")),
-    }
-}
-
-pub(super) fn integer(
-    key: &'static str,
-    value: &str,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, Invalid> {
-    value
-        .parse::<u64>()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            invalid(
-                key,
-                value,
-                format!(
-                    "must be a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            )
-        })
-}
-
-pub(super) fn small(
-    key: &'static str,
-    value: &str,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u32, Invalid> {
-    let n = integer(key, value, range)?;
-    u32::try_from(n).map_err(|_| invalid(key, value, "too large"))
-}
-
-pub(super) fn one_of(key: &'static str, value: &str, allowed: &[&str]) -> Result<String, Invalid> {
-    allowed
-        .iter()
-        .find(|a| **a == value)
-        .map(|a| (*a).to_owned())
-        .ok_or_else(|| invalid(key, value, format!("must be one of {}", allowed.join(", "))))
-}
-
-/// Ids of one kind (`vsw-`, `sg-`): a list of at most `max`, each with `prefix`.
-pub(super) fn ids(
-    key: &'static str,
-    value: &str,
-    prefix: &str,
-    max: usize,
-) -> Result<Vec<String>, Invalid> {
-    let items = list(value);
-    if items.len() > max {
-        return Err(invalid(key, value, format!("at most {max} ids")));
-    }
-    if let Some(bad) = items
-        .iter()
-        .find(|i| !i.starts_with(prefix) || i.contains(' '))
-    {
-        return Err(invalid(
-            key,
-            value,
-            format!("{bad:?} is not an id starting with {prefix:?}"),
-        ));
-    }
-    Ok(items)
-}
-
-/// Registries as `host[:port]`, comma-separated.
-pub(super) fn registries(key: &'static str, value: &str) -> Result<String, Invalid> {
-    let items = list(value);
-    if let Some(bad) = items
-        .iter()
-        .find(|h| h.contains("://") || h.contains('/') || h.contains(' '))
-    {
-        return Err(invalid(key, value, format!("{bad:?} is not a host[:port]")));
-    }
-    Ok(items.join(","))
-}
-
-/// A bandwidth in bytes per second (`40M`: units B, K, KB, M, MB, G, GB, T, TB, powers of
-/// 1000, none meaning bytes) as bit/s. ECI's "Limit the bandwidth of an instance" page gives
-/// the annotation in bytes per second and the API parameter in bit/s.
-pub(super) fn bandwidth_bits(key: &'static str, value: &str) -> Result<u64, Invalid> {
-    let digits = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(digits);
-    let factor: f64 = match unit {
-        "" | "B" => 1.0,
-        "K" | "KB" => 1e3,
-        "M" | "MB" => 1e6,
-        "G" | "GB" => 1e9,
-        "T" | "TB" => 1e12,
-        _ => {
-            return Err(invalid(
-                key,
-                value,
-                "the unit must be B, K, KB, M, MB, G, GB, T or TB",
-            ));
-        }
-    };
-    let bytes: f64 = number
-        .parse()
-        .ok()
-        .filter(|n: &f64| *n > 0.0 && n.is_finite())
-        .ok_or_else(|| {
-            invalid(
-                key,
-                value,
-                "must be a positive number with a unit, e.g. 40M",
-            )
-        })?;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok((bytes * factor * 8.0).round() as u64)
 }
