@@ -52,6 +52,7 @@ async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
         sold_out: args.sold_out,
         sts_credential_ttl: args.sts_credential_ttl,
         ecs_ram_role: args.ecs_ram_role,
+        regular_snapshot_delay: Duration::from_millis(args.regular_snapshot_ms),
         ..emulator::Settings::default()
     });
     if let Some(dir) = args.data_dir {

@@ -10,8 +10,8 @@ use super::{
         ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_DATA_DIR, ENV_EMULATOR_AGENT,
         ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, ENV_EMULATOR_ECS_RAM_ROLE,
         ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN, ENV_EMULATOR_NO_THROTTLE,
-        ENV_EMULATOR_SOLD_OUT, ENV_EMULATOR_STS_CREDENTIAL_TTL, ENV_RUNTIME, ENV_SIM_PULL_MS,
-        ENV_SIM_SNAPSHOT_MS, ENV_SIM_START_MS,
+        ENV_EMULATOR_REGULAR_SNAPSHOT_MS, ENV_EMULATOR_SOLD_OUT, ENV_EMULATOR_STS_CREDENTIAL_TTL,
+        ENV_RUNTIME, ENV_SIM_PULL_MS, ENV_SIM_SNAPSHOT_MS, ENV_SIM_START_MS,
     },
 };
 
@@ -69,6 +69,11 @@ pub struct EmulatorArgs {
     /// Simulated runtime: milliseconds to build a snapshot.
     #[arg(long, env = ENV_SIM_SNAPSHOT_MS, default_value_t = 200)]
     pub sim_snapshot_ms: u64,
+    /// Milliseconds ECI's regular snapshot of a cache takes after its images are pulled: a
+    /// cache is Ready only then, unless it is an instant (Flash) cache, which is Ready at once
+    /// from its local snapshot.
+    #[arg(long, env = ENV_EMULATOR_REGULAR_SNAPSHOT_MS, default_value_t = 0)]
+    pub regular_snapshot_ms: u64,
     /// Simulated runtime: milliseconds from create to running containers.
     #[arg(long, env = ENV_SIM_START_MS, default_value_t = 200)]
     pub sim_start_ms: u64,

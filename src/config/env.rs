@@ -121,6 +121,8 @@ pub const ENV_EMULATOR_SOLD_OUT: &str = "VK_EMULATOR_SOLD_OUT";
 pub const ENV_SIM_PULL_MS: &str = "VK_SIM_PULL_MS";
 /// `emulator --sim-snapshot-ms`.
 pub const ENV_SIM_SNAPSHOT_MS: &str = "VK_SIM_SNAPSHOT_MS";
+/// `emulator --regular-snapshot-ms`.
+pub const ENV_EMULATOR_REGULAR_SNAPSHOT_MS: &str = "VK_EMULATOR_REGULAR_SNAPSHOT_MS";
 /// `emulator --sim-start-ms`.
 pub const ENV_SIM_START_MS: &str = "VK_SIM_START_MS";
 

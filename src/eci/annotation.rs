@@ -140,6 +140,36 @@ pub const IMC_PERFECT_MATCH: &str = "k8s.aliyun.com/imc-perfect-match";
 /// How many of the pod's images a cache must hold.
 pub const IMC_MATCH_COUNT_REQUEST: &str = "k8s.aliyun.com/imc-match-count-request";
 
+// --- On ImageCache objects: how the cloud builds the cache (ECI's "ImageCache annotations",
+// https://www.alibabacloud.com/help/en/eci/user-guide/annotations-that-can-be-added-to-create-an-image-cache);
+// the registry and ACR keys above apply too ---
+/// vSwitches of the build instance (up to 10).
+pub const IMC_VSWITCH_IDS: &str = "k8s.aliyun.com/vswitch-ids";
+/// Security group of the build instance.
+pub const IMC_SECURITY_GROUP_ID: &str = "k8s.aliyun.com/security-group-id";
+/// Resource group of the cache.
+pub const IMC_RESOURCE_GROUP_ID: &str = "k8s.aliyun.com/resource-group-id";
+/// CPU architecture of the cache's images (`amd64`, `arm64`).
+pub const IMC_CPU_ARCH: &str = "k8s.aliyun.com/imc-cpu-arch";
+/// Operating system of the cache's images (`linux`, `windows`).
+pub const IMC_OS_TYPE: &str = "k8s.aliyun.com/imc-os-type";
+/// Reuse layers of existing caches while building (`AutoMatchImageCache` of CreateImageCache).
+pub const IMC_ENABLE_REUSE: &str = "k8s.aliyun.com/imc-enable-reuse";
+/// [`IMC_ENABLE_REUSE`], the older name.
+pub const IMC_AUTO_MATCH_LEGACY: &str = "k8s.aliyun.com/auto-match-imagecache";
+/// An instant cache: a local snapshot usable at once (`Flash`).
+pub const IMC_ENABLE_FLASH: &str = "k8s.aliyun.com/imc-enable-flash";
+/// Copies of the local snapshot (`FlashCopyCount`; no annotation documented, named here).
+pub const IMC_FLASH_COPY_COUNT: &str = "k8s.aliyun.com/imc-flash-copy-count";
+/// Copies of the regular snapshot (`StandardCopyCount`; no annotation documented, named here).
+pub const IMC_STANDARD_COPY_COUNT: &str = "k8s.aliyun.com/imc-standard-copy-count";
+/// `LRU`: ECI may delete the cache, least used first, at the quota (`EliminationStrategy`; no
+/// annotation documented, named here).
+pub const IMC_ELIMINATION_STRATEGY: &str = "k8s.aliyun.com/imc-elimination-strategy";
+/// The EIP giving the build instance Internet access (`EipInstanceId`; the pod annotation's
+/// name, [`EIP_INSTANCE_ID`]).
+pub const IMC_EIP_INSTANCE_ID: &str = EIP_INSTANCE_ID;
+
 // --- Written by the node after scheduling ---
 /// `RequestId` of the `CreateContainerGroup` that made the group.
 pub const REQUEST_ID: &str = "k8s.aliyun.com/eci-request-id";

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Action, Client, EmptyResponse, Error, ImageRegistryCredential, Tag, container_group::Event,
+    Action, Client, EmptyResponse, Error, ImageRegistryCredential, Tag,
+    container_group::{AcrRegistryInfo, Event},
     params::lenient,
 };
 
@@ -38,12 +39,25 @@ pub struct CreateImageCache {
     pub auto_match_image_cache: Option<bool>,
     /// Make a local snapshot usable at once, then a regular one.
     pub flash: Option<bool>,
+    /// Copies of the local snapshot (one per 1,000 instances created at once).
+    pub flash_copy_count: Option<u32>,
+    /// Copies of the regular snapshot (one per 1,000 instances created at once).
+    pub standard_copy_count: Option<u32>,
     /// Empty to keep, `LRU` to allow eviction at the quota.
     pub elimination_strategy: Option<String>,
     /// Registries whose certificate is not verified, comma-separated.
     pub insecure_registry: Option<String>,
     /// Registries pulled over plain HTTP, comma-separated.
     pub plain_http_registry: Option<String>,
+    /// ACR Enterprise instances pulled from without a password (`AcrRegistryInfo.N`).
+    #[serde(rename = "AcrRegistryInfo")]
+    pub acr_registry_info: Vec<AcrRegistryInfo>,
+    /// `Linux` (default) or `Windows`.
+    pub os_type: Option<String>,
+    /// The cache's annotations as a JSON object (the API's free-form `Annotations`): the
+    /// ImageCache annotations ECI has no parameter for, `k8s.aliyun.com/imc-cpu-arch` among
+    /// them.
+    pub annotations: Option<String>,
     /// Resource group.
     pub resource_group_id: Option<String>,
     /// Tags (≤ 20).
@@ -233,6 +247,13 @@ pub struct UpdateImageCache {
     pub auto_match_image_cache: Option<bool>,
     /// Instant cache.
     pub flash: Option<bool>,
+    /// Copies of the local snapshot.
+    pub flash_copy_count: Option<u32>,
+    /// Copies of the regular snapshot.
+    pub standard_copy_count: Option<u32>,
+    /// ACR Enterprise instances pulled from without a password (`AcrRegistryInfo.N`).
+    #[serde(rename = "AcrRegistryInfo")]
+    pub acr_registry_info: Vec<AcrRegistryInfo>,
     /// `LRU` or empty.
     pub elimination_strategy: Option<String>,
     /// Resource group.

@@ -22,6 +22,10 @@ pub const NAME: &str = "eci-vk.io/name";
 pub const UID: &str = "eci-vk.io/uid";
 /// The name of the `ImageCache` object a cloud cache was made for.
 pub const IMAGE_CACHE: &str = "eci-vk.io/imagecache";
+/// A fingerprint of the build settings of a cache that `UpdateImageCache` cannot change
+/// (registry protocols, OS, CPU architecture): a cache whose fingerprint is not the object's
+/// is built anew.
+pub const BUILD: &str = "eci-vk.io/imagecache-build";
 
 /// [`CLUSTER`] as the previous release spelt it on caches; read, never written.
 pub const LEGACY_CACHE_CLUSTER: &str = "eci-vk.cluster";

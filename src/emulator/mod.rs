@@ -151,6 +151,9 @@ pub struct Settings {
     pub sts_credential_ttl: Duration,
     /// The RAM role the metadata stand-in says is attached to the instance.
     pub ecs_ram_role: String,
+    /// How long the regular snapshot of a cache takes once its images are pulled; an instant
+    /// (Flash) cache is Ready from its local snapshot meanwhile.
+    pub regular_snapshot_delay: Duration,
 }
 
 impl Default for Settings {
@@ -165,6 +168,7 @@ impl Default for Settings {
             sold_out: Vec::new(),
             sts_credential_ttl: Duration::from_secs(3600),
             ecs_ram_role: "EciVirtualKubeletRole".to_owned(),
+            regular_snapshot_delay: Duration::ZERO,
         }
     }
 }

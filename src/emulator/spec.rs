@@ -284,6 +284,88 @@ pub struct CacheSpec {
     pub plain_http_registry: String,
     /// `InsecureRegistry`.
     pub insecure_registry: String,
+    /// `FlashCopyCount`, `StandardCopyCount` (1 when unset).
+    #[serde(default)]
+    pub copies: (i64, i64),
+    /// `AcrRegistryInfo.N.InstanceId`.
+    #[serde(default)]
+    pub acr_instances: Vec<String>,
+    /// `AutoMatchImageCache`: reuse layers of existing caches while building.
+    #[serde(default)]
+    pub layer_reuse: bool,
+    /// `EipInstanceId` of the build instance.
+    #[serde(default)]
+    pub eip_instance_id: String,
+    /// `OsType`: `Linux` or `Windows`.
+    #[serde(default)]
+    pub os_type: String,
+    /// The CPU architecture from `Annotations` (`k8s.aliyun.com/imc-cpu-arch`), `amd64` by
+    /// default: the platform the images are pulled for.
+    #[serde(default)]
+    pub cpu_arch: String,
+}
+
+/// The build options CreateImageCache and UpdateImageCache share, set on `spec` when given.
+fn cache_build_options(p: &Params, spec: &mut CacheSpec) -> Result<(), ApiError> {
+    let count = |name: &str| -> Result<Option<i64>, ApiError> {
+        let n = p.int(name)?;
+        if n.is_some_and(|n| !(1..=100).contains(&n)) {
+            return Err(ApiError::invalid(name, "must be from 1 to 100"));
+        }
+        Ok(n)
+    };
+    if let Some(n) = count("FlashCopyCount")? {
+        spec.copies.0 = n;
+    }
+    if let Some(n) = count("StandardCopyCount")? {
+        spec.copies.1 = n;
+    }
+    if p.has("AcrRegistryInfo") {
+        spec.acr_instances = p
+            .objects("AcrRegistryInfo")?
+            .iter()
+            .map(|a| a.required("InstanceId").map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    if let Some(reuse) = p.bool("AutoMatchImageCache")? {
+        spec.layer_reuse = reuse;
+    }
+    if let Some(eip) = p.get("EipInstanceId") {
+        if !eip.starts_with("eip-") {
+            return Err(ApiError::invalid("EipInstanceId", "is not an EIP id"));
+        }
+        eip.clone_into(&mut spec.eip_instance_id);
+    }
+    if let Some(sg) = p.get("SecurityGroupId") {
+        sg.clone_into(&mut spec.security_group_id);
+    }
+    if let Some(vsw) = p.get("VSwitchId") {
+        vsw.clone_into(&mut spec.vswitch_id);
+    }
+    if let Some(rg) = p.get("ResourceGroupId") {
+        rg.clone_into(&mut spec.resource_group_id);
+    }
+    Ok(())
+}
+
+/// The architecture named in CreateImageCache's `Annotations` (a JSON object), if any.
+fn cache_cpu_arch(p: &Params) -> Result<String, ApiError> {
+    let Some(text) = p.get("Annotations") else {
+        return Ok("amd64".to_owned());
+    };
+    let annotations: std::collections::BTreeMap<String, String> = serde_json::from_str(text)
+        .map_err(|_| ApiError::invalid("Annotations", "must be a JSON object of strings"))?;
+    match annotations
+        .get("k8s.aliyun.com/imc-cpu-arch")
+        .map(String::as_str)
+    {
+        None => Ok("amd64".to_owned()),
+        Some(arch @ ("amd64" | "arm64")) => Ok(arch.to_owned()),
+        Some(_) => Err(ApiError::invalid(
+            "Annotations",
+            "k8s.aliyun.com/imc-cpu-arch must be amd64 or arm64",
+        )),
+    }
 }
 
 // === parsing ===
@@ -751,7 +833,7 @@ pub fn parse_cache(p: &Params) -> Result<CacheSpec, ApiError> {
     let size_gib = p.int("ImageCacheSize")?.unwrap_or(DEFAULT_CACHE_SIZE_GIB);
     let retention_days = p.int("RetentionDays")?;
     check_cache_limits(&images, size_gib, retention_days)?;
-    Ok(CacheSpec {
+    let mut spec = CacheSpec {
         name,
         images,
         size_gib,
@@ -767,7 +849,15 @@ pub fn parse_cache(p: &Params) -> Result<CacheSpec, ApiError> {
         flash: p.bool("Flash")?.unwrap_or(false),
         plain_http_registry: p.get("PlainHttpRegistry").unwrap_or_default().to_owned(),
         insecure_registry: p.get("InsecureRegistry").unwrap_or_default().to_owned(),
-    })
+        copies: (1, 1),
+        os_type: p
+            .one_of("OsType", &["Linux", "Windows"])?
+            .unwrap_or_else(|| "Linux".to_owned()),
+        cpu_arch: cache_cpu_arch(p)?,
+        ..CacheSpec::default()
+    };
+    cache_build_options(p, &mut spec)?;
+    Ok(spec)
 }
 
 /// UpdateImageCache: the given fields replace those of `current`; the result obeys the limits.
@@ -798,6 +888,7 @@ pub fn apply_cache_update(current: &CacheSpec, p: &Params) -> Result<CacheSpec, 
     if let Some(flash) = p.bool("Flash")? {
         next.flash = flash;
     }
+    cache_build_options(p, &mut next)?;
     check_cache_limits(&next.images, next.size_gib, next.retention_days)?;
     Ok(next)
 }

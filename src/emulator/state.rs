@@ -227,6 +227,9 @@ pub struct Cache {
     pub progress: u8,
     /// `s-…` once a snapshot exists.
     pub snapshot_id: Option<String>,
+    /// The local snapshot of an instant (Flash) cache while its regular one is made.
+    #[serde(default)]
+    pub flash_snapshot_id: Option<String>,
     /// The temporary build instance (`eci-…`; not listed as a group).
     pub container_group_id: String,
     /// Created.

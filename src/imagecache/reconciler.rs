@@ -37,9 +37,11 @@ use parking_lot::Mutex;
 use tracing::{Instrument, field};
 
 mod auto;
+mod build;
 mod cloud;
 
 pub use auto::{ANNOTATION_CLOUD_ID, AutoCreated, LABEL_AUTO_CREATED};
+use build::Build;
 pub use cloud::object_tag_value;
 use cloud::{cloud_error, create, delete_cloud, find_cloud, in_sync, update};
 
@@ -185,6 +187,16 @@ pub enum ReconcileError {
         /// Its value.
         value: i64,
     },
+    /// An annotation of the object cannot be understood; the object is Failed until it is
+    /// fixed.
+    #[error("image cache {name}: malformed annotation")]
+    Annotation {
+        /// The object.
+        name: String,
+        /// Which annotation and why.
+        #[source]
+        source: eci::annotation_value::Invalid,
+    },
     /// Writing the status failed.
     #[error("image cache {name}: cannot write status")]
     PatchStatus {
@@ -204,6 +216,7 @@ impl ReconcileError {
             Self::PullSecret { .. } => "PullSecret",
             Self::Cloud { .. } => "Cloud",
             Self::OutOfRange { .. } => "OutOfRange",
+            Self::Annotation { .. } => "Annotation",
             Self::PatchStatus { .. } => "PatchStatus",
         }
     }
@@ -549,7 +562,26 @@ fn backoff((first, longest): (Duration, Duration), failures: u32) -> Duration {
 async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileError> {
     use eci::ImageCacheStatus as S;
     let name = object.name_any();
+    let build = match Build::read(
+        object,
+        ctx.settings.security_group_id.as_deref(),
+        ctx.settings.vswitch_id.as_deref(),
+    ) {
+        Ok(build) => build,
+        Err(invalid) => return Err(bad_annotation(object, ctx, invalid).await),
+    };
     let mut cloud = find_cloud(object, ctx).await?;
+    // Built with registry protocols, an OS or an architecture the object no longer asks for,
+    // which UpdateImageCache cannot change: built anew (an adopted cache is left as it is).
+    if let Some(c) = &cloud
+        && !build.built_alike(c)
+        && cloud::annotation(object, ANNOTATION_CLOUD_ID).is_none()
+        && !matches!(c.status, S::Preparing | S::Creating | S::Updating)
+    {
+        tracing::info!(imagecache.name = %name, imagecache.id = %c.image_cache_id, "build settings changed; building the cache anew");
+        delete_cloud(&name, &c.image_cache_id, ctx).await?;
+        cloud = None;
+    }
     if let Some(c) = &cloud
         && !in_sync(&object.spec, c)
     {
@@ -559,7 +591,7 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
                     object,
                     ctx,
                     "UpdateImageCacheFailed",
-                    update(object, c, ctx).await,
+                    update(object, &build, c, ctx).await,
                 )
                 .await?;
                 cloud = find_cloud(object, ctx).await?;
@@ -608,7 +640,7 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
                 object,
                 ctx,
                 "CreateImageCacheFailed",
-                create(object, ctx).await,
+                create(object, &build, ctx).await,
             )
             .await?;
             let found = ctx
@@ -680,6 +712,41 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
         }
         _ => Action::requeue(ctx.settings.poll_interval),
     })
+}
+
+/// A malformed annotation: the object is Failed with a Warning naming it, nothing is asked of
+/// the cloud, and the error backs off until the object changes.
+async fn bad_annotation(
+    object: &ImageCache,
+    ctx: &Context,
+    invalid: eci::annotation_value::Invalid,
+) -> ReconcileError {
+    let message = invalid.to_string();
+    let failed = status::failed(
+        "InvalidAnnotation",
+        message.clone(),
+        object.meta().generation,
+        object.status.as_ref(),
+        (ctx.clock)(),
+    );
+    if object.status.as_ref() != Some(&failed)
+        && let Err(error) = write_status(object, &failed, ctx).await
+    {
+        return error;
+    }
+    publish(
+        object,
+        ctx,
+        EventType::Warning,
+        "InvalidAnnotation",
+        message,
+        "Reconcile",
+    )
+    .await;
+    ReconcileError::Annotation {
+        name: object.name_any(),
+        source: invalid,
+    }
 }
 
 /// When the cloud refuses a request for good (a 4xx answer: quota, invalid parameter), the

@@ -116,7 +116,7 @@ async fn prepare_cache(
     );
     build.credentials = credentials(request);
     build.size_limit = (request.size_limit_bytes > 0).then_some(request.size_limit_bytes);
-    build.registry = registry_for(agent, request);
+    build.registry = registry_for(agent, request)?;
     run_build(agent, build, (0..images.len()).collect(), &mut progress, tx).await?;
     inner.prepared.lock().insert(
         request.scope.clone(),
@@ -137,7 +137,7 @@ async fn prepare_group(
 ) -> Result<(), Status> {
     let inner = &agent.inner;
     let base = base_snapshot(agent, &request.base_snapshot_id).await?;
-    let registry = registry_for(agent, request);
+    let registry = registry_for(agent, request)?;
     let credentials = credentials(request);
     let mut progress = Tracker::new(&images);
     let mut prepared = Prepared::default();
@@ -267,19 +267,38 @@ fn credentials(request: &pb::PrepareImagesRequest) -> Vec<RegistryCredential> {
         .collect()
 }
 
-/// A client for this request's plain-HTTP and insecure registries, if it names any.
-fn registry_for(agent: &LocalAgent, request: &pb::PrepareImagesRequest) -> Option<RegistryClient> {
-    if request.plain_http_registries.is_empty() && request.insecure_registries.is_empty() {
-        return None;
+/// A client for this request's plain-HTTP and insecure registries and platform, if it names
+/// any.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for a platform that is not `os/arch[/variant]`.
+fn registry_for(
+    agent: &LocalAgent,
+    request: &pb::PrepareImagesRequest,
+) -> Result<Option<RegistryClient>, Status> {
+    if request.plain_http_registries.is_empty()
+        && request.insecure_registries.is_empty()
+        && request.platform.is_empty()
+    {
+        return Ok(None);
     }
     let mut config = agent.inner.registry.config().clone();
+    if !request.platform.is_empty() {
+        config.platform =
+            request
+                .platform
+                .parse()
+                .map_err(|e: crate::agent::image::RegistryError| {
+                    Status::invalid_argument(e.to_string())
+                })?;
+    }
     config
         .plain_http
         .extend(request.plain_http_registries.iter().cloned());
     config
         .insecure
         .extend(request.insecure_registries.iter().cloned());
-    Some(RegistryClient::new(config))
+    Ok(Some(RegistryClient::new(config)))
 }
 
 /// `grp-<scope>-<tag><hash of the images>`: a new image list (an updated group) gets a new

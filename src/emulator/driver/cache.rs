@@ -11,6 +11,7 @@ use crate::{
     agent::pb::{BuildSnapshotRequest, PrepareImagesRequest, RegistryCredential},
     emulator::{
         Core,
+        spec::CacheSpec,
         state::{Cache, CacheStatus, FAILED_CACHE_TTL, Store},
     },
 };
@@ -57,6 +58,41 @@ async fn fail_cache(
     .await;
 }
 
+/// What the agent is asked to pull for cache `id`: its images with its logins, registry
+/// protocols and platform (`Annotations`' architecture, `OsType`), within `size_limit` bytes
+/// (0: none).
+fn prepare_request(id: &str, spec: &CacheSpec, size_limit: u64) -> PrepareImagesRequest {
+    let os = if spec.os_type == "Windows" {
+        "windows"
+    } else {
+        "linux"
+    };
+    let arch = if spec.cpu_arch.is_empty() {
+        "amd64"
+    } else {
+        spec.cpu_arch.as_str()
+    };
+    PrepareImagesRequest {
+        scope: id.to_owned(),
+        images: spec.images.clone(),
+        credentials: spec
+            .credentials
+            .iter()
+            .map(|c| RegistryCredential {
+                server: c.server.clone(),
+                username: c.user_name.clone(),
+                password: c.password.clone(),
+            })
+            .collect(),
+        base_snapshot_id: String::new(),
+        pull_policies: Default::default(),
+        size_limit_bytes: size_limit,
+        plain_http_registries: registries(&spec.plain_http_registry),
+        insecure_registries: registries(&spec.insecure_registry),
+        platform: format!("{os}/{arch}"),
+    }
+}
+
 pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, update: bool) {
     let Some(spec) = with_cache(&core, &id, generation, |c, now| {
         if !update {
@@ -75,26 +111,10 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
     else {
         return;
     };
-    let request = PrepareImagesRequest {
-        scope: id.clone(),
-        images: spec.images.clone(),
-        credentials: spec
-            .credentials
-            .iter()
-            .map(|c| RegistryCredential {
-                server: c.server.clone(),
-                username: c.user_name.clone(),
-                password: c.password.clone(),
-            })
-            .collect(),
-        base_snapshot_id: String::new(),
-        pull_policies: Default::default(),
-        size_limit_bytes: u64::try_from(spec.size_gib)
-            .unwrap_or(0)
-            .saturating_mul(GIB),
-        plain_http_registries: registries(&spec.plain_http_registry),
-        insecure_registries: registries(&spec.insecure_registry),
-    };
+    let limit = u64::try_from(spec.size_gib)
+        .unwrap_or(0)
+        .saturating_mul(GIB);
+    let request = prepare_request(&id, &spec, limit);
     let pulled = async {
         let mut stream = core
             .agent
@@ -170,9 +190,6 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
         }
     };
     let total: u64 = done.images.iter().map(|i| i.bytes_total).sum();
-    let limit = u64::try_from(spec.size_gib)
-        .unwrap_or(0)
-        .saturating_mul(GIB);
     if total > limit {
         let message = format!(
             "The images need {total} bytes, more than the ImageCacheSize of {} GiB.",
@@ -202,6 +219,16 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
             return;
         }
     };
+    // ECI's regular snapshot takes a while after the pull; an instant (Flash) cache is usable
+    // from its local snapshot meanwhile, and Progress is then the regular one's.
+    let delay = core.settings.regular_snapshot_delay;
+    if !spec.flash && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let flash = spec
+        .flash
+        .then(|| core.ids.resource_id("s"))
+        .filter(|_| !delay.is_zero());
     let replaced = with_cache(&core, &id, generation, |c, now| {
         let old = c.snapshot_id.replace(snapshot_id.clone());
         c.image_sizes = snapshot
@@ -210,7 +237,8 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
             .map(|i| (i.image.clone(), i.bytes_total))
             .collect();
         c.status = CacheStatus::Ready;
-        c.progress = 100;
+        c.progress = if flash.is_some() { 90 } else { 100 };
+        c.flash_snapshot_id.clone_from(&flash);
         let (reason, message) = if update {
             ("Updated", "Successfully updated image cache.")
         } else {
@@ -225,6 +253,15 @@ pub(super) async fn build_cache(core: Arc<Core>, id: String, generation: u64, up
         None => start(&core, Work::DeleteSnapshot { snapshot_id }),
         Some(Some(old)) => start(&core, Work::DeleteSnapshot { snapshot_id: old }),
         Some(None) => {}
+    }
+    if flash.is_some() {
+        tokio::time::sleep(delay).await;
+        // The regular snapshot is made: the local one is deleted.
+        with_cache(&core, &id, generation, |c, _| {
+            c.progress = 100;
+            c.flash_snapshot_id = None;
+        })
+        .await;
     }
 }
 
@@ -251,24 +288,7 @@ pub(super) async fn restore_snapshot(core: Arc<Core>, id: String) {
     if agent.build_snapshot(build.clone()).await.is_ok() {
         return;
     }
-    let request = PrepareImagesRequest {
-        scope: id.clone(),
-        images: spec.images.clone(),
-        credentials: spec
-            .credentials
-            .iter()
-            .map(|c| RegistryCredential {
-                server: c.server.clone(),
-                username: c.user_name.clone(),
-                password: c.password.clone(),
-            })
-            .collect(),
-        base_snapshot_id: String::new(),
-        pull_policies: Default::default(),
-        size_limit_bytes: 0,
-        plain_http_registries: registries(&spec.plain_http_registry),
-        insecure_registries: registries(&spec.insecure_registry),
-    };
+    let request = prepare_request(&id, &spec, 0);
     let prepared = async {
         let mut stream = agent.prepare_images(request).await?.into_inner();
         while let Some(message) = stream.next().await {

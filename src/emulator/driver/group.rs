@@ -266,6 +266,7 @@ async fn pull(
             insecure_registries: registries(&spec.insecure_registry),
             pull_policies: agent_request::pull_policies(spec),
             size_limit_bytes: 0,
+            platform: String::new(),
         };
         let result = async {
             let mut stream = core

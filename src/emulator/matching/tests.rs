@@ -18,6 +18,7 @@ fn cache(id: &str, created: i64, images: &[(&str, u64)]) -> Cache {
         status: CacheStatus::Ready,
         progress: 100,
         snapshot_id: Some(format!("s-{id}")),
+        flash_snapshot_id: None,
         container_group_id: String::new(),
         creation_time: Timestamp::from_second(created).expect("time"),
         expire_date_time: None,

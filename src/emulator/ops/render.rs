@@ -211,7 +211,7 @@ pub fn cache(c: &Cache) -> Value {
         "Status": c.status.as_str(),
         "Progress": format!("{}%", c.progress),
         "SnapshotId": c.snapshot_id.clone().unwrap_or_default(),
-        "FlashSnapshotId": "",
+        "FlashSnapshotId": c.flash_snapshot_id.clone().unwrap_or_default(),
         "ContainerGroupId": c.container_group_id,
         "CreationTime": time(c.creation_time),
         "ExpireDateTime": opt_time(c.expire_date_time),

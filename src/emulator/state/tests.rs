@@ -117,6 +117,7 @@ fn purge_drops_expired_caches_and_old_failed_groups() {
         status: CacheStatus::Failed,
         progress: 0,
         snapshot_id: Some(format!("s-{id}")),
+        flash_snapshot_id: None,
         container_group_id: String::new(),
         creation_time: now,
         expire_date_time: expire,

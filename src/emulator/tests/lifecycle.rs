@@ -712,3 +712,84 @@ async fn an_active_deadline_stops_the_instance() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_flash_cache_is_ready_from_its_local_snapshot_before_the_regular_one() {
+    within(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let handle = Emulator::builder(Credentials::new(ID, SECRET))
+            .settings(Settings {
+                poll_interval: Duration::from_millis(10),
+                regular_snapshot_delay: Duration::from_millis(1500),
+                ..Settings::default()
+            })
+            .serve(listener)
+            .await
+            .expect("emulator");
+        let c = Client::new(&handle, Arc::new(SystemClock));
+        let flash = c
+            .call(
+                "CreateImageCache",
+                &[
+                    ("ImageCacheName", "flash"),
+                    ("Image.1", "nginx:1.25"),
+                    ("Flash", "true"),
+                    ("FlashCopyCount", "2"),
+                    ("StandardCopyCount", "3"),
+                    ("AcrRegistryInfo.1.InstanceId", "cri-abc"),
+                    ("OsType", "Linux"),
+                    ("Annotations", r#"{"k8s.aliyun.com/imc-cpu-arch":"amd64"}"#),
+                ],
+            )
+            .await["ImageCacheId"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let regular = create_cache(&c, "regular", &["nginx:1.25"]).await;
+        let ready = c.wait_cache(&flash, "Ready").await;
+        assert_ne!(ready["FlashSnapshotId"], "", "{ready}");
+        assert_eq!(ready["Progress"], "90%", "the regular snapshot is still made");
+        assert_ne!(
+            c.cache(&regular).await["Status"],
+            "Ready",
+            "a regular cache waits for its regular snapshot"
+        );
+        c.wait_cache(&regular, "Ready").await;
+        let done = c.wait_cache(&flash, "Ready").await;
+        let settled = if done["Progress"] == "100%" {
+            done
+        } else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            c.cache(&flash).await
+        };
+        assert_eq!(settled["Progress"], "100%", "{settled}");
+        assert_eq!(settled["FlashSnapshotId"], "", "the local snapshot is deleted");
+        // What ECI refuses about these options, it refuses by name.
+        for (name, value) in [
+            ("FlashCopyCount", "0"),
+            ("OsType", "Plan9"),
+            ("Annotations", r#"{"k8s.aliyun.com/imc-cpu-arch":"sparc"}"#),
+            ("EipInstanceId", "ip-1"),
+        ] {
+            let refused = c
+                .send(
+                    Req::new(
+                        "CreateImageCache",
+                        &[("ImageCacheName", "bad"), ("Image.1", "nginx:1.25")],
+                    )
+                    .param(name, value),
+                )
+                .await;
+            assert_eq!(refused.status, 400, "{name}: {}", refused.body);
+            assert!(
+                refused.body["Message"].to_string().contains(name),
+                "{name}: {}",
+                refused.body
+            );
+        }
+        handle.shutdown().await;
+    })
+    .await;
+}

@@ -6,8 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use kube::{Resource, ResourceExt, runtime::events::EventType};
 
 use super::{
-    ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, Context, ReconcileError, TAG_CLUSTER, TAG_OBJECT,
-    TAG_UID, publish, write_status,
+    Context, ReconcileError, TAG_CLUSTER, TAG_OBJECT, TAG_UID, build::Build, publish, write_status,
 };
 use crate::{
     eci::{self, Tag},
@@ -276,25 +275,28 @@ pub(super) fn create_token(object: &ImageCache, uid: &str) -> String {
     }
 }
 
-pub(super) async fn create(object: &ImageCache, ctx: &Context) -> Result<String, ReconcileError> {
+pub(super) async fn create(
+    object: &ImageCache,
+    build: &Build,
+    ctx: &Context,
+) -> Result<String, ReconcileError> {
     let name = object.name_any();
     let uid = uid_of(object)?;
     let (size, retention) = size_and_retention(object)?;
     let credentials = credentials(object, ctx).await?;
-    let request = eci::CreateImageCache {
+    let mut tags = creation_tags(&ctx.settings.cluster_name, &name, &uid);
+    tags.extend(build.tag());
+    let mut request = eci::CreateImageCache {
         image_cache_name: name.clone(),
         images: object.spec.images.clone(),
         image_cache_size: Some(size),
         retention_days: retention,
         image_registry_credentials: credentials,
-        security_group_id: ctx.settings.security_group_id.clone(),
-        vswitch_id: ctx.settings.vswitch_id.clone(),
-        plain_http_registry: annotation(object, ANNOTATION_PLAIN_HTTP),
-        insecure_registry: annotation(object, ANNOTATION_INSECURE),
-        tags: creation_tags(&ctx.settings.cluster_name, &name, &uid),
+        tags,
         client_token: Some(create_token(object, &uid)),
         ..eci::CreateImageCache::default()
     };
+    build.create(&mut request);
     let created = ctx
         .eci
         .create_image_cache(&request)
@@ -315,6 +317,7 @@ pub(super) async fn create(object: &ImageCache, ctx: &Context) -> Result<String,
 
 pub(super) async fn update(
     object: &ImageCache,
+    build: &Build,
     cloud: &eci::ImageCache,
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
@@ -323,16 +326,18 @@ pub(super) async fn update(
     let (size, retention) = size_and_retention(object)?;
     let credentials = credentials(object, ctx).await?;
     let generation = object.meta().generation.unwrap_or(0);
+    let mut request = eci::UpdateImageCache {
+        image_cache_id: cloud.image_cache_id.clone(),
+        images: object.spec.images.clone(),
+        image_cache_size: Some(size),
+        retention_days: retention,
+        image_registry_credentials: credentials,
+        client_token: Some(format!("{uid}-u{generation}")),
+        ..eci::UpdateImageCache::default()
+    };
+    build.update(&mut request);
     ctx.eci
-        .update_image_cache(&eci::UpdateImageCache {
-            image_cache_id: cloud.image_cache_id.clone(),
-            images: object.spec.images.clone(),
-            image_cache_size: Some(size),
-            retention_days: retention,
-            image_registry_credentials: credentials,
-            client_token: Some(format!("{uid}-u{generation}")),
-            ..eci::UpdateImageCache::default()
-        })
+        .update_image_cache(&request)
         .await
         .map_err(cloud_error(&name, "UpdateImageCache"))?;
     tracing::info!(imagecache.name = %name, imagecache.id = %cloud.image_cache_id, "updating cloud image cache");
