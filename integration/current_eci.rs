@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::{
     guide::{
-        pulled,
+        pulled, push_image,
         rig::{self, POD, Rig, SLOW, wait},
         started_from, started_without_cache,
     },
@@ -38,6 +38,10 @@ pub fn tests() -> Vec<Test> {
         test(
             "current_eci::a_miss_has_eci_build_a_cache_the_next_pod_starts_from",
             a_miss_has_eci_build_a_cache_the_next_pod_starts_from,
+        ),
+        test(
+            "current_eci::image_cache_annotations_reach_the_build",
+            image_cache_annotations_reach_the_build,
         ),
     ]
 }
@@ -274,5 +278,83 @@ fn a_miss_has_eci_build_a_cache_the_next_pod_starts_from(
         })?;
         Ok((gone && cloud.is_empty()).then_some(()))
     })?;
+    Ok(())
+}
+
+/// The ImageCache annotations of current ECI reach the cloud's build: an architecture the
+/// image does not have fails the cache (the test images are linux/amd64 only); a malformed
+/// annotation fails the object by name without a cloud call, and fixing it builds the cache;
+/// a changed registry protocol, which UpdateImageCache cannot carry, builds the cache anew.
+fn image_cache_annotations_reach_the_build(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let image = push_image(ground, "current-eci/annotated", 1 << 20)?;
+    let rig = Rig::start_runc_with(ground, ns, 5, &[])?;
+    let cache = |name: &str, annotations: &[(&str, &str)]| {
+        let annotations: String = annotations
+            .iter()
+            .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
+            .collect();
+        format!(
+            "apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata:\n  name: {name}\n  labels:\n    {}: {}\n  annotations:\n{annotations}spec:\n  images:\n  - {image}\n",
+            rig::LABEL,
+            ns.name
+        )
+    };
+    let phase = |o: &Value, want: &str| o["status"]["phase"] == want;
+    let message = |o: &Value| o["status"]["conditions"][0]["message"].to_string();
+
+    let arm = format!("arm-{}", ns.name);
+    rig.create(&cache(&arm, &[("k8s.aliyun.com/imc-cpu-arch", "arm64")]))?;
+    let failed = rig.wait_cache(&arm, "Failed", |o| phase(o, "Failed"))?;
+    ensure!(
+        message(&failed).contains("linux/arm64"),
+        "the cache fails for want of an arm64 image: {failed}"
+    );
+
+    let flash = format!("flash-{}", ns.name);
+    rig.create(&cache(
+        &flash,
+        &[("k8s.aliyun.com/imc-enable-flash", "sure")],
+    ))?;
+    let bad = rig.wait_cache(&flash, "Failed", |o| phase(o, "Failed"))?;
+    ensure!(
+        message(&bad).contains("k8s.aliyun.com/imc-enable-flash"),
+        "the failure names the annotation: {bad}"
+    );
+    ensure!(
+        rig.cloud_caches_for(&flash)?.is_empty(),
+        "nothing was asked of the cloud"
+    );
+    rig.kubectl(&[
+        "annotate",
+        "imagecache",
+        &flash,
+        "--overwrite",
+        "k8s.aliyun.com/imc-enable-flash=true",
+    ])?;
+    let ready = rig.wait_cache(&flash, "Ready", |o| phase(o, "Ready"))?;
+    let first = ready["status"]["imageCacheId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    rig.kubectl(&[
+        "annotate",
+        "imagecache",
+        &flash,
+        "--overwrite",
+        &format!(
+            "k8s.aliyun.com/plain-http-registry={}",
+            ground.registry.host
+        ),
+    ])?;
+    let rebuilt = rig.wait_cache(&flash, "built anew", |o| {
+        phase(o, "Ready") && o["status"]["imageCacheId"].as_str() != Some(first.as_str())
+    })?;
+    let cloud = rig.cloud_caches_for(&flash)?;
+    ensure!(
+        cloud.len() == 1
+            && Some(cloud[0].image_cache_id.as_str()) == rebuilt["status"]["imageCacheId"].as_str(),
+        "one cloud cache, the new one: {cloud:?}"
+    );
     Ok(())
 }

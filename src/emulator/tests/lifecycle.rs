@@ -750,7 +750,10 @@ async fn a_flash_cache_is_ready_from_its_local_snapshot_before_the_regular_one()
         let regular = create_cache(&c, "regular", &["nginx:1.25"]).await;
         let ready = c.wait_cache(&flash, "Ready").await;
         assert_ne!(ready["FlashSnapshotId"], "", "{ready}");
-        assert_eq!(ready["Progress"], "90%", "the regular snapshot is still made");
+        assert_eq!(
+            ready["Progress"], "90%",
+            "the regular snapshot is still made"
+        );
         assert_ne!(
             c.cache(&regular).await["Status"],
             "Ready",
@@ -765,7 +768,10 @@ async fn a_flash_cache_is_ready_from_its_local_snapshot_before_the_regular_one()
             c.cache(&flash).await
         };
         assert_eq!(settled["Progress"], "100%", "{settled}");
-        assert_eq!(settled["FlashSnapshotId"], "", "the local snapshot is deleted");
+        assert_eq!(
+            settled["FlashSnapshotId"], "",
+            "the local snapshot is deleted"
+        );
         // What ECI refuses about these options, it refuses by name.
         for (name, value) in [
             ("FlashCopyCount", "0"),
