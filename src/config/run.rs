@@ -618,6 +618,32 @@ mod tests {
     }
 
     #[test]
+    fn image_cache_policy_defaults_to_current_eci() {
+        let config = parse(&[]).expect("defaults");
+        assert!(config.auto_match_image_cache);
+        assert!(config.auto_create_image_cache);
+        assert_eq!(config.image_cache_list_interval, Duration::from_secs(60));
+        assert_eq!(
+            config.auto_image_cache_idle,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        let guide = parse(&[
+            "--auto-match-image-cache=false",
+            "--auto-create-image-cache",
+            "false",
+            "--image-cache-list-interval",
+            "5s",
+            "--auto-image-cache-idle",
+            "30m",
+        ])
+        .expect("valid");
+        assert!(!guide.auto_match_image_cache);
+        assert!(!guide.auto_create_image_cache);
+        assert_eq!(guide.image_cache_list_interval, Duration::from_secs(5));
+        assert_eq!(guide.auto_image_cache_idle, Duration::from_secs(1800));
+    }
+
+    #[test]
     fn image_cache_settings() {
         let config = parse(&[]).expect("defaults");
         assert!(config.image_cache_controller);
