@@ -48,6 +48,7 @@ fn index(shared_base: bool) -> CacheIndex {
             .map(|_| CachedImage {
                 reference: image(rng.next() % POOL),
                 bytes: rng.next() % (500 << 20),
+                digests: Vec::new(),
             })
             .collect();
         if shared_base {
@@ -63,6 +64,7 @@ fn index(shared_base: bool) -> CacheIndex {
             size_gib: 20,
             origin: Origin::Object,
             last_matched: None,
+            stale: false,
         }
     }))
 }

@@ -43,6 +43,14 @@ pub fn tests() -> Vec<Test> {
             "current_eci::image_cache_annotations_reach_the_build",
             image_cache_annotations_reach_the_build,
         ),
+        test(
+            "current_eci::a_moved_tag_makes_the_cache_stale_until_it_is_refreshed",
+            a_moved_tag_makes_the_cache_stale_until_it_is_refreshed,
+        ),
+        test(
+            "current_eci::known_sizes_rank_caches_that_match_as_many_images",
+            known_sizes_rank_caches_that_match_as_many_images,
+        ),
     ]
 }
 
@@ -356,5 +364,202 @@ fn image_cache_annotations_reach_the_build(ground: &Ground, ns: &Namespace) -> R
             && Some(cloud[0].image_cache_id.as_str()) == rebuilt["status"]["imageCacheId"].as_str(),
         "one cloud cache, the new one: {cloud:?}"
     );
+    Ok(())
+}
+
+/// The node's flags to read the ground's registries (digests, sizes, moved tags) every second.
+fn registry_flags(ground: &Ground) -> Result<Vec<String>> {
+    let ca = ground
+        .auth_registry
+        .ca
+        .as_ref()
+        .context("the authenticated registry has a CA")?;
+    Ok(vec![
+        "--image-cache-tag-check-interval".into(),
+        "1s".into(),
+        "--plain-http-registry".into(),
+        ground.registry.host.clone(),
+        "--registry-ca-file".into(),
+        ca.to_string_lossy().into_owned(),
+    ])
+}
+
+/// What the pod's container printed, read through ECI's DescribeContainerLog.
+fn printed(rig: &Rig, pod: &str) -> Result<String> {
+    let uid = rig.pod(pod)?["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let group = rig
+        .group_of(&uid)?
+        .with_context(|| format!("no container group for {pod}"))?;
+    let eci = rig.eci.clone();
+    let request = eci_vk::eci::DescribeContainerLog {
+        container_group_id: group.container_group_id,
+        container_name: "app".into(),
+        ..eci_vk::eci::DescribeContainerLog::default()
+    };
+    Ok(rig
+        .ground
+        .runtime
+        .block_on(async move { eci.describe_container_log(&request).await })?
+        .content)
+}
+
+/// A pod printing `/content` of `image`, with `policy`.
+fn printer(rig: &Rig, name: &str, image: &str, policy: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: {node}\n  restartPolicy: Never\n  containers:\n  - name: app\n    image: {image}\n    imagePullPolicy: {policy}\n    command: [\"sh\", \"-c\", \"echo content=$(cat /content); sleep 3600\"]\n",
+        node = rig.node_name
+    )
+}
+
+/// A cache records what its images are (digest, size); a pod naming the image by digest
+/// matches it. The tag is pushed again with other content: the cache is `Stale`; while it is
+/// only marked (`--refresh-stale-image-caches=false`), a pod pulling `Always` does not start
+/// from it and prints the new content, one pulling `IfNotPresent` does (ECI's semantics);
+/// with refreshing on, the cache is updated and the next pod from it prints the new content.
+fn a_moved_tag_makes_the_cache_stale_until_it_is_refreshed(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let repository = format!("current-eci/moving-{}", ns.name);
+    let one = ImageSpec::runnable(&repository, "v1").with_file("content", "one")?;
+    let pushed = ground
+        .runtime
+        .block_on(build_and_push(&one, &ground.registry))?;
+    let image = ground.registry.reference(&repository, "v1");
+    let mut flags = registry_flags(ground)?;
+    flags.extend(["--refresh-stale-image-caches=false".to_owned()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut rig = Rig::start_runc_with(ground, ns, 6, &flags)?;
+    let cache = format!("moving-{}", ns.name);
+    rig.create_cache(&cache, &[&image])?;
+    let recorded = rig.wait_cache(&cache, "Ready with its images read", |o| {
+        o["status"]["phase"] == "Ready" && o["status"]["images"][0]["digest"].is_string()
+    })?;
+    let id = recorded["status"]["imageCacheId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let first = &recorded["status"]["images"][0];
+    ensure!(
+        first["digest"] == pushed.index.digest.as_str()
+            && first["platformDigest"] == pushed.manifest.digest.as_str()
+            && first["sizeBytes"].as_u64() == Some(pushed.pull_size()),
+        "status.images: {first}"
+    );
+
+    let by_digest = format!(
+        "{}/{repository}@{}",
+        ground.registry.host, pushed.index.digest
+    );
+    rig.create(&printer(&rig, "by-digest", &by_digest, "IfNotPresent"))?;
+    started_from(&rig, "by-digest", &id)?;
+
+    let two = ImageSpec::runnable(&repository, "v1").with_file("content", "two")?;
+    ground
+        .runtime
+        .block_on(build_and_push(&two, &ground.registry))?;
+    rig.wait_cache(&cache, "Stale", |o| {
+        o["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Stale" && c["status"] == "True")
+        })
+    })?;
+    rig.create(&printer(&rig, "always", &image, "Always"))?;
+    started_without_cache(&rig, "always")?;
+    wait("the Always pod to print", POD, || {
+        Ok(printed(&rig, "always")?
+            .contains("content=two")
+            .then_some(()))
+    })
+    .with_context(|| format!("it printed {:?}", printed(&rig, "always")))?;
+    rig.create(&printer(&rig, "if-not-present", &image, "IfNotPresent"))?;
+    started_from(&rig, "if-not-present", &id)?;
+
+    let refreshing: Vec<String> = registry_flags(ground)?;
+    let refreshing: Vec<&str> = refreshing.iter().map(String::as_str).collect();
+    rig.respawn_with(&refreshing)?;
+    rig.wait_cache(&cache, "refreshed", |o| {
+        o["status"]["phase"] == "Ready"
+            && o["status"]["images"][0]["digest"].is_string()
+            && o["status"]["images"][0]["digest"] != pushed.index.digest.as_str()
+            && o["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Stale" && c["status"] == "False")
+            })
+    })?;
+    rig.create(&printer(&rig, "after", &image, "IfNotPresent"))?;
+    started_from(&rig, "after", &id)?;
+    wait("the refreshed cache's pod to print", POD, || {
+        Ok(printed(&rig, "after")?
+            .contains("content=two")
+            .then_some(()))
+    })?;
+    Ok(())
+}
+
+/// Two caches hold as many of a pod's images; the one whose matched images are larger wins,
+/// though it is older, and `explain-match` says why. Sizes are read from the registry.
+fn known_sizes_rank_caches_that_match_as_many_images(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let small = push_image(ground, "current-eci/small", 1 << 20)?;
+    let large = push_image(ground, "current-eci/large", 6 << 20)?;
+    let app = push_image(ground, "current-eci/app", 1 << 20)?;
+    let mut flags = registry_flags(ground)?;
+    flags.extend(rig::GUIDE_POLICY.iter().map(|f| (*f).to_owned()));
+    flags.extend(["--auto-match-image-cache=true".to_owned()]);
+    let flags: Vec<&str> = flags
+        .iter()
+        .map(String::as_str)
+        .filter(|f| *f != "--auto-match-image-cache=false")
+        .collect();
+    let rig = Rig::start_with(ground, ns, 100, &flags)?;
+    let bigger = format!("bigger-{}", ns.name);
+    let smaller = format!("smaller-{}", ns.name);
+    rig.create_cache(&bigger, &[&app, &large])?;
+    let with_sizes = |o: &Value| {
+        o["status"]["phase"] == "Ready"
+            && o["status"]["images"].as_array().is_some_and(|i| {
+                i.len() == 2 && i.iter().all(|i| i["sizeBytes"].as_u64() > Some(0))
+            })
+    };
+    let big_id = rig.wait_cache(&bigger, "Ready with sizes", with_sizes)?["status"]["imageCacheId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    rig.create_cache(&smaller, &[&app, &small])?;
+    rig.wait_cache(&smaller, "Ready with sizes", with_sizes)?;
+
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: three\nspec:\n  nodeName: {node}\n  containers:\n  - name: app\n    image: {app}\n  - name: small\n    image: {small}\n  - name: large\n    image: {large}\n",
+        node = rig.node_name
+    );
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), &yaml)?;
+    let out = Command::new(ground.eci_vk())
+        .arg("explain-match")
+        .arg("-f")
+        .arg(file.path())
+        .arg("--kubeconfig")
+        .arg(&ground.kubeconfig)
+        .args(["-l", &format!("{}={}", rig::LABEL, ns.name)])
+        .arg("--auto-create-image-cache=false")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        text.contains(&format!("chosen: {big_id}")) && text.contains("more matched bytes"),
+        "{text}"
+    );
+    rig.create(&yaml)?;
+    started_from(&rig, "three", &big_id)?;
     Ok(())
 }

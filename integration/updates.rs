@@ -30,14 +30,7 @@ pub fn tests() -> Vec<Test> {
 
 /// A runnable image whose `/version` says `text`.
 fn version_image(tag: &str, text: &str) -> Result<ImageSpec> {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(text.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut header, "version", text.as_bytes())?;
-    Ok(ImageSpec::runnable("updates/app", tag).with_raw_layer(tar.into_inner()?))
+    ImageSpec::runnable("updates/app", tag).with_file("version", text)
 }
 
 /// The node process and its emulator; dropping it stops both and removes the node.

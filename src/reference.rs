@@ -127,6 +127,12 @@ impl ImageRef {
         }
     }
 
+    /// The key of this image pinned to `digest`: how a pod naming it by digest is compared
+    /// with a cache that holds it by tag.
+    pub fn key_at(&self, digest: &str) -> String {
+        format!("{}/{}@{digest}", self.registry(), self.repository())
+    }
+
     /// Whether both references name the same image (by digest when either is pinned).
     pub fn same_image(&self, other: &Self) -> bool {
         self.key() == other.key()

@@ -166,6 +166,14 @@ impl<'g> Rig<'g> {
         Ok(())
     }
 
+    /// Restarts the node with `node_flags` instead of the ones it had, and waits for it.
+    pub fn respawn_with(&mut self, node_flags: &[&str]) -> Result<()> {
+        self.kill_node();
+        self.node_flags = node_flags.iter().map(|f| (*f).to_owned()).collect();
+        self.spawn_node()?;
+        self.wait_node_ready()
+    }
+
     /// A second node in the same cluster (same cloud, cluster name and cache scope) with
     /// `extra` flags; stopped and removed when the guard drops.
     pub fn extra_node(&self, suffix: &str, extra: &[&str]) -> Result<ExtraNode<'g>> {

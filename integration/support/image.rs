@@ -125,6 +125,18 @@ impl ImageSpec {
         self
     }
 
+    /// Adds a layer holding one file, `path` (relative to `/`), with `text`.
+    pub fn with_file(self, path: &str, text: &str) -> Result<Self> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, text.as_bytes())?;
+        Ok(self.with_raw_layer(tar.into_inner()?))
+    }
+
     /// Adds a filler layer of `bytes` incompressible bytes.
     pub fn with_filler(mut self, bytes: u64) -> Self {
         self.filler_layers.push(bytes);

@@ -228,6 +228,18 @@ async fn serve(
         }
         .instrument(info_span!("node", node.name = %config.node_name)),
     );
+    let freshness = config
+        .image_cache_tag_check_interval
+        .map(|interval| {
+            Ok::<_, anyhow::Error>(imagecache::Freshness {
+                interval,
+                refresh: config.refresh_stale_image_caches,
+                roots: registry_roots(&config)?,
+                plain_http: config.agent.plain_http_registries.clone(),
+                insecure: config.agent.insecure_registries.clone(),
+            })
+        })
+        .transpose()?;
     tasks.spawn(
         imagecache::follow_cloud(
             eci.clone(),
@@ -249,6 +261,7 @@ async fn serve(
                 eci.clone(),
                 imagecache::Settings {
                     observer: Some(image_cache_observer),
+                    freshness,
                     auto_created: config
                         .auto_create_image_cache
                         .then(|| imagecache::AutoCreated {
@@ -319,6 +332,22 @@ async fn serve(
         handle.shutdown().await;
     }
     outcome
+}
+
+/// The CA certificates the node trusts for registries besides the system's
+/// (`--registry-ca-file`), read once at start.
+///
+/// # Errors
+/// The file named cannot be read.
+fn registry_roots(config: &RunConfig) -> anyhow::Result<std::sync::Arc<Vec<Vec<u8>>>> {
+    let roots = match &config.agent.registry_ca_file {
+        Some(path) => vec![
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --registry-ca-file {}", path.display()))?,
+        ],
+        None => Vec::new(),
+    };
+    Ok(std::sync::Arc::new(roots))
 }
 
 /// Settings of the ImageCache controller this node hosts: the ImageCaches of its class, and

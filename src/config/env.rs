@@ -100,6 +100,10 @@ pub const ENV_AUTO_MATCH_IMAGE_CACHE: &str = "VK_AUTO_MATCH_IMAGE_CACHE";
 pub const ENV_AUTO_CREATE_IMAGE_CACHE: &str = "VK_AUTO_CREATE_IMAGE_CACHE";
 /// `--image-cache-list-interval`.
 pub const ENV_IMAGE_CACHE_LIST_INTERVAL: &str = "VK_IMAGE_CACHE_LIST_INTERVAL";
+/// `--image-cache-tag-check-interval`.
+pub const ENV_IMAGE_CACHE_TAG_CHECK_INTERVAL: &str = "VK_IMAGE_CACHE_TAG_CHECK_INTERVAL";
+/// `--refresh-stale-image-caches`.
+pub const ENV_REFRESH_STALE_IMAGE_CACHES: &str = "VK_REFRESH_STALE_IMAGE_CACHES";
 /// `--auto-image-cache-idle`.
 pub const ENV_AUTO_IMAGE_CACHE_IDLE: &str = "VK_AUTO_IMAGE_CACHE_IDLE";
 

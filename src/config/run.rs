@@ -172,6 +172,15 @@ pub struct RunArgs {
     /// report ECI itself keeps them.
     #[arg(long, env = ENV_AUTO_IMAGE_CACHE_IDLE, default_value = "168h", value_parser = super::parse_duration)]
     pub auto_image_cache_idle: Duration,
+    /// How often the tags of a Ready cache's images are checked at their registries (a HEAD
+    /// each; `--plain-http-registry`, `--insecure-registry` and `--registry-ca-file` apply), so
+    /// a tag pushed again is noticed; `0s` never asks a registry (no digests, sizes or staleness).
+    #[arg(long, env = ENV_IMAGE_CACHE_TAG_CHECK_INTERVAL, default_value = "60s", value_parser = super::parse_duration)]
+    pub image_cache_tag_check_interval: Duration,
+    /// Update a cache in the cloud when a tag of its images moved (`false`: only mark it
+    /// `Stale`; pods pulling `Always` then skip it).
+    #[arg(long, env = ENV_REFRESH_STALE_IMAGE_CACHES, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub refresh_stale_image_caches: bool,
 }
 
 /// How pods that do not say are matched with image caches (`run` and `explain-match`).
@@ -283,6 +292,10 @@ pub struct RunConfig {
     pub image_cache_list_interval: Duration,
     /// Idle time after which an automatically created cache is deleted.
     pub auto_image_cache_idle: Duration,
+    /// Time between two checks of a cache's tags; `None`: never.
+    pub image_cache_tag_check_interval: Option<Duration>,
+    /// Update stale caches in the cloud.
+    pub refresh_stale_image_caches: bool,
 }
 
 /// The credential chain's settings (the chain itself is the ECI client's).
@@ -492,6 +505,9 @@ impl RunArgs {
             auto_create_image_cache: self.image_cache_policy.auto_create_image_cache,
             image_cache_list_interval: self.image_cache_list_interval,
             auto_image_cache_idle: self.auto_image_cache_idle,
+            image_cache_tag_check_interval: Some(self.image_cache_tag_check_interval)
+                .filter(|d| !d.is_zero()),
+            refresh_stale_image_caches: self.refresh_stale_image_caches,
         })
     }
 }

@@ -181,6 +181,7 @@ pub fn resolve_snapshot_request(
             perfect_match,
             match_count_request,
             storage_gib: None,
+            fresh_only: false,
         },
         asked,
     })
@@ -213,6 +214,7 @@ mod tests {
                 perfect_match,
                 match_count_request,
                 storage_gib: None,
+                fresh_only: false,
             },
             asked: true,
         }

@@ -65,12 +65,13 @@ pub fn cloud_entry(cache: &eci::ImageCache) -> CacheEntry {
             .iter()
             .map(|reference| CachedImage {
                 reference: reference.clone(),
-                bytes: 0,
+                ..CachedImage::default()
             })
             .collect(),
         size_gib: u64::try_from(cache.image_cache_size).unwrap_or(0),
         origin: Origin::Cloud,
         last_matched: time(&cache.last_matched_time),
+        stale: false,
     }
 }
 

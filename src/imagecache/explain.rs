@@ -22,6 +22,7 @@ fn verdict(v: Verdict) -> String {
         Verdict::Qualified => "qualified".into(),
         Verdict::NotReady => "not Ready".into(),
         Verdict::Expired(at) => format!("expired at {at}"),
+        Verdict::Stale => "stale: a tag moved and the pod pulls Always".into(),
         Verdict::TooLarge {
             size_gib,
             storage_gib,
@@ -136,11 +137,13 @@ mod tests {
                 .map(|(r, b)| CachedImage {
                     reference: (*r).into(),
                     bytes: *b,
+                    digests: Vec::new(),
                 })
                 .collect(),
             size_gib: 20,
             origin: Origin::Object,
             last_matched: None,
+            stale: false,
         }
     }
 

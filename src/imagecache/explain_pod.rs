@@ -19,7 +19,9 @@ use super::{
     index::entry_of,
     matcher::{CacheIndex, MatchOptions},
     resource::ImageCache,
-    snapshot::{Policy, SnapshotDecision, decide_snapshot, instance_storage_gib, pod_images},
+    snapshot::{
+        Policy, SnapshotDecision, decide_snapshot, instance_storage_gib, pod_images, pulls_always,
+    },
 };
 
 /// Why explain-match could not answer.
@@ -159,6 +161,7 @@ pub fn render(pod: &Pod, caches: &[ImageCache], policy: Policy, now: Timestamp) 
             });
             MatchOptions {
                 storage_gib: Some(instance_storage_gib(pod)),
+                fresh_only: pulls_always(pod),
                 ..options
             }
         }

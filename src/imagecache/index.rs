@@ -17,13 +17,14 @@ use parking_lot::RwLock;
 
 use super::{
     matcher::{CacheEntry, CacheIndex, CachedImage, Origin},
-    resource::ImageCache,
+    resource::{CONDITION_STALE, ImageCache},
 };
 
 /// A cache entry for an object that names its cloud cache; `None` before it has one.
 ///
-/// Image sizes are not reported by the ECI API, so they are 0 here and the bytes tie-break
-/// falls through to the creation time.
+/// Image sizes and digests are those the node read from the registries into `status.images`
+/// (ECI reports neither); 0 and none until then, so the bytes tie-break falls through to the
+/// creation time.
 pub fn entry_of(object: &ImageCache) -> Option<CacheEntry> {
     let status = object.status.as_ref()?;
     let id = status.image_cache_id.clone().filter(|id| !id.is_empty())?;
@@ -43,14 +44,28 @@ pub fn entry_of(object: &ImageCache) -> Option<CacheEntry> {
             .spec
             .images
             .iter()
-            .map(|reference| CachedImage {
-                reference: reference.clone(),
-                bytes: 0,
+            .map(|reference| {
+                let known = status.images.iter().find(|i| i.reference == *reference);
+                CachedImage {
+                    reference: reference.clone(),
+                    bytes: known.map_or(0, |i| u64::try_from(i.size_bytes).unwrap_or(0)),
+                    digests: known
+                        .map(|i| {
+                            std::iter::once(i.digest.clone())
+                                .chain(i.platform_digest.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
             })
             .collect(),
         size_gib: u64::try_from(object.spec.image_cache_size).unwrap_or(0),
         origin: Origin::Object,
         last_matched: None,
+        stale: status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == CONDITION_STALE && c.status == "True"),
     })
 }
 

@@ -19,18 +19,21 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::reference::image_key;
+use crate::reference::{ImageRef, image_key};
 
 /// The phase of a cache that pods can use.
 pub const READY_PHASE: &str = "Ready";
 
 /// One image of a cache and its size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CachedImage {
     /// The reference as the cache lists it.
     pub reference: String,
     /// Size of the image in bytes; 0 when unknown.
     pub bytes: u64,
+    /// The digests it is known by (the tag's, and its platform manifest's): a pod naming the
+    /// image by one of them matches it.
+    pub digests: Vec<String>,
 }
 
 /// A cache as the matcher sees it.
@@ -54,6 +57,8 @@ pub struct CacheEntry {
     pub origin: Origin,
     /// When a container group last started from it (the cloud's `LastMatchedTime`).
     pub last_matched: Option<Timestamp>,
+    /// A tag of its images points to other content than it holds.
+    pub stale: bool,
 }
 
 /// Where the node learnt of a cache.
@@ -90,6 +95,8 @@ pub struct MatchOptions {
     /// The instance's temporary storage in GiB: a larger cache cannot be its disk. `None`
     /// checks nothing.
     pub storage_gib: Option<u64>,
+    /// A container pulls `Always`: a stale cache would give it old content.
+    pub fresh_only: bool,
 }
 
 /// Whether a candidate may be chosen, and if not, why.
@@ -101,6 +108,8 @@ pub enum Verdict {
     NotReady,
     /// It expired at this time.
     Expired(Timestamp),
+    /// A tag of its images moved and the pod pulls `Always`.
+    Stale,
     /// Its disk is larger than the instance's temporary storage.
     TooLarge {
         /// The cache's size, GiB.
@@ -239,7 +248,7 @@ impl<'a> MatchReport<'a> {
 #[derive(Debug, Clone)]
 struct Indexed {
     entry: CacheEntry,
-    /// Distinct normalised keys of the entry's images.
+    /// Distinct normalised keys of the entry's images (with the keys of their digests).
     keys: Vec<String>,
 }
 
@@ -304,12 +313,18 @@ impl CacheIndex {
         let mut keys: Vec<String> = Vec::with_capacity(entry.images.len());
         let mut bytes: Vec<u64> = Vec::with_capacity(entry.images.len());
         for image in &entry.images {
-            let key = image_key(&image.reference);
-            match keys.iter().position(|k| *k == key) {
-                Some(i) => bytes[i] = bytes[i].max(image.bytes),
-                None => {
-                    keys.push(key);
-                    bytes.push(image.bytes);
+            let parsed = ImageRef::parse(&image.reference).ok();
+            let aliases = image
+                .digests
+                .iter()
+                .filter_map(|d| parsed.as_ref().map(|r| r.key_at(d)));
+            for key in std::iter::once(image_key(&image.reference)).chain(aliases) {
+                match keys.iter().position(|k| *k == key) {
+                    Some(i) => bytes[i] = bytes[i].max(image.bytes),
+                    None => {
+                        keys.push(key);
+                        bytes.push(image.bytes);
+                    }
                 }
             }
         }
@@ -396,6 +411,8 @@ impl CacheIndex {
                 Verdict::NotReady
             } else if let Some(at) = cache.expires.filter(|at| *at <= now) {
                 Verdict::Expired(at)
+            } else if options.fresh_only && cache.stale {
+                Verdict::Stale
             } else if let Some(storage_gib) = options
                 .storage_gib
                 .filter(|storage| cache.size_gib > *storage)

@@ -6,6 +6,7 @@
 
 mod annotations;
 mod cloud;
+mod digests;
 mod explain;
 mod explain_pod;
 mod host;
@@ -44,12 +45,12 @@ pub use pull_secrets::{
 };
 pub use reconciler::{
     ANNOTATION_CLOUD_ID, ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, AutoCreated, FIELD_MANAGER,
-    FINALIZER, ImageCacheController, LABEL_AUTO_CREATED, Observer, ReconcileError, Report,
-    RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,
+    FINALIZER, Freshness, ImageCacheController, LABEL_AUTO_CREATED, Observer, ReconcileError,
+    Report, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,
 };
 pub use resource::{
-    CONDITION_READY, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec, ImageCacheStatus,
-    MAX_IMAGES, crd, crd_yaml,
+    CONDITION_READY, CachedImageStatus, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec,
+    ImageCacheStatus, MAX_IMAGES, crd, crd_yaml,
 };
 pub use snapshot::{
     ANNOTATION_MATCHED_IMAGE_CACHE, Policy, REASON_BAD_ANNOTATION, REASON_HIT, REASON_MISSED,

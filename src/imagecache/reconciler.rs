@@ -39,11 +39,13 @@ use tracing::{Instrument, field};
 mod auto;
 mod build;
 mod cloud;
+mod freshness;
 
 pub use auto::{ANNOTATION_CLOUD_ID, AutoCreated, LABEL_AUTO_CREATED};
 use build::Build;
 pub use cloud::object_tag_value;
-use cloud::{cloud_error, create, delete_cloud, find_cloud, in_sync, update};
+use cloud::{cloud_error, create, delete_cloud, find_cloud, in_sync, update, update_token};
+pub use freshness::Freshness;
 
 use super::{
     index::CacheIndexHandle,
@@ -96,6 +98,9 @@ pub struct Settings {
     /// Make the caches ECI builds for this cluster's pods objects, and delete them when idle;
     /// `None` leaves them to ECI.
     pub auto_created: Option<AutoCreated>,
+    /// Read what a Ready cache's images are from their registries, and notice tags that move;
+    /// `None` never asks a registry.
+    pub freshness: Option<Freshness>,
 }
 
 /// What the controller tells its [`Observer`].
@@ -144,6 +149,7 @@ impl Default for Settings {
             leader_lease: None,
             observer: None,
             auto_created: None,
+            freshness: None,
         }
     }
 }
@@ -243,6 +249,8 @@ struct Context {
     /// status write after a failure comes back as a watch event; without this hold it would
     /// retry at once and turn the backoff into a hot loop against the cloud's quota.
     held: Mutex<HashMap<String, (tokio::time::Instant, Option<i64>)>>,
+    /// When each object's images were last checked at their registries.
+    freshness_checked: Mutex<HashMap<String, tokio::time::Instant>>,
     clock: fn() -> Timestamp,
 }
 
@@ -270,6 +278,7 @@ impl ImageCacheController {
                 recorder,
                 failures: Mutex::new(HashMap::new()),
                 held: Mutex::new(HashMap::new()),
+                freshness_checked: Mutex::new(HashMap::new()),
                 clock: Timestamp::now,
             }),
             index: CacheIndexHandle::new(),
@@ -591,7 +600,7 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
                     object,
                     ctx,
                     "UpdateImageCacheFailed",
-                    update(object, &build, c, ctx).await,
+                    update(object, &build, c, update_token(object)?, ctx).await,
                 )
                 .await?;
                 cloud = find_cloud(object, ctx).await?;
@@ -664,13 +673,16 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
         }
     };
     let synced = in_sync(&object.spec, &cloud);
-    let next = status::from_cloud(
+    let mut next = status::from_cloud(
         &cloud,
         object.meta().generation,
         synced,
         object.status.as_ref(),
         (ctx.clock)(),
     );
+    if synced {
+        freshness::check(object, &build, &cloud, ctx, &mut next).await?;
+    }
     let before = object.status.as_ref().and_then(|s| s.phase.clone());
     if object.status.as_ref() != Some(&next) {
         write_status(object, &next, ctx).await?;
@@ -707,9 +719,15 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
         }
     }
     Ok(match cloud.status {
-        S::Ready | S::Failed | S::UpdateFailed if synced => {
-            Action::requeue(ctx.settings.resync_interval)
-        }
+        S::Ready if synced => Action::requeue(
+            ctx.settings
+                .freshness
+                .as_ref()
+                .map_or(ctx.settings.resync_interval, |f| {
+                    f.interval.min(ctx.settings.resync_interval)
+                }),
+        ),
+        S::Failed | S::UpdateFailed if synced => Action::requeue(ctx.settings.resync_interval),
         _ => Action::requeue(ctx.settings.poll_interval),
     })
 }

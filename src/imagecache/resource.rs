@@ -17,6 +17,8 @@ pub const MAX_IMAGES: usize = 20;
 pub const DEFAULT_IMAGE_CACHE_SIZE_GIB: i64 = 20;
 /// Type of the condition that tools such as `kubectl wait --for=condition=Ready` read.
 pub const CONDITION_READY: &str = "Ready";
+/// The condition saying a tag of the cache's images points to other content than it holds.
+pub const CONDITION_STALE: &str = "Stale";
 
 /// `namespace:secretName`: a DNS-1123 label, a colon, a DNS-1123 subdomain.
 const PULL_SECRET_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
@@ -37,7 +39,9 @@ const PULL_SECRET_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-a-
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"CacheId","type":"string","jsonPath":".status.imageCacheId"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
-    printcolumn = r#"{"name":"Progress","type":"string","jsonPath":".status.progress"}"#
+    printcolumn = r#"{"name":"Progress","type":"string","jsonPath":".status.progress"}"#,
+    printcolumn = r#"{"name":"Images","type":"string","priority":1,"jsonPath":".spec.images"}"#,
+    printcolumn = r#"{"name":"LastMatched","type":"date","priority":1,"jsonPath":".status.lastMatchedTime"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ImageCacheSpec {
@@ -87,15 +91,37 @@ pub struct ImageCacheStatus {
     /// When the cache expires: end of retention, or 24 h after a failed build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire_date_time: Option<Time>,
+    /// When a pod last started from the cache, as the cloud reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_matched_time: Option<Time>,
     /// Events of the build, one per pulled image (core/v1 Event shape, as the guide shows).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Standard conditions; `Ready` is true once pods can use the cache.
+    /// Standard conditions; `Ready` is true once pods can use the cache; `Stale` is true once
+    /// a tag of its images points to other content than it holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// What each image of the cache is, read from its registry when the cache became Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<CachedImageStatus>,
+}
+
+/// One image of a cache as its registry described it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedImageStatus {
+    /// The reference as the spec names it.
+    pub reference: String,
+    /// The digest the reference resolved to (an image index's, when the tag names one).
+    pub digest: String,
+    /// The digest of the platform's manifest, when it differs from `digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_digest: Option<String>,
+    /// Bytes of the platform's config and layers, as the registry serves them.
+    pub size_bytes: i64,
 }
 
 /// The CustomResourceDefinition generated from [`ImageCache`].
@@ -143,6 +169,8 @@ mod tests {
                 ("CacheId", ".status.imageCacheId"),
                 ("Phase", ".status.phase"),
                 ("Progress", ".status.progress"),
+                ("Images", ".spec.images"),
+                ("LastMatched", ".status.lastMatchedTime"),
             ]
         );
     }

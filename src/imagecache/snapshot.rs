@@ -158,6 +158,18 @@ pub fn pod_images(pod: &Pod) -> Vec<&str> {
         .collect()
 }
 
+/// Whether a container of the pod pulls `Always`: it must never start from a cache whose
+/// tags moved.
+pub fn pulls_always(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+            .any(|c| c.image_pull_policy.as_deref() == Some("Always"))
+    })
+}
+
 /// The instance's temporary storage in GiB: the free 30 and what
 /// `k8s.aliyun.com/eci-extra-ephemeral-storage` adds (a malformed value adds nothing here; the
 /// pod is refused for it when its request is built).
@@ -209,6 +221,7 @@ pub fn decide_snapshot(
         SnapshotRequest::Automatic { options, asked } => {
             let options = MatchOptions {
                 storage_gib: Some(instance_storage_gib(pod)),
+                fresh_only: pulls_always(pod),
                 ..options
             };
             let report = index.select(pod_images(pod), options, now);
@@ -297,11 +310,13 @@ mod tests {
                 .map(|r| CachedImage {
                     reference: (*r).into(),
                     bytes: 1,
+                    digests: Vec::new(),
                 })
                 .collect(),
             size_gib: 20,
             origin: Origin::Object,
             last_matched: None,
+            stale: false,
         };
         let mut expired = entry("imc-expired", "Ready", &["redis"]);
         expired.expires = Some("2026-01-05T00:00:00Z".parse().expect("time"));

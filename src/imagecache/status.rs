@@ -9,7 +9,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time},
 };
 
-use super::resource::{CONDITION_READY, ImageCacheStatus};
+use super::resource::{CONDITION_READY, CONDITION_STALE, ImageCacheStatus};
 use crate::eci;
 
 /// The phase shown when the controller itself failed the object (e.g. a missing pull secret).
@@ -76,6 +76,33 @@ fn condition(
         last_transition_time: since,
         observed_generation: generation,
     }
+}
+
+/// Sets the `Stale` condition of `next` (its transition time kept from `previous` while it
+/// stays the same), or drops it when `stale` is `None`.
+pub fn set_stale(
+    next: &mut ImageCacheStatus,
+    stale: Option<(bool, &str, String)>,
+    previous: Option<&ImageCacheStatus>,
+    now: Timestamp,
+) {
+    next.conditions.retain(|c| c.type_ != CONDITION_STALE);
+    let Some((is_stale, reason, message)) = stale else {
+        return;
+    };
+    let status = if is_stale { "True" } else { "False" };
+    let before = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == CONDITION_STALE));
+    let since = before
+        .filter(|c| c.status == status)
+        .map_or(Time(now), |c| c.last_transition_time.clone());
+    next.conditions.push(Condition {
+        type_: CONDITION_STALE.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: since,
+        observed_generation: next.observed_generation,
+    });
 }
 
 /// The status for a cloud cache.
@@ -196,6 +223,7 @@ pub fn from_cloud(
         start_time: time(&cloud.creation_time),
         last_updated_time,
         expire_date_time: time(&cloud.expire_date_time),
+        last_matched_time: time(&cloud.last_matched_time),
         events,
         observed_generation,
         conditions: vec![condition(
@@ -206,6 +234,11 @@ pub fn from_cloud(
             observed_generation,
             now,
         )],
+        // What the images are is known for this cloud cache only; the digest check fills it.
+        images: previous
+            .filter(|p| p.image_cache_id.as_deref() == Some(cloud.image_cache_id.as_str()))
+            .map(|p| p.images.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -270,9 +303,11 @@ pub fn failed(
         start_time: previous.and_then(|p| p.start_time.clone()),
         last_updated_time: Some(at.clone()),
         expire_date_time: previous.and_then(|p| p.expire_date_time.clone()),
+        last_matched_time: previous.and_then(|p| p.last_matched_time.clone()),
         events: vec![event(reason, "Warning", Some(reason), message.clone(), at)],
         observed_generation: generation,
         conditions: vec![condition(false, reason, message, previous, generation, now)],
+        images: Vec::new(),
     }
 }
 

@@ -22,11 +22,13 @@ fn cache(id: &str, created: &str, images: &[(&str, u64)]) -> CacheEntry {
             .map(|(r, b)| CachedImage {
                 reference: (*r).into(),
                 bytes: *b,
+                digests: Vec::new(),
             })
             .collect(),
         size_gib: 20,
         origin: Origin::Object,
         last_matched: None,
+        stale: false,
     }
 }
 
@@ -180,6 +182,7 @@ fn perfect_match_requires_every_image() {
         perfect_match: true,
         match_count_request: None,
         storage_gib: None,
+        fresh_only: false,
     };
     assert_eq!(
         winner(&index, &["nginx", "busybox"], perfect),
@@ -209,6 +212,7 @@ fn match_count_request_sets_a_floor() {
         perfect_match: false,
         match_count_request: Some(n),
         storage_gib: None,
+        fresh_only: false,
     };
     let pod = ["nginx", "busybox", "redis"];
     assert_eq!(winner(&index, &pod, at_least(2)), Ok("imc-two".into()));
@@ -240,6 +244,7 @@ fn perfect_match_wins_over_match_count() {
         perfect_match: true,
         match_count_request: Some(1),
         storage_gib: None,
+        fresh_only: false,
     };
     let report = index.select(["nginx", "busybox", "redis"], both, now());
     assert_eq!(report.outcome().err(), Some(Miss::FilteredOut));
@@ -252,6 +257,7 @@ fn perfect_match_wins_over_match_count() {
         perfect_match: true,
         match_count_request: Some(5),
         storage_gib: None,
+        fresh_only: false,
     };
     assert_eq!(
         winner(&index, &["nginx", "busybox"], both),

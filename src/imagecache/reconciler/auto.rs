@@ -241,10 +241,12 @@ mod tests {
             images: vec![CachedImage {
                 reference: "nginx:1.25".into(),
                 bytes: 0,
+                digests: Vec::new(),
             }],
             size_gib: 0,
             origin: Origin::Cloud,
             last_matched: last_matched.map(|t| t.parse().expect("time")),
+            stale: false,
         }
     }
 

@@ -187,6 +187,27 @@ impl Build {
         (!fingerprint.is_empty()).then(|| eci::Tag::new(eci::tag::BUILD, fingerprint))
     }
 
+    /// The registries reached over plain HTTP and without certificate checks.
+    pub(super) fn registries(&self) -> (Vec<String>, Vec<String>) {
+        let hosts = |list: &Option<String>| {
+            list.as_deref()
+                .map(|l| l.split(',').map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        (hosts(&self.plain_http), hosts(&self.insecure))
+    }
+
+    /// The platform the images are pulled for: `os`, `arch`.
+    pub(super) fn platform(&self) -> (String, String) {
+        (
+            self.os_type
+                .as_deref()
+                .unwrap_or("Linux")
+                .to_ascii_lowercase(),
+            self.cpu_arch.clone().unwrap_or_else(|| "amd64".to_owned()),
+        )
+    }
+
     /// Sets the request's build fields.
     pub(super) fn create(&self, request: &mut eci::CreateImageCache) {
         request.vswitch_id.clone_from(&self.vswitch_id);

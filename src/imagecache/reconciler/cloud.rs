@@ -315,24 +315,25 @@ pub(super) async fn create(
     Ok(created.image_cache_id)
 }
 
+/// `UpdateImageCache` to the object's spec and build settings; `token` makes retries of one
+/// update one update ([`update_token`] for a changed spec).
 pub(super) async fn update(
     object: &ImageCache,
     build: &Build,
     cloud: &eci::ImageCache,
+    token: String,
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
     let name = object.name_any();
-    let uid = uid_of(object)?;
     let (size, retention) = size_and_retention(object)?;
     let credentials = credentials(object, ctx).await?;
-    let generation = object.meta().generation.unwrap_or(0);
     let mut request = eci::UpdateImageCache {
         image_cache_id: cloud.image_cache_id.clone(),
         images: object.spec.images.clone(),
         image_cache_size: Some(size),
         retention_days: retention,
         image_registry_credentials: credentials,
-        client_token: Some(format!("{uid}-u{generation}")),
+        client_token: Some(token),
         ..eci::UpdateImageCache::default()
     };
     build.update(&mut request);
@@ -351,6 +352,12 @@ pub(super) async fn update(
     )
     .await;
     Ok(())
+}
+
+/// The `ClientToken` of the update to the object's current spec: `<uid>-u<generation>`.
+pub(super) fn update_token(object: &ImageCache) -> Result<String, ReconcileError> {
+    let uid = uid_of(object)?;
+    Ok(format!("{uid}-u{}", object.meta().generation.unwrap_or(0)))
 }
 
 pub(super) async fn delete_cloud(
