@@ -210,7 +210,7 @@ impl<'a> MatchReport<'a> {
         } else if self.candidates.iter().all(|c| {
             matches!(
                 c.verdict,
-                Verdict::NotReady | Verdict::Expired(_) | Verdict::TooLarge { .. }
+                Verdict::NotReady | Verdict::Expired(_) | Verdict::Stale | Verdict::TooLarge { .. }
             )
         }) {
             Err(Miss::NoneUsable)

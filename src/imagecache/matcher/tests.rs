@@ -359,3 +359,50 @@ fn docker_hub_aliases_hit_the_same_cache_as_the_emulator_matches() {
         );
     }
 }
+
+#[test]
+fn a_pod_naming_an_image_by_digest_matches_the_cache_holding_its_tag() {
+    let digest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut entry = cache("imc-tagged", "2026-01-01T00:00:00Z", &[("nginx:1.25", MB)]);
+    entry.images[0].digests = vec![digest.to_owned()];
+    let index = CacheIndex::from_entries([entry]);
+    assert_eq!(
+        winner(
+            &index,
+            &[&format!("nginx@{digest}")],
+            MatchOptions::default()
+        ),
+        Ok("imc-tagged".into())
+    );
+    let other = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    assert_eq!(
+        winner(
+            &index,
+            &[&format!("nginx@{other}")],
+            MatchOptions::default()
+        ),
+        Err(Miss::NoCacheHoldsAnImage),
+        "another digest is other content"
+    );
+    let report = index.select([format!("nginx@{digest}")], MatchOptions::default(), now());
+    assert!(report.winner().is_some_and(|w| w.full && w.matched == 1));
+}
+
+#[test]
+fn a_stale_cache_is_skipped_only_by_pods_that_pull_always() {
+    let mut entry = cache("imc-stale", "2026-01-01T00:00:00Z", &[("app:v1", MB)]);
+    entry.stale = true;
+    let index = CacheIndex::from_entries([entry]);
+    assert_eq!(
+        winner(&index, &["app:v1"], MatchOptions::default()),
+        Ok("imc-stale".into()),
+        "IfNotPresent takes what the cache holds, as ECI does"
+    );
+    let always = MatchOptions {
+        fresh_only: true,
+        ..MatchOptions::default()
+    };
+    assert_eq!(winner(&index, &["app:v1"], always), Err(Miss::NoneUsable));
+    let report = index.select(["app:v1"], always, now());
+    assert_eq!(report.candidates[0].verdict, Verdict::Stale);
+}
