@@ -65,6 +65,7 @@ fn index(shared_base: bool) -> CacheIndex {
             origin: Origin::Object,
             last_matched: None,
             stale: false,
+            private_registries: Vec::new(),
         }
     }))
 }

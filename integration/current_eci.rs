@@ -51,6 +51,10 @@ pub fn tests() -> Vec<Test> {
             "current_eci::known_sizes_rank_caches_that_match_as_many_images",
             known_sizes_rank_caches_that_match_as_many_images,
         ),
+        test(
+            "current_eci::a_private_cache_serves_only_pods_that_could_pull_its_images",
+            a_private_cache_serves_only_pods_that_could_pull_its_images,
+        ),
     ]
 }
 
@@ -562,4 +566,72 @@ fn known_sizes_rank_caches_that_match_as_many_images(
     rig.create(&yaml)?;
     started_from(&rig, "three", &big_id)?;
     Ok(())
+}
+
+/// A cache built with a pull secret of namespace A holds a private image: a pod of namespace B
+/// without a pull secret for that registry does not start from it (the event says why) and
+/// pulls; with one, it starts from the cache.
+fn a_private_cache_serves_only_pods_that_could_pull_its_images(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let (user, password) = ground
+        .auth_registry
+        .credentials
+        .clone()
+        .context("the auth registry has credentials")?;
+    let spec = ImageSpec::runnable("current-eci/private", "v1").with_filler(64 << 10);
+    ground
+        .runtime
+        .block_on(build_and_push(&spec, &ground.auth_registry))?;
+    let image = ground.auth_registry.reference("current-eci/private", "v1");
+    let rig = Rig::start_with(ground, ns, 100, &[])?;
+    let other = format!("{}-a", ns.name);
+    let secret = |namespace: &str| {
+        rig.kubectl(&[
+            "create",
+            "secret",
+            "docker-registry",
+            "registry-login",
+            "-n",
+            namespace,
+            &format!("--docker-server={}", ground.auth_registry.host),
+            &format!("--docker-username={user}"),
+            &format!("--docker-password={password}"),
+        ])
+    };
+    rig.kubectl(&["create", "namespace", &other])?;
+    let result = (|| -> Result<()> {
+        secret(&other)?;
+        let cache = format!("private-{}", ns.name);
+        rig.create(&format!(
+            "apiVersion: eci.alibabacloud.com/v1\nkind: ImageCache\nmetadata:\n  name: {cache}\n  labels:\n    {}: {}\nspec:\n  images:\n  - {image}\n  imagePullSecrets:\n  - {other}:registry-login\n",
+            rig::LABEL,
+            ns.name
+        ))?;
+        let ready = rig.wait_cache(&cache, "Ready", |o| o["status"]["phase"] == "Ready")?;
+        let id = ready["status"]["imageCacheId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        ensure!(
+            ready["status"]["privateRegistries"][0] == ground.auth_registry.host.as_str(),
+            "the status names the registry it logged into: {ready}"
+        );
+
+        rig.create(&pod(&rig, "no-login", &image, &[]))?;
+        started_without_cache(&rig, "no-login")?;
+        let why = rig.wait_pod_event("no-login", "ImageCacheMissed")?;
+        ensure!(why.contains("no pull secret"), "{why}");
+
+        secret(&ns.name)?;
+        let with_login = pod(&rig, "with-login", &image, &[]).replace(
+            "  containers:",
+            "  imagePullSecrets:\n  - name: registry-login\n  containers:",
+        );
+        rig.create(&with_login)?;
+        started_from(&rig, "with-login", &id)
+    })();
+    let _ = rig.kubectl(&["delete", "namespace", &other, "--wait=false"]);
+    result
 }

@@ -28,6 +28,7 @@ fn run(args: ExplainMatchArgs) -> Result<(), Failure> {
         let policy = Policy {
             auto_default: args.policy.auto_match_image_cache,
             auto_create: args.policy.auto_create_image_cache,
+            private_guard: args.policy.image_cache_pull_secret_guard,
         };
         let text = explain_pod(kube, &pod, args.selector.as_deref(), policy)
             .await

@@ -190,6 +190,7 @@ async fn serve(
         image_cache_policy: imagecache::Policy {
             auto_default: config.auto_match_image_cache,
             auto_create: config.auto_create_image_cache,
+            private_guard: config.image_cache_pull_secret_guard,
         },
     };
     let mut tasks = tokio::task::JoinSet::new();

@@ -98,6 +98,8 @@ pub const ENV_IMAGE_CACHE_CLASS: &str = "VK_IMAGE_CACHE_CLASS";
 pub const ENV_AUTO_MATCH_IMAGE_CACHE: &str = "VK_AUTO_MATCH_IMAGE_CACHE";
 /// `--auto-create-image-cache` (also `explain-match`).
 pub const ENV_AUTO_CREATE_IMAGE_CACHE: &str = "VK_AUTO_CREATE_IMAGE_CACHE";
+/// `--image-cache-pull-secret-guard` (also `explain-match`).
+pub const ENV_IMAGE_CACHE_PULL_SECRET_GUARD: &str = "VK_IMAGE_CACHE_PULL_SECRET_GUARD";
 /// `--image-cache-list-interval`.
 pub const ENV_IMAGE_CACHE_LIST_INTERVAL: &str = "VK_IMAGE_CACHE_LIST_INTERVAL";
 /// `--image-cache-tag-check-interval`.

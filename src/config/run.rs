@@ -195,6 +195,11 @@ pub struct ImageCachePolicyArgs {
     /// labelled `eci.alibabacloud.com/auto-created`.
     #[arg(long, env = ENV_AUTO_CREATE_IMAGE_CACHE, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub auto_create_image_cache: bool,
+    /// Start a pod from a cache built with registry logins (its pull secrets) only when the
+    /// pod has pull secrets for the same registries, so a cache never hands a private image to
+    /// a namespace that could not pull it. `false`: any pod may use any cache, as in ECI.
+    #[arg(long, env = ENV_IMAGE_CACHE_PULL_SECRET_GUARD, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub image_cache_pull_secret_guard: bool,
 }
 
 /// A taint of the node.
@@ -288,6 +293,8 @@ pub struct RunConfig {
     pub auto_match_image_cache: bool,
     /// Having ECI build a cache when none holds every image of a matched pod.
     pub auto_create_image_cache: bool,
+    /// Private caches serve only pods with pull secrets for their registries.
+    pub image_cache_pull_secret_guard: bool,
     /// Time between two lists of the account's image caches.
     pub image_cache_list_interval: Duration,
     /// Idle time after which an automatically created cache is deleted.
@@ -503,6 +510,7 @@ impl RunArgs {
             image_cache_class,
             auto_match_image_cache: self.image_cache_policy.auto_match_image_cache,
             auto_create_image_cache: self.image_cache_policy.auto_create_image_cache,
+            image_cache_pull_secret_guard: self.image_cache_policy.image_cache_pull_secret_guard,
             image_cache_list_interval: self.image_cache_list_interval,
             auto_image_cache_idle: self.auto_image_cache_idle,
             image_cache_tag_check_interval: Some(self.image_cache_tag_check_interval)

@@ -72,6 +72,9 @@ pub fn cloud_entry(cache: &eci::ImageCache) -> CacheEntry {
         origin: Origin::Cloud,
         last_matched: time(&cache.last_matched_time),
         stale: false,
+        // ECI does not say which logins a cache was built with: the account's caches made
+        // elsewhere are matched as ECI matches them.
+        private_registries: Vec::new(),
     }
 }
 

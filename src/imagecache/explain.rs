@@ -23,6 +23,9 @@ fn verdict(v: Verdict) -> String {
         Verdict::NotReady => "not Ready".into(),
         Verdict::Expired(at) => format!("expired at {at}"),
         Verdict::Stale => "stale: a tag moved and the pod pulls Always".into(),
+        Verdict::Private => {
+            "private: built with a login for a registry the pod has no pull secret for".into()
+        }
         Verdict::TooLarge {
             size_gib,
             storage_gib,
@@ -111,6 +114,9 @@ pub fn explain(report: &MatchReport<'_>) -> String {
                 Miss::NoCacheHoldsAnImage => "no cache holds any of the pod's images",
                 Miss::NoneUsable => "every cache holding the pod's images is not Ready or expired",
                 Miss::FilteredOut => "no usable cache passes the pod's filters",
+                Miss::NotEntitled => {
+                    "the caches holding the pod's images were built with logins for registries the pod has no pull secret for"
+                }
             };
             let _ = writeln!(out, "no cache chosen: {why}");
         }
@@ -144,6 +150,7 @@ mod tests {
             origin: Origin::Object,
             last_matched: None,
             stale: false,
+            private_registries: Vec::new(),
         }
     }
 

@@ -62,13 +62,38 @@ pub async fn explain_pod(
     selector: Option<&str>,
     policy: Policy,
 ) -> Result<String, ExplainError> {
-    let api: Api<ImageCache> = Api::all(kube);
+    let api: Api<ImageCache> = Api::all(kube.clone());
     let mut params = ListParams::default();
     if let Some(selector) = selector {
         params = params.labels(selector);
     }
     let objects = api.list(&params).await.map_err(ExplainError::List)?;
-    Ok(render(pod, &objects.items, policy, Timestamp::now()))
+    // The registries the pod has pull secrets for, as the node reads them (a Secret that
+    // cannot be read adds none).
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let images: Vec<String> = pod_images(pod).into_iter().map(str::to_owned).collect();
+    let mut logins = Vec::new();
+    for secret in pod
+        .spec
+        .iter()
+        .flat_map(|s| s.image_pull_secrets.iter().flatten())
+    {
+        let entry = [format!("{namespace}:{}", secret.name)];
+        if let Ok(found) = super::pull_secrets::resolve(&kube, &entry, &images).await {
+            logins.extend(
+                found
+                    .iter()
+                    .map(|l| crate::reference::registry_host(&l.server)),
+            );
+        }
+    }
+    Ok(render(
+        pod,
+        &objects.items,
+        policy,
+        &logins,
+        Timestamp::now(),
+    ))
 }
 
 /// Reads a Pod, or the pod template of a workload (its annotations are the template's: the
@@ -122,7 +147,13 @@ fn parse_pod(text: &str) -> Result<Pod, String> {
 }
 
 /// The whole answer for `pod` against `caches` at `now`.
-pub fn render(pod: &Pod, caches: &[ImageCache], policy: Policy, now: Timestamp) -> String {
+pub fn render(
+    pod: &Pod,
+    caches: &[ImageCache],
+    policy: Policy,
+    logins: &[String],
+    now: Timestamp,
+) -> String {
     let index = CacheIndex::from_entries(caches.iter().filter_map(entry_of));
     let without_id = caches.len() - index.len();
     let mut out = format!(
@@ -166,8 +197,14 @@ pub fn render(pod: &Pod, caches: &[ImageCache], policy: Policy, now: Timestamp) 
             }
         }
     };
-    out.push_str(&explain(&index.select(pod_images(pod), options, now)));
-    match decide_snapshot(pod, &index, policy, now) {
+    let guard = policy.private_guard.then_some(logins);
+    out.push_str(&explain(&index.select_for(
+        pod_images(pod),
+        options,
+        guard,
+        now,
+    )));
+    match decide_snapshot(pod, &index, policy, logins, now) {
         Ok(SnapshotDecision::Use { id, name, .. }) => {
             out.push_str(&format!(
                 "the node would create the pod from {id} ({name})\n"
@@ -257,7 +294,7 @@ spec:
             ),
             cache("other", "imc-other", "2026-01-09T00:00:00Z", &["redis"]),
         ];
-        let text = render(&pod, &caches, Policy::default(), now);
+        let text = render(&pod, &caches, Policy::default(), &[], now);
         assert!(text.contains("asks for: automatic matching"), "{text}");
         assert!(text.contains("chosen: imc-new"), "{text}");
         assert!(text.contains("newer"), "{text}");
@@ -273,7 +310,7 @@ spec:
             "kind: Pod\nmetadata:\n  name: p\n  annotations:\n    k8s.aliyun.com/eci-imc-id: imc-nope\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
         )
         .expect("a pod");
-        let text = render(&pod, &[], Policy::default(), Timestamp::UNIX_EPOCH);
+        let text = render(&pod, &[], Policy::default(), &[], Timestamp::UNIX_EPOCH);
         assert!(
             text.contains("the pod would fail (ImageCacheNotFound)"),
             "{text}"

@@ -66,6 +66,7 @@ pub fn entry_of(object: &ImageCache) -> Option<CacheEntry> {
             .conditions
             .iter()
             .any(|c| c.type_ == CONDITION_STALE && c.status == "True"),
+        private_registries: status.private_registries.clone(),
     })
 }
 

@@ -59,6 +59,9 @@ pub struct CacheEntry {
     pub last_matched: Option<Timestamp>,
     /// A tag of its images points to other content than it holds.
     pub stale: bool,
+    /// Registries its images were pulled from with a login: a pod must have a login of its
+    /// own for each to start from it (when the node guards private caches).
+    pub private_registries: Vec<String>,
 }
 
 /// Where the node learnt of a cache.
@@ -110,6 +113,8 @@ pub enum Verdict {
     Expired(Timestamp),
     /// A tag of its images moved and the pod pulls `Always`.
     Stale,
+    /// It was built with logins for registries the pod has no pull secret for.
+    Private,
     /// Its disk is larger than the instance's temporary storage.
     TooLarge {
         /// The cache's size, GiB.
@@ -171,6 +176,9 @@ pub enum Miss {
     NoneUsable,
     /// Usable caches hold some of the images, but none passes the pod's filter.
     FilteredOut,
+    /// Caches hold some of the images, but only ones built with logins for registries the pod
+    /// has no pull secret for.
+    NotEntitled,
 }
 
 /// One distinct image of the pod.
@@ -207,6 +215,22 @@ impl<'a> MatchReport<'a> {
             Err(Miss::NoImages)
         } else if self.candidates.is_empty() {
             Err(Miss::NoCacheHoldsAnImage)
+        } else if self
+            .candidates
+            .iter()
+            .any(|c| c.verdict == Verdict::Private)
+            && self.candidates.iter().all(|c| {
+                matches!(
+                    c.verdict,
+                    Verdict::Private
+                        | Verdict::NotReady
+                        | Verdict::Expired(_)
+                        | Verdict::Stale
+                        | Verdict::TooLarge { .. }
+                )
+            })
+        {
+            Err(Miss::NotEntitled)
         } else if self.candidates.iter().all(|c| {
             matches!(
                 c.verdict,
@@ -375,6 +399,23 @@ impl CacheIndex {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        self.select_for(pod_images, options, None, now)
+    }
+
+    /// [`Self::select`] for a pod with logins for the registries `logins` (hosts, as
+    /// [`crate::reference::registry_host`] spells them): a cache built with a login for any
+    /// other registry is [`Verdict::Private`]. `None` checks nothing.
+    pub fn select_for<'a, I, S>(
+        &'a self,
+        pod_images: I,
+        options: MatchOptions,
+        logins: Option<&[String]>,
+        now: Timestamp,
+    ) -> MatchReport<'a>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let mut wanted: Vec<WantedImage> = Vec::new();
         for image in pod_images {
             let reference = image.as_ref();
@@ -411,6 +452,13 @@ impl CacheIndex {
                 Verdict::NotReady
             } else if let Some(at) = cache.expires.filter(|at| *at <= now) {
                 Verdict::Expired(at)
+            } else if logins.is_some_and(|logins| {
+                cache
+                    .private_registries
+                    .iter()
+                    .any(|host| !logins.contains(host))
+            }) {
+                Verdict::Private
             } else if options.fresh_only && cache.stale {
                 Verdict::Stale
             } else if let Some(storage_gib) = options

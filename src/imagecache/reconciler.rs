@@ -251,6 +251,8 @@ struct Context {
     held: Mutex<HashMap<String, (tokio::time::Instant, Option<i64>)>>,
     /// When each object's images were last checked at their registries.
     freshness_checked: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// The registries the last create or update of each object logged into, for its status.
+    logged_in: Mutex<HashMap<String, Vec<String>>>,
     clock: fn() -> Timestamp,
 }
 
@@ -279,6 +281,7 @@ impl ImageCacheController {
                 failures: Mutex::new(HashMap::new()),
                 held: Mutex::new(HashMap::new()),
                 freshness_checked: Mutex::new(HashMap::new()),
+                logged_in: Mutex::new(HashMap::new()),
                 clock: Timestamp::now,
             }),
             index: CacheIndexHandle::new(),
@@ -680,6 +683,9 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
         object.status.as_ref(),
         (ctx.clock)(),
     );
+    if let Some(hosts) = ctx.logged_in.lock().remove(&name) {
+        next.private_registries = hosts;
+    }
     if synced {
         freshness::check(object, &build, &cloud, ctx, &mut next).await?;
     }

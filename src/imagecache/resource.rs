@@ -107,6 +107,10 @@ pub struct ImageCacheStatus {
     /// What each image of the cache is, read from its registry when the cache became Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<CachedImageStatus>,
+    /// Registries the cache's images were pulled from with a login (its pull secrets): only a
+    /// pod with a pull secret for each of them starts from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_registries: Vec<String>,
 }
 
 /// One image of a cache as its registry described it.

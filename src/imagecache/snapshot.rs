@@ -34,6 +34,9 @@ pub struct Policy {
     /// When no cache holds every image of a matching pod, have ECI build one
     /// (`AutoMatchImageCache`, as current ECI does on a miss; `--auto-create-image-cache`).
     pub auto_create: bool,
+    /// A cache built with logins serves only pods with pull secrets for the same registries
+    /// (`--image-cache-pull-secret-guard`).
+    pub private_guard: bool,
 }
 
 impl Default for Policy {
@@ -41,6 +44,7 @@ impl Default for Policy {
         Self {
             auto_default: true,
             auto_create: true,
+            private_guard: true,
         }
     }
 }
@@ -84,13 +88,18 @@ impl SnapshotDecision {
     /// itself are reported by ECI's own events on the group.
     pub fn event(&self) -> Option<(&'static str, String)> {
         match self {
-            Self::NotRequested | Self::AutoCreate { .. } | Self::Missed { asked: false, .. } => {
-                None
-            }
+            Self::NotRequested
+            | Self::AutoCreate { .. }
+            | Self::Missed {
+                asked: false,
+                miss:
+                    Miss::NoImages | Miss::NoCacheHoldsAnImage | Miss::NoneUsable | Miss::FilteredOut,
+            } => None,
             Self::Use { id, .. } => {
                 Some((REASON_HIT, format!("Successfully hit image cache {id}.")))
             }
-            Self::Missed { miss, asked: true } => Some((
+            // A pod kept from a private cache is told why, asked or not.
+            Self::Missed { miss, .. } => Some((
                 REASON_MISSED,
                 format!("Missed image cache: {}.", miss_text(*miss)),
             )),
@@ -142,6 +151,9 @@ fn miss_text(miss: Miss) -> &'static str {
         Miss::FilteredOut => {
             "no Ready image cache satisfies imc-perfect-match or imc-match-count-request"
         }
+        Miss::NotEntitled => {
+            "the image caches holding the pod's images were built with logins for registries the pod has no pull secret for"
+        }
     }
 }
 
@@ -188,7 +200,7 @@ pub fn instance_storage_gib(pod: &Pod) -> u64 {
 }
 
 /// Decides the snapshot of `pod` from its own annotations, the node's `policy` and the caches
-/// in `index` at `now`.
+/// in `index` at `now`; `logins` are the registries the pod has pull secrets for.
 ///
 /// # Errors
 /// [`SnapshotError`]: a malformed annotation, or an explicit id that is unknown, expired, or
@@ -197,6 +209,7 @@ pub fn decide_snapshot(
     pod: &Pod,
     index: &CacheIndex,
     policy: Policy,
+    logins: &[String],
     now: Timestamp,
 ) -> Result<SnapshotDecision, SnapshotError> {
     let empty = std::collections::BTreeMap::new();
@@ -224,7 +237,8 @@ pub fn decide_snapshot(
                 fresh_only: pulls_always(pod),
                 ..options
             };
-            let report = index.select(pod_images(pod), options, now);
+            let logins = policy.private_guard.then_some(logins);
+            let report = index.select_for(pod_images(pod), options, logins, now);
             // ECI's own match knows neither the pod's filters nor its storage: it is asked only
             // when every cache it could pick instead is one the node would pick too.
             let ecis_choice_is_ours = report.candidates.iter().all(|c| {
@@ -269,6 +283,7 @@ mod tests {
     const GUIDE: Policy = Policy {
         auto_default: false,
         auto_create: false,
+        private_guard: true,
     };
 
     fn now() -> Timestamp {
@@ -317,6 +332,7 @@ mod tests {
             origin: Origin::Object,
             last_matched: None,
             stale: false,
+            private_registries: Vec::new(),
         };
         let mut expired = entry("imc-expired", "Ready", &["redis"]);
         expired.expires = Some("2026-01-05T00:00:00Z".parse().expect("time"));
@@ -334,7 +350,7 @@ mod tests {
             &[],
             &["nginx:1.7.9"],
         );
-        let d = decide_snapshot(&p, &index(), GUIDE, now()).expect("decided");
+        let d = decide_snapshot(&p, &index(), GUIDE, &[], now()).expect("decided");
         assert_eq!(
             d,
             SnapshotDecision::Use {
@@ -354,7 +370,7 @@ mod tests {
             ("imc-creating", REASON_NOT_COMPLETE),
         ] {
             let p = pod(&[(ANNOTATION_IMAGE_SNAPSHOT_ID, id)], &[], &["nginx:1.7.9"]);
-            let err = decide_snapshot(&p, &index(), GUIDE, now()).expect_err(id);
+            let err = decide_snapshot(&p, &index(), GUIDE, &[], now()).expect_err(id);
             assert_eq!(err.reason(), reason, "{id}");
             assert!(err.to_string().contains(id));
         }
@@ -372,7 +388,7 @@ mod tests {
         );
         assert_eq!(pod_images(&p), ["busybox:latest", "nginx:1.7.9"]);
         assert_eq!(
-            decide_snapshot(&p, &index(), GUIDE, now()),
+            decide_snapshot(&p, &index(), GUIDE, &[], now()),
             Ok(SnapshotDecision::Use {
                 id: "imc-ready".into(),
                 name: "obj-imc-ready".into(),
@@ -384,7 +400,7 @@ mod tests {
     #[test]
     fn automatic_miss_is_an_event_not_a_failure() {
         let p = pod(&[(ANNOTATION_IMAGE_CACHE, "true")], &[], &["redis"]);
-        let d = decide_snapshot(&p, &index(), GUIDE, now()).expect("decided");
+        let d = decide_snapshot(&p, &index(), GUIDE, &[], now()).expect("decided");
         assert_eq!(
             d,
             SnapshotDecision::Missed {
@@ -401,7 +417,7 @@ mod tests {
         // No annotation at all: matched, and a full hit is used as is.
         let p = pod(&[], &["busybox"], &["nginx:1.7.9"]);
         assert!(matches!(
-            decide_snapshot(&p, &index(), current, now()),
+            decide_snapshot(&p, &index(), current, &[], now()),
             Ok(SnapshotDecision::Use {
                 automatic: true,
                 ..
@@ -409,7 +425,7 @@ mod tests {
         ));
         // Only part of the images cached: ECI matches and builds a cache of them all.
         let p = pod(&[], &[], &["nginx:1.7.9", "redis"]);
-        let d = decide_snapshot(&p, &index(), current, now()).expect("decided");
+        let d = decide_snapshot(&p, &index(), current, &[], now()).expect("decided");
         assert_eq!(
             d,
             SnapshotDecision::AutoCreate {
@@ -420,13 +436,13 @@ mod tests {
         // Nothing usable holds an image: the same, with nothing to start from meanwhile.
         let p = pod(&[], &[], &["redis"]);
         assert_eq!(
-            decide_snapshot(&p, &index(), current, now()),
+            decide_snapshot(&p, &index(), current, &[], now()),
             Ok(SnapshotDecision::AutoCreate { partial: None })
         );
         // The pod's "false" turns it all off.
         let p = pod(&[(ANNOTATION_AUTO_IMC, "false")], &[], &["redis"]);
         assert_eq!(
-            decide_snapshot(&p, &index(), current, now()),
+            decide_snapshot(&p, &index(), current, &[], now()),
             Ok(SnapshotDecision::NotRequested)
         );
         // A filter ECI's match cannot honour keeps the choice with the node: it pulls.
@@ -436,12 +452,57 @@ mod tests {
             &["nginx:1.7.9", "redis"],
         );
         assert_eq!(
-            decide_snapshot(&p, &index(), current, now()),
+            decide_snapshot(&p, &index(), current, &[], now()),
             Ok(SnapshotDecision::Missed {
                 miss: Miss::FilteredOut,
                 asked: false
             })
         );
+    }
+
+    #[test]
+    fn a_cache_built_with_logins_serves_only_pods_with_logins_for_them() {
+        let mut private = index();
+        let mut entry = private.get("imc-ready").expect("entry").clone();
+        entry.private_registries = vec!["registry.example.com".into()];
+        private.upsert(entry);
+        let p = pod(
+            &[(ANNOTATION_IMAGE_CACHE, "true")],
+            &[],
+            &["nginx:1.7.9", "busybox"],
+        );
+        let d = decide_snapshot(&p, &private, GUIDE, &[], now()).expect("decided");
+        assert_eq!(
+            d,
+            SnapshotDecision::Missed {
+                miss: Miss::NotEntitled,
+                asked: true
+            }
+        );
+        let (reason, note) = d.event().expect("an event");
+        assert_eq!(reason, REASON_MISSED);
+        assert!(note.contains("no pull secret"), "{note}");
+        // Not asked, the pod is still told why (under ECI's default matching).
+        let quiet = pod(&[], &[], &["nginx:1.7.9", "busybox"]);
+        let d = decide_snapshot(&quiet, &private, Policy::default(), &[], now()).expect("decided");
+        assert!(d.event().is_some(), "{d:?}");
+        assert!(
+            !matches!(d, SnapshotDecision::AutoCreate { .. }),
+            "ECI would pick the private cache"
+        );
+        let logins = ["registry.example.com".to_owned()];
+        assert!(matches!(
+            decide_snapshot(&p, &private, GUIDE, &logins, now()),
+            Ok(SnapshotDecision::Use { .. })
+        ));
+        let open = Policy {
+            private_guard: false,
+            ..GUIDE
+        };
+        assert!(matches!(
+            decide_snapshot(&p, &private, open, &[], now()),
+            Ok(SnapshotDecision::Use { .. })
+        ));
     }
 
     #[test]
@@ -457,7 +518,7 @@ mod tests {
         );
         assert_eq!(instance_storage_gib(&p), 30);
         assert_eq!(
-            decide_snapshot(&p, &big, GUIDE, now()),
+            decide_snapshot(&p, &big, GUIDE, &[], now()),
             Ok(SnapshotDecision::Missed {
                 miss: Miss::NoneUsable,
                 asked: true
@@ -473,7 +534,7 @@ mod tests {
         );
         assert_eq!(instance_storage_gib(&p), 40);
         assert!(matches!(
-            decide_snapshot(&p, &big, GUIDE, now()),
+            decide_snapshot(&p, &big, GUIDE, &[], now()),
             Ok(SnapshotDecision::Use { .. })
         ));
     }
@@ -482,7 +543,7 @@ mod tests {
     fn no_annotation_no_cache_and_bad_annotation_fails() {
         let p = pod(&[], &[], &["nginx:1.7.9"]);
         assert_eq!(
-            decide_snapshot(&p, &index(), GUIDE, now()),
+            decide_snapshot(&p, &index(), GUIDE, &[], now()),
             Ok(SnapshotDecision::NotRequested)
         );
         let p = pod(
@@ -493,7 +554,7 @@ mod tests {
             &[],
             &["nginx:1.7.9"],
         );
-        let err = decide_snapshot(&p, &index(), GUIDE, now()).expect_err("bad");
+        let err = decide_snapshot(&p, &index(), GUIDE, &[], now()).expect_err("bad");
         assert_eq!(err.reason(), REASON_BAD_ANNOTATION);
     }
 }

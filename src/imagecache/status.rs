@@ -239,6 +239,10 @@ pub fn from_cloud(
             .filter(|p| p.image_cache_id.as_deref() == Some(cloud.image_cache_id.as_str()))
             .map(|p| p.images.clone())
             .unwrap_or_default(),
+        private_registries: previous
+            .filter(|p| p.image_cache_id.as_deref() == Some(cloud.image_cache_id.as_str()))
+            .map(|p| p.private_registries.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -308,6 +312,9 @@ pub fn failed(
         observed_generation: generation,
         conditions: vec![condition(false, reason, message, previous, generation, now)],
         images: Vec::new(),
+        private_registries: previous
+            .map(|p| p.private_registries.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -90,13 +90,18 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
     if ctx.backoff.waiting(uid, Instant::now()) {
         return;
     }
-    // The cache first: it is decided from memory, and a pod that must fail for it fails
-    // before anything is read for it.
+    // The pull secrets first: the request needs them whole, and a cache built with logins
+    // serves only pods with logins of their own for the same registries. Their warnings are
+    // published only for a pod about to be created.
+    let (logins, warnings) = pull_secrets::credentials(&ctx.kube, pod).await;
+    // Then the cache, decided from memory: a pod that must fail for it fails before its
+    // ConfigMaps and Secrets are read.
     let snapshot = match snapshot::resolve(
         &ctx.config.image_caches,
         Some(&ctx.eci),
         ctx.config.image_cache_policy,
         pod,
+        &logins,
         jiff::Timestamp::now(),
     )
     .await
@@ -127,9 +132,6 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         ctx.backoff.failed(uid, Instant::now());
         return;
     };
-    // The pull secrets are read before the request is built, so the request comes out whole;
-    // their warnings are published where they were before: only for a pod about to be created.
-    let (logins, warnings) = pull_secrets::credentials(&ctx.kube, pod).await;
     let translated = match translate(pod, &ctx.config.placement, &sources, &snapshot, logins) {
         Ok(translated) => translated,
         Err(unsupported) => {

@@ -49,6 +49,7 @@ pub async fn resolve(
     cloud: Option<&eci::Client>,
     policy: Policy,
     pod: &Pod,
+    logins: &[eci::ImageRegistryCredential],
     now: Timestamp,
 ) -> Result<SnapshotDecision, Resolve> {
     let empty = std::collections::BTreeMap::new();
@@ -70,8 +71,12 @@ pub async fn resolve(
     if !index.is_synced() {
         return Err(Resolve::Wait);
     }
+    let hosts: Vec<String> = logins
+        .iter()
+        .map(|l| crate::reference::registry_host(&l.server))
+        .collect();
     index
-        .read(|caches| imagecache::decide_snapshot(pod, caches, policy, now))
+        .read(|caches| imagecache::decide_snapshot(pod, caches, policy, &hosts, now))
         .map_err(Resolve::Fail)
 }
 
@@ -161,18 +166,26 @@ mod tests {
         let policy = Policy {
             auto_default: false,
             auto_create: false,
+            private_guard: true,
         };
-        block_on(resolve(index, None, policy, pod, now()))
+        block_on(resolve(index, None, policy, pod, &[], now()))
     }
 
     #[test]
     fn under_ecis_default_every_pod_waits_for_the_index() {
         let index = CacheIndexHandle::new();
         let plain = pod(&[]);
-        let resolved = block_on(resolve(&index, None, Policy::default(), &plain, now()));
+        let resolved = block_on(resolve(&index, None, Policy::default(), &plain, &[], now()));
         assert_eq!(resolved, Err(Resolve::Wait));
         let declines = pod(&[(crate::imagecache::ANNOTATION_AUTO_IMC, "false")]);
-        let resolved = block_on(resolve(&index, None, Policy::default(), &declines, now()));
+        let resolved = block_on(resolve(
+            &index,
+            None,
+            Policy::default(),
+            &declines,
+            &[],
+            now(),
+        ));
         assert_eq!(resolved, Ok(SnapshotDecision::NotRequested));
     }
 

@@ -29,6 +29,7 @@ fn cache(id: &str, created: &str, images: &[(&str, u64)]) -> CacheEntry {
         origin: Origin::Object,
         last_matched: None,
         stale: false,
+        private_registries: Vec::new(),
     }
 }
 

@@ -247,6 +247,7 @@ mod tests {
             origin: Origin::Cloud,
             last_matched: last_matched.map(|t| t.parse().expect("time")),
             stale: false,
+            private_registries: Vec::new(),
         }
     }
 

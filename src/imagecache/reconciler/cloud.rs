@@ -15,7 +15,7 @@ use crate::{
         resource::{ImageCache, ImageCacheSpec},
         status,
     },
-    reference::image_key,
+    reference::{image_key, registry_host},
 };
 
 /// The value of the [`TAG_OBJECT`] tag: the object's name, or for a name longer than the 128
@@ -226,7 +226,18 @@ pub(super) async fn credentials(
     )
     .await
     {
-        Ok(credentials) => Ok(credentials),
+        Ok(credentials) => {
+            // The registries this build logs into: the status names them, so pods without a
+            // login of their own for them do not start from it.
+            let mut hosts: Vec<String> = credentials
+                .iter()
+                .map(|c| registry_host(&c.server))
+                .collect();
+            hosts.sort();
+            hosts.dedup();
+            ctx.logged_in.lock().insert(name, hosts);
+            Ok(credentials)
+        }
         Err(source) => {
             let message = source.to_string();
             let failed = status::failed(
