@@ -55,6 +55,10 @@ pub fn tests() -> Vec<Test> {
             "current_eci::a_private_cache_serves_only_pods_that_could_pull_its_images",
             a_private_cache_serves_only_pods_that_could_pull_its_images,
         ),
+        test(
+            "current_eci::a_warmed_deployment_scales_from_a_cache_it_had_at_zero",
+            a_warmed_deployment_scales_from_a_cache_it_had_at_zero,
+        ),
     ]
 }
 
@@ -634,4 +638,86 @@ fn a_private_cache_serves_only_pods_that_could_pull_its_images(
     })();
     let _ = rig.kubectl(&["delete", "namespace", &other, "--wait=false"]);
     result
+}
+
+/// A Deployment of 0 replicas annotated `eci.alibabacloud.com/warm-image-cache: "true"` gets a
+/// Ready ImageCache of its template's images; scaled to 3, every pod starts from it, pulling
+/// 0 bytes; deleted, its cache goes after the grace period.
+fn a_warmed_deployment_scales_from_a_cache_it_had_at_zero(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let spec = ImageSpec::runnable("current-eci/warm", "v1").with_filler(2 << 20);
+    ground
+        .runtime
+        .block_on(build_and_push(&spec, &ground.registry))?;
+    let image = ground.registry.reference(&spec.repository, &spec.tag);
+    let rig = Rig::start_runc_with(
+        ground,
+        ns,
+        7,
+        &[
+            "--image-cache-list-interval",
+            LIST_EVERY,
+            "--warm-image-cache-grace",
+            "2s",
+        ],
+    )?;
+    rig.create(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: warm-app\n  annotations:\n    eci.alibabacloud.com/warm-image-cache: \"true\"\nspec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: warm-app\n  template:\n    metadata:\n      labels:\n        app: warm-app\n    spec:\n      nodeName: {node}\n      containers:\n      - name: app\n        image: {image}\n        imagePullPolicy: IfNotPresent\n",
+        node = rig.node_name
+    ))?;
+    let selector = format!("eci.alibabacloud.com/warm=true,{}={}", rig::LABEL, ns.name);
+    let list = || -> Result<Value> {
+        Ok(serde_json::from_str(&rig.kubectl(&[
+            "get",
+            "imagecaches",
+            "-l",
+            &selector,
+            "-o",
+            "json",
+        ])?)?)
+    };
+    let object = wait("the warm cache to be Ready", SLOW, || {
+        Ok(list()?["items"]
+            .as_array()
+            .and_then(|items| items.first())
+            .filter(|o| o["status"]["phase"] == "Ready")
+            .cloned())
+    })?;
+    let id = object["status"]["imageCacheId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(
+        object["metadata"]["annotations"]["eci.alibabacloud.com/warm-workload"]
+            == format!("Deployment/{}/warm-app", ns.name).as_str(),
+        "{object}"
+    );
+
+    rig.kubectl(&[
+        "scale",
+        "deployment",
+        "warm-app",
+        "--replicas=3",
+        "-n",
+        &ns.name,
+    ])?;
+    let pods = wait("3 pods", POD, || {
+        let pods = rig.pods_of("warm-app")?;
+        Ok((pods.len() == 3).then_some(pods))
+    })?;
+    for pod in &pods {
+        started_from(&rig, pod, &id)?;
+        pulled(&rig, pod, 0)?;
+    }
+
+    rig.kubectl(&["delete", "deployment", "warm-app", "-n", &ns.name])?;
+    wait("the warm cache to go with its workload", SLOW, || {
+        Ok(list()?["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(()))
+    })?;
+    Ok(())
 }

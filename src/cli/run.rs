@@ -263,6 +263,12 @@ async fn serve(
                 imagecache::Settings {
                     observer: Some(image_cache_observer),
                     freshness,
+                    warm: Some(imagecache::Warm {
+                        interval: config.image_cache_list_interval,
+                        grace: config.warm_image_cache_grace,
+                        node_name: config.node_name.clone(),
+                        class: config.image_cache_class.clone(),
+                    }),
                     auto_created: config
                         .auto_create_image_cache
                         .then(|| imagecache::AutoCreated {

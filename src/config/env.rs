@@ -106,6 +106,8 @@ pub const ENV_IMAGE_CACHE_LIST_INTERVAL: &str = "VK_IMAGE_CACHE_LIST_INTERVAL";
 pub const ENV_IMAGE_CACHE_TAG_CHECK_INTERVAL: &str = "VK_IMAGE_CACHE_TAG_CHECK_INTERVAL";
 /// `--refresh-stale-image-caches`.
 pub const ENV_REFRESH_STALE_IMAGE_CACHES: &str = "VK_REFRESH_STALE_IMAGE_CACHES";
+/// `--warm-image-cache-grace`.
+pub const ENV_WARM_IMAGE_CACHE_GRACE: &str = "VK_WARM_IMAGE_CACHE_GRACE";
 /// `--auto-image-cache-idle`.
 pub const ENV_AUTO_IMAGE_CACHE_IDLE: &str = "VK_AUTO_IMAGE_CACHE_IDLE";
 

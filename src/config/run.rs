@@ -181,6 +181,11 @@ pub struct RunArgs {
     /// `Stale`; pods pulling `Always` then skip it).
     #[arg(long, env = ENV_REFRESH_STALE_IMAGE_CACHES, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub refresh_stale_image_caches: bool,
+    /// How long the cache of a workload annotated `eci.alibabacloud.com/warm-image-cache:
+    /// "true"` is kept after the workload is deleted or stops asking (checked every
+    /// `--image-cache-list-interval`).
+    #[arg(long, env = ENV_WARM_IMAGE_CACHE_GRACE, default_value = "1h", value_parser = super::parse_duration)]
+    pub warm_image_cache_grace: Duration,
 }
 
 /// How pods that do not say are matched with image caches (`run` and `explain-match`).
@@ -303,6 +308,8 @@ pub struct RunConfig {
     pub image_cache_tag_check_interval: Option<Duration>,
     /// Update stale caches in the cloud.
     pub refresh_stale_image_caches: bool,
+    /// How long a warmed workload's cache outlives it.
+    pub warm_image_cache_grace: Duration,
 }
 
 /// The credential chain's settings (the chain itself is the ECI client's).
@@ -516,6 +523,7 @@ impl RunArgs {
             image_cache_tag_check_interval: Some(self.image_cache_tag_check_interval)
                 .filter(|d| !d.is_zero()),
             refresh_stale_image_caches: self.refresh_stale_image_caches,
+            warm_image_cache_grace: self.warm_image_cache_grace,
         })
     }
 }

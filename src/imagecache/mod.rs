@@ -44,9 +44,10 @@ pub use pull_secrets::{
     resolve as resolve_pull_secrets,
 };
 pub use reconciler::{
-    ANNOTATION_CLOUD_ID, ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, AutoCreated, FIELD_MANAGER,
-    FINALIZER, Freshness, ImageCacheController, LABEL_AUTO_CREATED, Observer, ReconcileError,
-    Report, RunError, Settings, TAG_CLUSTER, TAG_OBJECT, TAG_UID, object_tag_value, run,
+    ANNOTATION_CLOUD_ID, ANNOTATION_INSECURE, ANNOTATION_PLAIN_HTTP, ANNOTATION_WARM,
+    ANNOTATION_WORKLOAD, AutoCreated, FIELD_MANAGER, FINALIZER, Freshness, ImageCacheController,
+    LABEL_AUTO_CREATED, LABEL_WARM, Observer, ReconcileError, Report, RunError, Settings,
+    TAG_CLUSTER, TAG_OBJECT, TAG_UID, Warm, object_tag_value, run,
 };
 pub use resource::{
     CONDITION_READY, CachedImageStatus, DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec,

@@ -40,12 +40,14 @@ mod auto;
 mod build;
 mod cloud;
 mod freshness;
+mod warm;
 
 pub use auto::{ANNOTATION_CLOUD_ID, AutoCreated, LABEL_AUTO_CREATED};
 use build::Build;
 pub use cloud::object_tag_value;
 use cloud::{cloud_error, create, delete_cloud, find_cloud, in_sync, update, update_token};
 pub use freshness::Freshness;
+pub use warm::{ANNOTATION_WARM, ANNOTATION_WORKLOAD, LABEL_WARM, Warm};
 
 use super::{
     index::CacheIndexHandle,
@@ -101,6 +103,8 @@ pub struct Settings {
     /// Read what a Ready cache's images are from their registries, and notice tags that move;
     /// `None` never asks a registry.
     pub freshness: Option<Freshness>,
+    /// Cache the images of workloads that ask for it before they scale; `None`: never.
+    pub warm: Option<Warm>,
 }
 
 /// What the controller tells its [`Observer`].
@@ -150,6 +154,7 @@ impl Default for Settings {
             observer: None,
             auto_created: None,
             freshness: None,
+            warm: None,
         }
     }
 }
@@ -360,9 +365,15 @@ async fn work(
             auto::keep(ctx.clone(), index, settings, stop.clone()).await;
         }
     };
+    let warming = async {
+        if let Some(settings) = ctx.settings.warm.clone() {
+            warm::keep(ctx.clone(), settings, stop.clone()).await;
+        }
+    };
     tokio::join!(
         run_controller(api, watch, ctx.clone(), stop.clone()),
-        keeping
+        keeping,
+        warming
     );
 }
 
