@@ -160,6 +160,7 @@ async fn serve(
     };
     let (health_tx, health_rx) = watch::channel(true);
     let image_caches = imagecache::CacheIndexHandle::new();
+    metrics.watch_image_caches(image_caches.clone());
     let pods_config = pods::PodsConfig {
         node_name: config.node_name.clone(),
         placement: pods::Placement {

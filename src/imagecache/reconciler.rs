@@ -119,6 +119,11 @@ pub enum Report {
     },
     /// This process began (`true`) or stopped (`false`) doing the controller's writes.
     Leading(bool),
+    /// A cloud cache became Ready this long after it was created.
+    Built {
+        /// Creation to Ready, as the reconciler saw it.
+        took: Duration,
+    },
 }
 
 /// A hook called with each [`Report`].
@@ -707,6 +712,15 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
     if before.as_deref() != next.phase.as_deref() {
         match cloud.status {
             S::Ready => {
+                // A first build only: an update's Ready says nothing of how long a build takes.
+                if matches!(before.as_deref(), None | Some("Preparing" | "Creating"))
+                    && let Ok(created) = cloud.creation_time.parse::<Timestamp>()
+                {
+                    let took = (ctx.clock)().duration_since(created);
+                    ctx.settings.report(Report::Built {
+                        took: Duration::try_from(took).unwrap_or_default(),
+                    });
+                }
                 publish(
                     object,
                     ctx,

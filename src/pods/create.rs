@@ -183,7 +183,9 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
                 &created.container_group_id,
                 ObjectRef::from_obj(pod),
                 Instant::now(),
+                crate::metrics::decision_labels(&snapshot).0,
             );
+            ctx.config.metrics.cache_decision(&snapshot);
             info!(group.id = %created.container_group_id, "container group created");
             publish(
                 ctx,

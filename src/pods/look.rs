@@ -53,8 +53,11 @@ pub(super) async fn look(ctx: &Context) {
             continue;
         };
         let starting = is_starting(&group);
-        if !starting {
-            ctx.starts.settled(&due.uid);
+        if !starting
+            && let Some((took, cache)) = ctx.starts.settled(&due.uid)
+            && group.status == crate::eci::ContainerGroupStatus::Running
+        {
+            ctx.config.metrics.pod_started(cache, took);
         }
         let Some(pod) = ctx.store.get(&due.pod) else {
             continue;

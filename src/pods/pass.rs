@@ -218,8 +218,11 @@ async fn reconcile(
         Step::RemovePod => delete_pod(ctx, pod, &uid).await,
         Step::Reject(unsupported) => reject(ctx, pod, &uid, &unsupported).await,
         Step::WriteStatus { settled } => {
-            if settled {
-                ctx.starts.settled(&uid);
+            if settled
+                && let Some((took, cache)) = ctx.starts.settled(&uid)
+                && group.is_some_and(|g| g.status == crate::eci::ContainerGroupStatus::Running)
+            {
+                ctx.config.metrics.pod_started(cache, took);
             }
             if let Some(group) = group {
                 sync_status(ctx, pod, &uid, group).await;

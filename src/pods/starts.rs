@@ -45,6 +45,8 @@ struct Starting {
     created: Instant,
     next_look: Instant,
     gap: Duration,
+    /// What it starts from, a metrics label (`crate::metrics::decision_labels`).
+    cache: &'static str,
 }
 
 /// One group due a look: the pod's UID, the group and where the pod is in the store.
@@ -122,7 +124,14 @@ impl Starts {
     }
 
     /// Records a group just created for the pod; its first look is due shortly.
-    pub fn created(&self, uid: &str, group_id: &str, pod: ObjectRef<Pod>, now: Instant) {
+    pub fn created(
+        &self,
+        uid: &str,
+        group_id: &str,
+        pod: ObjectRef<Pod>,
+        now: Instant,
+        cache: &'static str,
+    ) {
         let mut inner = self.inner.lock();
         inner.created.insert(uid.to_owned(), now);
         inner.starting.insert(
@@ -133,14 +142,20 @@ impl Starts {
                 created: now,
                 next_look: now + FIRST_LOOK,
                 gap: FIRST_LOOK,
+                cache,
             },
         );
         self.changed.notify_one();
     }
 
-    /// The pod's group has left its start (it runs, ended or failed): no more looks.
-    pub fn settled(&self, uid: &str) {
-        self.inner.lock().starting.remove(uid);
+    /// The pod's group has left its start (it runs, ended or failed): no more looks. Answers
+    /// how long the start took and what it started from, the first time only.
+    pub fn settled(&self, uid: &str) -> Option<(Duration, &'static str)> {
+        self.inner
+            .lock()
+            .starting
+            .remove(uid)
+            .map(|s| (s.created.elapsed(), s.cache))
     }
 
     /// When the next look is due, if any group is starting.
@@ -222,7 +237,13 @@ mod tests {
         let again = starts
             .begin_create("u1", None)
             .expect("a failed create may be retried");
-        starts.created("u1", "eci-1", pod_ref("a"), t0 + Duration::from_secs(1));
+        starts.created(
+            "u1",
+            "eci-1",
+            pod_ref("a"),
+            t0 + Duration::from_secs(1),
+            "none",
+        );
         drop(again);
         assert!(
             starts.begin_create("u1", Some(t0)).is_none(),
@@ -251,7 +272,7 @@ mod tests {
     fn looks_start_soon_then_space_out() {
         let starts = Starts::default();
         let t0 = Instant::now();
-        starts.created("u1", "eci-1", pod_ref("a"), t0);
+        starts.created("u1", "eci-1", pod_ref("a"), t0, "none");
         assert_eq!(starts.next_look(), Some(t0 + FIRST_LOOK));
         assert!(
             starts.take_due(t0).is_empty(),
@@ -287,7 +308,7 @@ mod tests {
         for i in 0..25u64 {
             let uid = format!("u{i:02}");
             let at = t0 + Duration::from_millis(i);
-            starts.created(&uid, &format!("eci-{i:02}"), pod_ref(&uid), at);
+            starts.created(&uid, &format!("eci-{i:02}"), pod_ref(&uid), at, "none");
         }
         let now = t0 + Duration::from_secs(1);
         let first = starts.take_due(now);
@@ -302,9 +323,9 @@ mod tests {
     fn old_starts_and_gone_pods_are_dropped() {
         let starts = Starts::default();
         let t0 = Instant::now();
-        starts.created("old", "eci-1", pod_ref("old"), t0);
-        starts.created("gone", "eci-2", pod_ref("gone"), t0 + LOOK_FOR);
-        starts.created("kept", "eci-3", pod_ref("kept"), t0 + LOOK_FOR);
+        starts.created("old", "eci-1", pod_ref("old"), t0, "none");
+        starts.created("gone", "eci-2", pod_ref("gone"), t0 + LOOK_FOR, "none");
+        starts.created("kept", "eci-3", pod_ref("kept"), t0 + LOOK_FOR, "none");
         starts.retain_live(&["old".to_owned(), "kept".to_owned()].into());
         let due = starts.take_due(t0 + LOOK_FOR + FIRST_LOOK);
         let uids: Vec<_> = due.iter().map(|d| d.uid.as_str()).collect();
