@@ -28,10 +28,16 @@ use std::{
 use anyhow::{Context, Result, bail};
 use eci_vk::imagecache::{ImageCache, ImageCacheSpec};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Namespace, Pod},
+};
 use kube::{
-    Api,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams},
+    Api, ResourceExt,
+    api::{
+        DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent,
+        WatchParams,
+    },
 };
 use support::{Daemon, Ground, Summary, secs};
 
@@ -42,12 +48,15 @@ const LABEL: &str = eci_vk::imagecache::LABEL_CLASS;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 enum Mode {
-    /// No annotation: every pod pulls its images over the link.
+    /// `k8s.aliyun.com/eci-auto-imc: "false"`: every pod pulls its images over the link.
     None,
     /// `k8s.aliyun.com/eci-image-snapshot-id: imc-…`.
     Explicit,
     /// `k8s.aliyun.com/eci-image-cache: "true"`.
     Auto,
+    /// The first pod of a Deployment annotated `eci.alibabacloud.com/warm-image-cache: "true"`,
+    /// scaled from 0 once the node warmed its images: timed from the scale.
+    Warmed,
 }
 
 impl Mode {
@@ -56,6 +65,7 @@ impl Mode {
             Mode::None => "no cache",
             Mode::Explicit => "explicit cache",
             Mode::Auto => "automatic match",
+            Mode::Warmed => "warmed workload",
         }
     }
 }
@@ -91,7 +101,8 @@ fn args() -> Result<Args> {
                         "none" => Ok(Mode::None),
                         "explicit" => Ok(Mode::Explicit),
                         "auto" => Ok(Mode::Auto),
-                        _ => bail!("--modes: unknown mode {m:?} (none, explicit, auto)"),
+                        "warmed" => Ok(Mode::Warmed),
+                        _ => bail!("--modes: unknown mode {m:?} (none, explicit, auto, warmed)"),
                     })
                     .collect::<Result<_>>()?;
             }
@@ -318,6 +329,10 @@ async fn measure(bench: &Bench, args: &Args, data: &Path, tmp: &Path) -> Result<
     let cache_build_s = secs(started);
     eprintln!("image cache {cache_id} Ready after {cache_build_s:.1} s");
 
+    if args.modes.contains(&Mode::Warmed) {
+        let took = warm_up(bench).await?;
+        eprintln!("warmed Deployment's cache Ready after {took:.1} s");
+    }
     let mut samples = Vec::new();
     for &mode in &args.modes {
         for i in 0..args.pods {
@@ -377,10 +392,13 @@ async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Samp
             Mode::None => "none",
             Mode::Explicit => "explicit",
             Mode::Auto => "auto",
+            Mode::Warmed => "warmed",
         }
     );
     let annotations: BTreeMap<String, String> = match mode {
-        Mode::None => BTreeMap::new(),
+        // Current ECI matches every pod by default: the baseline says no.
+        Mode::None => [("k8s.aliyun.com/eci-auto-imc".to_owned(), "false".to_owned())].into(),
+        Mode::Warmed => BTreeMap::new(),
         Mode::Explicit => [(
             "k8s.aliyun.com/eci-image-snapshot-id".to_owned(),
             cache_id.to_owned(),
@@ -392,18 +410,7 @@ async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Samp
         )]
         .into(),
     };
-    let containers: Vec<serde_json::Value> = bench
-        .images
-        .iter()
-        .enumerate()
-        .map(|(n, image)| {
-            serde_json::json!({
-                "name": format!("c{n}"),
-                "image": image,
-                "command": ["sh", "-c", "sleep 3600"],
-            })
-        })
-        .collect();
+    let containers = containers(bench);
     let mut pod: Pod = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -417,7 +424,29 @@ async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Samp
     pod.metadata.annotations = Some(annotations);
 
     let t0 = Instant::now();
-    let created = pods.create(&PostParams::default(), &pod).await?;
+    let (name, created) = if mode == Mode::Warmed {
+        // The user's view: from the scale to the pod running.
+        scale_warm(bench, 1).await?;
+        let listed = loop {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("app={WARM_APP}")))
+                .await?;
+            if let Some(p) = list
+                .items
+                .into_iter()
+                .find(|p| p.metadata.deletion_timestamp.is_none())
+            {
+                break p;
+            }
+            if secs(t0) > 60.0 {
+                bail!("the warmed Deployment made no pod in 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        (listed.metadata.name.clone().unwrap_or_default(), listed)
+    } else {
+        (name, pods.create(&PostParams::default(), &pod).await?)
+    };
     let create_call_s = secs(t0);
     let rv = created
         .metadata
@@ -486,6 +515,9 @@ async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Samp
     .unwrap_or(0.0) as u64;
 
     // Gone before the next one, so pods never share the link or the host.
+    if mode == Mode::Warmed {
+        scale_warm(bench, 0).await?;
+    }
     pods.delete(&name, &DeleteParams::default().grace_period(0))
         .await?;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -504,6 +536,90 @@ async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Samp
         ready_s: ready.unwrap_or_default(),
         pulled_bytes: pulled,
     })
+}
+
+/// The warmed Deployment's name and `app` label.
+const WARM_APP: &str = "warm-bench";
+
+/// Scales the warmed Deployment to `replicas`.
+async fn scale_warm(bench: &Bench, replicas: i32) -> Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(bench.client.clone(), &bench.namespace);
+    deployments
+        .patch(
+            WARM_APP,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Creates the warmed Deployment (0 replicas, annotated) and waits for the node to have its
+/// images cached; answers the seconds that took.
+async fn warm_up(bench: &Bench) -> Result<f64> {
+    let deployments: Api<Deployment> = Api::namespaced(bench.client.clone(), &bench.namespace);
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": WARM_APP,
+            "annotations": {eci_vk::imagecache::ANNOTATION_WARM: "true"},
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": WARM_APP}},
+            "template": {
+                "metadata": {"labels": {"app": WARM_APP}},
+                "spec": {
+                    "nodeName": bench.node,
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": containers(bench),
+                },
+            },
+        },
+    }))?;
+    let started = Instant::now();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    let caches: Api<ImageCache> = Api::all(bench.client.clone());
+    let selector = format!("{}=true", eci_vk::imagecache::LABEL_WARM);
+    loop {
+        let ready = caches
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .into_iter()
+            .any(|c| {
+                c.annotations()
+                    .get(eci_vk::imagecache::ANNOTATION_WORKLOAD)
+                    .is_some_and(|w| w.ends_with(&format!("/{}/{WARM_APP}", bench.namespace)))
+                    && c.status.and_then(|s| s.phase).as_deref() == Some("Ready")
+            });
+        if ready {
+            return Ok(secs(started));
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("the warmed Deployment's cache is not Ready after 15 min");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The bench's containers: one per image, each sleeping.
+fn containers(bench: &Bench) -> Vec<serde_json::Value> {
+    bench
+        .images
+        .iter()
+        .enumerate()
+        .map(|(n, image)| {
+            serde_json::json!({
+                "name": format!("c{n}"),
+                "image": image,
+                "command": ["sh", "-c", "sleep 3600"],
+            })
+        })
+        .collect()
 }
 
 /// Records the first time `p` is seen Running and Ready; a Failed pod ends the bench.
