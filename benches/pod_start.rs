@@ -527,6 +527,20 @@ async fn pod(bench: &Bench, mode: Mode, i: usize, cache_id: &str) -> Result<Samp
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A ReplicaSet that had not yet seen the scale to 0 replaces the pod and then deletes the
+    // replacement: the next sample waits until the workload has no pod at all.
+    while mode == Mode::Warmed
+        && !pods
+            .list(&ListParams::default().labels(&format!("app={WARM_APP}")))
+            .await?
+            .items
+            .is_empty()
+    {
+        if Instant::now() > deadline {
+            bail!("the warmed Deployment still has pods 120 s after its scale to 0");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(Sample {
         mode,
         pod: name,

@@ -659,6 +659,26 @@ mod tests {
             config.auto_image_cache_idle,
             Duration::from_secs(7 * 24 * 3600)
         );
+        assert!(config.image_cache_pull_secret_guard);
+        assert_eq!(
+            config.image_cache_tag_check_interval,
+            Some(Duration::from_secs(60))
+        );
+        assert!(config.refresh_stale_image_caches);
+        assert_eq!(config.warm_image_cache_grace, Duration::from_secs(3600));
+        let quiet = parse(&[
+            "--image-cache-tag-check-interval",
+            "0s",
+            "--refresh-stale-image-caches=false",
+            "--image-cache-pull-secret-guard=false",
+            "--warm-image-cache-grace",
+            "10m",
+        ])
+        .expect("valid");
+        assert_eq!(quiet.image_cache_tag_check_interval, None, "0s never asks");
+        assert!(!quiet.refresh_stale_image_caches);
+        assert!(!quiet.image_cache_pull_secret_guard);
+        assert_eq!(quiet.warm_image_cache_grace, Duration::from_secs(600));
         let guide = parse(&[
             "--auto-match-image-cache=false",
             "--auto-create-image-cache",
