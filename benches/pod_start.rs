@@ -211,18 +211,24 @@ async fn run(args: Args) -> Result<()> {
     };
     let result = measure(&bench, &args, &data, tmp.path()).await;
 
-    // Clean up whatever happened: the pods go with the namespace, the cache through the node
-    // (its finalizer), then the node and the emulator (SIGTERM: its agent removes containers).
+    // Clean up whatever happened: the pods go with the namespace, the caches of the bench's
+    // class (its own, and those the node made: warmed, automatic) through the node (their
+    // finalizer), then the node and the emulator (SIGTERM: its agent removes containers).
     let caches: Api<ImageCache> = Api::all(client.clone());
-    let _ = caches
-        .delete(&bench.cache_name(), &DeleteParams::default())
-        .await;
+    let class = ListParams::default().labels(&format!("{LABEL}=bench-{}", bench.id));
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let _ = namespaces
         .delete(&namespace, &DeleteParams::default())
         .await;
+    // The warmed Deployment goes with the namespace; the node may still make its cache.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline && caches.get_opt(&bench.cache_name()).await?.is_some() {
+    while Instant::now() < deadline {
+        let _ = caches
+            .delete_collection(&DeleteParams::default(), &class)
+            .await;
+        if caches.list(&class).await?.items.is_empty() {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     drop(node);

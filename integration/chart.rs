@@ -816,7 +816,8 @@ fn exercise(
     })?;
 
     // A pod using a ConfigMap, a Secret and a projected service-account token, starting from
-    // the cache: configmaps/secrets get, serviceaccounts/token create, pods watch, patch
+    // the cache (with a pull secret for its registry, as the cache was built with one):
+    // configmaps/secrets get, serviceaccounts/token create, pods watch, patch
     // (annotation) and pods/status patch, events create.
     ground
         .kubectl()
@@ -845,7 +846,7 @@ fn exercise(
         .kubectl()
         .args(["-n", n, "apply", "-f", "-"])
         .stdin(format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bb\n  annotations: {{k8s.aliyun.com/eci-image-cache: \"true\"}}\nspec:\n  nodeName: {name}\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: main\n    image: {busybox}\n    command: [sleep, \"3600\"]\n    env:\n    - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}}}\n    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: sec, key: password}}}}}}\n    volumeMounts: [{{name: token, mountPath: /var/run/secrets/tokens}}]\n  volumes:\n  - name: token\n    projected:\n      sources:\n      - serviceAccountToken: {{path: token, audience: chart-test, expirationSeconds: 3600}}\n"
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bb\n  annotations: {{k8s.aliyun.com/eci-image-cache: \"true\"}}\nspec:\n  nodeName: {name}\n  imagePullSecrets: [{{name: pull}}]\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: main\n    image: {busybox}\n    command: [sleep, \"3600\"]\n    env:\n    - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}}}\n    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: sec, key: password}}}}}}\n    volumeMounts: [{{name: token, mountPath: /var/run/secrets/tokens}}]\n  volumes:\n  - name: token\n    projected:\n      sources:\n      - serviceAccountToken: {{path: token, audience: chart-test, expirationSeconds: 3600}}\n"
         ))
         .ok()?;
     wait("pod bb Running", 90, || {

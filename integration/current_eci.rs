@@ -17,7 +17,7 @@ use crate::{
     },
     support::{
         Ground,
-        emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET},
+        emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, python_sdk},
         ground::Namespace,
         harness::{Phase, Test},
         image::{ImageSpec, build_and_push},
@@ -65,6 +65,27 @@ pub fn tests() -> Vec<Test> {
 /// The account's caches are listed this often, so a cache made elsewhere is a candidate soon.
 const LIST_EVERY: &str = "1s";
 
+/// The ImageCaches with the labels of `selector`.
+fn labelled(rig: &Rig, selector: &str) -> Result<Vec<Value>> {
+    let listed: Value = serde_json::from_str(&rig.kubectl(&[
+        "get",
+        "imagecaches",
+        "-l",
+        selector,
+        "-o",
+        "json",
+    ])?)?;
+    Ok(listed["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// The first ImageCache with the labels of `selector`, once it is Ready.
+fn first_ready(rig: &Rig, selector: &str) -> Result<Option<Value>> {
+    Ok(labelled(rig, selector)?
+        .into_iter()
+        .next()
+        .filter(|o| o["status"]["phase"] == "Ready"))
+}
+
 /// A pod on the rig's node running `image`, with `annotations`.
 fn pod(rig: &Rig, name: &str, image: &str, annotations: &[(&str, &str)]) -> String {
     let annotations: String = annotations
@@ -86,15 +107,7 @@ fn pod(rig: &Rig, name: &str, image: &str, annotations: &[(&str, &str)]) -> Stri
 /// ImageCache object), waits for it to be Ready, and returns its id.
 fn sdk_cache(rig: &Rig, name: &str, size_gib: u32, images: &[&str]) -> Result<String> {
     let root = env!("CARGO_MANIFEST_DIR");
-    let python = Command::new("bash")
-        .arg(format!("{root}/integration/ground/install-python-sdk.sh"))
-        .output()?;
-    ensure!(
-        python.status.success(),
-        "install-python-sdk.sh failed: {}",
-        String::from_utf8_lossy(&python.stderr)
-    );
-    let python = String::from_utf8(python.stdout)?.trim().to_owned();
+    let python = python_sdk()?;
     let out = Command::new(&python)
         .arg(format!("{root}/integration/sdk/create_image_cache.py"))
         .arg(rig.emulator.host_port())
@@ -134,16 +147,7 @@ fn a_cache_made_outside_the_cluster_serves_pods_by_id_and_by_default(
     let image = format!("example.com/current-eci/{}:1", ns.name);
     let id = sdk_cache(&rig, &format!("console-{}", ns.name), 20, &[&image])?;
     ensure!(
-        rig.kubectl(&[
-            "get",
-            "imagecaches",
-            "-o",
-            "name",
-            "-l",
-            &format!("{}={}", rig::LABEL, ns.name)
-        ])?
-        .trim()
-        .is_empty(),
+        labelled(&rig, &format!("{}={}", rig::LABEL, ns.name))?.is_empty(),
         "no ImageCache object stands for the SDK's cache"
     );
 
@@ -224,19 +228,7 @@ fn a_miss_has_eci_build_a_cache_the_next_pod_starts_from(
         ns.name
     );
     let object = wait("the automatic cache as a Ready ImageCache", SLOW, || {
-        let listed: Value = serde_json::from_str(&rig.kubectl(&[
-            "get",
-            "imagecaches",
-            "-l",
-            &selector,
-            "-o",
-            "json",
-        ])?)?;
-        Ok(listed["items"]
-            .as_array()
-            .and_then(|items| items.first())
-            .filter(|o| o["status"]["phase"] == "Ready")
-            .cloned())
+        first_ready(&rig, &selector)
     })?;
     let id = object["status"]["imageCacheId"]
         .as_str()
@@ -668,22 +660,8 @@ fn a_warmed_deployment_scales_from_a_cache_it_had_at_zero(
         node = rig.node_name
     ))?;
     let selector = format!("eci.alibabacloud.com/warm=true,{}={}", rig::LABEL, ns.name);
-    let list = || -> Result<Value> {
-        Ok(serde_json::from_str(&rig.kubectl(&[
-            "get",
-            "imagecaches",
-            "-l",
-            &selector,
-            "-o",
-            "json",
-        ])?)?)
-    };
     let object = wait("the warm cache to be Ready", SLOW, || {
-        Ok(list()?["items"]
-            .as_array()
-            .and_then(|items| items.first())
-            .filter(|o| o["status"]["phase"] == "Ready")
-            .cloned())
+        first_ready(&rig, &selector)
     })?;
     let id = object["status"]["imageCacheId"]
         .as_str()
@@ -714,10 +692,7 @@ fn a_warmed_deployment_scales_from_a_cache_it_had_at_zero(
 
     rig.kubectl(&["delete", "deployment", "warm-app", "-n", &ns.name])?;
     wait("the warm cache to go with its workload", SLOW, || {
-        Ok(list()?["items"]
-            .as_array()
-            .is_some_and(Vec::is_empty)
-            .then_some(()))
+        Ok(labelled(&rig, &selector)?.is_empty().then_some(()))
     })?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, ensure};
 
 use crate::support::{
     Ground,
-    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess, python_sdk},
     ground::Namespace,
     harness::{Phase, Test},
 };
@@ -39,15 +39,7 @@ fn sdk_v1(ground: &Ground, _namespace: &Namespace) -> Result<()> {
 
 fn round_trip(ground: &Ground, signature: &str) -> Result<()> {
     let root = env!("CARGO_MANIFEST_DIR");
-    let python = Command::new("bash")
-        .arg(format!("{root}/integration/ground/install-python-sdk.sh"))
-        .output()?;
-    ensure!(
-        python.status.success(),
-        "install-python-sdk.sh failed: {}",
-        String::from_utf8_lossy(&python.stderr)
-    );
-    let python = String::from_utf8(python.stdout)?.trim().to_owned();
+    let python = python_sdk()?;
 
     let emulator = EmulatorProcess::start(
         ground.eci_vk(),

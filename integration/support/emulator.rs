@@ -164,3 +164,18 @@ impl Drop for EmulatorProcess {
         drop(self.data.take());
     }
 }
+
+/// The Python of the official ECI SDK's virtualenv, installed (once, pinned) by
+/// `integration/ground/install-python-sdk.sh`.
+pub fn python_sdk() -> anyhow::Result<String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new("bash")
+        .arg(format!("{root}/integration/ground/install-python-sdk.sh"))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "install-python-sdk.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}

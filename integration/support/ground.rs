@@ -163,15 +163,15 @@ impl Ground {
             .run();
     }
 
-    /// Removes the ImageCaches that `selector` picks even without a node to release them
+    /// Removes the ImageCaches that `selector` picks (all when empty) even without a node to release them
     /// (finalizers dropped): what a test's node could not release must not stay stuck in the
     /// cluster for the tests after it.
     pub fn force_remove_image_caches(&self, selector: &str) {
-        let Ok(names) = self
-            .kubectl()
-            .args(["get", "imagecache", "-l", selector, "-o", "name"])
-            .ok()
-        else {
+        let mut get = vec!["get", "imagecache", "-o", "name"];
+        if !selector.is_empty() {
+            get.extend(["-l", selector]);
+        }
+        let Ok(names) = self.kubectl().args(get).ok() else {
             return;
         };
         for name in names.split_whitespace() {

@@ -73,6 +73,9 @@ fn run_phases(ground: &'static Ground, args: &Arguments, tests: Vec<Test>) -> Re
         .partition(|t| t.phase == Phase::FreshCluster);
     let mut failed = false;
     if selected(args, &fresh) {
+        // ImageCaches an earlier run left (its node killed before it released them) would hold
+        // the CRD's deletion forever: their finalizers go first.
+        ground.force_remove_image_caches("");
         ground
             .kubectl()
             .args([

@@ -102,12 +102,13 @@ impl Access {
         Client::try_from(config)
     }
 
-    /// The client, reference and login for `image`.
-    fn session(
+    /// A session for `image`, authenticated for pulls with its registry's login (anonymous
+    /// when `logins` has none).
+    async fn session(
         &self,
         image: &str,
         logins: &[ImageRegistryCredential],
-    ) -> Result<(Client, Reference, RegistryAuth, String), DigestError> {
+    ) -> Result<Session, DigestError> {
         let parsed = ImageRef::parse(image).map_err(|_| DigestError::Reference {
             image: image.to_owned(),
         })?;
@@ -118,12 +119,23 @@ impl Access {
             .map_or(RegistryAuth::Anonymous, |l| {
                 RegistryAuth::Basic(l.user_name.clone(), l.password.expose().to_owned())
             });
-        let client = self.client(&host).map_err(|source| DigestError::Registry {
+        let session = Session {
+            client: self.client(&host).map_err(|source| DigestError::Registry {
+                image: image.to_owned(),
+                registry: host.clone(),
+                source,
+            })?,
+            reference: parsed.reference().clone(),
+            auth,
             image: image.to_owned(),
-            registry: host.clone(),
-            source,
-        })?;
-        Ok((client, parsed.reference().clone(), auth, host))
+            host,
+        };
+        session
+            .client
+            .auth(&session.reference, &session.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| session.failed(e))?;
+        Ok(session)
     }
 
     /// The digest `image`'s tag points to now (a HEAD request: registries do not count it
@@ -136,20 +148,7 @@ impl Access {
         image: &str,
         logins: &[ImageRegistryCredential],
     ) -> Result<String, DigestError> {
-        let (client, reference, auth, host) = self.session(image, logins)?;
-        let failed = |source| DigestError::Registry {
-            image: image.to_owned(),
-            registry: host.clone(),
-            source,
-        };
-        client
-            .auth(&reference, &auth, RegistryOperation::Pull)
-            .await
-            .map_err(failed)?;
-        client
-            .fetch_manifest_digest(&reference, &auth)
-            .await
-            .map_err(failed)
+        self.session(image, logins).await?.digest().await
     }
 
     /// `image`'s digest, its platform manifest's digest and its size.
@@ -162,24 +161,13 @@ impl Access {
         image: &str,
         logins: &[ImageRegistryCredential],
     ) -> Result<Resolved, DigestError> {
-        let (client, reference, auth, host) = self.session(image, logins)?;
-        let failed = |source| DigestError::Registry {
-            image: image.to_owned(),
-            registry: host.clone(),
-            source,
-        };
-        client
-            .auth(&reference, &auth, RegistryOperation::Pull)
+        let session = self.session(image, logins).await?;
+        let digest = session.digest().await?;
+        let (manifest, platform_digest) = session
+            .client
+            .pull_image_manifest(&session.reference, &session.auth)
             .await
-            .map_err(failed)?;
-        let digest = client
-            .fetch_manifest_digest(&reference, &auth)
-            .await
-            .map_err(failed)?;
-        let (manifest, platform_digest) = client
-            .pull_image_manifest(&reference, &auth)
-            .await
-            .map_err(failed)?;
+            .map_err(|e| session.failed(e))?;
         let size = std::iter::once(&manifest.config)
             .chain(&manifest.layers)
             .map(|d| u64::try_from(d.size).unwrap_or(0))
@@ -189,5 +177,31 @@ impl Access {
             platform_digest,
             size,
         })
+    }
+}
+
+/// One image's authenticated client.
+struct Session {
+    client: Client,
+    reference: Reference,
+    auth: RegistryAuth,
+    image: String,
+    host: String,
+}
+
+impl Session {
+    fn failed(&self, source: oci_client::errors::OciDistributionError) -> DigestError {
+        DigestError::Registry {
+            image: self.image.clone(),
+            registry: self.host.clone(),
+            source,
+        }
+    }
+
+    async fn digest(&self) -> Result<String, DigestError> {
+        self.client
+            .fetch_manifest_digest(&self.reference, &self.auth)
+            .await
+            .map_err(|e| self.failed(e))
     }
 }
