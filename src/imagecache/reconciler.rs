@@ -261,6 +261,8 @@ struct Context {
     held: Mutex<HashMap<String, (tokio::time::Instant, Option<i64>)>>,
     /// When each object's images were last checked at their registries.
     freshness_checked: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Objects whose registries did not answer a digest check (warned once).
+    registry_warned: Mutex<std::collections::HashSet<String>>,
     /// The registries the last create or update of each object logged into, for its status.
     logged_in: Mutex<HashMap<String, Vec<String>>>,
     clock: fn() -> Timestamp,
@@ -292,6 +294,7 @@ impl ImageCacheController {
                 held: Mutex::new(HashMap::new()),
                 freshness_checked: Mutex::new(HashMap::new()),
                 logged_in: Mutex::new(HashMap::new()),
+                registry_warned: Mutex::new(std::collections::HashSet::new()),
                 clock: Timestamp::now,
             }),
             index: CacheIndexHandle::new(),

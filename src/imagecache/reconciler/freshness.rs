@@ -124,23 +124,15 @@ pub(super) async fn check(
                     size_bytes: i64::try_from(found.size).unwrap_or(i64::MAX),
                 }),
                 Err(error) => {
-                    tracing::warn!(imagecache.name = %name, error = &error as &dyn std::error::Error, "cannot read what the cache's images are; trying again later");
+                    unreachable(ctx, &name, &error);
                     return Ok(());
                 }
             }
         }
         next.images = images;
+        ctx.registry_warned.lock().remove(&name);
         if carried.is_some() {
-            let message = format!(
-                "image cache {} holds what its references name",
-                cloud.image_cache_id
-            );
-            status::set_stale(
-                next,
-                Some((false, "Current", message)),
-                previous,
-                (ctx.clock)(),
-            );
+            mark_current(next, cloud, previous, ctx);
         }
         return Ok(());
     }
@@ -155,23 +147,15 @@ pub(super) async fn check(
             }
             Ok(_) => {}
             Err(error) => {
-                tracing::warn!(imagecache.name = %name, error = &error as &dyn std::error::Error, "cannot check the cache's images; trying again later");
+                unreachable(ctx, &name, &error);
                 return Ok(());
             }
         }
     }
+    ctx.registry_warned.lock().remove(&name);
     if moved.is_empty() {
         if carried.as_ref().is_some_and(|(stale, _, _)| *stale) {
-            let message = format!(
-                "image cache {} holds what its references name",
-                cloud.image_cache_id
-            );
-            status::set_stale(
-                next,
-                Some((false, "Current", message)),
-                previous,
-                (ctx.clock)(),
-            );
+            mark_current(next, cloud, previous, ctx);
         }
         return Ok(());
     }
@@ -218,4 +202,33 @@ pub(super) async fn check(
         tracing::info!(imagecache.name = %name, generation = ?object.meta().generation, "a tag moved; updating the cache");
     }
     Ok(())
+}
+
+/// Clears a `Stale` condition: the cache holds what its references name.
+fn mark_current(
+    next: &mut ImageCacheStatus,
+    cloud: &eci::ImageCache,
+    previous: Option<&ImageCacheStatus>,
+    ctx: &Context,
+) {
+    let message = format!(
+        "image cache {} holds what its references name",
+        cloud.image_cache_id
+    );
+    status::set_stale(
+        next,
+        Some((false, "Current", message)),
+        previous,
+        (ctx.clock)(),
+    );
+}
+
+/// A registry that did not answer: a warning the first time for the object (it repeats every
+/// check until the registry answers, or the node is told how to reach it), then debug lines.
+fn unreachable(ctx: &Context, name: &str, error: &crate::imagecache::digests::DigestError) {
+    if ctx.registry_warned.lock().insert(name.to_owned()) {
+        tracing::warn!(imagecache.name = %name, error = error as &dyn std::error::Error, "cannot read the cache's images at their registry (see --plain-http-registry, --insecure-registry, --registry-ca-file); its sizes, digests and staleness wait until it answers");
+    } else {
+        tracing::debug!(imagecache.name = %name, error = error as &dyn std::error::Error, "registry still unreachable");
+    }
 }
