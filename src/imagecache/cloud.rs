@@ -163,12 +163,19 @@ pub async fn look_up(
     if index.asked_recently(id, ttl) {
         return Ok(());
     }
-    let found = eci
+    let found = match eci
         .describe_image_caches(&eci::DescribeImageCaches {
             image_cache_id: Some(id.to_owned()),
             ..eci::DescribeImageCaches::default()
         })
-        .await?;
+        .await
+    {
+        Ok(found) => found,
+        Err(error) => {
+            index.forget_asked(id);
+            return Err(error);
+        }
+    };
     if let Some(cache) = found.image_caches.iter().find(|c| c.image_cache_id == id) {
         index.upsert_cloud(cloud_entry(cache));
     }

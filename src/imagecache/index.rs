@@ -174,6 +174,12 @@ impl CacheIndexHandle {
         false
     }
 
+    /// Forgets that `id` was asked (the cloud could not answer): the pod's retry asks again
+    /// rather than taking the silence for "no such cache".
+    pub fn forget_asked(&self, id: &str) {
+        self.inner.write().looked_up.remove(id);
+    }
+
     /// The caches only the cloud knows, as last listed.
     pub fn cloud_entries(&self) -> Vec<CacheEntry> {
         self.inner.read().cloud.values().cloned().collect()
@@ -282,6 +288,22 @@ mod tests {
                 .winner()
                 .map(|w| w.cache.id.clone())
         })
+    }
+
+    #[test]
+    fn an_id_the_cloud_could_not_answer_is_asked_again() {
+        let h = CacheIndexHandle::new();
+        let ttl = std::time::Duration::from_secs(10);
+        assert!(!h.asked_recently("imc-x", ttl), "first time: ask");
+        assert!(
+            h.asked_recently("imc-x", ttl),
+            "again within the TTL: don't"
+        );
+        h.forget_asked("imc-x");
+        assert!(
+            !h.asked_recently("imc-x", ttl),
+            "after a failed answer: ask again"
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!    than [`AutoCreated::idle`], or whose cache is gone from the cloud, is deleted; the
 //!    finalizer deletes the cloud cache, which frees the account's automatic-cache quota.
 //!
+//! Only objects of the node's ImageCache class are kept: another class's leader (another
+//! account, another region) keeps its own.
+//!
 //! ECI documents no idle time for automatic caches; the default (7 days) is the flag's, see
 //! `--auto-image-cache-idle`.
 
@@ -33,7 +36,7 @@ use crate::{
     eci,
     imagecache::{
         cloud::is_auto_created,
-        host::LABEL_CLASS,
+        host::{LABEL_CLASS, class_selector},
         index::CacheIndexHandle,
         matcher::CacheEntry,
         resource::{DEFAULT_IMAGE_CACHE_SIZE_GIB, ImageCache, ImageCacheSpec},
@@ -135,7 +138,10 @@ async fn round(
 ) -> Result<(), RoundError> {
     let api: Api<ImageCache> = Api::all(ctx.kube.clone());
     let objects = api
-        .list(&ListParams::default().labels(&format!("{LABEL_AUTO_CREATED}=true")))
+        .list(&ListParams::default().labels(&format!(
+            "{LABEL_AUTO_CREATED}=true,{}",
+            class_selector(settings.class.as_deref())
+        )))
         .await?;
     let cloud: Vec<CacheEntry> = index
         .cloud_entries()

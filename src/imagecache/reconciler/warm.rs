@@ -13,6 +13,9 @@
 //! 3. an object whose workload is gone or no longer asks is marked with the time
 //!    ([`ANNOTATION_ORPHANED`]) and deleted [`Warm::grace`] later, unless the workload asks
 //!    again meanwhile.
+//!
+//! Only objects of the node's ImageCache class are kept (each class has its own leader), and a
+//! template pinned by `nodeName` is warmed by the leader of that node only.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -29,7 +32,7 @@ use kube::{
 
 use super::Context;
 use crate::imagecache::{
-    host::LABEL_CLASS,
+    host::{LABEL_CLASS, class_selector},
     resource::{ImageCache, ImageCacheSpec, MAX_IMAGES},
 };
 
@@ -195,7 +198,10 @@ pub(super) async fn keep(
 async fn round(ctx: &Context, settings: &Warm) -> Result<(), RoundError> {
     let api: Api<ImageCache> = Api::all(ctx.kube.clone());
     let existing = api
-        .list(&ListParams::default().labels(&format!("{LABEL_WARM}=true")))
+        .list(&ListParams::default().labels(&format!(
+            "{LABEL_WARM}=true,{}",
+            class_selector(settings.class.as_deref())
+        )))
         .await?;
     let mut wanted_names = Vec::new();
     for workload in workloads(&ctx.kube).await? {
