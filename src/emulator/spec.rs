@@ -299,8 +299,8 @@ pub struct CacheSpec {
     /// `OsType`: `Linux` or `Windows`.
     #[serde(default)]
     pub os_type: String,
-    /// The CPU architecture from `Annotations` (`k8s.aliyun.com/imc-cpu-arch`), `amd64` by
-    /// default: the platform the images are pulled for.
+    /// The CPU architecture from `Annotations` (`k8s.aliyun.com/imc-cpu-arch`): the platform
+    /// the images are pulled for; empty for the agent's own.
     #[serde(default)]
     pub cpu_arch: String,
 }
@@ -351,7 +351,7 @@ fn cache_build_options(p: &Params, spec: &mut CacheSpec) -> Result<(), ApiError>
 /// The architecture named in CreateImageCache's `Annotations` (a JSON object), if any.
 fn cache_cpu_arch(p: &Params) -> Result<String, ApiError> {
     let Some(text) = p.get("Annotations") else {
-        return Ok("amd64".to_owned());
+        return Ok(String::new());
     };
     let annotations: std::collections::BTreeMap<String, String> = serde_json::from_str(text)
         .map_err(|_| ApiError::invalid("Annotations", "must be a JSON object of strings"))?;
@@ -359,7 +359,7 @@ fn cache_cpu_arch(p: &Params) -> Result<String, ApiError> {
         .get("k8s.aliyun.com/imc-cpu-arch")
         .map(String::as_str)
     {
-        None => Ok("amd64".to_owned()),
+        None => Ok(String::new()),
         Some(arch @ ("amd64" | "arm64")) => Ok(arch.to_owned()),
         Some(_) => Err(ApiError::invalid(
             "Annotations",

@@ -92,11 +92,11 @@ fn made_here(cache: &eci::ImageCache, cluster: &str) -> bool {
 }
 
 /// The account's caches in the region that this cluster did not make, at most
-/// [`MAX_LIST_PAGES`] pages.
+/// [`MAX_LIST_PAGES`] pages, and whether that was all of them.
 ///
 /// # Errors
 /// The first failing page's error.
-pub async fn list(eci: &eci::Client, cluster: &str) -> Result<Vec<CacheEntry>, eci::Error> {
+pub async fn list(eci: &eci::Client, cluster: &str) -> Result<(Vec<CacheEntry>, bool), eci::Error> {
     let mut request = eci::DescribeImageCaches {
         limit: Some(PAGE_SIZE),
         ..eci::DescribeImageCaches::default()
@@ -111,7 +111,7 @@ pub async fn list(eci: &eci::Client, cluster: &str) -> Result<Vec<CacheEntry>, e
                 .map(cloud_entry),
         );
         if page.next_token.is_empty() || request.next_token.as_deref() == Some(&page.next_token) {
-            return Ok(entries);
+            return Ok((entries, true));
         }
         request.next_token = Some(page.next_token);
     }
@@ -119,7 +119,7 @@ pub async fn list(eci: &eci::Client, cluster: &str) -> Result<Vec<CacheEntry>, e
         pages = MAX_LIST_PAGES,
         "the account holds more image caches than one list reads; the rest are not candidates"
     );
-    Ok(entries)
+    Ok((entries, false))
 }
 
 /// Keeps the index's cloud caches current until `shutdown`. A failed list keeps the last one
@@ -133,9 +133,9 @@ pub async fn follow(
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         match list(&eci, &settings.cluster_name).await {
-            Ok(entries) => {
+            Ok((entries, complete)) => {
                 tracing::debug!(caches = entries.len(), "listed the account's image caches");
-                index.replace_cloud(entries);
+                index.replace_cloud_listed(entries, complete);
             }
             Err(error) => tracing::warn!(
                 error = &error as &dyn std::error::Error,

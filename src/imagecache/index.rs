@@ -86,6 +86,10 @@ struct Inner {
     relist: Option<Vec<CacheEntry>>,
     /// Whether the index has ever been complete (a first list done, or the CRD known absent).
     synced: bool,
+    /// Whether the last list of the account's caches was whole (every page read).
+    cloud_complete: bool,
+    /// When a pod first waited for the index to load.
+    first_wait: Option<tokio::time::Instant>,
 }
 
 impl Inner {
@@ -121,6 +125,17 @@ impl CacheIndexHandle {
         self.inner.read().synced
     }
 
+    /// Whether pods have waited for the index longer than `limit` (it never loaded: the
+    /// ImageCache API refuses this node, say); false once it has loaded.
+    pub fn waited_too_long(&self, limit: std::time::Duration) -> bool {
+        let mut inner = self.inner.write();
+        if inner.synced {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        now.duration_since(*inner.first_wait.get_or_insert(now)) > limit
+    }
+
     /// Records that the cluster has no `ImageCache` API (the CRD is not installed): the index is
     /// complete and empty, so pods asking for a cache get an answer (not found, or a miss).
     pub fn mark_absent(&self) {
@@ -135,8 +150,14 @@ impl CacheIndexHandle {
     /// Replaces the caches only the cloud knows with `entries` (a complete list): the ones no
     /// object names become candidates, the ones gone from the cloud stop being.
     pub fn replace_cloud(&self, entries: Vec<CacheEntry>) {
+        self.replace_cloud_listed(entries, true);
+    }
+
+    /// [`Self::replace_cloud`] with a list that is whole (`complete`) or cut short.
+    pub fn replace_cloud_listed(&self, entries: Vec<CacheEntry>, complete: bool) {
         let mut inner = self.inner.write();
         let inner = &mut *inner;
+        inner.cloud_complete = complete;
         for id in inner.cloud.keys() {
             if !inner.held.contains_key(id) {
                 inner.index.remove(id);
@@ -178,6 +199,12 @@ impl CacheIndexHandle {
     /// rather than taking the silence for "no such cache".
     pub fn forget_asked(&self, id: &str) {
         self.inner.write().looked_up.remove(id);
+    }
+
+    /// Whether the account's caches were listed whole at least once: until then, a cache missing
+    /// from the list may simply not have been read.
+    pub fn cloud_listed(&self) -> bool {
+        self.inner.read().cloud_complete
     }
 
     /// The caches only the cloud knows, as last listed.

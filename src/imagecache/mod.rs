@@ -55,6 +55,6 @@ pub use resource::{
 };
 pub use snapshot::{
     ANNOTATION_MATCHED_IMAGE_CACHE, Policy, REASON_BAD_ANNOTATION, REASON_HIT, REASON_MISSED,
-    REASON_NOT_COMPLETE, REASON_NOT_FOUND, SnapshotDecision, SnapshotError, decide_snapshot,
-    instance_storage_gib, pod_images,
+    REASON_NOT_COMPLETE, REASON_NOT_ENTITLED, REASON_NOT_FOUND, SnapshotDecision, SnapshotError,
+    decide_snapshot, instance_storage_gib, pod_images,
 };

@@ -615,6 +615,7 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
     }
     if let Some(c) = &cloud
         && !in_sync(&object.spec, c)
+        && owns_its_cache(object)
     {
         match c.status {
             S::Ready | S::UpdateFailed => {
@@ -717,6 +718,7 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
             S::Ready => {
                 // A first build only: an update's Ready says nothing of how long a build takes.
                 if matches!(before.as_deref(), None | Some("Preparing" | "Creating"))
+                    && cloud::annotation(object, ANNOTATION_CLOUD_ID).is_none()
                     && let Ok(created) = cloud.creation_time.parse::<Timestamp>()
                 {
                     let took = (ctx.clock)().duration_since(created);
@@ -836,8 +838,23 @@ async fn refused<T>(
     result
 }
 
+/// Whether the node may change and delete the object's cloud cache: one it built, or an
+/// automatic one it adopted; a cache brought in by hand with [`ANNOTATION_CLOUD_ID`] (the
+/// console's, another cluster's) is only read.
+fn owns_its_cache(object: &ImageCache) -> bool {
+    cloud::annotation(object, ANNOTATION_CLOUD_ID).is_none()
+        || object
+            .labels()
+            .get(LABEL_AUTO_CREATED)
+            .is_some_and(|v| v == "true")
+}
+
 async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileError> {
     let name = object.name_any();
+    if !owns_its_cache(object) {
+        tracing::info!(imagecache.name = %name, "the object goes; the cloud cache it named is not this node's and stays");
+        return Ok(Action::await_change());
+    }
     // Every cloud cache this object may own: the one in its status and any tagged for it.
     let mut ids: Vec<String> = object
         .status

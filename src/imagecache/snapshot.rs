@@ -22,6 +22,8 @@ pub const REASON_MISSED: &str = "ImageCacheMissed";
 pub const REASON_NOT_FOUND: &str = "ImageCacheNotFound";
 /// Event and failure reason: the named cache is not Ready yet (Normal in ECI's list).
 pub const REASON_NOT_COMPLETE: &str = "ImageCacheNotComplete";
+/// Event and failure reason: the named cache was built with logins the pod lacks (Warning).
+pub const REASON_NOT_ENTITLED: &str = "ImageCacheNotEntitled";
 /// Failure reason: an image-cache annotation of the pod is malformed.
 pub const REASON_BAD_ANNOTATION: &str = "InvalidImageCacheAnnotation";
 
@@ -120,6 +122,16 @@ pub enum SnapshotError {
         /// The id the pod named.
         id: String,
     },
+    /// The named cache was built with logins for registries the pod has no pull secret for.
+    #[error(
+        "The image cache {id} was built with logins for {registries}; the pod has no pull secret for them."
+    )]
+    NotEntitled {
+        /// The id the pod named.
+        id: String,
+        /// The registries it logged into.
+        registries: String,
+    },
     /// The named cache exists but is not Ready.
     #[error("The production for specified image cache {id} is not yet complete (phase {phase}).")]
     NotComplete {
@@ -137,6 +149,7 @@ impl SnapshotError {
             Self::Annotation(_) => REASON_BAD_ANNOTATION,
             Self::NotFound { .. } => REASON_NOT_FOUND,
             Self::NotComplete { .. } => REASON_NOT_COMPLETE,
+            Self::NotEntitled { .. } => REASON_NOT_ENTITLED,
         }
     }
 }
@@ -225,6 +238,16 @@ pub fn decide_snapshot(
                 id,
                 phase: cache.phase.clone(),
             }),
+            // Naming a private cache's id is no way around the guard.
+            Some(cache)
+                if policy.private_guard
+                    && cache.private_registries.iter().any(|h| !logins.contains(h)) =>
+            {
+                Err(SnapshotError::NotEntitled {
+                    id,
+                    registries: cache.private_registries.join(", "),
+                })
+            }
             Some(cache) => Ok(SnapshotDecision::Use {
                 id,
                 name: cache.name.clone(),
@@ -237,16 +260,20 @@ pub fn decide_snapshot(
                 fresh_only: pulls_always(pod),
                 ..options
             };
-            let logins = policy.private_guard.then_some(logins);
-            let report = index.select_for(pod_images(pod), options, logins, now);
+            let guard = policy.private_guard.then_some(logins);
+            let report = index.select_for(pod_images(pod), options, guard, now);
             // ECI's own match knows neither the pod's filters nor its storage: it is asked only
             // when every cache it could pick instead is one the node would pick too.
-            let ecis_choice_is_ours = report.candidates.iter().all(|c| {
-                matches!(
-                    c.verdict,
-                    Verdict::Qualified | Verdict::NotReady | Verdict::Expired(_)
-                )
-            });
+            // ECI would build an automatic cache with the pod's own logins and share it with
+            // every pod: a pod with private images is never handed to ECI's matching.
+            let shares_no_login = guard.is_none_or(<[String]>::is_empty);
+            let ecis_choice_is_ours = shares_no_login
+                && report.candidates.iter().all(|c| {
+                    matches!(
+                        c.verdict,
+                        Verdict::Qualified | Verdict::NotReady | Verdict::Expired(_)
+                    )
+                });
             Ok(match report.outcome() {
                 Ok(winner) if winner.full || !policy.auto_create || !ecis_choice_is_ours => {
                     SnapshotDecision::Use {
@@ -495,6 +522,30 @@ mod tests {
             decide_snapshot(&p, &private, GUIDE, &logins, now()),
             Ok(SnapshotDecision::Use { .. })
         ));
+        // Naming the id is no way around it.
+        let named = pod(
+            &[(ANNOTATION_IMAGE_SNAPSHOT_ID, "imc-ready")],
+            &[],
+            &["nginx:1.7.9"],
+        );
+        let refused = decide_snapshot(&named, &private, GUIDE, &[], now()).expect_err("guarded");
+        assert_eq!(refused.reason(), REASON_NOT_ENTITLED);
+        assert!(
+            refused.to_string().contains("registry.example.com"),
+            "{refused}"
+        );
+        assert!(decide_snapshot(&named, &private, GUIDE, &logins, now()).is_ok());
+        // A pod with logins of its own is never handed to ECI's matching: ECI would build an
+        // automatic cache with them and share it.
+        let own = pod(&[], &[], &["redis"]);
+        assert!(matches!(
+            decide_snapshot(&own, &index(), Policy::default(), &logins, now()),
+            Ok(SnapshotDecision::Missed { .. })
+        ));
+        assert_eq!(
+            decide_snapshot(&own, &index(), Policy::default(), &[], now()),
+            Ok(SnapshotDecision::AutoCreate { partial: None })
+        );
         let open = Policy {
             private_guard: false,
             ..GUIDE

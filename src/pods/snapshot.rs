@@ -66,7 +66,13 @@ pub async fn resolve(
                     .map_err(Resolve::Cloud)?;
             }
         }
-        Ok(SnapshotRequest::Automatic { .. }) => {}
+        Ok(SnapshotRequest::Automatic { asked, .. }) => {
+            // Matching by default must not hold pods back for good when the index cannot
+            // load (the ImageCache API refuses the node): after a while they pull.
+            if !asked && !index.is_synced() && index.waited_too_long(UNASKED_WAIT) {
+                return Ok(SnapshotDecision::NotRequested);
+            }
+        }
     }
     if !index.is_synced() {
         return Err(Resolve::Wait);
@@ -79,6 +85,9 @@ pub async fn resolve(
         .read(|caches| imagecache::decide_snapshot(pod, caches, policy, &hosts, now))
         .map_err(Resolve::Fail)
 }
+
+/// How long pods that did not ask for a cache wait for the index before they pull.
+const UNASKED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long an id a pod names and the cloud does not know is not asked again: a pod failed for
 /// it is not retried, so this only spares the cloud pods that name the same missing id.

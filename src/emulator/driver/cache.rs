@@ -67,11 +67,6 @@ fn prepare_request(id: &str, spec: &CacheSpec, size_limit: u64) -> PrepareImages
     } else {
         "linux"
     };
-    let arch = if spec.cpu_arch.is_empty() {
-        "amd64"
-    } else {
-        spec.cpu_arch.as_str()
-    };
     PrepareImagesRequest {
         scope: id.to_owned(),
         images: spec.images.clone(),
@@ -89,7 +84,12 @@ fn prepare_request(id: &str, spec: &CacheSpec, size_limit: u64) -> PrepareImages
         size_limit_bytes: size_limit,
         plain_http_registries: registries(&spec.plain_http_registry),
         insecure_registries: registries(&spec.insecure_registry),
-        platform: format!("{os}/{arch}"),
+        // The agent's own platform unless the cache names an architecture.
+        platform: if spec.cpu_arch.is_empty() {
+            String::new()
+        } else {
+            format!("{os}/{}", spec.cpu_arch)
+        },
     }
 }
 

@@ -157,9 +157,15 @@ async fn round(
         if named.contains(&entry.id) || not_ours.contains(&entry.id) {
             continue;
         }
-        if !made_for_this_cluster(ctx, &entry.name).await? {
-            not_ours.insert(entry.id.clone());
-            continue;
+        match made_for_this_cluster(ctx, &entry.name).await? {
+            Some(true) => {}
+            Some(false) => {
+                not_ours.insert(entry.id.clone());
+                continue;
+            }
+            // Its group is gone (a Job's pod that finished): nobody can tell whose it is, so
+            // it is left to ECI's own retention, and asked about again next round.
+            None => continue,
         }
         let object = object_for(entry, settings.class.as_deref());
         match api.create(&PostParams::default(), &object).await {
@@ -186,13 +192,16 @@ async fn round(
                 format!("unused since {}", idle_since(entry))
             }
             Some(_) => continue,
-            // Gone from the cloud (its retention, or deleted by hand): nothing to keep. An
-            // object younger than a list may be ahead of the list; it waits for the next.
-            None if object
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .is_some_and(|t| now.duration_since(t.0) > SignedDuration::from_mins(5)) =>
+            // Gone from the cloud (its retention, or deleted by hand): nothing to keep. Only a
+            // whole list says so, an object younger than a list may be ahead of it, and the
+            // cloud is asked by id before anything is deleted.
+            None if index.cloud_listed()
+                && object
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .is_some_and(|t| now.duration_since(t.0) > SignedDuration::from_mins(5))
+                && !exists(ctx, id).await? =>
             {
                 "its cloud cache is gone".to_owned()
             }
@@ -211,10 +220,26 @@ async fn round(
     Ok(())
 }
 
-/// Whether the group an automatic cache was built for belongs to this cluster (its tag).
-async fn made_for_this_cluster(ctx: &Context, cache_name: &str) -> Result<bool, eci::Error> {
+/// Whether the cloud still has cache `id`.
+async fn exists(ctx: &Context, id: &str) -> Result<bool, eci::Error> {
+    let found = ctx
+        .eci
+        .describe_image_caches(&eci::DescribeImageCaches {
+            image_cache_id: Some(id.to_owned()),
+            ..eci::DescribeImageCaches::default()
+        })
+        .await?;
+    Ok(found.image_caches.iter().any(|c| c.image_cache_id == id))
+}
+
+/// Whether the group an automatic cache was built for belongs to this cluster (its tag):
+/// `None` when the group is gone and nobody can tell.
+async fn made_for_this_cluster(
+    ctx: &Context,
+    cache_name: &str,
+) -> Result<Option<bool>, eci::Error> {
     let Some(group) = built_for(cache_name) else {
-        return Ok(false);
+        return Ok(Some(false));
     };
     let found = ctx
         .eci
@@ -224,12 +249,15 @@ async fn made_for_this_cluster(ctx: &Context, cache_name: &str) -> Result<bool, 
             ..eci::DescribeContainerGroups::default()
         })
         .await?;
-    Ok(found.container_groups.iter().any(|g| {
-        g.container_group_id == group
-            && g.tags
+    Ok(found
+        .container_groups
+        .iter()
+        .find(|g| g.container_group_id == group)
+        .map(|g| {
+            g.tags
                 .iter()
                 .any(|t| t.key == eci::tag::CLUSTER && t.value == ctx.settings.cluster_name)
-    }))
+        }))
 }
 
 #[cfg(test)]

@@ -171,14 +171,14 @@ impl Build {
         hex::encode(&hasher.finalize()[..8])
     }
 
-    /// Whether the cloud cache was built with these create-only settings.
+    /// Whether the cloud cache was built with these create-only settings. A cache without the
+    /// tag (made before it existed) is taken as built alike: an upgrade rebuilds nothing.
     pub(super) fn built_alike(&self, cloud: &eci::ImageCache) -> bool {
-        let tagged = cloud
+        cloud
             .tags
             .iter()
             .find(|t| t.key == eci::tag::BUILD)
-            .map_or("", |t| t.value.as_str());
-        tagged == self.fingerprint()
+            .is_none_or(|t| t.value == self.fingerprint())
     }
 
     /// The tag recording [`Self::fingerprint`], if any setting needs one.
@@ -337,6 +337,12 @@ mod tests {
         assert_eq!(build.fingerprint(), "");
         assert_eq!(build.tag(), None);
         assert!(build.built_alike(&eci::ImageCache::default()));
+        let plain = Build::read(&object(&[(key::PLAIN_HTTP_REGISTRY, "a:5000")]), None, None)
+            .expect("reads");
+        assert!(
+            plain.built_alike(&eci::ImageCache::default()),
+            "a cache made before the tag is not rebuilt"
+        );
     }
 
     #[test]
@@ -354,6 +360,8 @@ mod tests {
         };
         assert!(plain.built_alike(&cloud));
         assert!(!other.built_alike(&cloud));
+        let untagged = Build::read(&object(&[]), None, None).expect("reads");
+        assert!(!untagged.built_alike(&cloud), "a tag that differs rebuilds");
     }
 
     #[test]

@@ -103,6 +103,15 @@ pub(super) async fn check(
         // An unusable pull secret is reported by the build; nothing to check with.
         return Ok(());
     };
+    // The registries the cache's pull secrets log into, read again at each check: a cache
+    // made before the record existed, or whose status write was lost, is guarded too.
+    let mut hosts: Vec<String> = logins
+        .iter()
+        .map(|l| crate::reference::registry_host(&l.server))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    next.private_registries = hosts;
     let (mut plain_http, mut insecure) = build.registries();
     plain_http.extend(settings.plain_http.iter().cloned());
     insecure.extend(settings.insecure.iter().cloned());
