@@ -181,10 +181,10 @@ impl Build {
             .is_none_or(|t| t.value == self.fingerprint())
     }
 
-    /// The tag recording [`Self::fingerprint`], if any setting needs one.
-    pub(super) fn tag(&self) -> Option<eci::Tag> {
-        let fingerprint = self.fingerprint();
-        (!fingerprint.is_empty()).then(|| eci::Tag::new(eci::tag::BUILD, fingerprint))
+    /// The tag recording [`Self::fingerprint`] (empty when no such setting is made): every
+    /// cache this release builds carries it, so a setting added later is seen as a change.
+    pub(super) fn tag(&self) -> eci::Tag {
+        eci::Tag::new(eci::tag::BUILD, self.fingerprint())
     }
 
     /// The registries reached over plain HTTP and without certificate checks.
@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(create.security_group_id.as_deref(), Some("sg-node"));
         assert_eq!(create.vswitch_id.as_deref(), Some("vsw-node"));
         assert_eq!(build.fingerprint(), "");
-        assert_eq!(build.tag(), None);
+        assert_eq!(build.tag().value, "");
         assert!(build.built_alike(&eci::ImageCache::default()));
         let plain = Build::read(&object(&[(key::PLAIN_HTTP_REGISTRY, "a:5000")]), None, None)
             .expect("reads");
@@ -355,13 +355,21 @@ mod tests {
         assert_ne!(plain.fingerprint(), other.fingerprint());
         assert_ne!(plain.fingerprint(), arm.fingerprint());
         let cloud = eci::ImageCache {
-            tags: vec![plain.tag().expect("a tag")],
+            tags: vec![plain.tag()],
             ..eci::ImageCache::default()
         };
         assert!(plain.built_alike(&cloud));
         assert!(!other.built_alike(&cloud));
         let untagged = Build::read(&object(&[]), None, None).expect("reads");
         assert!(!untagged.built_alike(&cloud), "a tag that differs rebuilds");
+        let built_plain = eci::ImageCache {
+            tags: vec![untagged.tag()],
+            ..eci::ImageCache::default()
+        };
+        assert!(
+            !plain.built_alike(&built_plain),
+            "a setting added to a cache built without it rebuilds"
+        );
     }
 
     #[test]

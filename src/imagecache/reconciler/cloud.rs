@@ -296,7 +296,7 @@ pub(super) async fn create(
     let (size, retention) = size_and_retention(object)?;
     let credentials = credentials(object, ctx).await?;
     let mut tags = creation_tags(&ctx.settings.cluster_name, &name, &uid);
-    tags.extend(build.tag());
+    tags.push(build.tag());
     let mut request = eci::CreateImageCache {
         image_cache_name: name.clone(),
         images: object.spec.images.clone(),
