@@ -6,9 +6,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tokio_stream::StreamExt as _;
 
-use super::{Work, registries, start, with_current};
+use super::{Work, logins, registries, start, with_current};
 use crate::{
-    agent::pb::{BuildSnapshotRequest, PrepareImagesRequest, RegistryCredential},
+    agent::pb::{BuildSnapshotRequest, PrepareImagesRequest},
     emulator::{
         Core,
         spec::CacheSpec,
@@ -70,15 +70,7 @@ fn prepare_request(id: &str, spec: &CacheSpec, size_limit: u64) -> PrepareImages
     PrepareImagesRequest {
         scope: id.to_owned(),
         images: spec.images.clone(),
-        credentials: spec
-            .credentials
-            .iter()
-            .map(|c| RegistryCredential {
-                server: c.server.clone(),
-                username: c.user_name.clone(),
-                password: c.password.clone(),
-            })
-            .collect(),
+        credentials: logins(&spec.credentials),
         base_snapshot_id: String::new(),
         pull_policies: Default::default(),
         size_limit_bytes: size_limit,

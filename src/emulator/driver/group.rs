@@ -5,11 +5,11 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use tokio_stream::StreamExt as _;
 
-use super::{GroupMode, agent_request, registries, with_current};
+use super::{GroupMode, agent_request, logins, registries, with_current};
 use crate::{
     agent::pb::{
         self, DeleteGroupRequest, GroupPhase, InspectGroupRequest, PrepareImagesRequest,
-        RegistryCredential, RestartGroupRequest,
+        RestartGroupRequest,
     },
     emulator::{
         Core,
@@ -252,15 +252,7 @@ async fn pull(
         let request = PrepareImagesRequest {
             scope: id.to_owned(),
             images: images.clone(),
-            credentials: spec
-                .credentials
-                .iter()
-                .map(|c| RegistryCredential {
-                    server: c.server.clone(),
-                    username: c.user_name.clone(),
-                    password: c.password.clone(),
-                })
-                .collect(),
+            credentials: logins(&spec.credentials),
             base_snapshot_id: snapshot.unwrap_or_default().to_owned(),
             plain_http_registries: registries(&spec.plain_http_registry),
             insecure_registries: registries(&spec.insecure_registry),

@@ -219,6 +219,20 @@ async fn with_current<T: Clone + PartialEq, R>(
     Some(result)
 }
 
+/// `ImageRegistryCredential.N` as the agent takes them.
+fn logins(
+    credentials: &[crate::emulator::spec::RegistryCredential],
+) -> Vec<crate::agent::pb::RegistryCredential> {
+    credentials
+        .iter()
+        .map(|c| crate::agent::pb::RegistryCredential {
+            server: c.server.clone(),
+            username: c.user_name.clone(),
+            password: c.password.clone(),
+        })
+        .collect()
+}
+
 /// `PlainHttpRegistry`/`InsecureRegistry`: comma-separated hosts.
 fn registries(list: &str) -> Vec<String> {
     list.split(',')
