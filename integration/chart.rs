@@ -59,10 +59,31 @@ struct HelmOutcome {
     stderr: String,
 }
 
-/// Runs the ground's helm (no cluster access: lint and template only).
+/// The ground's Kubernetes version (`integration/ground/versions.env`), which `helm template`
+/// and `lint` check the chart's `kubeVersion` against (offline, helm assumes v1.20).
+fn kube_version() -> Result<String> {
+    let versions = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/ground/versions.env"),
+    )?;
+    versions
+        .lines()
+        .find_map(|l| l.strip_prefix("KUBERNETES_VERSION="))
+        .map(str::to_owned)
+        .context("KUBERNETES_VERSION in versions.env")
+}
+
+/// Runs the ground's helm (no cluster access: lint and template only, as the ground's
+/// Kubernetes version).
 fn helm(ground: &Ground, args: &[&str]) -> Result<HelmOutcome> {
+    let offline = matches!(args.first(), Some(&("template" | "lint")));
+    let version = kube_version()?;
     let out = Command::new(ground.bin.join("helm"))
         .args(args)
+        .args(if offline {
+            vec!["--kube-version", version.as_str()]
+        } else {
+            Vec::new()
+        })
         .env(
             "HELM_CACHE_HOME",
             std::env::temp_dir().join("eci-vk-helm-cache"),
@@ -85,12 +106,25 @@ fn helm(ground: &Ground, args: &[&str]) -> Result<HelmOutcome> {
     })
 }
 
-/// `helm template <release> <chart> -n <namespace> <extra>`; the manifests, or an error with
-/// helm's message.
+/// The placement ECI needs (the schema refuses a release without it); tests' own `--set`s
+/// come after and win, and a values file (`-f`) replaces it.
+const PLACEMENT: [&str; 4] = [
+    "--set",
+    "securityGroup=sg-ground",
+    "--set",
+    "vSwitches={vsw-ground}",
+];
+
+/// `helm template <release> <chart> -n <namespace> <extra>` (after [`PLACEMENT`]); the
+/// manifests, or an error with helm's message.
 fn template(ground: &Ground, release: &str, namespace: &str, extra: &[&str]) -> Result<String> {
     let chart = chart_dir();
     let chart = chart.to_string_lossy();
     let mut args = vec!["template", release, &chart, "--namespace", namespace];
+    // `--set` beats `-f`: a values file brings its own placement.
+    if !extra.contains(&"-f") {
+        args.extend_from_slice(&PLACEMENT);
+    }
     args.extend_from_slice(extra);
     let out = helm(ground, &args)?;
     ensure!(
@@ -106,6 +140,10 @@ fn lint(ground: &Ground, extra: &[&str]) -> Result<()> {
     let chart = chart_dir();
     let chart = chart.to_string_lossy();
     let mut args = vec!["lint", "--strict", &chart];
+    // `--set` beats `-f`: a values file brings its own placement.
+    if !extra.contains(&"-f") {
+        args.extend_from_slice(&PLACEMENT);
+    }
     args.extend_from_slice(extra);
     let out = helm(ground, &args)?;
     ensure!(
@@ -389,7 +427,20 @@ fn schema_rejects_missing_region_and_bad_taint_effect(
 ) -> Result<()> {
     let chart = chart_dir();
     let chart = chart.to_string_lossy();
-    let cases: [(&[&str], &[&str]); 5] = [
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&["--set", "securityGroup="], &["/securityGroup"]),
+        (
+            &["--set", "vSwitches=null"],
+            &["anyOf", "vSwitches", "/zones"],
+        ),
+        (
+            &["--set", "replicaCount=2"],
+            &["additional properties 'replicaCount' not allowed"],
+        ),
+        (
+            &["--set", "leaderElection.renewDeadline=soon"],
+            &["/leaderElection/renewDeadline"],
+        ),
         (&["--set", "region=null"], &["missing property 'region'"]),
         (&["--set", "region="], &["/region"]),
         (
@@ -422,6 +473,7 @@ fn schema_rejects_missing_region_and_bad_taint_effect(
                 args.push("vk");
             }
             args.push(&chart);
+            args.extend_from_slice(&PLACEMENT);
             args.extend_from_slice(set);
             let out = helm(ground, &args)?;
             let said = format!("{}{}", out.stdout, out.stderr);

@@ -187,7 +187,7 @@ impl<'g> Rig<'g> {
     }
 
     /// Starts a reconciler named `identity`; with `leased`, it reconciles only while it holds
-    /// the test's Lease (3 s long, renewed every 500 ms).
+    /// the test's Lease (3 s long, renew deadline 2 s, attempts every 500 ms).
     fn start_replica(&mut self, identity: &str, leased: bool) {
         let settings = Settings {
             cluster_name: "integration".into(),
@@ -195,10 +195,11 @@ impl<'g> Rig<'g> {
             poll_interval: Duration::from_millis(250),
             resync_interval: Duration::from_secs(5),
             error_backoff: (Duration::from_millis(500), Duration::from_secs(4)),
-            leader_lease: leased.then(|| imagecache::LeaseSettings {
-                duration: Duration::from_secs(3),
-                renew_interval: Duration::from_millis(500),
-                ..imagecache::LeaseSettings::new(&self.namespace, LEASE, identity)
+            leader_lease: leased.then(|| eci_vk::election::ElectionConfig {
+                lease_duration: Duration::from_secs(3),
+                renew_deadline: Duration::from_secs(2),
+                retry_period: Duration::from_millis(500),
+                ..eci_vk::election::ElectionConfig::new(&self.namespace, LEASE, identity)
             }),
             ..Settings::default()
         };

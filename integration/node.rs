@@ -162,6 +162,7 @@ impl<'g> NodeProcess<'g> {
             .env("NO_COLOR", "1")
             // Nodes of these tests leave the cluster's ImageCaches to the suites about them.
             .env("VK_IMAGE_CACHE_CONTROLLER", "false")
+            .env("VK_LEADER_ELECT_IDENTITY", format!("{}-test", self.name))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

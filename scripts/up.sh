@@ -94,7 +94,7 @@ step "The virtual node (eci-vk run), speaking the ECI OpenAPI to that emulator"
 # Its InternalIP is the ground's node address (not loopback), so the API server proxies to it.
 start_daemon virtual-kubelet "$eci_vk" run --kubeconfig "$KUBECONFIG" --node-name virtual-kubelet \
   --data-dir "$RUN_DIR/node" --eci-endpoint "http://127.0.0.1:$GROUND_EMULATOR_PORT/" \
-  --internal-ip "$GROUND_NODE_IP"
+  --internal-ip "$GROUND_NODE_IP" --leader-elect-identity "virtual-kubelet-$(hostname)"
 wait_until "node virtual-kubelet" 60 kubectl get node virtual-kubelet
 kubectl wait --for=condition=Ready node/virtual-kubelet --timeout=60s >/dev/null
 echo "\$ kubectl get nodes -o wide"

@@ -9,6 +9,7 @@ mod architecture;
 pub mod cli;
 pub mod config;
 pub mod eci;
+pub mod election;
 pub mod emulator;
 pub mod imagecache;
 pub mod kubelet;

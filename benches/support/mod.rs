@@ -248,6 +248,8 @@ pub fn start_node(ground: &Ground, endpoint: &str, args: &[&str], log: &Path) ->
         .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
         .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
         .env("RUST_LOG", "info")
+        // A fixed identity: a restarted node takes its Lease back at once.
+        .env("VK_LEADER_ELECT_IDENTITY", "bench-node")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

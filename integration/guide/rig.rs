@@ -213,6 +213,7 @@ impl<'g> Rig<'g> {
             .args(extra)
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+            .env("VK_LEADER_ELECT_IDENTITY", format!("{name}-test"))
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

@@ -113,6 +113,9 @@ impl<'g> NodeChild<'g> {
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("RUST_LOG", rust_log)
             .env("VK_IMAGE_CACHE_CONTROLLER", "false")
+            // One identity per node name, as a pod's name: a restarted node takes its Lease
+            // back at once, as a restarted container of the same pod would.
+            .env("VK_LEADER_ELECT_IDENTITY", format!("{name}-test"))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

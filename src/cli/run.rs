@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     config::{CloudMode, RunArgs, RunConfig, Runtime},
-    eci, imagecache, node, pods,
+    eci, election, imagecache, node, pods,
 };
 
 /// How long running tasks get to finish after a signal.
@@ -125,9 +125,46 @@ async fn serve(
     let mut eci_config = eci::ClientConfig::new(config.region.clone(), credentials);
     eci_config.endpoint = endpoint;
     eci_config.observer = Some(metrics.eci_observer());
+    let kube_config = kube_client::config(kubeconfig).await?;
+    // Reads, the election's own Lease and the kubelet API's reviews: never held back.
+    let kube =
+        kube::Client::try_from(kube_config.clone()).map_err(kube_client::KubeClientError::Build)?;
+    // Only the holder of the node's Lease does the node's work (DESIGN.md, "Leadership").
+    let (leadership, campaign) = match &config.leader_election {
+        Some(settings) => {
+            let election = election::ElectionConfig {
+                lease_duration: settings.lease_duration,
+                renew_deadline: settings.renew_deadline,
+                retry_period: settings.retry_period,
+                ..election::ElectionConfig::new(
+                    &settings.namespace,
+                    node_lease_name(&config.node_name),
+                    &settings.identity,
+                )
+            };
+            info!(lease.namespace = %election.namespace, lease.name = %election.name, identity = %election.identity, "campaigning to serve the node");
+            let (campaign, leadership) =
+                election::Campaign::new(election::Elector::new(kube.clone(), election));
+            metrics
+                .probes()
+                .follow_election(leadership.clone(), settings.lease_duration);
+            (leadership, Some(campaign))
+        }
+        None => (election::Leadership::always(), None),
+    };
+    // The node's writes, to the API server and to ECI, are sent only inside a term: a process
+    // frozen past its renew deadline sends nothing when it wakes (crate::election).
+    let holds = {
+        let leadership = leadership.clone();
+        move || leadership.holds_now()
+    };
+    let kube_writes = kube_client::gated_client(kube_config, holds.clone())?;
+    // The kubelet API's calls are a user's logs and exec, sent to whichever process the API
+    // server reaches: not held back.
+    let eci_streams =
+        eci::Client::new(eci_config.clone()).context("cannot build the ECI client")?;
+    eci_config.gate = Some(std::sync::Arc::new(holds));
     let eci = eci::Client::new(eci_config).context("cannot build the ECI client")?;
-
-    let kube = kube_client::client(kubeconfig).await?;
     // Bound before the Node is registered: the Node advertises the port actually bound. A port
     // in use does not stop the node (pods keep being hosted); it runs without `logs`/`exec`.
     let kubelet_listener = match tokio::net::TcpListener::bind(config.kubelet_listen).await {
@@ -149,16 +186,15 @@ async fn serve(
         internal_ip: config.internal_ip,
         kubelet_port,
     };
-    let node_uid = node::register(&kube, &node_config, true)
-        .await
-        .context("cannot register the Node (does the kubeconfig allow creating nodes?)")?;
-    info!(node.name = %config.node_name, node.uid = %node_uid, "node registered");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
+    let stopped = |mut rx: watch::Receiver<bool>| {
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+        .boxed()
+        .shared()
     };
-    let (health_tx, health_rx) = watch::channel(true);
     let image_caches = imagecache::CacheIndexHandle::new();
     metrics.watch_image_caches(image_caches.clone());
     let pods_config = pods::PodsConfig {
@@ -194,6 +230,7 @@ async fn serve(
             private_guard: config.image_cache_pull_secret_guard,
         },
     };
+    let probes = metrics.probes().clone();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = config.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -201,35 +238,43 @@ async fn serve(
             .with_context(|| format!("cannot listen on {addr} for metrics"))?;
         info!(addr = %listener.local_addr().unwrap_or(addr), "metrics listening");
         let stop = stopped(shutdown_rx.clone());
+        let (metrics, probes) = (metrics.clone(), probes.clone());
         tasks.spawn(
             async move {
-                if let Err(error) = crate::metrics::serve(listener, metrics, stop).await {
+                if let Err(error) = crate::metrics::serve(listener, metrics, probes, stop).await {
                     warn!(
                         error = &error as &dyn std::error::Error,
                         "metrics server stopped"
                     );
                 }
-                Ok::<(), pods::PodsError>(())
+                Ok::<(), anyhow::Error>(())
             }
             .instrument(info_span!("metrics")),
         );
     }
-    tasks.spawn(
-        {
-            let node_run = node::run(
-                kube.clone(),
-                node_config,
-                node_uid,
-                health_rx,
-                stopped(shutdown_rx.clone()),
-            );
+    // The kubelet API serves whichever process the Node's address names: the leader writes
+    // its own address into the Node when it takes over.
+    if let Some(listener) = kubelet_listener {
+        let serve = crate::kubelet::serve(
+            listener,
+            kubelet_config(&config).await?,
+            kube.clone(),
+            eci_streams,
+            stopped(shutdown_rx.clone()),
+        );
+        tasks.spawn(
             async move {
-                node_run.await;
-                Ok::<(), pods::PodsError>(())
+                if let Err(error) = serve.await {
+                    tracing::error!(
+                        error = &error as &dyn std::error::Error,
+                        "kubelet API stopped"
+                    );
+                }
+                Ok::<(), anyhow::Error>(())
             }
-        }
-        .instrument(info_span!("node", node.name = %config.node_name)),
-    );
+            .instrument(info_span!("kubelet_api", node.name = %config.node_name)),
+        );
+    }
     let freshness = config
         .image_cache_tag_check_interval
         .map(|interval| {
@@ -242,78 +287,52 @@ async fn serve(
             })
         })
         .transpose()?;
-    tasks.spawn(
-        imagecache::follow_cloud(
-            eci.clone(),
-            image_caches.clone(),
-            imagecache::CloudSettings {
-                cluster_name: config.cluster_name.clone(),
-                list_interval: config.image_cache_list_interval,
-                ..imagecache::CloudSettings::default()
-            },
-            stopped(shutdown_rx.clone()),
+    let term = std::sync::Arc::new(Term {
+        kube: kube_writes,
+        eci,
+        node: node_config,
+        pods: pods_config,
+        probes: probes.clone(),
+        image_caches,
+        image_cache_controller: config.image_cache_controller,
+        image_cache_settings: imagecache::Settings {
+            observer: Some(image_cache_observer),
+            freshness,
+            warm: Some(imagecache::Warm {
+                interval: config.image_cache_list_interval,
+                grace: config.warm_image_cache_grace,
+                node_name: config.node_name.clone(),
+                class: config.image_cache_class.clone(),
+            }),
+            auto_created: config
+                .auto_create_image_cache
+                .then(|| imagecache::AutoCreated {
+                    idle: config.auto_image_cache_idle,
+                    interval: config.image_cache_list_interval,
+                    class: config.image_cache_class.clone(),
+                }),
+            ..image_cache_settings(&config)
+        },
+        cloud_settings: imagecache::CloudSettings {
+            cluster_name: config.cluster_name.clone(),
+            list_interval: config.image_cache_list_interval,
+            ..imagecache::CloudSettings::default()
+        },
+    });
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let campaigning = campaign.map(|campaign| {
+        tokio::spawn(
+            campaign
+                .run(async move {
+                    let _ = release_rx.await;
+                })
+                .instrument(info_span!("election", node.name = %config.node_name)),
         )
-        .map(|()| Ok::<(), pods::PodsError>(()))
-        .instrument(info_span!("imagecache_cloud", node.name = %config.node_name)),
-    );
+    });
+    let stop = stopped(shutdown_rx.clone());
     tasks.spawn(
-        {
-            let hosting = imagecache::host(
-                kube.clone(),
-                eci.clone(),
-                imagecache::Settings {
-                    observer: Some(image_cache_observer),
-                    freshness,
-                    warm: Some(imagecache::Warm {
-                        interval: config.image_cache_list_interval,
-                        grace: config.warm_image_cache_grace,
-                        node_name: config.node_name.clone(),
-                        class: config.image_cache_class.clone(),
-                    }),
-                    auto_created: config
-                        .auto_create_image_cache
-                        .then(|| imagecache::AutoCreated {
-                            idle: config.auto_image_cache_idle,
-                            interval: config.image_cache_list_interval,
-                            class: config.image_cache_class.clone(),
-                        }),
-                    ..image_cache_settings(&config)
-                },
-                config.image_cache_controller,
-                image_caches,
-                stopped(shutdown_rx.clone()),
-            );
-            async move {
-                hosting.await;
-                Ok::<(), pods::PodsError>(())
-            }
-        }
-        .instrument(info_span!("imagecache", node.name = %config.node_name)),
-    );
-    if let Some(listener) = kubelet_listener {
-        let serve = crate::kubelet::serve(
-            listener,
-            kubelet_config(&config).await?,
-            kube.clone(),
-            eci.clone(),
-            stopped(shutdown_rx.clone()),
-        );
-        tasks.spawn(
-            async move {
-                if let Err(error) = serve.await {
-                    tracing::error!(
-                        error = &error as &dyn std::error::Error,
-                        "kubelet API stopped"
-                    );
-                }
-                Ok::<(), pods::PodsError>(())
-            }
-            .instrument(info_span!("kubelet_api", node.name = %config.node_name)),
-        );
-    }
-    tasks.spawn(
-        pods::run(kube, eci, pods_config, health_tx, stopped(shutdown_rx))
-            .instrument(info_span!("pods", node.name = %config.node_name)),
+        election::while_leading(leadership, stop, move |stop| lead(term.clone(), stop))
+            .instrument(info_span!("node", node.name = %config.node_name)),
     );
 
     let outcome = tokio::select! {
@@ -323,7 +342,7 @@ async fn serve(
         }
         Some(joined) = tasks.join_next() => match joined {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(anyhow::Error::new(error)),
+            Ok(Err(error)) => Err(error),
             Err(error) => Err(anyhow::Error::new(error).context("a node task panicked")),
         },
     };
@@ -336,10 +355,96 @@ async fn serve(
         warn!(deadline = ?DRAIN_DEADLINE, "tasks did not stop within the deadline");
         tasks.abort_all();
     }
+    // The node's work has stopped: hand the Lease to a standby now rather than let it lapse.
+    let _ = release_tx.send(());
+    if let Some(campaigning) = campaigning {
+        let _ = tokio::time::timeout(Duration::from_secs(5), campaigning).await;
+    }
     if let Cloud::Embedded(handle) = cloud {
         handle.shutdown().await;
     }
     outcome
+}
+
+/// What a term of leadership needs to do the node's work.
+struct Term {
+    kube: kube::Client,
+    eci: eci::Client,
+    node: node::NodeConfig,
+    pods: pods::PodsConfig,
+    probes: crate::metrics::Probes,
+    image_caches: imagecache::CacheIndexHandle,
+    image_cache_controller: bool,
+    image_cache_settings: imagecache::Settings,
+    cloud_settings: imagecache::CloudSettings,
+}
+
+/// How long the node heartbeat may go without an attempt before liveness fails (an attempt
+/// every 10 s, each within 15 s).
+const NODE_HEARTBEAT_STUCK_AFTER: Duration = Duration::from_secs(90);
+
+/// The leader Lease of the processes serving `node`.
+fn node_lease_name(node: &str) -> String {
+    format!("eci-vk-node-{node}")
+}
+
+/// One term of the node's work: register (or adopt) the Node, then keep its heartbeat, the
+/// pods and the image caches until `stop` (a graceful end) or until dropped (leadership lost).
+async fn lead(term: std::sync::Arc<Term>, stop: election::StopSignal) -> anyhow::Result<()> {
+    /// Tells the probes the term ended, however it ends.
+    struct Ended(crate::metrics::Probes);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.end_term();
+        }
+    }
+    let _ended = Ended(term.probes.clone());
+    let stop = stop.shared();
+    let node_uid = node::register(&term.kube, &term.node, true)
+        .await
+        .context("cannot register the Node (does the kubeconfig allow creating nodes?)")?;
+    info!(node.name = %term.node.name, node.uid = %node_uid, "node registered");
+    let (health_tx, health_rx) = watch::channel(true);
+    let probes = term.probes.clone();
+    let heartbeat = node::run(
+        term.kube.clone(),
+        term.node.clone(),
+        node_uid,
+        health_rx,
+        move || probes.beat("node heartbeat", NODE_HEARTBEAT_STUCK_AFTER),
+        stop.clone(),
+    );
+    let cloud = imagecache::follow_cloud(
+        term.eci.clone(),
+        term.image_caches.clone(),
+        term.cloud_settings.clone(),
+        stop.clone(),
+    )
+    .instrument(info_span!("imagecache_cloud"));
+    let hosting = imagecache::host(
+        term.kube.clone(),
+        term.eci.clone(),
+        term.image_cache_settings.clone(),
+        term.image_cache_controller,
+        term.image_caches.clone(),
+        stop.clone(),
+    )
+    .instrument(info_span!("imagecache"));
+    let pods = pods::run(
+        term.kube.clone(),
+        term.eci.clone(),
+        term.pods.clone(),
+        health_tx,
+        stop,
+    )
+    .instrument(info_span!("pods"));
+    let others = async {
+        tokio::join!(heartbeat, cloud, hosting);
+        Ok(())
+    };
+    // A pod controller that cannot start ends the process, as before leadership existed.
+    futures::future::try_join(pods, others).await?;
+    Ok(())
 }
 
 /// The CA certificates the node trusts for registries besides the system's
@@ -368,7 +473,7 @@ fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
         )),
         security_group_id: config.security_group.clone(),
         vswitch_id: config.vswitch.clone(),
-        leader_lease: Some(imagecache::LeaseSettings::new(
+        leader_lease: Some(crate::election::ElectionConfig::new(
             "kube-system",
             imagecache::lease_name(&config.cluster_name, config.image_cache_class.as_deref()),
             &config.node_name,

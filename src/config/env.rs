@@ -111,6 +111,19 @@ pub const ENV_WARM_IMAGE_CACHE_GRACE: &str = "VK_WARM_IMAGE_CACHE_GRACE";
 /// `--auto-image-cache-idle`.
 pub const ENV_AUTO_IMAGE_CACHE_IDLE: &str = "VK_AUTO_IMAGE_CACHE_IDLE";
 
+/// `--leader-elect`.
+pub const ENV_LEADER_ELECT: &str = "VK_LEADER_ELECT";
+/// `--leader-elect-namespace`.
+pub const ENV_LEADER_ELECT_NAMESPACE: &str = "VK_LEADER_ELECT_NAMESPACE";
+/// `--leader-elect-identity`.
+pub const ENV_LEADER_ELECT_IDENTITY: &str = "VK_LEADER_ELECT_IDENTITY";
+/// `--leader-elect-lease-duration`.
+pub const ENV_LEADER_ELECT_LEASE_DURATION: &str = "VK_LEADER_ELECT_LEASE_DURATION";
+/// `--leader-elect-renew-deadline`.
+pub const ENV_LEADER_ELECT_RENEW_DEADLINE: &str = "VK_LEADER_ELECT_RENEW_DEADLINE";
+/// `--leader-elect-retry-period`.
+pub const ENV_LEADER_ELECT_RETRY_PERIOD: &str = "VK_LEADER_ELECT_RETRY_PERIOD";
+
 // === emulator ===
 
 /// `emulator --listen`.

@@ -18,7 +18,7 @@ pub use emulator::EmulatorArgs;
 pub use explain::ExplainMatchArgs;
 pub use run::{
     Capacity, ConfigError, ConfigErrors, CredentialSettings, DEFAULT_TAINT, ImageCachePolicyArgs,
-    RunArgs, RunConfig, TaintSpec,
+    LeaderElection, LeaderElectionArgs, RunArgs, RunConfig, TaintSpec,
 };
 
 /// How logs are written.

@@ -186,6 +186,52 @@ pub struct RunArgs {
     /// `--image-cache-list-interval`).
     #[arg(long, env = ENV_WARM_IMAGE_CACHE_GRACE, default_value = "1h", value_parser = super::parse_duration)]
     pub warm_image_cache_grace: Duration,
+    #[command(flatten)]
+    pub leader_election: LeaderElectionArgs,
+}
+
+/// Leader election among the processes that serve one Node (the chart's replicas): only the
+/// holder of the Lease `<namespace>/eci-vk-node-<node name>` writes the Node, its heartbeat,
+/// pod statuses and calls ECI; the others stand by. The flags and defaults are
+/// kube-controller-manager's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LeaderElectionArgs {
+    /// Take turns through a Lease with the other processes serving this Node (`false`: act
+    /// at once, for a single process that is sure to be alone).
+    #[arg(long, env = ENV_LEADER_ELECT, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (the chart: its release namespace).
+    #[arg(long, env = ENV_LEADER_ELECT_NAMESPACE, default_value = "kube-system")]
+    pub leader_elect_namespace: String,
+    /// This process's name in the Lease: unique among the processes of one Node (the chart:
+    /// the pod name). Default: the host name and a random suffix.
+    #[arg(long, env = ENV_LEADER_ELECT_IDENTITY)]
+    pub leader_elect_identity: Option<String>,
+    /// How long a standby waits after it last saw the Lease renewed before it takes over.
+    #[arg(long, env = ENV_LEADER_ELECT_LEASE_DURATION, default_value = "15s", value_parser = super::parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps acting without a successful renewal (below the lease
+    /// duration: the difference is the margin that keeps two leaders from overlapping).
+    #[arg(long, env = ENV_LEADER_ELECT_RENEW_DEADLINE, default_value = "10s", value_parser = super::parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// Time between two attempts to take or renew the Lease.
+    #[arg(long, env = ENV_LEADER_ELECT_RETRY_PERIOD, default_value = "2s", value_parser = super::parse_duration)]
+    pub leader_elect_retry_period: Duration,
+}
+
+/// Checked leader election settings (`None` in [`RunConfig`] when `--leader-elect=false`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElection {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// This process's identity.
+    pub identity: String,
+    /// Lease duration.
+    pub lease_duration: Duration,
+    /// Renew deadline.
+    pub renew_deadline: Duration,
+    /// Retry period.
+    pub retry_period: Duration,
 }
 
 /// How pods that do not say are matched with image caches (`run` and `explain-match`).
@@ -310,6 +356,8 @@ pub struct RunConfig {
     pub refresh_stale_image_caches: bool,
     /// How long a warmed workload's cache outlives it.
     pub warm_image_cache_grace: Duration,
+    /// Leader election among this Node's processes; `None`: this process acts alone.
+    pub leader_election: Option<LeaderElection>,
 }
 
 /// The credential chain's settings (the chain itself is the ECI client's).
@@ -381,6 +429,26 @@ pub enum ConfigError {
         "--kubelet-tls-cert (env {ENV_KUBELET_TLS_CERT}) and --kubelet-tls-key (env {ENV_KUBELET_TLS_KEY}) go together: give both or neither"
     )]
     KubeletTlsPair,
+    /// The leader election timing cannot keep two leaders apart.
+    #[error(
+        "--leader-elect-retry-period ({retry_period:?}, env {ENV_LEADER_ELECT_RETRY_PERIOD}) < --leader-elect-renew-deadline ({renew_deadline:?}, env {ENV_LEADER_ELECT_RENEW_DEADLINE}) < --leader-elect-lease-duration ({lease_duration:?}, env {ENV_LEADER_ELECT_LEASE_DURATION}) must hold, or two leaders can overlap"
+    )]
+    LeaderElectionTiming {
+        /// The lease duration given.
+        lease_duration: Duration,
+        /// The renew deadline given.
+        renew_deadline: Duration,
+        /// The retry period given.
+        retry_period: Duration,
+    },
+    /// The Lease's namespace is not a namespace name.
+    #[error(
+        "--leader-elect-namespace (env {ENV_LEADER_ELECT_NAMESPACE}) {value:?} is not a namespace name"
+    )]
+    InvalidLeaderElectionNamespace {
+        /// The value given.
+        value: String,
+    },
     /// The poll interval is outside 100 ms – 10 min.
     #[error("--pod-sync-interval (env {ENV_POD_SYNC_INTERVAL}) {value:?} is outside 100ms–10m")]
     InvalidInterval {
@@ -474,10 +542,41 @@ impl RunArgs {
                 None
             }
         };
+        let election = self.leader_election;
+        let leader_election = election.leader_elect.then(|| LeaderElection {
+            namespace: election.leader_elect_namespace.clone(),
+            identity: election
+                .leader_elect_identity
+                .clone()
+                .filter(|i| !i.trim().is_empty())
+                .unwrap_or_else(default_identity),
+            lease_duration: election.leader_elect_lease_duration,
+            renew_deadline: election.leader_elect_renew_deadline,
+            retry_period: election.leader_elect_retry_period,
+        });
+        if let Some(e) = &leader_election
+            && !(e.retry_period > Duration::ZERO
+                && e.retry_period < e.renew_deadline
+                && e.renew_deadline < e.lease_duration)
+        {
+            errors.push(ConfigError::LeaderElectionTiming {
+                lease_duration: e.lease_duration,
+                renew_deadline: e.renew_deadline,
+                retry_period: e.retry_period,
+            });
+        }
+        if let Some(e) = &leader_election
+            && !valid_node_name(&e.namespace)
+        {
+            errors.push(ConfigError::InvalidLeaderElectionNamespace {
+                value: e.namespace.clone(),
+            });
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(RunConfig {
+            leader_election,
             kubeconfig: self.kubeconfig,
             node_name: self.node_name,
             region: self.region,
@@ -526,6 +625,18 @@ impl RunArgs {
             warm_image_cache_grace: self.warm_image_cache_grace,
         })
     }
+}
+
+/// The host name (a pod's name in a cluster) and a random suffix, as client-go's
+/// components name themselves: two processes on one host never share an identity.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "eci-vk".to_owned());
+    format!("{host}_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// `key[=value]:Effect`, or `none`/empty for no taint.

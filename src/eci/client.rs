@@ -183,7 +183,13 @@ pub struct ClientConfig {
     /// CA certificates (DER) trusted besides the system's, for an `https` endpoint behind a
     /// private CA (a proxy, or the emulator served over TLS).
     pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Asked right before each attempt is sent: `false` fails the call with
+    /// [`Error::NotLeader`] and sends nothing (a node whose leader term has ended). None: always.
+    pub gate: Option<Gate>,
 }
+
+/// See [`ClientConfig::gate`].
+pub type Gate = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl ClientConfig {
     /// Defaults: public endpoint, V3, 30 s timeout, 10 s connect timeout, default retry policy
@@ -202,6 +208,7 @@ impl ClientConfig {
             clock: Arc::new(Timestamp::now),
             nonce: Arc::new(|| uuid::Uuid::new_v4().simple().to_string()),
             observer: None,
+            gate: None,
             extra_root_certificates: Vec::new(),
         }
     }
@@ -359,6 +366,12 @@ impl Client {
                     Err(e) => return Err(e),
                 };
                 let budget_wait = self.inner.budget.acquire(action).await;
+                // Asked after the budget wait, which may be long: the term may have ended.
+                if let Some(gate) = &self.inner.config.gate
+                    && !gate()
+                {
+                    return Err(Error::NotLeader { action });
+                }
                 let sent = tokio::time::Instant::now();
                 let result = self.attempt(action, params, &credentials).await;
                 if let Some(observe) = &self.inner.config.observer {

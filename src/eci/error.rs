@@ -78,6 +78,14 @@ pub enum Error {
     #[error("{0}")]
     Api(Box<ApiError>),
 
+    /// Not sent: the client's gate ([`super::ClientConfig::gate`]) says this process may not
+    /// call ECI now (its leader term ended).
+    #[error("ECI {action} not sent: this process no longer holds the node's leader Lease")]
+    NotLeader {
+        /// The action that was not sent.
+        action: &'static str,
+    },
+
     /// The request did not get an answer: connection refused or reset, TLS failure, timeout.
     /// The URL is stripped from the source so no signature or key id reaches a log.
     #[error("ECI {action} request failed to complete")]

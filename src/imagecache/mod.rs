@@ -11,7 +11,6 @@ mod explain;
 mod explain_pod;
 mod host;
 mod index;
-mod leader;
 mod matcher;
 mod pull_secrets;
 mod reconciler;
@@ -32,9 +31,6 @@ pub use explain::{explain, why_better};
 pub use explain_pod::{ExplainError, explain_pod, read_pod, render as explain_match};
 pub use host::{LABEL_CLASS, class_selector, host, lease_name};
 pub use index::{CacheIndexHandle, entry_of};
-pub use leader::{
-    LeaseError, LeaseSettings, release as release_lease, try_acquire as try_acquire_lease,
-};
 pub use matcher::{
     CacheEntry, CacheIndex, CachedImage, Candidate, MatchOptions, MatchReport, Miss, Origin,
     READY_PHASE, Verdict, WantedImage,

@@ -21,7 +21,7 @@
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
     api::{ListParams, Patch, PatchParams},
@@ -51,12 +51,14 @@ pub use warm::{ANNOTATION_WARM, ANNOTATION_WORKLOAD, LABEL_WARM, Warm};
 
 use super::{
     index::CacheIndexHandle,
-    leader::{self, LeaseSettings},
     pull_secrets::PullSecretError,
     resource::{ImageCache, ImageCacheStatus},
     status,
 };
-use crate::eci;
+use crate::{
+    eci,
+    election::{self, Campaign, ElectionConfig, Elector},
+};
 
 /// The finalizer this controller owns on every `ImageCache`.
 pub const FINALIZER: &str = "eci.alibabacloud.com/image-cache";
@@ -94,7 +96,7 @@ pub struct Settings {
     pub vswitch_id: Option<String>,
     /// Reconcile only while holding this Lease, so one of several node processes does the
     /// work; `None` reconciles unconditionally (a single node). The index is kept either way.
-    pub leader_lease: Option<LeaseSettings>,
+    pub leader_lease: Option<ElectionConfig>,
     /// Told of every reconcile and every change of leadership (metrics); none by default.
     pub observer: Option<Observer>,
     /// Make the caches ECI builds for this cluster's pods objects, and delete them when idle;
@@ -412,78 +414,45 @@ async fn run_controller(
         .await;
 }
 
-/// Reconciles only while holding the lease (see [`super::leader`]); waits for it otherwise.
+/// Reconciles only while holding the lease (see [`crate::election`]); waits for it otherwise.
 async fn lead(
     api: Api<ImageCache>,
     watch: watcher::Config,
     ctx: Arc<Context>,
     index: CacheIndexHandle,
-    lease: LeaseSettings,
+    lease: ElectionConfig,
     shutdown: Stop,
 ) {
-    let lease_duration = SignedDuration::try_from(lease.duration).unwrap_or(SignedDuration::MAX);
-    loop {
-        // Campaign until this process holds the lease.
-        loop {
-            match leader::try_acquire(&ctx.kube, &lease, (ctx.clock)()).await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(error) => tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    "image cache lease unavailable"
-                ),
-            }
-            tokio::select! {
-                () = shutdown.clone() => return,
-                () = tokio::time::sleep(lease.renew_interval) => {}
-            }
-        }
-        tracing::info!(lease.holder = %lease.identity, "leading the image cache controller");
-        ctx.settings.report(Report::Leading(true));
-        let (lost, lost_signal) = tokio::sync::oneshot::channel::<()>();
-        let renew = {
-            let ctx = ctx.clone();
-            let lease = lease.clone();
-            let shutdown = shutdown.clone();
+    let (campaign, leadership) = Campaign::new(Elector::new(ctx.kube.clone(), lease));
+    let (released_tx, released_rx) = tokio::sync::oneshot::channel::<()>();
+    let campaigning = campaign.run(async move {
+        let _ = released_rx.await;
+    });
+    let leading = async {
+        let _ = election::while_leading(leadership, shutdown.clone(), |stop| {
+            let (api, watch, ctx, index) = (api.clone(), watch.clone(), ctx.clone(), index.clone());
             async move {
-                let mut renewed = (ctx.clock)();
-                loop {
-                    tokio::select! {
-                        () = shutdown.clone() => break,
-                        () = tokio::time::sleep(lease.renew_interval) => {}
-                    }
-                    let now = (ctx.clock)();
-                    match leader::try_acquire(&ctx.kube, &lease, now).await {
-                        Ok(true) => renewed = now,
-                        Ok(false) => {
-                            tracing::warn!("image cache lease taken by another process");
-                            break;
-                        }
-                        Err(error) => {
-                            tracing::warn!(
-                                error = &error as &dyn std::error::Error,
-                                "cannot renew the image cache lease"
-                            );
-                            if now.duration_since(renewed) >= lease_duration {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = lost.send(());
+                tracing::info!("leading the image cache controller");
+                ctx.settings.report(Report::Leading(true));
+                // Reported lost when this future is dropped, too.
+                let _leading = ReportOnDrop(ctx.clone());
+                work(api, watch, ctx.clone(), index, stop).await;
+                Ok::<(), std::convert::Infallible>(())
             }
-        };
-        let stop = futures::future::select(shutdown.clone(), lost_signal).map(|_| ());
-        tokio::join!(
-            work(api.clone(), watch.clone(), ctx.clone(), index.clone(), stop),
-            renew
-        );
-        ctx.settings.report(Report::Leading(false));
-        if shutdown.peek().is_some() {
-            leader::release(&ctx.kube, &lease).await;
-            return;
-        }
-        tracing::warn!("lost the image cache lease; waiting to lead again");
+        })
+        .await;
+        // The reconciliations have stopped: only now may a successor take the lease.
+        let _ = released_tx.send(());
+    };
+    tokio::join!(campaigning, leading);
+}
+
+/// Reports the end of a term when the leader's work ends or is dropped.
+struct ReportOnDrop(Arc<Context>);
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        self.0.settings.report(Report::Leading(false));
     }
 }
 

@@ -189,11 +189,11 @@ mod tests {
 
     #[test]
     fn chart_crd_is_the_generated_one() {
-        let chart = include_str!("../../charts/eci-virtual-kubelet/crds/imagecache.yaml");
+        let chart = include_str!("../../charts/eci-virtual-kubelet/files/crds/imagecache.yaml");
         assert_eq!(
             chart,
             crd_yaml().unwrap(),
-            "charts/eci-virtual-kubelet/crds/imagecache.yaml is stale: run `cargo run -- crd > charts/eci-virtual-kubelet/crds/imagecache.yaml`"
+            "charts/eci-virtual-kubelet/files/crds/imagecache.yaml is stale: run `cargo run -- crd > charts/eci-virtual-kubelet/files/crds/imagecache.yaml`"
         );
     }
 }

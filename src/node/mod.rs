@@ -160,7 +160,8 @@ async fn apply_status(
     Ok(())
 }
 
-/// Keeps the Node and its Lease alive until `shutdown` resolves.
+/// Keeps the Node and its Lease alive until `shutdown` resolves; `beat` is called after each
+/// attempt, whatever its outcome (liveness: the loop is not stuck).
 ///
 /// Failures are logged and retried on the next tick: a missed renewal is not fatal while the
 /// lease (40 s) has not expired.
@@ -169,6 +170,7 @@ pub async fn run(
     config: NodeConfig,
     mut node_uid: String,
     mut cloud_ok: watch::Receiver<bool>,
+    beat: impl Fn(),
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut renew = tokio::time::interval(RENEW_INTERVAL);
@@ -204,6 +206,7 @@ pub async fn run(
         } else {
             debug!(node.name = %config.name, "lease renewed");
         }
+        beat();
     }
     info!(node.name = %config.name, "node heartbeat stopped");
 }

@@ -65,6 +65,18 @@ pub(super) struct Context {
     pub(super) issued_tokens: super::sources::IssuedTokens,
     /// Room for the creates passes hand off ([`PASS_CREATES`]).
     pub(super) pass_creates: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The tasks this controller spawned (creates handed off by passes), aborted with it: a
+    /// node that stops leading must stop writing at once (see `crate::election`).
+    pub(super) spawned: Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl Context {
+    /// Runs `task` beside the caller, aborted when the controller stops or is dropped.
+    pub(super) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut spawned = self.spawned.lock();
+        while spawned.try_join_next().is_some() {}
+        spawned.spawn(task);
+    }
 }
 
 /// The span of the work on one pod.

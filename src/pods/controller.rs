@@ -145,16 +145,21 @@ pub async fn run(
         health,
         issued_tokens: Default::default(),
         pass_creates: Arc::new(tokio::sync::Semaphore::new(PASS_CREATES)),
+        spawned: Mutex::new(tokio::task::JoinSet::new()),
         config,
     });
+    // Everything spawned below stops with this function, also when it is dropped.
+    let mut tasks = AbortOnDrop {
+        ctx: ctx.clone(),
+        handles: vec![watch_task.abort_handle()],
+    };
 
     tokio::pin!(shutdown);
     let ready = tokio::select! {
-        () = &mut shutdown => { watch_task.abort(); return Ok(()); }
+        () = &mut shutdown => return Ok(()),
         ready = store.wait_until_ready() => ready,
     };
     if ready.is_err() {
-        watch_task.abort();
         return Err(PodsError::InitialListFailed {
             node: ctx.config.node_name.clone(),
         });
@@ -171,6 +176,7 @@ pub async fn run(
         })
         .await;
     });
+    tasks.handles.push(create_lane.abort_handle());
     // Looks at starting groups run beside the passes, not between them: a pass over many pods
     // takes seconds, and a start must not wait for it to end.
     let look_ctx = ctx.clone();
@@ -190,6 +196,7 @@ pub async fn run(
             }
         }
     });
+    tasks.handles.push(look_lane.abort_handle());
     'passes: loop {
         let started = Instant::now();
         sync_pass(&ctx).await;
@@ -209,11 +216,24 @@ pub async fn run(
             }
         }
     }
-    watch_task.abort();
-    create_lane.abort();
-    look_lane.abort();
+    drop(tasks);
     info!(node.name = %ctx.config.node_name, "pod controller stopped; container groups keep running");
     Ok(())
+}
+
+/// Aborts the controller's tasks when dropped: the lanes and the creates passes handed off.
+struct AbortOnDrop {
+    ctx: Arc<Context>,
+    handles: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for handle in &self.handles {
+            handle.abort();
+        }
+        self.ctx.spawned.lock().abort_all();
+    }
 }
 
 /// Sleeps until `at`, or forever if there is nothing to wait for.

@@ -267,11 +267,11 @@ async fn reconcile(
                 // Enough creates in flight; the next pass takes this pod up again.
                 return;
             };
-            let (ctx, pod) = (Arc::clone(ctx), pod.clone());
-            tokio::spawn(
+            let (task_ctx, pod) = (Arc::clone(ctx), pod.clone());
+            ctx.spawn(
                 async move {
                     let _held = (creating, permit);
-                    create(&ctx, &pod, &uid).await;
+                    create(&task_ctx, &pod, &uid).await;
                 }
                 .instrument(tracing::Span::current()),
             );

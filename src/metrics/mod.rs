@@ -7,6 +7,10 @@
 //! (actions, API error codes, phases), never pod names or request ids; an error code is kept to
 //! the characters error codes use, so a server's answer cannot add a line to the exposition.
 
+mod probes;
+
+pub use probes::Probes;
+
 use std::{
     collections::BTreeMap,
     sync::{
@@ -132,6 +136,7 @@ pub struct Metrics {
     cache_index: Arc<Mutex<Option<imagecache::CacheIndexHandle>>>,
     credentials: Arc<Mutex<Option<Provider>>>,
     fetches_seen: Arc<AtomicU64>,
+    probes: Probes,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -139,6 +144,9 @@ impl std::fmt::Debug for Metrics {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
 }
+
+/// How long the pod loop may go without a finished pass before liveness fails.
+const POD_LOOP_STUCK_AFTER: Duration = Duration::from_secs(180);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -164,6 +172,7 @@ impl Default for Metrics {
             cache_index: Arc::new(Mutex::new(None)),
             credentials: Arc::new(Mutex::new(None)),
             fetches_seen: Arc::new(AtomicU64::new(0)),
+            probes: Probes::default(),
         };
         let mut registry = Registry::default();
         let r = &mut registry;
@@ -438,6 +447,15 @@ impl Metrics {
     /// Records one sync pass.
     pub fn sync_pass(&self, took: Duration) {
         self.pass_seconds.observe(took.as_secs_f64());
+        // A pass describes a page of groups per 100 pods inside ECI's read quota, and writes
+        // what changed: minutes without one mean the loop is stuck, not slow.
+        self.probes.beat("pod loop", POD_LOOP_STUCK_AFTER);
+        self.probes.synced();
+    }
+
+    /// The probes this process answers (shared with the pod loop's passes).
+    pub fn probes(&self) -> &Probes {
+        &self.probes
     }
 
     /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
@@ -480,16 +498,29 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics`, and `GET /healthz` (`ok`, for the chart's probes: the server only
-/// listens once the Node is registered), on `listener` until `shutdown` resolves.
+/// Serves `GET /metrics`, and the probes ([`Probes`]): `/livez` (and `/healthz`, its old
+/// name) and `/readyz`, 200 with what holds or 503 with what does not, on `listener` until
+/// `shutdown` resolves.
 ///
 /// # Errors
 /// The server's I/O error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Metrics,
+    probes: Probes,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let answer = |result: Result<String, String>| match result {
+        Ok(body) => (axum::http::StatusCode::OK, body),
+        Err(body) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, body),
+    };
+    let live = {
+        let probes = probes.clone();
+        move || {
+            let probes = probes.clone();
+            async move { answer(probes.liveness()) }
+        }
+    };
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -503,7 +534,15 @@ pub async fn serve(
                 }
             }),
         )
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
+        .route("/livez", axum::routing::get(live.clone()))
+        .route("/healthz", axum::routing::get(live))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let probes = probes.clone();
+                async move { answer(probes.readiness()) }
+            }),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
