@@ -14,6 +14,7 @@ mod credentials;
 mod current_eci;
 mod eci_api;
 mod eci_sdk;
+mod election;
 mod guide;
 mod imagecache;
 mod kubelet_api;
@@ -43,6 +44,7 @@ fn main() -> std::process::ExitCode {
         current_eci::tests(),
         eci_api::tests(),
         eci_sdk::tests(),
+        election::tests(),
         guide::tests(),
         imagecache::tests(),
         kubelet_api::tests(),
