@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test ground's Go tools from their Go modules with the machine's Go:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm, and for the
+# optional worker node (worker-up.sh) kubelet, containerd, containerd-shim-runc-v2 and ctr.
 # Output: target/ground/tools/<stamp>/bin, where <stamp> hashes the pinned versions and the
 # recipe version below, so a version change rebuilds and nothing else does. Prints the bin directory.
 set -euo pipefail
@@ -10,7 +11,7 @@ root="$(cd "$here/../.." && pwd)"
 source "$here/versions.env"
 
 # Bump when the way the tools are built changes (flags, packages), not for cosmetic edits.
-RECIPE_VERSION=1
+RECIPE_VERSION=2
 stamp="$( (cat "$here/versions.env"; echo "recipe=$RECIPE_VERSION") | sha256sum | cut -c1-12)"
 out="$root/target/ground/tools/$stamp"
 bin="$out/bin"
@@ -68,6 +69,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   (cd "$dir" && quiet go mod tidy)
@@ -75,7 +77,7 @@ GO
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
     log "kubernetes $v: building $cmd"
     (cd "$dir" && quiet go build -tags tools -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
   done
@@ -88,7 +90,38 @@ build_simple() { # name module version package ldflags
     && quiet go mod tidy && quiet go build -tags tools -ldflags "-s -w $5" -o "$bin/$1" "$4")
 }
 
+# containerd 2 (Kubernetes 1.37 needs 2.3 or later; Debian 12's containerd is 1.6). Static, no
+# cgo, as its release Makefile builds it: btrfs needs cgo, and devmapper and zfs snapshotters
+# have nothing to work with here; the shim has no gRPC server (`no_grpc`, as upstream builds it).
+build_containerd() {
+  local v="$CONTAINERD_VERSION" module=github.com/containerd/containerd/v2
+  local dir; dir="$(new_module containerd)"
+  log "containerd $v: resolving modules"
+  cat >"$dir/tools.go" <<GO
+//go:build tools
+
+package tools
+
+import (
+	_ "$module/cmd/containerd"
+	_ "$module/cmd/containerd-shim-runc-v2"
+	_ "$module/cmd/ctr"
+)
+GO
+  (cd "$dir" && quiet go get "$module@$v" && quiet go mod tidy)
+  local ld="-s -w -X $module/version.Version=$v -X $module/version.Package=$module"
+  local tags="tools urfave_cli_no_docs no_btrfs no_devmapper no_zfs osusergo netgo static_build"
+  for cmd in containerd ctr; do
+    log "containerd $v: building $cmd"
+    (cd "$dir" && quiet go build -tags "$tags" -ldflags "$ld" -o "$bin/$cmd" "$module/cmd/$cmd")
+  done
+  log "containerd $v: building containerd-shim-runc-v2"
+  (cd "$dir" && quiet go build -tags "$tags no_grpc" -ldflags "$ld" -o "$bin/containerd-shim-runc-v2" \
+    "$module/cmd/containerd-shim-runc-v2")
+}
+
 build_kubernetes
+build_containerd
 build_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ""
 build_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Stops every process the test ground started (by their pid files), in reverse order.
+# Stops every process the test ground started (by their pid files), in reverse order, and the
+# worker node of worker-up.sh with everything it made.
 #   --purge   also delete the cluster's and registries' data (the PKI and built tools stay)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# The worker node first (worker-up.sh), while the API server still takes its Node's deletion.
+"$GROUND_DIR/worker-down.sh" || log "warning: the worker node was not cleaned up completely"
 for name in virtual-kubelet emulator registry-auth registry kube-scheduler kube-controller-manager kube-apiserver etcd; do
   stop_daemon "$name"
 done

@@ -23,6 +23,21 @@ RUN_DIR="${GROUND_RUN_DIR:-$PROJECT_ROOT/target/ground/run}"
 # loopback or link-local address, and traffic to it still never leaves the machine.
 : "${GROUND_NODE_LINK:=vk-ground0}"
 : "${GROUND_NODE_IP:=10.255.254.1}"
+# The optional worker node (worker-up.sh): a kubelet and containerd in a network namespace of
+# the ground's own, joined to this host by a veth pair (the host's end GROUND_WORKER_LINK holds
+# GROUND_WORKER_HOST_IP, the namespace's end the node's InternalIP GROUND_WORKER_IP). Its pods
+# get addresses of GROUND_WORKER_POD_CIDR from a bridge inside that namespace, which the host
+# routes over the veth; the namespace has no default route, so pod traffic goes nowhere else.
+# The kubelet makes its cgroups under GROUND_WORKER_CGROUP in every cgroup v1 hierarchy.
+: "${GROUND_WORKER_NAME:=ground-worker}"
+: "${GROUND_WORKER_NETNS:=vk-ground-worker}"
+: "${GROUND_WORKER_LINK:=vk-ground-w0}"
+: "${GROUND_WORKER_HOST_IP:=10.255.253.1}"
+: "${GROUND_WORKER_IP:=10.255.253.2}"
+: "${GROUND_WORKER_POD_CIDR:=10.255.252.0/24}"
+: "${GROUND_WORKER_CGROUP:=vk-ground-worker}"
+# shellcheck disable=SC2034 # used by worker-up.sh and worker-down.sh
+WORKER_DIR="$RUN_DIR/worker"
 # The user and password of the authenticated registry (a test fixture, not a secret).
 : "${GROUND_REGISTRY_USER:=eci-test}"
 : "${GROUND_REGISTRY_PASSWORD:=eci-test-password}"

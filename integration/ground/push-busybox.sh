@@ -2,10 +2,13 @@
 # Pushes a runnable busybox image, built from Debian's static busybox, to a plain-HTTP registry
 # of the ground: `push-busybox.sh HOST:PORT REPOSITORY TAG [FILLER_MIB]`. With FILLER_MIB a
 # second layer of that many MiB of random bytes makes the image heavy, like a real application.
+# IMAGE_CMD, a JSON array, replaces the image's command (`["sh"]`); worker-up.sh builds the
+# worker's pod sandbox ("pause") image this way.
 # The demo (scripts/up.sh) uses it; the Rust tests build their images in
 # integration/support/image.rs.
 set -euo pipefail
 registry="$1" repository="$2" tag="$3" filler_mib="${4:-0}"
+cmd_json="${IMAGE_CMD:-[\"sh\"]}"
 busybox=/bin/busybox
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -54,8 +57,8 @@ for layer in "${layers[@]}"; do
   layer_json+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"$digest\",\"size\":$(stat -c %s "$layer.gz")}")
 done
 join() { local IFS=,; echo "$*"; }
-printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
-  "$(join "${diff_ids[@]}")" >"$work/config.json"
+printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+  "$cmd_json" "$(join "${diff_ids[@]}")" >"$work/config.json"
 config_digest="$(upload "$work/config.json")"
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[%s]}' \
   "$config_digest" "$(stat -c %s "$work/config.json")" "$(join "${layer_json[@]}")" >"$work/manifest.json"

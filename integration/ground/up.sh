@@ -4,6 +4,8 @@
 # authenticated (htpasswd + TLS) one. Writes RUN_DIR/ground.env, which tells clients
 # (the test harness, scripts, a person) where everything is.
 #   --fresh   wipe the cluster's and registries' data first (the PKI and tools stay)
+# With GROUND_WORKER=1 it also starts the worker node (worker-up.sh: a real kubelet and
+# containerd), which most tests do not need; down.sh stops it either way.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [[ "${1:-}" == "--fresh" ]]; then "$GROUND_DIR/down.sh" --purge; fi
@@ -120,6 +122,8 @@ wait_until registry 30 curl -sf "http://127.0.0.1:$GROUND_REGISTRY_PORT/v2/"
 # 401 without credentials is the sign of life here.
 wait_until registry-auth 30 bash -c "curl -s -o /dev/null -w '%{http_code}' --cacert '$pki/ca.crt' 'https://127.0.0.1:$GROUND_AUTH_REGISTRY_PORT/v2/' | grep -q 401"
 
+# The worker's lines, which worker-up.sh appends, stay while the worker runs.
+worker_env="$(grep '^GROUND_WORKER_' "$RUN_DIR/ground.env" 2>/dev/null || true)"
 # kubectl's discovery cache is per ground (KUBECACHEDIR), not the user's ~/.kube/cache: that one
 # is keyed by address alone, and a fresh cluster on the same port is not the one it describes.
 cat >"$RUN_DIR/ground.env" <<ENV
@@ -134,4 +138,6 @@ GROUND_REGISTRY_USER=$GROUND_REGISTRY_USER
 GROUND_REGISTRY_PASSWORD=$GROUND_REGISTRY_PASSWORD
 GROUND_NODE_IP=$GROUND_NODE_IP
 ENV
+if [[ -n "$worker_env" ]] && is_running worker-kubelet; then echo "$worker_env" >>"$RUN_DIR/ground.env"; fi
 log "ready: source $RUN_DIR/ground.env (kubectl is $bin/kubectl)"
+if [[ "${GROUND_WORKER:-0}" == 1 ]]; then "$GROUND_DIR/worker-up.sh"; fi
