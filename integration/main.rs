@@ -18,6 +18,7 @@ mod election;
 mod guide;
 mod imagecache;
 mod kubelet_api;
+mod leadership;
 mod node;
 mod pod_surface;
 mod registry;
@@ -48,6 +49,7 @@ fn main() -> std::process::ExitCode {
         guide::tests(),
         imagecache::tests(),
         kubelet_api::tests(),
+        leadership::tests(),
         node::tests(),
         pod_surface::tests(),
         registry::tests(),

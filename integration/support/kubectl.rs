@@ -80,6 +80,20 @@ impl Kubectl {
         })
     }
 
+    /// Starts kubectl in the background with its stdout piped (for `--watch`); registered
+    /// with the suite's children, so it is killed however the test ends.
+    pub fn spawn_piped(self) -> Result<std::process::Child> {
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.program.display()))?;
+        super::children::register(&child);
+        Ok(child)
+    }
+
     /// Runs kubectl and returns its stdout, or an error with its stderr if it failed.
     pub fn ok(self) -> Result<String> {
         let line = self.args[1..].join(" ");

@@ -31,6 +31,30 @@ pub fn metrics_at(port: u16) -> Result<String> {
         .block_on(async { reqwest::get(url).await?.text().await })?)
 }
 
+/// `GET http://127.0.0.1:<port><path>`: the status code and the body.
+pub fn probe_at(port: u16, path: &str) -> Result<(u16, String)> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let answer = reqwest::get(url).await?;
+            let status = answer.status().as_u16();
+            Ok((status, answer.text().await?))
+        })
+}
+
+/// The sum of every sample of the metric family `name` (all label sets) in `text`.
+pub fn family_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.trim().parse::<f64>().ok())
+        .sum()
+}
+
 /// The value of the sample `series` (name and labels, as written) in `text`; 0 when absent.
 pub fn sample(text: &str, series: &str) -> f64 {
     let prefix = format!("{series} ");
@@ -148,6 +172,19 @@ impl<'g> NodeChild<'g> {
             Ok((out.stdout.trim() == "True").then_some(()))
         })
         .with_context(|| format!("node log:\n{}", self.logs()))
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` to the process (SIGSTOP freezes it, SIGCONT wakes it).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let pid = self.pid().context("the node process has ended")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
+        nix::sys::signal::kill(pid, signal)?;
+        Ok(())
     }
 
     /// What the node has logged so far.

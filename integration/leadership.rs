@@ -1,0 +1,226 @@
+//! Two `eci-vk run` processes for one Node, as the chart's two replicas: only the holder of
+//! the node's leader Lease acts; the standby sends nothing to ECI and writes no pod; a frozen
+//! leader is replaced within a lease duration and, woken, sends nothing; a killed one too; the
+//! Node stays Ready throughout.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use nix::sys::signal::Signal;
+
+use crate::support::{
+    Ground,
+    emulator::EmulatorProcess,
+    ground::Namespace,
+    harness::{Phase, Test},
+    node_child::{NodeChild, family_sum, metrics_at, probe_at},
+    wait::wait,
+};
+
+pub fn tests() -> Vec<Test> {
+    vec![Test {
+        name: "leadership::a_standby_waits_and_a_frozen_or_killed_leader_is_replaced",
+        phase: Phase::WithCrd,
+        run: a_standby_waits_and_a_frozen_or_killed_leader_is_replaced,
+    }]
+}
+
+/// Timing of the test's leases: 3 s, renew deadline 2 s, attempts every 250 ms.
+const ELECTION: [&str; 6] = [
+    "--leader-elect-lease-duration",
+    "3s",
+    "--leader-elect-renew-deadline",
+    "2s",
+    "--leader-elect-retry-period",
+    "250ms",
+];
+
+/// ECI calls a process has sent, and pod writes it has made.
+fn activity(port: u16) -> Result<(f64, f64)> {
+    let text = metrics_at(port)?;
+    Ok((
+        family_sum(&text, "eci_vk_api_calls_total"),
+        family_sum(&text, "eci_vk_pod_writes_total"),
+    ))
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let ns = ns.name.as_str();
+    let emulator = EmulatorProcess::start(
+        ground.eci_vk(),
+        &["--sim-pull-ms", "20", "--sim-start-ms", "20"],
+    )?;
+    let name = format!("vk-ha-{}", std::process::id());
+    let spawn = |identity: &str, port: u16, dir: &std::path::Path| {
+        let mut extra: Vec<String> = ELECTION.iter().map(|s| (*s).to_owned()).collect();
+        extra.extend([
+            "--leader-elect-identity".to_owned(),
+            identity.to_owned(),
+            "--metrics-addr".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ]);
+        NodeChild::spawn(
+            ground,
+            name.clone(),
+            &emulator.endpoint,
+            dir,
+            &extra,
+            "info",
+        )
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let a = spawn("replica-a", port_a, dir_a.path())?;
+    a.wait_ready()?;
+    let b = spawn("replica-b", port_b, dir_b.path())?;
+    let logs = || format!("a:\n{}\nb:\n{}", a.logs(), b.logs());
+    wait("b ready as a standby", 30, || {
+        Ok(probe_at(port_b, "/readyz")
+            .ok()
+            .filter(|(code, body)| *code == 200 && body == "standby")
+            .map(|_| ()))
+    })
+    .with_context(logs)?;
+    ensure!(
+        probe_at(port_a, "/readyz")? == (200, "leader".to_owned()),
+        "a is not the ready leader"
+    );
+
+    // The Node's Ready condition, watched (not sampled) for the whole test.
+    let mut watch = ground
+        .kubectl()
+        .args([
+            "get",
+            "node",
+            &name,
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "jsonpath={.object.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}",
+        ])
+        .spawn_piped()?;
+
+    // Pods run, written by a alone.
+    let deployment = |replicas: usize| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: ha}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: ha}}}}\n  template:\n    metadata:\n      labels: {{app: ha}}\n    spec:\n      nodeName: {name}\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: busybox\n"
+        )
+    };
+    let running = |n: usize| {
+        wait(&format!("{n} pods Running"), 60, || {
+            let out = ground
+                .kubectl()
+                .args([
+                    "-n",
+                    ns,
+                    "get",
+                    "pods",
+                    "-l",
+                    "app=ha",
+                    "-o",
+                    "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}",
+                ])
+                .ok()?;
+            Ok((out.lines().filter(|l| *l == "Running").count() == n).then_some(()))
+        })
+        .with_context(logs)
+    };
+    let apply = |replicas: usize| {
+        ground
+            .kubectl()
+            .args(["-n", ns, "apply", "-f", "-"])
+            .stdin(deployment(replicas))
+            .ok()
+    };
+    apply(3)?;
+    running(3)?;
+    let standby = activity(port_b)?;
+    ensure!(
+        standby == (0.0, 0.0),
+        "the standby acted: {} ECI calls, {} pod writes\n{}",
+        standby.0,
+        standby.1,
+        logs()
+    );
+
+    // Freeze the leader: b takes over once the lease has not changed for its duration.
+    a.signal(Signal::SIGSTOP)?;
+    let frozen = Instant::now();
+    wait("b leads", 20, || {
+        Ok(probe_at(port_b, "/readyz")
+            .ok()
+            .filter(|(code, body)| *code == 200 && body == "leader")
+            .map(|_| ()))
+    })
+    .with_context(logs)?;
+    eprintln!(
+        "[leadership] frozen leader replaced in {:.2} s (lease 3 s)",
+        frozen.elapsed().as_secs_f64()
+    );
+    apply(4)?;
+    running(4)?;
+
+    // Wake a: its term ended while it slept; it sends nothing, and stands by.
+    a.signal(Signal::SIGCONT)?;
+    let woke = activity(port_a)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let later = activity(port_a)?;
+    ensure!(
+        later == woke,
+        "the woken leader acted: ECI calls {} → {}, pod writes {} → {}\n{}",
+        woke.0,
+        later.0,
+        woke.1,
+        later.1,
+        logs()
+    );
+    ensure!(
+        probe_at(port_a, "/readyz")? == (200, "standby".to_owned()),
+        "a is not a standby after waking: {:?}",
+        probe_at(port_a, "/readyz")?
+    );
+    ensure!(
+        a.logs().contains("stopped leading"),
+        "a did not say it stopped leading\n{}",
+        a.logs()
+    );
+
+    // Kill the leader outright: a takes over once the lease has lapsed, and acts.
+    b.signal(Signal::SIGKILL)?;
+    let killed = Instant::now();
+    wait("a leads again", 20, || {
+        Ok(probe_at(port_a, "/readyz")
+            .ok()
+            .filter(|(code, body)| *code == 200 && body == "leader")
+            .map(|_| ()))
+    })
+    .with_context(|| a.logs())?;
+    eprintln!(
+        "[leadership] killed leader replaced in {:.2} s (lease 3 s)",
+        killed.elapsed().as_secs_f64()
+    );
+    apply(5)?;
+    running(5)?;
+
+    // The Node never left Ready.
+    let _ = watch.kill();
+    let seen = watch.wait_with_output()?;
+    let states: Vec<String> = String::from_utf8_lossy(&seen.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ensure!(
+        !states.is_empty() && states.iter().all(|s| s == "True"),
+        "the Node's Ready condition was {states:?}"
+    );
+    Ok(())
+}
