@@ -13,8 +13,8 @@ use tokio::{net::TcpListener, sync::watch};
 
 use crate::support::{
     Ground,
-    harness::{Phase, Test},
     ground::Namespace,
+    harness::{Phase, Test},
 };
 
 pub fn tests() -> Vec<Test> {

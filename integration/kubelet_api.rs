@@ -44,6 +44,11 @@ pub fn tests() -> Vec<Test> {
             phase: Phase::WithCrd,
             run: port_auth_pods_runningpods_and_stats,
         },
+        Test {
+            name: "kubelet::a_renewed_serving_certificate_is_served_without_a_restart",
+            phase: Phase::WithCrd,
+            run: a_renewed_serving_certificate_is_served_without_a_restart,
+        },
     ]
 }
 
@@ -792,4 +797,113 @@ impl Drop for RoleCleanup<'_> {
                 .ok();
         }
     }
+}
+
+/// The SHA-256 fingerprint of the certificate the kubelet API at `addr` presents (asked with
+/// the openssl command line, which the ground installs).
+fn presented_fingerprint(addr: &str) -> Result<String> {
+    let served = Command::new("openssl")
+        .args(["s_client", "-connect", addr])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()?;
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    x509.stdin
+        .take()
+        .context("openssl stdin")?
+        .write_all(&served.stdout)?;
+    Ok(String::from_utf8_lossy(&x509.wait_with_output()?.stdout)
+        .trim()
+        .to_owned())
+}
+
+/// Writes a new self-signed certificate and key for `ip` to `dir` (openssl writes the key,
+/// then the certificate: a reload between the two sees a pair that does not fit, keeps the old
+/// one and takes the new pair at its next look); the certificate's fingerprint.
+fn write_serving_cert(dir: &std::path::Path, ip: &str) -> Result<String> {
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=eci-vk-test"])
+        .args(["-addext", &format!("subjectAltName=IP:{ip}")])
+        .arg("-keyout")
+        .arg(dir.join("tls.key"))
+        .arg("-out")
+        .arg(dir.join("tls.crt"))
+        .output()?;
+    ensure!(
+        made.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let printed = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(dir.join("tls.crt"))
+        .output()?;
+    Ok(String::from_utf8_lossy(&printed.stdout).trim().to_owned())
+}
+
+/// A serving certificate renewed on disk (as cert-manager or a rotation would) is served to
+/// new connections within the reload interval, with no restart.
+fn a_renewed_serving_certificate_is_served_without_a_restart(
+    ground: &Ground,
+    _ns: &Namespace,
+) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let first = write_serving_cert(tmp.path(), &ground.node_ip)?;
+    let emulator = EmulatorProcess::start(ground.eci_vk(), &[])?;
+    let node = NodeChild::spawn(
+        ground,
+        format!("vk-tls-{}", std::process::id()),
+        &emulator.endpoint,
+        tmp.path(),
+        &[
+            "--kubelet-tls-cert".to_owned(),
+            tmp.path().join("tls.crt").to_string_lossy().into_owned(),
+            "--kubelet-tls-key".to_owned(),
+            tmp.path().join("tls.key").to_string_lossy().into_owned(),
+        ],
+        "info",
+    )?;
+    node.wait_ready()?;
+    let addr = wait("the kubelet API address in the log", 30, || {
+        Ok(node
+            .logs()
+            .lines()
+            .find(|l| l.contains("kubelet API listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned))
+    })?;
+    ensure!(
+        presented_fingerprint(&addr)? == first,
+        "the kubelet API does not serve the certificate of its files"
+    );
+    let second = write_serving_cert(tmp.path(), &ground.node_ip)?;
+    ensure!(second != first, "the same certificate twice");
+    let renewed = Instant::now();
+    wait("the renewed certificate served", 30, || {
+        Ok((presented_fingerprint(&addr)? == second).then_some(()))
+    })
+    .with_context(|| node.logs())?;
+    eprintln!(
+        "[kubelet] renewed serving certificate served after {:.1} s",
+        renewed.elapsed().as_secs_f64()
+    );
+    ensure!(
+        node.logs().contains("kubelet API TLS reloaded"),
+        "no reload logged"
+    );
+    Ok(())
 }

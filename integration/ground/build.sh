@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test ground's Go tools from their Go modules with the machine's Go:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm, and for the
-# optional worker node (worker-up.sh) kubelet, containerd, containerd-shim-runc-v2 and ctr.
+# optional worker node (worker-up.sh) kubelet, kube-proxy, containerd, containerd-shim-runc-v2
+# and ctr.
 # Output: target/ground/tools/<stamp>/bin, where <stamp> hashes the pinned versions and the
 # recipe version below, so a version change rebuilds and nothing else does. Prints the bin directory.
 set -euo pipefail
@@ -11,7 +12,7 @@ root="$(cd "$here/../.." && pwd)"
 source "$here/versions.env"
 
 # Bump when the way the tools are built changes (flags, packages), not for cosmetic edits.
-RECIPE_VERSION=2
+RECIPE_VERSION=3
 stamp="$( (cat "$here/versions.env"; echo "recipe=$RECIPE_VERSION") | sha256sum | cut -c1-12)"
 out="$root/target/ground/tools/$stamp"
 bin="$out/bin"
@@ -70,6 +71,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
   (cd "$dir" && quiet go mod tidy)
@@ -77,7 +79,7 @@ GO
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
     log "kubernetes $v: building $cmd"
     (cd "$dir" && quiet go build -tags tools -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
   done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs Debian packages. Without arguments, the ones the test ground runs: the OCI
 # distribution registry, runc, busybox-static (the payload of runnable test images), htpasswd
-# and openssl, and for the worker node (worker-up.sh) the CNI plugins and socat. With
+# and openssl, and for the worker node (worker-up.sh) the CNI plugins, socat, and iptables for its
+# kube-proxy (conntrack, to look at its connection tracking: `ip netns exec … conntrack -L`). With
 # arguments, those packages instead (scripts/image.sh asks for buildah, podman and mmdebstrap).
 # Idempotent; waits for the dpkg/apt locks when another apt-get holds them.
 set -euo pipefail
@@ -9,7 +10,7 @@ if (($# > 0)); then
   packages=("$@")
 else
   packages=(docker-registry runc busybox-static apache2-utils openssl curl iproute2
-    containernetworking-plugins socat)
+    containernetworking-plugins socat iptables conntrack)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -2,8 +2,8 @@
 # Generates the ground's PKI once into RUN_DIR/pki: a cluster CA, the API server's serving
 # certificate, client certificates for the admin, controller-manager, scheduler and the API
 # server's kubelet client, the service-account signing key, and the registry's TLS certificate.
-# Kubeconfigs for each client are written next to them. The worker node's kubelet (worker-up.sh)
-# gets its client and serving certificates here too, added to an existing PKI when missing.
+# Kubeconfigs for each client are written next to them. The worker node's kubelet and kube-proxy
+# (worker-up.sh) get their certificates here too, added to an existing PKI when missing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pki="$RUN_DIR/pki"
@@ -52,13 +52,20 @@ KC
 # The worker's kubelet: a client certificate in system:nodes (the Node authorizer and the
 # NodeRestriction admission know it by that name) and a serving certificate for its API at the
 # node's address, signed by the ground's CA. Made again when the name or the address changes.
+# The worker's kube-proxy: a client certificate for system:kube-proxy, the user the default
+# ClusterRoleBinding system:node-proxier lets read Services, EndpointSlices and Nodes.
 worker_certs() {
   local want="$GROUND_WORKER_NAME $GROUND_WORKER_IP"
-  [[ -f .worker-complete && "$(cat .worker-complete)" == "$want" ]] && return 0
-  cert worker-kubelet-client "/O=system:nodes/CN=system:node:$GROUND_WORKER_NAME"
-  cert worker-kubelet "/CN=$GROUND_WORKER_NAME" "DNS:$GROUND_WORKER_NAME,IP:$GROUND_WORKER_IP"
-  kubeconfig worker-kubelet-client "system:node:$GROUND_WORKER_NAME"
-  echo "$want" >.worker-complete
+  if [[ ! -f .worker-complete || "$(cat .worker-complete)" != "$want" ]]; then
+    cert worker-kubelet-client "/O=system:nodes/CN=system:node:$GROUND_WORKER_NAME"
+    cert worker-kubelet "/CN=$GROUND_WORKER_NAME" "DNS:$GROUND_WORKER_NAME,IP:$GROUND_WORKER_IP"
+    kubeconfig worker-kubelet-client "system:node:$GROUND_WORKER_NAME"
+    echo "$want" >.worker-complete
+  fi
+  if [[ ! -f kube-proxy.crt || ! -f "$RUN_DIR/kube-proxy.kubeconfig" ]]; then
+    cert kube-proxy "/CN=system:kube-proxy"
+    kubeconfig kube-proxy system:kube-proxy
+  fi
 }
 
 if [[ -f "$pki/.complete" ]]; then

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stops the worker node of worker-up.sh and removes everything it made, whatever state it was
 # left in (a test that failed halfway, a daemon that died): its processes, containers and shims,
-# its mount namespace and so every mount in it, its network namespace and veth pair, its cgroups,
-# the host directories it created, its Node object (while the API server answers) and its data.
+# its mount namespace and so every mount in it, its network namespace and veth pair (and with it
+# kube-proxy's iptables rules), its cgroups, the host directories it created, its Node object and
+# the endpoint of default/kubernetes (while the API server answers), and its data.
 # A no-op where no worker runs. down.sh runs it first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,7 +44,9 @@ worker_pids() {
   return 0
 }
 
-# The kubelet first, so that it restarts nothing; containerd then, gracefully where it can.
+# kube-proxy and the kubelet first, so that they restart nothing; containerd then, gracefully where
+# it can.
+stop_daemon worker-kube-proxy
 stop_daemon worker-kubelet
 stop_daemon worker-containerd
 # What is left: containers (their shims do not stop with containerd) and anything else there.
@@ -95,7 +98,8 @@ if [[ -f "$W/created-dirs" ]]; then
 fi
 
 # The Node object and the pods bound to it, so that the cluster keeps neither a NotReady node
-# nor pods that a worker started later under the same name would find as its own.
+# nor pods that a worker started later under the same name would find as its own; and the
+# EndpointSlice of default/kubernetes worker-up.sh made, whose relay is gone.
 if [[ -f "$RUN_DIR/ground.env" ]]; then
   sed -i '/^GROUND_WORKER_/d' "$RUN_DIR/ground.env"
   kubectl="$(sed -n 's/^GROUND_BIN=//p' "$RUN_DIR/ground.env")/kubectl"
@@ -105,6 +109,8 @@ if [[ -f "$RUN_DIR/ground.env" ]]; then
     k delete pods --all-namespaces --field-selector "spec.nodeName=$GROUND_WORKER_NAME" \
       --force --grace-period 0 --wait=false
     k delete node "$GROUND_WORKER_NAME" --ignore-not-found --wait=false
+    k delete endpointslices -n default -l endpointslice.kubernetes.io/managed-by=eci-vk-ground-worker \
+      --wait=false
   fi
 fi
 

@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
 # Adds a real worker node to the running test ground, or leaves it be where it already runs:
-# containerd and a kubelet (both built by build.sh) in a network namespace of their own, so that
-# pods the virtual nodes must not take run on a real node. Start the ground first (up.sh); stop
-# the worker with worker-down.sh (down.sh does it too). Most tests do not need it.
+# containerd, a kubelet and kube-proxy (all built by build.sh) in a network namespace of their
+# own, so that pods the virtual nodes must not take run on a real node. Start the ground first
+# (up.sh); stop the worker with worker-down.sh (down.sh does it too). Most tests do not need it.
 #
 #   host netns        127.0.0.1: kube-apiserver, registries      10.255.253.1 (GROUND_WORKER_LINK)
-#                         ^ unix sockets, RUN_DIR/worker/relay       | veth
+#                         ^ unix sockets, RUN_DIR/worker/relay     :APISERVER_PORT socat → 127.0.0.1
+#                         |                                          | veth
 #   worker netns      127.0.0.1: socat relays (apiserver,          10.255.253.2 eth0: kubelet :10250
-#   (GROUND_WORKER_     registries) ← kubelet, containerd          cni0 10.255.252.1/24 ← pods
-#    NETNS)
+#   (GROUND_WORKER_     registries) ← kubelet, containerd,         cni0 10.255.252.1/24 ← pods
+#    NETNS)             kube-proxy                                 kube-proxy's iptables rules
 #
-# The kubelet and containerd see the API server and the registries at their usual loopback
-# addresses through socat relays, so every certificate and image name stays as on the host; the
-# API server reaches the kubelet (logs, exec) at the node's InternalIP over the veth pair. They
-# run in a mount namespace of the worker's own as well: every mount they make (overlays, shm,
-# secrets' tmpfs, network namespaces of pods) goes away with it, and the few host directories they
-# insist on writing (/run/containerd, /var/lib/cni, /var/log/containers, /var/lib/kubelet) are
-# private tmpfs there.
+# The kubelet, containerd and kube-proxy see the API server and the registries at their usual
+# loopback addresses through socat relays, so every certificate and image name stays as on the
+# host; the API server reaches the kubelet (logs, exec) at the node's InternalIP over the veth
+# pair. They run in a mount namespace of the worker's own as well: every mount they make
+# (overlays, shm, secrets' tmpfs, network namespaces of pods) goes away with it, and the few host
+# directories they insist on writing (/run/containerd, /var/lib/cni, /var/log/containers,
+# /var/lib/kubelet) are private tmpfs there.
+# Pods reach Services as in a real cluster, through kube-proxy's rules in the worker's network
+# namespace (never the host's), and the API server as in-cluster clients do, at default/kubernetes
+# (10.96.0.1:443): its endpoint is the host's end of the veth, where one more relay hands the
+# connection to the API server.
 # What this machine asks for besides: cgroup v1 (failCgroupV1: false, the cgroupfs driver, a
-# cgroup root of the worker's own), no CAP_SYS_RESOURCE (containerd's restrict_oom_score_adj),
-# no swap check, and kernel-wide sysctls the kubelet would set that stay untouched (see below).
-# Logs: RUN_DIR/logs/worker-{relay,containerd,kubelet}.log.
+# cgroup root of the worker's own), no CAP_SYS_RESOURCE (containerd's restrict_oom_score_adj,
+# kube-proxy's oomScoreAdj), no swap check, and kernel-wide sysctls the kubelet and kube-proxy
+# would set that stay untouched (see below).
+# Logs: RUN_DIR/logs/worker-{relay,containerd,kubelet,kube-proxy}.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -f "$RUN_DIR/ground.env" ]] || die "no test ground runs in $RUN_DIR; start it with $GROUND_DIR/up.sh first"
@@ -61,18 +67,22 @@ ip -n "$NS" link set eth0 up
 ip route replace "$GROUND_WORKER_POD_CIDR" via "$GROUND_WORKER_IP" dev "$GROUND_WORKER_LINK"
 
 # --- relays: the namespace's 127.0.0.1:PORT → a unix socket → the host's 127.0.0.1:PORT ------------
+# And one for the pods: the host's end of the veth, GROUND_WORKER_HOST_IP:APISERVER_PORT → the
+# API server, the endpoint of default/kubernetes below (pods cannot use the namespace's loopback).
 relay_ports=("$GROUND_APISERVER_PORT" "$GROUND_REGISTRY_PORT" "$GROUND_AUTH_REGISTRY_PORT")
 # shellcheck disable=SC2016 # expanded by the inner bash
 start_daemon worker-relay bash -c '
-  w="$1" ns="$2"; shift 2
+  w="$1" ns="$2" host_ip="$3" api_port="$4"; shift 4
   for port in "$@"; do
     socat "UNIX-LISTEN:$w/relay/$port.sock,fork,unlink-early,mode=600" "TCP:127.0.0.1:$port" &
     nsenter --net="/run/netns/$ns" -- socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" \
       "UNIX-CONNECT:$w/relay/$port.sock" &
   done
-  wait' worker-relay "$W" "$NS" "${relay_ports[@]}"
+  socat "TCP-LISTEN:$api_port,bind=$host_ip,fork,reuseaddr" "TCP:127.0.0.1:$api_port" &
+  wait' worker-relay "$W" "$NS" "$GROUND_WORKER_HOST_IP" "$GROUND_APISERVER_PORT" "${relay_ports[@]}"
 wait_until "worker relay" 30 in_worker_net curl -sf "http://127.0.0.1:$GROUND_REGISTRY_PORT/v2/"
 wait_until "worker relay" 30 in_worker_net curl -sfk "https://127.0.0.1:$GROUND_APISERVER_PORT/livez"
+wait_until "worker relay" 30 in_worker_net curl -sfk "https://$GROUND_WORKER_HOST_IP:$GROUND_APISERVER_PORT/livez"
 
 # --- the pod sandbox ("pause") image, from the ground's registry ------------------------------------
 # Nothing outside this machine is reachable, so the sandbox image is busybox whose shell sleeps
@@ -281,6 +291,48 @@ node_ready() {
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
 wait_until "worker node $GROUND_WORKER_NAME" 120 node_ready
+
+# --- Services: kube-proxy, and an endpoint for default/kubernetes ----------------------------------
+# kube-proxy in iptables mode (iptables-nft, as on this host) in the worker's network namespace:
+# its rules live and die there, the host's tables stay untouched. Its client certificate is
+# system:kube-proxy's (pki.sh). Conntrack: a zero max per core and zero timeouts leave the
+# sysctls as they are (nf_conntrack_max is kernel-wide, writable only from the host's namespace).
+# --oom-score-adj 0: its default -999 takes CAP_SYS_RESOURCE, as for containerd above. NodePorts
+# on the node's address only, so it sets no route_localnet either. The pods' bridge hands their
+# traffic to iptables (net.bridge.bridge-nf-call-iptables is 1 in a new namespace), so a Service
+# in front of a pod on the same bridge needs no masquerading. Flags, not a configuration file:
+# kube-proxy exits when its file is written, as a second run of this script would do.
+start_daemon worker-kube-proxy "${in_worker[@]}" "$bin/kube-proxy" \
+  --kubeconfig "$RUN_DIR/kube-proxy.kubeconfig" --hostname-override "$GROUND_WORKER_NAME" \
+  --proxy-mode iptables --cluster-cidr "$GROUND_WORKER_POD_CIDR" --detect-local-mode ClusterCIDR \
+  --nodeport-addresses primary --healthz-bind-address 127.0.0.1:10256 \
+  --metrics-bind-address 127.0.0.1:10249 --oom-score-adj 0 \
+  --conntrack-max-per-core 0 --conntrack-min 0 \
+  --conntrack-tcp-timeout-established 0 --conntrack-tcp-timeout-close-wait 0
+# Its health check answers 200 once it has programmed the Services and endpoints it was given.
+wait_until worker-kube-proxy 60 in_worker_net curl -sf http://127.0.0.1:10256/healthz
+
+# The ground's API server listens on the host's loopback and keeps no endpoints of its own
+# (--endpoint-reconciler-type none), so default/kubernetes, the 10.96.0.1:443 of every pod's
+# in-cluster configuration, has none. This EndpointSlice gives it the relay on the host's end of
+# the veth; its managed-by label keeps the EndpointSlice controllers off it and tells
+# worker-down.sh which one to delete. The API server's certificate names 10.96.0.1.
+kubectl_admin apply -f - >/dev/null <<YAML
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kubernetes-ground-worker
+  namespace: default
+  labels:
+    kubernetes.io/service-name: kubernetes
+    endpointslice.kubernetes.io/managed-by: eci-vk-ground-worker
+addressType: IPv4
+endpoints:
+- addresses: ["$GROUND_WORKER_HOST_IP"]
+  conditions: {ready: true}
+ports:
+- {name: https, port: $GROUND_APISERVER_PORT, protocol: TCP}
+YAML
 
 # Clients find the worker in ground.env.
 sed -i '/^GROUND_WORKER_/d' "$RUN_DIR/ground.env"

@@ -524,14 +524,14 @@ async fn kubelet_config(config: &RunConfig) -> anyhow::Result<crate::kubelet::Ku
             names: vec![config.node_name.clone()],
         },
     };
-    let client_ca = match &config.kubelet_client_ca {
-        Some(path) => Some(
-            tokio::fs::read(path)
-                .await
-                .with_context(|| format!("cannot read --kubelet-client-ca {}", path.display()))?,
-        ),
-        None => None,
-    };
+    // Read once here so a missing file stops the node at start with its name; the kubelet
+    // API reads it again as it changes.
+    if let Some(path) = &config.kubelet_client_ca {
+        tokio::fs::read(path)
+            .await
+            .with_context(|| format!("cannot read --kubelet-client-ca {}", path.display()))?;
+    }
+    let client_ca = config.kubelet_client_ca.clone();
     Ok(crate::kubelet::KubeletConfig {
         node_name: config.node_name.clone(),
         cluster_name: config.cluster_name.clone(),

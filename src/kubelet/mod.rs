@@ -41,6 +41,9 @@ pub const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an exec may sit without traffic either way (the kubelet's
 /// `streamingConnectionIdleTimeout` default).
 pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
+/// How often the serving certificate's files and the client CA are read again, so a renewed
+/// certificate or a rotated CA is used without a restart, as the kubelet does.
+pub const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Settings of the kubelet API.
 #[derive(Debug, Clone)]
@@ -51,9 +54,10 @@ pub struct KubeletConfig {
     pub cluster_name: String,
     /// Serving certificate.
     pub serving_cert: ServingCert,
-    /// PEM client CA; `None` reads the cluster's from
-    /// `kube-system/extension-apiserver-authentication` (`client-ca-file`).
-    pub client_ca: Option<Vec<u8>>,
+    /// A PEM file of the client CA; `None` reads the cluster's from
+    /// `kube-system/extension-apiserver-authentication` (`client-ca-file`). Either is read
+    /// again every [`TLS_RELOAD_INTERVAL`], with the serving certificate's files.
+    pub client_ca: Option<std::path::PathBuf>,
     /// Authenticate and authorize requests (off only for local development).
     pub auth: bool,
     /// See [`STREAM_CREATION_TIMEOUT`].

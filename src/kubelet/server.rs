@@ -70,18 +70,13 @@ pub async fn serve(
     eci: eci::Client,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KubeletError> {
-    let client_ca = match (&config.client_ca, config.auth) {
-        (Some(ca), true) => Some(ca.clone()),
-        (None, true) => cluster_client_ca(&kube).await,
-        (_, false) => None,
-    };
-    let tls_config = tls::server_config(&config.serving_cert, client_ca.as_deref())?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+    let mut tls = Tls::new(&config, &kube).await?;
+    let client_ca = tls.client_ca.clone();
     let ctx = Arc::new(Ctx {
         authority: config
             .auth
             .then(|| Authority::new(kube.clone(), config.node_name.clone())),
-        kube,
+        kube: kube.clone(),
         eci,
         node: config.node_name.clone(),
         cluster: config.cluster_name.clone(),
@@ -101,9 +96,16 @@ pub async fn serve(
     );
     let app = app(ctx);
     tokio::pin!(shutdown);
+    let mut reload = tokio::time::interval(super::TLS_RELOAD_INTERVAL);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    reload.tick().await;
     loop {
         let (tcp, remote) = tokio::select! {
             () = &mut shutdown => break,
+            _ = reload.tick() => {
+                tls.reload(&config, &kube).await;
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -113,7 +115,7 @@ pub async fn serve(
                 }
             },
         };
-        let acceptor = acceptor.clone();
+        let acceptor = tls.acceptor.clone();
         let app = app.clone();
         tokio::spawn(
             async move {
@@ -143,6 +145,83 @@ pub async fn serve(
     }
     info!("kubelet API stopped");
     Ok(())
+}
+
+/// The TLS settings in force and what they were made of, to notice a change.
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// The generated certificate (kept: regenerating would change it for no reason), or the
+    /// contents of the files last loaded.
+    generated: Option<tls::Keyed>,
+    files: Option<(Vec<u8>, Vec<u8>)>,
+    client_ca: Option<Vec<u8>>,
+}
+
+impl Tls {
+    async fn new(config: &KubeletConfig, kube: &kube::Client) -> Result<Self, KubeletError> {
+        let keyed = tls::load(&config.serving_cert)?;
+        let files = tls::file_contents(&config.serving_cert);
+        let generated = files
+            .is_none()
+            .then(|| (keyed.0.clone(), keyed.1.clone_key()));
+        let client_ca = client_ca(config, kube).await;
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(tls::server_config_of(keyed, client_ca.as_deref())?);
+        Ok(Self {
+            acceptor,
+            generated,
+            files,
+            client_ca,
+        })
+    }
+
+    /// Reads the certificate's files and the client CA again; a change is used for the next
+    /// connections (those open keep theirs). A change that does not load is logged, and the
+    /// settings in force stay.
+    async fn reload(&mut self, config: &KubeletConfig, kube: &kube::Client) {
+        let files = tls::file_contents(&config.serving_cert);
+        let client_ca = client_ca(config, kube).await;
+        if files == self.files && client_ca == self.client_ca {
+            return;
+        }
+        let keyed = match &self.generated {
+            Some((chain, key)) => Ok((chain.clone(), key.clone_key())),
+            None => tls::load(&config.serving_cert),
+        };
+        match keyed.and_then(|keyed| tls::server_config_of(keyed, client_ca.as_deref())) {
+            Ok(server) => {
+                info!(
+                    serving_certificate = files != self.files,
+                    client_ca = client_ca != self.client_ca,
+                    "kubelet API TLS reloaded"
+                );
+                self.acceptor = tokio_rustls::TlsAcceptor::from(server);
+                self.files = files;
+                self.client_ca = client_ca;
+            }
+            Err(error) => warn!(
+                error = &error as &dyn std::error::Error,
+                "kubelet API TLS changed but cannot be loaded; keeping the previous settings"
+            ),
+        }
+    }
+}
+
+/// The client CA now: the file given, or the cluster's; none without authentication.
+async fn client_ca(config: &KubeletConfig, kube: &kube::Client) -> Option<Vec<u8>> {
+    if !config.auth {
+        return None;
+    }
+    match &config.client_ca {
+        Some(path) => match tokio::fs::read(path).await {
+            Ok(pem) => Some(pem),
+            Err(error) => {
+                warn!(path = %path.display(), error = &error as &dyn std::error::Error, "cannot read the kubelet API's client CA");
+                None
+            }
+        },
+        None => cluster_client_ca(kube).await,
+    }
 }
 
 /// The routes, behind authentication and authorization.

@@ -12,6 +12,18 @@ use rustls::{
 
 use super::KubeletError;
 
+/// The files a serving certificate is read from, as bytes, to notice a change (a renewed
+/// certificate written by cert-manager or a kubelet-style rotation); `None` for a generated one.
+pub(super) fn file_contents(cert: &ServingCert) -> Option<(Vec<u8>, Vec<u8>)> {
+    match cert {
+        ServingCert::Files { cert, key } => Some((
+            std::fs::read(cert).unwrap_or_default(),
+            std::fs::read(key).unwrap_or_default(),
+        )),
+        ServingCert::SelfSigned { .. } => None,
+    }
+}
+
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone)]
 pub enum ServingCert {
@@ -31,9 +43,15 @@ pub enum ServingCert {
     },
 }
 
-fn load(
-    cert: &ServingCert,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), KubeletError> {
+/// A certificate chain and its key.
+pub(super) type Keyed = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// The serving certificate and key now: read from the files, or generated (once: the caller
+/// keeps a generated one).
+///
+/// # Errors
+/// [`KubeletError::Tls`] when a file cannot be read or parsed.
+pub(super) fn load(cert: &ServingCert) -> Result<Keyed, KubeletError> {
     match cert {
         ServingCert::Files { cert, key } => {
             let chain = CertificateDer::pem_file_iter(cert)
@@ -71,7 +89,17 @@ pub fn server_config(
     cert: &ServingCert,
     client_ca: Option<&[u8]>,
 ) -> Result<Arc<ServerConfig>, KubeletError> {
-    let (chain, key) = load(cert)?;
+    server_config_of(load(cert)?, client_ca)
+}
+
+/// [`server_config`] of a certificate already loaded.
+///
+/// # Errors
+/// [`KubeletError::Tls`] when the CA or the key is unusable.
+pub(super) fn server_config_of(
+    (chain, key): Keyed,
+    client_ca: Option<&[u8]>,
+) -> Result<Arc<ServerConfig>, KubeletError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
