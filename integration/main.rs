@@ -17,6 +17,7 @@ mod eci_sdk;
 mod election;
 mod guide;
 mod imagecache;
+mod in_cluster;
 mod kubelet_api;
 mod leadership;
 mod node;
@@ -48,6 +49,7 @@ fn main() -> std::process::ExitCode {
         election::tests(),
         guide::tests(),
         imagecache::tests(),
+        in_cluster::tests(),
         kubelet_api::tests(),
         leadership::tests(),
         node::tests(),

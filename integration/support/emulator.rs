@@ -28,13 +28,19 @@ impl EmulatorProcess {
     /// Starts `eci-vk emulator --listen 127.0.0.1:0` with `extra` flags and waits for its address.
     /// The runtime is `simulated` unless `extra` names one (`--runtime runc`).
     pub fn start(eci_vk: &std::path::Path, extra: &[&str]) -> Result<Self> {
+        Self::start_on(eci_vk, "127.0.0.1:0", extra)
+    }
+
+    /// [`EmulatorProcess::start`] listening on `listen` (e.g. the worker node's side of the
+    /// host, so that a node running in the cluster reaches it).
+    pub fn start_on(eci_vk: &std::path::Path, listen: &str, extra: &[&str]) -> Result<Self> {
         let runtime: &[&str] = if extra.contains(&"--runtime") {
             &[]
         } else {
             &["--runtime", "simulated"]
         };
         let mut child = Command::new(eci_vk)
-            .args(["emulator", "--listen", "127.0.0.1:0"])
+            .args(["emulator", "--listen", listen])
             .args(runtime)
             .args([
                 "--access-key-id",

@@ -40,6 +40,14 @@ pub struct Ground {
     namespaces: AtomicU32,
 }
 
+/// The ground's real worker node ([`Ground::worker`]).
+pub struct Worker {
+    /// Its Node's name.
+    pub name: String,
+    /// The host's address on the worker's link: what the worker's pods reach this host at.
+    pub host_ip: String,
+}
+
 fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -124,6 +132,31 @@ impl Ground {
             started_here,
             stopped: std::sync::Mutex::new(false),
             namespaces: AtomicU32::new(0),
+        })
+    }
+
+    /// The ground's worker node (`integration/ground/worker-up.sh`: a real kubelet and
+    /// containerd), started on first use; `down.sh` stops it with the ground.
+    pub fn worker(&self) -> Result<Worker> {
+        static STARTED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        let mut started = STARTED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*started {
+            run_script("worker-up.sh", &[])?;
+            *started = true;
+        }
+        let path = env_file();
+        let text = std::fs::read_to_string(&path)?;
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_owned)
+                .with_context(|| format!("{} has no {key}", path.display()))
+        };
+        Ok(Worker {
+            name: get("GROUND_WORKER_NAME")?,
+            host_ip: get("GROUND_WORKER_HOST_IP")?,
         })
     }
 
