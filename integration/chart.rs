@@ -45,6 +45,11 @@ pub fn tests() -> Vec<Test> {
             phase: Phase::WithCrd,
             run: node_runs_pods_and_caches_with_only_the_chart_rbac,
         },
+        Test {
+            name: "chart::rbac_namespaces_narrow_what_pods_sources_may_read",
+            phase: Phase::WithCrd,
+            run: rbac_namespaces_narrow_what_pods_sources_may_read,
+        },
     ]
 }
 
@@ -59,24 +64,27 @@ struct HelmOutcome {
     stderr: String,
 }
 
-/// The ground's Kubernetes version (`integration/ground/versions.env`), which `helm template`
-/// and `lint` check the chart's `kubeVersion` against (offline, helm assumes v1.20).
-fn kube_version() -> Result<String> {
-    let versions = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/ground/versions.env"),
-    )?;
-    versions
-        .lines()
-        .find_map(|l| l.strip_prefix("KUBERNETES_VERSION="))
-        .map(str::to_owned)
-        .context("KUBERNETES_VERSION in versions.env")
+/// The ground's Kubernetes version, as its API server reports it, which `helm template` and
+/// `lint` check the chart's `kubeVersion` against (offline, helm would assume v1.20).
+fn kube_version(ground: &Ground) -> Result<String> {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(version) = VERSION.get() {
+        return Ok(version.clone());
+    }
+    let text = ground.kubectl().args(["version", "-o", "json"]).ok()?;
+    let parsed: Value = serde_json::from_str(&text)?;
+    let version = parsed["serverVersion"]["gitVersion"]
+        .as_str()
+        .context("no serverVersion in kubectl version")?
+        .to_owned();
+    Ok(VERSION.get_or_init(|| version).clone())
 }
 
 /// Runs the ground's helm (no cluster access: lint and template only, as the ground's
 /// Kubernetes version).
 fn helm(ground: &Ground, args: &[&str]) -> Result<HelmOutcome> {
     let offline = matches!(args.first(), Some(&("template" | "lint")));
-    let version = kube_version()?;
+    let version = kube_version(ground)?;
     let out = Command::new(ground.bin.join("helm"))
         .args(args)
         .args(if offline {
@@ -524,6 +532,110 @@ fn api_server_accepts_the_rendered_manifests(ground: &Ground, ns: &Namespace) ->
             ensure!(applied.contains(kind), "no {kind} in {applied}");
         }
     }
+    Ok(())
+}
+
+/// `rbac.namespaces`: Secrets, ConfigMaps, claims and service-account tokens only in the
+/// namespaces named; the rest of what the node needs everywhere. Asked of the API server's
+/// own authorizer (`kubectl auth can-i --as` the chart's ServiceAccount).
+fn rbac_namespaces_narrow_what_pods_sources_may_read(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let release = format!("vkr{}", std::process::id());
+    let manifests = template(
+        ground,
+        &release,
+        &ns.name,
+        &["--set", &format!("rbac.namespaces={{{}}}", ns.name)],
+    )?;
+    let docs = documents(&manifests)?;
+    let rbac: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some(
+                    "ServiceAccount"
+                        | "ClusterRole"
+                        | "ClusterRoleBinding"
+                        | "Role"
+                        | "RoleBinding"
+                )
+            )
+        })
+        .collect();
+    let yaml = rbac
+        .iter()
+        .map(serde_yaml_ng::to_string)
+        .collect::<Result<Vec<_>, _>>()?
+        .join("---\n");
+    let account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
+        .as_str()
+        .context("ServiceAccount name")?
+        .to_owned();
+    ground
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(yaml.clone())
+        .ok()?;
+    let user = format!("system:serviceaccount:{}:{account}", ns.name);
+    let can = |args: &[&str]| -> Result<bool> {
+        let out = ground
+            .kubectl()
+            .args(["auth", "can-i"])
+            .args(args)
+            .args(["--as", &user])
+            .run()?;
+        Ok(out.stdout.trim() == "yes")
+    };
+    let checks: [(&[&str], bool); 7] = [
+        (&["get", "secrets", "-n", &ns.name], true),
+        (
+            &[
+                "create",
+                "serviceaccounts",
+                "--subresource=token",
+                "-n",
+                &ns.name,
+            ],
+            true,
+        ),
+        (&["get", "secrets", "-n", "default"], false),
+        (&["get", "configmaps", "-n", "default"], false),
+        (
+            &[
+                "create",
+                "serviceaccounts",
+                "--subresource=token",
+                "-n",
+                "kube-system",
+            ],
+            false,
+        ),
+        (
+            &[
+                "get",
+                "configmaps/extension-apiserver-authentication",
+                "-n",
+                "kube-system",
+            ],
+            true,
+        ),
+        (&["list", "pods", "--all-namespaces"], true),
+    ];
+    let mut wrong = Vec::new();
+    for (args, expected) in checks {
+        if can(args)? != expected {
+            wrong.push(format!("can-i {} should be {expected}", args.join(" ")));
+        }
+    }
+    let _ = ground
+        .kubectl()
+        .args(["delete", "--ignore-not-found", "--wait=false", "-f", "-"])
+        .stdin(yaml)
+        .ok();
+    ensure!(wrong.is_empty(), "{}", wrong.join("; "));
     Ok(())
 }
 

@@ -10,10 +10,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# GROUND_KUBERNETES_VERSION runs the ground on another Kubernetes (README, "Kubernetes
+# versions"): its tools are built and cached beside the pinned ones.
+KUBERNETES_VERSION="${GROUND_KUBERNETES_VERSION:-$KUBERNETES_VERSION}"
 
 # Bump when the way the tools are built changes (flags, packages), not for cosmetic edits.
 RECIPE_VERSION=3
-stamp="$( (cat "$here/versions.env"; echo "recipe=$RECIPE_VERSION") | sha256sum | cut -c1-12)"
+stamp="$( (cat "$here/versions.env"; echo "kubernetes=$KUBERNETES_VERSION recipe=$RECIPE_VERSION") | sha256sum | cut -c1-12)"
 out="$root/target/ground/tools/$stamp"
 bin="$out/bin"
 if [[ -f "$out/.complete" ]]; then

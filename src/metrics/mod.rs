@@ -491,6 +491,13 @@ impl Metrics {
                     .set(n);
             }
         }
+        if let Some(leading) = self.probes.leading() {
+            self.leader
+                .get_or_create(&LeaseLabel {
+                    lease: "node".to_owned(),
+                })
+                .set(i64::from(leading));
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);

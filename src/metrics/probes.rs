@@ -41,6 +41,15 @@ impl Probes {
         self.0.lock().election = Some((leadership, lease_duration));
     }
 
+    /// Whether this process leads its node now; `None` without election.
+    pub fn leading(&self) -> Option<bool> {
+        self.0
+            .lock()
+            .election
+            .as_ref()
+            .map(|(leadership, _)| leadership.is_leading())
+    }
+
     /// The loop `name` made progress; it is stuck if it does not again within `stuck_after`.
     pub fn beat(&self, name: &'static str, stuck_after: Duration) {
         self.0.lock().loops.insert(
