@@ -535,6 +535,33 @@ fn api_server_accepts_the_rendered_manifests(ground: &Ground, ns: &Namespace) ->
     Ok(())
 }
 
+/// The chart's ServiceAccount and RBAC objects among `docs`, as one YAML stream, and the
+/// ServiceAccount's name.
+fn rbac_of(docs: &[Value]) -> Result<(String, String)> {
+    let yaml = docs
+        .iter()
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some(
+                    "ServiceAccount"
+                        | "ClusterRole"
+                        | "ClusterRoleBinding"
+                        | "Role"
+                        | "RoleBinding"
+                )
+            )
+        })
+        .map(serde_yaml_ng::to_string)
+        .collect::<Result<Vec<_>, _>>()?
+        .join("---\n");
+    let account = of_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
+        .as_str()
+        .context("ServiceAccount name")?
+        .to_owned();
+    Ok((yaml, account))
+}
+
 /// `rbac.namespaces`: Secrets, ConfigMaps, claims and service-account tokens only in the
 /// namespaces named; the rest of what the node needs everywhere. Asked of the API server's
 /// own authorizer (`kubectl auth can-i --as` the chart's ServiceAccount).
@@ -550,30 +577,7 @@ fn rbac_namespaces_narrow_what_pods_sources_may_read(
         &["--set", &format!("rbac.namespaces={{{}}}", ns.name)],
     )?;
     let docs = documents(&manifests)?;
-    let rbac: Vec<&Value> = docs
-        .iter()
-        .filter(|d| {
-            matches!(
-                d["kind"].as_str(),
-                Some(
-                    "ServiceAccount"
-                        | "ClusterRole"
-                        | "ClusterRoleBinding"
-                        | "Role"
-                        | "RoleBinding"
-                )
-            )
-        })
-        .collect();
-    let yaml = rbac
-        .iter()
-        .map(serde_yaml_ng::to_string)
-        .collect::<Result<Vec<_>, _>>()?
-        .join("---\n");
-    let account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
-        .as_str()
-        .context("ServiceAccount name")?
-        .to_owned();
+    let (yaml, account) = rbac_of(&docs)?;
     ground
         .kubectl()
         .args(["apply", "-f", "-"])
@@ -771,30 +775,7 @@ fn node_runs_pods_and_caches_with_only_the_chart_rbac(
         ],
     )?;
     let docs = documents(&manifests)?;
-    let rbac: Vec<&Value> = docs
-        .iter()
-        .filter(|d| {
-            matches!(
-                d["kind"].as_str(),
-                Some(
-                    "ServiceAccount"
-                        | "ClusterRole"
-                        | "ClusterRoleBinding"
-                        | "Role"
-                        | "RoleBinding"
-                )
-            )
-        })
-        .collect();
-    let rbac_yaml = rbac
-        .iter()
-        .map(serde_yaml_ng::to_string)
-        .collect::<Result<Vec<_>, _>>()?
-        .join("---\n");
-    let account = of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"]
-        .as_str()
-        .context("ServiceAccount name")?
-        .to_owned();
+    let (rbac_yaml, account) = rbac_of(&docs)?;
     let deployment = of_kind(&docs, "Deployment")[0].clone();
     let tmp = tempfile::tempdir()?;
     let mut node = ChartNode {

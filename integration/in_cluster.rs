@@ -23,6 +23,7 @@ use crate::support::{
     harness::{Phase, Test},
     image::{ImageSpec, build_and_push},
     wait::wait,
+    workload,
 };
 
 pub fn tests() -> Vec<Test> {
@@ -100,9 +101,9 @@ fn changed_chart(dir: &Path) -> Result<PathBuf> {
     Ok(copy)
 }
 
-/// Group id of every pod of `namespace` that has one (from the status the node writes,
-/// `eci://<group>/<container>`).
-fn groups_of_pods(ground: &Ground, namespace: &str) -> Result<BTreeMap<String, String>> {
+/// `field` (a jsonpath under the pod, e.g. `.status.phase`) of every pod of `namespace`, by
+/// pod name.
+fn pods_field(ground: &Ground, namespace: &str, field: &str) -> Result<BTreeMap<String, String>> {
     let out = ground
         .kubectl()
         .args([
@@ -111,17 +112,32 @@ fn groups_of_pods(ground: &Ground, namespace: &str) -> Result<BTreeMap<String, S
             "get",
             "pods",
             "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[0].containerID}{\"\\n\"}{end}",
+            &format!(
+                "jsonpath={{range .items[*]}}{{.metadata.name}} {{{field}}}{{\"\\n\"}}{{end}}"
+            ),
         ])
         .ok()?;
     Ok(out
         .lines()
-        .filter_map(|l| {
-            let (pod, id) = l.split_once(' ')?;
-            let group = id.strip_prefix("eci://")?.split('/').next()?;
-            Some((pod.to_owned(), group.to_owned()))
-        })
+        .filter_map(|l| l.split_once(' '))
+        .map(|(pod, value)| (pod.to_owned(), value.to_owned()))
         .collect())
+}
+
+/// Group id of every pod of `namespace` that has one (from the status the node writes,
+/// `eci://<group>/<container>`).
+fn groups_of_pods(ground: &Ground, namespace: &str) -> Result<BTreeMap<String, String>> {
+    Ok(pods_field(
+        ground,
+        namespace,
+        ".status.containerStatuses[0].containerID",
+    )?
+    .into_iter()
+    .filter_map(|(pod, id)| {
+        let group = id.strip_prefix("eci://")?.split('/').next()?.to_owned();
+        Some((pod, group))
+    })
+    .collect())
 }
 
 /// Every container group of `node` the cloud holds that is not being deleted, read with the
@@ -150,13 +166,7 @@ fn keep_creating(
     let mut names = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let name = format!("{prefix}-{}", made.fetch_add(1, Ordering::Relaxed));
-        ground
-            .kubectl()
-            .args(["-n", namespace, "apply", "-f", "-"])
-            .stdin(format!(
-                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{churn: \"yes\"}}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n"
-            ))
-            .ok()?;
+        workload::apply(ground, namespace, workload::busybox_pod(&name, node))?;
         names.push(name);
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -166,24 +176,10 @@ fn keep_creating(
 /// Waits until every pod in `names` is Running.
 fn all_running(ground: &Ground, namespace: &str, names: &[String]) -> Result<()> {
     wait(&format!("{} pods Running", names.len()), 90, || {
-        let out = ground
-            .kubectl()
-            .args([
-                "-n",
-                namespace,
-                "get",
-                "pods",
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.name} {.status.phase}{\"\\n\"}{end}",
-            ])
-            .ok()?;
-        let running: BTreeSet<&str> = out
-            .lines()
-            .filter_map(|l| l.strip_suffix(" Running"))
-            .collect();
+        let phases = pods_field(ground, namespace, ".status.phase")?;
         Ok(names
             .iter()
-            .all(|n| running.contains(n.as_str()))
+            .all(|n| phases.get(n).is_some_and(|p| p == "Running"))
             .then_some(()))
     })
 }
@@ -481,13 +477,7 @@ fn helm_install_upgrade_rollback_and_a_killed_leader_keep_the_node_ready(
 
         // A pod on the virtual node: logs and exec through the API server reach the in-cluster
         // node's kubelet API.
-        ground
-            .kubectl()
-            .args(["-n", namespace, "apply", "-f", "-"])
-            .stdin(format!(
-                "apiVersion: v1\nkind: Pod\nmetadata: {{name: bb}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n"
-            ))
-            .ok()?;
+        workload::apply(ground, namespace, workload::busybox_pod("bb", &node))?;
         all_running(ground, namespace, &["bb".to_owned()])?;
         let logs = ground
             .kubectl()
@@ -537,29 +527,12 @@ fn helm_install_upgrade_rollback_and_a_killed_leader_keep_the_node_ready(
         cache_ready()?;
 
         // Five pods of a Deployment.
-        ground
-            .kubectl()
-            .args(["-n", namespace, "apply", "-f", "-"])
-            .stdin(format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 5\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      nodeName: {node}\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: busybox\n"
-            ))
-            .ok()?;
-        wait("5 web pods Running", 60, || {
-            let out = ground
-                .kubectl()
-                .args([
-                    "-n",
-                    namespace,
-                    "get",
-                    "pods",
-                    "-l",
-                    "app=web",
-                    "-o",
-                    "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}",
-                ])
-                .ok()?;
-            Ok((out.lines().filter(|l| *l == "Running").count() == 5).then_some(()))
-        })?;
+        workload::apply(
+            ground,
+            namespace,
+            workload::busybox_deployment("web", 5, &node),
+        )?;
+        workload::wait_running(ground, namespace, "app=web", 5, 60)?;
 
         let made = AtomicUsize::new(0);
         let tmp = tempfile::tempdir()?;
@@ -661,8 +634,8 @@ fn helm_install_upgrade_rollback_and_a_killed_leader_keep_the_node_ready(
             .context("helm uninstall removed the CRD or the ImageCache")?;
         Ok(())
     })();
-    if result.is_err() {
-        let pods = ground
+    let logs = if result.is_err() {
+        let logs = ground
             .kubectl()
             .args([
                 "-n",
@@ -677,43 +650,17 @@ fn helm_install_upgrade_rollback_and_a_killed_leader_keep_the_node_ready(
             .map(|o| o.stdout + &o.stderr)
             .unwrap_or_default();
         let _ = helm(ground, &["uninstall", &release, "-n", namespace]);
+        logs
+    } else {
+        String::new()
+    };
+    for (kind, name) in [("imagecache", format!("ic-{pid}")), ("node", node)] {
         let _ = ground
             .kubectl()
-            .args([
-                "delete",
-                "imagecache",
-                &format!("ic-{pid}"),
-                "--ignore-not-found",
-                "--wait=false",
-            ])
+            .args(["delete", kind, &name, "--ignore-not-found", "--wait=false"])
             .ok();
-        let _ = ground
-            .kubectl()
-            .args([
-                "delete",
-                "node",
-                &node,
-                "--ignore-not-found",
-                "--wait=false",
-            ])
-            .ok();
-        return result.with_context(|| format!("the node's logs:\n{pods}"));
     }
-    let _ = ground
-        .kubectl()
-        .args(["delete", "imagecache", &format!("ic-{pid}"), "--wait=false"])
-        .ok();
-    let _ = ground
-        .kubectl()
-        .args([
-            "delete",
-            "node",
-            &node,
-            "--ignore-not-found",
-            "--wait=false",
-        ])
-        .ok();
-    Ok(())
+    result.with_context(|| format!("the node's logs:\n{logs}"))
 }
 
 /// Lets release `release` take over the ImageCache CRD that exists (the README's commands).
@@ -743,13 +690,7 @@ fn adopt_crd(ground: &Ground, release: &str, namespace: &str) -> Result<()> {
 
 /// A new pod of busybox on `node` starts from the test's ImageCache (automatic matching).
 fn matched_after(ground: &Ground, namespace: &str, node: &str, name: &str, pid: u32) -> Result<()> {
-    ground
-        .kubectl()
-        .args(["-n", namespace, "apply", "-f", "-"])
-        .stdin(format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n"
-        ))
-        .ok()?;
+    workload::apply(ground, namespace, workload::busybox_pod(name, node))?;
     all_running(ground, namespace, &[name.to_owned()])?;
     let matched = ground
         .kubectl()

@@ -15,6 +15,7 @@ use crate::support::{
     harness::{Phase, Test},
     node_child::{NodeChild, family_sum, metrics_at, probe_at},
     wait::wait,
+    workload,
 };
 
 pub fn tests() -> Vec<Test> {
@@ -110,36 +111,13 @@ fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
         .spawn_piped()?;
 
     // Pods run, written by a alone.
-    let deployment = |replicas: usize| {
-        format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: ha}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: ha}}}}\n  template:\n    metadata:\n      labels: {{app: ha}}\n    spec:\n      nodeName: {name}\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: busybox\n"
-        )
-    };
-    let running = |n: usize| {
-        wait(&format!("{n} pods Running"), 60, || {
-            let out = ground
-                .kubectl()
-                .args([
-                    "-n",
-                    ns,
-                    "get",
-                    "pods",
-                    "-l",
-                    "app=ha",
-                    "-o",
-                    "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}",
-                ])
-                .ok()?;
-            Ok((out.lines().filter(|l| *l == "Running").count() == n).then_some(()))
-        })
-        .with_context(logs)
-    };
+    let running = |n: usize| workload::wait_running(ground, ns, "app=ha", n, 60).with_context(logs);
     let apply = |replicas: usize| {
-        ground
-            .kubectl()
-            .args(["-n", ns, "apply", "-f", "-"])
-            .stdin(deployment(replicas))
-            .ok()
+        workload::apply(
+            ground,
+            ns,
+            workload::busybox_deployment("ha", replicas, &name),
+        )
     };
     apply(3)?;
     running(3)?;

@@ -11,7 +11,7 @@ use crate::support::{
     ground::Namespace,
     harness::{Phase, Test},
     node_child::{NodeChild, metrics_at, sample},
-    wait::wait,
+    workload,
 };
 
 pub fn tests() -> Vec<Test> {
@@ -52,31 +52,13 @@ fn an_idle_pass_writes_nothing(ground: &Ground, ns: &Namespace) -> Result<()> {
         "info",
     )?;
     node.wait_ready()?;
-    ground
-        .kubectl()
-        .args(["-n", ns, "apply", "-f", "-"])
-        .stdin(format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: idle}}\nspec:\n  replicas: {REPLICAS}\n  selector: {{matchLabels: {{app: idle}}}}\n  template:\n    metadata:\n      labels: {{app: idle}}\n    spec:\n      nodeName: {}\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: busybox\n",
-            node.name
-        ))
-        .ok()?;
-    wait("every pod Running", 60, || {
-        let out = ground
-            .kubectl()
-            .args([
-                "-n",
-                ns,
-                "get",
-                "pods",
-                "-l",
-                "app=idle",
-                "-o",
-                "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}",
-            ])
-            .ok()?;
-        Ok((out.lines().filter(|l| *l == "Running").count() == REPLICAS).then_some(()))
-    })
-    .with_context(|| format!("node log:\n{}", node.logs()))?;
+    workload::apply(
+        ground,
+        ns,
+        workload::busybox_deployment("idle", REPLICAS, &node.name),
+    )?;
+    workload::wait_running(ground, ns, "app=idle", REPLICAS, 60)
+        .with_context(|| format!("node log:\n{}", node.logs()))?;
     // Let the passes that follow the last change write what they must (the store catches up
     // with the node's own writes within a pass or two).
     std::thread::sleep(std::time::Duration::from_secs(3));

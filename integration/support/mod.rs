@@ -11,5 +11,6 @@ pub mod image;
 pub mod kubectl;
 pub mod node_child;
 pub mod wait;
+pub mod workload;
 
 pub use ground::Ground;
