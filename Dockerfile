@@ -61,7 +61,7 @@ LABEL org.opencontainers.image.title="eci-virtual-kubelet" \
 COPY --from=build /eci-vk /usr/local/bin/eci-vk
 USER 65532:65532
 # 10250: the kubelet API (HTTPS: logs, exec, stats; VK_KUBELET_LISTEN).
-# 10255: /metrics and /healthz (the chart sets VK_METRICS_ADDR=0.0.0.0:10255).
+# 10255: /metrics, /livez and /readyz (the chart sets VK_METRICS_ADDR=0.0.0.0:10255).
 EXPOSE 10250 10255
 ENTRYPOINT ["/usr/local/bin/eci-vk"]
 CMD ["run"]

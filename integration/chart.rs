@@ -234,6 +234,50 @@ fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) ->
         "{:?}",
         env["VK_CLOUD"]
     );
+    // Two processes per node that take turns: a RollingUpdate that adds before it removes,
+    // and a PodDisruptionBudget.
+    let strategy = &deployments[0]["spec"]["strategy"];
+    ensure!(
+        deployments[0]["spec"]["replicas"] == 2
+            && strategy["type"] == "RollingUpdate"
+            && strategy["rollingUpdate"]["maxSurge"] == 1
+            && strategy["rollingUpdate"]["maxUnavailable"] == 0,
+        "not two replicas rolling one at a time: {}",
+        deployments[0]["spec"]
+    );
+    ensure!(
+        of_kind(&docs, "PodDisruptionBudget").len() == 1,
+        "no PodDisruptionBudget"
+    );
+    // Without the Lease: one process, stopped before its successor starts; more is refused.
+    let alone = documents(&template(
+        ground,
+        "vk",
+        "eci-system",
+        &[
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "replicas=1",
+        ],
+    )?)?;
+    ensure!(
+        of_kind(&alone, "Deployment")[0]["spec"]["strategy"]["type"] == "Recreate"
+            && of_kind(&alone, "PodDisruptionBudget").is_empty(),
+        "a single process without election is not replaced with Recreate"
+    );
+    let refused = template(
+        ground,
+        "vk",
+        "eci-system",
+        &["--set", "leaderElection.enabled=false"],
+    );
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("needs replicas: 1")),
+        "two replicas without election were not refused: {refused:?}"
+    );
 
     // RRSA: no AccessKey, the role and provider in the environment, the token projected for
     // STS's audience, the role named on the ServiceAccount.
@@ -1083,7 +1127,19 @@ fn exercise(
         "-o",
         "jsonpath={.spec.holderIdentity}",
     ])?;
-    ensure!(leader == name, "leader Lease held by {leader:?}");
+    let elected = node.kubectl(&[
+        "-n",
+        &ns.name,
+        "get",
+        "lease",
+        &format!("eci-vk-node-{name}"),
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    ensure!(
+        !elected.is_empty() && leader == elected,
+        "the ImageCache Lease is held by {leader:?}, the node's leader Lease by {elected:?}"
+    );
 
     // No call of the node was refused.
     let logs = node.logs();

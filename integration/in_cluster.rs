@@ -293,10 +293,12 @@ fn under_load(
     Ok(())
 }
 
-/// A watch of the node's leader Lease: who held it, and for how long nobody did.
+/// A watch of the node's leader Lease: who held it in turn, and the longest time between one
+/// holder's last renewal and the next holder's acquisition (as the Lease records them) — the
+/// time nobody acted for the node, whether the old leader released the Lease or let it lapse.
 struct LeaseWatch {
     child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<(Instant, String)>,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl LeaseWatch {
@@ -311,7 +313,7 @@ impl LeaseWatch {
                 &format!("eci-vk-node-{node}"),
                 "--watch",
                 "-o",
-                "jsonpath={.spec.holderIdentity}{\"\\n\"}",
+                "jsonpath={.spec.holderIdentity} {.spec.renewTime} {.spec.acquireTime}{\"\\n\"}",
             ])
             .spawn_piped()?;
         let stdout = child.stdout.take().context("kubectl stdout")?;
@@ -320,7 +322,7 @@ impl LeaseWatch {
             use std::io::BufRead as _;
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if tx.send((Instant::now(), line)).is_err() {
+                if tx.send(line).is_err() {
                     break;
                 }
             }
@@ -328,24 +330,40 @@ impl LeaseWatch {
         Ok(Self { child, lines })
     }
 
-    /// The holders in turn, and the longest time the Lease had none (released, not yet taken).
+    /// The holders in turn, and the longest gap between terms.
     fn stop(mut self) -> Result<(Vec<String>, Duration)> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let mut terms: Vec<String> = Vec::new();
-        let (mut empty_since, mut gap) = (None::<Instant>, Duration::ZERO);
-        while let Ok((at, holder)) = self.lines.recv_timeout(Duration::from_secs(1)) {
-            let holder = holder.trim().to_owned();
+        let mut last_renewed: Option<jiff::Timestamp> = None;
+        let mut gap = Duration::ZERO;
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // A released Lease has no holder (and the release's renewTime).
+            let (holder, renewed, acquired) = match fields.as_slice() {
+                [renewed, acquired] => ("", *renewed, *acquired),
+                [holder, renewed, acquired] => (*holder, *renewed, *acquired),
+                _ => continue,
+            };
+            let (Ok(renewed), Ok(acquired)) = (
+                renewed.parse::<jiff::Timestamp>(),
+                acquired.parse::<jiff::Timestamp>(),
+            ) else {
+                continue;
+            };
             if holder.is_empty() {
-                empty_since.get_or_insert(at);
+                // Released: the old leader stopped acting by then.
+                last_renewed = Some(renewed);
                 continue;
             }
-            if let Some(since) = empty_since.take() {
-                gap = gap.max(at - since);
+            if terms.last().map(String::as_str) != Some(holder) {
+                if let Some(previous) = last_renewed {
+                    let between = acquired.duration_since(previous);
+                    gap = gap.max(Duration::try_from(between).unwrap_or(Duration::ZERO));
+                }
+                terms.push(holder.to_owned());
             }
-            if terms.last() != Some(&holder) {
-                terms.push(holder);
-            }
+            last_renewed = Some(renewed);
         }
         Ok((terms, gap))
     }

@@ -14,6 +14,7 @@ use crate::support::{
     ground::Namespace,
     harness::{Phase, Test},
     node_child::{NodeChild, family_sum, metrics_at, probe_at},
+    tap::Tap,
     wait::wait,
     workload,
 };
@@ -61,7 +62,15 @@ fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
         &["--sim-pull-ms", "20", "--sim-start-ms", "20"],
     )?;
     let name = format!("vk-ha-{}", std::process::id());
-    let spawn = |identity: &str, port: u16, dir: &std::path::Path| {
+    // a's calls to ECI go through a tap, which notes when a sent anything.
+    let upstream: std::net::SocketAddr = emulator
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()?;
+    let tap = Tap::start(&ground.runtime, upstream)?;
+    let endpoint_a = format!("http://{}/", tap.addr);
+    let spawn = |identity: &str, port: u16, dir: &std::path::Path, endpoint: &str| {
         let mut extra: Vec<String> = ELECTION.iter().map(|s| (*s).to_owned()).collect();
         extra.extend([
             "--leader-elect-identity".to_owned(),
@@ -69,20 +78,13 @@ fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
             "--metrics-addr".to_owned(),
             format!("127.0.0.1:{port}"),
         ]);
-        NodeChild::spawn(
-            ground,
-            name.clone(),
-            &emulator.endpoint,
-            dir,
-            &extra,
-            "info",
-        )
+        NodeChild::spawn(ground, name.clone(), endpoint, dir, &extra, "info")
     };
     let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let (port_a, port_b) = (free_port()?, free_port()?);
-    let a = spawn("replica-a", port_a, dir_a.path())?;
+    let a = spawn("replica-a", port_a, dir_a.path(), &endpoint_a)?;
     a.wait_ready()?;
-    let b = spawn("replica-b", port_b, dir_b.path())?;
+    let b = spawn("replica-b", port_b, dir_b.path(), &emulator.endpoint)?;
     let logs = || format!("a:\n{}\nb:\n{}", a.logs(), b.logs());
     wait("b ready as a standby", 30, || {
         Ok(probe_at(port_b, "/readyz")
@@ -148,6 +150,7 @@ fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
     running(4)?;
 
     // Wake a: its term ended while it slept; it sends nothing, and stands by.
+    let woken = std::time::Instant::now();
     a.signal(Signal::SIGCONT)?;
     let woke = activity(port_a)?;
     std::thread::sleep(Duration::from_secs(3));
@@ -159,6 +162,14 @@ fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
         later.0,
         woke.1,
         later.1,
+        logs()
+    );
+    // Nothing reached ECI from a once it woke, not even in the moment before it noticed.
+    let sent = tap.sent_after(woken);
+    ensure!(
+        sent.is_empty(),
+        "the woken leader sent {} requests to ECI after it woke\n{}",
+        sent.len(),
         logs()
     );
     ensure!(

@@ -97,8 +97,13 @@ impl ElectionConfig {
         Ok(())
     }
 
+    /// The lease duration as the record holds it, whole seconds rounded *up*: a follower waits
+    /// at least as long as configured, never less (rounding down could let it take over before
+    /// the leader's renew deadline).
     fn lease_seconds(&self) -> i32 {
-        i32::try_from(self.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX)
+        let whole =
+            self.lease_duration.as_secs() + u64::from(self.lease_duration.subsec_nanos() > 0);
+        i32::try_from(whole.max(1)).unwrap_or(i32::MAX)
     }
 }
 
@@ -139,6 +144,14 @@ impl std::fmt::Debug for Elector {
             .field("config", &self.config)
             .field("observed", &self.observed)
             .finish_non_exhaustive()
+    }
+}
+
+impl ElectionError {
+    /// Whether the API server refused the Lease outright (403: no RBAC for it; 404: no such
+    /// namespace): a setting to fix, not a passing failure.
+    pub fn refused(&self) -> bool {
+        matches!(&*self.source, kube::Error::Api(status) if matches!(status.code, 403 | 404))
     }
 }
 
@@ -311,7 +324,7 @@ pub struct Leadership {
     last_attempt: watch::Receiver<Option<Attempted>>,
     /// Until when the current term is safe to act in (`None` inside: no term); `None`: a
     /// process without election, always safe.
-    valid_until: Option<Arc<Mutex<Option<Instant>>>>,
+    valid_until: Option<ValidUntil>,
 }
 
 /// The outcome of the latest attempt and when it ended.
@@ -321,7 +334,14 @@ pub struct Attempted {
     pub at: Instant,
     /// Whether the API server answered it (taken, renewed or held by another).
     pub answered: bool,
+    /// Since when every attempt has been refused ([`ElectionError::refused`]), if the latest was.
+    pub refused_since: Option<Instant>,
 }
+
+/// Until when a term may act: both clocks must agree. The monotonic one is what the term is
+/// measured in; the wall clock also moves while the machine sleeps or a VM is paused (the
+/// monotonic one may not), so a process woken from either does not write on an old term.
+type ValidUntil = Arc<Mutex<Option<(Instant, Timestamp)>>>;
 
 impl Leadership {
     /// A leadership that is always held: for a process that runs without election.
@@ -339,9 +359,11 @@ impl Leadership {
     /// gated work right before each request, so a process that was frozen past its renew
     /// deadline sends nothing when it wakes, even before its campaign notices.
     pub fn holds_now(&self) -> bool {
-        self.valid_until
-            .as_ref()
-            .is_none_or(|until| until.lock().is_some_and(|t| Instant::now() < t))
+        self.valid_until.as_ref().is_none_or(|until| {
+            until
+                .lock()
+                .is_some_and(|(mono, wall)| Instant::now() < mono && Timestamp::now() < wall)
+        })
     }
 
     /// Whether this process leads now.
@@ -373,7 +395,8 @@ pub struct Campaign {
     elector: Elector,
     leading: watch::Sender<bool>,
     attempt: watch::Sender<Option<Attempted>>,
-    valid_until: Arc<Mutex<Option<Instant>>>,
+    valid_until: ValidUntil,
+    refused_since: Option<Instant>,
 }
 
 impl Campaign {
@@ -388,6 +411,7 @@ impl Campaign {
                 leading,
                 attempt,
                 valid_until: valid_until.clone(),
+                refused_since: None,
             },
             Leadership {
                 leading: leading_rx,
@@ -405,13 +429,13 @@ impl Campaign {
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::warn!(lease = %self.elector.config.name, "leader lease attempt timed out");
-                self.report(false);
+                self.report(false, false);
                 return None;
             }
         };
         match outcome {
             Ok(taken) => {
-                self.report(true);
+                self.report(true, false);
                 Some(taken)
             }
             Err(error) => {
@@ -419,16 +443,19 @@ impl Campaign {
                     error = &error as &dyn std::error::Error,
                     "leader election: lease unavailable"
                 );
-                self.report(false);
+                self.report(false, error.refused());
                 None
             }
         }
     }
 
-    fn report(&self, answered: bool) {
+    fn report(&mut self, answered: bool, refused: bool) {
+        let now = Instant::now();
+        self.refused_since = refused.then(|| self.refused_since.unwrap_or(now));
         self.attempt.send_replace(Some(Attempted {
-            at: Instant::now(),
+            at: now,
             answered,
+            refused_since: self.refused_since,
         }));
     }
 
@@ -440,9 +467,9 @@ impl Campaign {
         let config = self.elector.config.clone();
         loop {
             // Campaign.
-            let term_start = loop {
-                let started = Instant::now();
-                if self.attempt(started + config.renew_deadline).await == Some(true) {
+            let (term_start, wall_start) = loop {
+                let started = (Instant::now(), Timestamp::now());
+                if self.attempt(started.0 + config.renew_deadline).await == Some(true) {
                     break started;
                 }
                 tokio::select! {
@@ -451,7 +478,7 @@ impl Campaign {
                 }
             };
             tracing::info!(lease = %config.name, identity = %config.identity, "became the leader");
-            *self.valid_until.lock() = Some(term_start + config.renew_deadline);
+            *self.valid_until.lock() = Some(valid_until(term_start, wall_start, &config));
             self.leading.send_replace(true);
             // Lead: each renewal must succeed within renew_deadline of the start of the last
             // successful one.
@@ -463,13 +490,15 @@ impl Campaign {
                 }
                 let deadline = renewed_at + config.renew_deadline;
                 let started = Instant::now();
+                let wall_started = Timestamp::now();
                 if started >= deadline {
                     break false;
                 }
                 match self.attempt(deadline).await {
                     Some(true) => {
                         renewed_at = started;
-                        *self.valid_until.lock() = Some(started + config.renew_deadline);
+                        *self.valid_until.lock() =
+                            Some(valid_until(started, wall_started, &config));
                     }
                     Some(false) => {
                         tracing::warn!(lease = %config.name, holder = ?self.elector.observed_holder(), "the leader lease was taken by another process");
@@ -488,6 +517,16 @@ impl Campaign {
             tracing::warn!(lease = %config.name, identity = %config.identity, "stopped leading: no renewal within the renew deadline; campaigning again");
         }
     }
+}
+
+/// The end of a term whose last successful renewal started at `started` (both clocks).
+fn valid_until(started: Instant, wall: Timestamp, config: &ElectionConfig) -> (Instant, Timestamp) {
+    let deadline =
+        jiff::SignedDuration::try_from(config.renew_deadline).unwrap_or(jiff::SignedDuration::ZERO);
+    (
+        started + config.renew_deadline,
+        wall.checked_add(deadline).unwrap_or(wall),
+    )
 }
 
 /// Resolves when the work of a term must stop (see [`while_leading`]).
@@ -541,5 +580,51 @@ where
                 tracing::warn!("leadership lost: the leader's work stopped");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_lease_is_never_shorter_than_configured() {
+        let config = |lease_ms: u64, renew_ms: u64| ElectionConfig {
+            lease_duration: Duration::from_millis(lease_ms),
+            renew_deadline: Duration::from_millis(renew_ms),
+            retry_period: Duration::from_millis(100),
+            ..ElectionConfig::new("ns", "lease", "me")
+        };
+        assert_eq!(config(15_000, 10_000).lease_seconds(), 15);
+        // 2.5 s written as 2 would let a follower in 0.4 s before a 2.4 s renew deadline.
+        assert_eq!(config(2_500, 2_400).lease_seconds(), 3);
+        assert_eq!(config(200, 150).lease_seconds(), 1);
+        assert!(config(2_500, 2_400).check().is_ok());
+        assert!(config(2_000, 2_000).check().is_err(), "deadline == lease");
+        assert!(
+            ElectionConfig::new("ns", "lease", "").check().is_err(),
+            "no identity"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_term_holds_only_while_both_clocks_say_so() {
+        let config = ElectionConfig::new("ns", "lease", "me");
+        let until: ValidUntil = Arc::new(Mutex::new(None));
+        let (_tx, leading) = watch::channel(true);
+        let (_tx, last_attempt) = watch::channel(None);
+        let leadership = Leadership {
+            leading,
+            last_attempt,
+            valid_until: Some(until.clone()),
+        };
+        assert!(!leadership.holds_now(), "no term yet");
+        *until.lock() = Some(valid_until(Instant::now(), Timestamp::now(), &config));
+        assert!(leadership.holds_now());
+        // The wall clock says the deadline passed (the machine slept): not held.
+        let an_hour_ago = Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        *until.lock() = Some(valid_until(Instant::now(), an_hour_ago, &config));
+        assert!(!leadership.holds_now());
+        assert!(Leadership::always().holds_now(), "no election: always");
     }
 }

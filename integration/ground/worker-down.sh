@@ -99,7 +99,7 @@ fi
 
 # The Node object and the pods bound to it, so that the cluster keeps neither a NotReady node
 # nor pods that a worker started later under the same name would find as its own; and the
-# EndpointSlice of default/kubernetes worker-up.sh made, whose relay is gone.
+# EndpointSlice of default/kubernetes and the API server's kubelet binding worker-up.sh made.
 if [[ -f "$RUN_DIR/ground.env" ]]; then
   sed -i '/^GROUND_WORKER_/d' "$RUN_DIR/ground.env"
   kubectl="$(sed -n 's/^GROUND_BIN=//p' "$RUN_DIR/ground.env")/kubectl"
@@ -111,6 +111,7 @@ if [[ -f "$RUN_DIR/ground.env" ]]; then
     k delete node "$GROUND_WORKER_NAME" --ignore-not-found --wait=false
     k delete endpointslices -n default -l endpointslice.kubernetes.io/managed-by=eci-vk-ground-worker \
       --wait=false
+    k delete clusterrolebinding "ground:apiserver-kubelet-client" --ignore-not-found
   fi
 fi
 

@@ -51,7 +51,9 @@ wait_until kube-apiserver 60 kubectl_admin get --raw /readyz
 # (`ip netns add` makes /run/netns, a mount of its own, where it is missing: worker-down.sh
 # removes it again, when empty, if it was made here.)
 [[ -d /run/netns ]] || echo /run/netns >>"$W/created-dirs"
-ip netns list | grep -q "^$NS\b" || ip netns add "$NS"
+# (A test of the file, not of `ip netns list | grep -q`: under pipefail grep's early exit can
+# make the pipeline fail and the add run twice.)
+[[ -e "/run/netns/$NS" ]] || ip netns add "$NS"
 if ! ip link show "$GROUND_WORKER_LINK" >/dev/null 2>&1; then
   ip link add "$GROUND_WORKER_LINK" type veth peer name eth0 netns "$NS"
 fi

@@ -10,6 +10,7 @@ pub mod harness;
 pub mod image;
 pub mod kubectl;
 pub mod node_child;
+pub mod tap;
 pub mod wait;
 pub mod workload;
 

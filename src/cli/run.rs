@@ -161,10 +161,8 @@ async fn serve(
     let kube_writes = kube_client::gated_client(kube_config, holds.clone())?;
     // The kubelet API's calls are a user's logs and exec, sent to whichever process the API
     // server reaches: not held back.
-    let eci_streams =
-        eci::Client::new(eci_config.clone()).context("cannot build the ECI client")?;
-    eci_config.gate = Some(std::sync::Arc::new(holds));
-    let eci = eci::Client::new(eci_config).context("cannot build the ECI client")?;
+    let eci_streams = eci::Client::new(eci_config).context("cannot build the ECI client")?;
+    let eci = eci_streams.gated(std::sync::Arc::new(holds));
     // Bound before the Node is registered: the Node advertises the port actually bound. A port
     // in use does not stop the node (pods keep being hosted); it runs without `logs`/`exec`.
     let kubelet_listener = match tokio::net::TcpListener::bind(config.kubelet_listen).await {
@@ -293,6 +291,7 @@ async fn serve(
         node: node_config,
         pods: pods_config,
         probes: probes.clone(),
+        leadership: leadership.clone(),
         image_caches,
         image_cache_controller: config.image_cache_controller,
         image_cache_settings: imagecache::Settings {
@@ -373,6 +372,7 @@ struct Term {
     node: node::NodeConfig,
     pods: pods::PodsConfig,
     probes: crate::metrics::Probes,
+    leadership: election::Leadership,
     image_caches: imagecache::CacheIndexHandle,
     image_cache_controller: bool,
     image_cache_settings: imagecache::Settings,
@@ -400,9 +400,19 @@ async fn lead(term: std::sync::Arc<Term>, stop: election::StopSignal) -> anyhow:
     }
     let _ended = Ended(term.probes.clone());
     let stop = stop.shared();
-    let node_uid = node::register(&term.kube, &term.node, true)
-        .await
-        .context("cannot register the Node (does the kubeconfig allow creating nodes?)")?;
+    let node_uid = match node::register(&term.kube, &term.node, true).await {
+        Ok(uid) => uid,
+        // The term ended while registering (the write was held back): not a failure of the
+        // node, the next term registers again.
+        Err(_) if !term.leadership.holds_now() => {
+            warn!("the leader term ended before the Node was registered");
+            return Ok(());
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context("cannot register the Node (does the kubeconfig allow creating nodes?)"));
+        }
+    };
     info!(node.name = %term.node.name, node.uid = %node_uid, "node registered");
     let (health_tx, health_rx) = watch::channel(true);
     let probes = term.probes.clone();
@@ -464,7 +474,8 @@ fn registry_roots(config: &RunConfig) -> anyhow::Result<std::sync::Arc<Vec<Vec<u
 }
 
 /// Settings of the ImageCache controller this node hosts: the ImageCaches of its class, and
-/// one Lease per cluster name and class, held by the node name, so several nodes take turns.
+/// one Lease per cluster name and class, held by the process (its leader-election identity,
+/// or the node name without election), so several nodes take turns.
 fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
     imagecache::Settings {
         cluster_name: config.cluster_name.clone(),
@@ -473,10 +484,15 @@ fn image_cache_settings(config: &RunConfig) -> imagecache::Settings {
         )),
         security_group_id: config.security_group.clone(),
         vswitch_id: config.vswitch.clone(),
+        // The process's own identity: a successor of this node waits for the Lease like any
+        // other candidate instead of taking it as its own.
         leader_lease: Some(crate::election::ElectionConfig::new(
             "kube-system",
             imagecache::lease_name(&config.cluster_name, config.image_cache_class.as_deref()),
-            &config.node_name,
+            config
+                .leader_election
+                .as_ref()
+                .map_or(config.node_name.as_str(), |e| e.identity.as_str()),
         )),
         ..imagecache::Settings::default()
     }

@@ -285,6 +285,22 @@ impl Client {
         })
     }
 
+    /// The same client (connection pool, quota budget, settings) whose calls also ask `gate`
+    /// first ([`ClientConfig::gate`]): the node's own calls, held back outside its leader
+    /// term, beside ungated ones that share the account's budget with them.
+    pub fn gated(&self, gate: Gate) -> Self {
+        let mut config = self.inner.config.clone();
+        config.gate = Some(gate);
+        Self {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base: self.inner.base.clone(),
+                config,
+                budget: self.inner.budget.clone(),
+            }),
+        }
+    }
+
     /// The base URL requests go to.
     pub fn base_url(&self) -> &Url {
         &self.inner.base

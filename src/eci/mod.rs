@@ -41,7 +41,7 @@ pub mod usage;
 
 pub use budget::{Budget, BudgetConfig, Quota};
 pub use client::{
-    API_VERSION, Action, AttemptRecord, Client, ClientConfig, Clock, EmptyResponse, Endpoint,
+    API_VERSION, Action, AttemptRecord, Client, ClientConfig, Clock, EmptyResponse, Endpoint, Gate,
     NonceSource, Observer, SignatureVersion,
 };
 pub use container_group::{

@@ -35,8 +35,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 struct Peer(Option<Identity>);
 
-/// The cluster's client CA, as the API server publishes it for delegated authentication.
-async fn cluster_client_ca(kube: &kube::Client) -> Option<Vec<u8>> {
+/// The cluster's client CA, as the API server publishes it for delegated authentication;
+/// `Ok(None)` when it publishes none, `Err(())` when it could not be read (logged).
+async fn cluster_client_ca(kube: &kube::Client) -> Result<Option<Vec<u8>>, ()> {
     let api: Api<ConfigMap> = Api::namespaced(kube.clone(), "kube-system");
     let found = tokio::time::timeout(
         Duration::from_secs(10),
@@ -44,17 +45,21 @@ async fn cluster_client_ca(kube: &kube::Client) -> Option<Vec<u8>> {
     )
     .await;
     match found {
-        Ok(Ok(Some(map))) => map
+        Ok(Ok(Some(map))) => Ok(map
             .data
             .and_then(|d| d.get("client-ca-file").cloned())
-            .map(String::into_bytes),
-        Ok(Ok(None)) | Err(_) => None,
+            .map(String::into_bytes)),
+        Ok(Ok(None)) => Ok(None),
+        Err(_) => {
+            warn!("kube-system/extension-apiserver-authentication did not come within 10 s");
+            Err(())
+        }
         Ok(Err(error)) => {
             warn!(
                 error = &error as &dyn std::error::Error,
-                "cannot read kube-system/extension-apiserver-authentication; client certificates are not accepted"
+                "cannot read kube-system/extension-apiserver-authentication; the client CA stays as it was (none at start: client certificates are not accepted)"
             );
-            None
+            Err(())
         }
     }
 }
@@ -70,8 +75,13 @@ pub async fn serve(
     eci: eci::Client,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KubeletError> {
-    let mut tls = Tls::new(&config, &kube).await?;
+    let tls = Tls::new(&config, &kube).await?;
     let client_ca = tls.client_ca.clone();
+    // Reloads run beside the accept loop, which takes the acceptor in force for each
+    // connection: a slow read of the cluster's CA never holds a connection back.
+    let (acceptor_tx, acceptor) = tokio::sync::watch::channel(tls.acceptor.clone());
+    let reloading = tokio::spawn(tls.keep_reloading(config.clone(), kube.clone(), acceptor_tx));
+    let _reloading = AbortOnDrop(reloading);
     let ctx = Arc::new(Ctx {
         authority: config
             .auth
@@ -96,16 +106,9 @@ pub async fn serve(
     );
     let app = app(ctx);
     tokio::pin!(shutdown);
-    let mut reload = tokio::time::interval(super::TLS_RELOAD_INTERVAL);
-    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    reload.tick().await;
     loop {
         let (tcp, remote) = tokio::select! {
             () = &mut shutdown => break,
-            _ = reload.tick() => {
-                tls.reload(&config, &kube).await;
-                continue;
-            }
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -115,7 +118,7 @@ pub async fn serve(
                 }
             },
         };
-        let acceptor = tls.acceptor.clone();
+        let acceptor = acceptor.borrow().clone();
         let app = app.clone();
         tokio::spawn(
             async move {
@@ -164,7 +167,7 @@ impl Tls {
         let generated = files
             .is_none()
             .then(|| (keyed.0.clone(), keyed.1.clone_key()));
-        let client_ca = client_ca(config, kube).await;
+        let client_ca = client_ca(config, kube).await.unwrap_or(None);
         let acceptor =
             tokio_rustls::TlsAcceptor::from(tls::server_config_of(keyed, client_ca.as_deref())?);
         Ok(Self {
@@ -175,49 +178,83 @@ impl Tls {
         })
     }
 
-    /// Reads the certificate's files and the client CA again; a change is used for the next
-    /// connections (those open keep theirs). A change that does not load is logged, and the
-    /// settings in force stay.
-    async fn reload(&mut self, config: &KubeletConfig, kube: &kube::Client) {
-        let files = tls::file_contents(&config.serving_cert);
-        let client_ca = client_ca(config, kube).await;
-        if files == self.files && client_ca == self.client_ca {
-            return;
-        }
-        let keyed = match &self.generated {
-            Some((chain, key)) => Ok((chain.clone(), key.clone_key())),
-            None => tls::load(&config.serving_cert),
-        };
-        match keyed.and_then(|keyed| tls::server_config_of(keyed, client_ca.as_deref())) {
-            Ok(server) => {
-                info!(
-                    serving_certificate = files != self.files,
-                    client_ca = client_ca != self.client_ca,
-                    "kubelet API TLS reloaded"
-                );
-                self.acceptor = tokio_rustls::TlsAcceptor::from(server);
-                self.files = files;
-                self.client_ca = client_ca;
+    /// Every [`super::TLS_RELOAD_INTERVAL`], reads the certificate's files (and a client CA
+    /// file) again, and the cluster's client CA every [`CLUSTER_CA_EVERY`] of those; a change
+    /// that loads is sent to the accept loop and used for the next connections (those open keep
+    /// theirs). A change that does not load is logged and the settings in force stay; so does
+    /// the CA in force when it cannot be read.
+    async fn keep_reloading(
+        mut self,
+        config: KubeletConfig,
+        kube: kube::Client,
+        acceptors: tokio::sync::watch::Sender<tokio_rustls::TlsAcceptor>,
+    ) {
+        let mut tick = tokio::time::interval(super::TLS_RELOAD_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        for round in 1u64.. {
+            tick.tick().await;
+            let files = tls::file_contents(&config.serving_cert);
+            let read_ca = config.client_ca.is_some() || round % CLUSTER_CA_EVERY == 0;
+            let client_ca = if read_ca {
+                client_ca(&config, &kube)
+                    .await
+                    .unwrap_or_else(|()| self.client_ca.clone())
+            } else {
+                self.client_ca.clone()
+            };
+            if files == self.files && client_ca == self.client_ca {
+                continue;
             }
-            Err(error) => warn!(
-                error = &error as &dyn std::error::Error,
-                "kubelet API TLS changed but cannot be loaded; keeping the previous settings"
-            ),
+            let keyed = match &self.generated {
+                Some((chain, key)) => Ok((chain.clone(), key.clone_key())),
+                None => tls::load(&config.serving_cert),
+            };
+            match keyed.and_then(|keyed| tls::server_config_of(keyed, client_ca.as_deref())) {
+                Ok(server) => {
+                    info!(
+                        serving_certificate = files != self.files,
+                        client_ca = client_ca != self.client_ca,
+                        "kubelet API TLS reloaded"
+                    );
+                    acceptors.send_replace(tokio_rustls::TlsAcceptor::from(server));
+                    self.files = files;
+                    self.client_ca = client_ca;
+                }
+                Err(error) => warn!(
+                    error = &error as &dyn std::error::Error,
+                    "kubelet API TLS changed but cannot be loaded; keeping the previous settings"
+                ),
+            }
         }
     }
 }
 
+/// How many reloads of the files go by between two reads of the cluster's client CA (a GET
+/// of `kube-system/extension-apiserver-authentication`, once a minute).
+const CLUSTER_CA_EVERY: u64 = 6;
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The client CA now: the file given, or the cluster's; none without authentication.
-async fn client_ca(config: &KubeletConfig, kube: &kube::Client) -> Option<Vec<u8>> {
+/// `Err(())`: it could not be read (logged), which is no reason to drop the one in force.
+async fn client_ca(config: &KubeletConfig, kube: &kube::Client) -> Result<Option<Vec<u8>>, ()> {
     if !config.auth {
-        return None;
+        return Ok(None);
     }
     match &config.client_ca {
         Some(path) => match tokio::fs::read(path).await {
-            Ok(pem) => Some(pem),
+            Ok(pem) => Ok(Some(pem)),
             Err(error) => {
                 warn!(path = %path.display(), error = &error as &dyn std::error::Error, "cannot read the kubelet API's client CA");
-                None
+                Err(())
             }
         },
         None => cluster_client_ca(kube).await,

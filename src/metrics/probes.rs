@@ -93,6 +93,16 @@ impl Probes {
         if let Some((leadership, lease)) = &state.election {
             // Attempts come every retry period and each ends within the renew deadline.
             let limit = *lease * 2;
+            // A Lease the API server refuses (no RBAC, no namespace) is a setting to fix: a
+            // restart loop says so louder than a standby that never leads.
+            if let Some(since) = leadership.last_attempt().and_then(|a| a.refused_since)
+                && now.saturating_duration_since(since) > limit
+            {
+                return Err(format!(
+                    "the leader Lease is refused (403/404) for {}s: grant get, create and update on leases in its namespace, or set --leader-elect=false",
+                    now.saturating_duration_since(since).as_secs()
+                ));
+            }
             let last = leadership.last_attempt().map(|a| a.at);
             if let Some(at) = last
                 && now.saturating_duration_since(at) > limit
