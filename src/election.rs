@@ -26,6 +26,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use futures::StreamExt as _;
 use jiff::Timestamp;
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -465,6 +466,9 @@ impl Campaign {
     pub async fn run(mut self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         let config = self.elector.config.clone();
+        // A released Lease is taken at once rather than at the next attempt: a rolling update's
+        // handover then leaves the node without a leader for a round trip, not a retry period.
+        let mut released = std::pin::pin!(released(self.elector.api.clone(), config.name.clone()));
         loop {
             // Campaign.
             let (term_start, wall_start) = loop {
@@ -475,6 +479,7 @@ impl Campaign {
                 tokio::select! {
                     () = &mut stop => return,
                     () = tokio::time::sleep(config.retry_period) => {}
+                    Some(()) = released.next() => {}
                 }
             };
             tracing::info!(lease = %config.name, identity = %config.identity, "became the leader");
@@ -517,6 +522,24 @@ impl Campaign {
             tracing::warn!(lease = %config.name, identity = %config.identity, "stopped leading: no renewal within the renew deadline; campaigning again");
         }
     }
+}
+
+/// Each time the Lease `name` is seen released (no holder) or deleted, from a watch of that
+/// one object (RBAC: `list` and `watch` on it by name).
+fn released(api: Api<Lease>, name: String) -> impl futures::Stream<Item = ()> + Send {
+    use kube::runtime::{WatchStreamExt as _, watcher};
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    watcher(api, config).default_backoff().filter_map(|event| {
+        let released = match event {
+            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => lease
+                .spec
+                .and_then(|s| s.holder_identity)
+                .is_none_or(|h| h.is_empty()),
+            Ok(watcher::Event::Delete(_)) => true,
+            Ok(_) | Err(_) => false,
+        };
+        std::future::ready(released.then_some(()))
+    })
 }
 
 /// The end of a term whose last successful renewal started at `started` (both clocks).
