@@ -125,7 +125,12 @@ const PLACEMENT: [&str; 4] = [
 
 /// `helm template <release> <chart> -n <namespace> <extra>` (after [`PLACEMENT`]); the
 /// manifests, or an error with helm's message.
-fn template(ground: &Ground, release: &str, namespace: &str, extra: &[&str]) -> Result<String> {
+pub(crate) fn template(
+    ground: &Ground,
+    release: &str,
+    namespace: &str,
+    extra: &[&str],
+) -> Result<String> {
     let chart = chart_dir();
     let chart = chart.to_string_lossy();
     let mut args = vec!["template", release, &chart, "--namespace", namespace];
@@ -144,7 +149,7 @@ fn template(ground: &Ground, release: &str, namespace: &str, extra: &[&str]) -> 
     Ok(out.stdout)
 }
 
-fn lint(ground: &Ground, extra: &[&str]) -> Result<()> {
+pub(crate) fn lint(ground: &Ground, extra: &[&str]) -> Result<()> {
     let chart = chart_dir();
     let chart = chart.to_string_lossy();
     let mut args = vec!["lint", "--strict", &chart];
@@ -165,7 +170,7 @@ fn lint(ground: &Ground, extra: &[&str]) -> Result<()> {
 }
 
 /// The rendered documents, as JSON values.
-fn documents(manifests: &str) -> Result<Vec<Value>> {
+pub(crate) fn documents(manifests: &str) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(manifests) {
         let value = <Value as serde::Deserialize>::deserialize(doc)?;
@@ -176,7 +181,7 @@ fn documents(manifests: &str) -> Result<Vec<Value>> {
     Ok(docs)
 }
 
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
@@ -943,15 +948,17 @@ fn exercise(
         Ok((out.success && out.stdout.trim() == "True").then_some(()))
     })?;
 
-    // /healthz, as the chart's probes call it.
+    // The probes, as the chart's Deployment calls them: alive, and ready as the leader.
     let addr = wait("the metrics address in the log", 30, || {
         Ok(node.metrics_addr())
     })?;
-    let health = http_get(&addr, "/healthz")?;
-    ensure!(
-        health.starts_with("HTTP/1.1 200") && health.trim_end().ends_with("ok"),
-        "/healthz answered {health}"
-    );
+    for (path, body) in [("/livez", "ok"), ("/readyz", "leader")] {
+        let answer = http_get(&addr, path)?;
+        ensure!(
+            answer.starts_with("HTTP/1.1 200") && answer.trim_end().ends_with(body),
+            "{path} answered {answer}"
+        );
+    }
 
     // An ImageCache whose pull secret lives in the test's namespace (secrets get), reconciled
     // to Ready (imagecaches list/watch/patch, status patch, the leader Lease in kube-system).

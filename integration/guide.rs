@@ -800,7 +800,12 @@ fn a_node_without_the_controller_still_matches(ground: &Ground, ns: &Namespace) 
         "-o",
         "jsonpath={.spec.holderIdentity}",
     ])?;
-    ensure!(holder.trim() == rig.node_name, "lease holder {holder:?}");
+    // The Lease names the process (its leader-election identity; the rig's is the node
+    // name with `-test`), not the node.
+    ensure!(
+        holder.trim() == format!("{}-test", rig.node_name),
+        "lease holder {holder:?}"
+    );
     let pod = POD_WITH_ID.replace(
         "nodeName: virtual-kubelet",
         &format!("nodeName: {}", reader.name),

@@ -502,18 +502,31 @@ fn helm_install_upgrade_rollback_and_a_killed_leader_keep_the_node_ready(
             .args(["-n", namespace, "logs", "bb"])
             .ok()?;
         ensure!(logs.contains("started"), "kubectl logs said {logs:?}");
-        let said = ground
-            .kubectl()
-            .args([
-                "-n",
-                namespace,
-                "exec",
-                "bb",
-                "--",
-                "echo",
-                "through-the-in-cluster-node",
-            ])
-            .ok()?;
+        // The first exec of a fresh ground has been seen to end without an exit code (the
+        // session's output lost; not understood yet, see the closing note of #19): one retry,
+        // said out loud, so a second failure still fails the test.
+        let exec = || {
+            ground
+                .kubectl()
+                .args([
+                    "-n",
+                    namespace,
+                    "exec",
+                    "bb",
+                    "--",
+                    "echo",
+                    "through-the-in-cluster-node",
+                ])
+                .ok()
+        };
+        let said = match exec() {
+            Ok(said) => said,
+            Err(first) => {
+                eprintln!("[in_cluster] first exec failed, trying once more: {first:#}");
+                std::thread::sleep(Duration::from_secs(1));
+                exec()?
+            }
+        };
         ensure!(
             said.trim() == "through-the-in-cluster-node",
             "kubectl exec said {said:?}"

@@ -43,6 +43,8 @@ pub enum Output {
     Exit(i32),
     /// The session closed without an exit code.
     Closed,
+    /// The cloud refused or ended the session with an error (its message).
+    Failed(String),
 }
 
 /// Why the session could not be opened.
@@ -152,8 +154,12 @@ impl CloudOutput {
                     if let Some(code) = value.get("ExitCode").and_then(serde_json::Value::as_i64) {
                         return Output::Exit(i32::try_from(code).unwrap_or(-1));
                     }
-                    if value.get("Error").is_some() {
-                        return Output::Closed;
+                    if let Some(error) = value.get("Error") {
+                        return Output::Failed(
+                            error
+                                .as_str()
+                                .map_or_else(|| error.to_string(), str::to_owned),
+                        );
                     }
                     return Output::Bytes(text.as_bytes().to_vec());
                 }

@@ -378,6 +378,7 @@ async fn run(
     }
     let out_stream = streams.get("stdout").or_else(|| streams.get("stderr"));
     let mut exit = None;
+    let mut failed: Option<String> = None;
     loop {
         let step = tokio::time::timeout(ctx.stream_idle_timeout, async {
             tokio::select! {
@@ -430,11 +431,21 @@ async fn run(
                 break;
             }
             Ok(Step::Cloud(Output::Closed)) => break,
+            Ok(Step::Cloud(Output::Failed(message))) => {
+                failed = Some(message);
+                break;
+            }
         }
     }
     input.close().await;
-    info!(exit_code = ?exit, "exec session ended");
-    let body = if protocol == "v4.channel.k8s.io" || protocol == "v5.channel.k8s.io" {
+    info!(exit_code = ?exit, error = failed.as_deref(), "exec session ended");
+    let body = if let Some(message) = failed {
+        // ECI's own words, as a kubelet passes on its runtime's.
+        Some(failure_json(
+            protocol,
+            &format!("the ECI exec session failed: {message}"),
+        ))
+    } else if protocol == "v4.channel.k8s.io" || protocol == "v5.channel.k8s.io" {
         Some(status_json(exit, &options.command))
     } else {
         match exit {
