@@ -58,8 +58,11 @@ pub async fn resolve(
         Err(error) => return Err(Resolve::Fail(SnapshotError::Annotation(error))),
         Ok(SnapshotRequest::None) => return Ok(SnapshotDecision::NotRequested),
         Ok(SnapshotRequest::Explicit { id, .. }) => {
+            // Unknown, or known as not Ready: the index may be a list older than the cache's
+            // last change (a cache made elsewhere, Ready a moment ago), and a pod failed for
+            // it is not retried, so ask the cloud itself first.
             if let Some(eci) = cloud
-                && index.read(|caches| caches.get(&id).is_none())
+                && index.read(|caches| caches.get(&id).is_none_or(|c| !c.is_ready()))
             {
                 imagecache::look_up_cloud(eci, index, &id, LOOKUP_TTL)
                     .await
