@@ -952,12 +952,15 @@ fn exercise(
     let addr = wait("the metrics address in the log", 30, || {
         Ok(node.metrics_addr())
     })?;
+    // Ready once its first pass over the pods is done, which may come just after the Node.
     for (path, body) in [("/livez", "ok"), ("/readyz", "leader")] {
-        let answer = http_get(&addr, path)?;
-        ensure!(
-            answer.starts_with("HTTP/1.1 200") && answer.trim_end().ends_with(body),
-            "{path} answered {answer}"
-        );
+        wait(&format!("{path} answering {body}"), 30, || {
+            let answer = http_get(&addr, path)?;
+            Ok(
+                (answer.starts_with("HTTP/1.1 200") && answer.trim_end().ends_with(body))
+                    .then_some(()),
+            )
+        })?;
     }
 
     // An ImageCache whose pull secret lives in the test's namespace (secrets get), reconciled
