@@ -46,6 +46,21 @@ fn activity(port: u16) -> Result<(f64, f64)> {
     ))
 }
 
+/// Waits up to `seconds` until the process whose probes are on `port` is ready as `role`
+/// (`leader` or `standby`).
+fn wait_role(port: u16, role: &str, seconds: u64) -> Result<()> {
+    wait(
+        &format!("127.0.0.1:{port} ready as the {role}"),
+        seconds,
+        || {
+            Ok(probe_at(port, "/readyz")
+                .ok()
+                .filter(|(code, body)| *code == 200 && body == role)
+                .map(|_| ()))
+        },
+    )
+}
+
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -86,13 +101,7 @@ fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
     a.wait_ready()?;
     let b = spawn("replica-b", port_b, dir_b.path(), &emulator.endpoint)?;
     let logs = || format!("a:\n{}\nb:\n{}", a.logs(), b.logs());
-    wait("b ready as a standby", 30, || {
-        Ok(probe_at(port_b, "/readyz")
-            .ok()
-            .filter(|(code, body)| *code == 200 && body == "standby")
-            .map(|_| ()))
-    })
-    .with_context(logs)?;
+    wait_role(port_b, "standby", 30).with_context(logs)?;
     ensure!(
         probe_at(port_a, "/readyz")? == (200, "leader".to_owned()),
         "a is not the ready leader"
@@ -135,13 +144,7 @@ fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
     // Freeze the leader: b takes over once the lease has not changed for its duration.
     a.signal(Signal::SIGSTOP)?;
     let frozen = Instant::now();
-    wait("b leads", 20, || {
-        Ok(probe_at(port_b, "/readyz")
-            .ok()
-            .filter(|(code, body)| *code == 200 && body == "leader")
-            .map(|_| ()))
-    })
-    .with_context(logs)?;
+    wait_role(port_b, "leader", 20).with_context(logs)?;
     eprintln!(
         "[leadership] frozen leader replaced in {:.2} s (lease 3 s)",
         frozen.elapsed().as_secs_f64()
@@ -186,13 +189,7 @@ fn a_standby_waits_and_a_frozen_or_killed_leader_is_replaced(
     // Kill the leader outright: a takes over once the lease has lapsed, and acts.
     b.signal(Signal::SIGKILL)?;
     let killed = Instant::now();
-    wait("a leads again", 20, || {
-        Ok(probe_at(port_a, "/readyz")
-            .ok()
-            .filter(|(code, body)| *code == 200 && body == "leader")
-            .map(|_| ()))
-    })
-    .with_context(|| a.logs())?;
+    wait_role(port_a, "leader", 20).with_context(|| a.logs())?;
     eprintln!(
         "[leadership] killed leader replaced in {:.2} s (lease 3 s)",
         killed.elapsed().as_secs_f64()
