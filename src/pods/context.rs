@@ -61,8 +61,8 @@ pub(super) struct Context {
     /// ECI's events already written on each pod.
     pub(super) cloud_events: CloudEvents,
     pub(super) health: tokio::sync::watch::Sender<bool>,
-    /// Service-account tokens of each pod's last create attempt, for its retries.
-    pub(super) issued_tokens: super::sources::IssuedTokens,
+    /// Create requests sent whose answer did not come or said to retry, resent unchanged.
+    pub(super) unanswered: super::create::Unanswered,
     /// Room for the creates passes hand off ([`PASS_CREATES`]).
     pub(super) pass_creates: std::sync::Arc<tokio::sync::Semaphore>,
     /// The tasks this controller spawned (creates handed off by passes), aborted with it: a

@@ -143,7 +143,7 @@ pub async fn run(
         refused_updates: Default::default(),
         cloud_events: Default::default(),
         health,
-        issued_tokens: Default::default(),
+        unanswered: Default::default(),
         pass_creates: Arc::new(tokio::sync::Semaphore::new(PASS_CREATES)),
         spawned: Mutex::new(tokio::task::JoinSet::new()),
         config,

@@ -71,6 +71,58 @@ impl Backoff {
     }
 }
 
+/// How long a create request whose answer was lost is resent unchanged. ECI's idempotency
+/// contract ("How to ensure idempotence", the `ClientToken` parameter of
+/// `CreateContainerGroup`) holds a token to the parameters it first came with: a create that
+/// timed out may have been applied, and a repeat built afresh (new service-account tokens, a
+/// Secret edited meanwhile, a cache that turned Ready) would get `IdempotentParameterMismatch`.
+/// Within this window the retry is byte for byte the first request, as the SDKs' retries are.
+/// Bounded because the request carries service-account tokens: projected ones live at least
+/// 10 minutes (the API server's minimum `expirationSeconds`), and a kubelet refreshes them at
+/// 80 % of their life; past the window the request is rebuilt, and a mismatch then means the
+/// first one was applied (see [`already_created`]).
+const RESEND_WINDOW: Duration = Duration::from_secs(300);
+
+/// A request built for a pod and sent, with what its success reports.
+#[derive(Debug, Clone)]
+struct Sent {
+    request: eci::CreateContainerGroup,
+    snapshot: imagecache::SnapshotDecision,
+    warnings: Vec<(&'static str, String)>,
+    built: Instant,
+}
+
+/// Create requests whose answer was lost or said to retry, by pod UID: the retry sends the
+/// same request ([`RESEND_WINDOW`]).
+#[derive(Debug, Default)]
+pub(super) struct Unanswered(Mutex<HashMap<String, Sent>>);
+
+// === impl Unanswered ===
+
+impl Unanswered {
+    /// The request to send again for the pod, if one was sent within the window at `now`.
+    fn take(&self, uid: &str, now: Instant) -> Option<Sent> {
+        let sent = self.0.lock().remove(uid)?;
+        (now.saturating_duration_since(sent.built) < RESEND_WINDOW).then_some(sent)
+    }
+
+    fn keep(&self, uid: &str, sent: Sent) {
+        self.0.lock().insert(uid.to_owned(), sent);
+    }
+
+    /// Forgets the pods that no longer exist.
+    pub(super) fn retain(&self, live: &HashSet<String>) {
+        self.0.lock().retain(|uid, _| live.contains(uid));
+    }
+}
+
+/// ECI says the pod's `ClientToken` was used with other parameters: a create of this pod was
+/// applied earlier (its answer lost, and the request since rebuilt). The group exists, so the
+/// pod waits for a pass to find it by its tag and adopt it, and is never failed for it.
+fn already_created(error: &eci::Error) -> bool {
+    matches!(error.code(), Some("IdempotentParameterMismatch"))
+}
+
 /// Creates the group of a pod the watch has just shown, without waiting for a pass. A pod that
 /// cannot run here is left to the pass, which says why.
 pub(super) async fn create_new(ctx: &Context, pod: &Pod) {
@@ -90,102 +142,32 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
     if ctx.backoff.waiting(uid, Instant::now()) {
         return;
     }
-    // The pull secrets first: the request needs them whole, and a cache built with logins
-    // serves only pods with logins of their own for the same registries. Their warnings are
-    // published only for a pod about to be created.
-    let (logins, warnings) = pull_secrets::credentials(&ctx.kube, pod).await;
-    // Then the cache, decided from memory: a pod that must fail for it fails before its
-    // ConfigMaps and Secrets are read.
-    let snapshot = match snapshot::resolve(
-        &ctx.config.image_caches,
-        Some(&ctx.eci),
-        ctx.config.image_cache_policy,
-        pod,
-        &logins,
-        jiff::Timestamp::now(),
-    )
-    .await
-    {
-        Ok(snapshot) => snapshot,
-        // The index is still loading: the next pass (within sync_interval) asks again,
-        // without the growing backoff of a failed create.
-        Err(Resolve::Wait) => {
-            debug!("waiting for the image cache index before creating");
-            return;
+    let sent = match ctx.unanswered.take(uid, Instant::now()) {
+        Some(sent) => {
+            debug!("sending the create whose answer was lost again, unchanged");
+            sent
         }
-        Err(Resolve::Fail(error)) => {
-            fail_for_snapshot(ctx, pod, uid, &error).await;
-            return;
-        }
-        // The cloud could not say whether the cache the pod names exists: asked again after
-        // the create backoff, never a failed pod.
-        Err(Resolve::Cloud(error)) => {
-            warn!(
-                error = &error as &dyn std::error::Error,
-                "cannot look up the image cache the pod names; retrying"
-            );
-            ctx.backoff.failed(uid, Instant::now());
-            return;
-        }
+        None => match build(ctx, pod, uid).await {
+            Some(sent) => sent,
+            None => return,
+        },
     };
-    let Some(sources) = fetch_sources(ctx, pod).await else {
-        ctx.backoff.failed(uid, Instant::now());
-        return;
-    };
-    let translated = match translate(pod, &ctx.config.placement, &sources, &snapshot, logins) {
-        Ok(translated) => translated,
-        Err(unsupported) => {
-            reject(ctx, pod, uid, &unsupported).await;
-            return;
-        }
-    };
-    for gap in &translated.missing {
-        publish(
-            ctx,
-            pod,
-            EventType::Warning,
-            gap.kind.missing_reason(gap.optional),
-            &gap.note(),
-        )
-        .await;
-    }
-    for why in &translated.waiting {
-        publish(ctx, pod, EventType::Warning, CLAIM_NOT_BOUND, why).await;
-    }
-    if translated.blocked() {
-        ctx.config.metrics.pod_create("blocked");
-        info!(
-            "a mandatory ConfigMap or Secret is missing or a claim is not bound; the group is not created yet"
-        );
-        ctx.backoff.failed(uid, Instant::now());
-        return;
-    }
-    for warning in &warnings {
-        publish(
-            ctx,
-            pod,
-            EventType::Warning,
-            "FailedToRetrieveImagePullSecret",
-            warning,
-        )
-        .await;
-    }
-    let request = translated.request;
-    let answer = tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&request)).await;
+    let answer =
+        tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&sent.request)).await;
+    let snapshot = &sent.snapshot;
     let behaviour = annotations::behaviour(pod);
     match answer {
         Ok(Ok(created)) => {
             ctx.config.metrics.pod_create("created");
             ctx.backoff.succeeded(uid);
-            ctx.issued_tokens.forget(uid);
             ctx.starts.created(
                 uid,
                 &created.container_group_id,
                 ObjectRef::from_obj(pod),
                 Instant::now(),
-                crate::metrics::decision_labels(&snapshot).0,
+                crate::metrics::decision_labels(snapshot).0,
             );
-            ctx.config.metrics.cache_decision(&snapshot);
+            ctx.config.metrics.cache_decision(snapshot);
             info!(group.id = %created.container_group_id, "container group created");
             publish(
                 ctx,
@@ -203,8 +185,8 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
                     created.container_group_id.clone(),
                 ),
             ]);
-            report_snapshot(ctx, pod, uid, &snapshot, written).await;
-            for (reason, note) in &translated.warnings {
+            report_snapshot(ctx, pod, uid, snapshot, written).await;
+            for (reason, note) in &sent.warnings {
                 publish(ctx, pod, EventType::Warning, reason, note).await;
             }
             // Once, when the group exists: what the pod asked for that ECI cannot honour, in
@@ -224,7 +206,9 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
         Ok(Err(error)) => {
             ctx.config.metrics.pod_create("failed");
             let no_stock = out_of_stock(&error);
-            let retryable = error.is_retryable() || waits_for_a_resource(&error) || no_stock;
+            let applied = already_created(&error);
+            let retryable =
+                error.is_retryable() || waits_for_a_resource(&error) || no_stock || applied;
             let note = format!("CreateContainerGroup failed: {error}");
             warn!(
                 error = &error as &dyn std::error::Error,
@@ -246,6 +230,9 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
                 }
             }
             if retryable {
+                if !applied {
+                    ctx.unanswered.keep(uid, sent);
+                }
                 ctx.backoff.failed(uid, Instant::now());
             } else {
                 let status = failed_status("ProviderFailed", note);
@@ -253,10 +240,103 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
             }
         }
         Err(_) => {
-            warn!(timeout = ?ECI_TIMEOUT, "CreateContainerGroup timed out; retrying (the ClientToken makes it safe)");
+            warn!(timeout = ?ECI_TIMEOUT, "CreateContainerGroup timed out; sending the same request again (the ClientToken makes it safe)");
+            ctx.unanswered.keep(uid, sent);
             ctx.backoff.failed(uid, Instant::now());
         }
     }
+}
+
+/// Builds the pod's request: the pull secrets, the cache decision, the sources and the
+/// translation, with their events. `None` when the pod cannot be created now (it waits, or was
+/// failed or refused, with its reason).
+async fn build(ctx: &Context, pod: &Pod, uid: &str) -> Option<Sent> {
+    // The pull secrets first: the request needs them whole, and a cache built with logins
+    // serves only pods with logins of their own for the same registries. Their warnings are
+    // published only for a pod about to be created.
+    let (logins, warnings) = pull_secrets::credentials(&ctx.kube, pod).await;
+    // Then the cache, decided from memory: a pod that must fail for it fails before its
+    // ConfigMaps and Secrets are read.
+    let snapshot = match snapshot::resolve(
+        &ctx.config.image_caches,
+        Some(&ctx.eci),
+        ctx.config.image_cache_policy,
+        pod,
+        &logins,
+        jiff::Timestamp::now(),
+    )
+    .await
+    {
+        Ok(snapshot) => snapshot,
+        // The index is still loading: the next pass (within sync_interval) asks again,
+        // without the growing backoff of a failed create.
+        Err(Resolve::Wait) => {
+            debug!("waiting for the image cache index before creating");
+            return None;
+        }
+        Err(Resolve::Fail(error)) => {
+            fail_for_snapshot(ctx, pod, uid, &error).await;
+            return None;
+        }
+        // The cloud could not say whether the cache the pod names exists: asked again after
+        // the create backoff, never a failed pod.
+        Err(Resolve::Cloud(error)) => {
+            warn!(
+                error = &error as &dyn std::error::Error,
+                "cannot look up the image cache the pod names; retrying"
+            );
+            ctx.backoff.failed(uid, Instant::now());
+            return None;
+        }
+    };
+    let Some(sources) = fetch_sources(ctx, pod).await else {
+        ctx.backoff.failed(uid, Instant::now());
+        return None;
+    };
+    let translated = match translate(pod, &ctx.config.placement, &sources, &snapshot, logins) {
+        Ok(translated) => translated,
+        Err(unsupported) => {
+            reject(ctx, pod, uid, &unsupported).await;
+            return None;
+        }
+    };
+    for gap in &translated.missing {
+        publish(
+            ctx,
+            pod,
+            EventType::Warning,
+            gap.kind.missing_reason(gap.optional),
+            &gap.note(),
+        )
+        .await;
+    }
+    for why in &translated.waiting {
+        publish(ctx, pod, EventType::Warning, CLAIM_NOT_BOUND, why).await;
+    }
+    if translated.blocked() {
+        ctx.config.metrics.pod_create("blocked");
+        info!(
+            "a mandatory ConfigMap or Secret is missing or a claim is not bound; the group is not created yet"
+        );
+        ctx.backoff.failed(uid, Instant::now());
+        return None;
+    }
+    for warning in &warnings {
+        publish(
+            ctx,
+            pod,
+            EventType::Warning,
+            "FailedToRetrieveImagePullSecret",
+            warning,
+        )
+        .await;
+    }
+    Some(Sent {
+        request: translated.request,
+        snapshot,
+        warnings: translated.warnings,
+        built: Instant::now(),
+    })
 }
 
 /// ECI's answers that no instance of the asked specs is in stock ("Configure a fault handling
@@ -355,6 +435,54 @@ mod tests {
         );
         assert!(!waits_for_a_resource(&api_error("DiskNumber.LimitExceed")));
         assert!(!waits_for_a_resource(&api_error("InvalidParameter")));
+    }
+
+    fn sent(name: &str, built: Instant) -> Sent {
+        Sent {
+            request: eci::CreateContainerGroup {
+                container_group_name: name.into(),
+                client_token: Some("uid-1".into()),
+                ..Default::default()
+            },
+            snapshot: imagecache::SnapshotDecision::NotRequested,
+            warnings: Vec::new(),
+            built,
+        }
+    }
+
+    #[test]
+    fn a_create_whose_answer_was_lost_is_sent_again_unchanged_within_the_window() {
+        let unanswered = Unanswered::default();
+        let t0 = Instant::now();
+        unanswered.keep("uid-1", sent("first", t0));
+        let again = unanswered.take("uid-1", t0 + Duration::from_secs(60));
+        assert_eq!(
+            again.map(|s| s.request.container_group_name).as_deref(),
+            Some("first"),
+            "the retry is the request first sent, not one built again"
+        );
+        assert!(unanswered.take("uid-1", t0).is_none(), "taken once");
+
+        unanswered.keep("uid-1", sent("first", t0));
+        assert!(
+            unanswered.take("uid-1", t0 + RESEND_WINDOW).is_none(),
+            "past the window its tokens may have expired: built again"
+        );
+
+        unanswered.keep("uid-1", sent("first", t0));
+        unanswered.retain(&HashSet::new());
+        assert!(
+            unanswered.take("uid-1", t0).is_none(),
+            "a deleted pod's request goes"
+        );
+    }
+
+    #[test]
+    fn a_client_token_used_with_other_parameters_means_the_group_exists() {
+        let mismatch = api_error("IdempotentParameterMismatch");
+        assert!(!mismatch.is_retryable(), "not retryable for the client");
+        assert!(already_created(&mismatch), "but the pod waits to adopt it");
+        assert!(!already_created(&api_error("InvalidParameter")));
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub(super) async fn sync_pass(ctx: &Arc<Context>) {
     // would let its group be created a second time.
     let live: HashSet<String> = ctx.store.state().iter().filter_map(|p| p.uid()).collect();
     ctx.backoff.retain(&live);
-    ctx.issued_tokens.retain(&live);
+    ctx.unanswered.retain(&live);
     ctx.rejected.lock().retain(|uid| live.contains(uid));
     ctx.starts.retain_live(&live);
     ctx.refused_updates.retain(&live);

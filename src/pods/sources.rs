@@ -23,47 +23,6 @@ use super::{
 
 /// Lifetime of a token whose projection names none: what a kubelet asks for.
 const DEFAULT_TOKEN_SECONDS: i64 = 3607;
-/// How long a pod's issued tokens are reused for the retries of its create.
-const TOKEN_REUSE: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Service-account tokens by volume name and file path.
-type TokenValues = std::collections::HashMap<(String, String), String>;
-
-/// The tokens issued for each pod's last create attempt, by pod UID. A create retried after
-/// a timeout may already have reached ECI: its repeat must be the same request (same
-/// `ClientToken`, same parameters), or ECI answers `IdempotentParameterMismatch` and the pod
-/// fails. So a retry within [`TOKEN_REUSE`] sends the tokens the first attempt sent.
-#[derive(Debug, Default)]
-pub(super) struct IssuedTokens(
-    parking_lot::Mutex<std::collections::HashMap<String, (tokio::time::Instant, TokenValues)>>,
-);
-
-// === impl IssuedTokens ===
-
-impl IssuedTokens {
-    fn recent(&self, uid: &str) -> Option<TokenValues> {
-        let tokens = self.0.lock();
-        let (issued, values) = tokens.get(uid)?;
-        (issued.elapsed() < TOKEN_REUSE).then(|| values.clone())
-    }
-
-    fn issued(&self, uid: &str, values: TokenValues) {
-        self.0
-            .lock()
-            .insert(uid.to_owned(), (tokio::time::Instant::now(), values));
-    }
-
-    /// The pod's group exists, or the pod is gone: its tokens are not needed again.
-    pub(super) fn forget(&self, uid: &str) {
-        self.0.lock().remove(uid);
-    }
-
-    /// Forgets the pods that no longer exist.
-    pub(super) fn retain(&self, live: &std::collections::HashSet<String>) {
-        self.0.lock().retain(|uid, _| live.contains(uid));
-    }
-}
-
 /// Reads the ConfigMaps and Secrets the pod's env refers to. `None` if one could not be read
 /// (other than not existing): the create is retried later.
 pub(super) async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
@@ -282,11 +241,6 @@ async fn request_tokens(
     sources: &mut Sources,
 ) -> Option<()> {
     pod.spec.as_ref()?;
-    let uid = pod.uid().unwrap_or_default();
-    if let Some(values) = ctx.issued_tokens.recent(&uid) {
-        sources.tokens = values;
-        return Some(());
-    }
     let account = service_account(pod);
     let api: Api<ServiceAccount> = Api::namespaced(ctx.kube.clone(), namespace);
     for (volume, token) in token_projections(pod) {
@@ -313,7 +267,6 @@ async fn request_tokens(
             }
         }
     }
-    ctx.issued_tokens.issued(&uid, sources.tokens.clone());
     Some(())
 }
 
