@@ -16,6 +16,7 @@ mod eci_api;
 mod eci_sdk;
 mod election;
 mod guide;
+mod hostile_input;
 mod imagecache;
 mod in_cluster;
 mod kubelet_api;
@@ -48,6 +49,7 @@ fn main() -> std::process::ExitCode {
         eci_sdk::tests(),
         election::tests(),
         guide::tests(),
+        hostile_input::tests(),
         imagecache::tests(),
         in_cluster::tests(),
         kubelet_api::tests(),

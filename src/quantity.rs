@@ -336,3 +336,22 @@ mod tests {
         assert_eq!(bytes("0e-900"), Ok(0));
     }
 }
+
+/// Entry point of the `quantity` fuzz target (`fuzz/`, issue #20). Not an API.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Any text as a quantity: never a panic, and the validity check agrees with the parser.
+    pub fn parse(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        let parsed = super::parse(text);
+        assert_eq!(super::is_valid(text), parsed.is_ok(), "{text:?}");
+        let _ = super::cpu_cores(text);
+        let _ = super::millicores(text);
+        let _ = super::bytes(text);
+        if let Ok(q) = parsed {
+            let _ = (q.value(), q.units(), q.millis());
+        }
+    }
+}

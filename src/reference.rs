@@ -340,3 +340,32 @@ mod tests {
         );
     }
 }
+
+/// Entry point of the `image_reference` fuzz target (`fuzz/`, issue #20). Not an API.
+#[doc(hidden)]
+pub mod fuzz {
+    use super::{ImageRef, image_key, registry_host};
+
+    /// Any text as a reference: never a panic, and a parsed reference normalises idempotently
+    /// (the key of its key is itself, and names the same image).
+    pub fn parse(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        let _ = registry_host(text);
+        let _ = image_key(text);
+        if let Ok(parsed) = ImageRef::parse(text) {
+            let key = parsed.key();
+            match ImageRef::parse(&key) {
+                Ok(again) => {
+                    assert_eq!(again.key(), key, "normalising {text:?} is idempotent");
+                    assert!(
+                        parsed.same_image(&again),
+                        "{text:?} and its key are one image"
+                    );
+                }
+                Err(error) => panic!("the key {key:?} of {text:?} does not parse: {error}"),
+            }
+        }
+    }
+}

@@ -26,11 +26,23 @@ pub fn list(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// How much of a value, and of what is wrong with it, an error repeats: an annotation may be
+/// as large as the API server allows (256 KiB), and the error becomes the pod's status message
+/// and an event, which must stay readable and small.
+const SHOWN_CHARS: usize = 200;
+
 pub fn invalid(key: &'static str, value: &str, why: impl Into<String>) -> Invalid {
+    let why: String = why.into();
     Invalid {
         key,
-        value: value.chars().take(200).collect(),
-        why: why.into(),
+        value: value.chars().take(SHOWN_CHARS).collect(),
+        why: if why.chars().count() > SHOWN_CHARS {
+            let mut cut: String = why.chars().take(SHOWN_CHARS).collect();
+            cut.push('…');
+            cut
+        } else {
+            why
+        },
     }
 }
 
@@ -92,14 +104,24 @@ pub fn ids(
     if items.len() > max {
         return Err(invalid(key, value, format!("at most {max} ids")));
     }
-    if let Some(bad) = items
-        .iter()
-        .find(|i| !i.starts_with(prefix) || i.contains(' '))
-    {
+    // Alibaba Cloud's resource ids are the prefix and lowercase letters and digits
+    // (`vsw-bp1…`, `sg-…`, `eip-…`): anything else would be sent to the cloud only to come back
+    // as a `*.NotFound` after the create, or, from an emulator that trusts it, not at all.
+    let well_formed = |id: &str| {
+        id.strip_prefix(prefix).is_some_and(|rest| {
+            !rest.is_empty()
+                && rest.len() <= 64
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+    };
+    if let Some(bad) = items.iter().find(|i| !well_formed(i)) {
+        let shown: String = bad.chars().take(80).collect();
         return Err(invalid(
             key,
             value,
-            format!("{bad:?} is not an id starting with {prefix:?}"),
+            format!("{shown:?} is not an id: {prefix:?} and lowercase letters and digits"),
         ));
     }
     Ok(items)
@@ -200,4 +222,20 @@ pub fn acr_registries(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_repeats_at_most_a_few_hundred_characters_of_a_huge_value() {
+        let huge = "x".repeat(200 * 1024);
+        let error = invalid("k", &huge, format!("{huge:?} is not a spec"));
+        assert!(
+            error.to_string().len() < 1024,
+            "{} bytes",
+            error.to_string().len()
+        );
+    }
 }

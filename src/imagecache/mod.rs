@@ -9,6 +9,8 @@ mod cloud;
 mod digests;
 mod explain;
 mod explain_pod;
+#[doc(hidden)]
+pub mod fuzz;
 mod host;
 mod index;
 mod matcher;

@@ -215,6 +215,17 @@ pub enum ReconcileError {
         #[source]
         source: eci::annotation_value::Invalid,
     },
+    /// An image of the spec is not an image reference; the object is Failed until it is fixed.
+    #[error("image cache {name}: image {image:?} is not a valid reference")]
+    InvalidImage {
+        /// The object.
+        name: String,
+        /// The image as written (at most 200 characters of it).
+        image: String,
+        /// Why it does not parse.
+        #[source]
+        source: crate::reference::ReferenceError,
+    },
     /// Writing the status failed.
     #[error("image cache {name}: cannot write status")]
     PatchStatus {
@@ -235,6 +246,7 @@ impl ReconcileError {
             Self::Cloud { .. } => "Cloud",
             Self::OutOfRange { .. } => "OutOfRange",
             Self::Annotation { .. } => "Annotation",
+            Self::InvalidImage { .. } => "InvalidImage",
             Self::PatchStatus { .. } => "PatchStatus",
         }
     }
@@ -570,6 +582,18 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
         Ok(build) => build,
         Err(invalid) => return Err(bad_annotation(object, ctx, invalid).await),
     };
+    // The schema checks only that images are not empty: a string that is no reference is
+    // refused here, before the cloud is asked to build it.
+    for image in &object.spec.images {
+        if let Err(source) = crate::reference::ImageRef::parse(image) {
+            let error = ReconcileError::InvalidImage {
+                name: name.clone(),
+                image: image.chars().take(200).collect(),
+                source,
+            };
+            return Err(refuse_spec(object, ctx, "InvalidImage", error).await);
+        }
+    }
     let mut cloud = find_cloud(object, ctx).await?;
     // Built with registry protocols, an OS or an architecture the object no longer asks for,
     // which UpdateImageCache cannot change: built anew (an adopted cache is left as it is).
@@ -744,9 +768,29 @@ async fn bad_annotation(
     ctx: &Context,
     invalid: eci::annotation_value::Invalid,
 ) -> ReconcileError {
-    let message = invalid.to_string();
+    let error = ReconcileError::Annotation {
+        name: object.name_any(),
+        source: invalid,
+    };
+    refuse_spec(object, ctx, "InvalidAnnotation", error).await
+}
+
+/// Something the object asks for that no cloud call could honour: the object is Failed with
+/// `reason` and the error's whole chain as its message and a Warning event, nothing is asked of
+/// the cloud, and the error (returned) backs off until the object changes.
+async fn refuse_spec(
+    object: &ImageCache,
+    ctx: &Context,
+    reason: &str,
+    error: ReconcileError,
+) -> ReconcileError {
+    let message = match &error {
+        // The annotation's own message names the object's key and value already.
+        ReconcileError::Annotation { source, .. } => source.to_string(),
+        other => crate::error_chain(other),
+    };
     let failed = status::failed(
-        "InvalidAnnotation",
+        reason,
         message.clone(),
         object.meta().generation,
         object.status.as_ref(),
@@ -761,15 +805,12 @@ async fn bad_annotation(
         object,
         ctx,
         EventType::Warning,
-        "InvalidAnnotation",
+        reason,
         message,
         "Reconcile",
     )
     .await;
-    ReconcileError::Annotation {
-        name: object.name_any(),
-        source: invalid,
-    }
+    error
 }
 
 /// When the cloud refuses a request for good (a 4xx answer: quota, invalid parameter), the
@@ -912,4 +953,13 @@ mod tests {
         assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(backoff(policy, 0), Duration::from_secs(5));
     }
+}
+
+/// What a reconcile reads from an object before it asks the cloud anything (its build settings,
+/// size and retention), each a clear error on bad input: the `imagecache_spec` fuzz target's
+/// path (`crate::imagecache::fuzz`).
+pub(super) fn read_object(object: &ImageCache) -> Result<(), String> {
+    build::Build::read(object, None, None).map_err(|invalid| invalid.to_string())?;
+    cloud::size_and_retention(object).map_err(|error| error.to_string())?;
+    Ok(())
 }

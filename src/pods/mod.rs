@@ -34,6 +34,8 @@ mod create;
 mod deadline;
 pub mod env;
 pub mod fields;
+#[doc(hidden)]
+pub mod fuzz;
 mod groups;
 mod look;
 mod pass;

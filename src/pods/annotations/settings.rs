@@ -227,10 +227,8 @@ pub(super) fn system(pod: &Pod, request: &mut CreateContainerGroup) -> Result<()
         request.compute_categories = list(v)
             .iter()
             .map(|c| {
-                one_of(key::COMPUTE_CATEGORY, c, &["economy", "general"]).map_err(|e| Invalid {
-                    value: v.to_owned(),
-                    ..e
-                })
+                one_of(key::COMPUTE_CATEGORY, c, &["economy", "general"])
+                    .map_err(|e| invalid(key::COMPUTE_CATEGORY, v, e.why))
             })
             .collect::<Result<_, _>>()?;
     }
