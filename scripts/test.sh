@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, unit tests, and the integration suite against
-# the real test ground (started here if it is not running, and stopped again afterwards).
+# Runs every check and test: formatting, clippy, unit tests, the integration suite against the
+# real test ground (started here if it is not running, and stopped again afterwards), a short
+# run of every fuzz target, and a three-minute chaos run on the same ground.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -47,3 +48,9 @@ cat "$tools_log"
 disk
 echo "== integration tests"
 cargo test --test integration
+echo "== fuzzing (every target, a few seconds each)"
+scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-6}"
+echo "== the chaos run"
+# A seed of the day unless one is given: each run explores another schedule, and the seed it
+# prints reproduces it.
+scripts/chaos.sh --minutes "${CHAOS_MINUTES:-3}" --seed "${CHAOS_SEED:-$(date +%Y%m%d)}"

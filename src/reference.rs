@@ -187,6 +187,27 @@ fn fold_registry(host: &str) -> String {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Normalising is idempotent for references as registries write them (a host with or
+        /// without a port, nested repositories, a tag and/or a digest)...
+        #[test]
+        fn normalising_a_reference_is_idempotent(
+            reference in "([a-z0-9]{1,8}(\\.[a-z]{2,4})?(:[0-9]{2,5})?/)?[a-z0-9]{1,8}(/[a-z0-9]{1,6}([._-][a-z0-9]{1,4})?){0,2}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,20})?(@sha256:[0-9a-f]{64})?"
+        ) {
+            let parsed = ImageRef::parse(&reference).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let key = parsed.key();
+            let again = ImageRef::parse(&key).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert_eq!(again.key(), key);
+            proptest::prop_assert!(parsed.same_image(&again));
+        }
+
+        /// ...and any text at all is either refused or normalised idempotently, never a panic.
+        #[test]
+        fn any_text_is_refused_or_normalised_idempotently(text in "\\PC{0,80}") {
+            fuzz::parse(text.as_bytes());
+        }
+    }
+
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn key(r: &str) -> String {
