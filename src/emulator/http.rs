@@ -26,6 +26,7 @@ use super::{
     API_VERSION, Core,
     auth::SignedParts,
     error::ApiError,
+    fault::Fault,
     ops::{self, ACTIONS, unknown_action},
     params::Params,
     sts,
@@ -196,10 +197,29 @@ async fn answer(
         if !ACTIONS.contains(&action.as_str()) {
             return Err(unknown_action(&action));
         }
-        let now = core.now();
-        core.verifier.verify(&parts, now)?;
-        core.throttle.take(&action, now)?;
-        ops::dispatch(core, &action, &Params::new(params), host).await
+        core.verifier.verify(&parts, core.now())?;
+        // After the signature (the nonce is spent, as on the gateway), before the quota and
+        // the operation; no lock is held while a slow answer waits.
+        let mut applied_then = None;
+        match core.faults.pick(&action) {
+            None => {}
+            Some(Fault::Refuse(error)) => {
+                tracing::debug!(action, fault = %error.code, "fault injected: refused");
+                return Err(error);
+            }
+            Some(Fault::Slow(delay)) => {
+                tracing::debug!(action, delay_ms = delay.as_millis(), "fault injected: slow");
+                tokio::time::sleep(delay).await;
+            }
+            Some(Fault::AppliedThen(error)) => applied_then = Some(error),
+        }
+        core.throttle.take(&action, core.now())?;
+        let answer = ops::dispatch(core, &action, &Params::new(params), host).await?;
+        if let Some(error) = applied_then {
+            tracing::debug!(action, fault = %error.code, "fault injected: applied, then refused");
+            return Err(error);
+        }
+        Ok(answer)
     }
     .await;
     (action, result)

@@ -36,6 +36,8 @@
 //! - `ClientToken` answers repeat the first answer for 24 h; different parameters get
 //!   `IdempotentParameterMismatch`. Responses are always JSON (`Format=XML` is ignored).
 //! - Exec URLs (`ws://HOST/exec/?s=…`) are single use and valid 30 s; an empty frame ends stdin.
+//! - Chaos runs: `fault.rs` injects 5xx, `Throttling.User`, slow answers and writes applied
+//!   then answered 503, at a rate that can change at runtime.
 //!
 //! Start one in-process:
 //! ```no_run
@@ -53,6 +55,7 @@ pub mod clock;
 mod disks;
 mod driver;
 pub mod error;
+pub mod fault;
 mod http;
 pub mod instance;
 pub mod matching;
@@ -73,6 +76,7 @@ pub use self::{
     auth::Credentials,
     clock::{Clock, IdSource, ManualClock, RandomIds, SequentialIds, SystemClock},
     error::ApiError,
+    fault::{FaultConfig, FaultKind},
     throttle::{Quota, Quotas},
 };
 use crate::agent::{
@@ -183,6 +187,7 @@ pub struct Builder {
     quotas: Quotas,
     settings: Settings,
     data_dir: Option<PathBuf>,
+    faults: FaultConfig,
 }
 
 /// The emulator (a namespace for [`Emulator::builder`]).
@@ -201,6 +206,7 @@ impl Emulator {
             quotas: Quotas::default(),
             settings: Settings::default(),
             data_dir: None,
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -238,6 +244,13 @@ impl Builder {
     #[must_use]
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Injects faults into OpenAPI answers (chaos runs; none by default).
+    #[must_use]
+    pub fn faults(mut self, faults: FaultConfig) -> Self {
+        self.faults = faults;
         self
     }
 
@@ -288,6 +301,7 @@ impl Builder {
             ids: self.ids,
             verifier: auth::Verifier::new(self.credentials),
             throttle: throttle::Throttle::new(self.quotas),
+            faults: fault::Faults::new(self.faults),
             store: Mutex::new(store),
             agent: AgentClient::new(channel),
             persister,
@@ -303,6 +317,12 @@ impl Builder {
             let saver = core.clone();
             core.spawn(tracing::info_span!("emulator_persist"), async move {
                 persist::save_loop(saver).await;
+            });
+        }
+        if core.faults.watches_file() {
+            let watcher = core.clone();
+            core.spawn(tracing::info_span!("emulator_faults"), async move {
+                fault::reload_loop(watcher).await;
             });
         }
         driver::resume_all(&core).await;
@@ -363,6 +383,12 @@ impl Handle {
         format!("http://{}/", self.addr)
     }
 
+    /// Sets the probability (0 to 1) that an OpenAPI call gets an injected fault, as the
+    /// `--fault-file` does for the command line; a value outside 0 to 1 is ignored.
+    pub fn set_fault_rate(&self, rate: f64) {
+        self.core.faults.set_rate(rate);
+    }
+
     /// A copy of the current state (for tests and diagnostics).
     pub async fn snapshot(&self) -> state::Store {
         self.core.store.lock().await.clone()
@@ -421,6 +447,7 @@ pub(crate) struct Core {
     pub ids: Arc<dyn IdSource>,
     pub verifier: auth::Verifier,
     pub throttle: throttle::Throttle,
+    pub faults: fault::Faults,
     pub store: Mutex<state::Store>,
     pub agent: AgentClient<Channel>,
     /// The in-process real agent, whose counters `/metrics` shows.

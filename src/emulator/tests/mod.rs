@@ -2,6 +2,7 @@
 //! functions, over real loopback HTTP.
 
 mod errors;
+mod faults;
 mod lifecycle;
 mod runtime;
 mod storage;
