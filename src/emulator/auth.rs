@@ -282,14 +282,25 @@ impl Verifier {
             .split(';')
             .filter(|n| !n.is_empty())
             .collect();
-        if parts.headers.contains_key("x-acs-security-token")
-            && !names.contains(&"x-acs-security-token")
+        // The V3 page ("Request syntax and signature method V3", SignedHeaders): every common
+        // request header but Authorization must be signed when present. Unsigned, an
+        // `x-acs-*` header (the action, the version, the token) could be changed in flight.
+        if let Some(unsigned) = parts
+            .headers
+            .keys()
+            .find(|name| name.starts_with("x-acs-") && !names.contains(&name.as_str()))
         {
-            return Err(incomplete(
-                "The header x-acs-security-token must be signed.",
-            ));
+            return Err(incomplete(&format!(
+                "The header {unsigned} must be signed."
+            )));
         }
-        for required in ["host", "x-acs-date", "x-acs-signature-nonce"] {
+        for required in [
+            "host",
+            "x-acs-action",
+            "x-acs-version",
+            "x-acs-date",
+            "x-acs-signature-nonce",
+        ] {
             if !names.contains(&required) {
                 return Err(incomplete(&format!(
                     "The header {required} must be signed."

@@ -163,15 +163,25 @@ async fn answer(
                 params.entry(k).or_insert(v);
             }
         }
-        action = params
-            .get("Action")
-            .or_else(|| header_map.get("x-acs-action"))
+        // Action and Version come only from what the signature covers: V3 from its
+        // `x-acs-action`/`x-acs-version` headers (which `verify` requires signed), V1 from its
+        // signed parameters. V1 signs no header, so an `x-acs-action` beside it (the node's
+        // client sends one) never chooses the operation.
+        let v3 = header_map
+            .get("authorization")
+            .is_some_and(|a| a.starts_with("ACS3-"));
+        let (action_name, version) = if v3 {
+            (
+                header_map.get("x-acs-action"),
+                header_map.get("x-acs-version"),
+            )
+        } else {
+            (params.get("Action"), params.get("Version"))
+        };
+        action = action_name
             .cloned()
             .ok_or_else(|| ApiError::missing("Action"))?;
-        let version = params
-            .get("Version")
-            .or_else(|| header_map.get("x-acs-version"))
-            .ok_or_else(|| ApiError::missing("Version"))?;
+        let version = version.ok_or_else(|| ApiError::missing("Version"))?;
         let parts = SignedParts {
             method: method.as_str(),
             path: uri.path(),
