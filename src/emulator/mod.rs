@@ -313,12 +313,13 @@ impl Builder {
                 .cloned(),
             tasks: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
         });
-        if core.persister.is_some() {
-            let saver = core.clone();
-            core.spawn(tracing::info_span!("emulator_persist"), async move {
-                persist::save_loop(saver).await;
-            });
-        }
+        // The saver is not a lifecycle task: `stop` lets it finish its write, then saves last.
+        let saver = core.persister.is_some().then(|| {
+            tokio::spawn(tracing::Instrument::instrument(
+                persist::save_loop(core.clone()),
+                tracing::info_span!("emulator_persist"),
+            ))
+        });
         if core.faults.watches_file() {
             let watcher = core.clone();
             core.spawn(tracing::info_span!("emulator_faults"), async move {
@@ -343,6 +344,7 @@ impl Builder {
         Ok(Handle {
             addr,
             core,
+            saver,
             local_agent,
             shutdown: Some(tx),
             server,
@@ -355,6 +357,8 @@ impl Builder {
 pub struct Handle {
     addr: SocketAddr,
     core: Arc<Core>,
+    /// The task saving the state after changes (with a data directory).
+    saver: Option<tokio::task::JoinHandle<()>>,
     local_agent: Option<LoopbackAgent>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -369,6 +373,9 @@ impl Drop for Handle {
         }
         let tasks = std::mem::take(&mut *self.core.tasks.lock());
         drop(tasks);
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+        }
     }
 }
 
@@ -421,6 +428,13 @@ impl Handle {
     async fn stop(&mut self) {
         let tasks = std::mem::take(&mut *self.core.tasks.lock());
         drop(tasks); // aborts every lifecycle task
+        if let Some(persister) = &self.core.persister {
+            persister.stop();
+        }
+        if let Some(saver) = self.saver.take() {
+            // Its write in flight finishes first; the last save below is then the newest.
+            let _ = saver.await;
+        }
         self.core.save_now().await;
         if let Some(agent) = self.local_agent.take() {
             agent.shutdown().await;
@@ -483,8 +497,13 @@ impl Core {
     /// Saves the state if a data directory is configured.
     pub async fn save_now(&self) {
         if let Some(persister) = &self.persister {
-            let store = self.store.lock().await.clone();
-            if let Err(error) = persister.save(&store).await {
+            // Numbered under the store lock, so the writer can drop an older snapshot that
+            // reaches it after a newer one.
+            let snapshot = persister.snapshot(&*self.store.lock().await);
+            if let Err(error) = match snapshot {
+                Ok(snapshot) => persister.save(snapshot).await,
+                Err(error) => Err(error),
+            } {
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,
                     "cannot save the emulator state"

@@ -4,6 +4,7 @@
 mod errors;
 mod faults;
 mod lifecycle;
+mod persistence;
 mod runtime;
 mod storage;
 
