@@ -42,12 +42,9 @@ impl EmulatorProcess {
         let mut child = Command::new(eci_vk)
             .args(["emulator", "--listen", listen])
             .args(runtime)
-            .args([
-                "--access-key-id",
-                ACCESS_KEY_ID,
-                "--access-key-secret",
-                ACCESS_KEY_SECRET,
-            ])
+            .args(["--access-key-id", ACCESS_KEY_ID])
+            // The secret goes in the environment, never on the command line.
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

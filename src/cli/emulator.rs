@@ -1,11 +1,11 @@
 //! `eci-vk emulator`: the ECI OpenAPI on loopback, with its agent in-process (real or
 //! simulated) or at a URL.
 
-use std::{io::Write as _, process::ExitCode, time::Duration};
+use std::{io::Write as _, path::Path, process::ExitCode, time::Duration};
 
 use crate::{
     agent::SimulatedConfig,
-    config::{EmulatorArgs, Runtime},
+    config::{EmulatorArgs, Runtime, env::ENV_ACCESS_KEY_SECRET},
     emulator,
 };
 
@@ -19,8 +19,40 @@ pub(super) fn main(args: EmulatorArgs) -> ExitCode {
     exit("emulator", runtime::block_on(serve(args)))
 }
 
+/// The emulator's AccessKey secret: the first line of `file`, or else the environment's
+/// `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (read through `env`, so tests pass a map). Never a flag.
+pub(super) fn access_key_secret(
+    file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, Failure> {
+    let secret = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|error| {
+                Failure::Usage(format!(
+                    "cannot read --access-key-secret-file {}: {error}",
+                    path.display()
+                ))
+            })?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        None => env(ENV_ACCESS_KEY_SECRET).unwrap_or_default(),
+    };
+    if secret.is_empty() {
+        return Err(Failure::Usage(format!(
+            "no AccessKey secret: set {ENV_ACCESS_KEY_SECRET} or give --access-key-secret-file"
+        )));
+    }
+    Ok(secret)
+}
+
 async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     parse_options(&args.agent_options)?;
+    let secret = access_key_secret(args.access_key_secret_file.as_deref(), |name| {
+        std::env::var(name).ok()
+    })?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| Failure::Usage(format!("cannot listen on {}: {error}", args.listen)))?;
@@ -37,24 +69,34 @@ async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
             ..SimulatedConfig::default()
         }),
     };
-    let mut builder = emulator::Emulator::builder(emulator::Credentials::new(
-        args.access_key_id,
-        args.access_key_secret,
-    ))
-    .agent(agent)
-    .quotas(emulator::Quotas {
-        disabled: args.no_throttle,
-        ..emulator::Quotas::default()
-    })
-    .settings(emulator::Settings {
-        auto_create_image_cache: args.auto_create_image_cache,
-        max_image_caches: args.image_cache_quota as usize,
-        sold_out: args.sold_out,
-        sts_credential_ttl: args.sts_credential_ttl,
-        ecs_ram_role: args.ecs_ram_role,
-        regular_snapshot_delay: Duration::from_millis(args.regular_snapshot_ms),
-        ..emulator::Settings::default()
-    });
+    let mut builder =
+        emulator::Emulator::builder(emulator::Credentials::new(args.access_key_id, secret))
+            .agent(agent)
+            .quotas(emulator::Quotas {
+                disabled: args.no_throttle,
+                ..emulator::Quotas::default()
+            })
+            .settings(emulator::Settings {
+                auto_create_image_cache: args.auto_create_image_cache,
+                max_image_caches: args.image_cache_quota as usize,
+                sold_out: args.sold_out,
+                sts_credential_ttl: args.sts_credential_ttl,
+                ecs_ram_role: args.ecs_ram_role,
+                regular_snapshot_delay: Duration::from_millis(args.regular_snapshot_ms),
+                ..emulator::Settings::default()
+            })
+            .faults(emulator::FaultConfig {
+                rate: args.fault_rate,
+                seed: args.fault_seed,
+                // clap admits only the four names, so none is dropped here.
+                kinds: args
+                    .fault_kinds
+                    .iter()
+                    .filter_map(|k| k.parse::<emulator::FaultKind>().ok())
+                    .collect(),
+                slow: Duration::from_millis(args.fault_slow_ms),
+                file: args.fault_file,
+            });
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }

@@ -5,7 +5,6 @@ use crate::config::Runtime;
 
 fn emulator(argv: &[&str]) -> EmulatorArgs {
     let mut full = vec!["eci-vk", "emulator", "--access-key-id", "a"];
-    full.extend_from_slice(&["--access-key-secret", "b"]);
     full.extend_from_slice(argv);
     match Cli::try_parse_from(full).expect("valid flags").command {
         Command::Emulator(args) => *args,
@@ -22,8 +21,8 @@ fn emulator_flags_parse_and_debug_hides_the_secret() {
         "127.0.0.1:0",
         "--access-key-id",
         "id",
-        "--access-key-secret",
-        "very-secret-value",
+        "--access-key-secret-file",
+        "/run/secrets/emulator",
         "--runtime",
         "simulated",
         "--data-dir",
@@ -32,13 +31,14 @@ fn emulator_flags_parse_and_debug_hides_the_secret() {
         "300",
     ])
     .expect("valid flags");
-    let shown = format!("{cli:?}");
-    assert!(!shown.contains("very-secret-value"), "{shown}");
     let Command::Emulator(args) = cli.command else {
         panic!("not the emulator command");
     };
     assert_eq!(args.runtime, Runtime::Simulated);
-    assert_eq!(args.access_key_secret, "very-secret-value");
+    assert_eq!(
+        args.access_key_secret_file.as_deref(),
+        Some(std::path::Path::new("/run/secrets/emulator"))
+    );
     assert_eq!(args.image_cache_quota, 300);
 
     let args = emulator(&["--registry-bandwidth", "8MiB/s"]);
@@ -54,7 +54,6 @@ fn emulator_flags_parse_and_debug_hides_the_secret() {
     let base = ["eci-vk", "emulator", "--access-key-id", "a"];
     let with = |extra: &[&str]| {
         let mut argv = base.to_vec();
-        argv.extend_from_slice(&["--access-key-secret", "b"]);
         argv.extend_from_slice(extra);
         Cli::try_parse_from(argv)
     };
@@ -63,6 +62,71 @@ fn emulator_flags_parse_and_debug_hides_the_secret() {
         with(&["--image-cache-quota", "0"]).is_err(),
         "a quota of no caches is not an account"
     );
+}
+
+#[test]
+fn the_emulator_secret_is_never_a_flag() {
+    let refused = Cli::try_parse_from([
+        "eci-vk",
+        "emulator",
+        "--access-key-id",
+        "a",
+        "--access-key-secret",
+        "b",
+    ]);
+    assert!(refused.is_err(), "a secret on the command line");
+
+    let env = |value: &'static str| {
+        move |name: &str| (name == "ALIBABA_CLOUD_ACCESS_KEY_SECRET").then(|| value.to_owned())
+    };
+    let secret = emulator::access_key_secret(None, env("from-env")).expect("from the environment");
+    assert_eq!(secret, "from-env");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "from-file\n").expect("write");
+    let secret = emulator::access_key_secret(Some(&file), env("from-env")).expect("from the file");
+    assert_eq!(secret, "from-file", "the file wins, without its newline");
+    let missing = emulator::access_key_secret(None, |_: &str| None).expect_err("no secret");
+    assert!(
+        matches!(&missing, Failure::Usage(line) if line.contains("ALIBABA_CLOUD_ACCESS_KEY_SECRET") && line.contains("--access-key-secret-file")),
+        "{missing:?}"
+    );
+    let unreadable = emulator::access_key_secret(Some(&dir.path().join("absent")), env("x"));
+    assert!(matches!(unreadable, Err(Failure::Usage(_))));
+}
+
+#[test]
+fn fault_flags_parse_and_are_checked() {
+    let args = emulator(&[]);
+    assert_eq!(args.fault_rate, 0.0, "no faults by default");
+    assert_eq!(
+        args.fault_kinds,
+        ["5xx", "throttling", "slow", "applied-then-timeout"]
+    );
+    assert_eq!(args.fault_slow_ms, 3000);
+    let args = emulator(&[
+        "--fault-rate",
+        "0.25",
+        "--fault-seed",
+        "7",
+        "--fault-kinds",
+        "5xx,applied-then-timeout",
+        "--fault-file",
+        "/tmp/rate",
+    ]);
+    assert_eq!(args.fault_rate, 0.25);
+    assert_eq!(args.fault_seed, Some(7));
+    assert_eq!(args.fault_kinds, ["5xx", "applied-then-timeout"]);
+    let base = ["eci-vk", "emulator", "--access-key-id", "a"];
+    for bad in [
+        &["--fault-rate", "1.5"][..],
+        &["--fault-rate", "-0.1"],
+        &["--fault-kinds", "5xx,meteor"],
+    ] {
+        let mut argv = base.to_vec();
+        argv.extend_from_slice(bad);
+        assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+    }
 }
 
 #[test]

@@ -7,15 +7,17 @@ use super::{
     Runtime,
     agent::AgentOptions,
     env::{
-        ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_DATA_DIR, ENV_EMULATOR_AGENT,
-        ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, ENV_EMULATOR_ECS_RAM_ROLE,
-        ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN, ENV_EMULATOR_NO_THROTTLE,
-        ENV_EMULATOR_REGULAR_SNAPSHOT_MS, ENV_EMULATOR_SOLD_OUT, ENV_EMULATOR_STS_CREDENTIAL_TTL,
-        ENV_RUNTIME, ENV_SIM_PULL_MS, ENV_SIM_SNAPSHOT_MS, ENV_SIM_START_MS,
+        ENV_ACCESS_KEY_ID, ENV_DATA_DIR, ENV_EMULATOR_ACCESS_KEY_SECRET_FILE, ENV_EMULATOR_AGENT,
+        ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, ENV_EMULATOR_ECS_RAM_ROLE, ENV_EMULATOR_FAULT_FILE,
+        ENV_EMULATOR_FAULT_KINDS, ENV_EMULATOR_FAULT_RATE, ENV_EMULATOR_FAULT_SEED,
+        ENV_EMULATOR_FAULT_SLOW_MS, ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN,
+        ENV_EMULATOR_NO_THROTTLE, ENV_EMULATOR_REGULAR_SNAPSHOT_MS, ENV_EMULATOR_SOLD_OUT,
+        ENV_EMULATOR_STS_CREDENTIAL_TTL, ENV_RUNTIME, ENV_SIM_PULL_MS, ENV_SIM_SNAPSHOT_MS,
+        ENV_SIM_START_MS,
     },
 };
 
-/// Flags of `eci-vk emulator`. `Debug` leaves the secret out.
+/// Flags of `eci-vk emulator`. The secret is not among them (see `access_key_secret_file`).
 #[derive(Clone, clap::Args)]
 pub struct EmulatorArgs {
     /// Address to serve the OpenAPI on (port 0 picks a free port; the address is printed).
@@ -24,9 +26,11 @@ pub struct EmulatorArgs {
     /// The one AccessKey ID the emulator accepts.
     #[arg(long, env = ENV_ACCESS_KEY_ID)]
     pub access_key_id: String,
-    /// Its secret (never logged or echoed).
-    #[arg(long, env = ENV_ACCESS_KEY_SECRET, hide_env_values = true)]
-    pub access_key_secret: String,
+    /// A file holding its secret (one line). Without it the secret is read from
+    /// `ALIBABA_CLOUD_ACCESS_KEY_SECRET`; there is no flag for the secret itself, which `ps`
+    /// and shell history would show.
+    #[arg(long, env = ENV_EMULATOR_ACCESS_KEY_SECRET_FILE)]
+    pub access_key_secret_file: Option<PathBuf>,
     /// The in-process agent runtime (ignored with --agent).
     #[arg(long, env = ENV_RUNTIME, value_enum, default_value_t = Runtime::Runc)]
     pub runtime: Runtime,
@@ -63,6 +67,30 @@ pub struct EmulatorArgs {
     /// The RAM role its metadata stand-in says is attached to the instance.
     #[arg(long, env = ENV_EMULATOR_ECS_RAM_ROLE, default_value = "EciVirtualKubeletRole")]
     pub ecs_ram_role: String,
+    /// Chaos: the probability (0 to 1) that an OpenAPI call gets an injected fault.
+    #[arg(long, env = ENV_EMULATOR_FAULT_RATE, default_value_t = 0.0, value_parser = parse_rate)]
+    pub fault_rate: f64,
+    /// Chaos: seed of the fault choices, for a reproducible run (random without it).
+    #[arg(long, env = ENV_EMULATOR_FAULT_SEED)]
+    pub fault_seed: Option<u64>,
+    /// Chaos: the kinds of fault injected (repeat or comma-separate): `5xx` (503/500, nothing
+    /// done), `throttling` (`Throttling.User`), `slow` (answer after --fault-slow-ms),
+    /// `applied-then-timeout` (writes only: applied, then 503).
+    #[arg(
+        long,
+        env = ENV_EMULATOR_FAULT_KINDS,
+        value_delimiter = ',',
+        default_value = "5xx,throttling,slow,applied-then-timeout",
+        value_parser = ["5xx", "throttling", "slow", "applied-then-timeout"]
+    )]
+    pub fault_kinds: Vec<String>,
+    /// Chaos: milliseconds a `slow` answer waits.
+    #[arg(long, env = ENV_EMULATOR_FAULT_SLOW_MS, default_value_t = 3000)]
+    pub fault_slow_ms: u64,
+    /// Chaos: a file read every second; a number from 0 to 1 in it replaces --fault-rate while
+    /// it exists (a chaos driver writes it to turn faults up and down).
+    #[arg(long, env = ENV_EMULATOR_FAULT_FILE)]
+    pub fault_file: Option<PathBuf>,
     /// Simulated runtime: milliseconds to "pull" one image.
     #[arg(long, env = ENV_SIM_PULL_MS, default_value_t = 500)]
     pub sim_pull_ms: u64,
@@ -82,18 +110,32 @@ pub struct EmulatorArgs {
     pub agent_options: AgentOptions,
 }
 
+/// A probability: a number from 0 to 1.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| format!("{text:?} is not a number from 0 to 1"))
+}
+
 impl std::fmt::Debug for EmulatorArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmulatorArgs")
             .field("listen", &self.listen)
             .field("access_key_id", &self.access_key_id)
-            .field("access_key_secret", &"<redacted>")
+            .field("access_key_secret_file", &self.access_key_secret_file)
             .field("runtime", &self.runtime)
             .field("agent", &self.agent)
             .field("data_dir", &self.data_dir)
             .field("no_throttle", &self.no_throttle)
             .field("auto_create_image_cache", &self.auto_create_image_cache)
             .field("image_cache_quota", &self.image_cache_quota)
+            .field("fault_rate", &self.fault_rate)
+            .field("fault_seed", &self.fault_seed)
+            .field("fault_kinds", &self.fault_kinds)
+            .field("fault_slow_ms", &self.fault_slow_ms)
+            .field("fault_file", &self.fault_file)
             .finish_non_exhaustive()
     }
 }

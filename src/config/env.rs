@@ -19,7 +19,8 @@ pub const ENV_DATA_DIR: &str = "VK_DATA_DIR";
 pub const ENV_METRICS_ADDR: &str = "VK_METRICS_ADDR";
 /// `--access-key-id` of the emulator: the AccessKey the SDKs read.
 pub const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
-/// `--access-key-secret` of the emulator.
+/// The emulator's AccessKey secret when `--access-key-secret-file` is not given (the
+/// environment or a file only: a flag would show it in `ps` and shell history).
 pub const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
 
 // === run ===
@@ -138,6 +139,18 @@ pub const ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE: &str = "VK_EMULATOR_AUTO_CREATE_
 pub const ENV_EMULATOR_IMAGE_CACHE_QUOTA: &str = "VK_EMULATOR_IMAGE_CACHE_QUOTA";
 /// `eci-vk emulator --sold-out`.
 pub const ENV_EMULATOR_SOLD_OUT: &str = "VK_EMULATOR_SOLD_OUT";
+/// `emulator --access-key-secret-file`.
+pub const ENV_EMULATOR_ACCESS_KEY_SECRET_FILE: &str = "VK_EMULATOR_ACCESS_KEY_SECRET_FILE";
+/// `emulator --fault-rate`.
+pub const ENV_EMULATOR_FAULT_RATE: &str = "VK_EMULATOR_FAULT_RATE";
+/// `emulator --fault-seed`.
+pub const ENV_EMULATOR_FAULT_SEED: &str = "VK_EMULATOR_FAULT_SEED";
+/// `emulator --fault-kinds`.
+pub const ENV_EMULATOR_FAULT_KINDS: &str = "VK_EMULATOR_FAULT_KINDS";
+/// `emulator --fault-slow-ms`.
+pub const ENV_EMULATOR_FAULT_SLOW_MS: &str = "VK_EMULATOR_FAULT_SLOW_MS";
+/// `emulator --fault-file`.
+pub const ENV_EMULATOR_FAULT_FILE: &str = "VK_EMULATOR_FAULT_FILE";
 /// `emulator --sim-pull-ms`.
 pub const ENV_SIM_PULL_MS: &str = "VK_SIM_PULL_MS";
 /// `emulator --sim-snapshot-ms`.

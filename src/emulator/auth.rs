@@ -85,6 +85,8 @@ impl std::fmt::Debug for Issued {
 #[derive(Debug)]
 pub struct Verifier {
     credentials: Credentials,
+    /// HMAC key of `ClientToken` fingerprints, derived from the secret (never the secret).
+    fingerprint_key: [u8; 32],
     nonces: Mutex<HashMap<String, Timestamp>>,
     issued: Mutex<HashMap<String, Issued>>,
 }
@@ -105,7 +107,12 @@ fn mismatch() -> ApiError {
 impl Verifier {
     /// A verifier for `credentials`.
     pub fn new(credentials: Credentials) -> Self {
+        let fingerprint_key = hmac_sha256(
+            credentials.access_key_secret.as_bytes(),
+            b"eci-emulator ClientToken fingerprint",
+        );
         Self {
+            fingerprint_key,
             credentials,
             nonces: Mutex::new(HashMap::new()),
             issued: Mutex::new(HashMap::new()),
@@ -123,6 +130,13 @@ impl Verifier {
                 .is_ok_and(|t| t > now)
         });
         all.insert(id, issued);
+    }
+
+    /// `value` as it appears in a `ClientToken` fingerprint: hex HMAC-SHA256 under a key
+    /// derived from the account's secret, so the same value gives the same text across
+    /// restarts and the text reveals nothing of it.
+    pub fn fingerprint_value(&self, value: &str) -> String {
+        hex::encode(hmac_sha256(&self.fingerprint_key, value.as_bytes()))
     }
 
     /// The account's own AccessKey pair, for the emulator's STS to check `AssumeRole` callers.
@@ -282,14 +296,25 @@ impl Verifier {
             .split(';')
             .filter(|n| !n.is_empty())
             .collect();
-        if parts.headers.contains_key("x-acs-security-token")
-            && !names.contains(&"x-acs-security-token")
+        // The V3 page ("Request syntax and signature method V3", SignedHeaders): every common
+        // request header but Authorization must be signed when present. Unsigned, an
+        // `x-acs-*` header (the action, the version, the token) could be changed in flight.
+        if let Some(unsigned) = parts
+            .headers
+            .keys()
+            .find(|name| name.starts_with("x-acs-") && !names.contains(&name.as_str()))
         {
-            return Err(incomplete(
-                "The header x-acs-security-token must be signed.",
-            ));
+            return Err(incomplete(&format!(
+                "The header {unsigned} must be signed."
+            )));
         }
-        for required in ["host", "x-acs-date", "x-acs-signature-nonce"] {
+        for required in [
+            "host",
+            "x-acs-action",
+            "x-acs-version",
+            "x-acs-date",
+            "x-acs-signature-nonce",
+        ] {
             if !names.contains(&required) {
                 return Err(incomplete(&format!(
                     "The header {required} must be signed."
@@ -326,6 +351,17 @@ impl Verifier {
         }
         Ok((timestamp, nonce))
     }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac as _};
+    // HMAC takes a key of any length, so `new_from_slice` cannot fail; the fallback is never
+    // taken.
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 fn check_timestamp(timestamp: &str, now: Timestamp) -> Result<(), ApiError> {

@@ -26,6 +26,7 @@ use super::{
     API_VERSION, Core,
     auth::SignedParts,
     error::ApiError,
+    fault::Fault,
     ops::{self, ACTIONS, unknown_action},
     params::Params,
     sts,
@@ -162,15 +163,25 @@ async fn answer(
                 params.entry(k).or_insert(v);
             }
         }
-        action = params
-            .get("Action")
-            .or_else(|| header_map.get("x-acs-action"))
+        // Action and Version come only from what the signature covers: V3 from its
+        // `x-acs-action`/`x-acs-version` headers (which `verify` requires signed), V1 from its
+        // signed parameters. V1 signs no header, so an `x-acs-action` beside it (the node's
+        // client sends one) never chooses the operation.
+        let v3 = header_map
+            .get("authorization")
+            .is_some_and(|a| a.starts_with("ACS3-"));
+        let (action_name, version) = if v3 {
+            (
+                header_map.get("x-acs-action"),
+                header_map.get("x-acs-version"),
+            )
+        } else {
+            (params.get("Action"), params.get("Version"))
+        };
+        action = action_name
             .cloned()
             .ok_or_else(|| ApiError::missing("Action"))?;
-        let version = params
-            .get("Version")
-            .or_else(|| header_map.get("x-acs-version"))
-            .ok_or_else(|| ApiError::missing("Version"))?;
+        let version = version.ok_or_else(|| ApiError::missing("Version"))?;
         let parts = SignedParts {
             method: method.as_str(),
             path: uri.path(),
@@ -196,10 +207,29 @@ async fn answer(
         if !ACTIONS.contains(&action.as_str()) {
             return Err(unknown_action(&action));
         }
-        let now = core.now();
-        core.verifier.verify(&parts, now)?;
-        core.throttle.take(&action, now)?;
-        ops::dispatch(core, &action, &Params::new(params), host).await
+        core.verifier.verify(&parts, core.now())?;
+        // After the signature (the nonce is spent, as on the gateway), before the quota and
+        // the operation; no lock is held while a slow answer waits.
+        let mut applied_then = None;
+        match core.faults.pick(&action) {
+            None => {}
+            Some(Fault::Refuse(error)) => {
+                tracing::debug!(action, fault = %error.code, "fault injected: refused");
+                return Err(error);
+            }
+            Some(Fault::Slow(delay)) => {
+                tracing::debug!(action, delay_ms = delay.as_millis(), "fault injected: slow");
+                tokio::time::sleep(delay).await;
+            }
+            Some(Fault::AppliedThen(error)) => applied_then = Some(error),
+        }
+        core.throttle.take(&action, core.now())?;
+        let answer = ops::dispatch(core, &action, &Params::new(params), host).await?;
+        if let Some(error) = applied_then {
+            tracing::debug!(action, fault = %error.code, "fault injected: applied, then refused");
+            return Err(error);
+        }
+        Ok(answer)
     }
     .await;
     (action, result)

@@ -36,6 +36,8 @@
 //! - `ClientToken` answers repeat the first answer for 24 h; different parameters get
 //!   `IdempotentParameterMismatch`. Responses are always JSON (`Format=XML` is ignored).
 //! - Exec URLs (`ws://HOST/exec/?s=…`) are single use and valid 30 s; an empty frame ends stdin.
+//! - Chaos runs: `fault.rs` injects 5xx, `Throttling.User`, slow answers and writes applied
+//!   then answered 503, at a rate that can change at runtime.
 //!
 //! Start one in-process:
 //! ```no_run
@@ -53,6 +55,7 @@ pub mod clock;
 mod disks;
 mod driver;
 pub mod error;
+pub mod fault;
 mod http;
 pub mod instance;
 pub mod matching;
@@ -73,6 +76,7 @@ pub use self::{
     auth::Credentials,
     clock::{Clock, IdSource, ManualClock, RandomIds, SequentialIds, SystemClock},
     error::ApiError,
+    fault::{FaultConfig, FaultKind},
     throttle::{Quota, Quotas},
 };
 use crate::agent::{
@@ -183,6 +187,7 @@ pub struct Builder {
     quotas: Quotas,
     settings: Settings,
     data_dir: Option<PathBuf>,
+    faults: FaultConfig,
 }
 
 /// The emulator (a namespace for [`Emulator::builder`]).
@@ -201,6 +206,7 @@ impl Emulator {
             quotas: Quotas::default(),
             settings: Settings::default(),
             data_dir: None,
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -238,6 +244,13 @@ impl Builder {
     #[must_use]
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Injects faults into OpenAPI answers (chaos runs; none by default).
+    #[must_use]
+    pub fn faults(mut self, faults: FaultConfig) -> Self {
+        self.faults = faults;
         self
     }
 
@@ -288,6 +301,7 @@ impl Builder {
             ids: self.ids,
             verifier: auth::Verifier::new(self.credentials),
             throttle: throttle::Throttle::new(self.quotas),
+            faults: fault::Faults::new(self.faults),
             store: Mutex::new(store),
             agent: AgentClient::new(channel),
             persister,
@@ -299,10 +313,17 @@ impl Builder {
                 .cloned(),
             tasks: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
         });
-        if core.persister.is_some() {
-            let saver = core.clone();
-            core.spawn(tracing::info_span!("emulator_persist"), async move {
-                persist::save_loop(saver).await;
+        // The saver is not a lifecycle task: `stop` lets it finish its write, then saves last.
+        let saver = core.persister.is_some().then(|| {
+            tokio::spawn(tracing::Instrument::instrument(
+                persist::save_loop(core.clone()),
+                tracing::info_span!("emulator_persist"),
+            ))
+        });
+        if core.faults.watches_file() {
+            let watcher = core.clone();
+            core.spawn(tracing::info_span!("emulator_faults"), async move {
+                fault::reload_loop(watcher).await;
             });
         }
         driver::resume_all(&core).await;
@@ -323,6 +344,7 @@ impl Builder {
         Ok(Handle {
             addr,
             core,
+            saver,
             local_agent,
             shutdown: Some(tx),
             server,
@@ -335,6 +357,8 @@ impl Builder {
 pub struct Handle {
     addr: SocketAddr,
     core: Arc<Core>,
+    /// The task saving the state after changes (with a data directory).
+    saver: Option<tokio::task::JoinHandle<()>>,
     local_agent: Option<LoopbackAgent>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -349,6 +373,9 @@ impl Drop for Handle {
         }
         let tasks = std::mem::take(&mut *self.core.tasks.lock());
         drop(tasks);
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+        }
     }
 }
 
@@ -361,6 +388,12 @@ impl Handle {
     /// `http://ADDR/`, the endpoint for clients.
     pub fn endpoint(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// Sets the probability (0 to 1) that an OpenAPI call gets an injected fault, as the
+    /// `--fault-file` does for the command line; a value outside 0 to 1 is ignored.
+    pub fn set_fault_rate(&self, rate: f64) {
+        self.core.faults.set_rate(rate);
     }
 
     /// A copy of the current state (for tests and diagnostics).
@@ -395,6 +428,13 @@ impl Handle {
     async fn stop(&mut self) {
         let tasks = std::mem::take(&mut *self.core.tasks.lock());
         drop(tasks); // aborts every lifecycle task
+        if let Some(persister) = &self.core.persister {
+            persister.stop();
+        }
+        if let Some(saver) = self.saver.take() {
+            // Its write in flight finishes first; the last save below is then the newest.
+            let _ = saver.await;
+        }
         self.core.save_now().await;
         if let Some(agent) = self.local_agent.take() {
             agent.shutdown().await;
@@ -421,6 +461,7 @@ pub(crate) struct Core {
     pub ids: Arc<dyn IdSource>,
     pub verifier: auth::Verifier,
     pub throttle: throttle::Throttle,
+    pub faults: fault::Faults,
     pub store: Mutex<state::Store>,
     pub agent: AgentClient<Channel>,
     /// The in-process real agent, whose counters `/metrics` shows.
@@ -456,8 +497,13 @@ impl Core {
     /// Saves the state if a data directory is configured.
     pub async fn save_now(&self) {
         if let Some(persister) = &self.persister {
-            let store = self.store.lock().await.clone();
-            if let Err(error) = persister.save(&store).await {
+            // Numbered under the store lock, so the writer can drop an older snapshot that
+            // reaches it after a newer one.
+            let snapshot = persister.snapshot(&*self.store.lock().await);
+            if let Err(error) = match snapshot {
+                Ok(snapshot) => persister.save(snapshot).await,
+                Err(error) => Err(error),
+            } {
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,
                     "cannot save the emulator state"

@@ -271,7 +271,8 @@ impl Cache {
 /// A remembered `ClientToken`: what the first request looked like and what it answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
-    /// Fingerprint of the business parameters of the first request.
+    /// Fingerprint of the business parameters of the first request: `name=<hex HMAC of the
+    /// value>` pairs, so the saved state holds no parameter value (registry passwords).
     pub fingerprint: String,
     /// Its answer without `RequestId`.
     pub answer: serde_json::Value,
@@ -301,6 +302,18 @@ pub struct Purged {
     pub caches: Vec<String>,
     /// Ids of removed groups.
     pub groups: Vec<String>,
+    /// How many `ClientToken` records expired.
+    pub tokens: usize,
+}
+
+impl Purged {
+    /// Whether nothing was removed (the store is unchanged).
+    pub fn is_empty(&self) -> bool {
+        self.snapshots.is_empty()
+            && self.caches.is_empty()
+            && self.groups.is_empty()
+            && self.tokens == 0
+    }
 }
 
 impl Store {
@@ -315,10 +328,12 @@ impl Store {
     /// after 24 h, and terminal groups older than 1 h beyond the newest 100 per region.
     pub fn purge(&mut self, now: Timestamp) -> Purged {
         let mut purged = Purged::default();
+        let tokens = self.tokens.len();
         self.tokens.retain(|_, t| {
             t.at.saturating_add(TOKEN_TTL)
                 .is_ok_and(|until| until > now)
         });
+        purged.tokens = tokens - self.tokens.len();
         self.caches.retain(|id, cache| {
             let expired = cache.expire_date_time.is_some_and(|t| t <= now);
             if expired {

@@ -296,3 +296,90 @@ fn temporary_credentials_are_accepted_with_their_token_until_they_expire() {
         "InvalidSecurityToken.Expired"
     );
 }
+
+/// A V3 request signing only `signed` of its `x-acs-*` headers (plus host), the others sent
+/// unsigned beside it.
+fn v3_partly_signed(
+    nonce: &str,
+    signed: &[&str],
+    unsigned: &[(&str, &str)],
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let query: BTreeMap<String, String> =
+        [("RegionId".to_owned(), "cn-hangzhou".to_owned())].into();
+    let hash = sign::EMPTY_PAYLOAD_SHA256;
+    let all = [
+        ("x-acs-action", "DescribeImageCaches"),
+        ("x-acs-version", "2018-08-08"),
+        ("x-acs-date", "2024-01-01T00:00:00Z"),
+        ("x-acs-signature-nonce", nonce),
+        ("x-acs-content-sha256", hash),
+    ];
+    let mut headers: BTreeMap<String, String> = all
+        .iter()
+        .filter(|(k, _)| signed.contains(k))
+        .chain(&[("host", "127.0.0.1:1")])
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let (canonical, names) = sign::v3_canonical_request("POST", "/", &query, &headers, hash);
+    let signature = sign::v3_signature("testsecret", &canonical);
+    for (k, v) in unsigned {
+        headers.insert((*k).to_owned(), (*v).to_owned());
+    }
+    headers.insert(
+        "authorization".into(),
+        sign::v3_authorization("testid", &names, &signature),
+    );
+    (query, headers)
+}
+
+#[test]
+fn v3_requires_the_action_and_version_signed() {
+    let v = verifier();
+    let base = [
+        "x-acs-date",
+        "x-acs-signature-nonce",
+        "x-acs-content-sha256",
+    ];
+    let (q, h) = v3_partly_signed(
+        "u1",
+        &base,
+        &[
+            ("x-acs-action", "DeleteContainerGroup"),
+            ("x-acs-version", "2018-08-08"),
+        ],
+    );
+    assert_eq!(
+        check_v3(&v, &q, &h, b"").expect_err("unsigned action").code,
+        "IncompleteSignature"
+    );
+    let (q, h) = v3_partly_signed("u2", &base, &[]);
+    assert_eq!(
+        check_v3(&v, &q, &h, b"").expect_err("no action").code,
+        "IncompleteSignature"
+    );
+    let mut with_action = base.to_vec();
+    with_action.push("x-acs-action");
+    let (q, h) = v3_partly_signed("u3", &with_action, &[("x-acs-version", "2018-08-08")]);
+    assert_eq!(
+        check_v3(&v, &q, &h, b"")
+            .expect_err("unsigned version")
+            .code,
+        "IncompleteSignature"
+    );
+    with_action.push("x-acs-version");
+    let (q, h) = v3_partly_signed("u4", &with_action, &[]);
+    check_v3(&v, &q, &h, b"").expect("all signed");
+}
+
+#[test]
+fn v3_refuses_any_unsigned_acs_header() {
+    let v = verifier();
+    let (q, mut h) = v3_request("testsecret", "u5", "2024-01-01T00:00:00Z", b"");
+    h.insert("x-acs-resourcegroupid".into(), "rg-other".into());
+    let error = check_v3(&v, &q, &h, b"").expect_err("unsigned x-acs header");
+    assert_eq!(error.code, "IncompleteSignature");
+    assert!(error.message.contains("x-acs-resourcegroupid"), "{error}");
+    // Refused before the nonce was spent: the request without it passes.
+    h.remove("x-acs-resourcegroupid");
+    check_v3(&v, &q, &h, b"").expect("valid");
+}

@@ -75,6 +75,9 @@ pub async fn dispatch(
     let (answer, work) = {
         let mut store = core.store.lock().await;
         let purged = store.purge(now);
+        if !purged.is_empty() {
+            core.changed();
+        }
         driver::release(core, purged);
         let token = p.get("ClientToken").map(str::to_owned);
         if let Some(token) = &token {
@@ -84,7 +87,7 @@ pub async fn dispatch(
                     "at most 64 ASCII characters",
                 ));
             }
-            if let Some(answer) = replay(&store, action, token, p)? {
+            if let Some(answer) = replay(core, &store, action, token, p)? {
                 return Ok(answer);
             }
         }
@@ -107,12 +110,12 @@ pub async fn dispatch(
             _ => return Err(unknown_action(action)),
         };
         if let Some(token) = token
-            && !(action.starts_with("Describe") || action.starts_with("List"))
+            && !is_read(action)
         {
             store.tokens.insert(
                 token_key(action, &token),
                 super::state::TokenRecord {
-                    fingerprint: fingerprint(p),
+                    fingerprint: fingerprint(core, p),
                     answer: answer.clone(),
                     at: now,
                 },
@@ -120,7 +123,9 @@ pub async fn dispatch(
         }
         (answer, work)
     };
-    if !work.is_empty() {
+    // Every write changed the store (a deleted Creating cache leaves no work, a token record
+    // none either), so every write is saved, not only those that start work.
+    if !is_read(action) || !work.is_empty() {
         core.changed();
     }
     for w in work {
@@ -151,23 +156,37 @@ fn token_key(action: &str, token: &str) -> String {
     format!("{action}\n{token}")
 }
 
-/// The business parameters, canonically ordered.
-fn fingerprint(p: &Params) -> String {
+/// Whether `action` only reads the store.
+fn is_read(action: &str) -> bool {
+    action.starts_with("Describe") || action.starts_with("List")
+}
+
+/// The business parameters, canonically ordered, each value replaced by its HMAC-SHA256
+/// (hex) under a key derived from the account's secret: equal requests still compare equal,
+/// but the kept record (saved to disk for 24 h) holds no value, such as
+/// `ImageRegistryCredential.N.Password`, and a weak one cannot be guessed offline from it.
+fn fingerprint(core: &Core, p: &Params) -> String {
     p.map()
         .iter()
         .filter(|(k, _)| !COMMON.contains(&k.as_str()))
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{k}={}", core.verifier.fingerprint_value(v)))
         .collect::<Vec<_>>()
         .join("&")
 }
 
 /// A repeat of an earlier request with the same `ClientToken`: its first answer, or
 /// `IdempotentParameterMismatch` when the parameters differ (reference §1.9).
-fn replay(store: &Store, action: &str, token: &str, p: &Params) -> Result<Option<Value>, ApiError> {
+fn replay(
+    core: &Core,
+    store: &Store,
+    action: &str,
+    token: &str,
+    p: &Params,
+) -> Result<Option<Value>, ApiError> {
     let Some(record) = store.tokens.get(&token_key(action, token)) else {
         return Ok(None);
     };
-    let now = fingerprint(p);
+    let now = fingerprint(core, p);
     if record.fingerprint != now {
         // Which parameters differ (names only: values may be secrets), for whoever debugs a
         // client that repeats a token with another request.

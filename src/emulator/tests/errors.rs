@@ -381,3 +381,63 @@ async fn the_image_cache_quota_is_the_configured_one() {
     })
     .await;
 }
+
+/// A V1 request whose signed parameters name no action, with an unsigned `x-acs-action`
+/// header: the header must not choose the operation.
+#[tokio::test]
+async fn an_unsigned_header_never_chooses_the_action() {
+    within(async {
+        let (handle, c) = start_default().await;
+        let id = c
+            .call(
+                "CreateContainerGroup",
+                &[
+                    ("ContainerGroupName", "keep"),
+                    ("Container.1.Name", "a"),
+                    ("Container.1.Image", "nginx"),
+                ],
+            )
+            .await["ContainerGroupId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let nonce = c.fresh_nonce();
+        let mut all: std::collections::BTreeMap<String, String> = [
+            ("ContainerGroupId", id.as_str()),
+            ("RegionId", REGION),
+            ("Version", "2018-08-08"),
+            ("AccessKeyId", ID),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+            ("SignatureNonce", nonce.as_str()),
+            ("Timestamp", stamp.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let signature = sign::v1_signature(SECRET, &sign::v1_string_to_sign("GET", &all));
+        all.insert("Signature".into(), signature);
+        let pairs: Vec<(String, String)> = all.into_iter().collect();
+        let headers = [("x-acs-action".to_owned(), "DeleteContainerGroup".to_owned())];
+        let (status, _, body) = raw_http(
+            handle.addr(),
+            "GET",
+            &format!("/?{}", encode(&pairs)),
+            &headers,
+            "",
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("MissingAction"), "{body}");
+        assert_eq!(
+            c.group(&id).await["ContainerGroupId"],
+            id.as_str(),
+            "not deleted"
+        );
+        handle.shutdown().await;
+    })
+    .await;
+}

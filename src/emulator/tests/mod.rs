@@ -2,7 +2,9 @@
 //! functions, over real loopback HTTP.
 
 mod errors;
+mod faults;
 mod lifecycle;
+mod persistence;
 mod runtime;
 mod storage;
 
