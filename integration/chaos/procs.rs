@@ -29,12 +29,13 @@ pub struct Emulator {
     key: AccessKey,
     child: Option<Child>,
     starts: u32,
+    seed: u64,
     /// `http://127.0.0.1:PORT/`.
     pub endpoint: String,
 }
 
 impl Emulator {
-    pub fn start(eci_vk: &Path, dir: &Path, key: AccessKey) -> Result<Self> {
+    pub fn start(eci_vk: &Path, dir: &Path, key: AccessKey, seed: u64) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -45,6 +46,7 @@ impl Emulator {
             key,
             child: None,
             starts: 0,
+            seed,
             endpoint: format!("http://127.0.0.1:{port}/"),
         };
         emulator.restart()?;
@@ -76,6 +78,7 @@ impl Emulator {
             .args(["--sim-start-ms", "300", "--sim-pull-ms", "500"])
             .arg("--fault-file")
             .arg(self.fault_file())
+            .args(["--fault-seed", &self.seed.to_string(), "--fault-slow-ms", "2000"])
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &self.key.id)
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &self.key.secret)
             .env("RUST_LOG", "info")
