@@ -28,7 +28,7 @@
 //! # Layout under `RuntimeConfig::root`
 //!
 //! `runc/` (runc's `--root`), `groups/<group>/` (`etc/`, `volumes/<name>/`,
-//! `containers/<name>/{bundle,rootfs,upper,work,logs}`); `disks/<disk-id>/` and
+//! `containers/<name>/{bundle,rootfs,upper,work,logs,subpaths}`); `disks/<disk-id>/` and
 //! `nfs/<server>/<path>/`, the data of disk and NFS volumes, outlive every group.
 //! The network namespaces are `<tag>-<group>`, the cgroups `/<tag>/<group>/<container>`, where
 //! `<tag>` is derived from the root, so two agents on two roots never touch each other's.
@@ -495,7 +495,7 @@ impl RuncRuntime {
         let volumes = Arc::clone(volumes);
         let id = runc_id.clone();
         let dirs = cdir.clone();
-        blocking(move || {
+        let staged = blocking(move || {
             let user = bundle::resolve_user(&lower, spec_owned.run_as_user, &image_user)?;
             let user = bundle::secure_user(user, &spec_owned)?;
             let capability_add = bundle::capabilities_of(&spec_owned.capability_add)?;
@@ -525,7 +525,9 @@ impl RuncRuntime {
                         .map_err(spec_error)?,
                 );
             }
-            mounts_list.extend(volumes::container_mounts(&volumes, &spec_owned, &id)?);
+            let (volume_mounts, staged) =
+                volumes::container_mounts(&volumes, &spec_owned, &id, &dirs.join("subpaths"))?;
+            mounts_list.extend(volume_mounts);
             let oci = bundle::spec(&bundle::BundlePlan {
                 rootfs: &rootfs,
                 process: &process,
@@ -544,7 +546,7 @@ impl RuncRuntime {
             oci.save(bundle_dir.join("config.json"))
                 .map_err(spec_error)?;
             mounts::mount_overlay(&lower, &upper, &work, &rootfs)?;
-            Ok(())
+            Ok(staged)
         })
         .await?;
         Ok(Arc::new(Container {
@@ -556,6 +558,7 @@ impl RuncRuntime {
             dir: cdir.clone(),
             logs: logs::LogFiles::new(cdir.join("logs")),
             pre_stop: spec.pre_stop_exec.clone(),
+            staged,
             tty: spec.tty,
             state: Mutex::new(RunState::waiting(if request.init_containers.is_empty() {
                 "ContainerCreating"
