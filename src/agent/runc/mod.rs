@@ -57,6 +57,7 @@ mod group;
 mod logs;
 mod mounts;
 mod net;
+mod private_dir;
 mod stats;
 mod supervise;
 mod update;
@@ -64,6 +65,7 @@ mod validate;
 mod volumes;
 
 pub use self::error::RuntimeError;
+pub(crate) use self::private_dir::create_private_dir;
 use self::{
     command::Runc,
     group::{Container, Group, RunState},
@@ -178,12 +180,27 @@ impl RuncRuntime {
     /// # Errors
     /// A bad configuration, or a root that cannot be created.
     pub async fn open(config: RuntimeConfig) -> Result<Arc<Self>, RuntimeError> {
+        // The root is cleaned up as the runtime's own (unmounted under, `run/` and `groups/`
+        // removed): a symlink there, planted or not, would turn that on where it points.
+        if tokio::fs::symlink_metadata(&config.root)
+            .await
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            return Err(RuntimeError::InvalidConfig {
+                reason: format!("runtime root {} is a symlink", config.root.display()),
+            });
+        }
         tokio::fs::create_dir_all(&config.root)
             .await
             .map_err(RuntimeError::io("create", &config.root))?;
         let root = tokio::fs::canonicalize(&config.root)
             .await
             .map_err(RuntimeError::io("resolve", &config.root))?;
+        if root.parent().is_none() {
+            return Err(RuntimeError::InvalidConfig {
+                reason: format!("runtime root {} is /", config.root.display()),
+            });
+        }
         let tag = tag_of(&root);
         let network = Network::new(&config.bridge, &config.pod_cidr, &tag)?;
         let config = RuntimeConfig { root, ..config };
