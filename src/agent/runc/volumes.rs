@@ -729,6 +729,32 @@ mod tests {
         assert!(bind_staged(&deeper).is_err());
     }
 
+    #[test]
+    fn a_share_below_another_share_never_goes_through_a_symlink() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let share = |path: &str| {
+            volume(
+                "s",
+                pb::volume::Source::Nfs(pb::NfsVolume {
+                    server: "nas".into(),
+                    path: path.into(),
+                    read_only: false,
+                }),
+            )
+        };
+        let whole = prepare(&root.path().join("g1"), root.path(), &[share("/")]).expect("made");
+        // A container of the first group, which sees the server's directory, plants a link.
+        std::os::unix::fs::symlink("/", whole["s"].path.join("b")).expect("ln -s / b");
+        assert!(prepare(&root.path().join("g2"), root.path(), &[share("/b")]).is_err());
+        assert!(prepare(&root.path().join("g2"), root.path(), &[share("/b/c")]).is_err());
+        // A share below another one is bound from a staging path at each start.
+        let below = prepare(&root.path().join("g3"), root.path(), &[share("/d")]).expect("made");
+        let (mounts, staged) =
+            staged_of(&below, vec![mount("s", "", false)], Path::new("/staging")).expect("ok");
+        assert_eq!(mounts[0].source().as_deref(), Some(Path::new("/staging/0")));
+        assert_eq!(staged[0].relative, Path::new("d"));
+    }
+
     /// The bind itself needs root (mount(2)); skipped otherwise.
     #[test]
     fn a_sub_path_is_bound_afresh_at_each_start() {
@@ -737,7 +763,15 @@ mod tests {
         if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
             return;
         }
+        /// Unmounts what the test bound, however it ends (dropped before the tempdir).
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = mounts::unmount_under(&self.0);
+            }
+        }
         let root = tempfile::tempdir().expect("tempdir");
+        let _unmount = Unmount(root.path().to_owned());
         let made = empty_dir(root.path());
         let staging = root.path().join("g/containers/c/subpaths");
         std::fs::create_dir_all(made["v"].path.join("x")).expect("mkdir");
