@@ -52,6 +52,11 @@ pub fn tests() -> Vec<Test> {
             run: failed_init_container_fails_the_group,
         },
         Test {
+            name: "runc::a_sub_path_swapped_for_a_symlink_never_mounts_the_host",
+            phase: Phase::WithCrd,
+            run: a_sub_path_swapped_for_a_symlink_never_mounts_the_host,
+        },
+        Test {
             name: "runc::crashing_container_restarts_with_previous_logs",
             phase: Phase::WithCrd,
             run: crashing_container_restarts_with_previous_logs,
@@ -931,6 +936,75 @@ fn failed_init_container_fails_the_group(_: &Ground, _: &Namespace) -> Result<()
             flaky.restart_count == 1 && current.exit_code == 0 && previous.exit_code == 1,
             "{flaky:?}"
         );
+        fx.runtime.delete_group(id, Duration::ZERO, true).await?;
+        assert_group_gone(&fx, id).await
+    })
+}
+
+/// CVE-2017-1002101: an init container sharing an emptyDir replaces the directory a later
+/// container's `sub_path` names by a symlink to `/`. The later container must not start with
+/// the host's root mounted: its start fails, naming the sub path.
+fn a_sub_path_swapped_for_a_symlink_never_mounts_the_host(_: &Ground, _: &Namespace) -> Result<()> {
+    with_runtime(11, |fx| async move {
+        let id = "eci-subpath";
+        let marker = fx.root.join("host-marker");
+        std::fs::write(&marker, "host\n")?;
+        let seen = format!("/h{}", marker.display());
+        let mut main = container(
+            "main",
+            &[
+                "sh",
+                "-c",
+                &format!("cat {seen} && echo SAW-THE-HOST; sleep 3600"),
+            ],
+        );
+        main.volume_mounts = vec![pb::VolumeMount {
+            name: "v".into(),
+            mount_path: "/h".into(),
+            sub_path: "x".into(),
+            ..Default::default()
+        }];
+        let mut plant = container("plant", &["sh", "-c", "rm -rf /v/x; ln -s / /v/x"]);
+        plant.volume_mounts = vec![pb::VolumeMount {
+            name: "v".into(),
+            mount_path: "/v".into(),
+            ..Default::default()
+        }];
+        let mut request = group(id, vec![main]);
+        request.restart_policy = "Never".into();
+        request.init_containers = vec![plant];
+        request.volumes = vec![pb::Volume {
+            name: "v".into(),
+            source: Some(pb::volume::Source::EmptyDir(pb::EmptyDirVolume::default())),
+        }];
+        fx.runtime.create_group(request, fx.images()).await?;
+        let status = wait_for(&fx, id, "Failed", |s| {
+            s.phase == pb::GroupPhase::Failed as i32
+        })
+        .await?;
+        let plant = status.init_containers[0]
+            .current
+            .clone()
+            .unwrap_or_default();
+        ensure!(
+            plant.exit_code == 0,
+            "the init container failed: {status:?}"
+        );
+        let main = status.containers[0].current.clone().unwrap_or_default();
+        ensure!(
+            main.reason == "StartError" && main.message.contains("sub_path \"x\""),
+            "the container started or failed for another reason: {status:?}"
+        );
+        let main_log = logs(
+            &fx,
+            pb::LogsRequest {
+                group_id: id.into(),
+                container: "main".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        ensure!(!main_log.contains("SAW-THE-HOST"), "{main_log:?}");
         fx.runtime.delete_group(id, Duration::ZERO, true).await?;
         assert_group_gone(&fx, id).await
     })

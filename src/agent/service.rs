@@ -42,7 +42,7 @@ use super::{
     },
     loopback::{LoopbackAgent, LoopbackError},
     pb::{self, agent_server::AgentServer},
-    runc::{RuncRuntime, RuntimeConfig, RuntimeError},
+    runc::{RuncRuntime, RuntimeConfig, RuntimeError, create_private_dir},
     status::AgentError,
 };
 
@@ -61,7 +61,7 @@ pub struct LocalAgentConfig {
     pub bridge: String,
     /// The pod address range of that bridge (`10.203.0.0/24`).
     pub pod_cidr: String,
-    /// Remove `data_dir` on shutdown (a directory made for one run).
+    /// `data_dir` is made for this run (it must not exist yet) and removed on shutdown.
     pub scratch: bool,
 }
 
@@ -83,6 +83,9 @@ impl LocalAgentConfig {
 /// Errors of starting the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The data directory is not this process's own (or cannot be made).
+    #[error("cannot use the agent's data directory")]
+    DataDir(#[source] RuntimeError),
     /// The content store could not be opened.
     #[error("cannot open the agent's content store")]
     Content(#[source] StoreError),
@@ -123,6 +126,14 @@ impl LocalAgent {
     /// # Errors
     /// When a store or the runtime cannot be opened.
     pub async fn start(config: LocalAgentConfig) -> Result<Self, StartError> {
+        // Before anything is created inside: the directory must be this process's alone.
+        {
+            let (dir, scratch) = (config.data_dir.clone(), config.scratch);
+            tokio::task::spawn_blocking(move || create_private_dir(&dir, scratch))
+                .await
+                .map_err(|join| StartError::DataDir(RuntimeError::Join(join)))?
+                .map_err(StartError::DataDir)?;
+        }
         let content = Arc::new(
             ContentStore::open(config.data_dir.join("content"))
                 .await

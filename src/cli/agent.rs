@@ -15,7 +15,7 @@ use crate::{
 use super::{Failure, exit, runtime, shutdown};
 
 /// The agent's configuration from its options, keeping its data under `data_dir`, or, without
-/// one, in a temporary directory removed when the agent shuts down.
+/// one, in a new temporary directory of a random name, removed when the agent shuts down.
 ///
 /// # Errors
 /// [`Failure::Usage`] naming the flag and its environment variable, when the bandwidth or the
@@ -26,8 +26,14 @@ pub(super) fn local_agent_config(
 ) -> Result<LocalAgentConfig, Failure> {
     let (bandwidth, platform) = parse_options(options)?;
     let scratch = data_dir.is_none();
+    // An unguessable name: the agent creates it exclusively (mode 0700) and refuses one that
+    // exists, so nobody can plant it (or a symlink in its place) in the shared temp dir.
     let data_dir = data_dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("eci-vk-agent-{}", std::process::id()))
+        std::env::temp_dir().join(format!(
+            "eci-vk-agent-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ))
     });
     let mut registry = RegistryConfig::default().with_platform(platform);
     registry

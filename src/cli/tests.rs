@@ -50,6 +50,11 @@ fn emulator_flags_parse_and_debug_hides_the_secret() {
         Some(8 << 20)
     );
     assert!(config.scratch, "no data dir: a scratch directory");
+    let again = agent::local_agent_config(&args.agent_options, None).expect("valid options");
+    assert_ne!(
+        config.data_dir, again.data_dir,
+        "a scratch directory's name cannot be guessed"
+    );
 
     let base = ["eci-vk", "emulator", "--access-key-id", "a"];
     let with = |extra: &[&str]| {

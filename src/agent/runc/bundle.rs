@@ -135,14 +135,37 @@ struct PasswdEntry {
     gid: u32,
 }
 
-/// A regular file of the image, never through a link (which could point out of the rootfs).
+/// Largest `/etc/passwd` or `/etc/group` read from an image.
+const MAX_IMAGE_FILE: u64 = 4 << 20;
+
+/// A regular file of the image (at most [`MAX_IMAGE_FILE`] bytes), resolved as if `rootfs`
+/// were `/`: an absolute symlink (`etc -> /realetc`) stays inside the rootfs and `..` stops
+/// at it (`RESOLVE_IN_ROOT`, what runc's securejoin does for a bundle), so an image's `etc`
+/// pointing at a host directory never makes the agent read the host's files. `None` when
+/// absent, not a regular file or unreadable: the image has no such names.
 fn read_image_file(rootfs: &Path, relative: &str) -> Option<String> {
-    let path = rootfs.join(relative);
-    let meta = std::fs::symlink_metadata(&path).ok()?;
-    if !meta.is_file() {
+    use std::io::Read as _;
+
+    use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag};
+
+    let root = nix::fcntl::openat(
+        AT_FDCWD,
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    let how = OpenHow::new()
+        // O_NONBLOCK: a FIFO planted as etc/passwd does not hang the open.
+        .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let file = std::fs::File::from(nix::fcntl::openat2(&root, relative, how).ok()?);
+    if !file.metadata().ok()?.is_file() {
         return None;
     }
-    std::fs::read_to_string(path).ok()
+    let mut text = String::new();
+    file.take(MAX_IMAGE_FILE).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 fn passwd_entries(rootfs: &Path) -> Vec<PasswdEntry> {
@@ -548,6 +571,38 @@ mod tests {
         );
         assert!(r(None, "nobody-here").is_err());
         assert!(r(Some(-1), "").is_err());
+    }
+
+    #[test]
+    fn users_never_resolve_through_a_link_out_of_the_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host_etc = tmp.path().join("host/etc");
+        std::fs::create_dir_all(&host_etc).unwrap();
+        std::fs::write(host_etc.join("passwd"), "evil:x:4242:4242::/:/bin/sh\n").unwrap();
+        std::fs::write(host_etc.join("group"), "evil:x:4242:\n").unwrap();
+        let rootfs = tmp.path().join("rootfs");
+        std::fs::create_dir(&rootfs).unwrap();
+        std::os::unix::fs::symlink(&host_etc, rootfs.join("etc")).unwrap();
+        assert!(resolve_user(&rootfs, None, "evil").is_err());
+        assert_eq!(
+            resolve_user(&rootfs, Some(4242), "").unwrap(),
+            ResolvedUser { uid: 4242, gid: 0 },
+            "no gid from the host's passwd"
+        );
+        assert!(resolve_user(&rootfs, None, "0:evil").is_err());
+        // An absolute link resolves inside the rootfs, as in the container.
+        std::fs::remove_file(rootfs.join("etc")).unwrap();
+        std::fs::create_dir(rootfs.join("realetc")).unwrap();
+        std::fs::write(rootfs.join("realetc/passwd"), "web:x:33:44::/:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("/realetc", rootfs.join("etc")).unwrap();
+        assert_eq!(
+            resolve_user(&rootfs, None, "web").unwrap(),
+            ResolvedUser { uid: 33, gid: 44 }
+        );
+        // `..` stops at the rootfs too.
+        std::fs::remove_file(rootfs.join("etc")).unwrap();
+        std::os::unix::fs::symlink("../../host/etc", rootfs.join("etc")).unwrap();
+        assert!(resolve_user(&rootfs, None, "evil").is_err());
     }
 
     #[test]

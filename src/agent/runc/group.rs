@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::{logs::LogFiles, net::GroupNetwork, pb};
+use super::{logs::LogFiles, net::GroupNetwork, pb, volumes::Staged};
 
 /// Where a group is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,9 @@ pub(crate) struct Container {
     pub dir: PathBuf,
     pub logs: LogFiles,
     pub pre_stop: Vec<String>,
+    /// Volume sources bound afresh before every start (`sub_path`s): `config.json` names
+    /// their staging paths.
+    pub staged: Vec<Staged>,
     /// Runs on a terminal (ContainerSpec.tty): its output is the terminal's, logged as stdout.
     pub tty: bool,
     pub state: Mutex<RunState>,

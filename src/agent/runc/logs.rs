@@ -1,14 +1,24 @@
 //! Container logs: each instance's stdout and stderr, a line at a time, into a file with a
 //! timestamp and the stream name per line (`<RFC 3339> <stdout|stderr> <text>`). The previous
 //! instance's file is kept beside the current one for `previous`.
+//!
+//! Like the kubelet's (`containerLogMaxSize` 10 MiB, `containerLogMaxFiles` 5), a file is
+//! rotated by size: at [`MAX_FILE_BYTES`] `current.log` becomes `current.log.1` (older ones
+//! shift up, the oldest of [`MAX_FILES`] is dropped), and reads, as the kubelet's, see the
+//! current file only. A tail is found by reading backwards from the end in [`TAIL_BLOCK`]s,
+//! and everything is sent in bounded chunks, so no read holds a whole file in memory.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::{
     fs::File,
     io::{
-        AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _,
-        BufReader,
+        AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncSeek, AsyncSeekExt as _,
+        AsyncWriteExt as _, BufReader,
     },
     sync::{Mutex, mpsc},
 };
@@ -21,6 +31,12 @@ const MAX_LINE: usize = 16 * 1024;
 const CHUNK: usize = 32 * 1024;
 /// How often a follower looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(150);
+/// A log file is rotated once it would grow past this (the kubelet's `containerLogMaxSize`).
+pub(crate) const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+/// Files kept per instance, the current one included (the kubelet's `containerLogMaxFiles`).
+pub(crate) const MAX_FILES: usize = 5;
+/// The block a tail is looked for in, backwards from the end of the file.
+const TAIL_BLOCK: usize = 64 * 1024;
 
 /// The log files of one container.
 #[derive(Debug, Clone)]
@@ -41,11 +57,20 @@ impl LogFiles {
         self.dir.join("previous.log")
     }
 
-    /// Starts a new instance's log: the current file becomes the previous one.
+    /// The `n`-th rotated file of the current instance (`current.log.<n>`, 1 the newest).
+    fn rotated(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("current.log.{n}"))
+    }
+
+    /// Starts a new instance's log: the current file becomes the previous one, and the
+    /// rotated files of the instance before go.
     pub(crate) async fn rotate(&self) -> Result<LogSink, RuntimeError> {
         tokio::fs::create_dir_all(&self.dir)
             .await
             .map_err(RuntimeError::io("create", &self.dir))?;
+        for n in 1..MAX_FILES {
+            let _ = tokio::fs::remove_file(self.rotated(n)).await;
+        }
         let current = self.current();
         if tokio::fs::try_exists(&current).await.unwrap_or(false) {
             tokio::fs::rename(&current, self.previous())
@@ -56,7 +81,11 @@ impl LogFiles {
             .await
             .map_err(RuntimeError::io("create", &current))?;
         Ok(LogSink {
-            file: Arc::new(Mutex::new(file)),
+            inner: Arc::new(Mutex::new(SinkFile {
+                files: self.clone(),
+                file,
+                size: 0,
+            })),
         })
     }
 }
@@ -65,21 +94,58 @@ impl LogFiles {
 /// interleave whole.
 #[derive(Debug, Clone)]
 pub(crate) struct LogSink {
-    file: Arc<Mutex<File>>,
+    inner: Arc<Mutex<SinkFile>>,
+}
+
+#[derive(Debug)]
+struct SinkFile {
+    files: LogFiles,
+    file: File,
+    /// Bytes in `file`.
+    size: u64,
+}
+
+impl SinkFile {
+    /// Shifts `current.log` to `current.log.1` (and so on, dropping the oldest) and starts an
+    /// empty `current.log`.
+    async fn rotate_by_size(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        let _ = tokio::fs::remove_file(self.files.rotated(MAX_FILES - 1)).await;
+        for n in (1..MAX_FILES - 1).rev() {
+            let _ = tokio::fs::rename(self.files.rotated(n), self.files.rotated(n + 1)).await;
+        }
+        tokio::fs::rename(self.files.current(), self.files.rotated(1)).await?;
+        self.file = File::create(self.files.current()).await?;
+        self.size = 0;
+        Ok(())
+    }
 }
 
 impl LogSink {
-    /// Appends one line (without its newline).
+    /// Appends one line (without its newline), rotating the file first when the line would
+    /// take it past [`MAX_FILE_BYTES`].
     pub(crate) async fn line(&self, stream: &str, text: &[u8]) {
         let mut record = format!("{} {stream} ", jiff::Timestamp::now()).into_bytes();
         record.extend_from_slice(text);
         record.push(b'\n');
-        let mut file = self.file.lock().await;
-        if let Err(error) = file.write_all(&record).await {
+        let mut sink = self.inner.lock().await;
+        if sink.size > 0
+            && sink.size + record.len() as u64 > MAX_FILE_BYTES
+            && let Err(error) = sink.rotate_by_size().await
+        {
+            // Tried again after another MAX_FILE_BYTES, not at every line.
+            sink.size = 0;
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
-                "cannot write a log line"
+                "cannot rotate a log file"
             );
+        }
+        match sink.file.write_all(&record).await {
+            Ok(()) => sink.size += record.len() as u64,
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "cannot write a log line"
+            ),
         }
     }
 
@@ -170,6 +236,100 @@ impl Budget {
 /// Whether the instance being followed is still running.
 pub(crate) type StillRunning = Box<dyn Fn() -> bool + Send + Sync>;
 
+/// Where the last `lines` whole lines of the first `len` bytes of `reader` start: newlines
+/// are counted backwards from `len` one [`TAIL_BLOCK`] at a time (a last line without its
+/// newline is not a line yet), so a tail reads about what it returns, not the whole file.
+async fn tail_start<R: AsyncRead + AsyncSeek + Unpin>(
+    reader: &mut R,
+    len: u64,
+    lines: u64,
+) -> std::io::Result<u64> {
+    let mut block = vec![0u8; TAIL_BLOCK];
+    let mut pos = len;
+    let mut last_end_seen = false;
+    let mut counted = 0u64;
+    while pos > 0 {
+        let size = usize::try_from(pos.min(TAIL_BLOCK as u64)).unwrap_or(TAIL_BLOCK);
+        pos -= size as u64;
+        reader.seek(std::io::SeekFrom::Start(pos)).await?;
+        reader.read_exact(&mut block[..size]).await?;
+        for (i, byte) in block[..size].iter().enumerate().rev() {
+            if *byte != b'\n' {
+                continue;
+            }
+            if !last_end_seen {
+                // The end of the last whole line.
+                last_end_seen = true;
+                continue;
+            }
+            counted += 1;
+            if counted == lines {
+                return Ok(pos + i as u64 + 1);
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Whole lines rendered from what a reader gives, a chunk at a time; a partial last line is
+/// kept for the next chunk.
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// Takes `fresh` bytes and renders the lines they complete.
+    fn feed(&mut self, fresh: &[u8], render: Render) -> Vec<u8> {
+        self.pending.extend_from_slice(fresh);
+        let mut out = Vec::new();
+        if let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') {
+            for line in self.pending[..end]
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+            {
+                render.render(line, &mut out);
+            }
+            self.pending.drain(..=end);
+        }
+        out
+    }
+}
+
+/// Sends the lines of `reader` from `from` to `to` in chunks of at most [`CHUNK`] bytes read;
+/// `Ok(false)` when the budget is spent or the receiver is gone. A partial last line stays in
+/// `lines`.
+async fn send_range<R: AsyncRead + AsyncSeek + Unpin>(
+    reader: &mut R,
+    from: u64,
+    to: u64,
+    render: Render,
+    lines: &mut Lines,
+    budget: &mut Budget,
+    tx: &mpsc::Sender<Result<pb::LogChunk, tonic::Status>>,
+) -> std::io::Result<bool> {
+    reader.seek(std::io::SeekFrom::Start(from)).await?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut at = from;
+    while at < to {
+        let want = usize::try_from((to - at).min(CHUNK as u64)).unwrap_or(CHUNK);
+        let n = reader.read(&mut buf[..want]).await?;
+        if n == 0 {
+            break;
+        }
+        at += n as u64;
+        let mut out = lines.feed(&buf[..n], render);
+        let more = budget.take(&mut out);
+        if !out.is_empty() && tx.send(Ok(pb::LogChunk { data: out })).await.is_err() {
+            return Ok(false);
+        }
+        if !more {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Streams a container's log per `request`. `alive` says whether to keep following (the
 /// instance still runs and the group exists); it is only asked when `request.follow`.
 pub(crate) async fn read(
@@ -189,51 +349,34 @@ pub(crate) async fn read(
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(rx),
         Err(error) => return Err(RuntimeError::io("open", path)(error)),
     };
-    let mut content = Vec::new();
-    file.read_to_end(&mut content)
+    let len = file
+        .metadata()
         .await
-        .map_err(RuntimeError::io("read", &path))?;
+        .map_err(RuntimeError::io("inspect", &path))?
+        .len();
+    let start = if request.tail_lines > 0 {
+        tail_start(&mut file, len, u64::from(request.tail_lines))
+            .await
+            .map_err(RuntimeError::io("read", &path))?
+    } else {
+        0
+    };
     let render = Render {
         since_ms: request.since_ms,
         timestamps: request.timestamps,
     };
-    // Only whole lines now; a partial last line is read again while following.
-    let whole = content
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    let mut lines: Vec<&[u8]> = content[..whole]
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    if request.tail_lines > 0 {
-        let keep = usize::try_from(request.tail_lines).unwrap_or(usize::MAX);
-        lines.drain(..lines.len().saturating_sub(keep));
-    }
-    let mut first = Vec::new();
-    for line in lines {
-        render.render(line, &mut first);
-    }
+    let follow = request.follow && !request.previous;
     let mut budget = Budget((request.limit_bytes > 0).then_some(request.limit_bytes));
-    let more = budget.take(&mut first);
-    let follow = request.follow && !request.previous && more;
-    let offset = whole as u64;
     let span = tracing::info_span!("container_logs", group = %request.group_id, container = %request.container);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            for chunk in first.chunks(CHUNK) {
-                if tx
-                    .send(Ok(pb::LogChunk {
-                        data: chunk.to_vec(),
-                    }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            if follow {
-                follow_file(file, offset, render, budget, alive, tx).await;
+            let mut lines = Lines::default();
+            let sent =
+                send_range(&mut file, start, len, render, &mut lines, &mut budget, &tx).await;
+            if follow && sent.unwrap_or(false) {
+                // The partial last line is read again while following.
+                let offset = len - lines.pending.len() as u64;
+                follow_file(file, path, offset, render, budget, alive, tx).await;
             }
         },
         span,
@@ -241,42 +384,53 @@ pub(crate) async fn read(
     Ok(rx)
 }
 
+/// Follows the log from `offset` while the instance runs, reading at most [`CHUNK`] bytes a
+/// pass. When the file was rotated away (the current path names another file), the rest of
+/// the old one is read, then the new one from its start.
 async fn follow_file(
     mut file: File,
+    path: PathBuf,
     mut offset: u64,
     render: Render,
     mut budget: Budget,
     alive: StillRunning,
     tx: mpsc::Sender<Result<pb::LogChunk, tonic::Status>>,
 ) {
-    let mut pending = Vec::new();
+    let mut lines = Lines::default();
+    let mut buf = vec![0u8; CHUNK];
     loop {
-        // Ask before reading, so the lines written before the end are still sent.
+        // Ask before reading, so the lines written before the end are still sent; likewise,
+        // look for a rotation before reading the old file to its end.
         let running = alive();
+        let rotated = is_rotated(&file, &path).await;
         if file.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
             return;
         }
-        let mut fresh = Vec::new();
-        if file.read_to_end(&mut fresh).await.is_err() {
+        let Ok(n) = file.read(&mut buf).await else {
+            return;
+        };
+        offset += n as u64;
+        let mut out = lines.feed(&buf[..n], render);
+        let more = budget.take(&mut out);
+        if !out.is_empty() && tx.send(Ok(pb::LogChunk { data: out })).await.is_err() {
             return;
         }
-        offset += fresh.len() as u64;
-        pending.extend_from_slice(&fresh);
-        if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
-            let mut out = Vec::new();
-            for line in pending[..end]
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-            {
-                render.render(line, &mut out);
-            }
-            pending.drain(..=end);
-            let more = budget.take(&mut out);
-            if !out.is_empty() && tx.send(Ok(pb::LogChunk { data: out })).await.is_err() {
-                return;
-            }
-            if !more {
-                return;
+        if !more {
+            return;
+        }
+        if n == CHUNK {
+            // More may be there already.
+            continue;
+        }
+        if rotated {
+            match File::open(&path).await {
+                Ok(next) => {
+                    file = next;
+                    offset = 0;
+                    lines = Lines::default();
+                    continue;
+                }
+                Err(_) => return,
             }
         }
         if !running {
@@ -286,6 +440,15 @@ async fn follow_file(
             () = tokio::time::sleep(FOLLOW_POLL) => {}
             () = tx.closed() => return,
         }
+    }
+}
+
+/// Whether `path` now names another file than `file` (a rotation renamed it away).
+async fn is_rotated(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata().await, tokio::fs::metadata(path).await) {
+        (Ok(open), Ok(now)) => (open.dev(), open.ino()) != (now.dev(), now.ino()),
+        _ => false,
     }
 }
 
@@ -372,5 +535,125 @@ mod tests {
             .await,
             "two\nt"
         );
+    }
+
+    #[tokio::test]
+    async fn a_log_rotates_by_size_and_keeps_five_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::new(dir.path().join("logs"));
+        let sink = files.rotate().await.unwrap();
+        let line = vec![b'x'; 16 * 1024];
+        // 51 MiB: past five files of 10 MiB.
+        for _ in 0..(51 * 64) {
+            sink.line("stdout", &line).await;
+        }
+        let current = std::fs::metadata(files.current()).unwrap().len();
+        assert!(current <= MAX_FILE_BYTES, "{current}");
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), MAX_FILES, "{names:?}");
+        for name in &names {
+            let len = std::fs::metadata(dir.path().join("logs").join(name))
+                .unwrap()
+                .len();
+            assert!(len <= MAX_FILE_BYTES, "{name}: {len}");
+        }
+        // A new instance starts clean: the last file is `previous`, the rotated ones go.
+        let _sink = files.rotate().await.unwrap();
+        let left = std::fs::read_dir(dir.path().join("logs")).unwrap().count();
+        assert_eq!(left, 2);
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<R> {
+        inner: R,
+        read: u64,
+    }
+
+    impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+            let n = buf.filled().len() - before;
+            self.read += n as u64;
+            polled
+        }
+    }
+
+    impl<R: AsyncSeek + Unpin> AsyncSeek for Counting<R> {
+        fn start_seek(
+            mut self: std::pin::Pin<&mut Self>,
+            position: std::io::SeekFrom,
+        ) -> std::io::Result<()> {
+            std::pin::Pin::new(&mut self.inner).start_seek(position)
+        }
+
+        fn poll_complete(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<u64>> {
+            std::pin::Pin::new(&mut self.inner).poll_complete(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tail_reads_from_the_end_only() {
+        let mut log = Vec::new();
+        for i in 0..100_000 {
+            log.extend_from_slice(
+                format!("2026-01-02T03:04:05Z stdout line {i:06} of a long log\n").as_bytes(),
+            );
+        }
+        log.extend_from_slice(b"2026-01-02T03:04:05Z stdout partial");
+        let len = log.len() as u64;
+        assert!(len > 4 << 20);
+        let mut reader = Counting {
+            inner: std::io::Cursor::new(log),
+            read: 0,
+        };
+        let start = tail_start(&mut reader, len, 3).await.unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let render = Render {
+            since_ms: 0,
+            timestamps: false,
+        };
+        let mut lines = Lines::default();
+        let sent = send_range(
+            &mut reader,
+            start,
+            len,
+            render,
+            &mut lines,
+            &mut Budget(None),
+            &tx,
+        )
+        .await
+        .unwrap();
+        assert!(sent);
+        drop(tx);
+        let mut all = Vec::new();
+        while let Some(Ok(chunk)) = rx.recv().await {
+            all.extend(chunk.data);
+        }
+        assert_eq!(
+            String::from_utf8(all).unwrap(),
+            "line 099997 of a long log\nline 099998 of a long log\nline 099999 of a long log\n"
+        );
+        assert_eq!(lines.pending, b"2026-01-02T03:04:05Z stdout partial");
+        assert!(
+            reader.read <= 2 * TAIL_BLOCK as u64,
+            "read {} bytes of {len}",
+            reader.read
+        );
+        // Asking for more lines than there are starts at the beginning.
+        let mut small = std::io::Cursor::new(b"a\nb\nc\n".to_vec());
+        assert_eq!(tail_start(&mut small, 6, 2).await.unwrap(), 2);
+        assert_eq!(tail_start(&mut small, 6, 9).await.unwrap(), 0);
     }
 }

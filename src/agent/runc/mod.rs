@@ -28,7 +28,7 @@
 //! # Layout under `RuntimeConfig::root`
 //!
 //! `runc/` (runc's `--root`), `groups/<group>/` (`etc/`, `volumes/<name>/`,
-//! `containers/<name>/{bundle,rootfs,upper,work,logs}`); `disks/<disk-id>/` and
+//! `containers/<name>/{bundle,rootfs,upper,work,logs,subpaths}`); `disks/<disk-id>/` and
 //! `nfs/<server>/<path>/`, the data of disk and NFS volumes, outlive every group.
 //! The network namespaces are `<tag>-<group>`, the cgroups `/<tag>/<group>/<container>`, where
 //! `<tag>` is derived from the root, so two agents on two roots never touch each other's.
@@ -57,6 +57,7 @@ mod group;
 mod logs;
 mod mounts;
 mod net;
+mod private_dir;
 mod stats;
 mod supervise;
 mod update;
@@ -64,6 +65,7 @@ mod validate;
 mod volumes;
 
 pub use self::error::RuntimeError;
+pub(crate) use self::private_dir::create_private_dir;
 use self::{
     command::Runc,
     group::{Container, Group, RunState},
@@ -178,12 +180,27 @@ impl RuncRuntime {
     /// # Errors
     /// A bad configuration, or a root that cannot be created.
     pub async fn open(config: RuntimeConfig) -> Result<Arc<Self>, RuntimeError> {
+        // The root is cleaned up as the runtime's own (unmounted under, `run/` and `groups/`
+        // removed): a symlink there, planted or not, would turn that on where it points.
+        if tokio::fs::symlink_metadata(&config.root)
+            .await
+            .is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            return Err(RuntimeError::InvalidConfig {
+                reason: format!("runtime root {} is a symlink", config.root.display()),
+            });
+        }
         tokio::fs::create_dir_all(&config.root)
             .await
             .map_err(RuntimeError::io("create", &config.root))?;
         let root = tokio::fs::canonicalize(&config.root)
             .await
             .map_err(RuntimeError::io("resolve", &config.root))?;
+        if root.parent().is_none() {
+            return Err(RuntimeError::InvalidConfig {
+                reason: format!("runtime root {} is /", config.root.display()),
+            });
+        }
         let tag = tag_of(&root);
         let network = Network::new(&config.bridge, &config.pod_cidr, &tag)?;
         let config = RuntimeConfig { root, ..config };
@@ -495,7 +512,7 @@ impl RuncRuntime {
         let volumes = Arc::clone(volumes);
         let id = runc_id.clone();
         let dirs = cdir.clone();
-        blocking(move || {
+        let staged = blocking(move || {
             let user = bundle::resolve_user(&lower, spec_owned.run_as_user, &image_user)?;
             let user = bundle::secure_user(user, &spec_owned)?;
             let capability_add = bundle::capabilities_of(&spec_owned.capability_add)?;
@@ -525,7 +542,9 @@ impl RuncRuntime {
                         .map_err(spec_error)?,
                 );
             }
-            mounts_list.extend(volumes::container_mounts(&volumes, &spec_owned, &id)?);
+            let (volume_mounts, staged) =
+                volumes::container_mounts(&volumes, &spec_owned, &id, &dirs.join("subpaths"))?;
+            mounts_list.extend(volume_mounts);
             let oci = bundle::spec(&bundle::BundlePlan {
                 rootfs: &rootfs,
                 process: &process,
@@ -544,7 +563,7 @@ impl RuncRuntime {
             oci.save(bundle_dir.join("config.json"))
                 .map_err(spec_error)?;
             mounts::mount_overlay(&lower, &upper, &work, &rootfs)?;
-            Ok(())
+            Ok(staged)
         })
         .await?;
         Ok(Arc::new(Container {
@@ -556,6 +575,7 @@ impl RuncRuntime {
             dir: cdir.clone(),
             logs: logs::LogFiles::new(cdir.join("logs")),
             pre_stop: spec.pre_stop_exec.clone(),
+            staged,
             tty: spec.tty,
             state: Mutex::new(RunState::waiting(if request.init_containers.is_empty() {
                 "ContainerCreating"

@@ -11,7 +11,7 @@ use super::{
     console::Terminal,
     group::{Container, Group, RunState, Stage},
     logs::LogSink,
-    mounts, pb,
+    mounts, pb, volumes,
 };
 
 /// First back-off after an exit; doubled per consecutive restart up to [`MAX_BACK_OFF`].
@@ -157,6 +157,24 @@ async fn run_instance(runc: &Runc, group: &Group, container: &Container) -> Opti
                 error = &error as &dyn std::error::Error,
                 container = id,
                 "cannot renew the rootfs"
+            );
+            return Some(start_failed(container, &error.to_string()));
+        }
+    }
+    // Every start binds its sub paths afresh from the volume as it is now, never through a
+    // symlink a container put there since the last (see `volumes::bind_staged`).
+    if !container.staged.is_empty() {
+        let staged = container.staged.clone();
+        let bound = tokio::task::spawn_blocking(move || volumes::bind_staged(&staged)).await;
+        let bound = match bound {
+            Ok(result) => result,
+            Err(join) => Err(RuntimeError::Join(join)),
+        };
+        if let Err(error) = bound {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                container = id,
+                "cannot bind a volume's sub path"
             );
             return Some(start_failed(container, &error.to_string()));
         }
