@@ -419,9 +419,7 @@ fn run(ground: &Ground, args: &Args) -> Result<bool> {
     let table = render(&rows);
     println!(
         "\nchaos: seed {seed}, {} minutes, {} actions ({} failed while the API server was away), {faults_done} faults\n{table}",
-        args.minutes,
-        workload.actions,
-        workload.failed_actions,
+        args.minutes, workload.actions, workload.failed_actions,
     );
     let result = serde_json::json!({
         "seed": seed,

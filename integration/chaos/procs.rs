@@ -78,7 +78,12 @@ impl Emulator {
             .args(["--sim-start-ms", "300", "--sim-pull-ms", "500"])
             .arg("--fault-file")
             .arg(self.fault_file())
-            .args(["--fault-seed", &self.seed.to_string(), "--fault-slow-ms", "2000"])
+            .args([
+                "--fault-seed",
+                &self.seed.to_string(),
+                "--fault-slow-ms",
+                "2000",
+            ])
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &self.key.id)
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &self.key.secret)
             .env("RUST_LOG", "info")
