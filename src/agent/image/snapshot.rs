@@ -29,7 +29,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -604,10 +604,17 @@ impl SnapshotStore {
                 let blob = self.content.blob_path(&layer.digest);
                 let media_type = layer.media_type.clone();
                 let target = rootfs.clone();
-                let budget = limit.saturating_sub(written);
+                // A blocking unpack outlives this future: if the build is dropped (its gRPC
+                // caller went away), dropping `cancel` stops the unpack at its next read.
+                let cancel = CancelOnDrop::default();
+                let options = unpack::UnpackOptions::default()
+                    .with_max_bytes(limit.saturating_sub(written))
+                    .with_cancel(Arc::clone(&cancel.0));
                 let span = debug_span!("unpack_layer", layer.digest = %layer.digest);
                 let unpacked = tokio::task::spawn_blocking(move || {
-                    span.in_scope(|| unpack::unpack_layer_file(&blob, &media_type, &target, budget))
+                    span.in_scope(|| {
+                        unpack::unpack_layer_file(&blob, &media_type, &target, &options)
+                    })
                 })
                 .await
                 .map_err(|source| SnapshotError::JoinTask {
@@ -823,6 +830,16 @@ fn disk_usage(root: &Path) -> std::io::Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// Raises its flag when dropped: a future awaiting a blocking unpack holds one.
+#[derive(Default)]
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 async fn remove_tree(path: PathBuf) {
