@@ -354,7 +354,7 @@ impl SnapshotStore {
             path: root.clone(),
             source,
         };
-        tokio::fs::create_dir_all(&root).await.map_err(open_error)?;
+        create_private_dir(&root).await.map_err(open_error)?;
         let mut entries = tokio::fs::read_dir(&root).await.map_err(open_error)?;
         while let Some(entry) = entries.next_entry().await.map_err(open_error)? {
             if entry.file_name().to_string_lossy().starts_with(".staging-") {
@@ -813,6 +813,15 @@ fn check_id(id: &str) -> Result<(), SnapshotError> {
     }
 }
 
+/// Creates `root` (and its parents) and makes it 0700, as containerd keeps its snapshotters'
+/// roots: rootfs directories below stay traversable for the containers' users, but other
+/// users of the node never reach the images' files (setuid binaries, world-writable dirs).
+async fn create_private_dir(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tokio::fs::create_dir_all(root).await?;
+    tokio::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).await
+}
+
 /// Bytes of regular-file content under `root`, each inode once, symlinks not followed.
 fn disk_usage(root: &Path) -> std::io::Result<u64> {
     let mut total = 0;
@@ -910,6 +919,31 @@ mod tests {
         }
         assert_eq!(last, 300 * 1024 * 1024);
         assert!((90..=110).contains(&count), "{count} progress messages");
+    }
+
+    #[tokio::test]
+    async fn the_store_root_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data/snapshots");
+        let open = || async {
+            let content = Arc::new(
+                ContentStore::open(dir.path().join("content"))
+                    .await
+                    .unwrap(),
+            );
+            let registry = RegistryClient::new(super::super::registry::RegistryConfig::default());
+            SnapshotStore::open(&root, content, registry, None, PullStats::default())
+                .await
+                .unwrap()
+        };
+        open().await;
+        let mode = std::fs::metadata(&root).unwrap().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        // A root an older agent made open is tightened too.
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        open().await;
+        assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o077, 0);
     }
 
     #[test]
