@@ -619,6 +619,9 @@ fn containers_share_localhost_and_a_failed_init_fails_the_group(
     })
 }
 
+/// A layer naming `..` is refused; one writing through a symlink to an absolute path builds,
+/// its file inside the snapshot: the target is resolved as if the rootfs were `/`, as
+/// containerd does (Debian's `var/run -> /run` needs it).
 fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
     let emulator = RuncEmulator::start(ground, &[])?;
     let outside = std::env::temp_dir().join(format!("eci-vk-escape-{}", std::process::id()));
@@ -628,32 +631,50 @@ fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
             ImageSpec::runnable("agent-runc/escape-dotdot", "v1").with_raw_layer(hostile_tar(&[
                 Entry::File("../../../../../../escaped", b"x"),
             ])?);
+        let (image, _) = push(ground, dotdot).await?;
+        let id = emulator
+            .create_cache("dotdot", std::slice::from_ref(&image))
+            .await?;
+        let failed = emulator.wait_cache(&id, ImageCacheStatus::Failed).await?;
+        ensure!(
+            failed.events.iter().any(|e| e.message.contains(&image)),
+            "dotdot: no event names the image: {:?}",
+            failed.events
+        );
+        let stray = walk_names(&emulator.agent_dir().join("snapshots"))?;
+        ensure!(
+            !stray.iter().any(|n| n == "escaped"),
+            "a refused layer left files: {stray:?}"
+        );
+
         let target = outside.to_string_lossy().into_owned();
         let symlink =
             ImageSpec::runnable("agent-runc/escape-symlink", "v1").with_raw_layer(hostile_tar(&[
                 Entry::Symlink("link", &target),
                 Entry::File("link/escaped", b"x"),
             ])?);
-        for (name, spec) in [("dotdot", dotdot), ("symlink", symlink)] {
-            let (image, _) = push(ground, spec).await?;
-            let id = emulator
-                .create_cache(name, std::slice::from_ref(&image))
-                .await?;
-            let failed = emulator.wait_cache(&id, ImageCacheStatus::Failed).await?;
-            ensure!(
-                failed.events.iter().any(|e| e.message.contains(&image)),
-                "{name}: no event names the image: {:?}",
-                failed.events
-            );
-        }
+        let (image, _) = push(ground, symlink).await?;
+        let id = emulator
+            .create_cache("symlink", std::slice::from_ref(&image))
+            .await?;
+        let ready = emulator.wait_cache(&id, ImageCacheStatus::Ready).await?;
+        let relative = outside.strip_prefix("/").unwrap_or(&outside);
+        let inside = emulator
+            .agent_dir()
+            .join("snapshots")
+            .join(&ready.snapshot_id)
+            .join("images/0/rootfs")
+            .join(relative)
+            .join("escaped");
         ensure!(
-            !outside.join("escaped").exists(),
-            "a layer wrote outside the snapshot"
+            !ready.snapshot_id.is_empty() && inside.is_file(),
+            "{} missing",
+            inside.display()
         );
-        let stray = walk_names(&emulator.agent_dir().join("snapshots"))?;
         ensure!(
-            !stray.iter().any(|n| n == "escaped"),
-            "a refused layer left files: {stray:?}"
+            !outside.exists(),
+            "a layer wrote outside the snapshot: {}",
+            outside.display()
         );
         Ok(())
     })

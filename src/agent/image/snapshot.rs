@@ -29,7 +29,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -354,7 +354,7 @@ impl SnapshotStore {
             path: root.clone(),
             source,
         };
-        tokio::fs::create_dir_all(&root).await.map_err(open_error)?;
+        create_private_dir(&root).await.map_err(open_error)?;
         let mut entries = tokio::fs::read_dir(&root).await.map_err(open_error)?;
         while let Some(entry) = entries.next_entry().await.map_err(open_error)? {
             if entry.file_name().to_string_lossy().starts_with(".staging-") {
@@ -604,10 +604,17 @@ impl SnapshotStore {
                 let blob = self.content.blob_path(&layer.digest);
                 let media_type = layer.media_type.clone();
                 let target = rootfs.clone();
-                let budget = limit.saturating_sub(written);
+                // A blocking unpack outlives this future: if the build is dropped (its gRPC
+                // caller went away), dropping `cancel` stops the unpack at its next read.
+                let cancel = CancelOnDrop::default();
+                let options = unpack::UnpackOptions::default()
+                    .with_max_bytes(limit.saturating_sub(written))
+                    .with_cancel(Arc::clone(&cancel.0));
                 let span = debug_span!("unpack_layer", layer.digest = %layer.digest);
                 let unpacked = tokio::task::spawn_blocking(move || {
-                    span.in_scope(|| unpack::unpack_layer_file(&blob, &media_type, &target, budget))
+                    span.in_scope(|| {
+                        unpack::unpack_layer_file(&blob, &media_type, &target, &options)
+                    })
                 })
                 .await
                 .map_err(|source| SnapshotError::JoinTask {
@@ -806,6 +813,15 @@ fn check_id(id: &str) -> Result<(), SnapshotError> {
     }
 }
 
+/// Creates `root` (and its parents) and makes it 0700, as containerd keeps its snapshotters'
+/// roots: rootfs directories below stay traversable for the containers' users, but other
+/// users of the node never reach the images' files (setuid binaries, world-writable dirs).
+async fn create_private_dir(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tokio::fs::create_dir_all(root).await?;
+    tokio::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).await
+}
+
 /// Bytes of regular-file content under `root`, each inode once, symlinks not followed.
 fn disk_usage(root: &Path) -> std::io::Result<u64> {
     let mut total = 0;
@@ -823,6 +839,16 @@ fn disk_usage(root: &Path) -> std::io::Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// Raises its flag when dropped: a future awaiting a blocking unpack holds one.
+#[derive(Default)]
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 async fn remove_tree(path: PathBuf) {
@@ -893,6 +919,31 @@ mod tests {
         }
         assert_eq!(last, 300 * 1024 * 1024);
         assert!((90..=110).contains(&count), "{count} progress messages");
+    }
+
+    #[tokio::test]
+    async fn the_store_root_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data/snapshots");
+        let open = || async {
+            let content = Arc::new(
+                ContentStore::open(dir.path().join("content"))
+                    .await
+                    .unwrap(),
+            );
+            let registry = RegistryClient::new(super::super::registry::RegistryConfig::default());
+            SnapshotStore::open(&root, content, registry, None, PullStats::default())
+                .await
+                .unwrap()
+        };
+        open().await;
+        let mode = std::fs::metadata(&root).unwrap().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        // A root an older agent made open is tightened too.
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        open().await;
+        assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o077, 0);
     }
 
     #[test]

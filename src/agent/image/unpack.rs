@@ -11,21 +11,32 @@
 //! `unpack_in` has no whiteouts and follows symlinks the layer planted; `cap-std` was
 //! considered, but it would be a new dependency tree for the same hundred lines):
 //! - entry names (and hard-link targets) with a `..` component or an absolute path are refused;
-//! - intermediate components that are symlinks are followed only while they stay inside the
-//!   root: relative targets are resolved against the directory they sit in (chains included, at
-//!   most 40 hops), a target that climbs above the root or is absolute is refused. (An absolute
-//!   symlink is fine as a *leaf*, e.g. busybox's `bin/sh -> /bin/busybox`; it is only never
-//!   written through.);
+//! - intermediate components that are symlinks are followed *as if the root were `/`*, the
+//!   semantics of filepath-securejoin, which containerd and umoci use to unpack layers: an
+//!   absolute target restarts at the root, a `..` pops one directory and stays at the root
+//!   when there is none left, at most 255 hops (securejoin's limit) before the path is refused
+//!   as a loop. Real images need this: Debian has `var/run -> /run` and a later layer writes
+//!   `var/run/x`, which lands in `<root>/run/x`. Only components `lstat` saw as real
+//!   directories are ever kept, so the resolved directory is always below the root;
 //! - the last component is never followed: an existing file, link or directory in the way is
 //!   removed first and the new file is created with `O_EXCL`, so it cannot land through a link;
-//! - hard links point at an existing non-directory inside the root, resolved the same way.
+//! - hard links point at an existing non-directory inside the root, resolved the same way, and
+//!   `linkat` does not follow a symlink source.
 //!
 //! An entry that is refused fails the whole layer ([`UnpackError::RefuseEntry`]); the caller
 //! throws the partial root away.
 //!
+//! # Bounded reading
+//! The tar stream is read through a guard ([`Limits`]): the header material before each entry
+//! (GNU long names and links, PAX extended headers, which `tar` reads whole into memory) is
+//! capped at 1 MiB as Go's archive/tar caps it, and so are the entry count, the whole
+//! uncompressed stream and what follows the end-of-archive marker. The guard also checks an
+//! optional cancel flag ([`UnpackOptions::cancel`]) on every read.
+//!
 //! Device nodes are skipped (containers get `/dev` from the runtime); ownership is applied
 //! when the agent may (`chown` as root, before the mode so setuid bits survive) and skipped
-//! otherwise.
+//! otherwise, and then, as GNU tar does, the setuid and setgid bits are dropped: the file
+//! belongs to the agent's user, whose rights they would grant.
 
 use std::{
     collections::HashSet,
@@ -34,14 +45,34 @@ use std::{
     io::{self, BufRead, BufReader, Read},
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::{Component, Path, PathBuf},
+    rc::Rc,
+    sync::{Arc, atomic::AtomicBool},
     time::{Duration, SystemTime},
 };
 
 use sha2::{Digest as _, Sha256};
 use tracing::debug;
 
-/// Symlink hops followed while resolving one path, as Linux's `MAXSYMLINKS`.
-const MAX_SYMLINK_HOPS: u32 = 40;
+use self::guard::{Budget, GuardedReader, HashingReader, Phase};
+
+/// Symlink hops followed while resolving one path: filepath-securejoin's limit (containerd and
+/// umoci resolve layer paths with it), so an image they unpack does not fail here.
+const MAX_SYMLINK_HOPS: u32 = 255;
+/// Header material before one entry: its header block plus any GNU long name, long link and
+/// PAX extended header, which `tar` reads whole into memory. Go's archive/tar caps those at
+/// 1 MiB (`maxSpecialFileSize`) and no real path or attribute set comes near it.
+pub const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+/// Entries in one layer. Each is an inode on the snapshot's disk; a distribution base has
+/// about ten thousand and a large `node_modules` layer a few hundred thousand, so a million
+/// leaves room for real images and stops an inode bomb of empty files.
+pub const MAX_ENTRIES: u64 = 1_000_000;
+/// Bytes of uncompressed tar in one layer: 64 GiB is past any real layer (registries and
+/// ECI caches are sized in tens of GiB), and bounds the time a decompression bomb of empty
+/// or skipped entries can take.
+pub const MAX_STREAM_BYTES: u64 = 64 << 30;
+/// Bytes after the end-of-archive marker: GNU tar pads the archive to a 10 KiB record and
+/// writers like Go's add nothing; anything longer is not padding.
+pub const MAX_TRAILING_BYTES: u64 = 1024 * 1024;
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
@@ -99,6 +130,35 @@ pub enum UnpackError {
         /// The entry that did not fit.
         entry: PathBuf,
     },
+    /// The header material before one entry (a GNU long name or link, a PAX extended header)
+    /// is larger than allowed: a layer built to exhaust memory.
+    #[error("layer entry headers exceed {limit} bytes (a long name or extended header)")]
+    HeaderTooLarge {
+        /// The bytes allowed ([`Limits::header_bytes`]).
+        limit: u64,
+    },
+    /// The layer has more entries than allowed (an inode bomb).
+    #[error("layer has more than {limit} entries")]
+    TooManyEntries {
+        /// The entries allowed ([`Limits::entries`]).
+        limit: u64,
+    },
+    /// The uncompressed tar stream is longer than allowed (a decompression bomb).
+    #[error("layer's uncompressed tar exceeds {limit} bytes")]
+    ExceedStream {
+        /// The bytes allowed ([`Limits::stream_bytes`]).
+        limit: u64,
+    },
+    /// More data than padding follows the end-of-archive marker.
+    #[error("layer has more than {limit} bytes after its end-of-archive marker")]
+    TrailingData {
+        /// The bytes allowed ([`Limits::trailing_bytes`]).
+        limit: u64,
+    },
+    /// The cancel flag was raised ([`UnpackOptions::cancel`]): whoever wanted the layer went
+    /// away. The root is partial.
+    #[error("unpacking the layer was cancelled")]
+    Cancelled,
 }
 
 /// How an entry would have escaped the root.
@@ -108,17 +168,7 @@ pub enum Escape {
     ParentComponent,
     /// The path is absolute.
     AbsolutePath,
-    /// A directory on the way is a symlink with an absolute target.
-    AbsoluteSymlink {
-        /// The symlink, relative to the root.
-        link: PathBuf,
-    },
-    /// A directory on the way is a symlink (or chain) leading above the root.
-    SymlinkOutsideRoot {
-        /// The symlink, relative to the root.
-        link: PathBuf,
-    },
-    /// More than 40 symlinks on the way (a loop).
+    /// More than 255 symlinks on the way (a loop).
     SymlinkLoop,
     /// A whiteout names `.` or `..` or nothing.
     BadWhiteout,
@@ -129,12 +179,6 @@ impl fmt::Display for Escape {
         match self {
             Self::ParentComponent => f.write_str("path has a `..` component"),
             Self::AbsolutePath => f.write_str("path is absolute"),
-            Self::AbsoluteSymlink { link } => {
-                write!(f, "writes through absolute symlink {}", link.display())
-            }
-            Self::SymlinkOutsideRoot { link } => {
-                write!(f, "symlink {} leads outside the root", link.display())
-            }
             Self::SymlinkLoop => f.write_str("too many levels of symlinks"),
             Self::BadWhiteout => f.write_str("whiteout names no file"),
         }
@@ -213,20 +257,74 @@ pub struct LayerStats {
     pub diff_id: String,
 }
 
-/// Unpacks the layer blob at `blob` (of `media_type`) onto `root`, writing at most
-/// `max_bytes` of file content. Blocking: call it from `spawn_blocking`.
+/// What one layer may make the unpacker read and write (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of regular-file content the layer may write (the snapshot's room left);
+    /// [`UnpackError::ExceedSize`] past it. Unlimited by default.
+    pub bytes: u64,
+    /// Entries in the layer; [`UnpackError::TooManyEntries`] past it.
+    pub entries: u64,
+    /// Header material before one entry; [`UnpackError::HeaderTooLarge`] past it.
+    pub header_bytes: u64,
+    /// Bytes of uncompressed tar; [`UnpackError::ExceedStream`] past it.
+    pub stream_bytes: u64,
+    /// Bytes after the end-of-archive marker; [`UnpackError::TrailingData`] past it.
+    pub trailing_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            bytes: u64::MAX,
+            entries: MAX_ENTRIES,
+            header_bytes: MAX_HEADER_BYTES,
+            stream_bytes: MAX_STREAM_BYTES,
+            trailing_bytes: MAX_TRAILING_BYTES,
+        }
+    }
+}
+
+/// How to unpack one layer: its limits, and a flag that stops it.
+#[derive(Clone, Debug, Default)]
+pub struct UnpackOptions {
+    /// What the layer may read and write.
+    pub limits: Limits,
+    /// Raised (by whoever started the unpack) to stop it at its next read, with
+    /// [`UnpackError::Cancelled`]: a blocking unpack outlives the task that awaited it.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl UnpackOptions {
+    /// Allows at most `bytes` of regular-file content ([`Limits::bytes`]).
+    #[must_use]
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.limits.bytes = bytes;
+        self
+    }
+
+    /// Stops the unpack when `cancel` is raised.
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+}
+
+/// Unpacks the layer blob at `blob` (of `media_type`) onto `root` within `options`.
+/// Blocking: call it from `spawn_blocking`.
 pub fn unpack_layer_file(
     blob: &Path,
     media_type: &str,
     root: &Path,
-    max_bytes: u64,
+    options: &UnpackOptions,
 ) -> Result<LayerStats, UnpackError> {
     let file = fs::File::open(blob).map_err(|source| UnpackError::OpenLayer {
         path: blob.to_owned(),
         source,
     })?;
     let reader = BufReader::with_capacity(256 * 1024, file);
-    unpack_layer(reader, media_type, root, max_bytes).map_err(|error| match error {
+    unpack_layer(reader, media_type, root, options).map_err(|error| match error {
         UnpackError::OpenLayer { source, .. } => UnpackError::OpenLayer {
             path: blob.to_owned(),
             source,
@@ -240,55 +338,89 @@ pub fn unpack_layer(
     mut reader: impl BufRead,
     media_type: &str,
     root: &Path,
-    max_bytes: u64,
+    options: &UnpackOptions,
 ) -> Result<LayerStats, UnpackError> {
+    let limits = options.limits;
     let head = reader.fill_buf().map_err(|source| UnpackError::OpenLayer {
         path: PathBuf::new(),
         source,
     })?;
     let compression = detect_compression(media_type, head)?;
-    let read_error = |source| UnpackError::ReadLayer { source };
     let tar: Box<dyn Read> = match compression {
         Compression::None => Box::new(reader),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::new(reader).map_err(read_error)?)
-        }
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(reader)
+                .map_err(|source| UnpackError::ReadLayer { source })?,
+        ),
     };
     let mut unpacker = Unpacker {
         root,
-        max_bytes,
+        max_bytes: limits.bytes,
         written: HashSet::new(),
         dir_modes: Vec::new(),
         stats: LayerStats::default(),
     };
-    let mut tar = HashingReader {
-        inner: tar,
-        hasher: Sha256::new(),
+    let budget = Rc::new(Budget::default());
+    let mut guard = GuardedReader {
+        inner: HashingReader {
+            inner: tar,
+            hasher: Sha256::new(),
+        },
+        budget: Rc::clone(&budget),
+        stream_left: limits.stream_bytes,
+        cancel: options.cancel.clone(),
     };
-    for entry in tar::Archive::new(&mut tar).entries().map_err(read_error)? {
-        let entry = entry.map_err(read_error)?;
-        unpacker.apply(entry)?;
-    }
-    // The end-of-archive blocks and padding belong to the diff_id too.
-    io::copy(&mut tar, &mut io::sink()).map_err(read_error)?;
+    // A read error the guard caused is reported as the limit (or cancel) that caused it,
+    // whatever `tar` wrapped it in.
+    read_archive(&mut guard, &mut unpacker, &limits).map_err(|error| {
+        budget
+            .stopped
+            .get()
+            .map_or(error, |stop| stop.error(&limits))
+    })?;
     unpacker.finish()?;
-    unpacker.stats.diff_id = format!("sha256:{:x}", tar.hasher.finalize());
+    unpacker.stats.diff_id = format!("sha256:{:x}", guard.inner.hasher.finalize());
     Ok(unpacker.stats)
 }
 
-/// Hashes what passes through it: the uncompressed tar, for the layer's `diff_id`.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+/// Applies every entry of the tar behind `guard`, then reads the end-of-archive blocks and
+/// padding (they belong to the diff_id too).
+fn read_archive<R: Read>(
+    guard: &mut GuardedReader<R>,
+    unpacker: &mut Unpacker<'_>,
+    limits: &Limits,
+) -> Result<(), UnpackError> {
+    let read_error = |source| UnpackError::ReadLayer { source };
+    let budget = Rc::clone(&guard.budget);
+    {
+        let mut archive = tar::Archive::new(&mut *guard);
+        let mut entries = archive.entries().map_err(read_error)?;
+        let mut count: u64 = 0;
+        loop {
+            // `next` reads only header material: the previous entry's padding, its header
+            // block and the long names and PAX headers before it.
+            budget.enter(Phase::Header, limits.header_bytes);
+            let Some(entry) = entries.next() else {
+                break;
+            };
+            let mut entry = entry.map_err(read_error)?;
+            count += 1;
+            if count > limits.entries {
+                return Err(UnpackError::TooManyEntries {
+                    limit: limits.entries,
+                });
+            }
+            budget.enter(Phase::Data, u64::MAX);
+            unpacker.apply(&mut entry)?;
+            // Whatever `apply` left unread (a skipped entry's data) is read here, as data,
+            // not by the next `next` under the header budget.
+            io::copy(&mut entry, &mut io::sink()).map_err(read_error)?;
+        }
     }
+    budget.enter(Phase::Trailer, limits.trailing_bytes);
+    io::copy(guard, &mut io::sink()).map_err(read_error)?;
+    Ok(())
 }
 
 // === impl Unpacker ===
@@ -318,7 +450,7 @@ fn checked_components(path: &Path) -> Result<Vec<OsString>, Escape> {
 }
 
 impl Unpacker<'_> {
-    fn apply<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
         let read_error = |source| UnpackError::ReadLayer { source };
         let entry_path = entry.path().map_err(read_error)?.into_owned();
         let refuse = |reason| UnpackError::RefuseEntry {
@@ -379,7 +511,10 @@ impl Unpacker<'_> {
                     remove_existing(&target).map_err(|e| write_error(&target, e))?;
                     fs::create_dir(&target).map_err(|e| write_error(&target, e))?;
                 }
-                self.dir_modes.push((target.clone(), mode));
+                let owned = owner_restored(std::os::unix::fs::lchown(&target, owner.0, owner.1))
+                    .map_err(|e| write_error(&target, e))?;
+                self.dir_modes
+                    .push((target.clone(), mode_to_apply(mode, owned)));
                 self.stats.dirs += 1;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -397,10 +532,11 @@ impl Unpacker<'_> {
                     .mode(0o600)
                     .open(&target)
                     .map_err(|e| write_error(&target, e))?;
-                let copied = io::copy(&mut entry, &mut file).map_err(read_error)?;
-                set_owner(std::os::unix::fs::fchown(&file, owner.0, owner.1))
+                let copied = io::copy(entry, &mut file).map_err(read_error)?;
+                // Owner before mode: chown clears the setuid bits.
+                let owned = owner_restored(std::os::unix::fs::fchown(&file, owner.0, owner.1))
                     .map_err(|e| write_error(&target, e))?;
-                file.set_permissions(fs::Permissions::from_mode(mode))
+                file.set_permissions(fs::Permissions::from_mode(mode_to_apply(mode, owned)))
                     .map_err(|e| write_error(&target, e))?;
                 if let Some(mtime) = mtime {
                     let _ = file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime));
@@ -450,10 +586,10 @@ impl Unpacker<'_> {
                 return Ok(());
             }
         }
-        // Regular files were chowned through their handle (before their mode: chown clears
-        // setuid bits); a hard link shares its source's inode and owner.
-        if matches!(kind, tar::EntryType::Directory | tar::EntryType::Symlink) {
-            set_owner(std::os::unix::fs::lchown(&target, owner.0, owner.1))
+        // Regular files were chowned through their handle and directories before their mode
+        // was recorded; a hard link shares its source's inode and owner.
+        if kind == tar::EntryType::Symlink {
+            owner_restored(std::os::unix::fs::lchown(&target, owner.0, owner.1))
                 .map_err(|e| write_error(&target, e))?;
         }
         self.written.insert(target);
@@ -461,31 +597,28 @@ impl Unpacker<'_> {
     }
 
     /// Resolves the directory `components` (already checked) inside the root, following
-    /// in-root symlinks; creates missing directories when `create`, else returns `None` for a
-    /// missing one.
+    /// symlinks as if the root were `/`; creates missing directories when `create`, else
+    /// returns `None` for a missing one.
+    ///
+    /// These are filepath-securejoin's semantics (containerd's and umoci's layer unpacking):
+    /// an absolute target restarts at the root, `..` pops a directory and is clamped at the
+    /// root. `resolved` only ever holds components `lstat` saw as real directories (or that
+    /// were just created as such), so a `..` is a plain pop and the result is below the root
+    /// whatever the links say.
     fn resolve_dir(
         &self,
         components: &[OsString],
         create: bool,
         entry: &Path,
     ) -> Result<Option<PathBuf>, UnpackError> {
-        let refuse = |reason| UnpackError::RefuseEntry {
-            entry: entry.to_owned(),
-            reason,
-        };
-        // `resolved` holds only real directories below the root, so `..` is a plain pop.
         let mut resolved: Vec<OsString> = Vec::new();
         let mut pending: Vec<OsString> = components.iter().rev().cloned().collect();
         let mut hops = 0;
         while let Some(name) = pending.pop() {
             if name == OsStr::new("..") {
-                if resolved.pop().is_none() {
-                    // Only symlink targets bring `..` here; entries are checked before.
-                    return Err(refuse(Escape::ParentComponent));
-                }
-                continue;
-            }
-            if name == OsStr::new(".") {
+                // Only symlink targets bring `..` here (entries are checked before); at the
+                // root, `/..` is `/`.
+                resolved.pop();
                 continue;
             }
             let here = join(self.root, &resolved).join(&name);
@@ -494,37 +627,26 @@ impl Unpacker<'_> {
                 Ok(meta) if meta.file_type().is_symlink() => {
                     hops += 1;
                     if hops > MAX_SYMLINK_HOPS {
-                        return Err(refuse(Escape::SymlinkLoop));
+                        return Err(UnpackError::RefuseEntry {
+                            entry: entry.to_owned(),
+                            reason: Escape::SymlinkLoop,
+                        });
                     }
-                    let link = join(Path::new(""), &resolved).join(&name);
                     let target = fs::read_link(&here).map_err(|e| UnpackError::WriteEntry {
                         entry: entry.to_owned(),
                         path: here.clone(),
                         source: e,
                     })?;
-                    let mut parts = Vec::new();
-                    for component in target.components() {
+                    if target.has_root() {
+                        resolved.clear();
+                    }
+                    for component in target.components().rev() {
                         match component {
-                            Component::Normal(part) => parts.push(part.to_owned()),
-                            Component::ParentDir => parts.push(OsString::from("..")),
-                            Component::CurDir => {}
-                            Component::RootDir | Component::Prefix(_) => {
-                                return Err(refuse(Escape::AbsoluteSymlink { link }));
-                            }
+                            Component::Normal(part) => pending.push(part.to_owned()),
+                            Component::ParentDir => pending.push(OsString::from("..")),
+                            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
                         }
                     }
-                    // A relative target climbing above the root: refuse, naming the link.
-                    let mut depth = resolved.len();
-                    for part in &parts {
-                        if part == OsStr::new("..") {
-                            depth = depth.checked_sub(1).ok_or_else(|| {
-                                refuse(Escape::SymlinkOutsideRoot { link: link.clone() })
-                            })?;
-                        } else {
-                            depth += 1;
-                        }
-                    }
-                    pending.extend(parts.into_iter().rev());
                 }
                 Ok(_) => {
                     return Err(UnpackError::WriteEntry {
@@ -611,13 +733,21 @@ fn join(base: &Path, components: &[OsString]) -> PathBuf {
     path
 }
 
-/// The result of a chown: refused (the agent is not root) is fine, the files then belong to
-/// the agent's user.
-fn set_owner(result: io::Result<()>) -> io::Result<()> {
+/// Whether a chown restored the entry's owner. Refused (the agent is not root) is no error:
+/// the file then belongs to the agent's user.
+fn owner_restored(result: io::Result<()>) -> io::Result<bool> {
     match result {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
-        other => other,
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(false),
+        Err(e) => Err(e),
     }
+}
+
+/// The mode to give an entry of `mode`. As GNU tar does when it cannot restore an owner, a
+/// file or directory that kept the agent's user instead of the image's loses its setuid and
+/// setgid bits: they would grant that user's rights, not the ones the image meant.
+fn mode_to_apply(mode: u32, owner_restored: bool) -> u32 {
+    if owner_restored { mode } else { mode & !0o6000 }
 }
 
 /// Removes whatever is at `path` without following it: a symlink is removed, not its target.
@@ -630,5 +760,6 @@ fn remove_existing(path: &Path) -> io::Result<()> {
     }
 }
 
+mod guard;
 #[cfg(test)]
 mod tests;
