@@ -714,7 +714,7 @@ impl SnapshotStore {
         };
         let config = self
             .content
-            .read(&image.config.digest)
+            .read_metadata(&image.config.digest)
             .await
             .map_err(|e| config_error(Box::new(e)))?;
         let ids = config_diff_ids(&config).map_err(|e| config_error(Box::new(e)))?;

@@ -83,7 +83,7 @@ async fn run_config(agent: &LocalAgent, digest: &str) -> Result<ImageRunConfig, 
         agent
             .inner
             .content
-            .read(&digest)
+            .read_metadata(&digest)
             .await
             .map_err(|source| AgentError::ReadConfig {
                 digest: digest.to_string(),
