@@ -13,38 +13,60 @@
 //! A container's rootfs is an overlay whose lower layer is a directory of a snapshot. Deleting
 //! a cache's snapshot while groups still run from it hides it at once (nothing new can use it)
 //! and frees its disk when the last of those groups is deleted, as a file system frees an
-//! unlinked file only when its last user closes it.
+//! unlinked file only when its last user closes it. The check and the mark are one decision
+//! under one lock ([`usage`]), so a group cannot start from a snapshot a delete is removing.
+//!
+//! # Bounded state
+//! Nothing the agent keeps per group or cache outlives it: a deleted group's and a deleted
+//! cache snapshot's pull counters go (as cAdvisor drops the series of removed containers), and
+//! what `PrepareImages` made for a scope that nobody used within [`PREPARED_TTL`] is dropped
+//! with its snapshots at the next `PrepareImages`.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     path::PathBuf,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use futures::Stream;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::info;
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 mod images;
 mod metrics;
 mod prepare;
+mod usage;
 
 pub use self::metrics::render_metrics;
-use self::prepare::Prepared;
+use self::{
+    prepare::Prepared,
+    usage::{DeleteDecision, SnapshotUsage},
+};
 use super::{
     image::{
-        Bandwidth, ContentStore, PullStats, RegistryClient, RegistryConfig, Shaper, SnapshotError,
-        SnapshotStore, StoreError,
+        Bandwidth, ContentStore, PullScope, PullStats, RegistryClient, RegistryConfig, Shaper,
+        SnapshotError, SnapshotStore, StoreError,
     },
     loopback::{LoopbackAgent, LoopbackError},
     pb::{self, agent_server::AgentServer},
     runc::{RuncRuntime, RuntimeConfig, RuntimeError, create_private_dir},
     status::AgentError,
 };
+
+/// How long what `PrepareImages` made for a scope waits for its `CreateContainerGroup` or
+/// `BuildSnapshot`. The emulator asks for those right after the pull; an hour covers any
+/// retry, and past it the scope was abandoned (its group or cache failed or was deleted
+/// before it was created), so its snapshots would otherwise hold the disk for ever.
+pub(crate) const PREPARED_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// How to build a [`LocalAgent`].
 #[derive(Clone, Debug)]
@@ -113,10 +135,13 @@ struct Inner {
     stats: PullStats,
     /// What `PrepareImages` made ready, by scope.
     prepared: Mutex<HashMap<String, Prepared>>,
-    /// Snapshots groups run from: snapshot id → group ids.
-    users: Mutex<HashMap<String, HashSet<String>>>,
-    /// Snapshots deleted while in use, freed when their last user goes.
-    doomed: Mutex<HashSet<String>>,
+    /// Which groups run from which snapshots, and which snapshots are deleted.
+    usage: Mutex<SnapshotUsage>,
+    /// The scope a cache snapshot was built for (snapshot id → scope), so that deleting the
+    /// snapshot drops the scope's pull counters.
+    snapshot_scopes: Mutex<HashMap<String, PullScope>>,
+    /// A garbage collection of the content store is spawned and has not started yet.
+    gc_queued: AtomicBool,
 }
 
 impl LocalAgent {
@@ -168,11 +193,14 @@ impl LocalAgent {
                 runtime,
                 stats,
                 prepared: Mutex::new(HashMap::new()),
-                users: Mutex::new(HashMap::new()),
-                doomed: Mutex::new(HashSet::new()),
+                usage: Mutex::new(SnapshotUsage::default()),
+                snapshot_scopes: Mutex::new(HashMap::new()),
+                gc_queued: AtomicBool::new(false),
             }),
         };
         agent.remove_group_snapshots().await;
+        // Blobs of the snapshots a previous agent deleted or left behind.
+        agent.collect_garbage_later();
         Ok(agent)
     }
 
@@ -244,30 +272,68 @@ impl LocalAgent {
         }
     }
 
-    /// Records that `group` runs from `snapshots`.
-    fn use_snapshots(&self, group: &str, snapshots: impl IntoIterator<Item = String>) {
-        let mut users = self.inner.users.lock();
-        for snapshot in snapshots {
-            users.entry(snapshot).or_default().insert(group.to_owned());
+    /// Removes snapshot `id`, which [`SnapshotUsage`] marked `deleting`, then clears the mark
+    /// and the pull counters of the cache it was built for.
+    async fn remove_snapshot(&self, id: &str) -> Result<(), SnapshotError> {
+        let removed = self.inner.snapshots.delete(id).await;
+        self.inner.usage.lock().finish_delete(id);
+        if let Some(scope) = self.inner.snapshot_scopes.lock().remove(id) {
+            self.inner.stats.forget(&scope);
         }
+        self.collect_garbage_later();
+        removed.map(|_| ())
     }
 
-    /// Forgets `group` as a user of any snapshot; returns the doomed snapshots now unused.
-    fn release_snapshots(&self, group: &str) -> Vec<String> {
-        let mut users = self.inner.users.lock();
-        let mut doomed = self.inner.doomed.lock();
-        let mut free = Vec::new();
-        users.retain(|snapshot, groups| {
-            groups.remove(group);
-            if groups.is_empty() {
-                if doomed.remove(snapshot) {
-                    free.push(snapshot.clone());
+    /// Removes, in the background, the blobs no snapshot refers to any more (one collection
+    /// for any number of deletes made while it waits for running builds).
+    fn collect_garbage_later(&self) {
+        if self.inner.gc_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let agent = self.clone();
+        tokio::spawn(
+            async move {
+                agent.inner.gc_queued.store(false, Ordering::Release);
+                match agent.inner.snapshots.collect_garbage().await {
+                    Ok(removed) => debug!(blobs.removed = removed, "collected garbage"),
+                    Err(error) => {
+                        warn!(
+                            error = &error as &dyn std::error::Error,
+                            "cannot collect garbage"
+                        );
+                    }
                 }
-                return false;
             }
-            true
-        });
-        free
+            .instrument(info_span!("collect_garbage")),
+        );
+    }
+
+    /// Drops what `PrepareImages` made for scopes that were neither created nor built within
+    /// [`PREPARED_TTL`] of `now`, with their snapshots and counters.
+    async fn sweep_prepared(&self, now: Instant) {
+        let expired: Vec<(String, Prepared)> = {
+            let mut prepared = self.inner.prepared.lock();
+            let old: Vec<String> = prepared
+                .iter()
+                .filter(|(_, p)| {
+                    !p.created && now.saturating_duration_since(p.prepared_at) >= PREPARED_TTL
+                })
+                .map(|(scope, _)| scope.clone())
+                .collect();
+            old.into_iter()
+                .filter_map(|scope| prepared.remove_entry(&scope))
+                .collect()
+        };
+        for (scope, p) in expired {
+            info!(scope = %scope, "dropping images prepared for a scope that never used them");
+            for snapshot in p.staging_snapshot.iter().chain(&p.own_snapshots) {
+                if let Err(error) = self.inner.snapshots.delete(snapshot).await {
+                    warn!(snapshot = %snapshot, error = &error as &dyn std::error::Error, "cannot remove an abandoned snapshot");
+                }
+            }
+            self.inner.stats.forget(&prepare::pull_scope(&scope));
+            self.collect_garbage_later();
+        }
     }
 }
 
@@ -315,6 +381,10 @@ impl pb::agent_server::Agent for LocalAgent {
             })?;
         let manifest = snapshots.rename(&staging, &request.snapshot_id).await?;
         self.inner.prepared.lock().remove(&request.scope);
+        self.inner
+            .snapshot_scopes
+            .lock()
+            .insert(manifest.id.clone(), PullScope::Cache(request.scope.clone()));
         info!(snapshot = %manifest.id, size_bytes = manifest.size_bytes, "snapshot built");
         Ok(Response::new(images::snapshot_message(&manifest)))
     }
@@ -324,17 +394,12 @@ impl pb::agent_server::Agent for LocalAgent {
         request: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
         let id = request.into_inner().snapshot_id;
-        let in_use = self
-            .inner
-            .users
-            .lock()
-            .get(&id)
-            .is_some_and(|groups| !groups.is_empty());
-        if in_use {
-            info!(snapshot = %id, "snapshot deleted while groups run from it; freed after them");
-            self.inner.doomed.lock().insert(id);
-        } else {
-            self.inner.snapshots.delete(&id).await?;
+        let decision = self.inner.usage.lock().request_delete(&id);
+        match decision {
+            DeleteDecision::Deferred => {
+                info!(snapshot = %id, "snapshot deleted while groups run from it; freed after them");
+            }
+            DeleteDecision::DeleteNow => self.remove_snapshot(&id).await?,
         }
         Ok(Response::new(pb::DeleteSnapshotResponse {}))
     }
@@ -344,8 +409,7 @@ impl pb::agent_server::Agent for LocalAgent {
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::GroupStatus>, Status> {
         let request = request.into_inner();
-        let (images, used) = images::for_group(self, &request).await?;
-        self.use_snapshots(&request.group_id, used);
+        let images = images::for_group(self, &request).await?;
         let status = self.inner.runtime.create_group(request, images).await?;
         Ok(Response::new(status))
     }
@@ -355,8 +419,7 @@ impl pb::agent_server::Agent for LocalAgent {
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::GroupStatus>, Status> {
         let request = request.into_inner();
-        let (images, used) = images::for_group(self, &request).await?;
-        self.use_snapshots(&request.group_id, used);
+        let images = images::for_group(self, &request).await?;
         let status = self.inner.runtime.update_group(request, images).await?;
         Ok(Response::new(status))
     }
@@ -392,12 +455,27 @@ impl pb::agent_server::Agent for LocalAgent {
             .delete_group(&request.group_id, grace, request.force)
             .await?;
         let own = self.inner.prepared.lock().remove(&request.group_id);
+        let released = self.inner.usage.lock().release(&request.group_id);
+        self.inner
+            .stats
+            .forget(&PullScope::Group(request.group_id.clone()));
+        // Every removal is tried (each clears its `deleting` mark); the first failure is
+        // reported.
+        let mut first_error = None;
         for snapshot in own.into_iter().flat_map(|p| p.own_snapshots) {
-            self.inner.snapshots.delete(&snapshot).await?;
+            if let Err(error) = self.inner.snapshots.delete(&snapshot).await {
+                first_error.get_or_insert(error);
+            }
+            self.collect_garbage_later();
         }
-        for snapshot in self.release_snapshots(&request.group_id) {
+        for snapshot in released {
             info!(snapshot = %snapshot, "freeing a deleted snapshot its last group no longer uses");
-            self.inner.snapshots.delete(&snapshot).await?;
+            if let Err(error) = self.remove_snapshot(&snapshot).await {
+                first_error.get_or_insert(error);
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error.into());
         }
         Ok(Response::new(pb::DeleteGroupResponse {}))
     }
@@ -438,3 +516,6 @@ impl pb::agent_server::Agent for LocalAgent {
         Ok(Response::new(stats))
     }
 }
+
+#[cfg(test)]
+mod tests;

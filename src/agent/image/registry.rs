@@ -13,10 +13,19 @@
 //! or bearer-token auth from the registry's challenge. Registries listed as plain-HTTP are
 //! reached without TLS, insecure ones with TLS but without certificate checks.
 //!
+//! # Metadata size
+//! Manifests, indexes and configs are read into memory whole, so their size is bounded by
+//! [`MAX_METADATA_BYTES`] (oras-go's limit for manifests): a config or platform manifest whose
+//! descriptor declares more is refused before it is fetched. The manifest (or index) a tag
+//! names has no descriptor in front of it and `oci-client` reads its body whole; that one
+//! body is bounded only by the registry's read timeout.
+//!
 //! Each image pull gets its own `oci-client` session, because that client remembers the first
 //! credentials it saw per registry; a later pull with other credentials must not reuse them.
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -30,7 +39,7 @@ use oci_client::{
 use secrecy::{ExposeSecret as _, SecretString};
 use tracing::{Instrument as _, debug, debug_span};
 
-use super::store::{Digest, StoreError};
+use super::store::{Digest, MAX_METADATA_BYTES, StoreError};
 use crate::reference::{self, ReferenceError, registry_host};
 
 /// Why a pull failed.
@@ -98,6 +107,23 @@ pub enum RegistryError {
         /// The cause.
         #[source]
         source: Option<StoreError>,
+    },
+    /// A manifest or config descriptor declares more than [`MAX_METADATA_BYTES`]; it was
+    /// not fetched (metadata is read into memory whole).
+    #[error(
+        "{kind} {digest} of image {image} declares {size} bytes, more than the {limit} allowed"
+    )]
+    MetadataTooLarge {
+        /// The normalised image.
+        image: String,
+        /// `platform manifest` or `config`.
+        kind: &'static str,
+        /// The descriptor's digest.
+        digest: String,
+        /// The size it declares.
+        size: i64,
+        /// The limit.
+        limit: u64,
     },
     /// A blob download could not start.
     #[error("cannot pull blob {digest} of image {image}")]
@@ -432,7 +458,13 @@ impl RegistryClient {
         &self.config
     }
 
-    fn session(&self, host: &str) -> Result<Client, RegistryError> {
+    /// A session with `host`. `oversized` receives the platform manifest the index pointed
+    /// to when its descriptor is over [`MAX_METADATA_BYTES`] (then none is selected).
+    fn session(
+        &self,
+        host: &str,
+        oversized: Arc<Mutex<Option<(String, i64)>>>,
+    ) -> Result<Client, RegistryError> {
         let config = ClientConfig {
             protocol: if RegistryConfig::lists(&self.config.plain_http, host) {
                 ClientProtocol::Http
@@ -452,7 +484,16 @@ impl RegistryClient {
             platform_resolver: {
                 let platform = self.config.platform.clone();
                 Some(Box::new(move |entries: &[ImageIndexEntry]| {
-                    platform.select(entries)
+                    let digest = platform.select(entries)?;
+                    let size = entries
+                        .iter()
+                        .find(|e| e.digest == digest)
+                        .map_or(0, |e| e.size);
+                    if !fits_metadata(size) {
+                        *oversized.lock() = Some((digest, size));
+                        return None;
+                    }
+                    Some(digest)
                 }))
             },
             connect_timeout: Some(self.config.connect_timeout),
@@ -486,7 +527,8 @@ impl RegistryClient {
                 authenticated = !matches!(auth, RegistryAuth::Anonymous),
                 "resolving"
             );
-            let client = self.session(&host)?;
+            let oversized = Arc::new(Mutex::new(None));
+            let client = self.session(&host, oversized.clone())?;
             let reference = image.reference();
             let classify = |source: OciDistributionError| {
                 if is_auth_error(&source) {
@@ -511,9 +553,18 @@ impl RegistryClient {
                 .await
                 .map_err(|source| match source {
                     OciDistributionError::ImageManifestNotFoundError(_) => {
-                        RegistryError::SelectPlatform {
-                            image: image.to_string(),
-                            platform: self.config.platform.clone(),
+                        match oversized.lock().take() {
+                            Some((digest, size)) => RegistryError::MetadataTooLarge {
+                                image: image.to_string(),
+                                kind: "platform manifest",
+                                digest,
+                                size,
+                                limit: MAX_METADATA_BYTES,
+                            },
+                            None => RegistryError::SelectPlatform {
+                                image: image.to_string(),
+                                platform: self.config.platform.clone(),
+                            },
                         }
                     }
                     other => classify(other),
@@ -530,6 +581,15 @@ impl RegistryClient {
                     media_type: descriptor.media_type.clone(),
                 })
             };
+            if !fits_metadata(manifest.config.size) {
+                return Err(RegistryError::MetadataTooLarge {
+                    image: image.to_string(),
+                    kind: "config",
+                    digest: manifest.config.digest.clone(),
+                    size: manifest.config.size,
+                    limit: MAX_METADATA_BYTES,
+                });
+            }
             let config = blob(&manifest.config)?;
             let layers = manifest
                 .layers
@@ -547,6 +607,15 @@ impl RegistryClient {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// Whether a metadata descriptor's declared size may be fetched into memory (a negative size
+/// is refused later as an invalid descriptor).
+fn fits_metadata(size: i64) -> bool {
+    match u64::try_from(size) {
+        Ok(size) => size <= MAX_METADATA_BYTES,
+        Err(_) => true,
     }
 }
 
@@ -625,6 +694,64 @@ mod tests {
         let debug = format!("{credential:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("registry.example.com"));
+    }
+
+    /// A registry on 127.0.0.1 serving `app:index` (an index whose linux/amd64 manifest
+    /// declares 5 MiB) and `app:big-config` (a manifest whose config declares 5 MiB).
+    async fn oversized_registry() -> String {
+        let big = 5 * 1024 * 1024;
+        let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest('a'), "size": big,
+                "platform": {"os": "linux", "architecture": "amd64"}
+            }]
+        });
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": digest('b'), "size": big},
+            "layers": []
+        });
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let (index, manifest) = (index.clone(), manifest.clone());
+            async move {
+                let (media_type, body) = match uri.path() {
+                    "/v2/" => ("application/json", serde_json::json!({})),
+                    "/v2/app/manifests/index" => ("application/vnd.oci.image.index.v1+json", index),
+                    "/v2/app/manifests/big-config" => {
+                        ("application/vnd.oci.image.manifest.v1+json", manifest)
+                    }
+                    _ => return axum::http::StatusCode::NOT_FOUND.into_response(),
+                };
+                ([("content-type", media_type)], body.to_string()).into_response()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr.to_string()
+    }
+
+    use axum::response::IntoResponse as _;
+
+    #[tokio::test]
+    async fn refuses_oversized_metadata_before_fetching_it() {
+        let registry = oversized_registry().await;
+        let client = RegistryClient::new(RegistryConfig::default().with_plain_http(&registry));
+        for (tag, kind) in [("index", "platform manifest"), ("big-config", "config")] {
+            let image: ImageRef = format!("{registry}/app:{tag}").parse().unwrap();
+            let error = client.resolve(&image, &[]).await.unwrap_err();
+            assert!(
+                matches!(&error, RegistryError::MetadataTooLarge { kind: k, size, .. }
+                    if *k == kind && *size == 5 * 1024 * 1024),
+                "{tag}: {error:?}"
+            );
+        }
     }
 
     #[test]

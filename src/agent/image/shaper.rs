@@ -11,7 +11,14 @@
 //! shaper never take less than `n / rate`, whatever the chunk sizes, and concurrent downloads
 //! share the rate roughly in order of arrival. The clock is tokio's, so tests can pause it.
 
-use std::{collections::BTreeMap, fmt, num::NonZeroU64, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    fmt,
+    num::NonZeroU64,
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -172,7 +179,14 @@ pub enum PullScope {
 /// layers; manifests and content-store hits count nothing). Cheap to clone and share.
 #[derive(Clone, Debug, Default)]
 pub struct PullStats {
-    inner: Arc<Mutex<PullCounters>>,
+    inner: Arc<Mutex<Counters>>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    counters: PullCounters,
+    /// The live scopes that pulled each image: an image's series goes with the last of them.
+    image_scopes: HashMap<String, HashSet<PullScope>>,
 }
 
 /// A copy of the counters at one moment, for agent stats and Prometheus.
@@ -191,7 +205,13 @@ pub struct PullCounters {
 impl PullStats {
     /// Counts `bytes` pulled for `image` on behalf of `scope`.
     pub fn record(&self, scope: &PullScope, image: &str, bytes: u64) {
-        let mut counters = self.inner.lock();
+        let mut inner = self.inner.lock();
+        inner
+            .image_scopes
+            .entry(image.to_owned())
+            .or_default()
+            .insert(scope.clone());
+        let counters = &mut inner.counters;
         counters.total += bytes;
         *counters.images.entry(image.to_owned()).or_default() += bytes;
         let by_scope = match scope {
@@ -201,14 +221,38 @@ impl PullStats {
         *by_scope.or_default() += bytes;
     }
 
+    /// Drops the counter of `scope` (a deleted group or image cache), and the counter of
+    /// every image only it pulled, so that the series of an agent's metrics follow what lives
+    /// on it (cAdvisor drops the series of a removed container the same way). The total keeps
+    /// counting.
+    pub fn forget(&self, scope: &PullScope) {
+        let mut inner = self.inner.lock();
+        let Counters {
+            counters,
+            image_scopes,
+        } = &mut *inner;
+        match scope {
+            PullScope::Cache(id) => counters.caches.remove(id),
+            PullScope::Group(id) => counters.groups.remove(id),
+        };
+        image_scopes.retain(|image, scopes| {
+            scopes.remove(scope);
+            if scopes.is_empty() {
+                counters.images.remove(image);
+                return false;
+            }
+            true
+        });
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> PullCounters {
-        self.inner.lock().clone()
+        self.inner.lock().counters.clone()
     }
 
     /// Bytes pulled for one scope so far (0 when it pulled nothing).
     pub fn scope_bytes(&self, scope: &PullScope) -> u64 {
-        let counters = self.inner.lock();
+        let counters = &self.inner.lock().counters;
         let map = match scope {
             PullScope::Cache(_) => &counters.caches,
             PullScope::Group(_) => &counters.groups,
@@ -329,5 +373,24 @@ mod tests {
         assert_eq!(counters.groups["eci-1"], 7);
         assert_eq!(stats.scope_bytes(&cache), 150);
         assert_eq!(stats.scope_bytes(&PullScope::Group("eci-2".into())), 0);
+    }
+
+    #[test]
+    fn forgets_a_deleted_scope_and_the_images_only_it_pulled() {
+        let stats = PullStats::default();
+        let cache = PullScope::Cache("imc-1".into());
+        let group = PullScope::Group("eci-1".into());
+        stats.record(&cache, "busybox", 100);
+        stats.record(&group, "busybox", 7);
+        stats.record(&group, "nginx", 5);
+        stats.forget(&group);
+        let counters = stats.snapshot();
+        assert!(counters.groups.is_empty());
+        assert_eq!(counters.images.keys().collect::<Vec<_>>(), ["busybox"]);
+        assert_eq!(counters.total, 112);
+        stats.forget(&cache);
+        let counters = stats.snapshot();
+        assert!(counters.caches.is_empty() && counters.images.is_empty());
+        assert!(stats.inner.lock().image_scopes.is_empty());
     }
 }

@@ -20,12 +20,26 @@
 //! soon as a layer would overflow it, before the disk fills. Files a later layer removes
 //! still counted while they were there, as they would on a real disk.
 //!
-//! Deleting a snapshot removes its directory. Blobs stay in the content store (a later cache
-//! or group of the same images pulls nothing).
+//! Blobs no snapshot refers to any more are removed by [`SnapshotStore::collect_garbage`]
+//! (mark and sweep, as containerd's garbage collector does for its content store), which the
+//! agent runs after it deletes snapshots. It holds the store's build lock alone, so no build
+//! or rename is between fetching a blob and writing the manifest that refers to it.
+//!
+//! Deleting a snapshot renames its directory to a `.staging-del-…` name and then removes it, so
+//! a delete cut short by a crash leaves nothing under the snapshot's id (the sweep of `open`
+//! finishes it). Blobs stay in the content store (a later cache or group of the same images
+//! pulls nothing).
+//!
+//! # Crashes
+//! As containerd's snapshotter and etcd's WAL do, nothing is called done before it is on disk:
+//! a manifest is written to a temporary file, synced, renamed over the old one and its directory
+//! synced; a staging directory's file system is synced (`syncfs`) before the directory is
+//! renamed into place, and the store's directory after. A snapshot whose manifest is missing or
+//! unreadable all the same (a torn write on a disk that lied) counts as absent: `open` removes
+//! it, and `build`/`rename` replace it instead of failing on it forever.
 
 use std::{
     collections::HashSet,
-    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -35,7 +49,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tracing::{Instrument as _, debug, debug_span, info_span};
+use tracing::{Instrument as _, debug, debug_span, info_span, warn};
 
 use super::{
     registry::{ImageRef, RegistryClient, RegistryCredential, RegistryError, ResolvedImage},
@@ -44,7 +58,18 @@ use super::{
     unpack::{self, UnpackError},
 };
 
+mod disk;
+
+use self::disk::{
+    ManifestState, disk_usage, read_manifest, remove_tree, sweep_broken, sync_dir, sync_fs,
+    write_manifest,
+};
+
 const MANIFEST_FILE: &str = "snapshot.json";
+/// The manifest while it is written, renamed to [`MANIFEST_FILE`] once synced.
+const MANIFEST_TEMP: &str = ".snapshot.json.tmp";
+/// Directories being built or removed; whatever carries it at `open` is a crash's leftover.
+const STAGING_PREFIX: &str = ".staging-";
 
 /// Why a snapshot operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +193,18 @@ pub enum SnapshotError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The snapshots could not be listed to find the blobs they refer to.
+    #[error("cannot list the snapshots at {} to collect garbage", path.display())]
+    ScanSnapshots {
+        /// The directory or manifest.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Unreferenced blobs could not be removed.
+    #[error("cannot remove unreferenced blobs")]
+    RemoveBlobs(#[source] StoreError),
     /// Removing a snapshot's directory failed.
     #[error("cannot delete snapshot {snapshot}")]
     DeleteSnapshot {
@@ -337,6 +374,9 @@ pub struct SnapshotStore {
     shaper: Option<Arc<Shaper>>,
     stats: PullStats,
     next_staging: AtomicU64,
+    /// Held shared by every build and rename, alone by [`Self::collect_garbage`]: an async
+    /// lock, since a build holds it for as long as it pulls.
+    builds: tokio::sync::RwLock<()>,
 }
 
 impl SnapshotStore {
@@ -361,6 +401,7 @@ impl SnapshotStore {
                 let _ = tokio::fs::remove_dir_all(entry.path()).await;
             }
         }
+        sweep_broken(&root).await.map_err(open_error)?;
         Ok(Self {
             root,
             content,
@@ -368,6 +409,7 @@ impl SnapshotStore {
             shaper,
             stats,
             next_staging: AtomicU64::new(0),
+            builds: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -395,23 +437,54 @@ impl SnapshotStore {
             path: path.clone(),
             source,
         };
-        match tokio::fs::read(&path).await {
-            Ok(data) => serde_json::from_slice(&data)
-                .map(Some)
-                .map_err(|e| read_error(Box::new(e))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        match read_manifest(&path).await {
+            Ok(ManifestState::Valid(manifest)) => Ok(Some(manifest)),
+            Ok(ManifestState::Missing) => Ok(None),
+            Ok(ManifestState::Corrupt(error)) => {
+                // Absent rather than an error: `build` and `rename` replace it.
+                warn!(snapshot.id = %id, error = &error as &dyn std::error::Error, "ignoring a snapshot with a corrupt manifest");
+                Ok(None)
+            }
             Err(e) => Err(read_error(Box::new(e))),
         }
+    }
+
+    /// Removes the directory of `id` when it exists without a readable manifest (a crash's
+    /// leftover), so that a build or rename can put a complete snapshot in its place.
+    async fn clear_broken(&self, id: &str) -> Result<(), SnapshotError> {
+        let path = self.path(id)?;
+        let broken = tokio::fs::symlink_metadata(&path).await.is_ok()
+            && matches!(
+                read_manifest(&path.join(MANIFEST_FILE)).await,
+                Ok(ManifestState::Missing | ManifestState::Corrupt(_))
+            );
+        if broken {
+            warn!(snapshot.id = %id, "removing a snapshot directory without a valid manifest");
+            self.delete(id).await?;
+        }
+        Ok(())
     }
 
     /// Deletes snapshot `id` and frees its disk; returns whether it existed.
     pub async fn delete(&self, id: &str) -> Result<bool, SnapshotError> {
         let path = self.path(id)?;
         let snapshot = id.to_owned();
-        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(SnapshotError::DeleteSnapshot { snapshot, source }),
+        // Renamed out of the way first (one atomic step): from here on the id is free, and a
+        // crash during the slow removal leaves a `.staging-` directory that `open` sweeps.
+        let n = self.next_staging.fetch_add(1, Ordering::Relaxed);
+        let doomed = self.root.join(format!(
+            "{STAGING_PREFIX}del-{id}-{}-{n}",
+            std::process::id()
+        ));
+        tokio::task::spawn_blocking(move || {
+            match std::fs::rename(&path, &doomed) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(source) => return Err(SnapshotError::DeleteSnapshot { snapshot, source }),
+            }
+            std::fs::remove_dir_all(&doomed)
+                .map(|()| true)
+                .map_err(|source| SnapshotError::DeleteSnapshot { snapshot, source })
         })
         .await
         .map_err(|source| SnapshotError::JoinTask {
@@ -423,9 +496,12 @@ impl SnapshotStore {
     /// Gives the built snapshot `from` the id `to` (a directory rename, so no byte is copied)
     /// and returns its manifest. Idempotent: when `to` exists already it is returned as it is.
     pub async fn rename(&self, from: &str, to: &str) -> Result<SnapshotManifest, SnapshotError> {
+        // A garbage collection must not list the store while the manifest moves.
+        let _renaming = self.builds.read().await;
         if let Some(existing) = self.get(to).await? {
             return Ok(existing);
         }
+        self.clear_broken(to).await?;
         let Some(mut manifest) = self.get(from).await? else {
             return Err(SnapshotError::NotFound {
                 snapshot: from.to_owned(),
@@ -438,15 +514,17 @@ impl SnapshotStore {
             source,
         };
         manifest.id = to.to_owned();
-        let manifest_path = source.join(MANIFEST_FILE);
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| write_error(&manifest_path, e.into()))?;
-        tokio::fs::write(&manifest_path, json)
+        // Rewritten atomically before the move: a crash in between leaves `from` complete
+        // (with `to`'s id, which the retried rename writes again).
+        write_manifest(&source, &manifest)
             .await
-            .map_err(|e| write_error(&manifest_path, e))?;
+            .map_err(|e| write_error(&source.join(MANIFEST_FILE), e))?;
         tokio::fs::rename(&source, &target)
             .await
             .map_err(|e| write_error(&target, e))?;
+        sync_dir(&self.root)
+            .await
+            .map_err(|e| write_error(&self.root, e))?;
         Ok(manifest)
     }
 
@@ -460,15 +538,18 @@ impl SnapshotStore {
     ) -> Result<SnapshotManifest, SnapshotError> {
         let span = info_span!("build_snapshot", snapshot.id = %request.snapshot_id);
         async move {
+            // Blobs this build fetches are referenced by no manifest until it finishes.
+            let _building = self.builds.read().await;
             let id = request.snapshot_id.clone();
             let final_path = self.path(&id)?;
             if let Some(existing) = self.get(&id).await? {
                 return Ok(existing);
             }
+            self.clear_broken(&id).await?;
             let n = self.next_staging.fetch_add(1, Ordering::Relaxed);
             let staging = self
                 .root
-                .join(format!(".staging-{id}-{}-{n}", std::process::id()));
+                .join(format!("{STAGING_PREFIX}{id}-{}-{n}", std::process::id()));
             let result = self.build_in(&request, &staging, events).await;
             let manifest = match result {
                 Ok(manifest) => manifest,
@@ -478,7 +559,16 @@ impl SnapshotStore {
                 }
             };
             match tokio::fs::rename(&staging, &final_path).await {
-                Ok(()) => Ok(manifest),
+                Ok(()) => {
+                    sync_dir(&self.root)
+                        .await
+                        .map_err(|source| SnapshotError::WriteSnapshot {
+                            snapshot: id.clone(),
+                            path: self.root.clone(),
+                            source,
+                        })?;
+                    Ok(manifest)
+                }
                 Err(source) => {
                     remove_tree(staging).await;
                     // Another build of the same id finished first: that one stands.
@@ -495,6 +585,43 @@ impl SnapshotStore {
         }
         .instrument(span)
         .await
+    }
+
+    /// Removes the blobs of the content store that no snapshot's manifest refers to (the
+    /// configs and layers of deleted snapshots); returns how many. Waits for running builds.
+    ///
+    /// # Errors
+    /// When the snapshots cannot be listed or a blob cannot be removed; nothing is removed
+    /// when a manifest cannot be read (what it refers to is unknown).
+    pub async fn collect_garbage(&self) -> Result<u64, SnapshotError> {
+        let _alone = self.builds.write().await;
+        let scan_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| SnapshotError::ScanSnapshots { path, source }
+        };
+        let mut live = HashSet::new();
+        let mut entries = tokio::fs::read_dir(&self.root)
+            .await
+            .map_err(scan_error(&self.root))?;
+        while let Some(entry) = entries.next_entry().await.map_err(scan_error(&self.root))? {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path().join(MANIFEST_FILE);
+            // A directory without a valid manifest is no snapshot: it keeps nothing alive.
+            if let ManifestState::Valid(manifest) =
+                read_manifest(&path).await.map_err(scan_error(&path))?
+            {
+                for image in manifest.images {
+                    live.insert(image.config_digest);
+                    live.extend(image.layers.into_iter().map(|l| l.digest));
+                }
+            }
+        }
+        self.content
+            .remove_unreferenced(&live)
+            .await
+            .map_err(SnapshotError::RemoveBlobs)
     }
 
     async fn build_in(
@@ -693,12 +820,14 @@ impl SnapshotStore {
             images: manifest_images,
             size_bytes,
         };
-        let manifest_path = staging.join(MANIFEST_FILE);
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| write_error(&manifest_path, e.into()))?;
-        tokio::fs::write(&manifest_path, json)
+        // Every unpacked file reaches the disk before the directory can be renamed into
+        // place (containerd syncs a snapshot's file system before committing it).
+        sync_fs(staging)
             .await
-            .map_err(|e| write_error(&manifest_path, e))?;
+            .map_err(|e| write_error(staging, e))?;
+        write_manifest(staging, &manifest)
+            .await
+            .map_err(|e| write_error(&staging.join(MANIFEST_FILE), e))?;
         Ok(manifest)
     }
 }
@@ -721,7 +850,7 @@ impl SnapshotStore {
         };
         let config = self
             .content
-            .read(&image.config.digest)
+            .read_metadata(&image.config.digest)
             .await
             .map_err(|e| config_error(Box::new(e)))?;
         let ids = config_diff_ids(&config).map_err(|e| config_error(Box::new(e)))?;
@@ -822,25 +951,6 @@ async fn create_private_dir(root: &Path) -> std::io::Result<()> {
     tokio::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).await
 }
 
-/// Bytes of regular-file content under `root`, each inode once, symlinks not followed.
-fn disk_usage(root: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    let mut inodes = HashSet::new();
-    let mut pending = vec![root.to_owned()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let meta = entry.metadata()?; // does not follow symlinks
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else if meta.is_file() && inodes.insert((meta.dev(), meta.ino())) {
-                total += meta.len();
-            }
-        }
-    }
-    Ok(total)
-}
-
 /// Raises its flag when dropped: a future awaiting a blocking unpack holds one.
 #[derive(Default)]
 struct CancelOnDrop(Arc<AtomicBool>);
@@ -851,13 +961,9 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn remove_tree(path: PathBuf) {
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{super::store::Digest, *};
 
     /// The emulator spawns builds on its runtime: the future must be `Send`.
     #[allow(dead_code, clippy::needless_pass_by_value)]
@@ -944,6 +1050,123 @@ mod tests {
             .unwrap();
         open().await;
         assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o077, 0);
+    }
+
+    async fn open_store(dir: &Path) -> SnapshotStore {
+        let content = Arc::new(ContentStore::open(dir.join("content")).await.unwrap());
+        SnapshotStore::open(
+            dir.join("snapshots"),
+            content,
+            RegistryClient::new(super::super::registry::RegistryConfig::default()),
+            None,
+            PullStats::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A complete snapshot `id` made by hand: one image with one file, and its manifest.
+    async fn put_snapshot(store: &SnapshotStore, id: &str) -> SnapshotManifest {
+        let dir = store.root().join(id);
+        std::fs::create_dir_all(dir.join("images/0/rootfs")).unwrap();
+        std::fs::write(dir.join("images/0/rootfs/hello"), b"hello").unwrap();
+        let manifest = SnapshotManifest {
+            id: id.to_owned(),
+            images: vec![SnapshotImage {
+                requested: "busybox".into(),
+                image: "docker.io/library/busybox:latest".into(),
+                manifest_digest: format!("sha256:{}", "a".repeat(64)),
+                config_digest: format!("sha256:{}", "b".repeat(64)),
+                pull_size: 10,
+                layers: vec![SnapshotLayer {
+                    digest: format!("sha256:{}", "c".repeat(64)),
+                    media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                    size: 10,
+                    unpacked_bytes: 5,
+                }],
+                rootfs: "images/0/rootfs".into(),
+            }],
+            size_bytes: 5,
+        };
+        write_manifest(&dir, &manifest).await.unwrap();
+        manifest
+    }
+
+    #[tokio::test]
+    async fn a_torn_manifest_does_not_block_the_rename_onto_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        let staged = put_snapshot(&store, "prep-x").await;
+        // What a crash after a non-durable write leaves: `s-1/` with half a manifest.
+        let broken = store.root().join("s-1");
+        std::fs::create_dir_all(broken.join("images/0/rootfs")).unwrap();
+        std::fs::write(broken.join(MANIFEST_FILE), b"{\"id\":\"s-1\",\"ima").unwrap();
+        assert_eq!(store.get("s-1").await.unwrap(), None);
+
+        let renamed = store.rename("prep-x", "s-1").await.unwrap();
+        assert_eq!(renamed.id, "s-1");
+        assert_eq!(renamed.images, staged.images);
+        assert_eq!(store.get("s-1").await.unwrap(), Some(renamed));
+        assert!(store.root().join("s-1/images/0/rootfs/hello").exists());
+        assert_eq!(store.get("prep-x").await.unwrap(), None);
+        let leftovers: Vec<_> = std::fs::read_dir(store.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, ["s-1"], "the broken directory was not removed");
+    }
+
+    #[tokio::test]
+    async fn open_sweeps_snapshots_without_a_valid_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        put_snapshot(&store, "good").await;
+        std::fs::create_dir_all(store.root().join("no-manifest/images")).unwrap();
+        std::fs::create_dir_all(store.root().join("torn")).unwrap();
+        std::fs::write(store.root().join("torn").join(MANIFEST_FILE), b"{").unwrap();
+        std::fs::create_dir_all(store.root().join(".staging-del-old-1-0/x")).unwrap();
+        drop(store);
+
+        let store = open_store(dir.path()).await;
+        let mut left: Vec<_> = std::fs::read_dir(store.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["good"]);
+        assert!(store.get("good").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn delete_moves_the_directory_away_before_removing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        put_snapshot(&store, "s-2").await;
+        assert!(store.delete("s-2").await.unwrap());
+        assert!(!store.delete("s-2").await.unwrap());
+        assert_eq!(std::fs::read_dir(store.root()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn garbage_collection_keeps_only_the_blobs_snapshots_refer_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        put_snapshot(&store, "s-1").await;
+        let blob = |c: char| {
+            let digest: Digest = format!("sha256:{}", c.to_string().repeat(64))
+                .parse()
+                .unwrap();
+            store.content.blob_path(&digest)
+        };
+        for c in ['b', 'c', 'd'] {
+            std::fs::write(blob(c), b"x").unwrap();
+        }
+        assert_eq!(store.collect_garbage().await.unwrap(), 1);
+        assert!(blob('b').exists() && blob('c').exists() && !blob('d').exists());
+
+        assert!(store.delete("s-1").await.unwrap());
+        assert_eq!(store.collect_garbage().await.unwrap(), 2);
+        assert!(!blob('b').exists() && !blob('c').exists());
     }
 
     #[test]

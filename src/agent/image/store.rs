@@ -10,6 +10,7 @@
 //! lowercase hex digits) before they ever become part of a path.
 
 use std::{
+    collections::HashSet,
     fmt,
     path::{Path, PathBuf},
     str::FromStr,
@@ -22,6 +23,11 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
 use super::shaper::Shaper;
+
+/// The most bytes a piece of image metadata (a manifest, an index, an image config) may have.
+/// Metadata is read into memory whole, so a registry must not choose its size; 4 MiB is the
+/// limit oras-go and containerd apply to manifests, far above any real image's.
+pub const MAX_METADATA_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +84,26 @@ pub enum StoreError {
         expected: u64,
         /// The bytes received.
         actual: u64,
+    },
+    /// A blob read into memory is larger than the limit for its kind (image metadata).
+    #[error("blob {digest} has {size} bytes, more than the {limit} allowed")]
+    BlobTooLarge {
+        /// The blob.
+        digest: Digest,
+        /// Its size on disk.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The blobs could not be listed, or an unreferenced one removed, while collecting
+    /// garbage.
+    #[error("cannot remove unreferenced blobs at {}", path.display())]
+    RemoveBlobs {
+        /// The directory or blob.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// A stored blob could not be read.
     #[error("cannot read blob {digest}")]
@@ -206,14 +232,80 @@ impl ContentStore {
             .unwrap_or(false)
     }
 
-    /// Reads a whole (small) blob, such as an image config.
-    pub async fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        tokio::fs::read(self.blob_path(digest))
+    /// Reads a whole blob of at most `limit` bytes; a larger one is refused before any byte
+    /// is read into memory.
+    ///
+    /// # Errors
+    /// [`StoreError::BlobTooLarge`] past the limit, [`StoreError::ReadBlob`] when the blob
+    /// cannot be read.
+    pub async fn read_small(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, StoreError> {
+        use tokio::io::AsyncReadExt as _;
+        let read_error = |source| StoreError::ReadBlob {
+            digest: digest.clone(),
+            source,
+        };
+        let file = tokio::fs::File::open(self.blob_path(digest))
             .await
-            .map_err(|source| StoreError::ReadBlob {
-                digest: digest.clone(),
-                source,
-            })
+            .map_err(read_error)?;
+        let size = file.metadata().await.map_err(read_error)?.len();
+        let too_large = |size| StoreError::BlobTooLarge {
+            digest: digest.clone(),
+            size,
+            limit,
+        };
+        if size > limit {
+            return Err(too_large(size));
+        }
+        // Bounded read as well: the size was checked on this open file, yet reading at most
+        // one byte past the limit costs nothing and holds whatever happens to the file.
+        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut data)
+            .await
+            .map_err(read_error)?;
+        let read = data.len() as u64;
+        if read > limit {
+            return Err(too_large(read));
+        }
+        Ok(data)
+    }
+
+    /// Removes every blob whose digest (`sha256:<hex>`) is not in `live`; returns how many.
+    ///
+    /// The caller guarantees that nothing adds a reference meanwhile (the snapshot store
+    /// holds its build lock alone while it marks and sweeps).
+    ///
+    /// # Errors
+    /// [`StoreError::RemoveBlobs`] when the blobs cannot be listed or one cannot be removed.
+    pub async fn remove_unreferenced(&self, live: &HashSet<String>) -> Result<u64, StoreError> {
+        let dir = self.root.join("blobs/sha256");
+        let error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::RemoveBlobs { path, source }
+        };
+        let mut entries = tokio::fs::read_dir(&dir).await.map_err(error(&dir))?;
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await.map_err(error(&dir))? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if live.contains(&format!("sha256:{name}")) {
+                continue;
+            }
+            let path = entry.path();
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(error(&path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Reads an image config (or other metadata blob), at most [`MAX_METADATA_BYTES`].
+    ///
+    /// # Errors
+    /// As [`Self::read_small`].
+    pub async fn read_metadata(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        self.read_small(digest, MAX_METADATA_BYTES).await
     }
 
     /// Stores the blob `digest` of `size` bytes from `open`'s stream, unless it is present
@@ -370,7 +462,7 @@ mod tests {
             .unwrap();
         assert_eq!(result, Ingested::Downloaded(data.len() as u64));
         assert_eq!(seen, data.len());
-        assert_eq!(store.read(&digest).await.unwrap(), data);
+        assert_eq!(store.read_metadata(&digest).await.unwrap(), data);
         // Present: the stream is not even opened.
         let again = store
             .ingest(
@@ -403,7 +495,26 @@ mod tests {
             .unwrap();
         assert_eq!(fresh, Ingested::Downloaded(data.len() as u64));
         assert_eq!(seen, data.len());
-        assert_eq!(store.read(&digest).await.unwrap(), data);
+        assert_eq!(store.read_metadata(&digest).await.unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn refuses_to_read_a_large_blob_into_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).await.unwrap();
+        let data = vec![b'{'; 5 * 1024 * 1024];
+        let digest = Digest::of(&data);
+        std::fs::write(store.blob_path(&digest), &data).unwrap();
+        let error = store.read_metadata(&digest).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::BlobTooLarge { size, limit, .. }
+                if size == 5 * 1024 * 1024 && limit == MAX_METADATA_BYTES),
+            "{error:?}"
+        );
+        assert_eq!(
+            store.read_small(&digest, 5 * 1024 * 1024).await.unwrap(),
+            data
+        );
     }
 
     #[tokio::test]

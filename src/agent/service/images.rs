@@ -13,24 +13,39 @@ use crate::agent::{
     status::AgentError,
 };
 
-/// The images of a group's containers and the snapshots they come from.
+/// The images of a group's containers, with the group registered as a user of the snapshots
+/// they come from.
+///
+/// The group is registered before any snapshot is read, and refused when a snapshot was
+/// deleted, in one step under the usage lock: a concurrent `DeleteSnapshot` then either sees
+/// the user and defers, or has marked the snapshot first and this call fails.
 ///
 /// # Errors
-/// `FAILED_PRECONDITION` when `PrepareImages` did not run for the group or an image is missing
-/// from its snapshot.
+/// `FAILED_PRECONDITION` when `PrepareImages` did not run for the group, a snapshot was
+/// deleted, or an image is missing from its snapshot.
 pub(super) async fn for_group(
     agent: &LocalAgent,
     request: &pb::CreateGroupRequest,
-) -> Result<(HashMap<String, PreparedImage>, Vec<String>), Status> {
+) -> Result<HashMap<String, PreparedImage>, Status> {
     let located: HashMap<String, String> = agent
         .inner
         .prepared
         .lock()
-        .get(&request.group_id)
-        .map(|p| p.images.clone())
+        .get_mut(&request.group_id)
+        .map(|p| {
+            // Created: no longer subject to the prepared TTL.
+            p.created = true;
+            p.images.clone()
+        })
         .ok_or_else(|| AgentError::GroupNotPrepared {
             group_id: request.group_id.clone(),
         })?;
+    agent
+        .inner
+        .usage
+        .lock()
+        .claim(&request.group_id, located.values())
+        .map_err(|snapshot| AgentError::SnapshotGone { snapshot })?;
     let mut manifests: HashMap<String, SnapshotManifest> = HashMap::new();
     let mut out = HashMap::new();
     for container in request.init_containers.iter().chain(&request.containers) {
@@ -68,7 +83,7 @@ pub(super) async fn for_group(
         let rootfs = agent.inner.snapshots.path(snapshot)?.join(&image.rootfs);
         out.insert(container.image.clone(), PreparedImage { rootfs, config });
     }
-    Ok((out, manifests.into_keys().collect()))
+    Ok(out)
 }
 
 /// The run configuration of an image, from its config blob in the content store.
@@ -79,16 +94,15 @@ async fn run_config(agent: &LocalAgent, digest: &str) -> Result<ImageRunConfig, 
             digest: digest.to_owned(),
             source,
         })?;
-    let data =
-        agent
-            .inner
-            .content
-            .read(&digest)
-            .await
-            .map_err(|source| AgentError::ReadConfig {
-                digest: digest.to_string(),
-                source,
-            })?;
+    let data = agent
+        .inner
+        .content
+        .read_metadata(&digest)
+        .await
+        .map_err(|source| AgentError::ReadConfig {
+            digest: digest.to_string(),
+            source,
+        })?;
     let file: oci_client::config::ConfigFile =
         serde_json::from_slice(&data).map_err(|source| AgentError::ParseConfig {
             digest: digest.to_string(),

@@ -16,7 +16,7 @@ use std::{
     hash::{Hash as _, Hasher as _},
 };
 
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::{Instrument as _, info, info_span};
@@ -37,14 +37,39 @@ pub(crate) const GROUP_SNAPSHOT_PREFIX: &str = "grp-";
 const CACHE_STAGING_PREFIX: &str = "prep-";
 
 /// What `PrepareImages` made ready for one scope.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Prepared {
+    /// When it was made ready (for [`super::PREPARED_TTL`]).
+    pub prepared_at: Instant,
+    /// Whether a group was created from it; then it lives until `DeleteContainerGroup`.
+    pub created: bool,
     /// A cache build's staging snapshot.
     pub staging_snapshot: Option<String>,
     /// A group's images (as requested) → the snapshot holding each.
     pub images: HashMap<String, String>,
     /// Snapshots built for this group alone.
     pub own_snapshots: Vec<String>,
+}
+
+impl Prepared {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            prepared_at: now,
+            created: false,
+            staging_snapshot: None,
+            images: HashMap::new(),
+            own_snapshots: Vec::new(),
+        }
+    }
+}
+
+/// Whom a scope's downloads are counted for.
+pub(crate) fn pull_scope(scope: &str) -> PullScope {
+    if is_group(scope) {
+        PullScope::Group(scope.to_owned())
+    } else {
+        PullScope::Cache(scope.to_owned())
+    }
 }
 
 /// Checks the request and starts preparing in the background; the stream carries progress
@@ -67,6 +92,7 @@ pub(super) fn start(
     let span = info_span!("prepare_images", scope = %request.scope);
     tokio::spawn(
         async move {
+            agent.sweep_prepared(Instant::now()).await;
             let result = if is_group(&request.scope) {
                 prepare_group(&agent, &request, images, &tx).await
             } else {
@@ -118,13 +144,12 @@ async fn prepare_cache(
     build.size_limit = (request.size_limit_bytes > 0).then_some(request.size_limit_bytes);
     build.registry = registry_for(agent, request)?;
     run_build(agent, build, (0..images.len()).collect(), &mut progress, tx).await?;
-    inner.prepared.lock().insert(
-        request.scope.clone(),
-        Prepared {
-            staging_snapshot: Some(staging),
-            ..Prepared::default()
-        },
-    );
+    let mut prepared = Prepared::new(Instant::now());
+    prepared.staging_snapshot = Some(staging);
+    inner
+        .prepared
+        .lock()
+        .insert(request.scope.clone(), prepared);
     let _ = tx.send(Ok(progress.message(true))).await;
     Ok(())
 }
@@ -140,7 +165,7 @@ async fn prepare_group(
     let registry = registry_for(agent, request)?;
     let credentials = credentials(request);
     let mut progress = Tracker::new(&images);
-    let mut prepared = Prepared::default();
+    let mut prepared = Prepared::new(Instant::now());
     // Images to pull as a fresh instance does, and images whose tag moved since the snapshot.
     let (mut fresh, mut refresh) = (Vec::new(), Vec::new());
     for (index, requested) in images.iter().enumerate() {
@@ -188,6 +213,9 @@ async fn prepare_group(
         }
     }
     let _ = tx.send(Ok(progress.message(false))).await;
+    // Snapshots this call made (not those an earlier prepare of the group made and a running
+    // group may use): removed again when a later build of the call fails.
+    let mut made: Vec<String> = Vec::new();
     for (indices, fetch, tag) in [(fresh, Fetch::Always, ""), (refresh, Fetch::IfMissing, "r")] {
         if indices.is_empty() {
             continue;
@@ -202,7 +230,16 @@ async fn prepare_group(
         build.credentials = credentials.clone();
         build.fetch = fetch;
         build.registry = registry.clone();
-        run_build(agent, build, indices, &mut progress, tx).await?;
+        let existed = inner.snapshots.get(&id).await?.is_some();
+        if let Err(status) = run_build(agent, build, indices, &mut progress, tx).await {
+            for snapshot in &made {
+                let _ = inner.snapshots.delete(snapshot).await;
+            }
+            return Err(status);
+        }
+        if !existed {
+            made.push(id.clone());
+        }
         for image in subset {
             prepared.images.insert(image, id.clone());
         }
@@ -211,17 +248,27 @@ async fn prepare_group(
     if let Some(base) = &base {
         prepared.own_snapshots.retain(|s| *s != base.id);
     }
-    inner
-        .prepared
-        .lock()
-        .insert(request.scope.clone(), prepared);
+    {
+        let mut all = inner.prepared.lock();
+        if let Some(earlier) = all.remove(&request.scope) {
+            // An update prepares a created group again: its earlier snapshots still go with
+            // the group, and it stays created (never swept while it runs).
+            prepared.created = earlier.created;
+            for snapshot in earlier.own_snapshots {
+                if !prepared.own_snapshots.contains(&snapshot) {
+                    prepared.own_snapshots.push(snapshot);
+                }
+            }
+        }
+        all.insert(request.scope.clone(), prepared);
+    }
     let _ = tx.send(Ok(progress.message(true))).await;
     Ok(())
 }
 
 /// The base snapshot, unless it is unknown or already deleted (then the group pulls).
 async fn base_snapshot(agent: &LocalAgent, id: &str) -> Result<Option<SnapshotManifest>, Status> {
-    if id.is_empty() || agent.inner.doomed.lock().contains(id) {
+    if id.is_empty() || agent.inner.usage.lock().is_gone(id) {
         return Ok(None);
     }
     Ok(agent.inner.snapshots.get(id).await?)
