@@ -1,17 +1,17 @@
 //! `eci-vk emulator`: the ECI OpenAPI on loopback, with its agent in-process (real or
-//! simulated) or at a URL.
+//! simulated) or at an address (`unix:///PATH`, or `tcp://IP:PORT` with its token).
 
 use std::{io::Write as _, process::ExitCode, time::Duration};
 
 use crate::{
     agent::SimulatedConfig,
-    config::{EmulatorArgs, Runtime},
+    config::{AgentAddress, EmulatorArgs, Runtime, env::ENV_EMULATOR_AGENT_TOKEN_FILE},
     emulator,
 };
 
 use super::{
     Failure,
-    agent::{local_agent_config, parse_options},
+    agent::{local_agent_config, parse_options, read_token_file},
     exit, runtime, shutdown,
 };
 
@@ -21,11 +21,25 @@ pub(super) fn main(args: EmulatorArgs) -> ExitCode {
 
 async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     parse_options(&args.agent_options)?;
+    let token = args
+        .agent_token_file
+        .as_deref()
+        .map(|path| read_token_file(path, "--agent-token-file", ENV_EMULATOR_AGENT_TOKEN_FILE))
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| Failure::Usage(format!("cannot listen on {}: {error}", args.listen)))?;
     let agent = match (&args.agent, args.runtime) {
-        (Some(url), _) => emulator::AgentTarget::Remote(url.clone()),
+        // The agent refuses TCP without a token, so an emulator without one could do nothing.
+        (Some(address @ AgentAddress::Tcp(_)), _) if token.is_none() => {
+            return Err(Failure::Usage(format!(
+                "--agent {address} needs --agent-token-file (env {ENV_EMULATOR_AGENT_TOKEN_FILE}): an agent on TCP requires its bearer token"
+            )));
+        }
+        (Some(address), _) => emulator::AgentTarget::Remote {
+            url: address.grpc_url(),
+            token,
+        },
         (None, Runtime::Runc) => emulator::AgentTarget::Local(local_agent_config(
             &args.agent_options,
             args.data_dir.as_ref().map(|d| d.join("agent")),
