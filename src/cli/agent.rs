@@ -128,7 +128,10 @@ async fn serve(args: AgentArgs) -> Result<(), Failure> {
 ///
 /// # Errors
 /// [`Failure::Usage`] for TCP without a token, or an address that cannot be bound.
-async fn bind(address: &AgentAddress, token: Option<AuthToken>) -> Result<AgentListener, Failure> {
+pub(super) async fn bind(
+    address: &AgentAddress,
+    token: Option<AuthToken>,
+) -> Result<AgentListener, Failure> {
     match address {
         AgentAddress::Unix(path) => {
             let socket = UnixSocket::bind(path).await.map_err(|error| {

@@ -4,7 +4,7 @@
 use std::{io::Write as _, process::ExitCode, time::Duration};
 
 use crate::{
-    agent::SimulatedConfig,
+    agent::{AuthToken, SimulatedConfig},
     config::{AgentAddress, EmulatorArgs, Runtime, env::ENV_EMULATOR_AGENT_TOKEN_FILE},
     emulator,
 };
@@ -14,6 +14,26 @@ use super::{
     agent::{local_agent_config, parse_options, read_token_file},
     exit, runtime, shutdown,
 };
+
+/// The agent at `address`, reached with `token` when given.
+///
+/// # Errors
+/// [`Failure::Usage`] naming `--agent-token-file` for a TCP agent without a token: the agent
+/// refuses every call over TCP without one, so the emulator could do nothing.
+pub(super) fn remote_agent(
+    address: &AgentAddress,
+    token: Option<AuthToken>,
+) -> Result<emulator::AgentTarget, Failure> {
+    if matches!(address, AgentAddress::Tcp(_)) && token.is_none() {
+        return Err(Failure::Usage(format!(
+            "--agent {address} needs --agent-token-file (env {ENV_EMULATOR_AGENT_TOKEN_FILE}): an agent on TCP requires its bearer token"
+        )));
+    }
+    Ok(emulator::AgentTarget::Remote {
+        url: address.grpc_url(),
+        token,
+    })
+}
 
 pub(super) fn main(args: EmulatorArgs) -> ExitCode {
     exit("emulator", runtime::block_on(serve(args)))
@@ -26,20 +46,16 @@ async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
         .as_deref()
         .map(|path| read_token_file(path, "--agent-token-file", ENV_EMULATOR_AGENT_TOKEN_FILE))
         .transpose()?;
+    let remote = args
+        .agent
+        .as_ref()
+        .map(|address| remote_agent(address, token))
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| Failure::Usage(format!("cannot listen on {}: {error}", args.listen)))?;
-    let agent = match (&args.agent, args.runtime) {
-        // The agent refuses TCP without a token, so an emulator without one could do nothing.
-        (Some(address @ AgentAddress::Tcp(_)), _) if token.is_none() => {
-            return Err(Failure::Usage(format!(
-                "--agent {address} needs --agent-token-file (env {ENV_EMULATOR_AGENT_TOKEN_FILE}): an agent on TCP requires its bearer token"
-            )));
-        }
-        (Some(address), _) => emulator::AgentTarget::Remote {
-            url: address.grpc_url(),
-            token,
-        },
+    let agent = match (remote, args.runtime) {
+        (Some(remote), _) => remote,
         (None, Runtime::Runc) => emulator::AgentTarget::Local(local_agent_config(
             &args.agent_options,
             args.data_dir.as_ref().map(|d| d.join("agent")),
