@@ -680,11 +680,17 @@ fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
     })
 }
 
-/// `eci-vk agent --listen` on its own, and an emulator that reaches it with `--agent URL`.
+/// `eci-vk agent --listen tcp://…` on its own, with the bearer token TCP requires, and an
+/// emulator that reaches it with `--agent tcp://…` and the same token.
 fn standalone_agent_serves_an_emulator(ground: &Ground, _: &Namespace) -> Result<()> {
     let data = tempfile::Builder::new()
         .prefix("eci-vk-agent-test-")
         .tempdir()?;
+    let secrets = tempfile::Builder::new()
+        .prefix("eci-vk-agent-token-")
+        .tempdir()?;
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, format!("{:032x}\n", rand::random::<u128>()))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -692,7 +698,9 @@ fn standalone_agent_serves_an_emulator(ground: &Ground, _: &Namespace) -> Result
         .local_addr()?
         .port();
     let mut agent = std::process::Command::new(ground.eci_vk())
-        .args(["agent", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["agent", "--listen", &format!("tcp://127.0.0.1:{port}")])
+        .arg("--auth-token-file")
+        .arg(&token_file)
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .arg("--data-dir")
         .arg(data.path())
@@ -704,8 +712,12 @@ fn standalone_agent_serves_an_emulator(ground: &Ground, _: &Namespace) -> Result
         .context("cannot start eci-vk agent")?;
     crate::support::children::register(&agent);
     let result = (|| {
-        let url = format!("http://127.0.0.1:{port}");
-        let emulator = EmulatorProcess::start(ground.eci_vk(), &["--agent", &url])?;
+        let address = format!("tcp://127.0.0.1:{port}");
+        let token_file = token_file.to_str().context("the token path is not UTF-8")?;
+        let emulator = EmulatorProcess::start(
+            ground.eci_vk(),
+            &["--agent", &address, "--agent-token-file", token_file],
+        )?;
         let eci = emulator.client()?;
         ground.runtime.block_on(async {
             let (image, built) =

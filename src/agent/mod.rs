@@ -11,7 +11,9 @@
 //!   the same protocol without processes or pulls, only the observable behaviour of a machine,
 //!   for tests and scale runs;
 //! - one way to run either in-process ([`LoopbackAgent`]) and one mapping of its errors onto
-//!   gRPC statuses (`status.rs`), which the emulator reads back by code.
+//!   gRPC statuses (`status.rs`), which the emulator reads back by code;
+//! - who may call it ([`AgentListener`]): a unix socket admitting only root and the agent's own
+//!   user (`listen.rs`), or TCP with a bearer token ([`AuthToken`], `token.rs`).
 //!
 //! # Its front
 //! Callers name only what is re-exported here (`crate::agent::X`), never a submodule; the
@@ -24,11 +26,13 @@
 //! it speaks only the ECI OpenAPI.
 
 mod image;
+mod listen;
 mod loopback;
 mod runc;
 mod service;
 mod simulated;
 mod status;
+mod token;
 
 pub use self::{
     image::{
@@ -36,10 +40,12 @@ pub use self::{
         PullStats, RegistryClient, RegistryConfig, RegistryCredential, RegistryError, Shaper,
         SnapshotError, SnapshotManifest, SnapshotStore, StoreError,
     },
+    listen::{AgentListener, ListenError, UnixSocket},
     loopback::{LoopbackAgent, LoopbackError},
     runc::{ImageRunConfig, PreparedImage, RuncRuntime, RuntimeConfig, RuntimeError},
     service::{LocalAgent, LocalAgentConfig, StartError},
     simulated::{SimulatedAgent, SimulatedConfig},
+    token::{AgentChannel, AuthToken, SendToken, TokenError, agent_client},
 };
 
 /// The name a runc runtime on a root gives its network namespaces and parent cgroup. Used by

@@ -35,7 +35,6 @@ use std::{
 
 use futures::Stream;
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -56,8 +55,9 @@ use super::{
         Bandwidth, ContentStore, PullScope, PullStats, RegistryClient, RegistryConfig, Shaper,
         SnapshotError, SnapshotStore, StoreError,
     },
+    listen::{self, AgentListener},
     loopback::{LoopbackAgent, LoopbackError},
-    pb::{self, agent_server::AgentServer},
+    pb,
     runc::{RuncRuntime, RuntimeConfig, RuntimeError, create_private_dir},
     status::AgentError,
 };
@@ -223,33 +223,27 @@ impl LocalAgent {
         }
     }
 
-    /// Serves the agent protocol on `listener` until `shutdown` completes, then stops every
-    /// group.
+    /// Serves the agent protocol on `listener` (a unix socket whose peers are checked, or TCP
+    /// with a bearer token) until `shutdown` completes, then stops every group.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listener: AgentListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         let agent = self.clone();
-        let served = tonic::transport::Server::builder()
-            .add_service(AgentServer::new(self))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown,
-            )
-            .await;
+        let served = listen::serve(self, listener, shutdown).await;
         agent.shutdown().await;
         served
     }
 
-    /// Serves the agent on a fresh `127.0.0.1` port in a background task (the emulator's
+    /// Serves the agent on a private unix socket in a background task (the emulator's
     /// in-process agent); stopping it removes every group.
     ///
     /// # Errors
-    /// When the loopback port cannot be bound.
+    /// When the socket cannot be bound.
     pub async fn spawn_loopback(self) -> Result<LoopbackAgent, LoopbackError> {
         let agent = self.clone();
         LoopbackAgent::spawn("local", Some(agent), move |listener, shutdown| {

@@ -17,7 +17,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, sync::Mutex, time::Instant};
+use tokio::{sync::Mutex, time::Instant};
 use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -25,6 +25,7 @@ mod timeline;
 
 use self::timeline::{CyclePhase, Timeline};
 use super::{
+    listen::{self, AgentListener},
     loopback::{LoopbackAgent, LoopbackError},
     pb::{
         self, BuildSnapshotRequest, ContainerSpec, ContainerState, ContainerStateKind,
@@ -125,28 +126,23 @@ impl SimulatedAgent {
         AgentServer::new(self)
     }
 
-    /// Serves this agent on `listener` until `shutdown` resolves.
+    /// Serves this agent on `listener` (a unix socket whose peers are checked, or TCP with a
+    /// bearer token) until `shutdown` resolves.
     ///
     /// # Errors
     /// The transport error that ended the server.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listener: AgentListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        tonic::transport::Server::builder()
-            .add_service(self.into_service())
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown,
-            )
-            .await
+        listen::serve(self, listener, shutdown).await
     }
 
-    /// Serves this agent on a fresh `127.0.0.1` port in a background task.
+    /// Serves this agent on a private unix socket in a background task.
     ///
     /// # Errors
-    /// When the loopback port cannot be bound.
+    /// When the socket cannot be bound.
     pub async fn spawn_loopback(self) -> Result<LoopbackAgent, LoopbackError> {
         LoopbackAgent::spawn("simulated", None, move |listener, shutdown| {
             self.serve(listener, shutdown)

@@ -2,13 +2,22 @@
 //! share: one set of options ([`AgentOptions`]), one way to turn them into the agent's typed
 //! configuration ([`local_agent_config`]).
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use crate::{
-    agent::{Bandwidth, LocalAgent, LocalAgentConfig, Platform, RegistryConfig},
+    agent::{
+        AgentListener, AuthToken, Bandwidth, LocalAgent, LocalAgentConfig, Platform,
+        RegistryConfig, UnixSocket,
+    },
     config::{
-        AgentArgs, AgentOptions,
-        env::{ENV_PLATFORM, ENV_REGISTRY_BANDWIDTH, ENV_REGISTRY_CA_FILE},
+        AgentAddress, AgentArgs, AgentOptions,
+        env::{
+            ENV_AGENT_AUTH_TOKEN_FILE, ENV_PLATFORM, ENV_REGISTRY_BANDWIDTH, ENV_REGISTRY_CA_FILE,
+        },
     },
 };
 
@@ -95,9 +104,12 @@ pub(super) fn main(args: AgentArgs) -> ExitCode {
 
 async fn serve(args: AgentArgs) -> Result<(), Failure> {
     let config = local_agent_config(&args.options, Some(args.data_dir.clone()))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|error| Failure::Usage(format!("cannot listen on {}: {error}", args.listen)))?;
+    let token = args
+        .auth_token_file
+        .as_deref()
+        .map(|path| read_token_file(path, "--auth-token-file", ENV_AGENT_AUTH_TOKEN_FILE))
+        .transpose()?;
+    let listener = bind(&args.listen, token).await?;
     let agent = LocalAgent::start(config)
         .await
         .map_err(|error| Failure::runtime(&error))?;
@@ -114,6 +126,56 @@ async fn serve(args: AgentArgs) -> Result<(), Failure> {
         .serve(listener, shutdown::signal())
         .await
         .map_err(|error| Failure::runtime(&error))
+}
+
+/// Binds the agent's address: a unix socket (peers checked at accept, the token required too
+/// when given), or TCP, which is refused without a token since nothing else would stop any
+/// user who can reach the port.
+///
+/// # Errors
+/// [`Failure::Usage`] for TCP without a token, or an address that cannot be bound.
+pub(super) async fn bind(
+    address: &AgentAddress,
+    token: Option<AuthToken>,
+) -> Result<AgentListener, Failure> {
+    match address {
+        AgentAddress::Unix(path) => {
+            let socket = UnixSocket::bind(path).await.map_err(|error| {
+                Failure::Usage(format!(
+                    "cannot listen on {address}: {}",
+                    crate::error_chain(&error)
+                ))
+            })?;
+            Ok(AgentListener::unix(socket, token))
+        }
+        AgentAddress::Tcp(addr) => {
+            let Some(token) = token else {
+                return Err(Failure::Usage(format!(
+                    "--listen {address} needs --auth-token-file (env {ENV_AGENT_AUTH_TOKEN_FILE}): the agent protocol over TCP requires a bearer token"
+                )));
+            };
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| Failure::Usage(format!("cannot listen on {address}: {error}")))?;
+            Ok(AgentListener::tcp(listener, token))
+        }
+    }
+}
+
+/// The bearer token in the file at `path` (surrounding whitespace trimmed), read at start.
+///
+/// # Errors
+/// [`Failure::Usage`] naming `flag`, its variable `env` and the path (never the content), when
+/// the file cannot be read or holds no usable token.
+pub(super) fn read_token_file(path: &Path, flag: &str, env: &str) -> Result<AuthToken, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        Failure::Usage(format!(
+            "{flag} (env {env}) cannot read {}: {error}",
+            path.display()
+        ))
+    })?;
+    AuthToken::new(&text)
+        .map_err(|error| Failure::Usage(format!("{flag} (env {env}) {}: {error}", path.display())))
 }
 
 async fn serve_metrics(addr: SocketAddr, agent: LocalAgent) -> std::io::Result<()> {

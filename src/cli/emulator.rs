@@ -1,19 +1,42 @@
 //! `eci-vk emulator`: the ECI OpenAPI on loopback, with its agent in-process (real or
-//! simulated) or at a URL.
+//! simulated) or at an address (`unix:///PATH`, or `tcp://IP:PORT` with its token).
 
 use std::{io::Write as _, path::Path, process::ExitCode, time::Duration};
 
 use crate::{
-    agent::SimulatedConfig,
-    config::{EmulatorArgs, Runtime, env::ENV_ACCESS_KEY_SECRET},
+    agent::{AuthToken, SimulatedConfig},
+    config::{
+        AgentAddress, EmulatorArgs, Runtime,
+        env::{ENV_ACCESS_KEY_SECRET, ENV_EMULATOR_AGENT_TOKEN_FILE},
+    },
     emulator,
 };
 
 use super::{
     Failure,
-    agent::{local_agent_config, parse_options},
+    agent::{local_agent_config, parse_options, read_token_file},
     exit, runtime, shutdown,
 };
+
+/// The agent at `address`, reached with `token` when given.
+///
+/// # Errors
+/// [`Failure::Usage`] naming `--agent-token-file` for a TCP agent without a token: the agent
+/// refuses every call over TCP without one, so the emulator could do nothing.
+pub(super) fn remote_agent(
+    address: &AgentAddress,
+    token: Option<AuthToken>,
+) -> Result<emulator::AgentTarget, Failure> {
+    if matches!(address, AgentAddress::Tcp(_)) && token.is_none() {
+        return Err(Failure::Usage(format!(
+            "--agent {address} needs --agent-token-file (env {ENV_EMULATOR_AGENT_TOKEN_FILE}): an agent on TCP requires its bearer token"
+        )));
+    }
+    Ok(emulator::AgentTarget::Remote {
+        url: address.grpc_url(),
+        token,
+    })
+}
 
 pub(super) fn main(args: EmulatorArgs) -> ExitCode {
     exit("emulator", runtime::block_on(serve(args)))
@@ -53,11 +76,21 @@ async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     let secret = access_key_secret(args.access_key_secret_file.as_deref(), |name| {
         std::env::var(name).ok()
     })?;
+    let token = args
+        .agent_token_file
+        .as_deref()
+        .map(|path| read_token_file(path, "--agent-token-file", ENV_EMULATOR_AGENT_TOKEN_FILE))
+        .transpose()?;
+    let remote = args
+        .agent
+        .as_ref()
+        .map(|address| remote_agent(address, token))
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|error| Failure::Usage(format!("cannot listen on {}: {error}", args.listen)))?;
-    let agent = match (&args.agent, args.runtime) {
-        (Some(url), _) => emulator::AgentTarget::Remote(url.clone()),
+    let agent = match (remote, args.runtime) {
+        (Some(remote), _) => remote,
         (None, Runtime::Runc) => emulator::AgentTarget::Local(local_agent_config(
             &args.agent_options,
             args.data_dir.as_ref().map(|d| d.join("agent")),

@@ -314,3 +314,91 @@ fn boolean_flags_accept_the_usual_spellings() {
     };
     assert!(!run.kubelet_auth);
 }
+
+#[tokio::test]
+async fn an_agent_on_tcp_without_a_token_is_bad_input_naming_the_flag() {
+    let address: crate::config::AgentAddress = "tcp://127.0.0.1:0".parse().expect("valid");
+    let Err(Failure::Usage(line)) = agent::bind(&address, None).await else {
+        panic!("TCP without a token must be refused as bad input");
+    };
+    assert!(line.contains("--auth-token-file"), "{line}");
+    assert!(line.contains("VK_AGENT_AUTH_TOKEN_FILE"), "{line}");
+
+    let Err(Failure::Usage(line)) = emulator::remote_agent(&address, None) else {
+        panic!("an emulator without the token of a TCP agent must be refused");
+    };
+    assert!(line.contains("--agent-token-file"), "{line}");
+    let socket: crate::config::AgentAddress =
+        "unix:///run/eci-vk/agent.sock".parse().expect("valid");
+    assert!(
+        emulator::remote_agent(&socket, None).is_ok(),
+        "a socket needs no token"
+    );
+}
+
+#[test]
+fn token_files_are_read_trimmed_and_never_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").expect("write");
+    let Err(Failure::Usage(line)) = agent::read_token_file(&empty, "--auth-token-file", "VK_X")
+    else {
+        panic!("an empty token file is bad input");
+    };
+    assert!(
+        line.contains("--auth-token-file") && line.contains("empty"),
+        "{line}"
+    );
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "top secret\n").expect("write");
+    let Err(Failure::Usage(line)) = agent::read_token_file(&bad, "--auth-token-file", "VK_X")
+    else {
+        panic!("a token with a space is bad input");
+    };
+    assert!(!line.contains("secret"), "{line}");
+    let good = dir.path().join("good");
+    std::fs::write(&good, "s3cret\n").expect("write");
+    assert!(agent::read_token_file(&good, "--auth-token-file", "VK_X").is_ok());
+}
+
+#[test]
+fn the_agent_token_file_needs_an_agent_and_a_bare_agent_address_is_refused() {
+    let base = [
+        "eci-vk",
+        "emulator",
+        "--access-key-id",
+        "a",
+        "--access-key-secret",
+        "b",
+    ];
+    let mut argv = base.to_vec();
+    argv.extend(["--agent-token-file", "/tmp/token"]);
+    assert!(
+        Cli::try_parse_from(&argv).is_err(),
+        "a token file without --agent"
+    );
+    let mut argv = base.to_vec();
+    argv.extend(["--agent", "127.0.0.1:7000"]);
+    let error = Cli::try_parse_from(&argv).expect_err("a bare address");
+    assert!(
+        error.to_string().contains("tcp://127.0.0.1:7000"),
+        "{error}"
+    );
+    let args = emulator(&[
+        "--agent",
+        "tcp://127.0.0.1:7000",
+        "--agent-token-file",
+        "/t",
+    ]);
+    assert_eq!(
+        args.agent_token_file.as_deref(),
+        Some(std::path::Path::new("/t"))
+    );
+    let Command::Agent(args) = Cli::try_parse_from(["eci-vk", "agent"])
+        .expect("defaults")
+        .command
+    else {
+        panic!("not the agent command");
+    };
+    assert_eq!(args.listen.to_string(), crate::config::DEFAULT_AGENT_SOCKET);
+}

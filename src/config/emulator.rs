@@ -5,15 +5,15 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use super::{
     Runtime,
-    agent::AgentOptions,
+    agent::{AgentAddress, AgentOptions},
     env::{
         ENV_ACCESS_KEY_ID, ENV_DATA_DIR, ENV_EMULATOR_ACCESS_KEY_SECRET_FILE, ENV_EMULATOR_AGENT,
-        ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE, ENV_EMULATOR_ECS_RAM_ROLE, ENV_EMULATOR_FAULT_FILE,
-        ENV_EMULATOR_FAULT_KINDS, ENV_EMULATOR_FAULT_RATE, ENV_EMULATOR_FAULT_SEED,
-        ENV_EMULATOR_FAULT_SLOW_MS, ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN,
-        ENV_EMULATOR_NO_THROTTLE, ENV_EMULATOR_REGULAR_SNAPSHOT_MS, ENV_EMULATOR_SOLD_OUT,
-        ENV_EMULATOR_STS_CREDENTIAL_TTL, ENV_RUNTIME, ENV_SIM_PULL_MS, ENV_SIM_SNAPSHOT_MS,
-        ENV_SIM_START_MS,
+        ENV_EMULATOR_AGENT_TOKEN_FILE, ENV_EMULATOR_AUTO_CREATE_IMAGE_CACHE,
+        ENV_EMULATOR_ECS_RAM_ROLE, ENV_EMULATOR_FAULT_FILE, ENV_EMULATOR_FAULT_KINDS,
+        ENV_EMULATOR_FAULT_RATE, ENV_EMULATOR_FAULT_SEED, ENV_EMULATOR_FAULT_SLOW_MS,
+        ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN, ENV_EMULATOR_NO_THROTTLE,
+        ENV_EMULATOR_REGULAR_SNAPSHOT_MS, ENV_EMULATOR_SOLD_OUT, ENV_EMULATOR_STS_CREDENTIAL_TTL,
+        ENV_RUNTIME, ENV_SIM_PULL_MS, ENV_SIM_SNAPSHOT_MS, ENV_SIM_START_MS,
     },
 };
 
@@ -34,9 +34,13 @@ pub struct EmulatorArgs {
     /// The in-process agent runtime (ignored with --agent).
     #[arg(long, env = ENV_RUNTIME, value_enum, default_value_t = Runtime::Runc)]
     pub runtime: Runtime,
-    /// Use the agent at this URL (e.g. http://127.0.0.1:7000) instead of an in-process one.
+    /// Use the agent at this address instead of an in-process one: `unix:///PATH` (e.g.
+    /// unix:///run/eci-vk/agent.sock) or `tcp://IP:PORT`, which requires --agent-token-file.
     #[arg(long, env = ENV_EMULATOR_AGENT)]
-    pub agent: Option<String>,
+    pub agent: Option<AgentAddress>,
+    /// A file holding the agent's bearer token (its --auth-token-file), sent with every call.
+    #[arg(long, env = ENV_EMULATOR_AGENT_TOKEN_FILE, requires = "agent")]
+    pub agent_token_file: Option<PathBuf>,
     /// Keep state in this directory so a restarted emulator knows its groups and caches.
     #[arg(long, env = ENV_DATA_DIR)]
     pub data_dir: Option<PathBuf>,
@@ -127,6 +131,7 @@ impl std::fmt::Debug for EmulatorArgs {
             .field("access_key_secret_file", &self.access_key_secret_file)
             .field("runtime", &self.runtime)
             .field("agent", &self.agent)
+            .field("agent_token_file", &self.agent_token_file)
             .field("data_dir", &self.data_dir)
             .field("no_throttle", &self.no_throttle)
             .field("auto_create_image_cache", &self.auto_create_image_cache)

@@ -131,6 +131,8 @@ pub const ENV_LEADER_ELECT_RETRY_PERIOD: &str = "VK_LEADER_ELECT_RETRY_PERIOD";
 pub const ENV_EMULATOR_LISTEN: &str = "VK_EMULATOR_LISTEN";
 /// `emulator --agent`.
 pub const ENV_EMULATOR_AGENT: &str = "VK_EMULATOR_AGENT";
+/// `emulator --agent-token-file`.
+pub const ENV_EMULATOR_AGENT_TOKEN_FILE: &str = "VK_EMULATOR_AGENT_TOKEN_FILE";
 /// `emulator --no-throttle`.
 pub const ENV_EMULATOR_NO_THROTTLE: &str = "VK_EMULATOR_NO_THROTTLE";
 /// `emulator --auto-create-image-cache`.
@@ -164,6 +166,8 @@ pub const ENV_SIM_START_MS: &str = "VK_SIM_START_MS";
 
 /// `agent --listen`.
 pub const ENV_AGENT_LISTEN: &str = "VK_AGENT_LISTEN";
+/// `agent --auth-token-file`.
+pub const ENV_AGENT_AUTH_TOKEN_FILE: &str = "VK_AGENT_AUTH_TOKEN_FILE";
 /// `agent --data-dir`.
 pub const ENV_AGENT_DATA_DIR: &str = "VK_AGENT_DATA_DIR";
 /// `--registry-bandwidth`.

@@ -13,7 +13,7 @@ pub mod env;
 mod explain;
 mod run;
 
-pub use agent::{AgentArgs, AgentOptions};
+pub use agent::{AgentAddress, AgentAddressError, AgentArgs, AgentOptions, DEFAULT_AGENT_SOCKET};
 pub use emulator::EmulatorArgs;
 pub use explain::ExplainMatchArgs;
 pub use run::{

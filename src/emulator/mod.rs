@@ -3,7 +3,8 @@
 //!
 //! The emulator owns the OpenAPI and the bookkeeping (groups, caches, tokens, matching); it does
 //! its data-plane work through an agent over the agent protocol (`crate::agent`), in-process
-//! (the `simulated` runtime on a loopback port) or remote (`--agent http://ADDR`).
+//! (the `simulated` runtime on a private unix socket) or remote (`--agent unix:///PATH`, or
+//! `--agent tcp://ADDR` with its token).
 //!
 //! # Choices where the reference is silent
 //!
@@ -70,7 +71,7 @@ pub mod throttle;
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::Mutex};
-use tonic::transport::Channel;
+use tonic::transport::Endpoint;
 
 pub use self::{
     auth::Credentials,
@@ -80,8 +81,8 @@ pub use self::{
     throttle::{Quota, Quotas},
 };
 use crate::agent::{
-    LocalAgent, LocalAgentConfig, LoopbackAgent, SimulatedAgent, SimulatedConfig,
-    pb::agent_client::AgentClient,
+    AgentChannel, AuthToken, LocalAgent, LocalAgentConfig, LoopbackAgent, SimulatedAgent,
+    SimulatedConfig, agent_client, pb::agent_client::AgentClient,
 };
 
 /// The only API version of ECI.
@@ -90,12 +91,19 @@ pub const API_VERSION: &str = "2018-08-08";
 /// Which agent does the data-plane work.
 #[derive(Debug, Clone)]
 pub enum AgentTarget {
-    /// The simulated runtime, served in-process on a loopback port.
+    /// The simulated runtime, served in-process on a private unix socket.
     Simulated(SimulatedConfig),
-    /// The real agent (registry pulls, snapshots, runc), served in-process on a loopback port.
+    /// The real agent (registry pulls, snapshots, runc), served in-process on a private unix
+    /// socket.
     Local(LocalAgentConfig),
-    /// An agent already running at this URL (`http://127.0.0.1:7000`).
-    Remote(String),
+    /// An agent already running at this URL (`unix:///run/eci-vk/agent.sock`, or
+    /// `http://127.0.0.1:7000` for one on TCP, which requires its bearer token).
+    Remote {
+        /// Where it listens.
+        url: String,
+        /// The token sent with every call, for an agent that requires one.
+        token: Option<AuthToken>,
+    },
 }
 
 /// Errors of starting the emulator.
@@ -114,7 +122,7 @@ pub enum StartError {
         url: String,
         /// Why.
         #[source]
-        source: axum::http::uri::InvalidUri,
+        source: tonic::transport::Error,
     },
     /// The HTTP listener has no local address.
     #[error("cannot read the emulator's listening address")]
@@ -268,20 +276,24 @@ impl Builder {
     /// When the agent cannot be started or reached by URL, or the saved state is unreadable.
     pub async fn serve(self, listener: TcpListener) -> Result<Handle, StartError> {
         let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
-        let (local_agent, url) = match self.agent {
+        // The in-process agent is on a private unix socket (its directory is 0700), so it
+        // needs no token; a remote one on TCP gets its token from the caller.
+        let (local_agent, url, token) = match self.agent {
             AgentTarget::Simulated(config) => {
                 let agent = SimulatedAgent::new(config).spawn_loopback().await?;
                 let url = agent.url();
-                (Some(agent), url)
+                (Some(agent), url, None)
             }
             AgentTarget::Local(config) => {
                 let agent = LocalAgent::start(config).await?.spawn_loopback().await?;
                 let url = agent.url();
-                (Some(agent), url)
+                (Some(agent), url, None)
             }
-            AgentTarget::Remote(url) => (None, url),
+            AgentTarget::Remote { url, token } => (None, url, token),
         };
-        let channel = Channel::from_shared(url.clone())
+        // `Endpoint` (unlike `Channel::from_shared`, which takes only an HTTP URI) also reads
+        // `unix://` URLs, dialling the socket.
+        let channel = Endpoint::from_shared(url.clone())
             .map_err(|source| StartError::AgentUrl {
                 url: url.clone(),
                 source,
@@ -303,7 +315,7 @@ impl Builder {
             throttle: throttle::Throttle::new(self.quotas),
             faults: fault::Faults::new(self.faults),
             store: Mutex::new(store),
-            agent: AgentClient::new(channel),
+            agent: agent_client(channel, token.as_ref()),
             persister,
             exec_sessions: parking_lot::Mutex::new(HashMap::new()),
             imds_tokens: parking_lot::Mutex::new(HashMap::new()),
@@ -463,7 +475,7 @@ pub(crate) struct Core {
     pub throttle: throttle::Throttle,
     pub faults: fault::Faults,
     pub store: Mutex<state::Store>,
-    pub agent: AgentClient<Channel>,
+    pub agent: AgentClient<AgentChannel>,
     /// The in-process real agent, whose counters `/metrics` shows.
     pub local_agent: Option<LocalAgent>,
     pub persister: Option<persist::Persister>,

@@ -150,7 +150,10 @@ async fn a_remote_agent_does_the_work_when_given_by_url() {
             .await
             .expect("bind");
         let handle = Emulator::builder(Credentials::new(ID, SECRET))
-            .agent(AgentTarget::Remote(agent.url()))
+            .agent(AgentTarget::Remote {
+                url: agent.url(),
+                token: None,
+            })
             .settings(Settings {
                 poll_interval: Duration::from_millis(10),
                 ..Settings::default()
