@@ -939,6 +939,15 @@ async fn publish(
     }
 }
 
+/// What a reconcile reads from an object before it asks the cloud anything (its build settings,
+/// size and retention), each a clear error on bad input: the `imagecache_spec` fuzz target's
+/// path (`crate::imagecache::fuzz`).
+pub(super) fn read_object(object: &ImageCache) -> Result<(), String> {
+    build::Build::read(object, None, None).map_err(|invalid| invalid.to_string())?;
+    cloud::size_and_retention(object).map_err(|error| error.to_string())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -953,13 +962,4 @@ mod tests {
         assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(backoff(policy, 0), Duration::from_secs(5));
     }
-}
-
-/// What a reconcile reads from an object before it asks the cloud anything (its build settings,
-/// size and retention), each a clear error on bad input: the `imagecache_spec` fuzz target's
-/// path (`crate::imagecache::fuzz`).
-pub(super) fn read_object(object: &ImageCache) -> Result<(), String> {
-    build::Build::read(object, None, None).map_err(|invalid| invalid.to_string())?;
-    cloud::size_and_retention(object).map_err(|error| error.to_string())?;
-    Ok(())
 }

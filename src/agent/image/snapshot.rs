@@ -1029,6 +1029,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_store_root_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data/snapshots");
         let open = || async {
@@ -1043,13 +1044,16 @@ mod tests {
                 .unwrap()
         };
         open().await;
-        let mode = std::fs::metadata(&root).unwrap().mode();
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
         // A root an older agent made open is tightened too.
         std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         open().await;
-        assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o077, 0);
+        assert_eq!(
+            std::fs::metadata(&root).unwrap().permissions().mode() & 0o077,
+            0
+        );
     }
 
     async fn open_store(dir: &Path) -> SnapshotStore {
