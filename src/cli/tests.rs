@@ -363,14 +363,7 @@ fn token_files_are_read_trimmed_and_never_echoed() {
 
 #[test]
 fn the_agent_token_file_needs_an_agent_and_a_bare_agent_address_is_refused() {
-    let base = [
-        "eci-vk",
-        "emulator",
-        "--access-key-id",
-        "a",
-        "--access-key-secret",
-        "b",
-    ];
+    let base = ["eci-vk", "emulator", "--access-key-id", "a"];
     let mut argv = base.to_vec();
     argv.extend(["--agent-token-file", "/tmp/token"]);
     assert!(
