@@ -46,3 +46,18 @@ fn pod_translate() {
 fn imagecache_spec() {
     run("imagecache_spec", crate::imagecache::fuzz::spec);
 }
+
+#[test]
+fn unpack_layer() {
+    run("unpack_layer", crate::agent::fuzz::unpack_layer);
+}
+
+#[test]
+fn oci_manifest() {
+    run("oci_manifest", crate::agent::fuzz::oci_manifest);
+}
+
+#[test]
+fn openapi_request() {
+    run("openapi_request", crate::emulator::fuzz::request);
+}

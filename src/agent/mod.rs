@@ -48,6 +48,10 @@ pub use self::{
     token::{AgentChannel, AuthToken, SendToken, TokenError, agent_client},
 };
 
+/// Entry points of the fuzz targets that read what a registry serves (`fuzz/`). Not an API.
+#[doc(hidden)]
+pub use self::image::fuzz;
+
 /// The name a runc runtime on a root gives its network namespaces and parent cgroup. Used by
 /// the integration tests (`integration/runc_runtime.rs`) to find what a runtime left behind.
 pub use self::runc::tag_of as runtime_tag_of;

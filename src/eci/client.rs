@@ -447,68 +447,15 @@ impl Client {
         let cfg = &self.inner.config;
         let timestamp = (cfg.clock)().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let nonce = (cfg.nonce)();
-        let mut url = self.inner.base.clone();
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        // `action` may come from `Client::call`: checked, never `from_static` (which panics).
-        insert_header(&mut headers, "x-acs-action", action, action)?;
-        headers.insert("x-acs-version", HeaderValue::from_static(API_VERSION));
-        match cfg.signature {
-            SignatureVersion::V1 => {
-                let mut all = params.clone();
-                for (k, v) in [
-                    ("Action", action),
-                    ("Version", API_VERSION),
-                    ("Format", "JSON"),
-                    ("AccessKeyId", credentials.access_key_id()),
-                    ("SignatureMethod", "HMAC-SHA1"),
-                    ("SignatureVersion", "1.0"),
-                    ("SignatureNonce", &nonce),
-                    ("Timestamp", &timestamp),
-                ] {
-                    all.insert(k.to_owned(), v.to_owned());
-                }
-                if let Some(token) = credentials.security_token() {
-                    all.insert("SecurityToken".to_owned(), token.to_owned());
-                }
-                let string_to_sign = sign::v1_string_to_sign("POST", &all);
-                let signature = sign::v1_signature(credentials.secret(), &string_to_sign);
-                all.insert("Signature".to_owned(), signature);
-                url.set_query(Some(&encode_query(&all)));
-            }
-            SignatureVersion::V3 => {
-                let query = encode_query(params);
-                url.set_query((!query.is_empty()).then_some(query.as_str()));
-                let mut signed = BTreeMap::new();
-                signed.insert("host".to_owned(), host_header(&url));
-                signed.insert("x-acs-action".to_owned(), action.to_owned());
-                signed.insert("x-acs-version".to_owned(), API_VERSION.to_owned());
-                signed.insert("x-acs-date".to_owned(), timestamp);
-                signed.insert("x-acs-signature-nonce".to_owned(), nonce);
-                signed.insert(
-                    "x-acs-content-sha256".to_owned(),
-                    sign::EMPTY_PAYLOAD_SHA256.to_owned(),
-                );
-                if let Some(token) = credentials.security_token() {
-                    signed.insert("x-acs-security-token".to_owned(), token.to_owned());
-                }
-                let (canonical, signed_names) = sign::v3_canonical_request(
-                    "POST",
-                    url.path(),
-                    params,
-                    &signed,
-                    sign::EMPTY_PAYLOAD_SHA256,
-                );
-                let signature = sign::v3_signature(credentials.secret(), &canonical);
-                let authorization =
-                    sign::v3_authorization(credentials.access_key_id(), &signed_names, &signature);
-                signed.remove("host"); // reqwest writes the same Host itself.
-                for (name, value) in signed {
-                    insert_header(&mut headers, &name, &value, action)?;
-                }
-                insert_header(&mut headers, "authorization", &authorization, action)?;
-            }
-        }
+        let (url, headers) = signed_request(
+            &self.inner.base,
+            cfg.signature,
+            action,
+            params,
+            credentials,
+            &timestamp,
+            &nonce,
+        )?;
         let transport = |source: reqwest::Error| Error::Transport {
             action,
             source: source.without_url(),
@@ -569,6 +516,87 @@ pub(crate) fn tls_config(
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The request the client sends for `action` with `params`: its URL (with the query) and its
+/// headers, signed as `signature` says. Apart from the I/O, so the emulator's tests can check
+/// that what the client signs its verifier accepts (sign → verify, issue #20).
+///
+/// # Errors
+/// [`Error::Encode`] when a value cannot be a header (a security token with control
+/// characters).
+pub(crate) fn signed_request(
+    base: &Url,
+    signature: SignatureVersion,
+    action: &'static str,
+    params: &BTreeMap<String, String>,
+    credentials: &super::Credentials,
+    timestamp: &str,
+    nonce: &str,
+) -> Result<(Url, HeaderMap), Error> {
+    let mut url = base.clone();
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    // `action` may come from `Client::call`: checked, never `from_static` (which panics).
+    insert_header(&mut headers, "x-acs-action", action, action)?;
+    headers.insert("x-acs-version", HeaderValue::from_static(API_VERSION));
+    match signature {
+        SignatureVersion::V1 => {
+            let mut all = params.clone();
+            for (k, v) in [
+                ("Action", action),
+                ("Version", API_VERSION),
+                ("Format", "JSON"),
+                ("AccessKeyId", credentials.access_key_id()),
+                ("SignatureMethod", "HMAC-SHA1"),
+                ("SignatureVersion", "1.0"),
+                ("SignatureNonce", nonce),
+                ("Timestamp", timestamp),
+            ] {
+                all.insert(k.to_owned(), v.to_owned());
+            }
+            if let Some(token) = credentials.security_token() {
+                all.insert("SecurityToken".to_owned(), token.to_owned());
+            }
+            let string_to_sign = sign::v1_string_to_sign("POST", &all);
+            let signature = sign::v1_signature(credentials.secret(), &string_to_sign);
+            all.insert("Signature".to_owned(), signature);
+            url.set_query(Some(&encode_query(&all)));
+        }
+        SignatureVersion::V3 => {
+            let query = encode_query(params);
+            url.set_query((!query.is_empty()).then_some(query.as_str()));
+            let mut signed = BTreeMap::new();
+            signed.insert("host".to_owned(), host_header(&url));
+            signed.insert("x-acs-action".to_owned(), action.to_owned());
+            signed.insert("x-acs-version".to_owned(), API_VERSION.to_owned());
+            signed.insert("x-acs-date".to_owned(), timestamp.to_owned());
+            signed.insert("x-acs-signature-nonce".to_owned(), nonce.to_owned());
+            signed.insert(
+                "x-acs-content-sha256".to_owned(),
+                sign::EMPTY_PAYLOAD_SHA256.to_owned(),
+            );
+            if let Some(token) = credentials.security_token() {
+                signed.insert("x-acs-security-token".to_owned(), token.to_owned());
+            }
+            let (canonical, signed_names) = sign::v3_canonical_request(
+                "POST",
+                url.path(),
+                params,
+                &signed,
+                sign::EMPTY_PAYLOAD_SHA256,
+            );
+            let signature = sign::v3_signature(credentials.secret(), &canonical);
+            let authorization =
+                sign::v3_authorization(credentials.access_key_id(), &signed_names, &signature);
+            signed.remove("host"); // reqwest writes the same Host itself.
+            for (name, value) in signed {
+                insert_header(&mut headers, &name, &value, action)?;
+            }
+            insert_header(&mut headers, "authorization", &authorization, action)?;
+        }
+    }
+    Ok((url, headers))
 }
 
 /// `k=v&…` with RFC 3986 encoding, the exact bytes the signatures were computed over.

@@ -40,6 +40,8 @@ pub mod tag;
 pub mod usage;
 
 pub use budget::{Budget, BudgetConfig, Quota};
+/// The signed request the client sends, for the emulator's sign → verify checks.
+pub(crate) use client::signed_request;
 pub use client::{
     API_VERSION, Action, AttemptRecord, Client, ClientConfig, Clock, EmptyResponse, Endpoint, Gate,
     NonceSource, Observer, SignatureVersion,

@@ -66,6 +66,50 @@ fn pairs(text: &str) -> Result<Vec<(String, String)>, ApiError> {
     })
 }
 
+/// A request's parameters, decoded: those of the query alone (V3 signs them apart), and those
+/// of the query and an `application/x-www-form-urlencoded` body together (the query wins).
+///
+/// # Errors
+/// `InvalidParameter` for a query or form that is not well formed, or a form not in UTF-8.
+pub(super) fn decode(
+    query: Option<&str>,
+    headers: &BTreeMap<String, String>,
+    body: &[u8],
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), ApiError> {
+    let query: BTreeMap<String, String> = pairs(query.unwrap_or_default())?.into_iter().collect();
+    let mut params = query.clone();
+    let form = headers
+        .get("content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if form && !body.is_empty() {
+        let text = std::str::from_utf8(body).map_err(|_| {
+            ApiError::bad_request("InvalidParameter", "The form body is not UTF-8.")
+        })?;
+        for (k, v) in pairs(text)? {
+            params.entry(k).or_insert(v);
+        }
+    }
+    Ok((query, params))
+}
+
+/// The action and version a request names, taken only from what its signature covers: V3
+/// from its `x-acs-action`/`x-acs-version` headers (which `verify` requires signed), V1 from
+/// its signed parameters. V1 signs no header, so an `x-acs-action` beside it (the node's client
+/// sends one) never chooses the operation.
+pub(super) fn signed_action<'a>(
+    headers: &'a BTreeMap<String, String>,
+    params: &'a BTreeMap<String, String>,
+) -> (Option<&'a String>, Option<&'a String>) {
+    let v3 = headers
+        .get("authorization")
+        .is_some_and(|a| a.starts_with("ACS3-"));
+    if v3 {
+        (headers.get("x-acs-action"), headers.get("x-acs-version"))
+    } else {
+        (params.get("Action"), params.get("Version"))
+    }
+}
+
 async fn openapi(
     State(core): State<Arc<Core>>,
     method: Method,
@@ -148,36 +192,8 @@ async fn answer(
                 Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
             })
             .collect();
-        let query: BTreeMap<String, String> = pairs(uri.query().unwrap_or_default())?
-            .into_iter()
-            .collect();
-        let mut params = query.clone();
-        let form = header_map
-            .get("content-type")
-            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-        if form && !body.is_empty() {
-            let text = std::str::from_utf8(body).map_err(|_| {
-                ApiError::bad_request("InvalidParameter", "The form body is not UTF-8.")
-            })?;
-            for (k, v) in pairs(text)? {
-                params.entry(k).or_insert(v);
-            }
-        }
-        // Action and Version come only from what the signature covers: V3 from its
-        // `x-acs-action`/`x-acs-version` headers (which `verify` requires signed), V1 from its
-        // signed parameters. V1 signs no header, so an `x-acs-action` beside it (the node's
-        // client sends one) never chooses the operation.
-        let v3 = header_map
-            .get("authorization")
-            .is_some_and(|a| a.starts_with("ACS3-"));
-        let (action_name, version) = if v3 {
-            (
-                header_map.get("x-acs-action"),
-                header_map.get("x-acs-version"),
-            )
-        } else {
-            (params.get("Action"), params.get("Version"))
-        };
+        let (query, params) = decode(uri.query(), &header_map, body)?;
+        let (action_name, version) = signed_action(&header_map, &params);
         action = action_name
             .cloned()
             .ok_or_else(|| ApiError::missing("Action"))?;

@@ -57,6 +57,8 @@ mod disks;
 mod driver;
 pub mod error;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 pub mod instance;
 pub mod matching;

@@ -129,12 +129,14 @@ impl Params {
         Ok(out)
     }
 
-    /// A list of scalars `prefix.1`, `prefix.2`, … (empty values dropped), in index order.
+    /// A list of scalars `prefix.1`, `prefix.2`, …, in index order. An empty element is kept:
+    /// a list is positional (`Arg.2=` is the empty argument of `sh -c ""`), and dropping it
+    /// would run another command than the one asked for.
     pub fn strings(&self, prefix: &str) -> Result<Vec<String>, ApiError> {
         Ok(self
             .indices(prefix)?
             .into_iter()
-            .filter_map(|n| self.get(&format!("{prefix}.{n}")).map(str::to_owned))
+            .filter_map(|n| self.map.get(&format!("{prefix}.{n}")).cloned())
             .collect())
     }
 

@@ -10,6 +10,8 @@
 //!
 //! The rest of the agent sees only the names re-exported here.
 
+#[doc(hidden)]
+pub mod fuzz;
 mod registry;
 mod shaper;
 mod snapshot;

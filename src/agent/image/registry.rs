@@ -33,7 +33,7 @@ use oci_client::{
     Client, Reference, RegistryOperation,
     client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol},
     errors::{OciDistributionError, OciErrorCode},
-    manifest::{ImageIndexEntry, OciDescriptor},
+    manifest::{ImageIndexEntry, OciDescriptor, OciImageManifest},
     secrets::RegistryAuth,
 };
 use secrecy::{ExposeSecret as _, SecretString};
@@ -221,7 +221,7 @@ impl fmt::Display for Platform {
 
 impl Platform {
     /// The digest of the first index entry for this platform.
-    fn select(&self, entries: &[ImageIndexEntry]) -> Option<String> {
+    pub(super) fn select(&self, entries: &[ImageIndexEntry]) -> Option<String> {
         entries
             .iter()
             .find(|entry| {
@@ -569,33 +569,7 @@ impl RegistryClient {
                     }
                     other => classify(other),
                 })?;
-            let blob = |descriptor: &OciDescriptor| -> Result<BlobRef, RegistryError> {
-                let invalid = |source| RegistryError::ReadDescriptor {
-                    image: image.to_string(),
-                    digest: descriptor.digest.clone(),
-                    source,
-                };
-                Ok(BlobRef {
-                    digest: descriptor.digest.parse().map_err(|e| invalid(Some(e)))?,
-                    size: u64::try_from(descriptor.size).map_err(|_| invalid(None))?,
-                    media_type: descriptor.media_type.clone(),
-                })
-            };
-            if !fits_metadata(manifest.config.size) {
-                return Err(RegistryError::MetadataTooLarge {
-                    image: image.to_string(),
-                    kind: "config",
-                    digest: manifest.config.digest.clone(),
-                    size: manifest.config.size,
-                    limit: MAX_METADATA_BYTES,
-                });
-            }
-            let config = blob(&manifest.config)?;
-            let layers = manifest
-                .layers
-                .iter()
-                .map(blob)
-                .collect::<Result<Vec<_>, _>>()?;
+            let (config, layers) = blobs_of(&image.to_string(), &manifest)?;
             debug!(manifest.digest = %manifest_digest, layers = layers.len(), "resolved");
             Ok(ResolvedImage {
                 image: image.clone(),
@@ -608,6 +582,43 @@ impl RegistryClient {
         .instrument(span)
         .await
     }
+}
+
+/// The config and layers a platform manifest of `image` names, each descriptor checked: a
+/// digest that parses, a size that is not negative, and a config within the metadata limit.
+/// Also the `oci_manifest` fuzz target's path (`super::fuzz`).
+pub(super) fn blobs_of(
+    image: &str,
+    manifest: &OciImageManifest,
+) -> Result<(BlobRef, Vec<BlobRef>), RegistryError> {
+    let blob = |descriptor: &OciDescriptor| -> Result<BlobRef, RegistryError> {
+        let invalid = |source| RegistryError::ReadDescriptor {
+            image: image.to_owned(),
+            digest: descriptor.digest.clone(),
+            source,
+        };
+        Ok(BlobRef {
+            digest: descriptor.digest.parse().map_err(|e| invalid(Some(e)))?,
+            size: u64::try_from(descriptor.size).map_err(|_| invalid(None))?,
+            media_type: descriptor.media_type.clone(),
+        })
+    };
+    if !fits_metadata(manifest.config.size) {
+        return Err(RegistryError::MetadataTooLarge {
+            image: image.to_owned(),
+            kind: "config",
+            digest: manifest.config.digest.clone(),
+            size: manifest.config.size,
+            limit: MAX_METADATA_BYTES,
+        });
+    }
+    let config = blob(&manifest.config)?;
+    let layers = manifest
+        .layers
+        .iter()
+        .map(blob)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((config, layers))
 }
 
 /// Whether a metadata descriptor's declared size may be fetched into memory (a negative size

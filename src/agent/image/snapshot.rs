@@ -869,7 +869,7 @@ impl SnapshotStore {
 }
 
 /// The `rootfs.diff_ids` of an image config, if it has any.
-fn config_diff_ids(config: &[u8]) -> Result<Option<Vec<String>>, serde_json::Error> {
+pub(super) fn config_diff_ids(config: &[u8]) -> Result<Option<Vec<String>>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Config {
         rootfs: Option<RootFs>,

@@ -7,6 +7,7 @@ mod lifecycle;
 mod persistence;
 mod runtime;
 mod storage;
+mod wire;
 
 use std::{
     sync::{
