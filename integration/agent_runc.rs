@@ -619,11 +619,100 @@ fn containers_share_localhost_and_a_failed_init_fails_the_group(
     })
 }
 
-/// A layer naming `..` is refused; one writing through a symlink to an absolute path builds,
-/// its file inside the snapshot: the target is resolved as if the rootfs were `/`, as
-/// containerd does (Debian's `var/run -> /run` needs it).
+/// Each escape of the audit (issue #20) on the real agent, through the registry: a layer
+/// naming `..`, an absolute name or a hard link out of the root is refused; one writing through
+/// a symlink to an absolute path, or through a relative one that climbs past the root, builds
+/// with its file inside the snapshot (targets resolve as if the rootfs were `/`, as containerd
+/// does); a Debian-style image whose later layer writes under `var/run -> /run` builds; a
+/// layer the registry serves with other bytes than its digest is refused; and no other user
+/// of the machine reaches the snapshots (their root is 0700).
 fn escaping_layers_are_refused(ground: &Ground, _: &Namespace) -> Result<()> {
     let emulator = RuncEmulator::start(ground, &[])?;
+    ground.runtime.block_on(async {
+        for (name, tar) in [
+            (
+                "absolute",
+                hostile_tar(&[Entry::File("/escaped-absolute", b"x")])?,
+            ),
+            (
+                "hardlink",
+                hostile_tar(&[Entry::Hardlink("passwd", "../../../../../../etc/passwd")])?,
+            ),
+        ] {
+            let spec =
+                ImageSpec::runnable(&format!("agent-runc/escape-{name}"), "v1").with_raw_layer(tar);
+            let (image, _) = push(ground, spec).await?;
+            let id = emulator
+                .create_cache(name, std::slice::from_ref(&image))
+                .await?;
+            let failed = emulator.wait_cache(&id, ImageCacheStatus::Failed).await?;
+            ensure!(
+                failed.events.iter().any(|e| e.message.contains(&image)),
+                "{name}: no event names the image: {:?}",
+                failed.events
+            );
+        }
+        let snapshots = emulator.agent_dir().join("snapshots");
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&snapshots)?.permissions());
+        ensure!(mode & 0o077 == 0, "the snapshot root is {mode:o}");
+
+        let climbing =
+            ImageSpec::runnable("agent-runc/escape-climb", "v1").with_raw_layer(hostile_tar(&[
+                Entry::Symlink("up", "../../../../../../.."),
+                Entry::File("up/clamped", b"x"),
+            ])?);
+        let debian = ImageSpec::runnable("agent-runc/debian-var-run", "v1")
+            .with_raw_layer(hostile_tar(&[Entry::Symlink("var/run", "/run")])?)
+            .with_raw_layer(hostile_tar(&[Entry::File("var/run/debian-x", b"x")])?);
+        for (name, spec, inside) in [
+            ("climb", climbing, "clamped"),
+            ("debian", debian, "run/debian-x"),
+        ] {
+            let (image, _) = push(ground, spec).await?;
+            let id = emulator
+                .create_cache(name, std::slice::from_ref(&image))
+                .await?;
+            let ready = emulator.wait_cache(&id, ImageCacheStatus::Ready).await?;
+            let file = snapshots
+                .join(&ready.snapshot_id)
+                .join("images/0/rootfs")
+                .join(inside);
+            ensure!(file.is_file(), "{name}: {} missing", file.display());
+        }
+
+        // The registry serves what is on its disk without checking it: bytes changed there
+        // reach the agent under the old digest.
+        let unique = format!("{:032x}", rand::random::<u128>());
+        let tampered =
+            ImageSpec::runnable("agent-runc/tampered", "v1").with_file("unique", &unique)?;
+        let (image, built) = push(ground, tampered).await?;
+        // The image's own layer: the busybox layer is shared with the other tests' images.
+        let layer = built.layers.last().context("a layer")?;
+        let hex = layer.digest.trim_start_matches("sha256:");
+        let data = crate::support::ground::run_dir()
+            .join("registry/data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data");
+        let mut bytes = std::fs::read(&data).with_context(|| data.display().to_string())?;
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&data, bytes)?;
+        let id = emulator
+            .create_cache("tampered", std::slice::from_ref(&image))
+            .await?;
+        let failed = emulator.wait_cache(&id, ImageCacheStatus::Failed).await?;
+        ensure!(
+            failed
+                .events
+                .iter()
+                .any(|e| e.message.contains(&image) && e.message.contains("digest")),
+            "tampered: no event names the image and its digest: {:?}",
+            failed.events
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
     let outside = std::env::temp_dir().join(format!("eci-vk-escape-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&outside);
     ground.runtime.block_on(async {
@@ -797,6 +886,7 @@ fn pull_policy_never_needs_the_image_present(ground: &Ground, _: &Namespace) -> 
 enum Entry<'a> {
     File(&'a str, &'a [u8]),
     Symlink(&'a str, &'a str),
+    Hardlink(&'a str, &'a str),
 }
 
 /// A tar stream whose entry names are written byte for byte (the tar crate refuses `..`).
@@ -804,13 +894,14 @@ fn hostile_tar(entries: &[Entry<'_>]) -> Result<Vec<u8>> {
     let mut out = tar::Builder::new(Vec::new());
     for entry in entries {
         let mut header = tar::Header::new_old();
-        let (name, data, link): (&str, &[u8], Option<&str>) = match entry {
+        let (name, data, link): (&str, &[u8], Option<(tar::EntryType, &str)>) = match entry {
             Entry::File(name, data) => (name, data, None),
-            Entry::Symlink(name, target) => (name, b"", Some(target)),
+            Entry::Symlink(name, target) => (name, b"", Some((tar::EntryType::Symlink, target))),
+            Entry::Hardlink(name, target) => (name, b"", Some((tar::EntryType::Link, target))),
         };
         header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        if let Some(target) = link {
-            header.set_entry_type(tar::EntryType::Symlink);
+        if let Some((kind, target)) = link {
+            header.set_entry_type(kind);
             header.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
         } else {
             header.set_entry_type(tar::EntryType::Regular);

@@ -15,6 +15,7 @@ mod current_eci;
 mod eci_api;
 mod eci_sdk;
 mod election;
+mod faults;
 mod guide;
 mod hostile_input;
 mod imagecache;
@@ -48,6 +49,7 @@ fn main() -> std::process::ExitCode {
         eci_api::tests(),
         eci_sdk::tests(),
         election::tests(),
+        faults::tests(),
         guide::tests(),
         hostile_input::tests(),
         imagecache::tests(),

@@ -4,24 +4,27 @@
 # (fuzz/regressions/<target>). New inputs libFuzzer finds go to target/fuzz/corpus, never into
 # the repository; a crash stops the run with the input's path.
 #
-#   scripts/fuzz.sh [--seconds N] [TARGET...]     (default: 10 s per target, every target)
+#   scripts/fuzz.sh [--seconds N] [--release] [TARGET...]   (default: 10 s per target, all)
 #
-# CI runs it with the default (about a minute in all); run it longer by hand, e.g.
-# `scripts/fuzz.sh --seconds 600 unpack_layer`. cargo-fuzz is installed under target/tools at
-# a pinned version; libFuzzer's instrumentation needs a nightly compiler, and where only a
-# stable one is installed it is used with RUSTC_BOOTSTRAP=1 (the same compiler, its unstable
-# flags allowed).
+# CI runs every target a few seconds (about a minute in all) from a debug build, which builds
+# in a third of the time of an optimised one; run it longer by hand with `--release`, whose
+# targets execute several times faster: `scripts/fuzz.sh --release --seconds 600 unpack_layer`.
+# cargo-fuzz is installed under target/tools at a pinned version; libFuzzer's instrumentation
+# needs a nightly compiler, and where only a stable one is installed it is used with
+# RUSTC_BOOTSTRAP=1 (the same compiler, its unstable flags allowed).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 CARGO_FUZZ_VERSION=0.13.2
 seconds=10
+profile=(--dev)
 targets=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --release) profile=(); shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
@@ -48,13 +51,13 @@ build_dir=(--target-dir "$root/target/fuzz/build")
 # Sanitizer: none. The code is safe Rust (no `unsafe` outside the agent's few syscalls), so
 # AddressSanitizer would find little and doubles the build; the targets assert what must hold.
 echo "== building ${#targets[@]} fuzz targets"
-cargo "${toolchain[@]}" fuzz build --fuzz-dir fuzz --sanitizer none "${build_dir[@]}"
+cargo "${toolchain[@]}" fuzz build "${profile[@]}" --fuzz-dir fuzz --sanitizer none "${build_dir[@]}"
 for target in "${targets[@]}"; do
   work="$root/target/fuzz/corpus/$target"
   artifacts="$root/target/fuzz/artifacts/$target"
   mkdir -p "$work" "$artifacts" "fuzz/regressions/$target"
   echo "== $target: ${seconds}s"
-  if ! cargo "${toolchain[@]}" fuzz run --fuzz-dir fuzz --sanitizer none "${build_dir[@]}" "$target" \
+  if ! cargo "${toolchain[@]}" fuzz run "${profile[@]}" --fuzz-dir fuzz --sanitizer none "${build_dir[@]}" "$target" \
       "$work" "fuzz/corpus/$target" "fuzz/regressions/$target" -- \
       -max_total_time="$seconds" -artifact_prefix="$artifacts/" -print_final_stats=1 \
       2>"$root/target/fuzz/$target.log"; then

@@ -11,12 +11,14 @@ const ROOTS: &[&str] = &[
     "charts/",
     "examples/",
     "benches/",
+    "fuzz/",
     "proto/",
     ".ci/",
     "Dockerfile",
     "Cargo.toml",
     "DESIGN.md",
     "BENCHMARKS.md",
+    "RELIABILITY.md",
 ];
 
 /// The backticked words of `text` that look like paths of the repository.

@@ -90,6 +90,16 @@ impl ImageRef {
                 tag.unwrap_or_else(|| DEFAULT_TAG.to_owned()),
             ),
         };
+        // oci-client lets upper case through in a Docker Hub repository without a registry
+        // (`Foo/bar`), which the grammar forbids and which its own parser then refuses in the
+        // normal form (`docker.io/Foo/bar:latest`, found by the `image_reference` fuzz target):
+        // a reference is valid only if its normal form is.
+        if let Err(source) = normal.whole().parse::<Reference>() {
+            return Err(ReferenceError::Invalid {
+                reference: reference.to_owned(),
+                source,
+            });
+        }
         Ok(Self(normal))
     }
 
@@ -206,6 +216,14 @@ mod tests {
         fn any_text_is_refused_or_normalised_idempotently(text in "\\PC{0,80}") {
             fuzz::parse(text.as_bytes());
         }
+    }
+
+    #[test]
+    fn upper_case_in_a_docker_hub_repository_is_refused() {
+        // What the fuzz target found (fuzz/regressions/image_reference/).
+        assert!(ImageRef::parse("UCprpe/ase").is_err());
+        assert!(ImageRef::parse("library/Nginx").is_err());
+        assert!(ImageRef::parse("Registry.Example.com/app").is_ok());
     }
 
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

@@ -56,11 +56,15 @@ fn ground_script(name: &str) -> PathBuf {
     project_root().join("integration/ground").join(name)
 }
 
-fn env_file() -> PathBuf {
+/// The directory the ground's processes keep their state in (`GROUND_RUN_DIR`).
+pub fn run_dir() -> PathBuf {
     std::env::var_os("GROUND_RUN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join("target/ground/run"))
-        .join("ground.env")
+}
+
+fn env_file() -> PathBuf {
+    run_dir().join("ground.env")
 }
 
 fn run_script(name: &str, args: &[&str]) -> Result<()> {
