@@ -59,7 +59,9 @@ pub fn request(data: &[u8]) {
 /// # Panics
 /// When they do not: the client and the emulator disagree on the wire format.
 pub fn sign_then_verify(params: &BTreeMap<String, String>) {
-    let base = reqwest::Url::parse("http://127.0.0.1:9/").expect("a valid URL");
+    let Ok(base) = reqwest::Url::parse("http://127.0.0.1:9/") else {
+        return;
+    };
     let credentials = eci::Credentials::new(KEY_ID, SECRET, None);
     let verifier = Verifier::new(Credentials::new(KEY_ID, SECRET));
     let action = "DescribeContainerGroups";
@@ -122,6 +124,15 @@ const V1_RESERVED: &[&str] = &[
     "SecurityToken",
 ];
 
+/// [`NOW`] as a timestamp.
 fn now() -> Timestamp {
-    NOW.parse().expect("a valid time")
+    Timestamp::constant(1_767_225_600, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn now_is_the_time_the_client_signs_with() {
+        assert_eq!(super::now(), super::NOW.parse::<jiff::Timestamp>().unwrap());
+    }
 }

@@ -66,6 +66,9 @@ fn pairs(text: &str) -> Result<Vec<(String, String)>, ApiError> {
     })
 }
 
+/// Parameters by name.
+type Parameters = BTreeMap<String, String>;
+
 /// A request's parameters, decoded: those of the query alone (V3 signs them apart), and those
 /// of the query and an `application/x-www-form-urlencoded` body together (the query wins).
 ///
@@ -75,7 +78,7 @@ pub(super) fn decode(
     query: Option<&str>,
     headers: &BTreeMap<String, String>,
     body: &[u8],
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), ApiError> {
+) -> Result<(Parameters, Parameters), ApiError> {
     let query: BTreeMap<String, String> = pairs(query.unwrap_or_default())?.into_iter().collect();
     let mut params = query.clone();
     let form = headers
