@@ -85,8 +85,8 @@ fn a_create_applied_but_unanswered_is_resent_unchanged(
     std::fs::write(&faults, "0")?;
 
     let log = || format!("node log:\n{}", node.logs());
-    wait("the pod Running or Failed", 90, || {
-        let phase = ground
+    let field = |path: &str| {
+        ground
             .kubectl()
             .args([
                 "-n",
@@ -95,41 +95,22 @@ fn a_create_applied_but_unanswered_is_resent_unchanged(
                 "pod",
                 "resend",
                 "-o",
-                "jsonpath={.status.phase}",
+                &format!("jsonpath={path}"),
             ])
-            .ok()?;
+            .ok()
+    };
+    wait("the pod Running or Failed", 90, || {
+        let phase = field("{.status.phase}")?;
         Ok(matches!(phase.as_str(), "Running" | "Failed").then_some(()))
     })
     .with_context(log)?;
-    let status = ground
-        .kubectl()
-        .args([
-            "-n",
-            ns,
-            "get",
-            "pod",
-            "resend",
-            "-o",
-            "jsonpath={.status.phase} {.status.reason} {.status.message}",
-        ])
-        .ok()?;
+    let status = field("{.status.phase} {.status.reason} {.status.message}")?;
     ensure!(
         status.starts_with("Running"),
         "the pod was failed by a fault: {status}\n{}",
         log()
     );
-    let uid = ground
-        .kubectl()
-        .args([
-            "-n",
-            ns,
-            "get",
-            "pod",
-            "resend",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ])
-        .ok()?;
+    let uid = field("{.metadata.uid}")?;
     let eci = emulator.client()?;
     let groups = ground.runtime.block_on(async {
         eci.describe_all_container_groups(&DescribeContainerGroups {

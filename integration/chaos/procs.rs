@@ -111,9 +111,7 @@ impl Emulator {
     /// `kill -9`.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            children::forget(&child);
+            children::kill(&mut child);
         }
     }
 
@@ -216,9 +214,7 @@ impl Node {
     /// `kill -9`.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            children::forget(&child);
+            children::kill(&mut child);
         }
         self.up_since = None;
     }

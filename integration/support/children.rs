@@ -49,8 +49,20 @@ pub fn kill_all() {
     }
 }
 
+/// `kill -9` of one child, reaped: no last save, no cleanup, as a crash or an OOM kill.
+pub fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+    forget(child);
+}
+
 /// Stops one child the same way and reaps it.
 pub fn stop(child: &mut Child) {
+    // One already reaped (killed before) is not signalled: its pid may be another's by now.
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        forget(child);
+        return;
+    }
     let _ = signal(child.id(), Signal::SIGTERM);
     let deadline = Instant::now() + GRACE;
     while Instant::now() < deadline {

@@ -161,9 +161,7 @@ impl EmulatorProcess {
 impl EmulatorProcess {
     /// `kill -9`: no last save, no cleanup, as a crash or an OOM kill ends it.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        super::children::forget(&self.child);
+        super::children::kill(&mut self.child);
     }
 }
 

@@ -426,29 +426,14 @@ async fn v1_get_and_form_post_work_like_v3() {
 async fn a_restarted_emulator_keeps_its_groups_and_caches() {
     within(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let handle = start(
-            clock.clone(),
-            SimulatedConfig::default(),
-            Quotas::default(),
-            Some(dir.path()),
-        )
-        .await;
-        let c = Client::new(&handle, clock.clone());
+        let (handle, c) = start_saving(dir.path()).await;
         let cache = create_cache(&c, "kept", &["nginx:1.25"]).await;
         c.wait_cache(&cache, "Ready").await;
         let group = create_group(&c, "kept", &[]).await;
         c.wait_group(&group, "Running").await;
         handle.shutdown().await;
 
-        let handle = start(
-            clock.clone(),
-            SimulatedConfig::default(),
-            Quotas::default(),
-            Some(dir.path()),
-        )
-        .await;
-        let c = Client::new(&handle, clock);
+        let (handle, c) = start_saving(dir.path()).await;
         assert_eq!(c.cache(&cache).await["Status"], "Ready");
         let again = c.wait_group(&group, "Running").await;
         assert_eq!(again["ContainerGroupName"], "kept");

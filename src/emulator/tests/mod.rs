@@ -396,6 +396,20 @@ pub async fn start_default() -> (Handle, Client) {
     (handle, client)
 }
 
+/// An emulator on the system clock that saves its state in `dir`, and a client.
+pub async fn start_saving(dir: &std::path::Path) -> (Handle, Client) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let handle = start(
+        clock.clone(),
+        SimulatedConfig::default(),
+        Quotas::default(),
+        Some(dir),
+    )
+    .await;
+    let client = Client::new(&handle, clock);
+    (handle, client)
+}
+
 /// Runs a test body with an overall timeout.
 pub async fn within<F: Future<Output = ()>>(f: F) {
     tokio::time::timeout(Duration::from_secs(60), f)

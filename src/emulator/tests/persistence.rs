@@ -83,15 +83,7 @@ async fn a_deleted_creating_cache_stays_deleted_after_a_crash() {
 async fn client_token_records_hold_no_parameter_value() {
     within(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let handle = start(
-            clock.clone(),
-            SimulatedConfig::default(),
-            Quotas::default(),
-            Some(dir.path()),
-        )
-        .await;
-        let c = Client::new(&handle, clock);
+        let (handle, c) = start_saving(dir.path()).await;
         let create = |password: &str| {
             Req::new(
                 "CreateContainerGroup",
