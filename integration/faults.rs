@@ -1,8 +1,14 @@
 //! The node under the cloud's faults, one at a time and on purpose (the chaos run meets them
-//! at random): a create that ECI applied but never answered is resent unchanged, so the pod
-//! runs on its one group and is never failed for `IdempotentParameterMismatch` (issue #20,
-//! finding 6); and the emulator killed with `-9` while it saves comes back with every create
-//! it acknowledged (finding 7).
+//! at random): a create that ECI applied but never answered leaves one group and a running
+//! pod, never a pod failed for `IdempotentParameterMismatch` (issue #20, finding 6); and the
+//! emulator killed with `-9` while it saves comes back with every create it acknowledged
+//! (finding 7).
+//!
+//! The node never rebuilds the create here: while reads fail no pass runs, and the first pass
+//! whose read succeeds finds the applied group by its tag and adopts it. A rebuilt create
+//! follows an applied one only when a read misses a group just created (a lagging read,
+//! which the emulator does not model), and then it is resent byte for byte: that is shown by
+//! `pods::create`'s unit tests.
 
 use std::time::Duration;
 
@@ -23,9 +29,9 @@ use crate::support::{
 pub fn tests() -> Vec<Test> {
     vec![
         Test {
-            name: "faults::a_create_applied_but_unanswered_is_resent_unchanged",
+            name: "faults::a_create_applied_but_unanswered_leaves_one_group_and_a_running_pod",
             phase: Phase::WithCrd,
-            run: a_create_applied_but_unanswered_is_resent_unchanged,
+            run: a_create_applied_but_unanswered_leaves_one_group_and_a_running_pod,
         },
         Test {
             name: "faults::the_emulator_state_survives_kill_9_during_saves",
@@ -36,11 +42,9 @@ pub fn tests() -> Vec<Test> {
 }
 
 /// Every call fails while the fault file says `1`: a write is either refused (5xx, nothing
-/// done) or applied and then answered 503, and every read gets a 5xx, so the node cannot find
-/// the applied group and adopt it; it can only retry the create. Each retry built afresh
-/// would carry a new service-account token and the Secret's new value, and ECI refuses a
-/// `ClientToken` with other parameters. Then the faults stop.
-fn a_create_applied_but_unanswered_is_resent_unchanged(
+/// done) or applied and then answered 503, and every read gets a 5xx. The pod's request holds
+/// a Secret's value, which changes meanwhile. Then the faults stop.
+fn a_create_applied_but_unanswered_leaves_one_group_and_a_running_pod(
     ground: &Ground,
     ns: &Namespace,
 ) -> Result<()> {
@@ -78,10 +82,10 @@ fn a_create_applied_but_unanswered_is_resent_unchanged(
     // The fault file is read every second.
     std::thread::sleep(Duration::from_secs(2));
     workload::apply(ground, ns, pod(&node.name))?;
-    // Creates (each with its own retries) under faults; the Secret changes meanwhile.
-    std::thread::sleep(Duration::from_secs(10));
+    // The first create goes at once, with the Secret's first value; then the value changes.
+    std::thread::sleep(Duration::from_secs(2));
     workload::apply(ground, ns, secret("two"))?;
-    std::thread::sleep(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(18));
     std::fs::write(&faults, "0")?;
 
     let log = || format!("node log:\n{}", node.logs());
