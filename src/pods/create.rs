@@ -207,8 +207,13 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
             ctx.config.metrics.pod_create("failed");
             let no_stock = out_of_stock(&error);
             let applied = already_created(&error);
-            let retryable =
-                error.is_retryable() || waits_for_a_resource(&error) || no_stock || applied;
+            // A definite answer: the next try builds the request again, with a new choice.
+            let vanished = matched_cache_vanished(&error, snapshot);
+            let retryable = error.is_retryable()
+                || waits_for_a_resource(&error)
+                || no_stock
+                || applied
+                || vanished;
             let note = format!("CreateContainerGroup failed: {error}");
             warn!(
                 error = &error as &dyn std::error::Error,
@@ -230,7 +235,7 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
                 }
             }
             if retryable {
-                if !applied {
+                if !applied && !vanished {
                     ctx.unanswered.keep(uid, sent);
                 }
                 ctx.backoff.failed(uid, Instant::now());
@@ -355,6 +360,22 @@ fn out_of_stock(error: &eci::Error) -> bool {
 /// failing for good.
 fn waits_for_a_resource(error: &eci::Error) -> bool {
     matches!(error.code(), Some("IncorrectDiskStatus"))
+}
+
+/// The cache automatic matching chose for the pod was deleted between the choice and the
+/// create (its ImageCache removed meanwhile): the choice was the node's, not the pod's, so the
+/// pod is decided again on the next try (the index no longer holds the cache) instead of
+/// failing, as ECI's own matching falls back when a cache goes away. A cache the pod named
+/// itself still fails it. Found by the 30-minute chaos run (seed 20261207).
+fn matched_cache_vanished(error: &eci::Error, snapshot: &imagecache::SnapshotDecision) -> bool {
+    matches!(error.code(), Some("InvalidImageSnapshotId.NotFound"))
+        && matches!(
+            snapshot,
+            imagecache::SnapshotDecision::Use {
+                automatic: true,
+                ..
+            }
+        )
 }
 
 /// The pod asked for an image cache it cannot have: it fails with the reason as its status
@@ -483,6 +504,23 @@ mod tests {
         assert!(!mismatch.is_retryable(), "not retryable for the client");
         assert!(already_created(&mismatch), "but the pod waits to adopt it");
         assert!(!already_created(&api_error("InvalidParameter")));
+    }
+
+    #[test]
+    fn a_matched_cache_deleted_meanwhile_is_chosen_again_but_a_named_one_fails() {
+        let gone = api_error("InvalidImageSnapshotId.NotFound");
+        let chosen = |automatic| imagecache::SnapshotDecision::Use {
+            id: "imc-0123456789abcdefghij".into(),
+            name: "c".into(),
+            automatic,
+        };
+        assert!(!gone.is_retryable());
+        assert!(matched_cache_vanished(&gone, &chosen(true)));
+        assert!(!matched_cache_vanished(&gone, &chosen(false)));
+        assert!(!matched_cache_vanished(
+            &api_error("InvalidParameter"),
+            &chosen(true)
+        ));
     }
 
     #[test]
