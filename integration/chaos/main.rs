@@ -166,6 +166,9 @@ fn run(ground: &Ground, args: &Args) -> Result<bool> {
         data: format!("chaos-secret-data-{seed}"),
         registry_password: format!("chaos-registry-pw-{seed}"),
     };
+    // A ground this run started (CI's, after the integration suite stopped its own) has no
+    // CRD yet.
+    support::harness::install_crd(ground).context("installing the ImageCache CRD")?;
     let node_name = "vk-chaos".to_owned();
     let namespace = format!("chaos-{seed}");
     set_faults(&dir.join("faults"), 0.0)?;
@@ -414,6 +417,15 @@ fn run(ground: &Ground, args: &Args) -> Result<bool> {
         &logs,
     ));
     rows.push(kubelet_api(ground, &node_name, &namespace));
+    rows.push(checks::Row {
+        name: "every kind of action succeeded at least once",
+        checked: workload::KINDS.len(),
+        violations: workload::KINDS
+            .iter()
+            .filter(|kind| !workload.succeeded.contains(**kind))
+            .map(|kind| (*kind).to_owned())
+            .collect(),
+    });
 
     let passed = rows.iter().all(|r| r.violations.is_empty());
     let table = render(&rows);

@@ -33,7 +33,22 @@ pub struct Workload<'g> {
     /// Actions that failed (the API server away, mostly): counted, never fatal.
     pub failed_actions: u32,
     pub actions: u32,
+    /// The kinds of action (`create pod`, `scale deployment`, …) that succeeded at least once.
+    pub succeeded: BTreeSet<String>,
 }
+
+/// Every kind of action the workload draws: a run in which one never succeeds did not test
+/// what it claims (a missing CRD made every ImageCache action fail once).
+pub const KINDS: [&str; 8] = [
+    "scale deployment",
+    "set deployment",
+    "create pod",
+    "delete pod",
+    "create job",
+    "delete job",
+    "create imagecache",
+    "delete imagecache",
+];
 
 const DEPLOYMENTS: [&str; 2] = ["web", "api"];
 const MAX_PODS: usize = 10;
@@ -52,6 +67,7 @@ impl<'g> Workload<'g> {
             caches: BTreeSet::new(),
             tag: ["1.36", "1.37"],
             failed_actions: 0,
+            succeeded: BTreeSet::new(),
             actions: 0,
         }
     }
@@ -237,7 +253,15 @@ impl<'g> Workload<'g> {
             _ => ("nothing".to_owned(), Ok(String::new())),
         };
         match result {
-            Ok(_) => what,
+            Ok(_) => {
+                let kind: Vec<&str> = what
+                    .split_whitespace()
+                    .take(2)
+                    .map(|word| word.split('/').next().unwrap_or(word))
+                    .collect();
+                self.succeeded.insert(kind.join(" "));
+                what
+            }
             Err(error) => {
                 self.failed_actions += 1;
                 format!("{what}: failed ({})", first_line(&format!("{error:#}")))
