@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::support::{
     Ground,
-    emulator::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, EmulatorProcess},
+    emulator::{EmulatorProcess, sdk_script},
     ground::Namespace,
     harness::{Phase, Test},
     node_child::NodeChild,
@@ -48,24 +48,6 @@ fn sdk_python() -> Result<String> {
 }
 
 /// Runs `integration/sdk/<script>` with the SDK's python and the emulator's AccessKey.
-fn sdk_script(python: &str, script: &str, args: &[&str]) -> Result<String> {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new(python)
-        .arg(format!("{root}/integration/sdk/{script}"))
-        .args(args)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
-        .output()
-        .with_context(|| format!("cannot run {script}"))?;
-    ensure!(
-        out.status.success(),
-        "{script} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
-
 fn apply(ground: &Ground, ns: &str, yaml: &str) -> Result<()> {
     ground
         .kubectl()

@@ -30,6 +30,7 @@ mod status_writes;
 mod storage;
 mod support;
 mod updates;
+mod zones;
 
 use support::harness::{self, Test};
 
@@ -62,6 +63,7 @@ fn main() -> std::process::ExitCode {
         runc_runtime::tests(),
         status_writes::tests(),
         updates::tests(),
+        zones::tests(),
         storage::tests(),
     ]
     .into_iter()

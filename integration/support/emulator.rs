@@ -189,3 +189,23 @@ pub fn python_sdk() -> anyhow::Result<String> {
     );
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
+
+/// Runs `integration/sdk/<script>` with the official SDK's Python and the emulator's test
+/// AccessKey; its standard output.
+pub fn sdk_script(python: &str, script: &str, args: &[&str]) -> Result<String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(python)
+        .arg(format!("{root}/integration/sdk/{script}"))
+        .args(args)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+        .output()
+        .with_context(|| format!("cannot run {script}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{script} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}

@@ -16,8 +16,10 @@ use super::{
 /// A running `eci-vk run`; dropping it kills the process and deletes its Node.
 pub struct NodeChild<'g> {
     ground: &'g Ground,
-    /// The Node's name.
+    /// The Node's name (the first node's, with a node per zone).
     pub name: String,
+    /// Every Node it registers: `name`, or one per zone.
+    pub nodes: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -107,6 +109,68 @@ impl<'g> NodeChild<'g> {
         rust_log: &str,
         cloud: CloudEnv,
     ) -> Result<Self> {
+        let naming = vec!["--node-name".to_owned(), name.clone()];
+        Self::spawn_named(
+            ground,
+            vec![name],
+            &naming,
+            endpoint,
+            dir,
+            extra,
+            rust_log,
+            cloud,
+        )
+    }
+
+    /// Starts one process serving a node per zone of `zones` (`(zone, vSwitch)`), named
+    /// `<prefix>-<zone>`, like [`NodeChild::spawn`] otherwise.
+    pub fn spawn_zones(
+        ground: &'g Ground,
+        prefix: &str,
+        zones: &[(&str, &str)],
+        endpoint: &str,
+        dir: &Path,
+        extra: &[String],
+    ) -> Result<Self> {
+        let layout = zones
+            .iter()
+            .map(|(zone, vswitch)| format!("{zone}={vswitch}"))
+            .collect::<Vec<_>>()
+            .join(";");
+        let naming = vec![
+            "--zone-node-prefix".to_owned(),
+            prefix.to_owned(),
+            "--zone-vswitches".to_owned(),
+            layout,
+        ];
+        let nodes = zones
+            .iter()
+            .map(|(zone, _)| format!("{prefix}-{zone}"))
+            .collect();
+        Self::spawn_named(
+            ground,
+            nodes,
+            &naming,
+            endpoint,
+            dir,
+            extra,
+            "info",
+            CloudEnv::AccessKey,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_named(
+        ground: &'g Ground,
+        nodes: Vec<String>,
+        naming: &[String],
+        endpoint: &str,
+        dir: &Path,
+        extra: &[String],
+        rust_log: &str,
+        cloud: CloudEnv,
+    ) -> Result<Self> {
+        let name = nodes.first().cloned().context("no node")?;
         let log = dir.join("node.log");
         let mut command = Command::new(ground.eci_vk());
         match cloud {
@@ -127,7 +191,8 @@ impl<'g> NodeChild<'g> {
             .arg("run")
             .arg("--kubeconfig")
             .arg(&ground.kubeconfig)
-            .args(["--node-name", &name, "--pod-sync-interval", "500ms"])
+            .args(naming)
+            .args(["--pod-sync-interval", "500ms"])
             .args(["--kubelet-listen", &format!("{}:0", ground.node_ip)])
             .args(["--internal-ip", &ground.node_ip])
             .args(["--eci-endpoint", endpoint])
@@ -150,28 +215,32 @@ impl<'g> NodeChild<'g> {
         Ok(Self {
             ground,
             name,
+            nodes,
             child: Some(child),
             log,
         })
     }
 
-    /// Waits up to a minute for the Node to be Ready; the error carries the node's log.
+    /// Waits up to a minute for every Node to be Ready; the error carries the node's log.
     pub fn wait_ready(&self) -> Result<()> {
-        super::wait::wait(&format!("node {} Ready", self.name), 60, || {
-            let out = self
-                .ground
-                .kubectl()
-                .args([
-                    "get",
-                    "node",
-                    &self.name,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                ])
-                .run()?;
-            Ok((out.stdout.trim() == "True").then_some(()))
-        })
-        .with_context(|| format!("node log:\n{}", self.logs()))
+        for name in &self.nodes {
+            super::wait::wait(&format!("node {name} Ready"), 60, || {
+                let out = self
+                    .ground
+                    .kubectl()
+                    .args([
+                        "get",
+                        "node",
+                        name,
+                        "-o",
+                        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                    ])
+                    .run()?;
+                Ok((out.stdout.trim() == "True").then_some(()))
+            })
+            .with_context(|| format!("node log:\n{}", self.logs()))?;
+        }
+        Ok(())
     }
 
     /// The process id, while it runs.
@@ -203,13 +272,8 @@ impl Drop for NodeChild<'_> {
         let _ = self
             .ground
             .kubectl()
-            .args([
-                "delete",
-                "node",
-                &self.name,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
+            .args(["delete", "node", "--wait=false", "--ignore-not-found"])
+            .args(&self.nodes)
             .ok();
     }
 }

@@ -113,6 +113,7 @@ async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
                 auto_create_image_cache: args.auto_create_image_cache,
                 max_image_caches: args.image_cache_quota as usize,
                 sold_out: args.sold_out,
+                vswitch_zones: args.vswitch_zones.unwrap_or_default(),
                 sts_credential_ttl: args.sts_credential_ttl,
                 ecs_ram_role: args.ecs_ram_role,
                 regular_snapshot_delay: Duration::from_millis(args.regular_snapshot_ms),

@@ -163,27 +163,9 @@ async fn serve(
     // server reaches: not held back.
     let eci_streams = eci::Client::new(eci_config).context("cannot build the ECI client")?;
     let eci = eci_streams.gated(std::sync::Arc::new(holds));
-    // Bound before the Node is registered: the Node advertises the port actually bound. A port
-    // in use does not stop the node (pods keep being hosted); it runs without `logs`/`exec`.
-    let kubelet_listener = match tokio::net::TcpListener::bind(config.kubelet_listen).await {
-        Ok(listener) => Some(listener),
-        Err(error) => {
-            tracing::error!(addr = %config.kubelet_listen, error = &error as &dyn std::error::Error, "cannot listen for the kubelet API; kubectl logs/exec will not reach this node (see --kubelet-listen)");
-            None
-        }
-    };
-    let kubelet_port = kubelet_listener
-        .as_ref()
-        .and_then(|l| l.local_addr().ok())
-        .map_or(config.kubelet_listen.port(), |a| a.port());
-    let node_config = node::NodeConfig {
-        name: config.node_name.clone(),
-        region: Some(config.region.clone()),
-        taint: config.taint.clone(),
-        capacity: config.capacity.clone(),
-        internal_ip: config.internal_ip,
-        kubelet_port,
-    };
+    // Each node's kubelet API is bound before the Node is registered: the Node advertises the
+    // port actually bound.
+    let kubelet_listeners = bind_kubelet_apis(&config).await;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| {
@@ -200,8 +182,8 @@ async fn serve(
         placement: pods::Placement {
             cluster: config.cluster_name.clone(),
             node: config.node_name.clone(),
-            zone: config.zone.clone(),
-            vswitch: config.vswitch.clone(),
+            zone: None,
+            vswitch: None,
             security_group: config.security_group.clone(),
             defaults: pods::annotations::Defaults {
                 ram_role: config.ram_role_name.clone(),
@@ -250,28 +232,48 @@ async fn serve(
             .instrument(info_span!("metrics")),
         );
     }
-    // The kubelet API serves whichever process the Node's address names: the leader writes
-    // its own address into the Node when it takes over.
-    if let Some(listener) = kubelet_listener {
-        let serve = crate::kubelet::serve(
-            listener,
-            kubelet_config(&config).await?,
-            kube.clone(),
-            eci_streams,
-            stopped(shutdown_rx.clone()),
-        );
-        tasks.spawn(
-            async move {
-                if let Err(error) = serve.await {
-                    tracing::error!(
-                        error = &error as &dyn std::error::Error,
-                        "kubelet API stopped"
-                    );
+    // Each node, with its zone's vSwitches, its kubelet API and its pods.
+    let mut nodes = Vec::with_capacity(config.nodes.len());
+    for (zone_node, listener) in config.nodes.iter().zip(kubelet_listeners) {
+        let kubelet_port = listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(config.kubelet_listen.port(), |a| a.port());
+        // The kubelet API serves whichever process the Node's address names: the leader
+        // writes its own address into the Node when it takes over.
+        if let Some(listener) = listener {
+            let serve = crate::kubelet::serve(
+                listener,
+                kubelet_config(&config, &zone_node.name).await?,
+                kube.clone(),
+                eci_streams.clone(),
+                stopped(shutdown_rx.clone()),
+            );
+            tasks.spawn(
+                async move {
+                    if let Err(error) = serve.await {
+                        tracing::error!(
+                            error = &error as &dyn std::error::Error,
+                            "kubelet API stopped"
+                        );
+                    }
+                    Ok::<(), anyhow::Error>(())
                 }
-                Ok::<(), anyhow::Error>(())
-            }
-            .instrument(info_span!("kubelet_api", node.name = %config.node_name)),
-        );
+                .instrument(info_span!("kubelet_api", node.name = %zone_node.name)),
+            );
+        }
+        nodes.push(ServedNode {
+            node: node::NodeConfig {
+                name: zone_node.name.clone(),
+                region: Some(config.region.clone()),
+                zone: zone_node.zone.clone(),
+                taint: config.taint.clone(),
+                capacity: config.capacity.clone(),
+                internal_ip: config.internal_ip,
+                kubelet_port,
+            },
+            pods: zone_pods(&pods_config, zone_node),
+        });
     }
     let freshness = config
         .image_cache_tag_check_interval
@@ -288,8 +290,7 @@ async fn serve(
     let term = std::sync::Arc::new(Term {
         kube: kube_writes,
         eci,
-        node: node_config,
-        pods: pods_config,
+        nodes,
         probes: probes.clone(),
         leadership: leadership.clone(),
         image_caches,
@@ -369,14 +370,55 @@ async fn serve(
 struct Term {
     kube: kube::Client,
     eci: eci::Client,
-    node: node::NodeConfig,
-    pods: pods::PodsConfig,
+    /// The nodes this process serves: one, or one per zone.
+    nodes: Vec<ServedNode>,
     probes: crate::metrics::Probes,
     leadership: election::Leadership,
     image_caches: imagecache::CacheIndexHandle,
     image_cache_controller: bool,
     image_cache_settings: imagecache::Settings,
     cloud_settings: imagecache::CloudSettings,
+}
+
+/// One virtual node: its Node object and its pods' settings.
+struct ServedNode {
+    node: node::NodeConfig,
+    pods: pods::PodsConfig,
+}
+
+/// The pod settings of `zone_node`: its name, zone and vSwitches.
+fn zone_pods(base: &pods::PodsConfig, zone_node: &crate::config::ZoneNode) -> pods::PodsConfig {
+    let mut config = base.clone();
+    config.node_name.clone_from(&zone_node.name);
+    config.placement.node.clone_from(&zone_node.name);
+    config.placement.zone.clone_from(&zone_node.zone);
+    config.placement.vswitch =
+        (!zone_node.vswitches.is_empty()).then(|| zone_node.vswitches.join(","));
+    config
+}
+
+/// Binds each node's kubelet API: the first on `--kubelet-listen`, the next ones on the ports
+/// after it (or each on a port of its own when that port is 0). A port in use does not stop
+/// the node (pods keep being hosted); that node runs without `logs`/`exec`.
+async fn bind_kubelet_apis(config: &RunConfig) -> Vec<Option<tokio::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(config.nodes.len());
+    for (index, zone_node) in config.nodes.iter().enumerate() {
+        let mut addr = config.kubelet_listen;
+        if addr.port() != 0 {
+            let port = u16::try_from(index)
+                .ok()
+                .and_then(|i| addr.port().checked_add(i));
+            addr.set_port(port.unwrap_or(0));
+        }
+        listeners.push(match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::error!(node.name = %zone_node.name, %addr, error = &error as &dyn std::error::Error, "cannot listen for the kubelet API; kubectl logs/exec will not reach this node (see --kubelet-listen)");
+                None
+            }
+        });
+    }
+    listeners
 }
 
 /// How long the node heartbeat may go without an attempt before liveness fails (an attempt
@@ -400,30 +442,53 @@ async fn lead(term: std::sync::Arc<Term>, stop: election::StopSignal) -> anyhow:
     }
     let _ended = Ended(term.probes.clone());
     let stop = stop.shared();
-    let node_uid = match node::register(&term.kube, &term.node, true).await {
-        Ok(uid) => uid,
-        // The term ended while registering (the write was held back): not a failure of the
-        // node, the next term registers again.
-        Err(_) if !term.leadership.holds_now() => {
-            warn!("the leader term ended before the Node was registered");
-            return Ok(());
-        }
-        Err(error) => {
-            return Err(anyhow::Error::new(error)
-                .context("cannot register the Node (does the kubeconfig allow creating nodes?)"));
-        }
-    };
-    info!(node.name = %term.node.name, node.uid = %node_uid, "node registered");
-    let (health_tx, health_rx) = watch::channel(true);
-    let probes = term.probes.clone();
-    let heartbeat = node::run(
-        term.kube.clone(),
-        term.node.clone(),
-        node_uid,
-        health_rx,
-        move || probes.beat("node heartbeat", NODE_HEARTBEAT_STUCK_AFTER),
-        stop.clone(),
-    );
+    let mut served = Vec::with_capacity(term.nodes.len());
+    for served_node in &term.nodes {
+        let node_uid = match node::register(&term.kube, &served_node.node, true).await {
+            Ok(uid) => uid,
+            // The term ended while registering (the write was held back): not a failure of
+            // the node, the next term registers again.
+            Err(_) if !term.leadership.holds_now() => {
+                warn!("the leader term ended before the Node was registered");
+                return Ok(());
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context(format!(
+                    "cannot register the Node {} (does the kubeconfig allow creating nodes?)",
+                    served_node.node.name
+                )));
+            }
+        };
+        info!(node.name = %served_node.node.name, node.uid = %node_uid, zone = ?served_node.node.zone, "node registered");
+        served.push((served_node, node_uid));
+    }
+    let mut heartbeats = Vec::with_capacity(served.len());
+    let mut pods = Vec::with_capacity(served.len());
+    for (served_node, node_uid) in served {
+        let (health_tx, health_rx) = watch::channel(true);
+        let probes = term.probes.clone();
+        heartbeats.push(
+            node::run(
+                term.kube.clone(),
+                served_node.node.clone(),
+                node_uid,
+                health_rx,
+                move || probes.beat("node heartbeat", NODE_HEARTBEAT_STUCK_AFTER),
+                stop.clone(),
+            )
+            .instrument(info_span!("heartbeat", node.name = %served_node.node.name)),
+        );
+        pods.push(
+            pods::run(
+                term.kube.clone(),
+                term.eci.clone(),
+                served_node.pods.clone(),
+                health_tx,
+                stop.clone(),
+            )
+            .instrument(info_span!("pods", node.name = %served_node.node.name)),
+        );
+    }
     let cloud = imagecache::follow_cloud(
         term.eci.clone(),
         term.image_caches.clone(),
@@ -437,23 +502,15 @@ async fn lead(term: std::sync::Arc<Term>, stop: election::StopSignal) -> anyhow:
         term.image_cache_settings.clone(),
         term.image_cache_controller,
         term.image_caches.clone(),
-        stop.clone(),
-    )
-    .instrument(info_span!("imagecache"));
-    let pods = pods::run(
-        term.kube.clone(),
-        term.eci.clone(),
-        term.pods.clone(),
-        health_tx,
         stop,
     )
-    .instrument(info_span!("pods"));
+    .instrument(info_span!("imagecache"));
     let others = async {
-        tokio::join!(heartbeat, cloud, hosting);
+        tokio::join!(futures::future::join_all(heartbeats), cloud, hosting);
         Ok(())
     };
     // A pod controller that cannot start ends the process, as before leadership existed.
-    futures::future::try_join(pods, others).await?;
+    futures::future::try_join(futures::future::try_join_all(pods), others).await?;
     Ok(())
 }
 
@@ -515,9 +572,21 @@ async fn start_emulator(
         Some(agent) => emulator::AgentTarget::Local(agent),
         None => emulator::AgentTarget::Simulated(SimulatedConfig::default()),
     };
+    // The cloud this process stands in for has the vSwitches the node was given, in their
+    // zones.
+    let vswitch_zones = config
+        .nodes
+        .iter()
+        .filter_map(|n| n.zone.as_ref().map(|zone| (zone, &n.vswitches)))
+        .flat_map(|(zone, vswitches)| vswitches.iter().map(|v| (v.clone(), zone.clone())))
+        .collect();
     let mut builder =
         emulator::Emulator::builder(emulator::Credentials::new(id.clone(), secret.clone()))
-            .agent(agent);
+            .agent(agent)
+            .settings(emulator::Settings {
+                vswitch_zones,
+                ..emulator::Settings::default()
+            });
     if let Some(dir) = &config.data_dir {
         builder = builder.data_dir(dir.join("emulator"));
     }
@@ -529,7 +598,10 @@ async fn start_emulator(
 }
 
 /// The kubelet API's settings from the node's.
-async fn kubelet_config(config: &RunConfig) -> anyhow::Result<crate::kubelet::KubeletConfig> {
+async fn kubelet_config(
+    config: &RunConfig,
+    node_name: &str,
+) -> anyhow::Result<crate::kubelet::KubeletConfig> {
     let serving_cert = match &config.kubelet_tls {
         Some((cert, key)) => crate::kubelet::ServingCert::Files {
             cert: cert.clone(),
@@ -537,7 +609,7 @@ async fn kubelet_config(config: &RunConfig) -> anyhow::Result<crate::kubelet::Ku
         },
         None => crate::kubelet::ServingCert::SelfSigned {
             ips: vec![config.internal_ip],
-            names: vec![config.node_name.clone()],
+            names: vec![node_name.to_owned()],
         },
     };
     // Read once here so a missing file stops the node at start with its name; the kubelet
@@ -549,7 +621,7 @@ async fn kubelet_config(config: &RunConfig) -> anyhow::Result<crate::kubelet::Ku
     }
     let client_ca = config.kubelet_client_ca.clone();
     Ok(crate::kubelet::KubeletConfig {
-        node_name: config.node_name.clone(),
+        node_name: node_name.to_owned(),
         cluster_name: config.cluster_name.clone(),
         serving_cert,
         client_ca,

@@ -13,7 +13,8 @@ use super::{
         ENV_EMULATOR_FAULT_RATE, ENV_EMULATOR_FAULT_SEED, ENV_EMULATOR_FAULT_SLOW_MS,
         ENV_EMULATOR_IMAGE_CACHE_QUOTA, ENV_EMULATOR_LISTEN, ENV_EMULATOR_NO_THROTTLE,
         ENV_EMULATOR_REGULAR_SNAPSHOT_MS, ENV_EMULATOR_SOLD_OUT, ENV_EMULATOR_STS_CREDENTIAL_TTL,
-        ENV_RUNTIME, ENV_SIM_PULL_MS, ENV_SIM_SNAPSHOT_MS, ENV_SIM_START_MS,
+        ENV_EMULATOR_VSWITCH_ZONES, ENV_RUNTIME, ENV_SIM_PULL_MS, ENV_SIM_SNAPSHOT_MS,
+        ENV_SIM_START_MS,
     },
 };
 
@@ -64,6 +65,12 @@ pub struct EmulatorArgs {
     /// create gets the next spec it names, or `ContainerGroup.NoStock`.
     #[arg(long, env = ENV_EMULATOR_SOLD_OUT, value_delimiter = ',')]
     pub sold_out: Vec<String>,
+    /// Which zone each vSwitch is in, `ZONE=vsw-1,vsw-2;ZONE2=vsw-3` (the node's
+    /// `--zone-vswitches` syntax). A group is in its vSwitch's zone; a create whose vSwitches
+    /// are all in another zone than its `ZoneId` is refused. A vSwitch not listed is in the
+    /// zone the create names (`<region>-a` when it names none).
+    #[arg(long, env = ENV_EMULATOR_VSWITCH_ZONES, value_parser = parse_vswitch_zones)]
+    pub vswitch_zones: Option<std::collections::BTreeMap<String, String>>,
     /// Longest life of the temporary credentials its STS (`AssumeRole`,
     /// `AssumeRoleWithOIDC`) and ECS metadata stand-ins issue, e.g. `30s` to see refreshes.
     #[arg(long, env = ENV_EMULATOR_STS_CREDENTIAL_TTL, default_value = "1h", value_parser = super::parse_duration)]
@@ -143,4 +150,17 @@ impl std::fmt::Debug for EmulatorArgs {
             .field("fault_file", &self.fault_file)
             .finish_non_exhaustive()
     }
+}
+
+/// `--vswitch-zones`: each vSwitch id and its zone.
+///
+/// # Errors
+/// The list does not parse (see [`super::zones::parse_zone_vswitches`]).
+pub fn parse_vswitch_zones(
+    value: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    Ok(super::zones::parse_zone_vswitches(value)?
+        .into_iter()
+        .flat_map(|z| z.vswitches.into_iter().map(move |v| (v, z.zone.clone())))
+        .collect())
 }

@@ -33,6 +33,12 @@ pub const ENV_REGION: &str = "VK_REGION";
 pub const ENV_ZONE: &str = "VK_ZONE_ID";
 /// `--vswitch`.
 pub const ENV_VSWITCH: &str = "VK_VSWITCH_ID";
+/// The emulator's `--vswitch-zones`.
+pub const ENV_EMULATOR_VSWITCH_ZONES: &str = "VK_EMULATOR_VSWITCH_ZONES";
+/// `--zone-vswitches`.
+pub const ENV_ZONE_VSWITCHES: &str = "VK_ZONE_VSWITCHES";
+/// `--zone-node-prefix`.
+pub const ENV_ZONE_NODE_PREFIX: &str = "VK_ZONE_NODE_PREFIX";
 /// `--security-group`.
 pub const ENV_SECURITY_GROUP: &str = "VK_SECURITY_GROUP_ID";
 /// `--ram-role-name`.

@@ -12,14 +12,16 @@ mod emulator;
 pub mod env;
 mod explain;
 mod run;
+mod zones;
 
 pub use agent::{AgentAddress, AgentAddressError, AgentArgs, AgentOptions, DEFAULT_AGENT_SOCKET};
 pub use emulator::EmulatorArgs;
 pub use explain::ExplainMatchArgs;
 pub use run::{
-    Capacity, ConfigError, ConfigErrors, CredentialSettings, DEFAULT_TAINT, ImageCachePolicyArgs,
-    LeaderElection, LeaderElectionArgs, RunArgs, RunConfig, TaintSpec,
+    Capacity, ConfigError, ConfigErrors, CredentialSettings, DEFAULT_NODE_NAME, DEFAULT_TAINT,
+    ImageCachePolicyArgs, LeaderElection, LeaderElectionArgs, RunArgs, RunConfig, TaintSpec,
 };
+pub use zones::{MAX_VSWITCHES, ZoneNode};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -16,7 +16,11 @@ use super::{
     agent::AgentOptions,
     checks::{valid_label_value, valid_node_name, valid_quantity},
     env::*,
+    zones::{ZoneNode, parse_zone_vswitches, zone_nodes},
 };
+
+/// The node's name when none is given, as ACK's and the user guide's manifests name it.
+pub const DEFAULT_NODE_NAME: &str = "virtual-kubelet";
 
 /// The default taint: keeps ordinary pods off the virtual node unless they tolerate it.
 pub const DEFAULT_TAINT: &str = "virtual-kubelet.io/provider=alibabacloud:NoSchedule";
@@ -27,18 +31,29 @@ pub struct RunArgs {
     /// Kubeconfig file; without it, the in-cluster config or the default kubeconfig is used.
     #[arg(long, env = ENV_KUBECONFIG)]
     pub kubeconfig: Option<PathBuf>,
-    /// Name of the Node object this process registers.
-    #[arg(long, env = ENV_NODE_NAME, default_value = "virtual-kubelet")]
-    pub node_name: String,
+    /// Name of the Node object this process registers (default `virtual-kubelet`). Given with
+    /// `--zone-vswitches` of several zones, it makes one node with every zone's vSwitches
+    /// instead of a node per zone.
+    #[arg(long, env = ENV_NODE_NAME)]
+    pub node_name: Option<String>,
     /// Alibaba Cloud region of the container groups.
     #[arg(long, env = ENV_REGION, default_value = "cn-hangzhou")]
     pub region: String,
     /// Zone for new container groups (the cloud picks one when unset).
     #[arg(long, env = ENV_ZONE)]
     pub zone: Option<String>,
-    /// vSwitch for new container groups.
+    /// vSwitch for new container groups (several: `vsw-1,vsw-2`).
     #[arg(long, env = ENV_VSWITCH)]
     pub vswitch: Option<String>,
+    /// vSwitches by zone, `ZONE=vsw-1,vsw-2;ZONE2=vsw-3`: one virtual node per zone, named
+    /// `<zone-node-prefix>-<zone>`, whose pods get that zone's vSwitches only (ACK's node per
+    /// zone). Instead of `--zone` and `--vswitch`.
+    #[arg(long, env = ENV_ZONE_VSWITCHES)]
+    pub zone_vswitches: Option<String>,
+    /// What the nodes of `--zone-vswitches` are named after: `<prefix>-<zone>`; their leader
+    /// Lease is `eci-vk-node-<prefix>`.
+    #[arg(long, env = ENV_ZONE_NODE_PREFIX, default_value = DEFAULT_NODE_NAME)]
+    pub zone_node_prefix: String,
     /// Security group for new container groups.
     #[arg(long, env = ENV_SECURITY_GROUP)]
     pub security_group: Option<String>,
@@ -284,8 +299,11 @@ pub struct Capacity {
 pub struct RunConfig {
     /// Kubeconfig path, if given.
     pub kubeconfig: Option<PathBuf>,
-    /// Node name.
+    /// The node's name, or with a node per zone the prefix of their names: what the leader
+    /// Lease (`eci-vk-node-<name>`) and the ImageCache controller's identity are named after.
     pub node_name: String,
+    /// The virtual nodes this process registers: one, or one per zone.
+    pub nodes: Vec<ZoneNode>,
     /// Region.
     pub region: String,
     /// Zone.
@@ -404,6 +422,17 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
+    /// `--zone-vswitches` does not parse, or its nodes cannot be named.
+    #[error("--zone-vswitches (env {ENV_ZONE_VSWITCHES}): {reason}")]
+    InvalidZones {
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--zone-vswitches` given with `--zone` or `--vswitch`.
+    #[error(
+        "--zone-vswitches (env {ENV_ZONE_VSWITCHES}) replaces --zone and --vswitch: give one or the other"
+    )]
+    ZonesAndVswitch,
     /// The cluster name cannot be a tag value.
     #[error("--cluster-name (env {ENV_CLUSTER_NAME}) {value:?} must be 1–128 characters")]
     InvalidClusterName {
@@ -499,11 +528,50 @@ impl RunArgs {
                 None
             }
         };
-        if !valid_node_name(&self.node_name) {
+        let name_given = self.node_name.is_some();
+        let node_name = self
+            .node_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NODE_NAME.to_owned());
+        if !valid_node_name(&node_name) {
             errors.push(ConfigError::InvalidNodeName {
-                value: self.node_name.clone(),
+                value: node_name.clone(),
             });
         }
+        let zone = self.zone.clone().filter(|z| !z.is_empty());
+        let vswitch = self.vswitch.clone().filter(|v| !v.is_empty());
+        let zones = match parse_zone_vswitches(self.zone_vswitches.as_deref().unwrap_or("")) {
+            Ok(zones) => zones,
+            Err(reason) => {
+                errors.push(ConfigError::InvalidZones { reason });
+                Vec::new()
+            }
+        };
+        if !zones.is_empty() && (zone.is_some() || vswitch.is_some()) {
+            errors.push(ConfigError::ZonesAndVswitch);
+        }
+        // A bad --node-name is reported above, once.
+        let nodes = match zone_nodes(
+            &node_name,
+            name_given,
+            &self.zone_node_prefix,
+            zone.as_deref(),
+            vswitch.as_deref(),
+            &zones,
+        ) {
+            Ok(nodes) => nodes,
+            Err(_) if !valid_node_name(&node_name) => Vec::new(),
+            Err(reason) => {
+                errors.push(ConfigError::InvalidZones { reason });
+                Vec::new()
+            }
+        };
+        // The Lease and identity of a node per zone are the prefix's.
+        let node_name = if nodes.len() > 1 {
+            self.zone_node_prefix.clone()
+        } else {
+            node_name
+        };
         if self.cluster_name.is_empty() || self.cluster_name.len() > 128 {
             errors.push(ConfigError::InvalidClusterName {
                 value: self.cluster_name.clone(),
@@ -578,10 +646,15 @@ impl RunArgs {
         Ok(RunConfig {
             leader_election,
             kubeconfig: self.kubeconfig,
-            node_name: self.node_name,
+            // What the ImageCache builder is given: the first node's first vSwitch.
+            vswitch: nodes
+                .first()
+                .and_then(|n| n.vswitches.first().cloned())
+                .or(vswitch),
+            zone,
+            node_name,
+            nodes,
             region: self.region,
-            zone: self.zone.filter(|z| !z.is_empty()),
-            vswitch: self.vswitch.filter(|v| !v.is_empty()),
             security_group: self.security_group.filter(|s| !s.is_empty()),
             ram_role_name: self.ram_role_name.filter(|r| !r.is_empty()),
             spot_fallback: self.spot_fallback,
@@ -758,6 +831,40 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn zones_make_a_node_each_and_share_the_prefix_lease() {
+        let zones = "cn-hangzhou-j=vsw-j;cn-hangzhou-k=vsw-k";
+        let config = parse(&["--zone-vswitches", zones]).expect("zones");
+        let names: Vec<_> = config.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "virtual-kubelet-cn-hangzhou-j",
+                "virtual-kubelet-cn-hangzhou-k"
+            ]
+        );
+        assert_eq!(config.node_name, "virtual-kubelet");
+        // One zone, or a name given: one node, named as before.
+        let one = parse(&["--zone-vswitches", "cn-hangzhou-j=vsw-j"]).expect("one zone");
+        assert_eq!(one.nodes.len(), 1);
+        assert_eq!(one.nodes[0].name, "virtual-kubelet");
+        let named = parse(&["--zone-vswitches", zones, "--node-name", "edge"]).expect("named");
+        assert_eq!(named.nodes.len(), 1);
+        assert_eq!(named.nodes[0].vswitches, ["vsw-j", "vsw-k"]);
+        // Zones replace --zone and --vswitch.
+        let both = parse(&["--zone-vswitches", zones, "--vswitch", "vsw-x"]).expect_err("both");
+        assert!(
+            both.to_string().contains("replaces --zone and --vswitch"),
+            "{both}"
+        );
+        let bad = parse(&["--zone-vswitches", "cn-hangzhou-j"]).expect_err("bad");
+        assert!(
+            bad.to_string()
+                .contains("--zone-vswitches (env VK_ZONE_VSWITCHES)"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub struct Settings {
     /// Instance specs (`2-4Gi`, `ecs.c6.large`) no group can get: a create that names only
     /// these answers `ContainerGroup.NoStock`, one that names others gets the next in order.
     pub sold_out: Vec<String>,
+    /// The zone of each vSwitch the account has (`--vswitch-zones`): a group is created in its
+    /// vSwitch's zone. A vSwitch not listed is in whichever zone its create names.
+    pub vswitch_zones: std::collections::BTreeMap<String, String>,
     /// The longest life of temporary credentials issued by the STS and metadata stand-ins
     /// (STS grants 900 s to an hour, ECS six hours; tests shorten it to see refreshes).
     pub sts_credential_ttl: Duration,
@@ -180,6 +183,7 @@ impl Default for Settings {
             auto_create_image_cache: true,
             max_auto_image_caches: 20,
             sold_out: Vec::new(),
+            vswitch_zones: std::collections::BTreeMap::new(),
             sts_credential_ttl: Duration::from_secs(3600),
             ecs_ram_role: "EciVirtualKubeletRole".to_owned(),
             regular_snapshot_delay: Duration::ZERO,

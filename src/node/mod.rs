@@ -40,6 +40,9 @@ pub struct NodeConfig {
     pub name: String,
     /// Region, for the topology label.
     pub region: Option<String>,
+    /// Zone, for the topology label (ACK labels each zone's node with its zone, so zone
+    /// spreading and affinity work).
+    pub zone: Option<String>,
     /// Taint, if any.
     pub taint: Option<TaintSpec>,
     /// Capacity and allocatable.

@@ -26,7 +26,7 @@ pub fn labels(config: &NodeConfig) -> BTreeMap<String, String> {
         ("kubernetes.io/role", "agent"),
         ("kubernetes.io/hostname", config.name.as_str()),
         ("kubernetes.io/os", "linux"),
-        ("kubernetes.io/arch", go_arch()),
+        ("kubernetes.io/arch", INSTANCE_ARCH),
         (
             "node.kubernetes.io/exclude-from-external-load-balancers",
             "true",
@@ -40,6 +40,12 @@ pub fn labels(config: &NodeConfig) -> BTreeMap<String, String> {
             .region
             .iter()
             .map(|r| ("topology.kubernetes.io/region".to_owned(), r.clone())),
+    )
+    .chain(
+        config
+            .zone
+            .iter()
+            .map(|z| ("topology.kubernetes.io/zone".to_owned(), z.clone())),
     )
     .collect()
 }
@@ -156,7 +162,7 @@ pub fn status(config: &NodeConfig, now: jiff::Timestamp, cloud_ok: bool) -> Node
             }),
         }),
         node_info: Some(NodeSystemInfo {
-            architecture: go_arch().to_owned(),
+            architecture: INSTANCE_ARCH.to_owned(),
             operating_system: "linux".into(),
             kubelet_version: format!("v1.37.0-eci-vk-{}", env!("CARGO_PKG_VERSION")),
             kernel_version: String::new(),
@@ -172,14 +178,10 @@ pub fn status(config: &NodeConfig, now: jiff::Timestamp, cloud_ok: bool) -> Node
     }
 }
 
-/// The architecture as Kubernetes names it (Go's GOARCH).
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
+/// The architecture of the instances pods run on, not of this binary: ECI's instances are
+/// x86-64 unless a pod asks for an ARM instance type, and ACK's arm64 virtual nodes are separate
+/// nodes (its eci-profile's `enableLinuxArm64Node`), so this node is `amd64` wherever it runs.
+const INSTANCE_ARCH: &str = "amd64";
 
 #[cfg(test)]
 mod tests {
@@ -192,6 +194,7 @@ mod tests {
         NodeConfig {
             name: "vk-1".into(),
             region: Some("cn-hangzhou".into()),
+            zone: Some("cn-hangzhou-j".into()),
             taint: Some(TaintSpec {
                 key: "virtual-kubelet.io/provider".into(),
                 value: "alibabacloud".into(),
@@ -217,7 +220,13 @@ mod tests {
         assert_eq!(labels["kubernetes.io/role"], "agent");
         assert_eq!(labels["kubernetes.io/hostname"], "vk-1");
         assert_eq!(labels["kubernetes.io/os"], "linux");
-        assert!(labels.contains_key("kubernetes.io/arch"));
+        assert_eq!(labels["kubernetes.io/arch"], "amd64");
+        assert_eq!(labels["topology.kubernetes.io/region"], "cn-hangzhou");
+        assert_eq!(labels["topology.kubernetes.io/zone"], "cn-hangzhou-j");
+        assert_eq!(
+            labels["node.kubernetes.io/exclude-from-external-load-balancers"],
+            "true"
+        );
         let taints = node.spec.expect("spec").taints.expect("taints");
         assert_eq!(taints[0].effect, "NoSchedule");
         assert_eq!(taints[0].value.as_deref(), Some("alibabacloud"));

@@ -29,6 +29,14 @@ fn find<'a>(store: &'a mut Store, region: &str, id: &str) -> Result<&'a mut Grou
 pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, ApiError> {
     let mut spec = spec::parse_group(p)?;
     disks::check_new(store, ctx.region, &spec)?;
+    let landing = super::zones::land(
+        ctx.region,
+        &spec.zone_id,
+        &spec.vswitch_id,
+        &ctx.core.settings.vswitch_zones,
+    )?;
+    // The group is in one vSwitch, as DescribeContainerGroups reports it.
+    spec.vswitch_id.clone_from(&landing.vswitch);
     // The first spec in stock, in the order asked ("multiple specifications").
     let gpus = spec
         .containers
@@ -111,11 +119,7 @@ pub fn create(ctx: &Ctx<'_>, store: &mut Store, p: &Params) -> Result<Outcome, A
     {
         cache.last_matched_time = Some(now);
     }
-    let zone_id = if spec.zone_id.is_empty() {
-        format!("{}-a", ctx.region)
-    } else {
-        spec.zone_id.clone()
-    };
+    let zone_id = landing.zone;
     let waiting = |c: &ContainerSpec| ContainerRuntime::waiting(&c.name, "ContainerCreating");
     let mut group = Group {
         id: id.clone(),

@@ -10,6 +10,7 @@ mod groups;
 mod page;
 mod render;
 mod runtime;
+mod zones;
 
 use std::sync::Arc;
 
