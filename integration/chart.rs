@@ -1091,13 +1091,7 @@ fn exercise(
     // client certificate against the cluster CA (configmaps get in kube-system) and asks a
     // SubjectAccessReview. The API server's user needs its usual kubeadm binding for that
     // (shared with the kubelet_api tests, so created idempotently and left in place).
-    ground
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: kube-apiserver-kubelet-api-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}\n",
-        )
-        .ok()?;
+    ground.let_apiserver_reach_kubelets()?;
     wait("kubectl logs bb", 30, || {
         let out = ground.kubectl().args(["-n", n, "logs", "bb"]).run()?;
         Ok((out.success && out.stdout.contains("started")).then_some(()))

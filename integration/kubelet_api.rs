@@ -74,7 +74,7 @@ impl<'g> Rig<'g> {
 
     /// Like [`Rig::start`], with more flags for `eci-vk run`.
     pub(crate) fn start_with(ground: &'g Ground, test: &str, run_args: &[&str]) -> Result<Self> {
-        ensure_apiserver_may_reach_kubelets(ground)?;
+        ground.let_apiserver_reach_kubelets()?;
         let tmp = tempfile::tempdir()?;
         let mut flags: Vec<String> = [
             "--sim-pull-ms",
@@ -252,21 +252,6 @@ impl<'g> Rig<'g> {
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
         Ok((code.trim().parse().unwrap_or(0), body.to_owned()))
     }
-}
-
-/// The API server reaches kubelets as `kube-apiserver-kubelet-client` (its
-/// `--kubelet-client-certificate`); as in a kubeadm cluster, that user holds
-/// `system:kubelet-api-admin`, which is what lets `kubectl logs/exec` through a kubelet's
-/// authorization. Idempotent: tests share the cluster.
-fn ensure_apiserver_may_reach_kubelets(ground: &Ground) -> Result<()> {
-    ground
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: kube-apiserver-kubelet-api-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}\n",
-        )
-        .ok()?;
-    Ok(())
 }
 
 use crate::support::wait::wait;
@@ -720,7 +705,7 @@ fn port_auth_pods_runningpods_and_stats(ground: &Ground, ns: &Namespace) -> Resu
     // Stats on the port, and the same through the API server's nodes/proxy (which refuses a
     // loopback InternalIP: the node advertises the ground's node address).
     let summary = get("/stats/summary")?;
-    ensure_apiserver_may_reach_kubelets(ground)?;
+    ground.let_apiserver_reach_kubelets()?;
     let proxied = ground
         .kubectl()
         .args([

@@ -43,13 +43,7 @@ struct Rig<'g> {
 impl<'g> Rig<'g> {
     fn start(ground: &'g Ground) -> Result<Self> {
         // `kubectl logs` goes through the API server to this node's kubelet port.
-        ground
-            .kubectl()
-            .args(["apply", "-f", "-"])
-            .stdin(
-                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: kube-apiserver-kubelet-api-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}\n",
-            )
-            .ok()?;
+        ground.let_apiserver_reach_kubelets()?;
         let tmp = tempfile::tempdir()?;
         let registry = ground.registry.reference("x", "y");
         let registry = registry.split('/').next().unwrap_or_default().to_owned();

@@ -2,7 +2,8 @@
 //! vSwitches in two zones registers `<prefix>-<zone>` for each, labelled with its zone; the real
 //! scheduler spreads a Deployment over the zones by `topologySpreadConstraints`; and each group
 //! is created in its node's zone with that zone's vSwitch, as the official Python SDK's
-//! `DescribeContainerGroups` reads it from the emulator (which knows each vSwitch's zone).
+//! `DescribeContainerGroups` reads it from the emulator (which knows each vSwitch's zone); and
+//! each node's kubelet API answers `kubectl logs` for its pods.
 
 use std::collections::BTreeMap;
 
@@ -153,5 +154,25 @@ spec:
         per_node.len() == 2 && per_node.values().all(|n| *n == REPLICAS / 2),
         "pods per node: {per_node:?}"
     );
+    // Each node serves its own kubelet API: `kubectl logs` reaches a pod on either.
+    ground.let_apiserver_reach_kubelets()?;
+    for name in &node.nodes {
+        let pod = pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["spec"]["nodeName"] == name.as_str())
+            .and_then(|p| p["metadata"]["name"].as_str())
+            .context("no pod on the node")?;
+        let logs = ground
+            .kubectl()
+            .args(["-n", ns, "logs", pod])
+            .ok()
+            .with_context(|| format!("kubectl logs of {pod} on {name}"))?;
+        ensure!(
+            logs.contains("simulated container main started"),
+            "logs of {pod} on {name}: {logs:?}"
+        );
+    }
     Ok(())
 }

@@ -533,13 +533,7 @@ fn kubelet_api(ground: &Ground, node: &str, namespace: &str) -> checks::Row {
             row.violations
                 .push(format!("a token without nodes/proxy: {code}"));
         }
-        ground
-            .kubectl()
-            .args(["apply", "-f", "-"])
-            .stdin(
-                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: kube-apiserver-kubelet-api-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}\n",
-            )
-            .ok()?;
+        ground.let_apiserver_reach_kubelets()?;
         let pods = ground
             .kubectl()
             .args(["get", "--raw", &format!("/api/v1/nodes/{node}/proxy/pods")])

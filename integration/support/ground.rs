@@ -179,6 +179,20 @@ impl Ground {
         }
     }
 
+    /// Lets the API server through the virtual nodes' kubelet API (`kubectl logs/exec`): it
+    /// reaches kubelets as `kube-apiserver-kubelet-client` (its `--kubelet-client-certificate`),
+    /// and, as in a kubeadm cluster, that user holds `system:kubelet-api-admin`, which the
+    /// kubelet API's SubjectAccessReview asks for. Idempotent: tests share the cluster.
+    pub fn let_apiserver_reach_kubelets(&self) -> anyhow::Result<()> {
+        self.kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: kube-apiserver-kubelet-api-admin}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}\n",
+            )
+            .ok()?;
+        Ok(())
+    }
+
     /// A kubectl command against the ground's cluster.
     pub fn kubectl(&self) -> super::kubectl::Kubectl {
         super::kubectl::Kubectl::new(&self.bin.join("kubectl"), self.kubectl_base_args())
