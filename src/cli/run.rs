@@ -301,7 +301,7 @@ async fn serve(
             warm: Some(imagecache::Warm {
                 interval: config.image_cache_list_interval,
                 grace: config.warm_image_cache_grace,
-                node_name: config.node_name.clone(),
+                node_names: config.nodes.iter().map(|n| n.name.clone()).collect(),
                 class: config.image_cache_class.clone(),
             }),
             auto_created: config

@@ -54,8 +54,9 @@ pub struct Warm {
     pub interval: Duration,
     /// Time a cache is kept after its workload went away.
     pub grace: Duration,
-    /// The node's name: a template naming it lands here.
-    pub node_name: String,
+    /// The names of the nodes this process serves (one, or one per zone): a template naming
+    /// one lands here.
+    pub node_names: Vec<String>,
     /// The class label the objects get.
     pub class: Option<String>,
 }
@@ -85,11 +86,13 @@ fn object_name(id: &str) -> String {
 }
 
 /// Whether pods of `template` land on a virtual node.
-fn targets_virtual_node(template: &PodTemplateSpec, node_name: &str) -> bool {
+fn targets_virtual_node(template: &PodTemplateSpec, node_names: &[String]) -> bool {
     let Some(spec) = template.spec.as_ref() else {
         return false;
     };
-    spec.node_name.as_deref() == Some(node_name)
+    spec.node_name
+        .as_ref()
+        .is_some_and(|name| node_names.contains(name))
         || spec
             .node_selector
             .as_ref()
@@ -208,7 +211,7 @@ async fn round(ctx: &Context, settings: &Warm) -> Result<(), RoundError> {
         let Some(template) = workload.template.as_ref().filter(|_| workload.asks) else {
             continue;
         };
-        if !targets_virtual_node(template, &settings.node_name) {
+        if !targets_virtual_node(template, &settings.node_names) {
             continue;
         }
         let Some(spec) = wanted(template, &workload.namespace) else {
@@ -338,11 +341,15 @@ mod tests {
 
     #[test]
     fn a_template_for_the_virtual_node_wants_its_images_cached() {
-        assert!(targets_virtual_node(&template(Some("vk"), false), "vk"));
-        assert!(targets_virtual_node(&template(None, true), "vk"));
+        let nodes = ["vk-cn-hangzhou-j".to_owned(), "vk-cn-hangzhou-k".to_owned()];
+        assert!(targets_virtual_node(
+            &template(Some("vk-cn-hangzhou-k"), false),
+            &nodes
+        ));
+        assert!(targets_virtual_node(&template(None, true), &nodes));
         assert!(!targets_virtual_node(
             &template(Some("worker-1"), false),
-            "vk"
+            &nodes
         ));
         let spec = wanted(&template(None, true), "shop").expect("images");
         assert_eq!(spec.images, ["busybox", "app:v1"]);
