@@ -3,11 +3,13 @@
 //! scheduler spreads a Deployment over the zones by `topologySpreadConstraints`; and each group
 //! is created in its node's zone with that zone's vSwitch, as the official Python SDK's
 //! `DescribeContainerGroups` reads it from the emulator (which knows each vSwitch's zone); and
-//! each node's kubelet API answers `kubectl logs` for its pods.
+//! each node's kubelet API answers `kubectl logs` for its pods; a process killed and started
+//! again adopts both nodes' groups, creating and deleting none.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, ensure};
+use eci_vk::eci::{DescribeContainerGroups, Tag};
 
 use crate::support::{
     Ground,
@@ -174,5 +176,52 @@ spec:
             "logs of {pod} on {name}: {logs:?}"
         );
     }
+
+    // A restarted process adopts both nodes' groups: nothing created, nothing deleted.
+    let groups = |node_name: &str| -> Result<Vec<String>> {
+        let eci = emulator.client()?;
+        ground.runtime.block_on(async {
+            let mut ids: Vec<String> = eci
+                .describe_all_container_groups(&DescribeContainerGroups {
+                    tags: vec![Tag::new(eci_vk::eci::tag::NODE, node_name)],
+                    ..DescribeContainerGroups::default()
+                })
+                .await?
+                .into_iter()
+                .map(|g| g.container_group_id)
+                .collect();
+            ids.sort();
+            Ok(ids)
+        })
+    };
+    let before: Vec<Vec<String>> = node
+        .nodes
+        .iter()
+        .map(|n| groups(n))
+        .collect::<Result<_>>()?;
+    ensure!(
+        before.iter().all(|ids| ids.len() == REPLICAS / 2),
+        "groups per node before the restart: {before:?}"
+    );
+    let nodes = node.nodes.clone();
+    node.crash()?;
+    let restarted =
+        NodeChild::spawn_zones(ground, &prefix, &pairs, &emulator.endpoint, tmp.path(), &[])?;
+    ensure!(
+        restarted.nodes == nodes,
+        "{:?} != {nodes:?}",
+        restarted.nodes
+    );
+    restarted.wait_ready()?;
+    workload::wait_running(ground, ns, "app=spread", REPLICAS, 60)
+        .with_context(|| format!("node log:\n{}", restarted.logs()))?;
+    // A few passes of the restarted node.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let after: Vec<Vec<String>> = nodes.iter().map(|n| groups(n)).collect::<Result<_>>()?;
+    ensure!(
+        before == after,
+        "groups changed across the restart: {before:?} → {after:?}\nnode log:\n{}",
+        restarted.logs()
+    );
     Ok(())
 }

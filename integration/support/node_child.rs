@@ -256,6 +256,17 @@ impl<'g> NodeChild<'g> {
         Ok(())
     }
 
+    /// Kills the process with SIGKILL and leaves its Nodes in place, as a crash would.
+    pub fn crash(mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+            super::children::forget(&child);
+        }
+        self.nodes.clear();
+        Ok(())
+    }
+
     /// What the node has logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -269,11 +280,13 @@ impl Drop for NodeChild<'_> {
             let _ = child.wait();
             super::children::forget(&child);
         }
-        let _ = self
-            .ground
-            .kubectl()
-            .args(["delete", "node", "--wait=false", "--ignore-not-found"])
-            .args(&self.nodes)
-            .ok();
+        if !self.nodes.is_empty() {
+            let _ = self
+                .ground
+                .kubectl()
+                .args(["delete", "node", "--wait=false", "--ignore-not-found"])
+                .args(&self.nodes)
+                .ok();
+        }
     }
 }
