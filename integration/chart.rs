@@ -364,7 +364,7 @@ fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) ->
         values.path(),
         "region: cn-hangzhou\nsecurityGroup: sg-abc\nvSwitches: [vsw-default]\n\
          ramRoleName: AppRole\nspotFallback: true\n\
-         zones:\n- name: cn-hangzhou-h\n  vSwitches: [vsw-hhh, vsw-hh2]\n- name: cn-hangzhou-i\n\
+         zones:\n- name: cn-hangzhou-h\n  vSwitches: [vsw-hhh, vsw-hh2]\n- name: cn-hangzhou-i\n  vSwitches: [vsw-iii]\n\
          credentials: {existingSecret: my-eci-key}\n\
          taint: {enabled: true, key: eci, value: \"\", effect: NoExecute}\n\
          metrics: {port: 10255, service: {enabled: true}, serviceMonitor: {enabled: true}}\n",
@@ -372,44 +372,45 @@ fn lint_and_template_default_and_multi_zone(ground: &Ground, _ns: &Namespace) ->
     let values = values.path().to_string_lossy().into_owned();
     lint(ground, &["-f", &values])?;
     let docs = documents(&template(ground, "vk", "eci-system", &["-f", &values])?)?;
+    // One process serves a node per zone, each zone with its own vSwitches.
     let deployments = of_kind(&docs, "Deployment");
-    let mut nodes = Vec::new();
-    for deployment in &deployments {
-        let env = env_of(deployment);
-        credentials_only_from_secret(deployment, "my-eci-key")?;
-        ensure!(env["VK_TAINT"]["value"] == "eci:NoExecute", "{env:?}");
-        ensure!(env["VK_SECURITY_GROUP_ID"]["value"] == "sg-abc", "{env:?}");
-        // Node-wide defaults of the pod annotations.
-        ensure!(env["VK_RAM_ROLE_NAME"]["value"] == "AppRole", "{env:?}");
-        ensure!(env["VK_SPOT_FALLBACK"]["value"] == "true", "{env:?}");
-        nodes.push((
-            env["VK_NODE_NAME"]["value"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned(),
-            env["VK_ZONE_ID"]["value"].as_str().unwrap_or("").to_owned(),
-            env["VK_VSWITCH_ID"]["value"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned(),
-        ));
-    }
-    nodes.sort();
+    ensure!(deployments.len() == 1, "{} Deployments", deployments.len());
+    let deployment = deployments[0];
+    let env = env_of(deployment);
+    credentials_only_from_secret(deployment, "my-eci-key")?;
+    ensure!(env["VK_TAINT"]["value"] == "eci:NoExecute", "{env:?}");
+    ensure!(env["VK_SECURITY_GROUP_ID"]["value"] == "sg-abc", "{env:?}");
+    // Node-wide defaults of the pod annotations.
+    ensure!(env["VK_RAM_ROLE_NAME"]["value"] == "AppRole", "{env:?}");
+    ensure!(env["VK_SPOT_FALLBACK"]["value"] == "true", "{env:?}");
     ensure!(
-        nodes
+        env["VK_ZONE_VSWITCHES"]["value"] == "cn-hangzhou-h=vsw-hhh,vsw-hh2;cn-hangzhou-i=vsw-iii"
+            && env["VK_ZONE_NODE_PREFIX"]["value"] == "virtual-kubelet"
+            && !env.contains_key("VK_NODE_NAME")
+            && !env.contains_key("VK_VSWITCH_ID"),
+        "zones: {env:?}"
+    );
+    // Each node's kubelet API has a port of its own.
+    let ports: Vec<(String, i64)> =
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or_default().to_owned(),
+                    p["containerPort"].as_i64().unwrap_or_default(),
+                )
+            })
+            .filter(|(name, _)| name.starts_with("kubelet"))
+            .collect();
+    ensure!(
+        ports
             == [
-                (
-                    "virtual-kubelet-cn-hangzhou-h".into(),
-                    "cn-hangzhou-h".into(),
-                    "vsw-hhh,vsw-hh2".into()
-                ),
-                (
-                    "virtual-kubelet-cn-hangzhou-i".into(),
-                    "cn-hangzhou-i".into(),
-                    "vsw-default".into()
-                ),
+                ("kubelet".to_owned(), 10250),
+                ("kubelet-1".to_owned(), 10251)
             ],
-        "nodes, zones and vSwitches: {nodes:?}"
+        "kubelet ports: {ports:?}"
     );
     ensure!(of_kind(&docs, "Secret").is_empty(), "a Secret was rendered");
     ensure!(of_kind(&docs, "Service").len() == 1, "no metrics Service");
@@ -484,7 +485,7 @@ fn schema_rejects_missing_region_and_bad_taint_effect(
 ) -> Result<()> {
     let chart = chart_dir();
     let chart = chart.to_string_lossy();
-    let cases: [(&[&str], &[&str]); 9] = [
+    let cases: [(&[&str], &[&str]); 10] = [
         (&["--set", "securityGroup="], &["/securityGroup"]),
         (
             &["--set", "vSwitches=null"],
@@ -522,7 +523,45 @@ fn schema_rejects_missing_region_and_bad_taint_effect(
             &["--set", "credentials.existingSecret="],
             &["/credentials/accessKeyId", "/credentials/accessKeySecret"],
         ),
+        // One process, one security group (ACK's eci-profile has one securityGroupId).
+        (
+            &[
+                "--set",
+                "zones[0].name=cn-hangzhou-h",
+                "--set",
+                "zones[0].securityGroup=sg-other",
+            ],
+            &["additional properties 'securityGroup' not allowed"],
+        ),
     ];
+    // A vSwitch is in one zone: with several zones, each lists its own (a template's `fail`,
+    // which `helm lint` reports only as information).
+    let out = helm(
+        ground,
+        &[
+            "template",
+            "vk",
+            &chart,
+            PLACEMENT[0],
+            PLACEMENT[1],
+            PLACEMENT[2],
+            PLACEMENT[3],
+            "--set",
+            "zones[0].name=cn-hangzhou-h",
+            "--set",
+            "zones[0].vSwitches={vsw-hhh}",
+            "--set",
+            "zones[1].name=cn-hangzhou-i",
+        ],
+    )?;
+    ensure!(
+        !out.success
+            && out
+                .stderr
+                .contains("zones[1] (cn-hangzhou-i) has no vSwitches"),
+        "a zone without vSwitches was not refused: {}",
+        out.stderr
+    );
     for (set, wanted) in cases {
         for command in ["template", "lint"] {
             let mut args = vec![command];
@@ -553,6 +592,8 @@ fn api_server_accepts_the_rendered_manifests(ground: &Ground, ns: &Namespace) ->
         &[
             "--set",
             "zones[0].name=cn-hangzhou-h",
+            "--set",
+            "zones[0].vSwitches={vsw-hhh}",
             "--set",
             "zones[1].name=cn-hangzhou-i",
             "--set",

@@ -50,8 +50,9 @@ pub struct RunArgs {
     /// zone). Instead of `--zone` and `--vswitch`.
     #[arg(long, env = ENV_ZONE_VSWITCHES)]
     pub zone_vswitches: Option<String>,
-    /// What the nodes of `--zone-vswitches` are named after: `<prefix>-<zone>`; their leader
-    /// Lease is `eci-vk-node-<prefix>`.
+    /// What the nodes of `--zone-vswitches` are named after: `<prefix>-<zone>`, or `<prefix>`
+    /// alone for a single node without `--node-name`; their leader Lease is
+    /// `eci-vk-node-<prefix>`.
     #[arg(long, env = ENV_ZONE_NODE_PREFIX, default_value = DEFAULT_NODE_NAME)]
     pub zone_node_prefix: String,
     /// Security group for new container groups.
@@ -529,10 +530,12 @@ impl RunArgs {
             }
         };
         let name_given = self.node_name.is_some();
+        // Without a name, the single node is named as zone nodes are prefixed
+        // (`virtual-kubelet` unless told).
         let node_name = self
             .node_name
             .clone()
-            .unwrap_or_else(|| DEFAULT_NODE_NAME.to_owned());
+            .unwrap_or_else(|| self.zone_node_prefix.clone());
         if !valid_node_name(&node_name) {
             errors.push(ConfigError::InvalidNodeName {
                 value: node_name.clone(),
@@ -572,6 +575,14 @@ impl RunArgs {
         } else {
             node_name
         };
+        if !valid_node_name(&self.zone_node_prefix) {
+            errors.push(ConfigError::InvalidZones {
+                reason: format!(
+                    "--zone-node-prefix {:?} is not a DNS label",
+                    self.zone_node_prefix
+                ),
+            });
+        }
         if self.cluster_name.is_empty() || self.cluster_name.len() > 128 {
             errors.push(ConfigError::InvalidClusterName {
                 value: self.cluster_name.clone(),
@@ -858,6 +869,17 @@ mod tests {
         assert!(
             both.to_string().contains("replaces --zone and --vswitch"),
             "{both}"
+        );
+        let prefixed = parse(&[
+            "--zone-vswitches",
+            "cn-hangzhou-j=vsw-j",
+            "--zone-node-prefix",
+            "edge",
+        ])
+        .expect("prefix");
+        assert_eq!(
+            prefixed.nodes[0].name, "edge",
+            "one zone: the prefix is the name"
         );
         let bad = parse(&["--zone-vswitches", "cn-hangzhou-j"]).expect_err("bad");
         assert!(

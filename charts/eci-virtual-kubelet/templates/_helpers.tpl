@@ -47,20 +47,40 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The virtual nodes as JSON: [{"node": name, "zone": zone-or-"", "vSwitches": [...],
-"securityGroup": "..."}]. One Deployment, and one Node, per entry.
+The virtual nodes as JSON: [{"node": name, "zone": zone-or-""}]. One process serves them all
+(one Deployment of `replicas` taking turns through one leader Lease): with several zones, a
+node per zone named `<nodeName>-<zone>` (VK_ZONE_VSWITCHES); else one node, `nodeName`.
 */}}
 {{- define "eci-vk.nodes" -}}
 {{- $nodes := list }}
-{{- if .Values.zones }}
+{{- if gt (len .Values.zones) 1 }}
 {{- range .Values.zones }}
-{{- $node := dict "node" (printf "%s-%s" $.Values.nodeName .name) "zone" .name "vSwitches" (default $.Values.vSwitches .vSwitches) "securityGroup" (default $.Values.securityGroup .securityGroup) }}
-{{- $nodes = append $nodes $node }}
+{{- $nodes = append $nodes (dict "node" (printf "%s-%s" $.Values.nodeName .name) "zone" .name) }}
 {{- end }}
 {{- else }}
-{{- $nodes = append $nodes (dict "node" .Values.nodeName "zone" "" "vSwitches" .Values.vSwitches "securityGroup" .Values.securityGroup) }}
+{{- $nodes = append $nodes (dict "node" .Values.nodeName "zone" (include "eci-vk.singleZone" .)) }}
 {{- end }}
 {{- toJson $nodes }}
+{{- end }}
+
+{{/* The zone of a single node: the one zone listed, or none. */}}
+{{- define "eci-vk.singleZone" -}}
+{{- if eq (len .Values.zones) 1 }}{{ (index .Values.zones 0).name }}{{ end }}
+{{- end }}
+
+{{/*
+`--zone-vswitches` of several zones: `ZONE=vsw-1,vsw-2;ZONE2=vsw-3`. Each zone needs vSwitches
+of its own (a vSwitch is in one zone); the top-level `vSwitches` serve a single node only.
+*/}}
+{{- define "eci-vk.zoneVSwitches" -}}
+{{- $parts := list }}
+{{- range $i, $z := .Values.zones }}
+{{- if not $z.vSwitches }}
+{{- fail (printf "zones[%d] (%s) has no vSwitches: with several zones each lists the vSwitches of its own zone" $i $z.name) }}
+{{- end }}
+{{- $parts = append $parts (printf "%s=%s" $z.name (join "," $z.vSwitches)) }}
+{{- end }}
+{{- join ";" $parts }}
 {{- end }}
 
 {{/* The ImageCache controller's leader Lease, named as `eci-vk run` names it. */}}
