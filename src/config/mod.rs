@@ -18,7 +18,8 @@ pub use emulator::EmulatorArgs;
 pub use explain::ExplainMatchArgs;
 pub use run::{
     Capacity, ConfigError, ConfigErrors, CredentialSettings, DEFAULT_TAINT, ImageCachePolicyArgs,
-    LeaderElection, LeaderElectionArgs, RunArgs, RunConfig, TaintSpec,
+    LeaderElection, LeaderElectionArgs, ProfileArgs, ProfileSource, RunArgs, RunConfig, TaintSpec,
+    WebhookSettings,
 };
 
 /// How logs are written.
