@@ -82,3 +82,12 @@ The virtual nodes as JSON: [{"node": name, "zone": zone-or-"", "vSwitches": [...
 {{- "none" }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret with the webhook's serving certificate: the admin's, or the chart's. */}}
+{{- define "eci-vk.webhookSecret" -}}
+{{- if .Values.webhook.existingSecret }}
+{{- .Values.webhook.existingSecret }}
+{{- else }}
+{{- printf "%s-webhook-tls" (include "eci-vk.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
