@@ -200,11 +200,12 @@ impl<'g> Setup<'g> {
     }
 
     fn write_profile(&self, selectors: &str) -> Result<()> {
+        // `vpcId` is ACK's, not acted on by this node: each good version names it in an event.
         let map = serde_json::json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": self.profile_name, "namespace": self.profile_namespace},
-            "data": {"selectors": selectors},
+            "data": {"selectors": selectors, "vpcId": "vpc-test"},
         });
         self.ground
             .kubectl()
@@ -387,6 +388,35 @@ impl<'g> Setup<'g> {
             .to_owned())
     }
 
+    /// The first Warning event `reason` on the profile ConfigMap: its type and message.
+    fn wait_event(&self, reason: &str) -> Result<String> {
+        wait(
+            &format!("a Warning event {reason} on the ConfigMap"),
+            30,
+            || {
+                let out = self
+                    .ground
+                    .kubectl()
+                    .args([
+                        "-n",
+                        &self.profile_namespace,
+                        "get",
+                        "events",
+                        "--field-selector",
+                        &format!(
+                            "involvedObject.kind=ConfigMap,involvedObject.name={},reason={reason}",
+                            self.profile_name
+                        ),
+                        "-o",
+                        "jsonpath={range .items[*]}{.type} {.message}{\"\\n\"}{end}",
+                    ])
+                    .ok()?;
+                Ok(out.lines().next().map(str::to_owned))
+            },
+        )
+        .with_context(|| format!("node log:\n{}", self.logs()))
+    }
+
     fn create_pod(&self, namespace: &str, name: &str) -> Result<()> {
         self.ground
             .kubectl()
@@ -513,30 +543,7 @@ fn a_malformed_profile_keeps_the_last_good_one(
     // A malformed one is not: the "v2" selector stays in force, and the ConfigMap gets an
     // event naming the key.
     setup.write_profile(r#"[{"name": "broken", "namespaceSelector": "#)?;
-    let message = wait(
-        "a Warning event InvalidProfile on the ConfigMap",
-        30,
-        || {
-            let out = ground
-            .kubectl()
-            .args([
-                "-n",
-                &setup.profile_namespace,
-                "get",
-                "events",
-                "--field-selector",
-                &format!(
-                    "involvedObject.kind=ConfigMap,involvedObject.name={},reason=InvalidProfile",
-                    setup.profile_name
-                ),
-                "-o",
-                "jsonpath={range .items[*]}{.type} {.message}{\"\\n\"}{end}",
-            ])
-            .ok()?;
-            Ok(out.lines().next().map(str::to_owned))
-        },
-    )
-    .with_context(|| format!("node log:\n{}", setup.logs()))?;
+    let message = setup.wait_event("InvalidProfile")?;
     ensure!(
         message.starts_with("Warning ") && message.contains("selectors:"),
         "the event names the key: {message}"
@@ -553,5 +560,30 @@ fn a_malformed_profile_keeps_the_last_good_one(
         annotation == "v2",
         "the last good profile stays in force: {annotation:?}"
     );
+    // The key not acted on was named in its own event.
+    let ignored = setup.wait_event("ProfileKeyIgnored")?;
+    ensure!(
+        ignored.contains("vpcId"),
+        "the event names the key: {ignored}"
+    );
+
+    // A deleted ConfigMap puts the defaults back: no selector places pods.
+    ground
+        .kubectl()
+        .args([
+            "-n",
+            &setup.profile_namespace,
+            "delete",
+            "configmap",
+            &setup.profile_name,
+        ])
+        .ok()?;
+    wait("the defaults back in force", 30, || {
+        Ok(setup
+            .dry_run_annotation(&setup.matched)?
+            .is_empty()
+            .then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", setup.logs()))?;
     Ok(())
 }

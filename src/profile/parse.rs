@@ -441,7 +441,7 @@ mod tests {
         assert_eq!(profile.vpc_id.as_deref(), Some("vpc-2zeghwzptn5zii0w71234"));
         assert_eq!(profile.switches.enable_cluster_ip, Some(true));
         assert_eq!(profile.switches.enable_pvc_controller, Some(false));
-        assert_eq!(profile.feature_gates["WaitForFirstConsumer"], false);
+        assert!(!profile.feature_gates["WaitForFirstConsumer"]);
         assert!(profile.selectors.is_empty());
         // Only the keys set to something the node does not do are named.
         assert_eq!(warnings.len(), 2, "{warnings:?}");
