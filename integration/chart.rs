@@ -46,6 +46,11 @@ pub fn tests() -> Vec<Test> {
             run: node_runs_pods_and_caches_with_only_the_chart_rbac,
         },
         Test {
+            name: "chart::profile_and_webhook_objects",
+            phase: Phase::WithCrd,
+            run: profile_and_webhook_objects,
+        },
+        Test {
             name: "chart::rbac_namespaces_narrow_what_pods_sources_may_read",
             phase: Phase::WithCrd,
             run: rbac_namespaces_narrow_what_pods_sources_may_read,
@@ -621,6 +626,233 @@ fn api_server_accepts_the_rendered_manifests(ground: &Ground, ns: &Namespace) ->
         ] {
             ensure!(applied.contains(kind), "no {kind} in {applied}");
         }
+    }
+    Ok(())
+}
+
+/// The eci-profile ConfigMap with ACK's defaults, the Role that lets the node watch only it,
+/// and with `webhook.enabled` the webhook's Secret, Service, MutatingWebhookConfiguration
+/// (failurePolicy Ignore, sideEffects None, v1 reviews, 5 s, pods CREATE, kube-system left out)
+/// and the Deployment's flags, port and mounted certificate; the API server accepts them.
+fn profile_and_webhook_objects(ground: &Ground, ns: &Namespace) -> Result<()> {
+    let on: &[&str] = &["--set", "webhook.enabled=true"];
+    lint(ground, on)?;
+    let docs = documents(&template(ground, "vk", "eci-system", on)?)?;
+
+    let maps = of_kind(&docs, "ConfigMap");
+    ensure!(maps.len() == 1, "{} ConfigMaps", maps.len());
+    let map = maps[0];
+    ensure!(
+        map["metadata"]["name"] == "eci-profile" && map["metadata"]["namespace"] == "kube-system",
+        "{}",
+        map["metadata"]
+    );
+    ensure!(
+        map["data"]["enableClusterIp"] == "true"
+            && map["data"]["featureGates"] == "WaitForFirstConsumer=false"
+            && map["data"]["selectors"] == "",
+        "ACK's defaults: {}",
+        map["data"]
+    );
+    let role = of_kind(&docs, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "vk-eci-virtual-kubelet-profile")
+        .context("no Role for the profile")?;
+    ensure!(
+        role["metadata"]["namespace"] == "kube-system"
+            && role["rules"]
+                == serde_json::json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"], "resourceNames": ["eci-profile"]}]),
+        "{role}"
+    );
+    let cluster_role = of_kind(&docs, "ClusterRole")[0];
+    ensure!(
+        cluster_role["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["resources"] == serde_json::json!(["namespaces"])
+                && r["verbs"] == serde_json::json!(["get"])),
+        "no namespaces get in {cluster_role}"
+    );
+
+    let secrets = of_kind(&docs, "Secret");
+    ensure!(secrets.len() == 1, "{} Secrets", secrets.len());
+    let secret = secrets[0];
+    ensure!(
+        secret["type"] == "kubernetes.io/tls"
+            && secret["metadata"]["name"] == "vk-eci-virtual-kubelet-webhook-tls",
+        "{}",
+        secret["metadata"]
+    );
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
+        ensure!(
+            secret["data"][key].as_str().is_some_and(|v| !v.is_empty()),
+            "no {key} in the webhook Secret"
+        );
+    }
+    let services = of_kind(&docs, "Service");
+    let service = services
+        .iter()
+        .find(|s| s["metadata"]["name"] == "vk-eci-virtual-kubelet-webhook")
+        .context("no webhook Service")?;
+    ensure!(
+        service["spec"]["ports"][0]["port"] == 443
+            && service["spec"]["ports"][0]["targetPort"] == "webhook",
+        "{}",
+        service["spec"]
+    );
+    let configs = of_kind(&docs, "MutatingWebhookConfiguration");
+    ensure!(
+        configs.len() == 1,
+        "{} webhook configurations",
+        configs.len()
+    );
+    let hook = &configs[0]["webhooks"][0];
+    ensure!(
+        hook["failurePolicy"] == "Ignore"
+            && hook["sideEffects"] == "None"
+            && hook["admissionReviewVersions"] == serde_json::json!(["v1"])
+            && hook["timeoutSeconds"] == 5,
+        "{hook}"
+    );
+    ensure!(
+        hook["rules"]
+            == serde_json::json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}]),
+        "{}",
+        hook["rules"]
+    );
+    ensure!(
+        hook["namespaceSelector"]
+            == serde_json::json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}]}),
+        "{}",
+        hook["namespaceSelector"]
+    );
+    ensure!(
+        hook["clientConfig"]["service"]
+            == serde_json::json!({"name": "vk-eci-virtual-kubelet-webhook", "namespace": "eci-system", "path": "/mutate-pods", "port": 443}),
+        "{}",
+        hook["clientConfig"]
+    );
+    ensure!(
+        hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"],
+        "the caBundle is not the Secret's CA"
+    );
+    let deployment = of_kind(&docs, "Deployment")[0];
+    let env = env_of(deployment);
+    for (name, value) in [
+        ("VK_WEBHOOK_LISTEN", "0.0.0.0:9443"),
+        (
+            "VK_WEBHOOK_TLS_CERT_FILE",
+            "/etc/eci-vk/webhook-tls/tls.crt",
+        ),
+        ("VK_WEBHOOK_TLS_KEY_FILE", "/etc/eci-vk/webhook-tls/tls.key"),
+        ("VK_PROFILE_NAMESPACE", "kube-system"),
+        ("VK_PROFILE_NAME", "eci-profile"),
+    ] {
+        ensure!(env[name]["value"] == value, "{name}: {:?}", env.get(name));
+    }
+    let pod = &deployment["spec"]["template"]["spec"];
+    ensure!(
+        pod["containers"][0]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["name"] == "webhook" && p["containerPort"] == 9443),
+        "no webhook port"
+    );
+    ensure!(
+        pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|v| v["secret"]["secretName"] == "vk-eci-virtual-kubelet-webhook-tls"),
+        "the webhook Secret is not mounted"
+    );
+
+    // Off by default: no webhook objects, and no flag.
+    let docs = documents(&template(ground, "vk", "eci-system", &[])?)?;
+    ensure!(
+        of_kind(&docs, "MutatingWebhookConfiguration").is_empty()
+            && of_kind(&docs, "Secret").is_empty(),
+        "webhook objects without webhook.enabled"
+    );
+    ensure!(
+        !env_of(of_kind(&docs, "Deployment")[0]).contains_key("VK_WEBHOOK_LISTEN"),
+        "VK_WEBHOOK_LISTEN without webhook.enabled"
+    );
+
+    // An existing ConfigMap elsewhere, and a certificate of the admin's.
+    let docs = documents(&template(
+        ground,
+        "vk",
+        "eci-system",
+        &[
+            "--set",
+            "webhook.enabled=true",
+            "--set",
+            "profile.create=false",
+            "--set",
+            "profile.namespace=eci-system",
+            "--set",
+            "profile.name=my-profile",
+            "--set",
+            "webhook.existingSecret=my-webhook-tls",
+            "--set",
+            "webhook.caBundle=Q0E=",
+        ],
+    )?)?;
+    ensure!(
+        of_kind(&docs, "ConfigMap").is_empty(),
+        "a ConfigMap with profile.create=false"
+    );
+    ensure!(
+        of_kind(&docs, "Secret").is_empty(),
+        "a Secret with webhook.existingSecret"
+    );
+    ensure!(
+        of_kind(&docs, "MutatingWebhookConfiguration")[0]["webhooks"][0]["clientConfig"]["caBundle"]
+            == "Q0E=",
+        "not the given caBundle"
+    );
+    let role = of_kind(&docs, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "vk-eci-virtual-kubelet-profile")
+        .context("no Role for the profile")?;
+    ensure!(
+        role["metadata"]["namespace"] == "eci-system"
+            && role["rules"][0]["resourceNames"] == serde_json::json!(["my-profile"]),
+        "{role}"
+    );
+    let missing_ca = template(
+        ground,
+        "vk",
+        "eci-system",
+        &[
+            "--set",
+            "webhook.enabled=true",
+            "--set",
+            "webhook.existingSecret=x",
+        ],
+    );
+    ensure!(
+        missing_ca.is_err_and(|e| e.to_string().contains("webhook.caBundle")),
+        "an existing Secret without its CA was accepted"
+    );
+
+    // The API server accepts what the chart renders with the webhook.
+    let manifests = template(ground, "vk-dry", &ns.name, on)?;
+    let applied = ground
+        .kubectl()
+        .args(["apply", "--dry-run=server", "-f", "-"])
+        .stdin(manifests)
+        .ok()?;
+    for kind in [
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/",
+        "configmap/eci-profile",
+        "secret/vk-dry-eci-virtual-kubelet-webhook-tls",
+        "service/vk-dry-eci-virtual-kubelet-webhook",
+    ] {
+        ensure!(applied.contains(kind), "no {kind} in {applied}");
     }
     Ok(())
 }

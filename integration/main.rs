@@ -24,6 +24,7 @@ mod kubelet_api;
 mod leadership;
 mod node;
 mod pod_surface;
+mod profile;
 mod registry;
 mod runc_runtime;
 mod status_writes;
@@ -59,6 +60,7 @@ fn main() -> std::process::ExitCode {
         leadership::tests(),
         node::tests(),
         pod_surface::tests(),
+        profile::tests(),
         registry::tests(),
         runc_runtime::tests(),
         status_writes::tests(),

@@ -18,6 +18,7 @@ pub mod kubelet;
 pub mod metrics;
 pub mod node;
 pub mod pods;
+pub mod profile;
 pub mod quantity;
 #[cfg(test)]
 mod readme_paths;

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     config::{CloudMode, RunArgs, RunConfig, Runtime},
-    eci, election, imagecache, node, pods,
+    eci, election, imagecache, node, pods, profile,
 };
 
 /// How long running tasks get to finish after a signal.
@@ -177,6 +177,8 @@ async fn serve(
     };
     let image_caches = imagecache::CacheIndexHandle::new();
     metrics.watch_image_caches(image_caches.clone());
+    // The eci-profile starts empty (no overrides, no selectors) until its ConfigMap is read.
+    let profile_handle = profile::ProfileHandle::default();
     let pods_config = pods::PodsConfig {
         node_name: config.node_name.clone(),
         placement: pods::Placement {
@@ -209,6 +211,7 @@ async fn serve(
             auto_create: config.auto_create_image_cache,
             private_guard: config.image_cache_pull_secret_guard,
         },
+        profile: profile_handle.clone(),
     };
     let probes = metrics.probes().clone();
     let mut tasks = tokio::task::JoinSet::new();
@@ -274,6 +277,43 @@ async fn serve(
             },
             pods: zone_pods(&pods_config, zone_node),
         });
+    }
+    // Every replica follows the eci-profile and serves its webhook, leader or not: the API
+    // server calls whichever replica the Service picks. Its events go through the gated client,
+    // so only the leader writes them.
+    if let Some(source) = &config.profile {
+        tasks.spawn(
+            profile::follow(
+                kube_writes.clone(),
+                source.namespace.clone(),
+                source.name.clone(),
+                profile_handle.clone(),
+                stopped(shutdown_rx.clone()),
+            )
+            .map(|()| Ok::<(), anyhow::Error>(()))
+            .instrument(info_span!("profile")),
+        );
+    }
+    if let Some(webhook) = &config.webhook {
+        let listener = tokio::net::TcpListener::bind(webhook.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} for the webhook", webhook.listen))?;
+        let serve = profile::webhook::serve(
+            listener,
+            (webhook.cert.clone(), webhook.key.clone()),
+            kube.clone(),
+            profile_handle.clone(),
+            profile::Placement::virtual_nodes(config.taint.clone()),
+            stopped(shutdown_rx.clone()),
+        );
+        tasks.spawn(
+            async move {
+                serve
+                    .await
+                    .context("the eci-profile webhook cannot serve (see --webhook-tls-cert-file)")
+            }
+            .instrument(info_span!("webhook")),
+        );
     }
     let freshness = config
         .image_cache_tag_check_interval

@@ -117,6 +117,18 @@ pub const ENV_REFRESH_STALE_IMAGE_CACHES: &str = "VK_REFRESH_STALE_IMAGE_CACHES"
 pub const ENV_WARM_IMAGE_CACHE_GRACE: &str = "VK_WARM_IMAGE_CACHE_GRACE";
 /// `--auto-image-cache-idle`.
 pub const ENV_AUTO_IMAGE_CACHE_IDLE: &str = "VK_AUTO_IMAGE_CACHE_IDLE";
+/// `--profile`.
+pub const ENV_PROFILE: &str = "VK_PROFILE";
+/// `--profile-namespace`.
+pub const ENV_PROFILE_NAMESPACE: &str = "VK_PROFILE_NAMESPACE";
+/// `--profile-name`.
+pub const ENV_PROFILE_NAME: &str = "VK_PROFILE_NAME";
+/// `--webhook-listen`.
+pub const ENV_WEBHOOK_LISTEN: &str = "VK_WEBHOOK_LISTEN";
+/// `--webhook-tls-cert-file`.
+pub const ENV_WEBHOOK_TLS_CERT_FILE: &str = "VK_WEBHOOK_TLS_CERT_FILE";
+/// `--webhook-tls-key-file`.
+pub const ENV_WEBHOOK_TLS_KEY_FILE: &str = "VK_WEBHOOK_TLS_KEY_FILE";
 
 /// `--leader-elect`.
 pub const ENV_LEADER_ELECT: &str = "VK_LEADER_ELECT";

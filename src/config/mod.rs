@@ -19,7 +19,8 @@ pub use emulator::EmulatorArgs;
 pub use explain::ExplainMatchArgs;
 pub use run::{
     Capacity, ConfigError, ConfigErrors, CredentialSettings, DEFAULT_NODE_NAME, DEFAULT_TAINT,
-    ImageCachePolicyArgs, LeaderElection, LeaderElectionArgs, RunArgs, RunConfig, TaintSpec,
+    ImageCachePolicyArgs, LeaderElection, LeaderElectionArgs, ProfileArgs, ProfileSource, RunArgs,
+    RunConfig, TaintSpec, WebhookSettings,
 };
 pub use zones::{MAX_VSWITCHES, ZoneNode};
 

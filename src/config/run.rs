@@ -204,6 +204,54 @@ pub struct RunArgs {
     pub warm_image_cache_grace: Duration,
     #[command(flatten)]
     pub leader_election: LeaderElectionArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+}
+
+/// The eci-profile (ACK's ConfigMap of cluster-wide virtual-node settings) and the mutating
+/// admission webhook that places the pods its selectors match.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProfileArgs {
+    /// Follow the eci-profile ConfigMap (`false`: the defaults, no overrides and no selectors).
+    #[arg(long = "profile", env = ENV_PROFILE, default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub profile_enabled: bool,
+    /// Namespace of the eci-profile ConfigMap.
+    #[arg(long, env = ENV_PROFILE_NAMESPACE, default_value = "kube-system")]
+    pub profile_namespace: String,
+    /// Name of the eci-profile ConfigMap.
+    #[arg(long, env = ENV_PROFILE_NAME, default_value = "eci-profile")]
+    pub profile_name: String,
+    /// Serve the eci-profile's mutating admission webhook (HTTPS, `POST /mutate-pods`) on
+    /// this address (off when unset).
+    #[arg(long, env = ENV_WEBHOOK_LISTEN)]
+    pub webhook_listen: Option<std::net::SocketAddr>,
+    /// PEM serving certificate (chain) of the webhook; required with --webhook-listen, read
+    /// again when it changes.
+    #[arg(long, env = ENV_WEBHOOK_TLS_CERT_FILE)]
+    pub webhook_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --webhook-tls-cert-file.
+    #[arg(long, env = ENV_WEBHOOK_TLS_KEY_FILE)]
+    pub webhook_tls_key_file: Option<PathBuf>,
+}
+
+/// Where the eci-profile is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSource {
+    /// The ConfigMap's namespace.
+    pub namespace: String,
+    /// The ConfigMap's name.
+    pub name: String,
+}
+
+/// The webhook's address and serving certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Address to listen on.
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain file.
+    pub cert: PathBuf,
+    /// PEM private key file.
+    pub key: PathBuf,
 }
 
 /// Leader election among the processes that serve one Node (the chart's replicas): only the
@@ -377,6 +425,10 @@ pub struct RunConfig {
     pub warm_image_cache_grace: Duration,
     /// Leader election among this Node's processes; `None`: this process acts alone.
     pub leader_election: Option<LeaderElection>,
+    /// The eci-profile followed; `None` with `--profile=false`.
+    pub profile: Option<ProfileSource>,
+    /// The eci-profile webhook; `None` when `--webhook-listen` is not given.
+    pub webhook: Option<WebhookSettings>,
 }
 
 /// The credential chain's settings (the chain itself is the ECI client's).
@@ -479,6 +531,21 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
+    /// The profile's namespace or name is not a Kubernetes name.
+    #[error(
+        "--profile-namespace (env {ENV_PROFILE_NAMESPACE}) {namespace:?} and --profile-name (env {ENV_PROFILE_NAME}) {name:?} must be a namespace name and a ConfigMap name"
+    )]
+    InvalidProfileSource {
+        /// The namespace given.
+        namespace: String,
+        /// The name given.
+        name: String,
+    },
+    /// The webhook listens without its certificate and key.
+    #[error(
+        "--webhook-listen (env {ENV_WEBHOOK_LISTEN}) needs --webhook-tls-cert-file (env {ENV_WEBHOOK_TLS_CERT_FILE}) and --webhook-tls-key-file (env {ENV_WEBHOOK_TLS_KEY_FILE}): the API server calls webhooks over HTTPS only"
+    )]
+    WebhookTls,
     /// The poll interval is outside 100 ms – 10 min.
     #[error("--pod-sync-interval (env {ENV_POD_SYNC_INTERVAL}) {value:?} is outside 100ms–10m")]
     InvalidInterval {
@@ -651,10 +718,38 @@ impl RunArgs {
                 value: e.namespace.clone(),
             });
         }
+        let profile_args = self.profile;
+        if profile_args.profile_enabled
+            && !(valid_node_name(&profile_args.profile_namespace)
+                && valid_object_name(&profile_args.profile_name))
+        {
+            errors.push(ConfigError::InvalidProfileSource {
+                namespace: profile_args.profile_namespace.clone(),
+                name: profile_args.profile_name.clone(),
+            });
+        }
+        let profile = profile_args.profile_enabled.then(|| ProfileSource {
+            namespace: profile_args.profile_namespace.clone(),
+            name: profile_args.profile_name.clone(),
+        });
+        let webhook = match (
+            profile_args.webhook_listen,
+            profile_args.webhook_tls_cert_file,
+            profile_args.webhook_tls_key_file,
+        ) {
+            (None, _, _) => None,
+            (Some(listen), Some(cert), Some(key)) => Some(WebhookSettings { listen, cert, key }),
+            (Some(_), _, _) => {
+                errors.push(ConfigError::WebhookTls);
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(RunConfig {
+            profile,
+            webhook,
             leader_election,
             kubeconfig: self.kubeconfig,
             // What the ImageCache builder is given: the first node's first vSwitch.
@@ -709,6 +804,11 @@ impl RunArgs {
             warm_image_cache_grace: self.warm_image_cache_grace,
         })
     }
+}
+
+/// A ConfigMap name: a DNS subdomain (lowercase letters, digits, `-`, `.`, at most 253).
+fn valid_object_name(name: &str) -> bool {
+    (1..=253).contains(&name.len()) && name.split('.').all(valid_node_name)
 }
 
 /// The host name (a pod's name in a cluster) and a random suffix, as client-go's
@@ -933,6 +1033,48 @@ mod tests {
         assert!(!guide.auto_create_image_cache);
         assert_eq!(guide.image_cache_list_interval, Duration::from_secs(5));
         assert_eq!(guide.auto_image_cache_idle, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn profile_and_webhook_settings() {
+        let config = parse(&[]).expect("defaults");
+        assert_eq!(
+            config.profile,
+            Some(ProfileSource {
+                namespace: "kube-system".into(),
+                name: "eci-profile".into()
+            })
+        );
+        assert_eq!(config.webhook, None);
+        assert_eq!(parse(&["--profile=false"]).expect("off").profile, None);
+        let config = parse(&[
+            "--webhook-listen",
+            "0.0.0.0:9443",
+            "--webhook-tls-cert-file",
+            "/tls/tls.crt",
+            "--webhook-tls-key-file",
+            "/tls/tls.key",
+            "--profile-name",
+            "my-profile",
+        ])
+        .expect("valid");
+        let webhook = config.webhook.expect("a webhook");
+        assert_eq!(webhook.listen.port(), 9443);
+        assert_eq!(webhook.key, PathBuf::from("/tls/tls.key"));
+        assert_eq!(config.profile.expect("profile").name, "my-profile");
+        let errors = parse(&[
+            "--webhook-listen",
+            "0.0.0.0:9443",
+            "--webhook-tls-cert-file",
+            "/tls/tls.crt",
+            "--profile-name",
+            "Bad_Name",
+        ])
+        .expect_err("no key, bad name");
+        assert_eq!(errors.0.len(), 2, "{errors}");
+        let line = errors.to_string();
+        assert!(line.contains("VK_WEBHOOK_TLS_KEY_FILE"), "{line}");
+        assert!(line.contains("VK_PROFILE_NAME"), "{line}");
     }
 
     #[test]

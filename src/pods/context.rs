@@ -41,6 +41,8 @@ pub struct PodsConfig {
     pub image_caches: crate::imagecache::CacheIndexHandle,
     /// How pods that do not say are matched with caches.
     pub image_cache_policy: crate::imagecache::Policy,
+    /// The eci-profile in force (its security group and vSwitches for new groups).
+    pub profile: crate::profile::ProfileHandle,
 }
 
 /// The state of one running pod loop, shared by the loop, its passes, looks and creates.

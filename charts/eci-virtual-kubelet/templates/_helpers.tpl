@@ -102,3 +102,12 @@ of its own (a vSwitch is in one zone); the top-level `vSwitches` serve a single 
 {{- "none" }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret with the webhook's serving certificate: the admin's, or the chart's. */}}
+{{- define "eci-vk.webhookSecret" -}}
+{{- if .Values.webhook.existingSecret }}
+{{- .Values.webhook.existingSecret }}
+{{- else }}
+{{- printf "%s-webhook-tls" (include "eci-vk.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
