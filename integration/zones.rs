@@ -4,7 +4,9 @@
 //! is created in its node's zone with that zone's vSwitch, as the official Python SDK's
 //! `DescribeContainerGroups` reads it from the emulator (which knows each vSwitch's zone); and
 //! each node's kubelet API answers `kubectl logs` for its pods; a process killed and started
-//! again adopts both nodes' groups, creating and deleting none.
+//! again adopts both nodes' groups, creating and deleting none. The eci-profile's
+//! `securityGroupId` reaches the next create without a restart, and a zone whose vSwitches its
+//! `vSwitchIds` drops is drained as a cordon does (no new pod; running ones stay).
 
 use std::collections::BTreeMap;
 
@@ -17,15 +19,23 @@ use crate::support::{
     ground::Namespace,
     harness::{Phase, Test},
     node_child::NodeChild,
+    wait::wait,
     workload,
 };
 
 pub fn tests() -> Vec<Test> {
-    vec![Test {
-        name: "zones::a_node_per_zone_spreads_a_deployment",
-        phase: Phase::WithCrd,
-        run: a_node_per_zone_spreads_a_deployment,
-    }]
+    vec![
+        Test {
+            name: "zones::a_node_per_zone_spreads_a_deployment",
+            phase: Phase::WithCrd,
+            run: a_node_per_zone_spreads_a_deployment,
+        },
+        Test {
+            name: "zones::the_profile_reaches_the_next_create_and_drains_a_zone",
+            phase: Phase::WithCrd,
+            run: the_profile_reaches_the_next_create_and_drains_a_zone,
+        },
+    ]
 }
 
 const REPLICAS: usize = 4;
@@ -223,5 +233,263 @@ spec:
         "groups changed across the restart: {before:?} → {after:?}\nnode log:\n{}",
         restarted.logs()
     );
+    Ok(())
+}
+
+/// The zone nodes of one test: the emulator knowing their vSwitches' zones, and the process.
+struct ZoneRig<'g> {
+    emulator: EmulatorProcess,
+    node: NodeChild<'g>,
+    zones: [(&'static str, String); 2],
+    _tmp: tempfile::TempDir,
+}
+
+fn start_zone_rig<'g>(ground: &'g Ground, tag: &str, extra: &[String]) -> Result<ZoneRig<'g>> {
+    let pid = std::process::id();
+    let zones = [
+        ("cn-hangzhou-j", format!("vsw-{tag}{pid}j")),
+        ("cn-hangzhou-k", format!("vsw-{tag}{pid}k")),
+    ];
+    let layout = zones
+        .iter()
+        .map(|(zone, vswitch)| format!("{zone}={vswitch}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let emulator = EmulatorProcess::start(
+        ground.eci_vk(),
+        &[
+            "--vswitch-zones",
+            &layout,
+            "--sim-pull-ms",
+            "20",
+            "--sim-start-ms",
+            "20",
+        ],
+    )?;
+    let tmp = tempfile::tempdir()?;
+    let pairs: Vec<(&str, &str)> = zones.iter().map(|(z, v)| (*z, v.as_str())).collect();
+    let node = NodeChild::spawn_zones(
+        ground,
+        &format!("vk{tag}-{pid}"),
+        &pairs,
+        &emulator.endpoint,
+        tmp.path(),
+        extra,
+    )?;
+    node.wait_ready()?;
+    Ok(ZoneRig {
+        emulator,
+        node,
+        zones,
+        _tmp: tmp,
+    })
+}
+
+/// What the official SDK reads of the group of pod `name`, once it runs.
+fn group_of_pod(
+    ground: &Ground,
+    rig: &ZoneRig,
+    python: &str,
+    ns: &str,
+    name: &str,
+) -> Result<serde_json::Value> {
+    wait(&format!("pod {name} Running"), 60, || {
+        let phase = ground
+            .kubectl()
+            .args([
+                "-n",
+                ns,
+                "get",
+                "pod",
+                name,
+                "-o",
+                "jsonpath={.status.phase}",
+            ])
+            .ok()?;
+        Ok((phase == "Running").then_some(()))
+    })
+    .with_context(|| format!("node log:\n{}", rig.node.logs()))?;
+    let id = ground
+        .kubectl()
+        .args([
+            "-n",
+            ns,
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.metadata.annotations.k8s\\.aliyun\\.com/eci-instance-id}",
+        ])
+        .ok()?;
+    Ok(serde_json::from_str(&sdk_script(
+        python,
+        "describe_group.py",
+        &[rig.emulator.host_port(), id.trim()],
+    )?)?)
+}
+
+/// Applies the test's eci-profile and waits until the node has it in force (its log names
+/// `marker`).
+fn set_profile(ground: &Ground, rig: &ZoneRig, ns: &str, data: &str, marker: &str) -> Result<()> {
+    workload::apply(
+        ground,
+        ns,
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: eci-profile-zones}}\ndata:\n{data}"
+        ),
+    )?;
+    wait(
+        &format!("the node has the profile with {marker}"),
+        30,
+        || {
+            Ok(rig
+                .node
+                .logs()
+                .lines()
+                .any(|l| l.contains("eci-profile in force") && l.contains(marker))
+                .then_some(()))
+        },
+    )
+    .with_context(|| format!("node log:\n{}", rig.node.logs()))
+}
+
+/// Node `name`'s `spec.unschedulable` and the reasons of the Events about it.
+fn cordon_of(ground: &Ground, name: &str) -> Result<(bool, String)> {
+    let unschedulable = ground
+        .kubectl()
+        .args(["get", "node", name, "-o", "jsonpath={.spec.unschedulable}"])
+        .ok()?;
+    let reasons = ground
+        .kubectl()
+        .args([
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            &format!("involvedObject.name={name},involvedObject.kind=Node"),
+            "-o",
+            "jsonpath={range .items[*]}{.reason} {end}",
+        ])
+        .ok()?;
+    Ok((unschedulable.trim() == "true", reasons))
+}
+
+fn the_profile_reaches_the_next_create_and_drains_a_zone(
+    ground: &Ground,
+    ns: &Namespace,
+) -> Result<()> {
+    let ns = ns.name.as_str();
+    let python = python_sdk()?;
+    let rig = start_zone_rig(
+        ground,
+        "p",
+        &[
+            "--security-group".to_owned(),
+            "sg-flag".to_owned(),
+            "--profile-namespace".to_owned(),
+            ns.to_owned(),
+            "--profile-name".to_owned(),
+            "eci-profile-zones".to_owned(),
+        ],
+    )?;
+    let (node_j, node_k) = (rig.node.nodes[0].clone(), rig.node.nodes[1].clone());
+    let (vsw_j, vsw_k) = (rig.zones[0].1.clone(), rig.zones[1].1.clone());
+
+    // The profile's security group, not the flag's, on the first pod.
+    set_profile(ground, &rig, ns, "  securityGroupId: sg-one\n", "sg-one")?;
+    workload::apply(ground, ns, workload::busybox_pod("one", &node_j))?;
+    let one = group_of_pod(ground, &rig, &python, ns, "one")?;
+    ensure!(
+        one["SecurityGroupId"] == "sg-one",
+        "pod one: {}",
+        one["SecurityGroupId"]
+    );
+    // A pod running in zone k before it is drained.
+    workload::apply(ground, ns, workload::busybox_pod("before", &node_k))?;
+    let before = group_of_pod(ground, &rig, &python, ns, "before")?;
+    ensure!(
+        before["VSwitchId"] == vsw_k.as_str(),
+        "pod before: {}",
+        before["VSwitchId"]
+    );
+
+    // A new security group and only zone j's vSwitch: the next create uses both, without a
+    // restart, and zone k is drained.
+    set_profile(
+        ground,
+        &rig,
+        ns,
+        &format!("  securityGroupId: sg-two\n  vSwitchIds: {vsw_j}\n"),
+        "sg-two",
+    )?;
+    workload::apply(ground, ns, workload::busybox_pod("two", &node_j))?;
+    let two = group_of_pod(ground, &rig, &python, ns, "two")?;
+    ensure!(
+        two["SecurityGroupId"] == "sg-two" && two["VSwitchId"] == vsw_j.as_str(),
+        "pod two: {} {}",
+        two["SecurityGroupId"],
+        two["VSwitchId"]
+    );
+    wait(
+        &format!("{node_k} cordoned with a ZoneDrained event"),
+        30,
+        || {
+            let (cordoned, reasons) = cordon_of(ground, &node_k)?;
+            Ok((cordoned && reasons.contains("ZoneDrained")).then_some(()))
+        },
+    )
+    .with_context(|| format!("node log:\n{}", rig.node.logs()))?;
+    ensure!(!cordon_of(ground, &node_j)?.0, "{node_j} was cordoned too");
+    // A pod sent to the drained zone anyway is refused with the reason; the running one stays.
+    workload::apply(ground, ns, workload::busybox_pod("late", &node_k))?;
+    wait("pod late Failed with ZoneWithoutVSwitch", 30, || {
+        let out = ground
+            .kubectl()
+            .args([
+                "-n",
+                ns,
+                "get",
+                "pod",
+                "late",
+                "-o",
+                "jsonpath={.status.phase} {.status.reason}",
+            ])
+            .ok()?;
+        Ok((out.trim() == "Failed ZoneWithoutVSwitch").then_some(()))
+    })?;
+    let still = ground
+        .kubectl()
+        .args([
+            "-n",
+            ns,
+            "get",
+            "pod",
+            "before",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .ok()?;
+    ensure!(
+        still == "Running",
+        "the running pod of the drained zone: {still}"
+    );
+
+    // Zone k's vSwitch back: the node takes pods again.
+    set_profile(
+        ground,
+        &rig,
+        ns,
+        &format!("  securityGroupId: sg-two\n  vSwitchIds: {vsw_j},{vsw_k}\n"),
+        &vsw_k,
+    )?;
+    wait(
+        &format!("{node_k} uncordoned with a ZoneRestored event"),
+        30,
+        || {
+            let (cordoned, reasons) = cordon_of(ground, &node_k)?;
+            Ok((!cordoned && reasons.contains("ZoneRestored")).then_some(()))
+        },
+    )
+    .with_context(|| format!("node log:\n{}", rig.node.logs()))?;
     Ok(())
 }

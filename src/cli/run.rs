@@ -437,6 +437,53 @@ fn zone_pods(base: &pods::PodsConfig, zone_node: &crate::config::ZoneNode) -> po
     config
 }
 
+/// For a node in a zone with vSwitches of its own: keeps the Node cordoned while its zone is
+/// drained (the eci-profile's `vSwitchIds` lists none of them), following the profile until
+/// `stop`. `None` for a node the profile cannot drain.
+fn zone_drain(
+    kube: kube::Client,
+    pods: &pods::PodsConfig,
+    name: String,
+    stop: impl Future<Output = ()>,
+) -> Option<impl Future<Output = ()>> {
+    let zone = pods.placement.zone.clone()?;
+    let own: Vec<String> = pods
+        .placement
+        .vswitch
+        .as_deref()?
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let why = move |profile: &profile::Profile| {
+        profile.vswitches_for(&own, true).is_empty().then(|| {
+            format!(
+                "zone {zone}: the eci-profile's vSwitchIds list none of this node's vSwitches ({}); no new pod is placed here, running ones stay",
+                own.join(",")
+            )
+        })
+    };
+    let mut profiles = pods.profile.subscribe();
+    let (tx, drained) = watch::channel(why(&profiles.borrow_and_update()));
+    let follow = async move {
+        while profiles.changed().await.is_ok() {
+            let reason = why(&profiles.borrow_and_update());
+            tx.send_if_modified(|current| {
+                let changed = *current != reason;
+                *current = reason;
+                changed
+            });
+        }
+        // The handle outlives the node's work; if it ever went away, the last state holds.
+        std::future::pending::<()>().await;
+    };
+    Some(async move {
+        tokio::select! {
+            () = node::keep_drained(kube, name, drained, stop) => {}
+            () = follow => {}
+        }
+    })
+}
+
 /// Binds each node's kubelet API: the first on `--kubelet-listen`, the next ones on the ports
 /// after it (or each on a port of its own when that port is 0). A port in use does not stop
 /// the node (pods keep being hosted); that node runs without `logs`/`exec`.
@@ -504,7 +551,18 @@ async fn lead(term: std::sync::Arc<Term>, stop: election::StopSignal) -> anyhow:
     }
     let mut heartbeats = Vec::with_capacity(served.len());
     let mut pods = Vec::with_capacity(served.len());
+    let mut drains = Vec::new();
     for (served_node, node_uid) in served {
+        if let Some(drain) = zone_drain(
+            term.kube.clone(),
+            &served_node.pods,
+            served_node.node.name.clone(),
+            stop.clone(),
+        ) {
+            drains.push(
+                drain.instrument(info_span!("zone_drain", node.name = %served_node.node.name)),
+            );
+        }
         let (health_tx, health_rx) = watch::channel(true);
         let probes = term.probes.clone();
         heartbeats.push(
@@ -546,7 +604,12 @@ async fn lead(term: std::sync::Arc<Term>, stop: election::StopSignal) -> anyhow:
     )
     .instrument(info_span!("imagecache"));
     let others = async {
-        tokio::join!(futures::future::join_all(heartbeats), cloud, hosting);
+        tokio::join!(
+            futures::future::join_all(heartbeats),
+            futures::future::join_all(drains),
+            cloud,
+            hosting
+        );
         Ok(())
     };
     // A pod controller that cannot start ends the process, as before leadership existed.

@@ -6,6 +6,7 @@
 //! re-apply the status every minute and whenever the cloud's health changes. A Node or Lease
 //! that already exists (a restart) is adopted by the same apply.
 
+mod drain;
 mod lease;
 mod object;
 
@@ -19,6 +20,7 @@ use kube::{
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+pub use drain::{DRAIN_MANAGER, keep_drained};
 pub use lease::{LEASE_DURATION_SECONDS, LEASE_NAMESPACE, RENEW_INTERVAL};
 pub use object::{KUBELET_PORT, labels, node, status};
 

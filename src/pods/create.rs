@@ -298,7 +298,16 @@ async fn build(ctx: &Context, pod: &Pod, uid: &str) -> Option<Sent> {
         ctx.backoff.failed(uid, Instant::now());
         return None;
     };
-    let translated = match translate(pod, &ctx.config.placement, &sources, &snapshot, logins) {
+    let placement =
+        match super::placement::under_profile(&ctx.config.placement, &ctx.config.profile.current())
+        {
+            Ok(placement) => placement,
+            Err(unsupported) => {
+                reject(ctx, pod, uid, &unsupported).await;
+                return None;
+            }
+        };
+    let translated = match translate(pod, &placement, &sources, &snapshot, logins) {
         Ok(translated) => translated,
         Err(unsupported) => {
             reject(ctx, pod, uid, &unsupported).await;

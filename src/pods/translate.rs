@@ -82,6 +82,17 @@ impl Translated {
 /// Why a pod cannot run on this node (shown as the pod's status reason and an event).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Unsupported {
+    /// The node's zone has no vSwitch left: the eci-profile's `vSwitchIds` no longer lists
+    /// any of its own.
+    #[error(
+        "zone {zone}: the eci-profile's vSwitchIds list none of this node's vSwitches ({own}), so no group can be created here; the node is cordoned and new pods go to the other zones"
+    )]
+    ZoneWithoutVSwitch {
+        /// The node's zone.
+        zone: String,
+        /// Its own vSwitches, comma-separated.
+        own: String,
+    },
     /// The pod belongs to a DaemonSet: per-node agents have no node to run on here.
     #[error(
         "DaemonSet pods cannot run on a virtual node; keep the DaemonSet off it (nodeAffinity or no toleration for its taint)"
@@ -158,6 +169,7 @@ impl Unsupported {
     /// The status reason and event reason.
     pub fn reason(&self) -> &'static str {
         match self {
+            Unsupported::ZoneWithoutVSwitch { .. } => "ZoneWithoutVSwitch",
             Unsupported::DaemonSet => "DaemonSetPodUnsupported",
             Unsupported::HostNetwork => "HostNetworkUnsupported",
             Unsupported::HostPath { .. } => "HostPathUnsupported",

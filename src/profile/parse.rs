@@ -98,6 +98,25 @@ impl Selector {
 }
 
 impl Profile {
+    /// The vSwitches a node's new groups get under this profile, given the node's own
+    /// (`configured`, from its flags) and whether the node is in one zone (`zoned`).
+    ///
+    /// ACK applies a changed `vSwitchIds` to the next pod without a restart. A node of no zone
+    /// takes the profile's list as it is (ECI picks the zone among them). A zone's node keeps
+    /// only those of its own vSwitches the profile still lists (the node cannot tell another
+    /// vSwitch's zone: the ECI OpenAPI does not say); none left means the zone is drained.
+    pub fn vswitches_for(&self, configured: &[String], zoned: bool) -> Vec<String> {
+        match &self.vswitch_ids {
+            None => configured.to_vec(),
+            Some(listed) if !zoned => listed.clone(),
+            Some(listed) => configured
+                .iter()
+                .filter(|v| listed.contains(v))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The first selector that matches (see [`Selector::matches`]).
     pub fn selector_for(
         &self,
@@ -389,6 +408,24 @@ fn valid_label_value(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_profiles_vswitches_narrow_a_zones_and_replace_a_zoneless_nodes() {
+        let own = vec!["vsw-j1".to_owned(), "vsw-j2".to_owned()];
+        let none = Profile::default();
+        assert_eq!(none.vswitches_for(&own, true), own);
+        let listed = Profile {
+            vswitch_ids: Some(vec!["vsw-j2".into(), "vsw-k1".into()]),
+            ..Profile::default()
+        };
+        assert_eq!(listed.vswitches_for(&own, true), ["vsw-j2"]);
+        assert_eq!(listed.vswitches_for(&own, false), ["vsw-j2", "vsw-k1"]);
+        let other_zone = Profile {
+            vswitch_ids: Some(vec!["vsw-k1".into()]),
+            ..Profile::default()
+        };
+        assert!(other_zone.vswitches_for(&own, true).is_empty(), "drained");
+    }
+
     use super::*;
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
