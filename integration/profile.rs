@@ -9,8 +9,7 @@
 //! ConfigMap (`--profile-name`) and a webhook configuration that only its namespaces reach.
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
     sync::atomic::{AtomicU32, Ordering},
 };
 
@@ -18,9 +17,12 @@ use anyhow::{Context, Result, ensure};
 
 use crate::support::{
     Ground,
+    emulator::EmulatorProcess,
     ground::Namespace,
     harness::{Phase, Test},
+    node_child::NodeChild,
     wait::wait,
+    workload,
 };
 
 pub fn tests() -> Vec<Test> {
@@ -59,7 +61,8 @@ struct Setup<'g> {
     profile_namespace: String,
     profile_name: String,
     webhook: Option<String>,
-    node: Option<Child>,
+    emulator: EmulatorProcess,
+    node: Option<NodeChild<'g>>,
     node_name: String,
     port: u16,
     dir: tempfile::TempDir,
@@ -176,6 +179,7 @@ impl<'g> Setup<'g> {
             profile_namespace: namespace.name.clone(),
             profile_name: format!("eci-profile-{token}"),
             webhook: None,
+            emulator: EmulatorProcess::start(ground.eci_vk(), &[])?,
             node: None,
             node_name: format!("profile-{token}"),
             port: free_port()?,
@@ -215,84 +219,50 @@ impl<'g> Setup<'g> {
         Ok(())
     }
 
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("node.log")
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(self.log()).unwrap_or_default()
-    }
-
-    /// Starts the node (in-process emulator, simulated runtime) with the profile and the
-    /// webhook, and waits until it is Ready and the profile's selector is in force.
+    /// Starts the node (against the test's emulator, simulated runtime) with the profile and
+    /// the webhook, and waits until it is Ready and the profile's selector is in force.
     fn start_node(&mut self) -> Result<()> {
-        let ground = self.ground;
         let dir = self.dir.path();
-        let child = Command::new(ground.eci_vk())
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&ground.kubeconfig)
-            .args(["--node-name", &self.node_name])
-            .args(["--cloud", "emulator", "--runtime", "simulated"])
-            .args(["--pod-sync-interval", "500ms"])
-            .args(["--kubelet-listen", &format!("{}:0", ground.node_ip)])
-            .args(["--internal-ip", &ground.node_ip])
-            .args([
-                "--taint",
-                &format!("profile-test={}:NoSchedule", self.token),
-            ])
-            .args(["--profile-namespace", &self.profile_namespace])
-            .args(["--profile-name", &self.profile_name])
-            .args(["--webhook-listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--webhook-tls-cert-file")
-            .arg(dir.join("tls.crt"))
-            .arg("--webhook-tls-key-file")
-            .arg(dir.join("tls.key"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env("VK_IMAGE_CACHE_CONTROLLER", "false")
-            .env(
-                "VK_LEADER_ELECT_IDENTITY",
-                format!("{}-test", self.node_name),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.log())?)
-            .spawn()
-            .context("cannot start eci-vk run")?;
-        crate::support::children::register(&child);
-        self.node = Some(child);
-        wait(&format!("node {} Ready", self.node_name), 90, || {
-            let out = ground
-                .kubectl()
-                .args([
-                    "get",
-                    "node",
-                    &self.node_name,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                ])
-                .run()?;
-            Ok((out.stdout.trim() == "True").then_some(()))
-        })
-        .with_context(|| format!("node log:\n{}", self.logs()))?;
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let flags = [
+            "--taint",
+            &format!("profile-test={}:NoSchedule", self.token),
+            "--profile-namespace",
+            &self.profile_namespace,
+            "--profile-name",
+            &self.profile_name,
+            "--webhook-listen",
+            &format!("127.0.0.1:{}", self.port),
+            "--webhook-tls-cert-file",
+            &path("tls.crt"),
+            "--webhook-tls-key-file",
+            &path("tls.key"),
+        ]
+        .map(str::to_owned);
+        let node = NodeChild::spawn(
+            self.ground,
+            self.node_name.clone(),
+            &self.emulator.endpoint,
+            dir,
+            &flags,
+            "info",
+        )?;
+        node.wait_ready()?;
         wait("the profile's selector in force", 30, || {
-            Ok(self.logs().contains("eci-profile in force").then_some(()))
+            Ok(node.logs().contains("eci-profile in force").then_some(()))
         })
-        .with_context(|| format!("node log:\n{}", self.logs()))?;
+        .with_context(|| format!("node log:\n{}", node.logs()))?;
+        self.node = Some(node);
         Ok(())
     }
 
+    fn logs(&self) -> String {
+        self.node.as_ref().map(NodeChild::logs).unwrap_or_default()
+    }
+
     fn stop_node(&mut self) {
-        if let Some(mut child) = self.node.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            crate::support::children::forget(&child);
+        if let Some(node) = self.node.take() {
+            let _ = node.crash();
         }
     }
 
@@ -371,19 +341,7 @@ impl<'g> Setup<'g> {
     }
 
     fn get(&self, namespace: &str, pod: &str, path: &str) -> Result<String> {
-        Ok(self
-            .ground
-            .kubectl()
-            .args([
-                "-n",
-                namespace,
-                "get",
-                "pod",
-                pod,
-                "-o",
-                &format!("jsonpath={path}"),
-            ])
-            .ok()?
+        Ok(workload::pod_field(self.ground, namespace, pod, path)?
             .trim()
             .to_owned())
     }

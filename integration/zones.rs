@@ -43,33 +43,10 @@ const REPLICAS: usize = 4;
 fn a_node_per_zone_spreads_a_deployment(ground: &Ground, ns: &Namespace) -> Result<()> {
     let ns = ns.name.as_str();
     let python = python_sdk()?;
-    let pid = std::process::id();
-    let zones = [
-        ("cn-hangzhou-j", format!("vsw-{pid}j")),
-        ("cn-hangzhou-k", format!("vsw-{pid}k")),
-    ];
-    let layout = zones
-        .iter()
-        .map(|(zone, vswitch)| format!("{zone}={vswitch}"))
-        .collect::<Vec<_>>()
-        .join(";");
-    let emulator = EmulatorProcess::start(
-        ground.eci_vk(),
-        &[
-            "--vswitch-zones",
-            &layout,
-            "--sim-pull-ms",
-            "20",
-            "--sim-start-ms",
-            "20",
-        ],
-    )?;
-    let tmp = tempfile::tempdir()?;
-    let prefix = format!("vkz-{pid}");
-    let pairs: Vec<(&str, &str)> = zones.iter().map(|(z, v)| (*z, v.as_str())).collect();
-    let node =
-        NodeChild::spawn_zones(ground, &prefix, &pairs, &emulator.endpoint, tmp.path(), &[])?;
-    node.wait_ready()?;
+    let mut rig = start_zone_rig(ground, "z", &[])?;
+    let zones = rig.zones.clone();
+    let prefix = rig.prefix.clone();
+    let node = rig.node();
 
     // Each node carries its zone and ACK's labels.
     for ((zone, _), name) in zones.iter().zip(&node.nodes) {
@@ -142,7 +119,7 @@ spec:
             .ok()?,
     )?;
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-    let host = emulator.host_port();
+    let host = rig.emulator.host_port();
     for pod in pods["items"].as_array().context("no pods")? {
         let on = pod["spec"]["nodeName"].as_str().unwrap_or_default();
         *per_node.entry(on.to_owned()).or_default() += 1;
@@ -188,8 +165,9 @@ spec:
     }
 
     // A restarted process adopts both nodes' groups: nothing created, nothing deleted.
+    let eci = rig.emulator.client()?;
     let groups = |node_name: &str| -> Result<Vec<String>> {
-        let eci = emulator.client()?;
+        let eci = eci.clone();
         ground.runtime.block_on(async {
             let mut ids: Vec<String> = eci
                 .describe_all_container_groups(&DescribeContainerGroups {
@@ -214,15 +192,13 @@ spec:
         "groups per node before the restart: {before:?}"
     );
     let nodes = node.nodes.clone();
-    node.crash()?;
-    let restarted =
-        NodeChild::spawn_zones(ground, &prefix, &pairs, &emulator.endpoint, tmp.path(), &[])?;
+    rig.crash_and_restart()?;
+    let restarted = rig.node();
     ensure!(
         restarted.nodes == nodes,
         "{:?} != {nodes:?}",
         restarted.nodes
     );
-    restarted.wait_ready()?;
     workload::wait_running(ground, ns, "app=spread", REPLICAS, 60)
         .with_context(|| format!("node log:\n{}", restarted.logs()))?;
     // A few passes of the restarted node.
@@ -238,10 +214,42 @@ spec:
 
 /// The zone nodes of one test: the emulator knowing their vSwitches' zones, and the process.
 struct ZoneRig<'g> {
+    ground: &'g Ground,
     emulator: EmulatorProcess,
-    node: NodeChild<'g>,
+    node: Option<NodeChild<'g>>,
     zones: [(&'static str, String); 2],
-    _tmp: tempfile::TempDir,
+    prefix: String,
+    extra: Vec<String>,
+    tmp: tempfile::TempDir,
+}
+
+impl<'g> ZoneRig<'g> {
+    fn node(&self) -> &NodeChild<'g> {
+        self.node.as_ref().expect("the rig's node runs")
+    }
+
+    fn spawn(&self) -> Result<NodeChild<'g>> {
+        let pairs: Vec<(&str, &str)> = self.zones.iter().map(|(z, v)| (*z, v.as_str())).collect();
+        let node = NodeChild::spawn_zones(
+            self.ground,
+            &self.prefix,
+            &pairs,
+            &self.emulator.endpoint,
+            self.tmp.path(),
+            &self.extra,
+        )?;
+        node.wait_ready()?;
+        Ok(node)
+    }
+
+    /// Kills the process as a crash would (its Nodes stay) and starts it again.
+    fn crash_and_restart(&mut self) -> Result<()> {
+        if let Some(node) = self.node.take() {
+            node.crash()?;
+        }
+        self.node = Some(self.spawn()?);
+        Ok(())
+    }
 }
 
 fn start_zone_rig<'g>(ground: &'g Ground, tag: &str, extra: &[String]) -> Result<ZoneRig<'g>> {
@@ -266,23 +274,17 @@ fn start_zone_rig<'g>(ground: &'g Ground, tag: &str, extra: &[String]) -> Result
             "20",
         ],
     )?;
-    let tmp = tempfile::tempdir()?;
-    let pairs: Vec<(&str, &str)> = zones.iter().map(|(z, v)| (*z, v.as_str())).collect();
-    let node = NodeChild::spawn_zones(
+    let mut rig = ZoneRig {
         ground,
-        &format!("vk{tag}-{pid}"),
-        &pairs,
-        &emulator.endpoint,
-        tmp.path(),
-        extra,
-    )?;
-    node.wait_ready()?;
-    Ok(ZoneRig {
         emulator,
-        node,
+        node: None,
         zones,
-        _tmp: tmp,
-    })
+        prefix: format!("vk{tag}-{pid}"),
+        extra: extra.to_vec(),
+        tmp: tempfile::tempdir()?,
+    };
+    rig.node = Some(rig.spawn()?);
+    Ok(rig)
 }
 
 /// What the official SDK reads of the group of pod `name`, once it runs.
@@ -294,33 +296,16 @@ fn group_of_pod(
     name: &str,
 ) -> Result<serde_json::Value> {
     wait(&format!("pod {name} Running"), 60, || {
-        let phase = ground
-            .kubectl()
-            .args([
-                "-n",
-                ns,
-                "get",
-                "pod",
-                name,
-                "-o",
-                "jsonpath={.status.phase}",
-            ])
-            .ok()?;
+        let phase = workload::pod_field(ground, ns, name, "{.status.phase}")?;
         Ok((phase == "Running").then_some(()))
     })
-    .with_context(|| format!("node log:\n{}", rig.node.logs()))?;
-    let id = ground
-        .kubectl()
-        .args([
-            "-n",
-            ns,
-            "get",
-            "pod",
-            name,
-            "-o",
-            "jsonpath={.metadata.annotations.k8s\\.aliyun\\.com/eci-instance-id}",
-        ])
-        .ok()?;
+    .with_context(|| format!("node log:\n{}", rig.node().logs()))?;
+    let id = workload::pod_field(
+        ground,
+        ns,
+        name,
+        "{.metadata.annotations.k8s\\.aliyun\\.com/eci-instance-id}",
+    )?;
     Ok(serde_json::from_str(&sdk_script(
         python,
         "describe_group.py",
@@ -343,14 +328,14 @@ fn set_profile(ground: &Ground, rig: &ZoneRig, ns: &str, data: &str, marker: &st
         30,
         || {
             Ok(rig
-                .node
+                .node()
                 .logs()
                 .lines()
                 .any(|l| l.contains("eci-profile in force") && l.contains(marker))
                 .then_some(()))
         },
     )
-    .with_context(|| format!("node log:\n{}", rig.node.logs()))
+    .with_context(|| format!("node log:\n{}", rig.node().logs()))
 }
 
 /// Node `name`'s `spec.unschedulable` and the reasons of the Events about it.
@@ -392,7 +377,7 @@ fn the_profile_reaches_the_next_create_and_drains_a_zone(
             "eci-profile-zones".to_owned(),
         ],
     )?;
-    let (node_j, node_k) = (rig.node.nodes[0].clone(), rig.node.nodes[1].clone());
+    let (node_j, node_k) = (rig.node().nodes[0].clone(), rig.node().nodes[1].clone());
     let (vsw_j, vsw_k) = (rig.zones[0].1.clone(), rig.zones[1].1.clone());
 
     // The profile's security group, not the flag's, on the first pod.
@@ -438,37 +423,15 @@ fn the_profile_reaches_the_next_create_and_drains_a_zone(
             Ok((cordoned && reasons.contains("ZoneDrained")).then_some(()))
         },
     )
-    .with_context(|| format!("node log:\n{}", rig.node.logs()))?;
+    .with_context(|| format!("node log:\n{}", rig.node().logs()))?;
     ensure!(!cordon_of(ground, &node_j)?.0, "{node_j} was cordoned too");
     // A pod sent to the drained zone anyway is refused with the reason; the running one stays.
     workload::apply(ground, ns, workload::busybox_pod("late", &node_k))?;
     wait("pod late Failed with ZoneWithoutVSwitch", 30, || {
-        let out = ground
-            .kubectl()
-            .args([
-                "-n",
-                ns,
-                "get",
-                "pod",
-                "late",
-                "-o",
-                "jsonpath={.status.phase} {.status.reason}",
-            ])
-            .ok()?;
+        let out = workload::pod_field(ground, ns, "late", "{.status.phase} {.status.reason}")?;
         Ok((out.trim() == "Failed ZoneWithoutVSwitch").then_some(()))
     })?;
-    let still = ground
-        .kubectl()
-        .args([
-            "-n",
-            ns,
-            "get",
-            "pod",
-            "before",
-            "-o",
-            "jsonpath={.status.phase}",
-        ])
-        .ok()?;
+    let still = workload::pod_field(ground, ns, "before", "{.status.phase}")?;
     ensure!(
         still == "Running",
         "the running pod of the drained zone: {still}"
@@ -490,6 +453,6 @@ fn the_profile_reaches_the_next_create_and_drains_a_zone(
             Ok((!cordoned && reasons.contains("ZoneRestored")).then_some(()))
         },
     )
-    .with_context(|| format!("node log:\n{}", rig.node.logs()))?;
+    .with_context(|| format!("node log:\n{}", rig.node().logs()))?;
     Ok(())
 }

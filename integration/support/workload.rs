@@ -20,6 +20,22 @@ pub fn busybox_pod(name: &str, node: &str) -> String {
     )
 }
 
+/// `jsonpath` of pod `pod` in `ns`, as kubectl prints it.
+pub fn pod_field(ground: &Ground, ns: &str, pod: &str, jsonpath: &str) -> Result<String> {
+    ground
+        .kubectl()
+        .args([
+            "-n",
+            ns,
+            "get",
+            "pod",
+            pod,
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ])
+        .ok()
+}
+
 /// Applies `yaml` in namespace `ns`.
 pub fn apply(ground: &Ground, ns: &str, yaml: String) -> Result<()> {
     ground
