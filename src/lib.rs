@@ -13,6 +13,7 @@ pub mod election;
 pub mod emulator;
 #[cfg(test)]
 mod fuzz_inputs;
+pub mod https;
 pub mod imagecache;
 pub mod kubelet;
 pub mod metrics;

@@ -11,12 +11,11 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec};
 use kube::Api;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tracing::{Instrument as _, debug, info, warn};
+use tracing::{info, warn};
 
 use super::{
     ApiError, Ctx, KubeletConfig, KubeletError,
@@ -27,9 +26,6 @@ use crate::{
     eci::{self, ContainerGroupStatus},
     pods::{self, translate::tags},
 };
-
-/// Limit on the TLS handshake of one connection.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The verified client certificate's identity of a connection, if any.
 #[derive(Debug, Clone)]
@@ -105,47 +101,17 @@ pub async fn serve(
         "kubelet API listening"
     );
     let app = app(ctx);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, remote) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    debug!(error = %error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.borrow().clone();
-        let app = app.clone();
-        tokio::spawn(
-            async move {
-                let Ok(Ok(stream)) =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                else {
-                    debug!("TLS handshake failed or timed out");
-                    return;
-                };
-                let peer = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .and_then(|cert| auth::identity_from_cert(cert));
-                let service = TowerToHyperService::new(app.layer(Extension(Peer(peer))));
-                let served = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-                if let Err(error) = served {
-                    debug!(error = %error, "connection ended with an error");
-                }
-            }
-            .instrument(tracing::debug_span!("kubelet_conn", client.addr = %remote)),
-        );
-    }
+    crate::https::serve(
+        listener,
+        acceptor,
+        move |cert| {
+            let peer = cert.and_then(|cert| auth::identity_from_cert(cert));
+            app.clone().layer(Extension(Peer(peer)))
+        },
+        |remote| tracing::debug_span!("kubelet_conn", client.addr = %remote),
+        shutdown,
+    )
+    .await;
     info!("kubelet API stopped");
     Ok(())
 }

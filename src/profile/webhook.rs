@@ -21,7 +21,6 @@ use axum::{
     routing::post,
 };
 use futures::future::BoxFuture;
-use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Toleration};
 use kube::core::{
     DynamicObject,
@@ -46,8 +45,6 @@ pub const SYSTEM_NAMESPACE: &str = "kube-system";
 /// Limit on reading a namespace's labels: the API server waits for the webhook at most its
 /// `timeoutSeconds` (5 in the chart), and a late answer must still be allowed.
 const NAMESPACE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Limit on the TLS handshake of one connection.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate files are read again.
 const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 /// Largest review body read (a pod is far smaller; the API server's own request limit is 3 MiB).
@@ -398,40 +395,14 @@ pub async fn serve(
         namespace_labels: kube_namespace_labels(kube),
     });
     info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), path = PATH, "eci-profile webhook listening");
-    tokio::pin!(stop);
-    loop {
-        let (tcp, remote) = tokio::select! {
-            () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    debug!(error = %error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptors.borrow().clone();
-        let app = app.clone();
-        tokio::spawn(
-            async move {
-                let Ok(Ok(stream)) =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                else {
-                    debug!("TLS handshake failed or timed out");
-                    return;
-                };
-                let service = TowerToHyperService::new(app);
-                let served = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                if let Err(error) = served {
-                    debug!(error = %error, "connection ended with an error");
-                }
-            }
-            .instrument(tracing::debug_span!("webhook_conn", client.addr = %remote)),
-        );
-    }
+    crate::https::serve(
+        listener,
+        acceptors,
+        move |_| app.clone(),
+        |remote| tracing::debug_span!("webhook_conn", client.addr = %remote),
+        stop,
+    )
+    .await;
     info!("eci-profile webhook stopped");
     Ok(())
 }
