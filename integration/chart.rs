@@ -1207,19 +1207,7 @@ fn exercise(
 ) -> Result<()> {
     let name = node.node.as_str();
     let n = ns.name.as_str();
-    wait(&format!("node {name} Ready"), 60, || {
-        let out = ground
-            .kubectl()
-            .args([
-                "get",
-                "node",
-                name,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-            ])
-            .run()?;
-        Ok((out.success && out.stdout.trim() == "True").then_some(()))
-    })?;
+    ground.wait_node_ready(name, 60)?;
 
     // The probes, as the chart's Deployment calls them: alive, and ready as the leader.
     let addr = wait("the metrics address in the log", 30, || {

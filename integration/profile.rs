@@ -203,6 +203,16 @@ impl<'g> Setup<'g> {
         Ok(setup)
     }
 
+    /// [`Setup::new`], the node started, and its webhook registered and called by the API
+    /// server with the profile's first version.
+    fn serving(ground: &'g Ground, namespace: &Namespace) -> Result<Self> {
+        let mut setup = Self::new(ground, namespace)?;
+        setup.start_node()?;
+        setup.register_webhook()?;
+        setup.wait_webhook("v1")?;
+        Ok(setup)
+    }
+
     fn write_profile(&self, selectors: &str) -> Result<()> {
         // `vpcId` is ACK's, not acted on by this node: each good version names it in an event.
         let map = serde_json::json!({
@@ -389,10 +399,7 @@ fn the_webhook_places_a_matched_pod_on_the_virtual_node(
     ground: &Ground,
     namespace: &Namespace,
 ) -> Result<()> {
-    let mut setup = Setup::new(ground, namespace)?;
-    setup.start_node()?;
-    setup.register_webhook()?;
-    setup.wait_webhook("v1")?;
+    let setup = Setup::serving(ground, namespace)?;
 
     setup.create_pod(&setup.matched, "placed")?;
     wait("the placed pod Running on the virtual node", 90, || {
@@ -455,10 +462,7 @@ fn pods_are_created_while_the_node_is_stopped(
     ground: &Ground,
     namespace: &Namespace,
 ) -> Result<()> {
-    let mut setup = Setup::new(ground, namespace)?;
-    setup.start_node()?;
-    setup.register_webhook()?;
-    setup.wait_webhook("v1")?;
+    let mut setup = Setup::serving(ground, namespace)?;
     setup.stop_node();
     // Nothing listens on the webhook's port now: the API server's call fails and, with
     // failurePolicy Ignore, the pod is created as written.
@@ -489,10 +493,7 @@ fn a_malformed_profile_keeps_the_last_good_one(
     ground: &Ground,
     namespace: &Namespace,
 ) -> Result<()> {
-    let mut setup = Setup::new(ground, namespace)?;
-    setup.start_node()?;
-    setup.register_webhook()?;
-    setup.wait_webhook("v1")?;
+    let setup = Setup::serving(ground, namespace)?;
 
     // A good change is used by the next pod without a restart.
     setup.write_profile(&selectors(&setup.token, "v2"))?;

@@ -179,6 +179,23 @@ impl Ground {
         }
     }
 
+    /// Waits up to `seconds` for Node `name`'s `Ready` condition to be `True`.
+    pub fn wait_node_ready(&self, name: &str, seconds: u64) -> anyhow::Result<()> {
+        super::wait::wait(&format!("node {name} Ready"), seconds, || {
+            let out = self
+                .kubectl()
+                .args([
+                    "get",
+                    "node",
+                    name,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
+                .run()?;
+            Ok((out.success && out.stdout.trim() == "True").then_some(()))
+        })
+    }
+
     /// Lets the API server through the virtual nodes' kubelet API (`kubectl logs/exec`): it
     /// reaches kubelets as `kube-apiserver-kubelet-client` (its `--kubelet-client-certificate`),
     /// and, as in a kubeadm cluster, that user holds `system:kubelet-api-admin`, which the

@@ -224,21 +224,9 @@ impl<'g> NodeChild<'g> {
     /// Waits up to a minute for every Node to be Ready; the error carries the node's log.
     pub fn wait_ready(&self) -> Result<()> {
         for name in &self.nodes {
-            super::wait::wait(&format!("node {name} Ready"), 60, || {
-                let out = self
-                    .ground
-                    .kubectl()
-                    .args([
-                        "get",
-                        "node",
-                        name,
-                        "-o",
-                        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-                    ])
-                    .run()?;
-                Ok((out.stdout.trim() == "True").then_some(()))
-            })
-            .with_context(|| format!("node log:\n{}", self.logs()))?;
+            self.ground
+                .wait_node_ready(name, 60)
+                .with_context(|| format!("node log:\n{}", self.logs()))?;
         }
         Ok(())
     }

@@ -446,22 +446,11 @@ fn zone_drain(
     name: String,
     stop: impl Future<Output = ()>,
 ) -> Option<impl Future<Output = ()>> {
-    let zone = pods.placement.zone.clone()?;
-    let own: Vec<String> = pods
-        .placement
-        .vswitch
-        .as_deref()?
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let why = move |profile: &profile::Profile| {
-        profile.vswitches_for(&own, true).is_empty().then(|| {
-            format!(
-                "zone {zone}: the eci-profile's vSwitchIds list none of this node's vSwitches ({}); no new pod is placed here, running ones stay",
-                own.join(",")
-            )
-        })
-    };
+    if pods.placement.zone.is_none() || pods.placement.vswitches().is_empty() {
+        return None;
+    }
+    let placement = pods.placement.clone();
+    let why = move |profile: &profile::Profile| pods::placement::zone_drained(&placement, profile);
     let mut profiles = pods.profile.subscribe();
     let (tx, drained) = watch::channel(why(&profiles.borrow_and_update()));
     let follow = async move {

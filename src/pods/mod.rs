@@ -39,7 +39,7 @@ pub mod fuzz;
 mod groups;
 mod look;
 mod pass;
-mod placement;
+pub mod placement;
 pub mod pull_secrets;
 mod security;
 pub mod snapshot;

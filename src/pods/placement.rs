@@ -11,16 +11,8 @@ use crate::profile::Profile;
 /// # Errors
 /// [`Unsupported::ZoneWithoutVSwitch`] when the node is in a zone and the profile lists none
 /// of its vSwitches.
-pub(super) fn under_profile(base: &Placement, profile: &Profile) -> Result<Placement, Unsupported> {
-    let own: Vec<String> = base
-        .vswitch
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .collect();
+pub fn under_profile(base: &Placement, profile: &Profile) -> Result<Placement, Unsupported> {
+    let own = base.vswitches();
     let vswitches = profile.vswitches_for(&own, base.zone.is_some());
     if vswitches.is_empty() && !own.is_empty() {
         return Err(Unsupported::ZoneWithoutVSwitch {
@@ -34,6 +26,16 @@ pub(super) fn under_profile(base: &Placement, profile: &Profile) -> Result<Place
         placement.security_group = Some(group.clone());
     }
     Ok(placement)
+}
+
+/// Why the zone of the node `base` places groups for is drained under `profile` (the profile
+/// lists none of its vSwitches), or `None`: the one decision the pod controller refuses pods by
+/// and the Node is cordoned by.
+pub fn zone_drained(base: &Placement, profile: &Profile) -> Option<String> {
+    match under_profile(base, profile) {
+        Err(drained @ Unsupported::ZoneWithoutVSwitch { .. }) => Some(drained.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

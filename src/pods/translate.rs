@@ -54,6 +54,20 @@ pub struct Placement {
     pub api_server: Option<(String, u16)>,
 }
 
+impl Placement {
+    /// The vSwitches of `vswitch`, one by one.
+    pub fn vswitches(&self) -> Vec<String> {
+        self.vswitch
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 /// A create request, and the ConfigMap/Secret references and claims it could not satisfy.
 #[derive(Debug, Clone)]
 pub struct Translated {
