@@ -9,6 +9,7 @@ mod agent_runc;
 mod annotations;
 mod chart;
 mod cli;
+mod cloud_reads;
 mod crd;
 mod credentials;
 mod current_eci;
@@ -45,6 +46,7 @@ fn main() -> std::process::ExitCode {
         agent_runc::tests(),
         chart::tests(),
         cli::tests(),
+        cloud_reads::tests(),
         crd::tests(),
         credentials::tests(),
         current_eci::tests(),

@@ -26,11 +26,11 @@ use kube::{
     Api, Resource, ResourceExt,
     api::{ListParams, Patch, PatchParams},
     runtime::{
-        Controller,
+        Controller, PredicateConfig, WatchStreamExt,
         controller::Action,
         events::{Event as KubeEvent, EventType, Recorder, Reporter},
         finalizer::{self, Event as Finalizer},
-        watcher,
+        reflector, watcher,
     },
 };
 use parking_lot::Mutex;
@@ -40,12 +40,13 @@ mod auto;
 mod build;
 mod cloud;
 mod freshness;
+mod view;
 mod warm;
 
 pub use auto::{ANNOTATION_CLOUD_ID, AutoCreated, LABEL_AUTO_CREATED};
 use build::Build;
 pub use cloud::object_tag_value;
-use cloud::{cloud_error, create, delete_cloud, find_cloud, in_sync, update, update_token};
+use cloud::{create, delete_cloud, find_cloud, in_sync, update, update_token};
 pub use freshness::Freshness;
 pub use warm::{ANNOTATION_WARM, ANNOTATION_WORKLOAD, LABEL_WARM, Warm};
 
@@ -280,6 +281,8 @@ struct Context {
     /// The registries the last create or update of each object logged into, for its status.
     logged_in: Mutex<HashMap<String, Vec<String>>>,
     clock: fn() -> Timestamp,
+    /// The listing of this cluster's cloud caches that reconciles share.
+    view: view::CloudView,
 }
 
 /// The controller, ready to run. Keep [`ImageCacheController::index`] for the matcher.
@@ -298,6 +301,7 @@ impl ImageCacheController {
                 instance: None,
             },
         );
+        let view = view::CloudView::new(&settings.cluster_name, view::CloudView::MAX_AGE);
         Self {
             context: Arc::new(Context {
                 kube,
@@ -310,6 +314,7 @@ impl ImageCacheController {
                 logged_in: Mutex::new(HashMap::new()),
                 registry_warned: Mutex::new(std::collections::HashSet::new()),
                 clock: Timestamp::now,
+                view,
             }),
             index: CacheIndexHandle::new(),
         }
@@ -406,7 +411,16 @@ async fn run_controller(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
-    Controller::new(api, watch)
+    // Triggered by what the user or an owner changes, not by the controller's own status
+    // writes: each of those used to bring a reconcile, and with it a read of the cloud, on top
+    // of the polls (8.4 `DescribeImageCaches` a cache; issue #21). Polls are requeues.
+    let (reader, writer) = reflector::store();
+    let triggers = watcher(api, watch)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(what_the_reconcile_reads, PredicateConfig::default());
+    Controller::for_stream(triggers, reader)
         .with_config(config)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
@@ -424,6 +438,24 @@ async fn run_controller(
             }
         })
         .await;
+}
+
+/// Hashes what a reconcile acts on besides the status: the spec (its generation), the labels
+/// and annotations that carry build settings, the finalizers (the finalizer helper waits for
+/// its own addition to come back) and the deletion mark.
+fn what_the_reconcile_reads(object: &ImageCache) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = object.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Reconciles only while holding the lease (see [`crate::election`]); waits for it otherwise.
@@ -619,7 +651,8 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
                     update(object, &build, c, update_token(object)?, ctx).await,
                 )
                 .await?;
-                cloud = find_cloud(object, ctx).await?;
+                // Read by itself: the shared listing may have started before the update.
+                cloud = cloud::by_id(ctx, &name, &c.image_cache_id).await?;
             }
             S::Failed => {
                 // A failed build cannot be updated: replace it.
@@ -630,6 +663,7 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
             S::Preparing | S::Creating | S::Updating | S::Unknown => {}
         }
     }
+    let mut just_created = false;
     let cloud = match cloud {
         Some(cloud) => cloud,
         None if let Some(id) = cloud::annotation(object, ANNOTATION_CLOUD_ID) => {
@@ -668,27 +702,18 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
                 create(object, &build, ctx).await,
             )
             .await?;
-            let found = ctx
-                .eci
-                .describe_image_caches(&eci::DescribeImageCaches {
-                    image_cache_id: Some(id.clone()),
-                    ..eci::DescribeImageCaches::default()
-                })
-                .await
-                .map_err(cloud_error(&name, "DescribeImageCaches"))?;
-            found
-                .image_caches
-                .into_iter()
-                .find(|c| c.image_cache_id == id)
-                .unwrap_or(eci::ImageCache {
-                    image_cache_id: id,
-                    status: S::Preparing,
-                    images: object.spec.images.clone(),
-                    ..eci::ImageCache::default()
-                })
+            // Not described now: a cache just created from this spec is Preparing and in
+            // sync, and the next poll reads the rest from the shared listing.
+            just_created = true;
+            eci::ImageCache {
+                image_cache_id: id,
+                status: S::Preparing,
+                images: object.spec.images.clone(),
+                ..eci::ImageCache::default()
+            }
         }
     };
-    let synced = in_sync(&object.spec, &cloud);
+    let synced = just_created || in_sync(&object.spec, &cloud);
     let mut next = status::from_cloud(
         &cloud,
         object.meta().generation,
@@ -961,5 +986,52 @@ mod tests {
             .collect();
         assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(backoff(policy, 0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn only_what_a_reconcile_acts_on_triggers_it() {
+        let mut object = ImageCache::new(
+            "web",
+            super::super::resource::ImageCacheSpec {
+                images: vec!["nginx".to_owned()],
+                image_pull_secrets: Vec::new(),
+                image_cache_size: 20,
+                retention_days: None,
+            },
+        );
+        object.metadata.generation = Some(1);
+        let first = what_the_reconcile_reads(&object);
+
+        // The controller's own status writes do not trigger it.
+        let mut written = object.clone();
+        written.status = Some(ImageCacheStatus {
+            phase: Some("Creating".to_owned()),
+            ..ImageCacheStatus::default()
+        });
+        written.metadata.resource_version = Some("42".to_owned());
+        assert_eq!(what_the_reconcile_reads(&written), first);
+
+        // A spec change, a build annotation, a label, the finalizer and deletion do.
+        let changes: [fn(&mut ImageCache); 5] = [
+            |o| o.metadata.generation = Some(2),
+            |o| {
+                o.annotations_mut()
+                    .insert(ANNOTATION_PLAIN_HTTP.to_owned(), "registry:5000".to_owned());
+            },
+            |o| {
+                o.labels_mut().insert("team".to_owned(), "a".to_owned());
+            },
+            |o| o.finalizers_mut().push(FINALIZER.to_owned()),
+            |o| {
+                o.metadata.deletion_timestamp = Some(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH),
+                );
+            },
+        ];
+        for change in changes {
+            let mut changed = object.clone();
+            change(&mut changed);
+            assert_ne!(what_the_reconcile_reads(&changed), first);
+        }
     }
 }

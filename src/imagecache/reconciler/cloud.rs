@@ -66,20 +66,18 @@ pub(super) async fn find_cloud(
     // An object made for a cache that already exists names it: that cache or none, never
     // one built anew.
     let adopted = annotation(object, super::ANNOTATION_CLOUD_ID).filter(|id| !id.is_empty());
+    // The shared listing answers for every cache of this cluster (see [`super::view`]); a cache
+    // it lacks (adopted from outside the cluster, or gone) is asked about by its id.
+    let listing = ctx
+        .view
+        .listing(&ctx.eci)
+        .await
+        .map_err(cloud_error(&name, "DescribeImageCaches"))?;
     if let Some(id) = known.or_else(|| adopted.clone()) {
-        let found = ctx
-            .eci
-            .describe_image_caches(&eci::DescribeImageCaches {
-                image_cache_id: Some(id.clone()),
-                ..eci::DescribeImageCaches::default()
-            })
-            .await
-            .map_err(cloud_error(&name, "DescribeImageCaches"))?;
-        if let Some(cache) = found
-            .image_caches
-            .into_iter()
-            .find(|c| c.image_cache_id == id)
-        {
+        if let Some(cache) = listing.by_id(&id) {
+            return Ok(Some(cache.clone()));
+        }
+        if let Some(cache) = by_id(ctx, &name, &id).await? {
             return Ok(Some(cache));
         }
     }
@@ -87,8 +85,31 @@ pub(super) async fn find_cloud(
         return Ok(None);
     }
     // Both spellings: a cache made by the previous release is adopted, not made twice.
-    let tagged = owned_caches(ctx, &name, None).await?;
-    Ok(pick_adopted(tagged, &object.uid().unwrap_or_default()))
+    Ok(pick_adopted(
+        listing.of_object(&name),
+        &object.uid().unwrap_or_default(),
+    ))
+}
+
+/// The cloud cache with `id`, asked about by itself: after a write of this reconcile, which a
+/// shared listing may predate, or for a cache the listing does not hold.
+pub(super) async fn by_id(
+    ctx: &Context,
+    name: &str,
+    id: &str,
+) -> Result<Option<eci::ImageCache>, ReconcileError> {
+    let found = ctx
+        .eci
+        .describe_image_caches(&eci::DescribeImageCaches {
+            image_cache_id: Some(id.to_owned()),
+            ..eci::DescribeImageCaches::default()
+        })
+        .await
+        .map_err(cloud_error(name, "DescribeImageCaches"))?;
+    Ok(found
+        .image_caches
+        .into_iter()
+        .find(|c| c.image_cache_id == id))
 }
 
 /// Every cloud cache tagged for object `name` (and for `uid`, when given) in this cluster, in
