@@ -40,7 +40,7 @@ use support::{Ground, Summary, secs};
 const LABEL: &str = eci_vk::imagecache::LABEL_CLASS;
 
 fn main() -> Result<()> {
-    let (mut replicas, mut caches, mut quota) = (1000usize, 200usize, None);
+    let (mut replicas, mut caches, mut quota, mut restart) = (1000usize, 200usize, None, false);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -49,6 +49,7 @@ fn main() -> Result<()> {
             "--image-cache-quota" => {
                 quota = Some(it.next().context("--image-cache-quota N")?.parse()?);
             }
+            "--restart" => restart = true,
             "--bench" => {}
             other => bail!("unknown argument {other:?}"),
         }
@@ -57,10 +58,10 @@ fn main() -> Result<()> {
     // account gets through Quota Center, so by default the emulator's is set above the bench's
     // caches.
     let quota = quota.unwrap_or(caches + 50);
-    tokio::runtime::Runtime::new()?.block_on(run(replicas, caches, quota))
+    tokio::runtime::Runtime::new()?.block_on(run(replicas, caches, quota, restart))
 }
 
-async fn run(replicas: usize, cache_count: usize, cache_quota: usize) -> Result<()> {
+async fn run(replicas: usize, cache_count: usize, cache_quota: usize, restart: bool) -> Result<()> {
     let ground = Ground::reuse_or_start()?;
     // The node's cache controller needs the CRD from its start (it backs off up to a minute
     // while the CRD is missing).
@@ -77,35 +78,47 @@ async fn run(replicas: usize, cache_count: usize, cache_quota: usize) -> Result<
         l.local_addr()?.to_string()
     };
     let node_name = format!("eci-vk-scale-{id}");
-    let node = support::start_node(
-        &ground,
-        &endpoint,
-        &[
-            "--node-name",
-            &node_name,
-            "--cluster-name",
-            &format!("scale-{id}"),
-            "--image-cache-class",
-            &format!("bench-{id}"),
-            "--metrics-addr",
-            &metrics_addr,
-            "--pods",
-            &(replicas + 100).to_string(),
-        ],
-        &out.join("scale-node.log"),
-    )?;
+    let (cluster, class, pods_cap) = (
+        format!("scale-{id}"),
+        format!("bench-{id}"),
+        (replicas + 100).to_string(),
+    );
+    let start_node = |log: &str| {
+        support::start_node(
+            &ground,
+            &endpoint,
+            &[
+                "--node-name",
+                &node_name,
+                "--cluster-name",
+                &cluster,
+                "--image-cache-class",
+                &class,
+                "--metrics-addr",
+                &metrics_addr,
+                "--pods",
+                &pods_cap,
+            ],
+            &out.join(log),
+        )
+    };
+    let mut node = start_node("scale-node.log")?;
     support::wait_node_ready(&ground, &node_name, Duration::from_secs(90))?;
-    let node_pid = node.pid();
     let emulator_pid = emulator.pid();
-    let (rss_idle, cpu_idle) = support::proc_usage(node_pid)?;
+    let (rss_idle, cpu_idle) = support::proc_usage(node.pid())?;
     let load_at_start = support::load_average();
     eprintln!(
-        "node {node_name} Ready (pid {node_pid}, idle RSS {} MiB)",
+        "node {node_name} Ready (pid {}, idle RSS {} MiB)",
+        node.pid(),
         rss_idle >> 20
     );
 
     let client = ground.client().await?;
     let namespace = format!("eci-scale-{id}");
+    let restart = restart.then_some(Restart {
+        ground: &ground,
+        start: &start_node,
+    });
     let result = measure(
         &client,
         &namespace,
@@ -113,14 +126,29 @@ async fn run(replicas: usize, cache_count: usize, cache_quota: usize) -> Result<
         &id,
         &endpoint,
         &metrics_addr,
-        (node_pid, emulator_pid),
+        (&mut node, emulator_pid),
         replicas,
         cache_count,
+        restart,
     )
     .await;
 
-    // Clean up: pods and caches go through the node while it still runs.
     let started = Instant::now();
+    if replicas > 1000 {
+        // Deleting every group through the node would take another (replicas / 20) s at the
+        // delete quota; the emulator goes with the bench, so stop the node and remove the pods
+        // from the API server at once.
+        drop(node);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+        let _ = pods
+            .delete_collection(
+                &DeleteParams::default().grace_period(0),
+                &ListParams::default(),
+            )
+            .await;
+        node = start_node("scale-node-cleanup.log")?;
+    }
+    // Clean up: pods and caches go through the node while it still runs.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let _ = deployments.delete("scale", &DeleteParams::default()).await;
     let caches: Api<ImageCache> = Api::all(client.clone());
@@ -184,10 +212,12 @@ async fn measure(
     id: &str,
     endpoint: &str,
     metrics_addr: &str,
-    (node_pid, emulator_pid): (u32, u32),
+    (node_daemon, emulator_pid): (&mut support::Daemon, u32),
     replicas: usize,
     cache_count: usize,
+    restart: Option<Restart<'_>>,
 ) -> Result<serde_json::Value> {
+    let node_pid = node_daemon.pid();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .create(
@@ -225,6 +255,9 @@ async fn measure(
     }))?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    // The pods as a watch shows them: listing 10,000 pods every sample would load the API
+    // server and this machine's two cores more than the node under test does.
+    let seen = PodsSeen::follow(pods.clone());
     let t0 = Instant::now();
     deployments
         .create(&PostParams::default(), &deployment)
@@ -234,20 +267,11 @@ async fn measure(
     // create quota bounds from below.
     let mut all_groups_created = None;
     let mut timeline = Vec::new();
+    // Pods Running behind groups created, at its worst while the node creates.
+    let mut worst_behind = (0.0f64, 0.0f64);
     while all_running.is_none() {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let list = pods.list(&ListParams::default()).await?;
-        let created = list.items.len();
-        let bound = list
-            .items
-            .iter()
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
-            .count();
-        let running = list
-            .items
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .count();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (created, bound, running) = seen.counts();
         let now = secs(t0);
         let (rss, cpu) = support::proc_usage(node_pid)?;
         let (_, emulator_cpu) = support::proc_usage(emulator_pid)?;
@@ -255,6 +279,9 @@ async fn measure(
             .ok()
             .and_then(|text| support::series(&text, "eci_vk_pod_creates_total{result=\"created\"}"))
             .unwrap_or(0.0);
+        if all_groups_created.is_none() && groups - running as f64 > worst_behind.1 {
+            worst_behind = (now, groups - running as f64);
+        }
         if groups >= replicas as f64 && all_groups_created.is_none() {
             all_groups_created = Some(now);
         }
@@ -303,6 +330,11 @@ async fn measure(
         })
         .collect();
     let pod_metrics = support::http_get(metrics_addr, "/metrics")?;
+    let adoption = match restart {
+        Some(restart) => Some(restart.measure(node_daemon, node, metrics_addr, replicas, &seen)?),
+        None => None,
+    };
+    let node_pid = node_daemon.pid();
 
     // 200 ImageCaches at once.
     let caches: Api<ImageCache> = Api::all(client.clone());
@@ -470,13 +502,12 @@ async fn measure(
         all_groups_created.unwrap_or_default()
     );
     println!(
-        "  all pods Running                    {all_running:>8.1} s  (quota floor {quota_s:.1} s; ≤ 1.2× = {:.1} s: {})",
-        quota_s * 1.2,
-        if all_running <= quota_s * 1.2 {
-            "met"
-        } else {
-            "MISSED"
-        }
+        "  all pods Running                    {all_running:>8.1} s  (quota floor {quota_s:.1} s: {:.3}×)",
+        all_running / quota_s
+    );
+    println!(
+        "  Running behind groups created       {:>8} at worst ({:.1} s)",
+        worst_behind.1, worst_behind.0
     );
     println!(
         "  container groups (by node tag)      {:>8}    (distinct pod UIDs {}; duplicates: {})",
@@ -547,7 +578,10 @@ async fn measure(
         "all_running_s": all_running,
         "all_running": summary_running,
         "quota_floor_s": quota_s,
-        "within_1_2x_quota": all_running <= quota_s * 1.2,
+        "running_per_quota_floor": all_running / quota_s,
+        "running_behind_created_worst": worst_behind.1,
+        "running_behind_created_worst_at_s": worst_behind.0,
+        "restart": adoption,
         "container_groups": groups.len(),
         "distinct_pod_uids": uids.len(),
         "node_peak_rss_mib": rss_peak as f64 / 1048576.0,
@@ -576,4 +610,161 @@ async fn measure(
         "budget_wait_s_total": budget_waits(&all_metrics),
         "timeline": timeline,
     }))
+}
+
+/// Created, bound and Running pods, kept from a watch of the bench's namespace.
+struct PodsSeen {
+    pods: std::sync::Arc<parking_lot::Mutex<BTreeMap<String, (bool, bool)>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl PodsSeen {
+    fn follow(api: Api<Pod>) -> Self {
+        use kube::runtime::{WatchStreamExt, watcher};
+        let pods = std::sync::Arc::new(parking_lot::Mutex::new(BTreeMap::new()));
+        let seen = pods.clone();
+        let task = tokio::spawn(async move {
+            let events = watcher(api, watcher::Config::default()).default_backoff();
+            futures::pin_mut!(events);
+            while let Some(event) = events.next().await {
+                let mut seen = seen.lock();
+                let mut note = |pod: Pod| {
+                    let bound = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_ref())
+                        .is_some();
+                    let running =
+                        pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                    seen.insert(pod.metadata.uid.unwrap_or_default(), (bound, running));
+                };
+                match event {
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => note(pod),
+                    Ok(watcher::Event::Delete(pod)) => {
+                        seen.remove(&pod.metadata.uid.unwrap_or_default());
+                    }
+                    Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => {}
+                }
+            }
+        });
+        Self { pods, _task: task }
+    }
+
+    /// Pods created, bound and Running.
+    fn counts(&self) -> (usize, usize, usize) {
+        let pods = self.pods.lock();
+        let bound = pods.values().filter(|(b, _)| *b).count();
+        let running = pods.values().filter(|(_, r)| *r).count();
+        (pods.len(), bound, running)
+    }
+}
+
+/// `--restart`: once every pod runs, the node is killed and started again.
+struct Restart<'a> {
+    ground: &'a Ground,
+    start: &'a dyn Fn(&str) -> Result<support::Daemon>,
+}
+
+impl Restart<'_> {
+    /// Kills the node (SIGKILL: a crash, nothing handed over), starts it again, and measures
+    /// the adoption: process start → Node Ready, and → `/readyz` (which answers only after the
+    /// first pass over every pod), then the creates, deletes and describes of the new process
+    /// up to 10 s after it, and that every pod still runs.
+    fn measure(
+        &self,
+        node: &mut support::Daemon,
+        node_name: &str,
+        metrics_addr: &str,
+        replicas: usize,
+        seen: &PodsSeen,
+    ) -> Result<serde_json::Value> {
+        eprintln!("restart: killing the node (pid {})", node.pid());
+        node.child.kill()?;
+        node.child.wait()?;
+        let started = Instant::now();
+        let wall = jiff::Timestamp::now();
+        *node = (self.start)("scale-node-restarted.log")?;
+        let mut ready = None;
+        let mut adopted = None;
+        while ready.is_none() || adopted.is_none() {
+            if started.elapsed() > Duration::from_secs(300) {
+                bail!("the restarted node did not adopt its pods within 5 min");
+            }
+            if adopted.is_none()
+                && support::http_get(&format!("http://{metrics_addr}/"), "/readyz").is_ok()
+            {
+                adopted = Some(secs(started));
+            }
+            if ready.is_none() && node_ready_since(self.ground, node_name, wall) {
+                ready = Some(secs(started));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_secs(10));
+        let metrics = support::http_get(metrics_addr, "/metrics")?;
+        let calls: BTreeMap<String, f64> = support::family(&metrics, "eci_vk_api_calls_total")
+            .into_iter()
+            .collect();
+        let count = |action: &str| -> f64 {
+            calls
+                .iter()
+                .filter(|(k, _)| k.contains(&format!("action=\"{action}\"")))
+                .map(|(_, v)| *v)
+                .sum()
+        };
+        let (_, _, running) = seen.counts();
+        let (rss, cpu) = support::proc_usage(node.pid())?;
+        let report = serde_json::json!({
+            "node_ready_s": ready,
+            "adopted_s": adopted,
+            "creates": count("CreateContainerGroup"),
+            "deletes": count("DeleteContainerGroup"),
+            "describes": count("DescribeContainerGroups"),
+            "describes_read_quota_per_min": 2000,
+            "running_after": running,
+            "replicas": replicas,
+            "rss_mib": rss as f64 / 1048576.0,
+            "cpu_s": cpu,
+        });
+        println!(
+            "restart: Node Ready {:.2} s, every pod adopted (/readyz) {:.2} s; creates {}, deletes {}, DescribeContainerGroups {} in the first {:.0} s; {running}/{replicas} Running after",
+            ready.unwrap_or_default(),
+            adopted.unwrap_or_default(),
+            count("CreateContainerGroup"),
+            count("DeleteContainerGroup"),
+            count("DescribeContainerGroups"),
+            secs(started),
+        );
+        Ok(report)
+    }
+}
+
+/// Whether node `name` is Ready on a heartbeat sent since `since`: its Lease renewed then (the
+/// Node's condition would still say Ready from before the kill, for the 40 s grace).
+fn node_ready_since(ground: &Ground, name: &str, since: jiff::Timestamp) -> bool {
+    let get = |args: &[&str]| {
+        ground
+            .kubectl()
+            .ok()
+            .and_then(|mut k| k.args(args).output().ok())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let renewed = get(&[
+        "-n",
+        "kube-node-lease",
+        "get",
+        "lease",
+        name,
+        "-o",
+        "jsonpath={.spec.renewTime}",
+    ]);
+    renewed.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since)
+        && get(&[
+            "get",
+            "node",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]) == "True"
 }
