@@ -158,7 +158,7 @@ async fn serve(
         let leadership = leadership.clone();
         move || leadership.holds_now()
     };
-    let kube_writes = kube_client::gated_client(kube_config, holds.clone())?;
+    let kube_writes = kube_client::gated_client(kube_config, holds.clone(), config.kube_writes)?;
     // The kubelet API's calls are a user's logs and exec, sent to whichever process the API
     // server reaches: not held back.
     let eci_streams = eci::Client::new(eci_config).context("cannot build the ECI client")?;

@@ -81,6 +81,10 @@ pub const ENV_EMULATOR_STS_CREDENTIAL_TTL: &str = "VK_EMULATOR_STS_CREDENTIAL_TT
 pub const ENV_EMULATOR_ECS_RAM_ROLE: &str = "VK_EMULATOR_ECS_RAM_ROLE";
 /// `--pod-sync-interval`.
 pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL";
+/// `--kube-api-qps`.
+pub const ENV_KUBE_API_QPS: &str = "VK_KUBE_API_QPS";
+/// `--kube-api-burst`.
+pub const ENV_KUBE_API_BURST: &str = "VK_KUBE_API_BURST";
 /// `--cluster-dns`.
 pub const ENV_CLUSTER_DNS: &str = "VK_CLUSTER_DNS";
 /// `--pod-api-server`.

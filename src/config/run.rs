@@ -130,6 +130,14 @@ pub struct RunArgs {
     /// Time between two batched status polls of the node's container groups (`2s`, `500ms`).
     #[arg(long, env = ENV_POD_SYNC_INTERVAL, default_value = "2s", value_parser = super::parse_duration)]
     pub pod_sync_interval: Duration,
+    /// Writes a second the node sends to the API server (status, events, Node, deletes),
+    /// sustained; 0 sends them unpaced. The default leaves room for 1,000 pods created at
+    /// ECI's create quota (20 a second, about seven writes each) with their status in step.
+    #[arg(long, env = ENV_KUBE_API_QPS, default_value_t = 200.0)]
+    pub kube_api_qps: f64,
+    /// Writes the node may send at once after a quiet spell, above `--kube-api-qps`.
+    #[arg(long, env = ENV_KUBE_API_BURST, default_value_t = 400)]
+    pub kube_api_burst: u32,
     /// DNS server of `ClusterFirst` pods (default: the ClusterIP of kube-system/kube-dns).
     #[arg(long, env = ENV_CLUSTER_DNS)]
     pub cluster_dns: Option<IpAddr>,
@@ -387,6 +395,8 @@ pub struct RunConfig {
     pub internal_ip: IpAddr,
     /// Pod status poll interval.
     pub pod_sync_interval: Duration,
+    /// The pace of the node's writes to the API server; `None`: unpaced.
+    pub kube_writes: Option<crate::eci::Quota>,
     /// Cluster DNS server, if given.
     pub cluster_dns: Option<IpAddr>,
     /// The API server's address for pods, if given.
@@ -552,6 +562,14 @@ pub enum ConfigError {
         /// The value given.
         value: Duration,
     },
+    /// The write pace is negative or not a number.
+    #[error(
+        "--kube-api-qps (env {ENV_KUBE_API_QPS}) {value} is not a number of writes a second (0 turns pacing off)"
+    )]
+    InvalidKubeApiQps {
+        /// The value given.
+        value: String,
+    },
 }
 
 /// Every bad setting found in one pass.
@@ -660,6 +678,11 @@ impl RunArgs {
         {
             errors.push(ConfigError::InvalidEndpoint {
                 value: endpoint.clone(),
+            });
+        }
+        if !(self.kube_api_qps.is_finite() && self.kube_api_qps >= 0.0) {
+            errors.push(ConfigError::InvalidKubeApiQps {
+                value: self.kube_api_qps.to_string(),
             });
         }
         if !(Duration::from_millis(100)..=Duration::from_secs(600))
@@ -783,6 +806,10 @@ impl RunArgs {
                 .internal_ip
                 .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
             pod_sync_interval: self.pod_sync_interval,
+            kube_writes: (self.kube_api_qps > 0.0).then_some(crate::eci::Quota {
+                burst: self.kube_api_burst.max(1),
+                per_second: self.kube_api_qps,
+            }),
             cluster_dns: self.cluster_dns,
             pod_api_server: self.pod_api_server,
             cluster_domain: self.cluster_domain,
