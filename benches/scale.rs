@@ -12,6 +12,7 @@
 // Test and benchmark code, not shipped: a failed assumption may panic, and it times with
 // the standard clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_types)]
+#![recursion_limit = "256"]
 
 #[path = "support/mod.rs"]
 mod support;
@@ -330,6 +331,19 @@ async fn measure(
         })
         .collect();
     let pod_metrics = support::http_get(metrics_addr, "/metrics")?;
+    // The node's writes to the API server for these pods: its pod writes by kind, and the
+    // Events in the namespace (ECI's mirrored events and the node's own; the controllers'
+    // events are on the ReplicaSet and the Deployment).
+    let pod_writes: BTreeMap<String, f64> =
+        support::family(&pod_metrics, "eci_vk_pod_writes_total")
+            .into_iter()
+            .collect();
+    let pod_events =
+        kube::Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), namespace)
+            .list_metadata(&ListParams::default().fields("involvedObject.kind=Pod"))
+            .await?
+            .items
+            .len();
     let adoption = match restart {
         Some(restart) => Some(restart.measure(node_daemon, node, metrics_addr, replicas, &seen)?),
         None => None,
@@ -517,6 +531,14 @@ async fn measure(
     );
     println!("  CreateContainerGroup attempts       {creates:>8}");
     println!(
+        "  node writes: Events on pods {pod_events}; pod writes {}",
+        pod_writes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
         "  node peak RSS (VmHWM)               {:>8.1} MiB (target < 150 MiB: {})",
         rss_peak as f64 / 1048576.0,
         if rss_peak < 150 << 20 {
@@ -582,6 +604,8 @@ async fn measure(
         "running_behind_created_worst": worst_behind.1,
         "running_behind_created_worst_at_s": worst_behind.0,
         "restart": adoption,
+        "events_on_pods": pod_events,
+        "pod_writes": pod_writes,
         "container_groups": groups.len(),
         "distinct_pod_uids": uids.len(),
         "node_peak_rss_mib": rss_peak as f64 / 1048576.0,

@@ -29,7 +29,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
@@ -200,18 +200,34 @@ fn outcome(answer: Result<Result<(), kube::Error>, tokio::time::error::Elapsed>)
 /// default): an older ECI event the record does not know is not written again.
 const EVENT_TTL_SECONDS: i64 = 3600;
 
-/// What was written of one ECI event: its count and last time as ECI gave them.
+/// What was written of one ECI event: its count and last time (whole seconds, as an Event
+/// keeps them), as [`kube_event`] makes them — so an Event read back from the API server
+/// compares equal to the ECI event it was written from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Written {
     count: i32,
-    last: String,
+    last: Option<i64>,
 }
 
 impl Written {
     fn of(event: &eci::Event) -> Self {
+        let first = parse_time(&event.first_timestamp);
+        let last = parse_time(&event.last_timestamp).or(first);
+        let last = match (last, first) {
+            (Some(last), Some(first)) => Some(last.max(first)),
+            (last, _) => last,
+        };
         Self {
-            count: event.count,
-            last: event.last_timestamp.clone(),
+            count: event.count.max(1),
+            last: last.map(jiff::Timestamp::as_second),
+        }
+    }
+
+    /// What an Event on the API server says was written.
+    fn of_kube(event: &Event) -> Self {
+        Self {
+            count: event.count.unwrap_or(1).max(1),
+            last: event.last_timestamp.as_ref().map(|t| t.0.as_second()),
         }
     }
 }
@@ -337,10 +353,79 @@ impl CloudEvents {
         todo
     }
 
+    /// Takes what earlier processes of node `node` wrote from `events` (Events read back from
+    /// the API server), for the pods in `live`: a restarted node then writes only what is new,
+    /// not every ECI event of every pod again (a create answered 409 and a patch each — 8,000
+    /// writes for 1,000 running pods, which held a restarted node's first pass 50 s).
+    pub(super) fn seed(&self, node: &str, live: &HashSet<String>, events: &[Event]) -> usize {
+        let mut record = self.written.lock();
+        let mut seeded = 0;
+        for event in events {
+            let source = event.source.as_ref();
+            if source.and_then(|s| s.component.as_deref()) != Some(SOURCE)
+                || source.and_then(|s| s.host.as_deref()) != Some(node)
+            {
+                continue;
+            }
+            let (Some(uid), Some(name)) = (
+                event
+                    .involved_object
+                    .uid
+                    .as_ref()
+                    .filter(|u| live.contains(*u)),
+                event.metadata.name.as_ref(),
+            ) else {
+                continue;
+            };
+            record
+                .entry(uid.clone())
+                .or_default()
+                .insert(name.clone(), Written::of_kube(event));
+            seeded += 1;
+        }
+        seeded
+    }
+
     /// Forgets the pods not in `live`.
     pub(super) fn retain_live(&self, live: &HashSet<String>) {
         self.written.lock().retain(|uid, _| live.contains(uid));
     }
+}
+
+/// Reads back the ECI events earlier processes of this node wrote on its pods (every
+/// namespace, by their source component, pages of 500) into the record, before the first
+/// pass. A node that may not list Events (an older chart's RBAC), or an API server that does
+/// not answer in time, starts without them: its first pass then writes them again, as before.
+pub(super) async fn seed(ctx: &Context, live: &HashSet<String>) {
+    let api: Api<Event> = Api::all(ctx.kube.clone());
+    let mut params = ListParams::default()
+        .fields(&format!("source={SOURCE}"))
+        .limit(500);
+    let mut seeded = 0;
+    loop {
+        let page = match tokio::time::timeout(KUBE_TIMEOUT, api.list(&params)).await {
+            Ok(Ok(page)) => page,
+            Ok(Err(error)) => {
+                warn!(
+                    error = &error as &dyn std::error::Error,
+                    "cannot read back the ECI events written before; the first pass writes them again"
+                );
+                return;
+            }
+            Err(_) => {
+                warn!(timeout = ?KUBE_TIMEOUT, "reading back the ECI events written before timed out");
+                return;
+            }
+        };
+        seeded += ctx
+            .cloud_events
+            .seed(&ctx.config.node_name, live, &page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    debug!(events = seeded, "read back the ECI events written before");
 }
 
 /// Writes what is new among the ECI events of `group` on its pod `pod` (UID `uid`).

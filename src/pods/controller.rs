@@ -60,7 +60,7 @@ use tokio::{sync::Notify, time::Instant};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{
-    PodsError,
+    PodsError, cloud_events,
     context::{CONCURRENCY, Context, PASS_CREATES, PodsConfig, pod_span},
     create::{Backoff, create_new},
     look::look,
@@ -165,6 +165,13 @@ pub async fn run(
         });
     }
     info!(node.name = %ctx.config.node_name, pods = store.state().len(), "pod cache synced; adopting and collecting");
+    // What an earlier process wrote of ECI's events is not written again.
+    let live: HashSet<String> = store
+        .state()
+        .iter()
+        .filter_map(|pod| pod.metadata.uid.clone())
+        .collect();
+    cloud_events::seed(&ctx, &live).await;
     // New pods are created as the watch shows them, at most CONCURRENCY at a time.
     let lane_ctx = ctx.clone();
     let create_lane = tokio::spawn(async move {

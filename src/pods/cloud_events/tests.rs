@@ -303,3 +303,56 @@ async fn an_event_older_than_the_event_ttl_is_not_written_again_after_a_restart(
     );
     assert_eq!(api.calls(), (1, 0));
 }
+
+#[tokio::test]
+async fn a_restarted_node_that_reads_back_its_events_writes_none_again() {
+    let api = FakeApi::default();
+    let backoff = eci_event(
+        "BackOff",
+        "Back-off restarting failed container c",
+        2,
+        "2026-01-01T00:00:10Z",
+        "2026-01-01T00:00:40.250Z",
+    );
+    // ECI gave no last time for this one: the Event keeps its first.
+    let started = eci_event(
+        "Started",
+        "Started container c",
+        1,
+        "2026-01-01T00:00:06Z",
+        "",
+    );
+    let events = [pulled(), backoff.clone(), started];
+    sync_now(&CloudEvents::default(), &api, &events).await;
+    let written = api.calls();
+
+    // A new process reads back what the API server holds: its own events on live pods only.
+    let after = CloudEvents::default();
+    let mut others = api.stored();
+    others[0].source = Some(EventSource {
+        component: Some(SOURCE.to_owned()),
+        host: Some("another-node".to_owned()),
+    });
+    assert_eq!(
+        after.seed("vk-1", &HashSet::from(["u-1".to_owned()]), &others[..1]),
+        0
+    );
+    assert_eq!(
+        after.seed("vk-1", &HashSet::new(), &api.stored()),
+        0,
+        "not a live pod"
+    );
+    assert_eq!(
+        after.seed("vk-1", &HashSet::from(["u-1".to_owned()]), &api.stored()),
+        3
+    );
+    assert_eq!(sync_now(&after, &api, &events).await, 0);
+    assert_eq!(api.calls(), written, "nothing written again");
+
+    // What changed since is written.
+    let mut grown = backoff;
+    grown.count = 3;
+    grown.last_timestamp = "2026-01-01T00:01:00Z".into();
+    assert_eq!(sync_now(&after, &api, &[pulled(), grown]).await, 1);
+    assert_eq!(api.calls(), (written.0, written.1 + 1));
+}
