@@ -4,9 +4,12 @@
 # the other, on the same test ground and with the same Deployment of 1,000 replicas. For each:
 # the time from the Deployment's create to all pods Running, the time from its delete to all pods
 # gone, the node process's API-server requests over create + idle minutes + delete (per pod), and
-# its peak RSS (VmHWM) and CPU seconds.
+# its peak RSS (VmHWM) and CPU seconds. The pods (a nodeSelector on the node's hostname label, a
+# toleration of its taint, an image nothing pulls) keep the default terminationGracePeriodSeconds
+# of 30 s: with 0 the API server would remove each pod at once and the node would have no part
+# in "all deleted".
 #
-#   benches/peer.sh [--replicas 1000] [--idle 300] [--sides ours,peer] [--eci-vk PATH]
+#   benches/peer.sh [--replicas 1000] [--idle 300] [--sides ours,peer[,peer-queue-off]] [--eci-vk PATH]
 #
 # Results: a table on stdout and target/bench/peer.json (logs in target/bench/peer-run/).
 #
@@ -18,13 +21,15 @@
 # * the peer: built from the Go module proxy at $VK_TAG with one line added to
 #   node/nodeutil/client.go, `config.QPS = -1` before `kubernetes.NewForConfig`: client-go's
 #   token bucket (5 requests/s, burst 10 by default) is off. The peer's CLI has no flag for it.
-#   With --peer-queue-limit-off the build also drops the overall 10/s (burst 100) bucket of its
-#   pod controller's work queues (node/podcontroller.go), keeping their per-item backoff.
+#   The side `peer-queue-off` is a second build that also drops the overall bucket (10/s, burst
+#   100) of its pod controller's work queues (node/podcontroller.go), keeping their per-item
+#   backoff: that bucket paces every pod the peer creates, updates or deletes.
 #
 # How API-server requests are counted: each node authenticates as a ServiceAccount of its own
-# (a token, bound to cluster-admin), and a FlowSchema of the bench's own matches that account and
-# sends it to the `exempt` priority level (no server-side queueing on either side, as for the
-# ground's admin). kube-apiserver's own counter
+# (a token, bound to cluster-admin), and FlowSchemas of the bench's own match that account (one
+# per kind of resource: pods/status, pods, events, leases, nodes, imagecaches, service-account
+# tokens, configmaps, secrets, services, and the rest) and send it to the `exempt` priority level
+# (no server-side queueing on either side, as for the ground's admin). kube-apiserver's own counter
 # apiserver_flowcontrol_dispatched_requests_total{flow_schema=…} then counts every request of
 # that node and of nothing else (watches included, one each), whatever the controller-manager
 # and the scheduler do meanwhile. The bench itself reads as the ground's admin.
@@ -50,14 +55,12 @@ replicas=1000
 idle=300
 sides="ours,peer"
 eci_vk=""
-queue_limit_off=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --replicas) replicas="$2"; shift 2 ;;
     --idle) idle="$2"; shift 2 ;;
     --sides) sides="$2"; shift 2 ;;
     --eci-vk) eci_vk="$2"; shift 2 ;;
-    --peer-queue-limit-off) queue_limit_off=true; shift ;;
     -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "peer.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -88,47 +91,58 @@ export KUBECACHEDIR="$RUN_DIR/kube-cache"
 kubectl() { "$GROUND_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
 # --- the peer: virtual-kubelet with its mock provider, from the Go module proxy --------------
-variant=qps-off
-if $queue_limit_off; then variant=qps-off-queue-off; fi
-VK_DIR="$ROOT/target/tools/virtual-kubelet-$VK_TAG-$variant"
-VK_BIN="$VK_DIR/virtual-kubelet"
-if [[ "$sides" == *peer* && ! -x "$VK_BIN" ]]; then
+# Two builds: `peer` (client-go's rate limiter off) and `peer-queue-off` (also without the overall
+# bucket of the pod controller's work queues).
+build_peer() { # VARIANT → sets VK_BIN
+  local variant="$1" dir="$ROOT/target/tools/virtual-kubelet-$VK_TAG-$1" mod_dir client_go pc
+  VK_BIN="$dir/virtual-kubelet"
+  [[ -x "$VK_BIN" ]] && return 0
   command -v go >/dev/null || die "no go on PATH: the peer cannot be built"
-  say "building virtual-kubelet $VK_TAG (mock provider, $variant) into $VK_DIR"
-  mkdir -p "$VK_DIR"
+  say "building virtual-kubelet $VK_TAG (mock provider, $variant) into $dir"
+  mkdir -p "$dir"
   # The module's source as the proxy serves it (GOPROXY from the environment).
   mod_dir="$(GOFLAGS=-mod=mod go mod download -json "$VK_MODULE@$VK_TAG" |
     sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
   [[ -d "$mod_dir" ]] || die "go mod download -json $VK_MODULE@$VK_TAG gave no source directory"
-  rm -rf "$VK_DIR/src"
-  cp -r "$mod_dir" "$VK_DIR/src"
-  chmod -R u+w "$VK_DIR/src"
+  rm -rf "$dir/src"
+  cp -r "$mod_dir" "$dir/src"
+  chmod -R u+w "$dir/src"
   # Client-side rate limit off: client-go disables its token bucket for a negative QPS.
-  client_go="$VK_DIR/src/node/nodeutil/client.go"
+  client_go="$dir/src/node/nodeutil/client.go"
   grep -q $'^\treturn kubernetes.NewForConfig(config)$' "$client_go" ||
     die "$client_go no longer has the line the patch expects"
   sed -i $'s|^\treturn kubernetes.NewForConfig(config)$|\tconfig.QPS = -1 // benches/peer.sh: client-go rate limiter off\\n\treturn kubernetes.NewForConfig(config)|' "$client_go"
-  if $queue_limit_off; then
+  if [[ "$variant" == qps-off-queue-off ]]; then
     # The work queues' default limiter is the max of a per-item exponential backoff (5 ms to
     # 1000 s) and an overall bucket of 10/s, burst 100; keep the first only.
-    pc="$VK_DIR/src/node/podcontroller.go"
+    pc="$dir/src/node/podcontroller.go"
     grep -q 'workqueue.DefaultTypedControllerRateLimiter\[any\]()' "$pc" ||
       die "$pc no longer has the limiter the patch expects"
     sed -i 's|workqueue.DefaultTypedControllerRateLimiter\[any\]()|workqueue.NewTypedItemExponentialFailureRateLimiter[any](5*time.Millisecond, 1000*time.Second)|' "$pc"
   fi
-  build_cmd=(env GOFLAGS=-mod=mod go build -o "$VK_BIN" ./cmd/virtual-kubelet)
-  if ! (cd "$VK_DIR/src" && flock -o "$LOCK" "${build_cmd[@]}") >"$VK_DIR/build.log" 2>&1; then
-    tail -20 "$VK_DIR/build.log" >&2
-    python3 - "$OUT/peer.json" "$VK_DIR" "${build_cmd[*]}" <<'PY'
+  local build_cmd=(env GOFLAGS=-mod=mod go build -o "$VK_BIN" ./cmd/virtual-kubelet)
+  if ! (cd "$dir/src" && flock -o "$LOCK" "${build_cmd[@]}") >"$dir/build.log" 2>&1; then
+    tail -20 "$dir/build.log" >&2
+    python3 - "$OUT/peer.json" "$dir" "${build_cmd[*]}" <<'PY'
 import json, sys
 out, d, cmd = sys.argv[1:4]
 err = open(f"{d}/build.log").read()[-4000:]
 json.dump({"peer": {"built": False, "command": f"cd {d}/src && {cmd}", "error": err}},
           open(out, "w"), indent=2)
 PY
-    die "the peer could not be built: cd $VK_DIR/src && ${build_cmd[*]} (log: $VK_DIR/build.log)"
+    die "the peer could not be built: cd $dir/src && ${build_cmd[*]} (log: $dir/build.log)"
   fi
-fi
+}
+VK_BIN=""
+declare -A PEER_BINS=()
+for side in ${sides//,/ }; do
+  case "$side" in
+    peer) build_peer qps-off; PEER_BINS[peer]="$VK_BIN" ;;
+    peer-queue-off) build_peer qps-off-queue-off; PEER_BINS[peer-queue-off]="$VK_BIN" ;;
+    ours) ;;
+    *) die "unknown side $side (ours, peer, peer-queue-off)" ;;
+  esac
+done
 
 # --- ours: eci-vk, release build of this checkout ---------------------------------------------
 if [[ "$sides" == *ours* && -z "$eci_vk" ]]; then
@@ -219,24 +233,37 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # One ServiceAccount per side, bound to cluster-admin, its requests counted by a FlowSchema.
 kubectl create namespace "$AUTH_NS" >/dev/null
 FS=""
-identity() { # SIDE → writes $WORK/SIDE.kubeconfig; sets FS, the flow schema's name
-  local side="$1" fs="peer-bench-$id-$1" token
+# The node's requests by what they touch: one FlowSchema per kind (the first that matches
+# counts a request; "other" takes the rest, non-resource URLs included).
+KINDS=(pods-status:pods/status pods:pods events:events leases:leases nodes:nodes+nodes/status
+  imagecaches:imagecaches+imagecaches/status tokens:serviceaccounts/token configmaps:configmaps
+  secrets:secrets services:services)
+identity() { # SIDE → writes $WORK/SIDE.kubeconfig; sets FS, the prefix of its flow schemas
+  local side="$1" fs="peer-bench-$id-$1" token kind name resources precedence=40
   kubectl create serviceaccount -n "$AUTH_NS" "$side" >/dev/null
-  CLUSTER_OBJECTS+=("clusterrolebinding/$fs" "flowschema/$fs")
+  CLUSTER_OBJECTS+=("clusterrolebinding/$fs")
   kubectl create clusterrolebinding "$fs" --clusterrole cluster-admin \
     --serviceaccount "$AUTH_NS:$side" >/dev/null
-  kubectl apply -f - >/dev/null <<YAML
+  for kind in "${KINDS[@]}" other:; do
+    name="${kind%%:*}"
+    resources="${kind#*:}"
+    resources="${resources:-\"*\"}"
+    precedence=$((precedence + 1))
+    if [[ "$name" == other ]]; then precedence=60; fi
+    CLUSTER_OBJECTS+=("flowschema/$fs-$name")
+    kubectl apply -f - >/dev/null <<YAML
 apiVersion: flowcontrol.apiserver.k8s.io/v1
 kind: FlowSchema
-metadata: {name: $fs}
+metadata: {name: $fs-$name}
 spec:
-  matchingPrecedence: 50
+  matchingPrecedence: $precedence
   priorityLevelConfiguration: {name: exempt}
   rules:
   - subjects: [{kind: ServiceAccount, serviceAccount: {name: $side, namespace: $AUTH_NS}}]
-    resourceRules: [{verbs: ["*"], apiGroups: ["*"], resources: ["*"], clusterScope: true, namespaces: ["*"]}]
-    nonResourceRules: [{verbs: ["*"], nonResourceURLs: ["*"]}]
+    resourceRules: [{verbs: ["*"], apiGroups: ["*"], resources: [${resources//+/, }], clusterScope: true, namespaces: ["*"]}]
+$(if [[ "$name" == other ]]; then echo '    nonResourceRules: [{verbs: ["*"], nonResourceURLs: ["*"]}]'; fi)
 YAML
+  done
   token="$(kubectl create token -n "$AUTH_NS" "$side" --duration 3h)"
   (
     umask 077
@@ -325,12 +352,18 @@ def count(selector=None):
     return len(json.loads(call("GET", f"/api/v1/namespaces/{ns}/pods{q}", accept=META)).get("items") or [])
 
 def requests():
-    """Requests the node made so far: its flow schema's dispatched count."""
-    needle = f'apiserver_flowcontrol_dispatched_requests_total{{flow_schema="{args.flowschema}"'
+    """Requests the node made so far, by kind: the dispatched counts of its flow schemas."""
+    prefix = f'apiserver_flowcontrol_dispatched_requests_total{{flow_schema="{args.flowschema}-'
+    out = {}
     for line in call("GET", "/metrics", accept="text/plain").decode().splitlines():
-        if line.startswith(needle):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
+        if line.startswith(prefix):
+            kind = line[len(prefix):].split('"', 1)[0]
+            out[kind] = out.get(kind, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+def sample():
+    by_kind = requests()
+    return {"requests": sum(by_kind.values()), "requests_by_kind": by_kind, **usage()}
 
 def usage():
     status = open(f"/proc/{PID}/status").read()
@@ -381,7 +414,7 @@ deployment = {
 
 res = {"side": args.side, "node": args.node, "replicas": N, "idle_s": IDLE,
        "load_average_at_start": loadavg()}
-points = {"ready": {"requests": requests(), **usage()}}
+points = {"ready": sample()}
 
 # Create, then wait for every pod Running.
 t0 = time.monotonic()
@@ -403,13 +436,13 @@ while all_running is None:
     if t > 1800:
         raise SystemExit(f"{args.side}: not all Running after 1800 s ({running}/{N})")
 log(f"all {N} Running after {all_running} s")
-points["running"] = {"requests": requests(), **usage()}
+points["running"] = sample()
 res["create"] = {"all_created_s": all_created, "all_bound_s": all_bound,
                  "all_running_s": all_running, "timeline": timeline}
 
 # Idle: nothing changes.
 time.sleep(IDLE)
-points["idle_end"] = {"requests": requests(), **usage()}
+points["idle_end"] = sample()
 
 # Delete, then wait for every pod gone.
 t1 = time.monotonic()
@@ -428,7 +461,7 @@ while True:
         raise SystemExit(f"{args.side}: pods left after 1800 s ({left})")
 log(f"all pods gone {t} s after the delete")
 res["delete"] = {"all_gone_s": t, "timeline": timeline}
-points["gone"] = {"requests": requests(), **usage()}
+points["gone"] = sample()
 res["points"] = points
 r = {k: v["requests"] for k, v in points.items()}
 window = r["gone"] - r["ready"]
@@ -440,6 +473,13 @@ res["apiserver_requests"] = {
     "window": window,
     "per_pod": round(window / N, 3),
 }
+kinds = sorted(set().union(*(p["requests_by_kind"] for p in points.values())))
+k = lambda point, kind: points[point]["requests_by_kind"].get(kind, 0)
+res["apiserver_requests_by_kind"] = {
+    kind: {"create_to_running": k("running", kind) - k("ready", kind),
+           "idle": k("idle_end", kind) - k("running", kind),
+           "delete_to_gone": k("gone", kind) - k("idle_end", kind),
+           "window": k("gone", kind) - k("ready", kind)} for kind in kinds}
 res["peak_rss_mib"] = points["gone"]["hwm_mib"]
 res["cpu_s"] = {"start_to_ready": points["ready"]["cpu_s"],
                 "window": round(points["gone"]["cpu_s"] - points["ready"]["cpu_s"], 2),
@@ -469,7 +509,7 @@ run_ours() {
   [[ -n "$endpoint" ]] || die "eci-vk emulator did not say where it listens"
   metrics="127.0.0.1:$(free_port)"
   NODES+=("$node")
-  LEASES+=("eci-vk-node-$node" "eci-vk-imagecache-peer-$id")
+  LEASES+=("eci-vk-node-$node" "eci-vk-imagecache-peer-$id-bench-$id")
   IMAGE_CACHE_CLASSES+=("bench-$id")
   OURS_CMD=(run --kubeconfig "$WORK/ours.kubeconfig" --eci-endpoint "$endpoint" --node-name "$node"
     --cluster-name "peer-$id" --image-cache-class "bench-$id" --metrics-addr "$metrics"
@@ -487,57 +527,59 @@ run_ours() {
   stop_pid "$emu"
 }
 
-run_peer() {
-  local node="peer-bench-vk-$id" fs pid port
-  identity peer
+run_peer() { # SIDE (peer or peer-queue-off)
+  local side="$1" node fs pid port
+  node="peer-bench-vk-$id"
+  if [[ "$side" == peer-queue-off ]]; then node="peer-bench-vkq-$id"; fi
+  identity "$side"
   fs="$FS"
   openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$node" \
-    -keyout "$WORK/peer-kubelet.key" -out "$WORK/peer-kubelet.crt" >/dev/null 2>&1
-  cat >"$WORK/peer-provider.json" <<JSON
+    -keyout "$WORK/$side-kubelet.key" -out "$WORK/$side-kubelet.crt" >/dev/null 2>&1
+  cat >"$WORK/$side-provider.json" <<JSON
 {"$node": {"cpu": "1000", "memory": "4Ti", "pods": "$((replicas + 100))"}}
 JSON
   port="$(free_port)"
   NODES+=("$node")
-  PEER_CMD=(--kubeconfig "$WORK/peer.kubeconfig" --nodename "$node" --provider mock
-    --provider-config "$WORK/peer-provider.json" --metrics-addr "127.0.0.1:$(free_port)")
+  PEER_CMD=(--kubeconfig "$WORK/$side.kubeconfig" --nodename "$node" --provider mock
+    --provider-config "$WORK/$side-provider.json" --metrics-addr "127.0.0.1:$(free_port)")
   KUBELET_PORT="$port" VKUBELET_POD_IP=127.0.0.1 \
-    APISERVER_CERT_LOCATION="$WORK/peer-kubelet.crt" APISERVER_KEY_LOCATION="$WORK/peer-kubelet.key" \
-    "$VK_BIN" "${PEER_CMD[@]}" >/dev/null 2>"$WORK/peer-node.log" 9>&- &
+    APISERVER_CERT_LOCATION="$WORK/$side-kubelet.crt" APISERVER_KEY_LOCATION="$WORK/$side-kubelet.key" \
+    "${PEER_BINS[$side]}" "${PEER_CMD[@]}" >/dev/null 2>"$WORK/$side-node.log" 9>&- &
   pid=$!
   PIDS+=("$pid")
   wait_node_ready "$node" "$pid"
-  say "peer: node $node Ready (pid $pid)"
-  measure peer "$node" "$pid" "$fs"
+  say "$side: node $node Ready (pid $pid)"
+  measure "$side" "$node" "$pid" "$fs"
   stop_pid "$pid"
 }
 
 OURS_CMD=()
 PEER_CMD=()
 EMULATOR_USAGE=""
+rm -f "$WORK"/ours.json "$WORK"/peer.json "$WORK"/peer-queue-off.json
 first=true
 for side in ${sides//,/ }; do
-  # The ground settles between the two: the controller-manager's and scheduler's work of the
-  # first side is over before the second starts.
+  # The ground settles between sides: the controller-manager's and scheduler's work of one is
+  # over before the next starts.
   $first || sleep 20
   first=false
   case "$side" in
     ours) run_ours ;;
-    peer) run_peer ;;
-    *) die "unknown side $side (ours, peer)" ;;
+    peer | peer-queue-off) run_peer "$side" ;;
   esac
 done
 
 # --- the report --------------------------------------------------------------------------------
-python3 - "$WORK" "$OUT/peer.json" "$VK_MODULE" "$VK_TAG" "$variant" "$eci_vk" \
+python3 - "$WORK" "$OUT/peer.json" "$VK_MODULE" "$VK_TAG" "$eci_vk" \
   "$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo +dirty)" \
   "$("$GROUND_BIN/kube-apiserver" --version 2>/dev/null | awk '{print $2}')" \
   "$EMULATOR_USAGE" "${OURS_CMD[*]}" "${PEER_CMD[*]}" <<'PY'
 import datetime, json, os, sys
-work, out, module, tag, variant, eci_vk, commit, kube, emu, ours_cmd, peer_cmd = sys.argv[1:12]
+work, out, module, tag, eci_vk, commit, kube, emu, ours_cmd, peer_cmd = sys.argv[1:11]
 sides = {}
-for s in ("ours", "peer"):
+for s in ("ours", "peer", "peer-queue-off"):
     p = os.path.join(work, f"{s}.json")
-    if os.path.exists(p) and os.path.getmtime(p) > os.path.getmtime(os.path.join(work, "measure.py")):
+    if os.path.exists(p):
         sides[s] = json.load(open(p))
 if emu and "ours" in sides:
     cpu, hwm = emu.split()
@@ -554,35 +596,40 @@ report = {
              "rate_limits": "emulator quotas off (--no-throttle); kube-rs has no client-side rate limiter; "
                             "the ECI client's own budget (writes burst 100 then 20/s, reads 1,900/min) "
                             "stays on: eci-vk run has no flag for it"},
-    "peer": {"module": module, "tag": tag, "built": True, "variant": variant,
-             "node": "virtual-kubelet " + peer_cmd,
-             "rate_limits": "node/nodeutil/client.go: config.QPS = -1 before kubernetes.NewForConfig "
-                            "(client-go's default 5/s, burst 10 off)"
-                            + ("; node/podcontroller.go: work queues without the overall 10/s burst-100 bucket"
-                               if variant.endswith("queue-off") else
-                               "; its pod controller's work queues keep their default overall bucket (10/s, burst 100)")},
-    "counting": "apiserver_flowcontrol_dispatched_requests_total of a FlowSchema matching only the node's "
-                "own ServiceAccount (priority level exempt)",
+    "peer": {"module": module, "tag": tag, "built": True, "provider": "mock",
+             "node": "virtual-kubelet " + peer_cmd + " (env KUBELET_PORT, VKUBELET_POD_IP=127.0.0.1, "
+                     "APISERVER_CERT_LOCATION/APISERVER_KEY_LOCATION: a self-signed pair)",
+             "rate_limits": {
+                 "peer": "node/nodeutil/client.go: config.QPS = -1 before kubernetes.NewForConfig "
+                         "(client-go's default 5/s, burst 10, off); the pod controller's work queues "
+                         "keep their default limiter (per-item backoff and an overall 10/s, burst 100)",
+                 "peer-queue-off": "the same, and node/podcontroller.go: the three work queues get "
+                                   "workqueue.NewTypedItemExponentialFailureRateLimiter(5ms, 1000s) "
+                                   "instead of DefaultTypedControllerRateLimiter (no overall 10/s bucket)"}},
+    "counting": "apiserver_flowcontrol_dispatched_requests_total of FlowSchemas matching only the node's "
+                "own ServiceAccount (priority level exempt), one per kind of resource",
     "sides": sides,
 }
-if len(sides) == 2:
-    o, p = sides["ours"], sides["peer"]
-    ratio = lambda a, b: round(a / b, 3) if b else None
-    report["ratios"] = {
+ratio = lambda a, b: round(a / b, 3) if b else None
+report["ratios"], report["targets"] = {}, {}
+for peer in [p for p in ("peer", "peer-queue-off") if p in sides and "ours" in sides]:
+    o, p = sides["ours"], sides[peer]
+    report["ratios"][peer] = r = {
         "all_running": ratio(o["create"]["all_running_s"], p["create"]["all_running_s"]),
         "all_deleted": ratio(o["delete"]["all_gone_s"], p["delete"]["all_gone_s"]),
         "requests_per_pod": ratio(o["apiserver_requests"]["per_pod"], p["apiserver_requests"]["per_pod"]),
         "peak_rss": ratio(o["peak_rss_mib"], p["peak_rss_mib"]),
         "cpu_window": ratio(o["cpu_s"]["window"], p["cpu_s"]["window"]),
     }
-    report["targets"] = {
-        "all_running <= 0.15x": report["ratios"]["all_running"] <= 0.15,
-        "all_deleted <= 0.15x": report["ratios"]["all_deleted"] <= 0.15,
-        "requests_per_pod <= 0.5x": report["ratios"]["requests_per_pod"] <= 0.5,
-        "peak_rss <= 0.5x": report["ratios"]["peak_rss"] <= 0.5,
+    report["targets"][peer] = {
+        "all_running <= 0.15x": r["all_running"] <= 0.15,
+        "all_deleted <= 0.15x": r["all_deleted"] <= 0.15,
+        "requests_per_pod <= 0.5x": r["requests_per_pod"] <= 0.5,
+        "peak_rss <= 0.5x": r["peak_rss"] <= 0.5,
     }
 json.dump(report, open(out, "w"), indent=1)
 
+kind = lambda s, k: s.get("apiserver_requests_by_kind", {}).get(k, {}).get("window", 0)
 rows = [("create -> all Running (s)", lambda s: s["create"]["all_running_s"]),
         ("  all pods created / bound (s)", lambda s: f'{s["create"]["all_created_s"]} / {s["create"]["all_bound_s"]}'),
         ("delete -> all gone (s)", lambda s: s["delete"]["all_gone_s"]),
@@ -591,16 +638,24 @@ rows = [("create -> all Running (s)", lambda s: s["create"]["all_running_s"]),
         ("API requests: delete", lambda s: s["apiserver_requests"]["delete_to_gone"]),
         ("API requests per pod", lambda s: s["apiserver_requests"]["per_pod"]),
         ("  (start -> Ready, not counted)", lambda s: s["apiserver_requests"]["start_to_ready"]),
+        ("  by kind (window): pods/status", lambda s: kind(s, "pods-status")),
+        ("    pods / events", lambda s: f'{kind(s, "pods")} / {kind(s, "events")}'),
+        ("    leases / nodes", lambda s: f'{kind(s, "leases")} / {kind(s, "nodes")}'),
+        ("    imagecaches / tokens", lambda s: f'{kind(s, "imagecaches")} / {kind(s, "tokens")}'),
+        ("    configmaps / secrets", lambda s: f'{kind(s, "configmaps")} / {kind(s, "secrets")}'),
+        ("    services / other", lambda s: f'{kind(s, "services")} / {kind(s, "other")}'),
         ("peak RSS, VmHWM (MiB)", lambda s: s["peak_rss_mib"]),
         ("CPU s, create..gone", lambda s: s["cpu_s"]["window"]),
         ("load average at start", lambda s: s["load_average_at_start"])]
 names = list(sides)
-print(f'{"":34}' + "".join(f"{n:>18}" for n in names) + ("           ratio" if len(sides) == 2 else ""))
-keys = ["all_running", "", "all_deleted", "", "", "", "requests_per_pod", "", "peak_rss", "cpu_window", ""]
+peers = list(report["ratios"])
+print(f'{"":34}' + "".join(f"{n:>18}" for n in names) + "".join(f"{'ours/' + p:>22}" for p in peers))
+keys = ["all_running", "", "all_deleted", "", "", "", "requests_per_pod", "", "", "", "", "", "", "",
+        "peak_rss", "cpu_window", ""]
 for (label, f), k in zip(rows, keys):
     line = f"{label:34}" + "".join(f"{str(f(sides[n])):>18}" for n in names)
-    if len(sides) == 2 and k:
-        line += f'{report["ratios"][k]:>16}'
+    if k:
+        line += "".join(f'{report["ratios"][p][k]:>22}' for p in peers)
     print(line)
 if "ours" in sides and sides["ours"].get("emulator"):
     e = sides["ours"]["emulator"]
