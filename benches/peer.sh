@@ -521,6 +521,7 @@ run_ours() {
   PIDS+=("$pid")
   wait_node_ready "$node" "$pid"
   say "ours: node $node Ready (pid $pid)"
+  echo "eci-vk ${OURS_CMD[*]}" >"$WORK/ours.cmd"
   measure ours "$node" "$pid" "$fs" "http://$metrics/metrics"
   EMULATOR_USAGE="$(python3 -c 'import sys; f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split(); s=open(f"/proc/{sys.argv[1]}/status").read(); print((int(f[11])+int(f[12]))/100, int([l for l in s.splitlines() if l.startswith("VmHWM:")][0].split()[1])/1024)' "$emu")"
   stop_pid "$pid"
@@ -549,6 +550,7 @@ JSON
   PIDS+=("$pid")
   wait_node_ready "$node" "$pid"
   say "$side: node $node Ready (pid $pid)"
+  echo "virtual-kubelet ${PEER_CMD[*]}" >"$WORK/$side.cmd"
   measure "$side" "$node" "$pid" "$fs"
   stop_pid "$pid"
 }
@@ -556,7 +558,7 @@ JSON
 OURS_CMD=()
 PEER_CMD=()
 EMULATOR_USAGE=""
-rm -f "$WORK"/ours.json "$WORK"/peer.json "$WORK"/peer-queue-off.json
+rm -f "$WORK"/ours.json "$WORK"/peer.json "$WORK"/peer-queue-off.json "$WORK"/*.cmd
 first=true
 for side in ${sides//,/ }; do
   # The ground settles between sides: the controller-manager's and scheduler's work of one is
@@ -573,14 +575,15 @@ done
 python3 - "$WORK" "$OUT/peer.json" "$VK_MODULE" "$VK_TAG" "$eci_vk" \
   "$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo +dirty)" \
   "$("$GROUND_BIN/kube-apiserver" --version 2>/dev/null | awk '{print $2}')" \
-  "$EMULATOR_USAGE" "${OURS_CMD[*]}" "${PEER_CMD[*]}" <<'PY'
+  "$EMULATOR_USAGE" <<'PY'
 import datetime, json, os, sys
-work, out, module, tag, eci_vk, commit, kube, emu, ours_cmd, peer_cmd = sys.argv[1:11]
+work, out, module, tag, eci_vk, commit, kube, emu = sys.argv[1:9]
 sides = {}
 for s in ("ours", "peer", "peer-queue-off"):
     p = os.path.join(work, f"{s}.json")
     if os.path.exists(p):
         sides[s] = json.load(open(p))
+        sides[s]["command"] = open(os.path.join(work, f"{s}.cmd")).read().strip()
 if emu and "ours" in sides:
     cpu, hwm = emu.split()
     sides["ours"]["emulator"] = {"cpu_s_total": float(cpu), "peak_rss_mib": round(float(hwm), 1)}
@@ -592,13 +595,14 @@ report = {
     "ground": {"kubernetes": kube},
     "ours": {"binary": eci_vk, "commit": commit,
              "emulator": "eci-vk emulator --runtime simulated --no-throttle",
-             "node": "eci-vk " + ours_cmd,
+             "env": "ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET (the emulator's fixture pair), "
+                    "VK_LEADER_ELECT_IDENTITY=peer-bench, RUST_LOG=info",
              "rate_limits": "emulator quotas off (--no-throttle); kube-rs has no client-side rate limiter; "
                             "the ECI client's own budget (writes burst 100 then 20/s, reads 1,900/min) "
                             "stays on: eci-vk run has no flag for it"},
     "peer": {"module": module, "tag": tag, "built": True, "provider": "mock",
-             "node": "virtual-kubelet " + peer_cmd + " (env KUBELET_PORT, VKUBELET_POD_IP=127.0.0.1, "
-                     "APISERVER_CERT_LOCATION/APISERVER_KEY_LOCATION: a self-signed pair)",
+             "env": "KUBELET_PORT (a free port), VKUBELET_POD_IP=127.0.0.1, "
+                    "APISERVER_CERT_LOCATION/APISERVER_KEY_LOCATION (a self-signed pair)",
              "rate_limits": {
                  "peer": "node/nodeutil/client.go: config.QPS = -1 before kubernetes.NewForConfig "
                          "(client-go's default 5/s, burst 10, off); the pod controller's work queues "
