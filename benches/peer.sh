@@ -15,9 +15,9 @@
 #
 # What each side runs with, and what was changed to turn client rate limits off:
 # * ours: `eci-vk emulator --runtime simulated --no-throttle` (ECI's quotas off in the cloud)
-#   and `eci-vk run` with its defaults. Its Kubernetes client (kube-rs) has no client-side rate
-#   limiter, so nothing is changed there. Its ECI client keeps its local budget (writes: a burst
-#   of 100, then 20/s; reads 1,900/min): `eci-vk run` has no flag to turn it off.
+#   and `eci-vk run` with its defaults but for its two client-side limits, both turned off:
+#   `--kube-api-qps 0` (its pace of writes to the API server) and `--eci-client-budget false`
+#   (its local copy of ECI's quotas: writes a burst of 100, then 20/s; reads 1,900/min).
 # * the peer: built from the Go module proxy at $VK_TAG with one line added to
 #   node/nodeutil/client.go, `config.QPS = -1` before `kubernetes.NewForConfig`: client-go's
 #   token bucket (5 requests/s, burst 10 by default) is off. The peer's CLI has no flag for it.
@@ -513,7 +513,8 @@ run_ours() {
   IMAGE_CACHE_CLASSES+=("bench-$id")
   OURS_CMD=(run --kubeconfig "$WORK/ours.kubeconfig" --eci-endpoint "$endpoint" --node-name "$node"
     --cluster-name "peer-$id" --image-cache-class "bench-$id" --metrics-addr "$metrics"
-    --pods $((replicas + 100)) --kubelet-listen 127.0.0.1:0)
+    --pods $((replicas + 100)) --kubelet-listen 127.0.0.1:0 --eci-client-budget false
+    --kube-api-qps 0)
   ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI-bench ALIBABA_CLOUD_ACCESS_KEY_SECRET=bench-secret \
     VK_LEADER_ELECT_IDENTITY=peer-bench RUST_LOG=info NO_COLOR=1 \
     "$eci_vk" "${OURS_CMD[@]}" >/dev/null 2>"$WORK/ours-node.log" 9>&- &
@@ -597,9 +598,9 @@ report = {
              "emulator": "eci-vk emulator --runtime simulated --no-throttle",
              "env": "ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET (the emulator's fixture pair), "
                     "VK_LEADER_ELECT_IDENTITY=peer-bench, RUST_LOG=info",
-             "rate_limits": "emulator quotas off (--no-throttle); kube-rs has no client-side rate limiter; "
-                            "the ECI client's own budget (writes burst 100 then 20/s, reads 1,900/min) "
-                            "stays on: eci-vk run has no flag for it"},
+             "rate_limits": "emulator quotas off (--no-throttle); the node's own API-server write "
+                            "pace off (--kube-api-qps 0); the ECI client's own budget off "
+                            "(--eci-client-budget false)"},
     "peer": {"module": module, "tag": tag, "built": True, "provider": "mock",
              "env": "KUBELET_PORT (a free port), VKUBELET_POD_IP=127.0.0.1, "
                     "APISERVER_CERT_LOCATION/APISERVER_KEY_LOCATION (a self-signed pair)",

@@ -125,6 +125,9 @@ async fn serve(
     let mut eci_config = eci::ClientConfig::new(config.region.clone(), credentials);
     eci_config.endpoint = endpoint;
     eci_config.observer = Some(metrics.eci_observer());
+    if !config.eci_client_budget {
+        eci_config.budget = eci::BudgetConfig::disabled();
+    }
     let kube_config = kube_client::config(kubeconfig).await?;
     // Reads, the election's own Lease and the kubelet API's reviews: never held back.
     let kube =

@@ -81,6 +81,8 @@ pub const ENV_EMULATOR_STS_CREDENTIAL_TTL: &str = "VK_EMULATOR_STS_CREDENTIAL_TT
 pub const ENV_EMULATOR_ECS_RAM_ROLE: &str = "VK_EMULATOR_ECS_RAM_ROLE";
 /// `--pod-sync-interval`.
 pub const ENV_POD_SYNC_INTERVAL: &str = "VK_POD_SYNC_INTERVAL";
+/// `--eci-client-budget`.
+pub const ENV_ECI_CLIENT_BUDGET: &str = "VK_ECI_CLIENT_BUDGET";
 /// `--kube-api-qps`.
 pub const ENV_KUBE_API_QPS: &str = "VK_KUBE_API_QPS";
 /// `--kube-api-burst`.
