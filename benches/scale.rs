@@ -79,10 +79,14 @@ async fn run(replicas: usize, cache_count: usize, cache_quota: usize, restart: b
         l.local_addr()?.to_string()
     };
     let node_name = format!("eci-vk-scale-{id}");
-    let (cluster, class, pods_cap) = (
+    // Room for every replica (250m and 512Mi each) above the node's defaults (1000 CPUs,
+    // 4Ti), or the scheduler stops binding at 4,000.
+    let (cluster, class, pods_cap, cpu_cap, memory_cap) = (
         format!("scale-{id}"),
         format!("bench-{id}"),
         (replicas + 100).to_string(),
+        (replicas / 4 + 1000).to_string(),
+        format!("{}Gi", replicas / 2 + 4096),
     );
     let start_node = |log: &str| {
         support::start_node(
@@ -99,6 +103,10 @@ async fn run(replicas: usize, cache_count: usize, cache_quota: usize, restart: b
                 &metrics_addr,
                 "--pods",
                 &pods_cap,
+                "--cpu",
+                &cpu_cap,
+                "--memory",
+                &memory_cap,
             ],
             &out.join(log),
         )

@@ -161,7 +161,11 @@ async fn serve(
         let leadership = leadership.clone();
         move || leadership.holds_now()
     };
-    let kube_writes = kube_client::gated_client(kube_config, holds.clone(), config.kube_writes)?;
+    let pace = config.kube_writes.map(|pace| eci::Quota {
+        burst: pace.burst,
+        per_second: pace.per_second,
+    });
+    let kube_writes = kube_client::gated_client(kube_config, holds.clone(), pace)?;
     // The kubelet API's calls are a user's logs and exec, sent to whichever process the API
     // server reaches: not held back.
     let eci_streams = eci::Client::new(eci_config).context("cannot build the ECI client")?;

@@ -402,7 +402,7 @@ pub struct RunConfig {
     /// Pod status poll interval.
     pub pod_sync_interval: Duration,
     /// The pace of the node's writes to the API server; `None`: unpaced.
-    pub kube_writes: Option<crate::eci::Quota>,
+    pub kube_writes: Option<WritePace>,
     /// Whether the ECI client spends from its copy of ECI's quotas.
     pub eci_client_budget: bool,
     /// Cluster DNS server, if given.
@@ -578,6 +578,15 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
+}
+
+/// A pace of writes: `burst` at once, `per_second` sustained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WritePace {
+    /// Writes at once after a quiet spell.
+    pub burst: u32,
+    /// Writes a second, sustained.
+    pub per_second: f64,
 }
 
 /// Every bad setting found in one pass.
@@ -815,7 +824,7 @@ impl RunArgs {
                 .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
             pod_sync_interval: self.pod_sync_interval,
             eci_client_budget: self.eci_client_budget,
-            kube_writes: (self.kube_api_qps > 0.0).then_some(crate::eci::Quota {
+            kube_writes: (self.kube_api_qps > 0.0).then_some(WritePace {
                 burst: self.kube_api_burst.max(1),
                 per_second: self.kube_api_qps,
             }),

@@ -155,7 +155,9 @@ impl Default for Settings {
             poll_interval: Duration::from_secs(5),
             resync_interval: Duration::from_secs(300),
             error_backoff: (Duration::from_secs(5), Duration::from_secs(300)),
-            concurrency: 4,
+            // Reads are shared (`view.rs`) and creates wait in the client's budget, so more at
+            // once costs the cloud nothing: with 4, 200 caches went out 7 a second (#21).
+            concurrency: 16,
             security_group_id: None,
             vswitch_id: None,
             leader_lease: None,

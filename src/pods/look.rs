@@ -84,12 +84,14 @@ async fn on_seen(ctx: &Context, due: &Due, group: ContainerGroup) {
     if pod.uid().as_deref() != Some(due.uid.as_str()) || pod.metadata.deletion_timestamp.is_some() {
         return;
     }
-    // ECI's events (pulling, pulled, started…) show on the pod while it starts, too.
+    // The status first: a pod that runs is shown Running before ECI's events of its start
+    // (pulling, pulled, started…; seven writes a pod), which show on the pod while it starts
+    // too. In a burst of creates the API server's writes are what a look waits on.
     async {
-        record(ctx, &pod, &due.uid, &group).await;
         if !starting {
             sync_status(ctx, &pod, &due.uid, &group).await;
         }
+        record(ctx, &pod, &due.uid, &group).await;
     }
     .instrument(pod_span(&pod))
     .await;

@@ -201,14 +201,19 @@ async fn reconcile(
     let Some(uid) = pod.uid() else {
         return;
     };
-    if let Some(group) = group {
-        record(ctx, pod, &uid, group).await;
-    } else if ctx.starts.created_since(&uid, described_at) {
+    if group.is_none() && ctx.starts.created_since(&uid, described_at) {
         // The group was made after this pass's describe was sent: its absence says nothing
         // (neither "create it" nor "it was deleted on the cloud side").
         return;
     }
-    match decide(pod, group, jiff::Timestamp::now()) {
+    let step = decide(pod, group, jiff::Timestamp::now());
+    // ECI's events show on the pod; a status to write goes first (see `look.rs`).
+    if let Some(group) = group
+        && !matches!(step, Step::WriteStatus { .. })
+    {
+        record(ctx, pod, &uid, group).await;
+    }
+    match step {
         Step::StopGroup(id) => {
             if let Err(error) = delete_group(&ctx.eci, id).await {
                 warn!(error = %error, "container group not deleted; retrying next pass");
@@ -226,6 +231,7 @@ async fn reconcile(
             }
             if let Some(group) = group {
                 sync_status(ctx, pod, &uid, group).await;
+                record(ctx, pod, &uid, group).await;
             }
         }
         Step::GroupGone => {
