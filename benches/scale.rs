@@ -774,29 +774,17 @@ impl Restart<'_> {
 /// Whether node `name` is Ready on a heartbeat sent since `since`: its Lease renewed then (the
 /// Node's condition would still say Ready from before the kill, for the 40 s grace).
 fn node_ready_since(ground: &Ground, name: &str, since: jiff::Timestamp) -> bool {
-    let get = |args: &[&str]| {
-        ground
-            .kubectl()
-            .ok()
-            .and_then(|mut k| k.args(args).output().ok())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let renewed = get(&[
-        "-n",
-        "kube-node-lease",
-        "get",
-        "lease",
-        name,
-        "-o",
-        "jsonpath={.spec.renewTime}",
-    ]);
-    renewed.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since)
-        && get(&[
-            "get",
-            "node",
+    let renewed = support::kubectl_get(
+        ground,
+        &[
+            "-n",
+            "kube-node-lease",
+            "lease",
             name,
             "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ]) == "True"
+            "jsonpath={.spec.renewTime}",
+        ],
+    );
+    renewed.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since)
+        && support::node_ready(ground, name)
 }

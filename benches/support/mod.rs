@@ -262,22 +262,34 @@ pub fn start_node(ground: &Ground, endpoint: &str, args: &[&str], log: &Path) ->
     })
 }
 
+/// What `kubectl get <args>` prints, trimmed; empty when it fails.
+pub fn kubectl_get(ground: &Ground, args: &[&str]) -> String {
+    ground
+        .kubectl()
+        .ok()
+        .and_then(|mut k| k.arg("get").args(args).stderr(Stdio::null()).output().ok())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether node `name` reports Ready.
+pub fn node_ready(ground: &Ground, name: &str) -> bool {
+    kubectl_get(
+        ground,
+        &[
+            "node",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+    ) == "True"
+}
+
 /// Waits until node `name` reports Ready.
 pub fn wait_node_ready(ground: &Ground, name: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let out = ground
-            .kubectl()?
-            .args([
-                "get",
-                "node",
-                name,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-            ])
-            .stderr(Stdio::null())
-            .output()?;
-        if String::from_utf8_lossy(&out.stdout).trim() == "True" {
+        if node_ready(ground, name) {
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -303,7 +303,7 @@ impl ImageCacheController {
                 instance: None,
             },
         );
-        let view = view::CloudView::new(&settings.cluster_name, view::CloudView::MAX_AGE);
+        let view = view::CloudView::new(&settings.cluster_name);
         Self {
             context: Arc::new(Context {
                 kube,

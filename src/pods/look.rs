@@ -23,10 +23,10 @@ use crate::eci::{ContainerGroup, ContainerGroupStatus, DescribeContainerGroups};
 const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One look at the starting groups that are due: describes by id (up to
-/// [`super::starts::DESCRIBES_PER_LOOK`] at once, [`IDS_PER_DESCRIBE`] ids each), then ECI's
-/// events and the status of each pod, [`CONCURRENCY`] pods at a time — one after another, a
-/// look of 40 pods that all started took longer than the starts it reported. A failed
-/// describe is only logged; its groups are looked at again, and the passes go on regardless.
+/// [`super::starts::DESCRIBES_PER_LOOK`] at once, [`IDS_PER_DESCRIBE`] ids each), then the
+/// status and ECI's events of each pod, [`CONCURRENCY`] pods at a time (one after another,
+/// status trailed the creates of a scale-up by hundreds of pods; BENCHMARKS.md "Round two").
+/// A failed describe is only logged; its groups are looked at again, and the passes go on.
 pub(super) async fn look(ctx: &Context) {
     let due = ctx.starts.take_due(Instant::now());
     if due.is_empty() {

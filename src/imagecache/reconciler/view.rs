@@ -55,7 +55,6 @@ impl Listing {
 /// The shared, short-lived listing of the cluster's cloud caches.
 pub(super) struct CloudView {
     cluster: String,
-    max_age: Duration,
     /// The last listing and when it started; locked while a listing runs, so callers that
     /// arrive meanwhile wait for it instead of starting their own.
     last: Mutex<Option<(Instant, Arc<Listing>)>>,
@@ -66,16 +65,15 @@ impl CloudView {
     /// poll never reads a listing older than the reconcile that wrote before it.
     pub(super) const MAX_AGE: Duration = Duration::from_secs(1);
 
-    pub(super) fn new(cluster: &str, max_age: Duration) -> Self {
+    pub(super) fn new(cluster: &str) -> Self {
         Self {
             cluster: cluster.to_owned(),
-            max_age,
             last: Mutex::new(None),
         }
     }
 
-    /// A listing that started no more than `max_age` before this call, listing anew when
-    /// there is none.
+    /// A listing that started no more than [`Self::MAX_AGE`] before this call, listing anew
+    /// when there is none.
     ///
     /// # Errors
     /// The first failing page's error; the next caller lists again.
@@ -84,7 +82,7 @@ impl CloudView {
         let mut last = self.last.lock().await;
         if let Some((started, listing)) = last.as_ref()
             && started
-                .checked_add(self.max_age)
+                .checked_add(Self::MAX_AGE)
                 .is_some_and(|t| t >= asked)
         {
             return Ok(listing.clone());
