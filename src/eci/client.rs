@@ -311,6 +311,13 @@ impl Client {
         &self.inner.config.region
     }
 
+    /// The sustained calls a second the local budget allows `action`; `None` when the budget
+    /// is off. Callers that page through a large answer pace themselves with it.
+    pub fn sustained_rate(&self, action: &str) -> Option<f64> {
+        let config = self.inner.budget.config();
+        config.enabled.then(|| config.quota_for(action).per_second)
+    }
+
     /// Calls a typed action (see the module docs for the flow).
     ///
     /// # Errors

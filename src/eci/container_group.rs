@@ -354,6 +354,13 @@ pub struct DescribeContainerGroups {
     pub next_token: Option<String>,
 }
 
+impl DescribeContainerGroups {
+    /// The most ids one call takes (`ContainerGroupIds`, reference §2.2).
+    pub const MAX_IDS: usize = 20;
+    /// The largest page (`Limit`: default and maximum 20, reference §2.2).
+    pub const MAX_LIMIT: u32 = 20;
+}
+
 impl Action for DescribeContainerGroups {
     const NAME: &'static str = "DescribeContainerGroups";
     type Response = DescribeContainerGroupsResponse;

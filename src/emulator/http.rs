@@ -328,7 +328,20 @@ async fn bridge(core: Arc<Core>, session: super::ExecSession, mut socket: WebSoc
                 }
             }
             out = output.next() => {
-                let Some(Ok(out)) = out else { break };
+                let out = match out {
+                    Some(Ok(out)) => out,
+                    // The runtime's own words, as ECI's exec gateway would pass them on; a
+                    // session never just stops without saying why.
+                    Some(Err(status)) => {
+                        tracing::warn!(error = status.message(), "the runtime failed the exec");
+                        let _ = socket.send(Message::Text(format!("{{\"Error\":{:?}}}", status.message()).into())).await;
+                        break;
+                    }
+                    None => {
+                        let _ = socket.send(Message::Text("{\"Error\":\"the runtime ended the exec without an exit code\"}".into())).await;
+                        break;
+                    }
+                };
                 let bytes = match out.output {
                     Some(exec_output::Output::Stdout(bytes) | exec_output::Output::Stderr(bytes)) => bytes,
                     Some(exec_output::Output::Exit(exit)) => {

@@ -379,6 +379,9 @@ async fn run(
     let out_stream = streams.get("stdout").or_else(|| streams.get("stderr"));
     let mut exit = None;
     let mut failed: Option<String> = None;
+    // Why the session ended, in the log line that ends it: an exec that ends without an exit
+    // code must say which side let go.
+    let ended_by;
     loop {
         let step = tokio::time::timeout(ctx.stream_idle_timeout, async {
             tokio::select! {
@@ -390,15 +393,18 @@ async fn run(
         match step {
             Err(_) => {
                 debug!(idle = ?ctx.stream_idle_timeout, "exec session idle; closing");
+                ended_by = "idle timeout";
                 break;
             }
             Ok(Step::Client(None | Some(Event::GoAway))) => {
                 debug!("the client went away");
+                ended_by = "the client went away";
                 break;
             }
             Ok(Step::Client(Some(Event::Data { id, data }))) => {
                 if Some(id) == streams.get("stdin") && stdin_open {
                     if !input.stdin(data).await {
+                        ended_by = "the cloud session refused stdin";
                         break;
                     }
                 } else if Some(id) == streams.get("resize") {
@@ -413,6 +419,7 @@ async fn run(
             }
             Ok(Step::Client(Some(Event::Reset { id }))) => {
                 if Some(id) == streams.get("error") || Some(id) == out_stream {
+                    ended_by = "the client reset a stream";
                     break;
                 }
             }
@@ -423,22 +430,28 @@ async fn run(
                 if let Some(id) = out_stream
                     && !session.writer.data(id, &bytes).await
                 {
+                    ended_by = "the client's output stream is gone";
                     break;
                 }
             }
             Ok(Step::Cloud(Output::Exit(code))) => {
                 exit = Some(code);
+                ended_by = "exit";
                 break;
             }
-            Ok(Step::Cloud(Output::Closed)) => break,
+            Ok(Step::Cloud(Output::Closed)) => {
+                ended_by = "the cloud closed the session";
+                break;
+            }
             Ok(Step::Cloud(Output::Failed(message))) => {
                 failed = Some(message);
+                ended_by = "the cloud failed the session";
                 break;
             }
         }
     }
     input.close().await;
-    info!(exit_code = ?exit, error = failed.as_deref(), "exec session ended");
+    info!(exit_code = ?exit, ended_by, error = failed.as_deref(), "exec session ended");
     let body = if let Some(message) = failed {
         // ECI's own words, as a kubelet passes on its runtime's.
         Some(failure_json(

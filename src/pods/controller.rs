@@ -65,9 +65,10 @@ use super::{
     create::{Backoff, create_new},
     look::look,
     pass::{had_group, sync_pass},
+    pass_pace::PassPace,
     starts::Starts,
 };
-use crate::eci;
+use crate::eci::{self, Action as _, DescribeContainerGroups};
 
 /// Shortest time between the starts of two passes woken by watch events.
 const MIN_PASS_GAP: Duration = Duration::from_millis(500);
@@ -204,11 +205,14 @@ pub async fn run(
         }
     });
     tasks.handles.push(look_lane.abort_handle());
+    let mut pace = PassPace::new(ctx.eci.sustained_rate(DescribeContainerGroups::NAME));
     'passes: loop {
         let started = Instant::now();
-        sync_pass(&ctx).await;
+        sync_pass(&ctx, &mut pace).await;
         ctx.config.metrics.sync_pass(started.elapsed());
-        let mut due = started + ctx.config.sync_interval;
+        // A large node's passes are spaced so that they leave the looks half the read quota.
+        let spacing = pace.spacing();
+        let mut due = started + ctx.config.sync_interval.max(spacing);
         loop {
             tokio::select! {
                 () = &mut shutdown => break 'passes,
@@ -217,7 +221,7 @@ pub async fn run(
                     // Let a burst of watch events settle into one pass, and keep passes (each
                     // one DescribeContainerGroups call) at least MIN_PASS_GAP apart: our own
                     // status writes come back as watch events.
-                    let gap = MIN_PASS_GAP.min(ctx.config.sync_interval);
+                    let gap = MIN_PASS_GAP.min(ctx.config.sync_interval).max(spacing);
                     due = due.min((started + gap).max(Instant::now() + WAKE_SETTLE));
                 }
             }

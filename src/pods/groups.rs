@@ -13,12 +13,12 @@ use super::{
 };
 use crate::eci::{self, ContainerGroup, DeleteContainerGroup, DescribeContainerGroups, Tag};
 
-/// The request that describes every group tagged with `cluster` and `node`, 100 a page,
-/// with their events (which become Events on the pods, `cloud_events.rs`).
+/// The request that describes every group tagged with `cluster` and `node`, pages as large
+/// as ECI gives (20), with their events (which become Events on the pods, `cloud_events.rs`).
 pub fn node_groups_request(cluster: &str, node: &str) -> DescribeContainerGroups {
     DescribeContainerGroups {
         tags: vec![Tag::new(tags::CLUSTER, cluster), Tag::new(tags::NODE, node)],
-        limit: Some(100),
+        limit: Some(DescribeContainerGroups::MAX_LIMIT),
         with_event: Some(true),
         ..DescribeContainerGroups::default()
     }
@@ -123,7 +123,7 @@ mod tests {
             .map(|t| (t.key.as_str(), t.value.as_str()))
             .collect();
         assert_eq!(asked, [(tags::CLUSTER, "c1"), (tags::NODE, "vk")]);
-        assert_eq!(request.limit, Some(100));
+        assert_eq!(request.limit, Some(20), "ECI's largest page");
         assert_eq!(request.with_event, Some(true), "events reach the pods");
         assert!(request.container_group_ids.is_empty());
     }

@@ -39,6 +39,7 @@ pub mod fuzz;
 mod groups;
 mod look;
 mod pass;
+mod pass_pace;
 pub mod placement;
 pub mod pull_secrets;
 mod security;

@@ -11,13 +11,14 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::{
     cloud_events::record,
-    context::{CONCURRENCY, Context, ECI_TIMEOUT, pod_span},
+    context::{CONCURRENCY, Context, pod_span},
     create::create,
     deadline::{
         PENDING_REASON, enforce as enforce_deadline, enforce_pending, past_deadline,
         pending_too_long,
     },
     groups::{delete_group, describe_node_groups, is_starting, ours_by_uid},
+    pass_pace::PassPace,
     status::SCHEDULE_FAILED,
     translate::{Unsupported, check_supported},
     update::{ImageUpdate, image_update, update},
@@ -25,14 +26,16 @@ use super::{
 };
 use crate::eci::{self, ContainerGroup};
 
-/// One pass over every group and pod of the node.
-pub(super) async fn sync_pass(ctx: &Arc<Context>) {
+/// One pass over every group and pod of the node, its describe bounded by `pace`, which learns
+/// the size of the describe.
+pub(super) async fn sync_pass(ctx: &Arc<Context>, pace: &mut PassPace) {
     let placement = &ctx.config.placement;
     // What the describe shows dates from when it was sent: a group created after that is
     // missing from it, and must not be created again.
     let described_at = tokio::time::Instant::now();
+    let timeout = pace.describe_timeout();
     let described = tokio::time::timeout(
-        ECI_TIMEOUT,
+        timeout,
         describe_node_groups(&ctx.eci, &placement.cluster, &placement.node),
     )
     .await;
@@ -54,10 +57,11 @@ pub(super) async fn sync_pass(ctx: &Arc<Context>) {
         Err(_) => {
             ctx.health
                 .send_if_modified(|ok| std::mem::replace(ok, false));
-            warn!(timeout = ?ECI_TIMEOUT, "DescribeContainerGroups timed out; pass skipped");
+            warn!(?timeout, "DescribeContainerGroups timed out; pass skipped");
             return;
         }
     };
+    pace.described(groups.len());
     // Only groups whose tags say they are ours, whatever the filter returned.
     let by_uid = ours_by_uid(groups, placement);
     let pods = ctx.store.state();

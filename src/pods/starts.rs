@@ -34,8 +34,8 @@ const QUICK_LOOKS_FOR: Duration = Duration::from_secs(3);
 const MAX_LOOK_GAP: Duration = Duration::from_secs(1);
 /// After this a start is left to the periodic passes.
 const LOOK_FOR: Duration = Duration::from_secs(120);
-/// ECI's `DescribeContainerGroups` takes at most 20 ids.
-pub const IDS_PER_DESCRIBE: usize = 20;
+/// As many ids as ECI's `DescribeContainerGroups` takes.
+pub const IDS_PER_DESCRIBE: usize = crate::eci::DescribeContainerGroups::MAX_IDS;
 /// Describes one look sends at once: with hundreds of groups starting (a scale-up at the
 /// create quota), one describe of 20 per look left groups that already ran waiting their turn
 /// for seconds (issue #21). Two a look at most ten looks a second stay well inside ECI's read
