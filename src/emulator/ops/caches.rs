@@ -195,9 +195,8 @@ pub fn describe(ctx: &Ctx<'_>, store: &Store, p: &Params) -> Result<Value, ApiEr
             })
         });
     let (items, next, total) = if match_images.is_empty() {
-        let mut all: Vec<&Cache> = selected.collect();
+        let all: Vec<&Cache> = selected.collect();
         let total = all.len();
-        all.sort_by_key(|c| page::time_key(c.creation_time, &c.id));
         let (items, next) = page::page(
             all,
             |c| page::time_key(c.creation_time, &c.id),

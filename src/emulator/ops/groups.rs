@@ -192,11 +192,16 @@ pub fn describe(ctx: &Ctx<'_>, store: &Store, p: &Params) -> Result<Value, ApiEr
     let with_events = p.bool("WithEvent")?.unwrap_or(true);
     let name = p.get("ContainerGroupName");
     let same = |want: Option<&str>, have: &str| want.is_none_or(|w| w == have);
-    let matches: Vec<&Group> = store
-        .groups
-        .values()
+    // By ids: those groups only, not a scan of every group in the store.
+    let candidates: Box<dyn Iterator<Item = &Group>> = match &ids {
+        Some(ids) => {
+            let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+            Box::new(unique.into_iter().filter_map(|id| store.groups.get(id)))
+        }
+        None => Box::new(store.groups.values()),
+    };
+    let matches: Vec<&Group> = candidates
         .filter(|g| g.region_id == ctx.region)
-        .filter(|g| ids.as_ref().is_none_or(|ids| ids.contains(&g.id)))
         .filter(|g| same(name, &g.spec.name))
         .filter(|g| status.is_none_or(|s| g.status == s))
         .filter(|g| same(p.get("ZoneId"), &g.zone_id))
@@ -206,10 +211,8 @@ pub fn describe(ctx: &Ctx<'_>, store: &Store, p: &Params) -> Result<Value, ApiEr
         .filter(|g| spec::tags_match(&g.spec.tags, &tags))
         .collect();
     let total = matches.len();
-    let mut sorted = matches;
-    sorted.sort_by_key(|g| page::time_key(g.creation_time, &g.id));
     let (items, next) = page::page(
-        sorted,
+        matches,
         |g| page::time_key(g.creation_time, &g.id),
         p.get("NextToken"),
         limit,
