@@ -100,6 +100,7 @@ pub async fn run(
     let selector = format!("spec.nodeName={}", config.node_name);
     let stream = watcher(api, watcher::Config::default().fields(&selector))
         .default_backoff()
+        .modify(slim)
         .reflect(writer);
     let watch_wake = wake.clone();
     let node = config.node_name.clone();
@@ -255,6 +256,13 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
+/// Drops what the node never reads from a pod before the store keeps it: `managedFields`, the
+/// server-side-apply bookkeeping of every writer (the node peaked at 803 MiB with 10,000 pods
+/// keeping them; issue #21).
+fn slim(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+}
+
 /// Whether the watch shows a pod that has never had a group: not being deleted, and no status
 /// of ours yet. Anything else is the pass's.
 fn wants_group(pod: &Pod) -> bool {
@@ -267,6 +275,20 @@ fn wants_group(pod: &Pod) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_keeps_no_managed_fields_and_everything_else() {
+        let mut kept = pod(
+            "metadata:\n  name: p\n  uid: u1\n  annotations: {a: b}\n  managedFields:\n  - manager: kube-controller-manager\n    operation: Update\n    fieldsType: FieldsV1\n    fieldsV1: {f:metadata: {}}\nspec:\n  nodeName: vk\n  containers: [{name: c, image: i}]\n",
+        );
+        let before = kept.clone();
+        slim(&mut kept);
+        assert_eq!(kept.metadata.managed_fields, None);
+        kept.metadata
+            .managed_fields
+            .clone_from(&before.metadata.managed_fields);
+        assert_eq!(kept, before, "only managedFields is dropped");
+    }
 
     fn pod(yaml: &str) -> Pod {
         serde_yaml_ng::from_str(yaml).expect("fixture pod")

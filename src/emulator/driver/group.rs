@@ -224,6 +224,7 @@ async fn provision(core: &Arc<Core>, id: &str, generation: u64, mode: GroupMode)
             applied.is_some()
         }
         Err(status) => {
+            runtime_failed(id, "create", &status);
             with_group(core, id, generation, |g, now| {
                 g.set_status(GroupStatus::Failed, now);
                 g.event(
@@ -318,6 +319,7 @@ async fn pull(
             }
             Ok(None) => {}
             Err(status) => {
+                runtime_failed(id, "pull", &status);
                 let message = format!("Failed to pull image: {}", status.message());
                 let alive = with_group(core, id, generation, |g, now| {
                     g.event("Warning", "Failed", message.clone(), now);
@@ -580,4 +582,16 @@ pub(super) async fn delete_group(
         drop(store);
         core.changed();
     }
+}
+
+/// Logs a runtime call that failed, with the whole error chain: a group's event says only what
+/// ECI would ("transport error"), and the cause below it is the emulator's own to explain.
+fn runtime_failed(id: &str, call: &str, status: &tonic::Status) {
+    tracing::warn!(
+        group.id = id,
+        call,
+        code = ?status.code(),
+        error = status as &dyn std::error::Error,
+        "the runtime failed a call"
+    );
 }
