@@ -27,6 +27,17 @@ const SOCKET_MODE: u32 = 0o600;
 /// The mode of a socket directory the agent creates.
 const DIRECTORY_MODE: u32 = 0o700;
 
+/// The HTTP/2 connection window both ends of the agent protocol use.
+///
+/// h2 (0.4.16 on) closes a connection with `GOAWAY(ENHANCE_YOUR_CALM, "too_many_data_frames")`
+/// once small DATA frames it buffered but the application has not read yet exceed a budget,
+/// which is half the connection window (hyperium/h2#939, fixed by scaling in 0.4.19). Every
+/// gRPC message of the protocol is such a frame: with 10,000 groups' status polls in flight on
+/// the emulator's one connection the default window's budget ran out, and every call on the
+/// connection failed (`transport error`, counted in BENCHMARKS.md, "Round two"). 16 MiB gives
+/// room for tens of thousands of calls in flight.
+pub const CONNECTION_WINDOW: u32 = 16 << 20;
+
 /// Errors of binding the agent's unix socket.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -291,7 +302,9 @@ pub(crate) async fn serve<A: Agent>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let service = AgentServer::with_interceptor(agent, RequireToken::new(listener.token));
-    let router = tonic::transport::Server::builder().add_service(service);
+    let router = tonic::transport::Server::builder()
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .add_service(service);
     match listener.incoming {
         Incoming::Tcp(listener) => {
             router

@@ -40,7 +40,7 @@ pub use self::{
         PullStats, RegistryClient, RegistryConfig, RegistryCredential, RegistryError, Shaper,
         SnapshotError, SnapshotManifest, SnapshotStore, StoreError,
     },
-    listen::{AgentListener, ListenError, UnixSocket},
+    listen::{AgentListener, CONNECTION_WINDOW, ListenError, UnixSocket},
     loopback::{LoopbackAgent, LoopbackError},
     runc::{ImageRunConfig, PreparedImage, RuncRuntime, RuntimeConfig, RuntimeError},
     service::{LocalAgent, LocalAgentConfig, StartError},

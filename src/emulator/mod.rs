@@ -304,6 +304,7 @@ impl Builder {
                 url: url.clone(),
                 source,
             })?
+            .initial_connection_window_size(crate::agent::CONNECTION_WINDOW)
             .connect_lazy();
         let persister = self.data_dir.map(persist::Persister::new);
         let store = match &persister {
