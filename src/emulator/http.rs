@@ -285,6 +285,11 @@ async fn exec_socket(
     })
 }
 
+/// The text frame that ends a session with an error: `{"Error": message}`, JSON-escaped.
+fn error_frame(message: &str) -> Message {
+    Message::Text(serde_json::json!({ "Error": message }).to_string().into())
+}
+
 async fn bridge(core: Arc<Core>, session: super::ExecSession, mut socket: WebSocket) {
     let (tx, rx) = tokio::sync::mpsc::channel::<ExecInput>(16);
     let start = ExecInput {
@@ -302,11 +307,7 @@ async fn bridge(core: Arc<Core>, session: super::ExecSession, mut socket: WebSoc
     let mut output = match core.agent.clone().exec(ReceiverStream::new(rx)).await {
         Ok(o) => o.into_inner(),
         Err(status) => {
-            let _ = socket
-                .send(Message::Text(
-                    format!("{{\"Error\":{:?}}}", status.message()).into(),
-                ))
-                .await;
+            let _ = socket.send(error_frame(status.message())).await;
             return;
         }
     };
@@ -334,11 +335,11 @@ async fn bridge(core: Arc<Core>, session: super::ExecSession, mut socket: WebSoc
                     // session never just stops without saying why.
                     Some(Err(status)) => {
                         tracing::warn!(error = status.message(), "the runtime failed the exec");
-                        let _ = socket.send(Message::Text(format!("{{\"Error\":{:?}}}", status.message()).into())).await;
+                        let _ = socket.send(error_frame(status.message())).await;
                         break;
                     }
                     None => {
-                        let _ = socket.send(Message::Text("{\"Error\":\"the runtime ended the exec without an exit code\"}".into())).await;
+                        let _ = socket.send(error_frame("the runtime ended the exec without an exit code")).await;
                         break;
                     }
                 };
