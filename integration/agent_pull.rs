@@ -43,6 +43,11 @@ pub fn tests() -> Vec<Test> {
             run: size_limit_fails_the_snapshot,
         },
         Test {
+            name: "agent_pull::images_download_together_and_unpack_as_they_arrive",
+            phase: Phase::WithCrd,
+            run: images_download_together_and_unpack_as_they_arrive,
+        },
+        Test {
             name: "agent_pull::shaped_link_is_no_faster_than_its_rate",
             phase: Phase::WithCrd,
             run: shaped_link_is_no_faster_than_its_rate,
@@ -535,6 +540,79 @@ fn shaped_link_is_no_faster_than_its_rate(ground: &Ground, _namespace: &Namespac
         "{pulled} bytes at {rate} took {elapsed:?}, less than {floor:.2}s"
     );
     Ok(())
+}
+
+/// The images of one build cross the shaped link together and each is unpacked while its
+/// layer downloads: once half the bytes have arrived, both images' files are being written.
+/// (Downloading one blob after another and unpacking an image after its download, as the
+/// agent did before, has one file complete or empty and the other empty at that point.)
+fn images_download_together_and_unpack_as_they_arrive(
+    ground: &Ground,
+    _namespace: &Namespace,
+) -> Result<()> {
+    let filler = |repository: &str| ImageSpec {
+        busybox: false,
+        ..ImageSpec::runnable(repository, "v1").with_filler(4 * MIB)
+    };
+    let a = push(ground, &filler("agent-pull/together-a"))?;
+    let b = push(ground, &filler("agent-pull/together-b"))?;
+    let agent = Agent::new(ground, Some("4MiB/s".parse()?))?;
+    let snapshots = agent.data.path().join("snapshots");
+    let request = request(
+        "s-together",
+        PullScope::Group("eci-together".into()),
+        &[&a, &b],
+        ground,
+    );
+    let (tx, mut rx) = mpsc::channel(4096);
+    let halfway = ground.runtime.block_on(async {
+        let build = agent.snapshots.build(request, Some(tx));
+        tokio::pin!(build);
+        let mut halfway = None;
+        loop {
+            tokio::select! {
+                result = &mut build => {
+                    result?;
+                    return anyhow::Ok(halfway);
+                }
+                Some(event) = rx.recv() => {
+                    if let BuildEvent::Progress { bytes_done, bytes_total } = event
+                        && halfway.is_none()
+                        && bytes_done * 2 >= bytes_total
+                        && bytes_done < bytes_total
+                    {
+                        halfway = Some((bytes_done, bytes_total, staged_fillers(&snapshots)?));
+                    }
+                }
+            }
+        }
+    })?;
+    let (done, total, written) =
+        halfway.context("no progress was reported between half and all of the bytes")?;
+    ensure!(
+        written.iter().all(|&bytes| bytes > 0 && bytes < 4 * MIB),
+        "with {done} of {total} bytes downloaded the images' files held {written:?} bytes"
+    );
+    Ok(())
+}
+
+/// Bytes in each image's filler file of the build being staged (0 for a file not begun).
+fn staged_fillers(snapshots: &Path) -> Result<Vec<u64>> {
+    let staging = std::fs::read_dir(snapshots)?
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".staging-s-together")
+        })
+        .context("no staging directory")?
+        .path();
+    Ok((0..2)
+        .map(|image| {
+            let file = staging.join(format!("images/{image}/rootfs/filler/layer-0.bin"));
+            std::fs::metadata(file).map_or(0, |m| m.len())
+        })
+        .collect())
 }
 
 /// A Docker v2 schema 2 image behind a Docker manifest list that also lists another platform:

@@ -5,6 +5,7 @@
 //!   and bearer auth);
 //! - `shaper`: the bandwidth shaper of the emulated WAN and the pull counters;
 //! - `store`: the content-addressed blob store;
+//! - `growing`: a blob read while it downloads, for unpacking a layer as it arrives;
 //! - `unpack`: one layer unpacked onto a directory, with whiteouts and escapes refused;
 //! - `snapshot`: snapshots built from images, renamed, looked up and deleted.
 //!
@@ -12,6 +13,7 @@
 
 #[doc(hidden)]
 pub mod fuzz;
+mod growing;
 mod registry;
 mod shaper;
 mod snapshot;

@@ -8,8 +8,9 @@
 //!
 //! # Expected flow
 //! [`SnapshotStore::build`] resolves every image first (so the total is known), then pulls the
-//! missing blobs into the content store through the shaped link, counting bytes per image and
-//! per scope, and unpacks each image onto its rootfs. It reports [`BuildEvent::Progress`]
+//! missing blobs into the content store through the shaped link, several at a time, counting
+//! bytes per image and per scope, and unpacks each image onto its rootfs while its layers
+//! download (`pipeline`). It reports [`BuildEvent::Progress`]
 //! (blob bytes done / total; blobs already in the content store count as done at once) and one
 //! [`BuildEvent::ImagePulled`] per image, which the emulator turns into its Progress and
 //! `Success pull image X` events.
@@ -49,20 +50,24 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tracing::{Instrument as _, debug, debug_span, info_span, warn};
+use tracing::{Instrument as _, info_span, warn};
 
 use super::{
     registry::{ImageRef, RegistryClient, RegistryCredential, RegistryError, ResolvedImage},
     shaper::{PullScope, PullStats, Shaper},
-    store::{ContentStore, Fetch, Ingested, StoreError},
-    unpack::{self, UnpackError},
+    store::{ContentStore, Fetch, StoreError},
+    unpack::UnpackError,
 };
 
 mod disk;
+mod pipeline;
 
-use self::disk::{
-    ManifestState, disk_usage, read_manifest, remove_tree, sweep_broken, sync_dir, sync_fs,
-    write_manifest,
+use self::{
+    disk::{
+        ManifestState, disk_usage, read_manifest, remove_tree, sweep_broken, sync_dir, sync_fs,
+        write_manifest,
+    },
+    pipeline::Pipeline,
 };
 
 const MANIFEST_FILE: &str = "snapshot.json";
@@ -675,137 +680,9 @@ impl SnapshotStore {
         }
         let mut progress = Progress::new(bytes_total, events.clone());
         progress.report();
-
-        let limit = request.size_limit.unwrap_or(u64::MAX);
-        let mut written = 0u64;
-        let mut counted = HashSet::new();
-        let mut manifest_images = Vec::new();
-        for (index, (requested, image)) in images.iter().enumerate() {
-            let name = image.image.to_string();
-            let mut bytes_pulled = 0u64;
-            for blob in image.blobs() {
-                let pull_error = |source: PullError| SnapshotError::PullBlob {
-                    snapshot: id.clone(),
-                    image: name.clone(),
-                    digest: blob.digest.to_string(),
-                    source: Box::new(source),
-                };
-                // A blob shared by two images of the request counts (and moves) once.
-                let first_time = counted.insert(blob.digest.clone());
-                let fetch = if first_time {
-                    request.fetch
-                } else {
-                    Fetch::IfMissing
-                };
-                let ingested = self
-                    .content
-                    .ingest(
-                        &blob.digest,
-                        blob.size,
-                        fetch,
-                        async { image.open_blob(blob).await.map_err(PullError::from) },
-                        self.shaper.as_deref(),
-                        |n| {
-                            let n = n as u64;
-                            self.stats.record(&request.scope, &name, n);
-                            bytes_pulled += n;
-                            progress.advance(n);
-                        },
-                    )
-                    .await
-                    .map_err(pull_error)?;
-                debug!(blob.digest = %blob.digest, blob.size = blob.size, ?ingested, "blob ready");
-                if ingested == Ingested::Present && first_time {
-                    progress.advance(blob.size);
-                }
-            }
-
-            let diff_ids = self.diff_ids(id, &name, image).await?;
-            let rootfs_rel = PathBuf::from(format!("images/{index}/rootfs"));
-            let rootfs = staging.join(&rootfs_rel);
-            tokio::fs::create_dir_all(&rootfs)
-                .await
-                .map_err(|e| write_error(&rootfs, e))?;
-            let mut layers = Vec::new();
-            for (layer_index, layer) in image.layers.iter().enumerate() {
-                let blob = self.content.blob_path(&layer.digest);
-                let media_type = layer.media_type.clone();
-                let target = rootfs.clone();
-                // A blocking unpack outlives this future: if the build is dropped (its gRPC
-                // caller went away), dropping `cancel` stops the unpack at its next read.
-                let cancel = CancelOnDrop::default();
-                let options = unpack::UnpackOptions::default()
-                    .with_max_bytes(limit.saturating_sub(written))
-                    .with_cancel(Arc::clone(&cancel.0));
-                let span = debug_span!("unpack_layer", layer.digest = %layer.digest);
-                let unpacked = tokio::task::spawn_blocking(move || {
-                    span.in_scope(|| {
-                        unpack::unpack_layer_file(&blob, &media_type, &target, &options)
-                    })
-                })
-                .await
-                .map_err(|source| SnapshotError::JoinTask {
-                    snapshot: id.clone(),
-                    source,
-                })?;
-                let stats = match unpacked {
-                    Ok(stats) => stats,
-                    Err(UnpackError::ExceedSize { .. }) => {
-                        return Err(SnapshotError::ExceedSizeLimit {
-                            snapshot: id.clone(),
-                            image: requested.clone(),
-                            limit_bytes: limit,
-                        });
-                    }
-                    Err(source) => {
-                        return Err(SnapshotError::UnpackLayer {
-                            snapshot: id.clone(),
-                            image: name.clone(),
-                            digest: layer.digest.to_string(),
-                            source: Box::new(source),
-                        });
-                    }
-                };
-                if let Some(expected) = diff_ids.as_ref().and_then(|ids| ids.get(layer_index))
-                    && *expected != stats.diff_id
-                {
-                    return Err(SnapshotError::VerifyDiffId {
-                        snapshot: id.clone(),
-                        image: name.clone(),
-                        digest: layer.digest.to_string(),
-                        expected: expected.clone(),
-                        actual: stats.diff_id,
-                    });
-                }
-                written += stats.bytes;
-                layers.push(SnapshotLayer {
-                    digest: layer.digest.to_string(),
-                    media_type: layer.media_type.clone(),
-                    size: layer.size,
-                    unpacked_bytes: stats.bytes,
-                });
-            }
-            debug!(image = %name, bytes_pulled, "image pulled");
-            if let Some(events) = &events {
-                // A receiver that went away wants no more events; the build goes on.
-                let _ = events
-                    .send(BuildEvent::ImagePulled {
-                        image: requested.clone(),
-                        bytes_pulled,
-                    })
-                    .await;
-            }
-            manifest_images.push(SnapshotImage {
-                requested: requested.clone(),
-                image: name,
-                manifest_digest: image.manifest_digest.clone(),
-                config_digest: image.config.digest.to_string(),
-                pull_size: image.pull_size(),
-                layers,
-                rootfs: rootfs_rel,
-            });
-        }
-        progress.finish();
+        let manifest_images = Pipeline::new(self, request, staging, &images, progress, events)
+            .run()
+            .await?;
 
         let measured = staging.to_owned();
         let size_bytes = tokio::task::spawn_blocking(move || disk_usage(&measured))

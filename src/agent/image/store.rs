@@ -22,7 +22,10 @@ use futures::{Stream, StreamExt as _};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
-use super::shaper::Shaper;
+use super::{
+    growing::{BlobWriter, GrowingBlob},
+    shaper::Shaper,
+};
 
 /// The most bytes a piece of image metadata (a manifest, an index, an image config) may have.
 /// Metadata is read into memory whole, so a registry must not choose its size; 4 MiB is the
@@ -309,31 +312,47 @@ impl ContentStore {
     }
 
     /// Stores the blob `digest` of `size` bytes from `open`'s stream, unless it is present
-    /// and `fetch` is [`Fetch::IfMissing`].
+    /// and `options.fetch` is [`Fetch::IfMissing`].
     ///
     /// `open` is a future that is polled only when the blob is downloaded, so a hit costs no
     /// request. With [`Fetch::Always`] the verified download replaces the stored copy (same
-    /// bytes, atomically). Every chunk first passes `shaper` (when the link is shaped), is then hashed,
-    /// reported to `on_chunk` (counters, progress) and written. The blob becomes visible only
-    /// after its digest and size are verified.
+    /// bytes, atomically). Every chunk first passes `options.shaper` (when the link is shaped),
+    /// is then hashed, reported to `on_chunk` (counters, progress) and written; with
+    /// `options.growing` it is also flushed and published there for a reader that unpacks the
+    /// blob as it arrives. The blob becomes visible in the store only after its digest and
+    /// size are verified.
     ///
     /// # Errors
     /// [`StoreError::VerifyDigest`] / [`StoreError::VerifySize`] when the bytes are not the
-    /// blob; the partial file is removed in every failure.
+    /// blob; the partial file is removed in every failure, and the growing blob fails.
     pub async fn ingest<S, E>(
         &self,
         digest: &Digest,
         size: u64,
-        fetch: Fetch,
+        options: IngestOptions<'_>,
         open: impl Future<Output = Result<S, E>>,
-        shaper: Option<&Shaper>,
         mut on_chunk: impl FnMut(usize),
     ) -> Result<Ingested, E>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin,
         E: From<StoreError>,
     {
-        if fetch == Fetch::IfMissing && self.contains(digest).await {
+        // Dropped unfinished (an error, or the build went away), it fails the growing blob.
+        let writer = options.growing.map(GrowingBlob::writer);
+        if options.fetch == Fetch::IfMissing && self.contains(digest).await {
+            if let Some(writer) = writer {
+                let file = match tokio::fs::File::open(self.blob_path(digest)).await {
+                    Ok(file) => file.into_std().await,
+                    Err(source) => {
+                        return Err(StoreError::ReadBlob {
+                            digest: digest.clone(),
+                            source,
+                        }
+                        .into());
+                    }
+                };
+                writer.present(file, size);
+            }
             return Ok(Ingested::Present);
         }
         let stream = open.await?;
@@ -342,33 +361,58 @@ impl ContentStore {
             self.root
                 .join("ingest")
                 .join(format!("{}-{}-{n}", digest.hex(), std::process::id()));
-        let result = self
-            .write_verified(digest, size, stream, &temp, shaper, &mut on_chunk)
-            .await;
+        let target = Target {
+            digest,
+            size,
+            temp: &temp,
+            shaper: options.shaper,
+            writer: writer.as_ref(),
+        };
+        let result = self.write_verified(&target, stream, &mut on_chunk).await;
         if result.is_err() {
             let _ = tokio::fs::remove_file(&temp).await;
         }
-        Ok(Ingested::Downloaded(result?))
+        let received = result?;
+        if let Some(writer) = writer {
+            writer.complete(received);
+        }
+        Ok(Ingested::Downloaded(received))
     }
 
     async fn write_verified<S>(
         &self,
-        digest: &Digest,
-        size: u64,
+        target: &Target<'_>,
         mut stream: S,
-        temp: &Path,
-        shaper: Option<&Shaper>,
         on_chunk: &mut impl FnMut(usize),
     ) -> Result<u64, StoreError>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin,
     {
+        let &Target {
+            digest,
+            size,
+            temp,
+            shaper,
+            writer,
+        } = target;
         let write_error = |source| StoreError::WriteBlob {
             digest: digest.clone(),
             path: temp.to_owned(),
             source,
         };
-        let mut file = tokio::fs::File::create(temp).await.map_err(write_error)?;
+        // Readable too: a growing blob's readers read it through a duplicate of this handle.
+        let mut file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(temp)
+            .await
+            .map_err(write_error)?;
+        if let Some(writer) = writer {
+            let reading = file.try_clone().await.map_err(write_error)?;
+            writer.started(reading.into_std().await);
+        }
         let mut hasher = Sha256::new();
         let mut received = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -391,6 +435,11 @@ impl ContentStore {
             on_chunk(chunk.len());
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(write_error)?;
+            if let Some(writer) = writer {
+                // tokio's file writes in the background: flushed, the bytes are in the file.
+                file.flush().await.map_err(write_error)?;
+                writer.wrote(received);
+            }
         }
         file.sync_all().await.map_err(write_error)?;
         drop(file);
@@ -415,8 +464,30 @@ impl ContentStore {
     }
 }
 
+/// How [`ContentStore::ingest`] takes a blob in.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IngestOptions<'a> {
+    /// Whether a blob already present is used.
+    pub fetch: Fetch,
+    /// The shaped link every downloaded byte passes, when there is one.
+    pub shaper: Option<&'a Shaper>,
+    /// Where the download is published for a reader that follows it.
+    pub growing: Option<&'a GrowingBlob>,
+}
+
+/// One download's destination: the blob it must turn out to be and where it is written.
+struct Target<'a> {
+    digest: &'a Digest,
+    size: u64,
+    temp: &'a Path,
+    shaper: Option<&'a Shaper>,
+    writer: Option<&'a BlobWriter<'a>>,
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn chunks(data: &'static [u8]) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
@@ -453,9 +524,8 @@ mod tests {
             .ingest(
                 &digest,
                 data.len() as u64,
-                Fetch::IfMissing,
+                IngestOptions::default(),
                 async { Ok::<_, StoreError>(chunks(data)) },
-                None,
                 |n| seen += n,
             )
             .await
@@ -468,13 +538,12 @@ mod tests {
             .ingest(
                 &digest,
                 data.len() as u64,
-                Fetch::IfMissing,
+                IngestOptions::default(),
                 async {
                     panic!("a present blob was downloaded again");
                     #[allow(unreachable_code)]
                     Ok::<futures::stream::Empty<_>, StoreError>(futures::stream::empty())
                 },
-                None,
                 |_| {},
             )
             .await
@@ -486,9 +555,11 @@ mod tests {
             .ingest(
                 &digest,
                 data.len() as u64,
-                Fetch::Always,
+                IngestOptions {
+                    fetch: Fetch::Always,
+                    ..IngestOptions::default()
+                },
                 async { Ok::<_, StoreError>(chunks(data)) },
-                None,
                 |n| seen += n,
             )
             .await
@@ -496,6 +567,93 @@ mod tests {
         assert_eq!(fresh, Ingested::Downloaded(data.len() as u64));
         assert_eq!(seen, data.len());
         assert_eq!(store.read_metadata(&digest).await.unwrap(), data);
+    }
+
+    /// Reads the growing blob on a blocking thread: the first `first` bytes are reported as
+    /// soon as they are read, the rest (or the error) at the end.
+    fn follow(
+        growing: &Arc<GrowingBlob>,
+        first: usize,
+    ) -> (
+        tokio::sync::oneshot::Receiver<Vec<u8>>,
+        tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
+    ) {
+        use std::io::Read as _;
+        let mut reader = growing.reader(None);
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        let all = tokio::task::spawn_blocking(move || {
+            let mut head = vec![0; first];
+            reader.read_exact(&mut head)?;
+            let _ = head_tx.send(head.clone());
+            reader.read_to_end(&mut head)?;
+            Ok(head)
+        });
+        (head_rx, all)
+    }
+
+    #[tokio::test]
+    async fn a_growing_blob_is_read_while_it_downloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).await.unwrap();
+        let data = b"first part, then the rest";
+        let digest = Digest::of(data);
+        let growing = Arc::new(GrowingBlob::default());
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (head, all) = follow(&growing, 11);
+        let options = IngestOptions {
+            growing: Some(&growing),
+            ..IngestOptions::default()
+        };
+        let ingest = store.ingest(
+            &digest,
+            data.len() as u64,
+            options,
+            async { Ok::<_, StoreError>(tokio_stream::wrappers::ReceiverStream::new(rx)) },
+            |_| {},
+        );
+        let feed = async {
+            tx.send(Ok(Bytes::from_static(&data[..11]))).await.unwrap();
+            // The reader has the first part before the rest is even sent.
+            assert_eq!(head.await.unwrap(), &data[..11]);
+            tx.send(Ok(Bytes::from_static(&data[11..]))).await.unwrap();
+            drop(tx);
+        };
+        let (ingested, ()) = tokio::join!(ingest, feed);
+        assert_eq!(ingested.unwrap(), Ingested::Downloaded(data.len() as u64));
+        assert_eq!(all.await.unwrap().unwrap(), data);
+        assert!(!growing.failed());
+    }
+
+    #[tokio::test]
+    async fn a_growing_blob_fails_with_its_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).await.unwrap();
+        let claimed = Digest::of(b"the real layer!");
+        let growing = Arc::new(GrowingBlob::default());
+        let (head, all) = follow(&growing, 4);
+        let options = IngestOptions {
+            growing: Some(&growing),
+            ..IngestOptions::default()
+        };
+        let error = store
+            .ingest(
+                &claimed,
+                15,
+                options,
+                async { Ok::<_, StoreError>(chunks(b"something else!")) },
+                |_| {},
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::VerifyDigest { .. }),
+            "{error:?}"
+        );
+        // The reader saw the unverified bytes, then the failure instead of an end.
+        assert_eq!(head.await.unwrap(), b"some");
+        let error = all.await.unwrap().unwrap_err();
+        assert_eq!(error.to_string(), "the blob's download failed");
+        assert!(growing.failed());
     }
 
     #[tokio::test]
@@ -527,9 +685,8 @@ mod tests {
             .ingest(
                 &claimed,
                 data.len() as u64,
-                Fetch::IfMissing,
+                IngestOptions::default(),
                 async { Ok::<_, StoreError>(chunks(data)) },
-                None,
                 |_| {},
             )
             .await
@@ -557,9 +714,8 @@ mod tests {
                 .ingest(
                     &digest,
                     size,
-                    Fetch::IfMissing,
+                    IngestOptions::default(),
                     async { Ok::<_, StoreError>(chunks(data)) },
-                    None,
                     |_| {},
                 )
                 .await

@@ -42,7 +42,7 @@ use std::{
     collections::HashSet,
     ffi::{OsStr, OsString},
     fmt, fs,
-    io::{self, BufRead, BufReader, Read},
+    io::{self, BufRead, Read},
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::{Component, Path, PathBuf},
     rc::Rc,
@@ -79,11 +79,9 @@ const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// Why a layer could not be unpacked.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
-    /// The layer blob could not be opened or its first bytes read.
-    #[error("cannot open layer {}", path.display())]
+    /// The layer's first bytes could not be read.
+    #[error("cannot read the start of the layer")]
     OpenLayer {
-        /// The blob file.
-        path: PathBuf,
         /// The cause.
         #[source]
         source: io::Error,
@@ -311,28 +309,6 @@ impl UnpackOptions {
     }
 }
 
-/// Unpacks the layer blob at `blob` (of `media_type`) onto `root` within `options`.
-/// Blocking: call it from `spawn_blocking`.
-pub fn unpack_layer_file(
-    blob: &Path,
-    media_type: &str,
-    root: &Path,
-    options: &UnpackOptions,
-) -> Result<LayerStats, UnpackError> {
-    let file = fs::File::open(blob).map_err(|source| UnpackError::OpenLayer {
-        path: blob.to_owned(),
-        source,
-    })?;
-    let reader = BufReader::with_capacity(256 * 1024, file);
-    unpack_layer(reader, media_type, root, options).map_err(|error| match error {
-        UnpackError::OpenLayer { source, .. } => UnpackError::OpenLayer {
-            path: blob.to_owned(),
-            source,
-        },
-        other => other,
-    })
-}
-
 /// Unpacks a layer read from `reader` onto `root` (see the module docs). Blocking.
 pub fn unpack_layer(
     mut reader: impl BufRead,
@@ -341,10 +317,9 @@ pub fn unpack_layer(
     options: &UnpackOptions,
 ) -> Result<LayerStats, UnpackError> {
     let limits = options.limits;
-    let head = reader.fill_buf().map_err(|source| UnpackError::OpenLayer {
-        path: PathBuf::new(),
-        source,
-    })?;
+    let head = reader
+        .fill_buf()
+        .map_err(|source| UnpackError::OpenLayer { source })?;
     let compression = detect_compression(media_type, head)?;
     let tar: Box<dyn Read> = match compression {
         Compression::None => Box::new(reader),

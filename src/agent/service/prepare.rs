@@ -394,7 +394,8 @@ impl Tracker {
                 }
             }
             BuildEvent::Progress { bytes_done, .. } => {
-                // A build pulls its images in order: fill them one after the other.
+                // A build reports its total only (its images download side by side): shown
+                // filling them in build order. Readers use the sum (the cache's progress).
                 let mut left = *bytes_done;
                 for &index in indices {
                     let image = &mut self.images[index];

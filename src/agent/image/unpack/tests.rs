@@ -2,7 +2,7 @@
 //! opaque directories across layers, and compression detection.
 
 use std::{
-    io::{Read as _, Write as _},
+    io::{BufReader, Read as _, Write as _},
     sync::atomic::Ordering,
 };
 
