@@ -377,12 +377,7 @@ async fn run(
         input.close_stdin().await;
     }
     let out_stream = streams.get("stdout").or_else(|| streams.get("stderr"));
-    let mut exit = None;
-    let mut failed: Option<String> = None;
-    // Why the session ended, in the log line that ends it: an exec that ends without an exit
-    // code must say which side let go.
-    let ended_by;
-    loop {
+    let ended = loop {
         let step = tokio::time::timeout(ctx.stream_idle_timeout, async {
             tokio::select! {
                 event = session.events.recv() => Step::Client(event),
@@ -393,19 +388,16 @@ async fn run(
         match step {
             Err(_) => {
                 debug!(idle = ?ctx.stream_idle_timeout, "exec session idle; closing");
-                ended_by = "idle timeout";
-                break;
+                break Ended::Dropped("idle timeout");
             }
             Ok(Step::Client(None | Some(Event::GoAway))) => {
                 debug!("the client went away");
-                ended_by = "the client went away";
-                break;
+                break Ended::Dropped("the client went away");
             }
             Ok(Step::Client(Some(Event::Data { id, data }))) => {
                 if Some(id) == streams.get("stdin") && stdin_open {
                     if !input.stdin(data).await {
-                        ended_by = "the cloud session refused stdin";
-                        break;
+                        break Ended::Dropped("the cloud session refused stdin");
                     }
                 } else if Some(id) == streams.get("resize") {
                     debug!(size = %String::from_utf8_lossy(&data), "terminal resize (ECI has no resize call; not forwarded)");
@@ -419,8 +411,7 @@ async fn run(
             }
             Ok(Step::Client(Some(Event::Reset { id }))) => {
                 if Some(id) == streams.get("error") || Some(id) == out_stream {
-                    ended_by = "the client reset a stream";
-                    break;
+                    break Ended::Dropped("the client reset a stream");
                 }
             }
             Ok(Step::Client(Some(Event::Open { id, .. }))) => {
@@ -430,41 +421,34 @@ async fn run(
                 if let Some(id) = out_stream
                     && !session.writer.data(id, &bytes).await
                 {
-                    ended_by = "the client's output stream is gone";
-                    break;
+                    break Ended::Dropped("the client's output stream is gone");
                 }
             }
-            Ok(Step::Cloud(Output::Exit(code))) => {
-                exit = Some(code);
-                ended_by = "exit";
-                break;
-            }
+            Ok(Step::Cloud(Output::Exit(code))) => break Ended::Exit(code),
             Ok(Step::Cloud(Output::Closed)) => {
-                ended_by = "the cloud closed the session";
-                break;
+                break Ended::Dropped("the cloud closed the session");
             }
-            Ok(Step::Cloud(Output::Failed(message))) => {
-                failed = Some(message);
-                ended_by = "the cloud failed the session";
-                break;
-            }
+            Ok(Step::Cloud(Output::Failed(message))) => break Ended::Failed(message),
         }
-    }
+    };
     input.close().await;
-    info!(exit_code = ?exit, ended_by, error = failed.as_deref(), "exec session ended");
-    let body = if let Some(message) = failed {
-        // ECI's own words, as a kubelet passes on its runtime's.
-        Some(failure_json(
-            protocol,
-            &format!("the ECI exec session failed: {message}"),
-        ))
-    } else if protocol == "v4.channel.k8s.io" || protocol == "v5.channel.k8s.io" {
-        Some(status_json(exit, &options.command))
-    } else {
-        match exit {
-            Some(0) => None,
-            Some(code) => Some(format!("command terminated with exit code {code}").into_bytes()),
-            None => Some(b"the ECI exec session ended without an exit code".to_vec()),
+    let body = match ended {
+        Ended::Failed(message) => {
+            info!(error = %message, "exec session failed");
+            // ECI's own words, as a kubelet passes on its runtime's.
+            Some(failure_json(
+                protocol,
+                &format!("the ECI exec session failed: {message}"),
+            ))
+        }
+        Ended::Exit(code) => {
+            info!(exit_code = code, "exec session ended");
+            exit_body(protocol, Some(code), &options.command)
+        }
+        Ended::Dropped(by) => {
+            // An exec that ends without an exit code must say which side let go.
+            info!(ended_by = by, "exec session ended without an exit code");
+            exit_body(protocol, None, &options.command)
         }
     };
     finish(&mut session, &streams, body).await;
@@ -473,6 +457,28 @@ async fn run(
 enum Step {
     Client(Option<Event>),
     Cloud(Output),
+}
+
+/// How a session ended.
+enum Ended {
+    /// The command exited with this code.
+    Exit(i32),
+    /// ECI failed the session (its message).
+    Failed(String),
+    /// One side let go before an exit code came (which, for the log).
+    Dropped(&'static str),
+}
+
+/// What the error stream says of a session that ended with `exit` (`None`: no exit code).
+fn exit_body(protocol: &str, exit: Option<i32>, command: &[String]) -> Option<Vec<u8>> {
+    if protocol == "v4.channel.k8s.io" || protocol == "v5.channel.k8s.io" {
+        return Some(status_json(exit, command));
+    }
+    match exit {
+        Some(0) => None,
+        Some(code) => Some(format!("command terminated with exit code {code}").into_bytes()),
+        None => Some(b"the ECI exec session ended without an exit code".to_vec()),
+    }
 }
 
 #[cfg(test)]
