@@ -66,6 +66,7 @@ use super::{
     look::look,
     pass::{had_group, sync_pass},
     pass_pace::PassPace,
+    recent::Recent,
     starts::Starts,
 };
 use crate::eci::{self, Action as _, DescribeContainerGroups};
@@ -148,6 +149,8 @@ pub async fn run(
         unanswered: Default::default(),
         pass_creates: Arc::new(tokio::sync::Semaphore::new(PASS_CREATES)),
         spawned: Mutex::new(tokio::task::JoinSet::new()),
+        service_links: Recent::default(),
+        root_ca: Recent::default(),
         config,
     });
     // Everything spawned below stops with this function, also when it is dropped.

@@ -42,6 +42,7 @@ mod pass;
 mod pass_pace;
 pub mod placement;
 pub mod pull_secrets;
+mod recent;
 mod security;
 pub mod snapshot;
 mod sources;

@@ -5,6 +5,8 @@
 //! ([`super::storage::claim_refs`]). Tokens and Secret values go only into the create request,
 //! never a log or event.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::{
     authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
     core::v1::{
@@ -13,6 +15,7 @@ use k8s_openapi::api::{
     },
 };
 use kube::{Api, ResourceExt};
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::{
@@ -21,6 +24,9 @@ use super::{
     storage::{self, Claim},
 };
 
+/// The ConfigMap of the cluster's root CA that every namespace has and every pod's
+/// service-account volume projects (published by kube-controller-manager).
+const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
 /// Lifetime of a token whose projection names none: what a kubelet asks for.
 const DEFAULT_TOKEN_SECONDS: i64 = 3607;
 /// Reads the ConfigMaps and Secrets the pod's env refers to. `None` if one could not be read
@@ -30,6 +36,7 @@ pub(super) async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
     let mut sources = Sources::default();
     for (kind, name) in env::references(pod) {
         let data = match kind {
+            SourceKind::ConfigMap if name == ROOT_CA_CONFIG_MAP => root_ca(ctx, &namespace).await?,
             SourceKind::ConfigMap => {
                 let api: Api<ConfigMap> = Api::namespaced(ctx.kube.clone(), &namespace);
                 get_opt(&api, &name)
@@ -54,6 +61,21 @@ pub(super) async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
     read_claims(ctx, pod, &namespace, &mut sources).await?;
     sources.services = service_links(ctx, pod, &namespace).await?;
     Some(sources)
+}
+
+/// The namespace's `kube-root-ca.crt` data, reused while recent (`super::recent`); `None`
+/// if it could not be read.
+async fn root_ca(ctx: &Context, namespace: &str) -> Option<Option<BTreeMap<String, String>>> {
+    let now = Instant::now();
+    if let Some(data) = ctx.root_ca.get(namespace, now) {
+        return Some(data);
+    }
+    let api: Api<ConfigMap> = Api::namespaced(ctx.kube.clone(), namespace);
+    let data = get_opt(&api, ROOT_CA_CONFIG_MAP)
+        .await?
+        .map(|cm| cm.data.unwrap_or_default());
+    ctx.root_ca.put(namespace, data.clone(), now);
+    Some(data)
 }
 
 /// Reads each claim the pod's volumes name and, when it is bound, its PersistentVolume. A
@@ -124,6 +146,11 @@ async fn service_links(ctx: &Context, pod: &Pod, namespace: &str) -> Option<Vec<
     if !enabled {
         return Some(links);
     }
+    let now = Instant::now();
+    if let Some(own) = ctx.service_links.get(namespace, now) {
+        links.extend(own);
+        return Some(links);
+    }
     let api: Api<Service> = Api::namespaced(ctx.kube.clone(), namespace);
     let listed = tokio::time::timeout(KUBE_TIMEOUT, api.list(&Default::default())).await;
     let services = match listed {
@@ -161,6 +188,7 @@ async fn service_links(ctx: &Context, pod: &Pod, namespace: &str) -> Option<Vec<
     // The kubernetes Service keeps the address pods can reach.
     own.retain(|l| !(namespace == "default" && l.name == "kubernetes" && !links.is_empty()));
     own.sort_by(|a, b| a.name.cmp(&b.name));
+    ctx.service_links.put(namespace, own.clone(), now);
     links.extend(own);
     Some(links)
 }
