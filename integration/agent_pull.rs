@@ -48,6 +48,11 @@ pub fn tests() -> Vec<Test> {
             run: images_download_together_and_unpack_as_they_arrive,
         },
         Test {
+            name: "agent_pull::a_corrupted_layer_fails_as_a_bad_download",
+            phase: Phase::WithCrd,
+            run: a_corrupted_layer_fails_as_a_bad_download,
+        },
+        Test {
             name: "agent_pull::shaped_link_is_no_faster_than_its_rate",
             phase: Phase::WithCrd,
             run: shaped_link_is_no_faster_than_its_rate,
@@ -592,6 +597,57 @@ fn images_download_together_and_unpack_as_they_arrive(
     ensure!(
         written.iter().all(|&bytes| bytes > 0 && bytes < 4 * MIB),
         "with {done} of {total} bytes downloaded the images' files held {written:?} bytes"
+    );
+    Ok(())
+}
+
+/// A registry that serves a layer's bytes wrong: the unpack, following the download, fails
+/// first (the bytes are not gzip), but the build fails as the download does, on the blob's
+/// digest, a fault of the transfer rather than of the image, and leaves nothing behind.
+fn a_corrupted_layer_fails_as_a_bad_download(
+    ground: &Ground,
+    _namespace: &Namespace,
+) -> Result<()> {
+    let image = push(
+        ground,
+        &ImageSpec {
+            busybox: false,
+            ..ImageSpec::runnable("agent-pull/corrupted", "v1").with_filler(2 * MIB)
+        },
+    )?;
+    let layer = image.layers.first().context("the image has no layer")?;
+    let hex = layer.digest.trim_start_matches("sha256:");
+    let stored = crate::support::ground::run_dir().join(format!(
+        "registry/data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let mut bytes = std::fs::read(&stored).with_context(|| format!("{}", stored.display()))?;
+    bytes[..2].copy_from_slice(&[0, 0]); // the gzip magic
+    std::fs::write(&stored, &bytes)?;
+    let agent = Agent::new(ground, Some("4MiB/s".parse()?))?;
+    let (result, _) = agent.build(
+        ground,
+        request(
+            "s-corrupted",
+            PullScope::Group("eci-corrupted".into()),
+            &[&image],
+            ground,
+        ),
+    );
+    let error = result.err().context("a corrupted layer was accepted")?;
+    ensure!(
+        matches!(error, SnapshotError::PullBlob { .. }),
+        "the build failed as {error:?}, not as a bad download"
+    );
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    ensure!(
+        chain.contains(hex),
+        "the error does not name the layer: {chain}"
+    );
+    ensure!(
+        agent.snapshot_entries()?.is_empty(),
+        "left behind: {:?}",
+        agent.snapshot_entries()?
     );
     Ok(())
 }

@@ -38,7 +38,7 @@ pub fn unpack_layer(data: &[u8]) {
     }
     let options = UnpackOptions {
         limits: LIMITS,
-        cancel: None,
+        ..UnpackOptions::default()
     };
     for _ in 0..2 {
         let media_type = "application/vnd.oci.image.layer.v1.tar";

@@ -32,7 +32,10 @@ const CANCEL_CHECK: Duration = Duration::from_millis(100);
 #[derive(Debug, Default)]
 pub struct GrowingBlob {
     state: Mutex<State>,
+    /// Wakes the blocking readers at every change.
     grew: Condvar,
+    /// Wakes the async waiters for the end ([`Self::download_failed`]).
+    ended: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -50,8 +53,25 @@ enum State {
 
 impl GrowingBlob {
     /// Whether the download failed (or was dropped before its end).
+    #[cfg(test)]
     pub fn failed(&self) -> bool {
         matches!(*self.state.lock(), State::Failed)
+    }
+
+    /// Waits for the download to end: whether it failed.
+    pub async fn download_failed(&self) -> bool {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before the state is read, so an end in between is not missed.
+            ended.as_mut().enable();
+            match *self.state.lock() {
+                State::Complete { .. } => return false,
+                State::Failed => return true,
+                State::Waiting | State::Growing { .. } => {}
+            }
+            ended.await;
+        }
     }
 
     /// The writer's side: the blob fails when it is dropped before [`BlobWriter::complete`].
@@ -73,7 +93,12 @@ impl GrowingBlob {
 
     fn set(&self, state: State) {
         *self.state.lock() = state;
+        self.changed();
+    }
+
+    fn changed(&self) {
         self.grew.notify_all();
+        self.ended.notify_waiters();
     }
 }
 
@@ -114,7 +139,7 @@ impl BlobWriter<'_> {
             self.done = true;
         }
         drop(state);
-        self.blob.grew.notify_all();
+        self.blob.changed();
     }
 
     /// The blob was already in the store: `file` holds all of it.
@@ -275,6 +300,27 @@ mod tests {
         let error = waiting.join().unwrap().unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::Interrupted);
         assert!(!blob.failed());
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_end_tells_a_verified_download_from_a_failed_one() {
+        let verified = GrowingBlob::default();
+        let (_file, handle) = temp_file();
+        let writer = verified.writer();
+        writer.started(handle);
+        let (failed_at_end, ()) = tokio::join!(verified.download_failed(), async {
+            writer.wrote(0);
+            tokio::task::yield_now().await;
+            writer.complete(0);
+        });
+        assert!(!failed_at_end);
+        let failed = GrowingBlob::default();
+        let writer = failed.writer();
+        let (failed_at_end, ()) = tokio::join!(failed.download_failed(), async {
+            tokio::task::yield_now().await;
+            drop(writer);
+        });
+        assert!(failed_at_end);
     }
 
     #[test]

@@ -46,7 +46,10 @@ use std::{
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::{Component, Path, PathBuf},
     rc::Rc,
-    sync::{Arc, atomic::AtomicBool},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -123,7 +126,7 @@ pub enum UnpackError {
     /// The layer's files would take more than the bytes allowed (the cache size).
     #[error("layer needs more than the {limit} bytes left (at entry {})", entry.display())]
     ExceedSize {
-        /// Bytes this layer was allowed to write.
+        /// Bytes this layer (or, with a [`SizeBudget`], its snapshot) was allowed to write.
         limit: u64,
         /// The entry that did not fit.
         entry: PathBuf,
@@ -291,10 +294,41 @@ pub struct UnpackOptions {
     /// Raised (by whoever started the unpack) to stop it at its next read, with
     /// [`UnpackError::Cancelled`]: a blocking unpack outlives the task that awaited it.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// File content this layer shares with others unpacked beside it.
+    pub budget: Option<Arc<SizeBudget>>,
+}
+
+/// Bytes of file content that the layers of one snapshot, unpacked side by side, may write
+/// together (its `ImageCacheSize`). Each file's size is taken before the file is written, so
+/// the limit holds at every moment, not only once a layer ends.
+#[derive(Debug)]
+pub struct SizeBudget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl SizeBudget {
+    /// A budget of `limit` bytes, none used.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes `bytes`; `false`, taking nothing, when they do not fit.
+    fn take(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
 }
 
 impl UnpackOptions {
     /// Allows at most `bytes` of regular-file content ([`Limits::bytes`]).
+    #[cfg(test)]
     #[must_use]
     pub fn with_max_bytes(mut self, bytes: u64) -> Self {
         self.limits.bytes = bytes;
@@ -305,6 +339,13 @@ impl UnpackOptions {
     #[must_use]
     pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
         self.cancel = Some(cancel);
+        self
+    }
+
+    /// Counts the layer's file content against `budget` too.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Arc<SizeBudget>) -> Self {
+        self.budget = Some(budget);
         self
     }
 }
@@ -332,6 +373,7 @@ pub fn unpack_layer(
     let mut unpacker = Unpacker {
         root,
         max_bytes: limits.bytes,
+        budget: options.budget.as_deref(),
         written: HashSet::new(),
         dir_modes: Vec::new(),
         stats: LayerStats::default(),
@@ -403,6 +445,7 @@ fn read_archive<R: Read>(
 struct Unpacker<'a> {
     root: &'a Path,
     max_bytes: u64,
+    budget: Option<&'a SizeBudget>,
     /// Resolved paths this layer wrote: an opaque marker keeps them.
     written: HashSet<PathBuf>,
     /// Directory modes, applied after the layer so a read-only directory can still be filled.
@@ -497,6 +540,14 @@ impl Unpacker<'_> {
                 if self.stats.bytes.saturating_add(size) > self.max_bytes {
                     return Err(UnpackError::ExceedSize {
                         limit: self.max_bytes,
+                        entry: entry_path.clone(),
+                    });
+                }
+                if let Some(budget) = self.budget
+                    && !budget.take(size)
+                {
+                    return Err(UnpackError::ExceedSize {
+                        limit: budget.limit,
                         entry: entry_path.clone(),
                     });
                 }

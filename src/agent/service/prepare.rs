@@ -298,6 +298,9 @@ async fn run_build(
             break;
         }
     }
+    // Nobody reads the build's events any more: unread, they would fill the channel and
+    // hold the build (and its lock on the store) in a send for ever.
+    drop(events);
     task.await.map_err(AgentError::BuildTask)??;
     Ok(())
 }

@@ -63,8 +63,10 @@ pub(super) struct Pipeline<'a> {
     events: Option<mpsc::Sender<BuildEvent>>,
     /// Bytes downloaded for each image (a blob shared by two counts for the first).
     pulled: Vec<AtomicU64>,
-    /// Bytes the unpacked layers wrote, all images together, against the size limit.
-    written: AtomicU64,
+    /// The size limit, shared by the images unpacking side by side.
+    budget: Option<Arc<unpack::SizeBudget>>,
+    /// Held shared by every running unpack thread: taken alone, none runs any more.
+    unpacking: Arc<tokio::sync::RwLock<()>>,
     /// Every layer of the request, as far as its download has come.
     layers: HashMap<Digest, Arc<GrowingBlob>>,
 }
@@ -91,7 +93,10 @@ impl<'a> Pipeline<'a> {
             progress: Mutex::new(progress),
             events,
             pulled: images.iter().map(|_| AtomicU64::new(0)).collect(),
-            written: AtomicU64::new(0),
+            budget: request
+                .size_limit
+                .map(|limit| Arc::new(unpack::SizeBudget::new(limit))),
+            unpacking: Arc::default(),
             layers,
         }
     }
@@ -116,7 +121,16 @@ impl<'a> Pipeline<'a> {
             .map(|(index, (requested, image))| self.unpack_image(index, requested, image))
             .collect();
         let unpacks = try_join_all(unpacks);
-        let ((), images) = tokio::try_join!(downloads, unpacks)?;
+        let ((), images) = match tokio::try_join!(downloads, unpacks) {
+            Ok(done) => done,
+            Err(error) => {
+                // The unpacks were dropped, raising their cancel flags; their threads stop at
+                // their next read. The caller then removes the staging directory, which must
+                // not happen while one still writes into it.
+                let _stopped = self.unpacking.write().await;
+                return Err(error);
+            }
+        };
         self.progress.lock().finish();
         Ok(images)
     }
@@ -204,11 +218,10 @@ impl<'a> Pipeline<'a> {
                 source,
             }
         })?;
-        let limit = self.request.size_limit.unwrap_or(u64::MAX);
         let exceeded = || SnapshotError::ExceedSizeLimit {
             snapshot: id.clone(),
             image: requested.to_owned(),
-            limit_bytes: limit,
+            limit_bytes: self.request.size_limit.unwrap_or(u64::MAX),
         };
         let mut layers = Vec::new();
         for (layer_index, layer) in image.layers.iter().enumerate() {
@@ -220,15 +233,16 @@ impl<'a> Pipeline<'a> {
                 UNPACK_BUFFER,
                 growing.reader(Some(Arc::clone(&cancel.0))),
             );
-            // Images unpack side by side: each layer may write what is left of the limit
-            // when it starts, and the total is checked again after it.
-            let options = unpack::UnpackOptions::default()
-                .with_max_bytes(limit.saturating_sub(self.written.load(Ordering::Relaxed)))
-                .with_cancel(Arc::clone(&cancel.0));
+            let mut options = unpack::UnpackOptions::default().with_cancel(Arc::clone(&cancel.0));
+            if let Some(budget) = &self.budget {
+                options = options.with_budget(Arc::clone(budget));
+            }
             let media_type = layer.media_type.clone();
             let target = rootfs.clone();
             let span = debug_span!("unpack_layer", layer.digest = %layer.digest);
+            let running = Arc::clone(&self.unpacking).read_owned().await;
             let unpacked = tokio::task::spawn_blocking(move || {
+                let _running = running;
                 span.in_scope(|| unpack::unpack_layer(reader, &media_type, &target, &options))
             })
             .await
@@ -238,8 +252,12 @@ impl<'a> Pipeline<'a> {
             })?;
             let stats = match unpacked {
                 Ok(stats) => stats,
-                // The download failed: its own error ends the build and says why.
-                Err(_) if growing.failed() => return std::future::pending().await,
+                // Bytes that are not the blob fail the unpack before the download has checked
+                // them: which of the two is at fault is known when the download ends. A
+                // failed download's own error ends the build and says why.
+                Err(_) if growing.download_failed().await => {
+                    return std::future::pending().await;
+                }
                 Err(UnpackError::ExceedSize { .. }) => return Err(exceeded()),
                 Err(source) => {
                     return Err(SnapshotError::UnpackLayer {
@@ -260,10 +278,6 @@ impl<'a> Pipeline<'a> {
                     expected: expected.clone(),
                     actual: stats.diff_id,
                 });
-            }
-            let written = self.written.fetch_add(stats.bytes, Ordering::Relaxed) + stats.bytes;
-            if written > limit {
-                return Err(exceeded());
             }
             layers.push(SnapshotLayer {
                 digest: layer.digest.to_string(),

@@ -502,6 +502,22 @@ fn refuses_a_layer_whose_bytes_do_not_match_its_compression() {
 }
 
 #[test]
+fn layers_sharing_a_budget_stop_when_their_files_together_exceed_it() {
+    // Two images of one snapshot, unpacked side by side onto roots of their own.
+    let (first, second) = (Sandbox::new(), Sandbox::new());
+    let options = UnpackOptions::default().with_budget(Arc::new(SizeBudget::new(1000)));
+    let tar = Layer::new().file("a", &[1u8; 600]).tar();
+    first.unpack_with(&tar, &options).unwrap();
+    let error = second.unpack_with(&tar, &options).unwrap_err();
+    assert!(
+        matches!(&error, UnpackError::ExceedSize { limit: 1000, entry } if entry == Path::new("a")),
+        "{error:?}"
+    );
+    // Refused before it was written.
+    assert!(second.root_names().is_empty(), "{:?}", second.root_names());
+}
+
+#[test]
 fn stops_at_the_byte_limit() {
     let sandbox = Sandbox::new();
     let tar = Layer::new()
