@@ -12,7 +12,14 @@ use std::{
 
 /// Modules any room may use, which themselves use no room (only each other: settings are
 /// checked with the quantity parser).
-const LEAVES: &[&str] = &["config", "election", "https", "quantity", "reference"];
+const LEAVES: &[&str] = &[
+    "config",
+    "election",
+    "expiring",
+    "https",
+    "quantity",
+    "reference",
+];
 
 /// Each room, and the rooms it may import (leaves aside).
 const ALLOWED: &[(&str, &[&str])] = &[

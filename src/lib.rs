@@ -11,6 +11,7 @@ pub mod config;
 pub mod eci;
 pub mod election;
 pub mod emulator;
+pub mod expiring;
 #[cfg(test)]
 mod fuzz_inputs;
 pub mod https;

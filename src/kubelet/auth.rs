@@ -8,16 +8,17 @@
 //! the verb the HTTP method → 403 if not. Answers are cached like a kubelet's webhooks
 //! (tokens 2 min, allowed 5 min, denied 30 s); tokens are cached by their SHA-256, never kept.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use k8s_openapi::api::{
     authentication::v1::{TokenReview, TokenReviewSpec},
     authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
 };
 use kube::{Api, api::PostParams};
-use parking_lot::Mutex;
 use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
+
+use crate::expiring::Expiring;
 
 /// Limit on one review call.
 const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,41 +96,29 @@ pub fn verb(method: &axum::http::Method) -> &'static str {
     }
 }
 
-type Expiring<T> = Mutex<HashMap<T, (bool, Option<Identity>, Instant)>>;
+/// A review's answer: allowed, and who (token reviews).
+type Answer = (bool, Option<Identity>);
 
 /// Authentication and authorization through the API server, with caches.
 pub struct Authority {
     kube: kube::Client,
     node: String,
-    tokens: Expiring<[u8; 32]>,
-    decisions: Expiring<(Identity, &'static str, &'static str)>,
+    tokens: Expiring<[u8; 32], Answer>,
+    decisions: Expiring<(Identity, &'static str, &'static str), Answer>,
 }
 
 fn remember<K: std::hash::Hash + Eq>(
-    cache: &Expiring<K>,
+    cache: &Expiring<K, Answer>,
     key: K,
-    value: (bool, Option<Identity>),
+    value: Answer,
     ttl: Duration,
 ) {
-    let mut map = cache.lock();
-    if map.len() >= CACHE_LIMIT {
-        let now = Instant::now();
-        map.retain(|_, (_, _, until)| *until > now);
-        if map.len() >= CACHE_LIMIT {
-            map.clear();
-        }
-    }
-    map.insert(key, (value.0, value.1, Instant::now() + ttl));
+    let now = Instant::now();
+    cache.insert(key, value, now, now + ttl);
 }
 
-fn recall<K: std::hash::Hash + Eq>(
-    cache: &Expiring<K>,
-    key: &K,
-) -> Option<(bool, Option<Identity>)> {
-    let map = cache.lock();
-    map.get(key)
-        .filter(|(_, _, until)| *until > Instant::now())
-        .map(|(ok, id, _)| (*ok, id.clone()))
+fn recall<K: std::hash::Hash + Eq>(cache: &Expiring<K, Answer>, key: &K) -> Option<Answer> {
+    cache.get(key, Instant::now())
 }
 
 impl Authority {
@@ -138,8 +127,8 @@ impl Authority {
         Self {
             kube,
             node,
-            tokens: Mutex::new(HashMap::new()),
-            decisions: Mutex::new(HashMap::new()),
+            tokens: Expiring::new(CACHE_LIMIT),
+            decisions: Expiring::new(CACHE_LIMIT),
         }
     }
 

@@ -12,11 +12,8 @@ use kube::{
 use parking_lot::Mutex;
 use tracing::info_span;
 
-use super::{
-    cloud_events::CloudEvents, create::Backoff, recent::Recent, starts::Starts,
-    translate::Placement,
-};
-use crate::eci;
+use super::{cloud_events::CloudEvents, create::Backoff, starts::Starts, translate::Placement};
+use crate::{eci, expiring::Expiring};
 
 /// Limit on one apiserver call.
 pub(super) const KUBE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -73,10 +70,11 @@ pub(super) struct Context {
     /// The tasks this controller spawned (creates handed off by passes), aborted with it: a
     /// node that stops leading must stop writing at once (see `crate::election`).
     pub(super) spawned: Mutex<tokio::task::JoinSet<()>>,
-    /// Each namespace's Services (as link variables), shared by the pods created together.
-    pub(super) service_links: Recent<Vec<super::env::ServiceLink>>,
+    /// Each namespace's Services (as link variables), shared by the pods created together
+    /// (`super::sources`).
+    pub(super) service_links: Expiring<String, Vec<super::env::ServiceLink>>,
     /// Each namespace's `kube-root-ca.crt` data (`None`: it does not exist), likewise.
-    pub(super) root_ca: Recent<Option<std::collections::BTreeMap<String, String>>>,
+    pub(super) root_ca: Expiring<String, Option<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Context {

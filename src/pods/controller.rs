@@ -66,10 +66,12 @@ use super::{
     look::look,
     pass::{had_group, sync_pass},
     pass_pace::PassPace,
-    recent::Recent,
     starts::Starts,
 };
-use crate::eci::{self, Action as _, DescribeContainerGroups};
+use crate::{
+    eci::{self, Action as _, DescribeContainerGroups},
+    expiring::Expiring,
+};
 
 /// Shortest time between the starts of two passes woken by watch events.
 const MIN_PASS_GAP: Duration = Duration::from_millis(500);
@@ -80,6 +82,8 @@ const WAKE_SETTLE: Duration = Duration::from_millis(100);
 const MIN_LOOK_GAP: Duration = Duration::from_millis(100);
 /// The controller name on events.
 const REPORTER: &str = "eci-virtual-kubelet";
+/// Namespaces whose shared reads are kept at once (`super::sources`).
+const SHARED_READS_KEPT: usize = 256;
 
 /// Runs the pod controller until `shutdown` resolves. `health` receives whether the last
 /// batched describe succeeded.
@@ -149,8 +153,8 @@ pub async fn run(
         unanswered: Default::default(),
         pass_creates: Arc::new(tokio::sync::Semaphore::new(PASS_CREATES)),
         spawned: Mutex::new(tokio::task::JoinSet::new()),
-        service_links: Recent::default(),
-        root_ca: Recent::default(),
+        service_links: Expiring::new(SHARED_READS_KEPT),
+        root_ca: Expiring::new(SHARED_READS_KEPT),
         config,
     });
     // Everything spawned below stops with this function, also when it is dropped.

@@ -42,7 +42,6 @@ mod pass;
 mod pass_pace;
 pub mod placement;
 pub mod pull_secrets;
-mod recent;
 mod security;
 pub mod snapshot;
 mod sources;

@@ -5,7 +5,7 @@
 //! ([`super::storage::claim_refs`]). Tokens and Secret values go only into the create request,
 //! never a log or event.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::api::{
     authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec},
@@ -27,6 +27,13 @@ use super::{
 /// The ConfigMap of the cluster's root CA that every namespace has and every pod's
 /// service-account volume projects (published by kube-controller-manager).
 const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
+/// How long one read of a namespace's Services and of its `kube-root-ca.crt` serves the pods
+/// created after it. In a scale-up each pod read both again, two of its sixteen API-server
+/// requests (BENCHMARKS.md, "Peer"), for answers that do not change between pods created a
+/// few milliseconds apart. A kubelet reads Services from an informer and can read ConfigMaps
+/// through a TTL cache (its `configMapAndSecretChangeDetectionStrategy: Cache`); a pod here
+/// sees them at most this much older than a read of its own would.
+const SHARED_READ_FOR: Duration = Duration::from_secs(1);
 /// Lifetime of a token whose projection names none: what a kubelet asks for.
 const DEFAULT_TOKEN_SECONDS: i64 = 3607;
 /// Reads the ConfigMaps and Secrets the pod's env refers to. `None` if one could not be read
@@ -63,7 +70,7 @@ pub(super) async fn fetch_sources(ctx: &Context, pod: &Pod) -> Option<Sources> {
     Some(sources)
 }
 
-/// The namespace's `kube-root-ca.crt` data, reused while recent (`super::recent`); `None`
+/// The namespace's `kube-root-ca.crt` data, shared for [`SHARED_READ_FOR`]; `None`
 /// if it could not be read.
 async fn root_ca(ctx: &Context, namespace: &str) -> Option<Option<BTreeMap<String, String>>> {
     let now = Instant::now();
@@ -74,7 +81,12 @@ async fn root_ca(ctx: &Context, namespace: &str) -> Option<Option<BTreeMap<Strin
     let data = get_opt(&api, ROOT_CA_CONFIG_MAP)
         .await?
         .map(|cm| cm.data.unwrap_or_default());
-    ctx.root_ca.put(namespace, data.clone(), now);
+    ctx.root_ca.insert(
+        namespace.to_owned(),
+        data.clone(),
+        now,
+        now + SHARED_READ_FOR,
+    );
     Some(data)
 }
 
@@ -188,7 +200,12 @@ async fn service_links(ctx: &Context, pod: &Pod, namespace: &str) -> Option<Vec<
     // The kubernetes Service keeps the address pods can reach.
     own.retain(|l| !(namespace == "default" && l.name == "kubernetes" && !links.is_empty()));
     own.sort_by(|a, b| a.name.cmp(&b.name));
-    ctx.service_links.put(namespace, own.clone(), now);
+    ctx.service_links.insert(
+        namespace.to_owned(),
+        own.clone(),
+        now,
+        now + SHARED_READ_FOR,
+    );
     links.extend(own);
     Some(links)
 }
