@@ -664,13 +664,6 @@ impl SnapshotStore {
                 .map_err(resolve_error)?;
             images.push((requested.clone(), resolved));
         }
-        let mut distinct = HashSet::new();
-        let bytes_total: u64 = images
-            .iter()
-            .flat_map(|(_, image)| image.blobs())
-            .filter(|blob| distinct.insert(blob.digest.clone()))
-            .map(|blob| blob.size)
-            .sum();
         if let Some(events) = &events {
             let sizes = images
                 .iter()
@@ -678,9 +671,7 @@ impl SnapshotStore {
                 .collect();
             let _ = events.send(BuildEvent::Resolved { images: sizes }).await;
         }
-        let mut progress = Progress::new(bytes_total, events.clone());
-        progress.report();
-        let manifest_images = Pipeline::new(self, request, staging, &images, progress, events)
+        let manifest_images = Pipeline::new(self, request, staging, &images, events)
             .run()
             .await?;
 

@@ -48,8 +48,6 @@ struct Download<'a> {
     /// That image's index in the request.
     image: usize,
     blob: &'a BlobRef,
-    /// Where its bytes are published for the unpacks (layers only).
-    growing: Option<&'a GrowingBlob>,
 }
 
 /// One build's downloads and unpacks, in flight together.
@@ -67,6 +65,10 @@ pub(super) struct Pipeline<'a> {
     budget: Option<Arc<unpack::SizeBudget>>,
     /// Held shared by every running unpack thread: taken alone, none runs any more.
     unpacking: Arc<tokio::sync::RwLock<()>>,
+    /// Each distinct config, then each distinct layer, in request order (the layers of the
+    /// first image first, bottom first).
+    configs: Vec<Download<'a>>,
+    layer_downloads: Vec<Download<'a>>,
     /// Every layer of the request, as far as its download has come.
     layers: HashMap<Digest, Arc<GrowingBlob>>,
 }
@@ -77,13 +79,16 @@ impl<'a> Pipeline<'a> {
         request: &'a BuildRequest,
         staging: &'a Path,
         images: &'a [(String, ResolvedImage)],
-        progress: Progress,
         events: Option<mpsc::Sender<BuildEvent>>,
     ) -> Self {
-        let layers = images
+        let (configs, layer_downloads) = distinct_blobs(images);
+        let bytes_total = (configs.iter().chain(&layer_downloads))
+            .map(|d| d.blob.size)
+            .sum();
+        let progress = Progress::new(bytes_total, events.clone());
+        let layers = layer_downloads
             .iter()
-            .flat_map(|(_, image)| &image.layers)
-            .map(|layer| (layer.digest.clone(), Arc::default()))
+            .map(|d| (d.blob.digest.clone(), Arc::default()))
             .collect();
         Self {
             store,
@@ -93,6 +98,8 @@ impl<'a> Pipeline<'a> {
             progress: Mutex::new(progress),
             events,
             pulled: images.iter().map(|_| AtomicU64::new(0)).collect(),
+            configs,
+            layer_downloads,
             budget: request
                 .size_limit
                 .map(|limit| Arc::new(unpack::SizeBudget::new(limit))),
@@ -103,14 +110,22 @@ impl<'a> Pipeline<'a> {
 
     /// Downloads and unpacks every image; their manifest entries in request order.
     pub(super) async fn run(self) -> Result<Vec<SnapshotImage>, SnapshotError> {
-        let (configs, layers) = self.downloads();
+        self.progress.lock().report();
         // The configs first (a few KiB each): an image's diff_ids are checked as each of its
         // layers is unpacked.
         // The futures are collected before they are joined: a closure inside the joined
         // future's type would make it too generic to be `Send`.
-        let configs: Vec<_> = configs.iter().map(|d| self.download(d)).collect();
+        let configs: Vec<_> = self
+            .configs
+            .iter()
+            .map(|d| self.download(d, None))
+            .collect();
         try_join_all(configs).await?;
-        let layers: Vec<_> = layers.iter().map(|d| self.download(d)).collect();
+        let layers: Vec<_> = self
+            .layer_downloads
+            .iter()
+            .map(|d| self.download(d, Some(&*self.layers[&d.blob.digest])))
+            .collect();
         let downloads = futures::stream::iter(layers)
             .buffer_unordered(MAX_CONCURRENT_DOWNLOADS)
             .try_collect::<()>();
@@ -135,40 +150,19 @@ impl<'a> Pipeline<'a> {
         Ok(images)
     }
 
-    /// The configs and the layers to download, each distinct blob once, in request order
-    /// (the layers of the first image first, bottom first).
-    fn downloads(&self) -> (Vec<Download<'_>>, Vec<Download<'_>>) {
-        let (mut configs, mut layers) = (Vec::new(), Vec::new());
-        let (mut seen_configs, mut seen_layers) = (HashSet::new(), HashSet::new());
-        for (index, (_, image)) in self.images.iter().enumerate() {
-            if seen_configs.insert(&image.config.digest) {
-                configs.push(Download {
-                    image: index,
-                    blob: &image.config,
-                    growing: None,
-                });
-            }
-            for layer in &image.layers {
-                if seen_layers.insert(&layer.digest) {
-                    layers.push(Download {
-                        image: index,
-                        blob: layer,
-                        growing: Some(&*self.layers[&layer.digest]),
-                    });
-                }
-            }
-        }
-        (configs, layers)
-    }
-
-    async fn download(&self, download: &Download<'_>) -> Result<(), SnapshotError> {
+    /// Downloads one blob, publishing its bytes to `growing` (a layer's, for its unpacks).
+    async fn download(
+        &self,
+        download: &Download<'_>,
+        growing: Option<&GrowingBlob>,
+    ) -> Result<(), SnapshotError> {
         let (_, image) = &self.images[download.image];
         let blob = download.blob;
         let name = image.image.to_string();
         let options = IngestOptions {
             fetch: self.request.fetch,
             shaper: self.store.shaper.as_deref(),
-            growing: download.growing,
+            growing,
         };
         let ingested = self
             .store
@@ -307,4 +301,28 @@ impl<'a> Pipeline<'a> {
             rootfs: rootfs_rel,
         })
     }
+}
+
+/// The configs and the layers to download, each distinct blob once, for the first image that
+/// lists it, in request order.
+fn distinct_blobs(images: &[(String, ResolvedImage)]) -> (Vec<Download<'_>>, Vec<Download<'_>>) {
+    let (mut configs, mut layers) = (Vec::new(), Vec::new());
+    let (mut seen_configs, mut seen_layers) = (HashSet::new(), HashSet::new());
+    for (index, (_, image)) in images.iter().enumerate() {
+        if seen_configs.insert(&image.config.digest) {
+            configs.push(Download {
+                image: index,
+                blob: &image.config,
+            });
+        }
+        for layer in &image.layers {
+            if seen_layers.insert(&layer.digest) {
+                layers.push(Download {
+                    image: index,
+                    blob: layer,
+                });
+            }
+        }
+    }
+    (configs, layers)
 }
