@@ -62,6 +62,8 @@ pub(super) struct Context {
     pub(super) refused_updates: super::update::Refused,
     /// ECI's events already written on each pod.
     pub(super) cloud_events: CloudEvents,
+    /// Annotations decided at each pod's create, not yet written.
+    pub(super) owed: super::writes::Owed,
     pub(super) health: tokio::sync::watch::Sender<bool>,
     /// Create requests sent whose answer did not come or said to retry, resent unchanged.
     pub(super) unanswered: super::create::Unanswered,

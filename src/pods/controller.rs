@@ -149,6 +149,7 @@ pub async fn run(
         starts: Starts::default(),
         refused_updates: Default::default(),
         cloud_events: Default::default(),
+        owed: Default::default(),
         health,
         unanswered: Default::default(),
         pass_creates: Arc::new(tokio::sync::Semaphore::new(PASS_CREATES)),

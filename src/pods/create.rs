@@ -27,7 +27,7 @@ use super::{
     sources::fetch_sources,
     status::not_created_status,
     translate::{CLAIM_NOT_BOUND, check_supported, translate},
-    writes::{annotate, failed_status, publish, reject, write_status},
+    writes::{failed_status, publish, reject, write_status},
 };
 use crate::{eci, imagecache};
 
@@ -177,7 +177,8 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
                 &format!("created ECI container group {}", created.container_group_id),
             )
             .await;
-            // What ECI's virtual node writes on the pod at creation: the request and the group.
+            // What ECI's virtual node writes on the pod at creation: the request and the group;
+            // it rides with the pod's next status write.
             let written = BTreeMap::from([
                 (eci::annotation::REQUEST_ID, created.request_id.clone()),
                 (
@@ -402,7 +403,8 @@ async fn fail_for_snapshot(ctx: &Context, pod: &Pod, uid: &str, error: &imagecac
 }
 
 /// After the group was created: a hit is recorded on the pod (annotation
-/// `k8s.aliyun.com/eci-matched-image-cache` and a `SuccessfulHitImageCache` event), a miss the
+/// `k8s.aliyun.com/eci-matched-image-cache`, owed to its next status write, and a
+/// `SuccessfulHitImageCache` event), a miss the
 /// pod asked to match is an `ImageCacheMissed` event; when ECI matches, its own events say what
 /// it chose and built.
 async fn report_snapshot(
@@ -427,7 +429,7 @@ async fn report_snapshot(
             "no image cache holds every image of the pod; ECI matches and builds one"
         );
     }
-    annotate(ctx, pod, uid, &written).await;
+    ctx.owed.owe(uid, written);
     if let Some((reason, note)) = snapshot.event() {
         let kind = if reason == imagecache::REASON_HIT {
             EventType::Normal

@@ -110,6 +110,7 @@ pub(super) async fn sync_pass(ctx: &Arc<Context>, pace: &mut PassPace) {
     ctx.starts.retain_live(&live);
     ctx.refused_updates.retain(&live);
     ctx.cloud_events.retain_live(&live);
+    ctx.owed.retain_live(&live);
 }
 
 /// What a pass does for one pod, given its group (if the describe showed one).

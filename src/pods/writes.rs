@@ -1,9 +1,19 @@
 //! What the pod loop writes to the apiserver about a pod: its status (through the status
-//! subresource), one annotation, its removal, and its events. Every write carries the pod's
+//! subresource), its annotations, its removal, and its events. Every write carries the pod's
 //! UID as a precondition, so a new pod with the same name is never touched; a write that fails
 //! is logged and left to the next pass.
+//!
+//! Annotations ride with the status write whenever there is one: the status subresource of a
+//! pod takes changes to its metadata too (kube-apiserver's pod status strategy keeps only the
+//! spec, the owner references and the deletion timestamp of the old object; the NodeRestriction
+//! admission plugin refuses a node's label changes there, not its annotations). What the node
+//! learns at the create (the request and group ids, the image cache matched) is owed to the
+//! pod until then ([`Owed`]), so a pod's start costs one write where it cost three
+//! (issue #21: writes a pod are what a burst of creates waits on).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use parking_lot::Mutex;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::{
@@ -24,19 +34,68 @@ use crate::eci::ContainerGroup;
 /// Longest event note, in characters.
 pub(super) const MAX_NOTE: usize = 1000;
 
-/// Writes the pod's status from its group, when it changed; a new failure reason is also a
-/// Warning event.
+/// Annotations a pod is owed: decided at its group's create, written with its next status
+/// write (or alone, at its next sync, if its status has not changed by then). Forgotten with
+/// the pod.
+#[derive(Debug, Default)]
+pub(super) struct Owed(Mutex<HashMap<String, BTreeMap<&'static str, String>>>);
+
+impl Owed {
+    /// Adds to what the pod is owed.
+    pub(super) fn owe(&self, uid: &str, annotations: BTreeMap<&'static str, String>) {
+        if !annotations.is_empty() {
+            self.0
+                .lock()
+                .entry(uid.to_owned())
+                .or_default()
+                .extend(annotations);
+        }
+    }
+
+    /// What the pod is owed now.
+    fn get(&self, uid: &str) -> BTreeMap<&'static str, String> {
+        self.0.lock().get(uid).cloned().unwrap_or_default()
+    }
+
+    /// The pod has these values now: they are no longer owed (a value owed since, under the
+    /// same key or another, still is).
+    fn paid(&self, uid: &str, written: &BTreeMap<&'static str, String>) {
+        let mut owed = self.0.lock();
+        if let Some(entry) = owed.get_mut(uid) {
+            entry.retain(|k, v| written.get(k) != Some(v));
+            if entry.is_empty() {
+                owed.remove(uid);
+            }
+        }
+    }
+
+    /// Forgets the pods not in `live`.
+    pub(super) fn retain_live(&self, live: &HashSet<String>) {
+        self.0.lock().retain(|uid, _| live.contains(uid));
+    }
+}
+
+/// Writes the pod's status from its group, when it changed, with the annotations it lacks; a
+/// new failure reason is also a Warning event.
 pub(super) async fn sync_status(ctx: &Context, pod: &Pod, uid: &str, group: &ContainerGroup) {
     let status = pod_status(pod, group, &ctx.config.host_ip, jiff::Timestamp::now());
-    if differs(pod.status.as_ref(), &status) {
+    // What the create decided, and what ECI's virtual node writes on a pod once its group
+    // exists: the ones the pod lacks.
+    let owed = ctx.owed.get(uid);
+    let mut todo = missing(pod, written_back(pod, group));
+    todo.extend(missing(pod, owed.clone()));
+    let written = if differs(pod.status.as_ref(), &status) {
         if let Some((reason, note)) = failure_event(pod.status.as_ref(), &status) {
             publish(ctx, pod, EventType::Warning, &reason, &note).await;
         }
-        write_status(ctx, pod, uid, &status).await;
+        send_status(ctx, pod, uid, &status, &todo).await
+    } else {
+        annotate(ctx, pod, uid, &todo).await
+    };
+    if written && !owed.is_empty() {
+        // Owed values the pod already had are paid too.
+        ctx.owed.paid(uid, &owed);
     }
-    // What ECI's virtual node writes on a pod once its group exists, when the pod lacks it.
-    let todo = missing(pod, written_back(pod, group));
-    annotate(ctx, pod, uid, &todo).await;
 }
 
 /// The Warning event a new status brings: its reason and message, unless the pod had already
@@ -75,12 +134,17 @@ pub(super) async fn reject(ctx: &Context, pod: &Pod, uid: &str, why: &Unsupporte
     write_status(ctx, pod, uid, &status).await;
 }
 
-/// The strategic-merge patch of a status write; `metadata.uid` in it is a precondition.
+/// The strategic-merge patch of a status write, with `annotations` (none: no
+/// `metadata.annotations`); `metadata.uid` in it is a precondition.
 ///
 /// Conditions merge by type, field by field: a condition whose reason or message went away
 /// says so with `null`, or the old one stays (a `Ready=True` pod kept the reason
 /// `ContainersNotReady`, and every pass wrote it again).
-fn status_patch(uid: &str, status: &PodStatus) -> serde_json::Value {
+fn status_patch(
+    uid: &str,
+    status: &PodStatus,
+    annotations: &BTreeMap<&str, String>,
+) -> serde_json::Value {
     let mut status = serde_json::to_value(status).unwrap_or_default();
     if let Some(conditions) = status
         .get_mut("conditions")
@@ -95,17 +159,32 @@ fn status_patch(uid: &str, status: &PodStatus) -> serde_json::Value {
             }
         }
     }
-    serde_json::json!({ "metadata": { "uid": uid }, "status": status })
+    let mut metadata = serde_json::json!({ "uid": uid });
+    if !annotations.is_empty() {
+        metadata["annotations"] = serde_json::json!(annotations);
+    }
+    serde_json::json!({ "metadata": metadata, "status": status })
 }
 
 /// Writes `status` through the status subresource.
 pub(super) async fn write_status(ctx: &Context, pod: &Pod, uid: &str, status: &PodStatus) {
+    send_status(ctx, pod, uid, status, &BTreeMap::new()).await;
+}
+
+/// Writes `status` and `annotations` through the status subresource; whether it was written.
+async fn send_status(
+    ctx: &Context,
+    pod: &Pod,
+    uid: &str,
+    status: &PodStatus,
+    annotations: &BTreeMap<&str, String>,
+) -> bool {
     let (Some(namespace), Some(name)) = (pod.namespace(), pod.metadata.name.as_deref()) else {
-        return;
+        return false;
     };
     let api: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
     // metadata.uid in the patch is a precondition: a new pod with the same name is not touched.
-    let patch = status_patch(uid, status);
+    let patch = status_patch(uid, status, annotations);
     ctx.config.metrics.pod_write("status");
     let answer = tokio::time::timeout(
         KUBE_TIMEOUT,
@@ -113,7 +192,10 @@ pub(super) async fn write_status(ctx: &Context, pod: &Pod, uid: &str, status: &P
     )
     .await;
     match answer {
-        Ok(Ok(_)) => debug!(phase = ?status.phase, "pod status written"),
+        Ok(Ok(_)) => {
+            debug!(phase = ?status.phase, annotations = annotations.len(), "pod status written");
+            return true;
+        }
         // Deleted since the store showed it: nothing left to report on.
         Ok(Err(kube::Error::Api(status))) if status.code == 404 => {
             debug!("pod gone before its status was written");
@@ -124,6 +206,7 @@ pub(super) async fn write_status(ctx: &Context, pod: &Pod, uid: &str, status: &P
         ),
         Err(_) => warn!(timeout = ?KUBE_TIMEOUT, "pod status write timed out"),
     }
+    false
 }
 
 /// The merge patch that sets annotations, with the UID as precondition.
@@ -131,19 +214,20 @@ fn annotation_patch(uid: &str, annotations: &BTreeMap<&str, String>) -> serde_js
     serde_json::json!({ "metadata": { "uid": uid, "annotations": annotations } })
 }
 
-/// Sets annotations on the pod (one merge patch with the UID as precondition).
-pub(super) async fn annotate(
+/// Sets annotations on the pod (one merge patch with the UID as precondition); whether the
+/// pod has them now (nothing to set: it has).
+async fn annotate(
     ctx: &Context,
     pod: &Pod,
     uid: &str,
     annotations: &BTreeMap<&str, String>,
-) {
-    let (Some(namespace), Some(name)) = (pod.namespace(), pod.metadata.name.as_deref()) else {
-        return;
-    };
+) -> bool {
     if annotations.is_empty() {
-        return;
+        return true;
     }
+    let (Some(namespace), Some(name)) = (pod.namespace(), pod.metadata.name.as_deref()) else {
+        return false;
+    };
     let key = annotations.keys().next().copied().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.kube.clone(), &namespace);
     let patch = annotation_patch(uid, annotations);
@@ -154,7 +238,7 @@ pub(super) async fn annotate(
     )
     .await;
     match answer {
-        Ok(Ok(_)) => {}
+        Ok(Ok(_)) => return true,
         Ok(Err(error)) => warn!(
             annotation = key,
             error = &error as &dyn std::error::Error,
@@ -164,6 +248,7 @@ pub(super) async fn annotate(
             warn!(annotation = key, timeout = ?KUBE_TIMEOUT, "pod annotation write timed out")
         }
     }
+    false
 }
 
 /// How a pod is removed: at once (grace 0), and only the pod with this UID.
@@ -268,9 +353,13 @@ mod tests {
 
     #[test]
     fn status_patches_carry_the_uid_precondition() {
-        let patch = status_patch("u-1", &status("Running", None, None));
+        let none = BTreeMap::new();
+        let patch = status_patch("u-1", &status("Running", None, None), &none);
         assert_eq!(patch["metadata"]["uid"], "u-1");
         assert_eq!(patch["status"]["phase"], "Running");
+        // No annotations to write: none in the patch (an empty map would be a no-op too, but
+        // says nothing).
+        assert!(patch["metadata"].get("annotations").is_none(), "{patch}");
         let ready = PodStatus {
             conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
                 type_: "Ready".into(),
@@ -279,7 +368,7 @@ mod tests {
             }]),
             ..PodStatus::default()
         };
-        let patch = status_patch("u-1", &ready);
+        let patch = status_patch("u-1", &ready, &none);
         let condition = &patch["status"]["conditions"][0];
         assert!(
             condition
@@ -289,12 +378,39 @@ mod tests {
         );
         let annotations =
             BTreeMap::from([("k8s.aliyun.com/eci-matched-image-cache", "imc-1".to_owned())]);
-        let patch = annotation_patch("u-1", &annotations);
-        assert_eq!(patch["metadata"]["uid"], "u-1");
-        assert_eq!(
-            patch["metadata"]["annotations"]["k8s.aliyun.com/eci-matched-image-cache"],
-            "imc-1"
-        );
+        for patch in [
+            annotation_patch("u-1", &annotations),
+            // Annotations ride with a status write.
+            status_patch("u-1", &ready, &annotations),
+        ] {
+            assert_eq!(patch["metadata"]["uid"], "u-1");
+            assert_eq!(
+                patch["metadata"]["annotations"]["k8s.aliyun.com/eci-matched-image-cache"],
+                "imc-1"
+            );
+        }
+    }
+
+    #[test]
+    fn owed_annotations_are_kept_until_written_and_forgotten_with_the_pod() {
+        let owed = Owed::default();
+        let one = |k: &'static str, v: &str| BTreeMap::from([(k, v.to_owned())]);
+        owed.owe("u-1", one("a", "1"));
+        owed.owe("u-1", one("b", "2"));
+        owed.owe("u-2", one("a", "9"));
+        owed.owe("u-3", BTreeMap::new());
+        let before = owed.get("u-1");
+        assert_eq!(before.len(), 2);
+        // Owed again while the write was on its way: that value is still owed.
+        owed.owe("u-1", one("b", "3"));
+        owed.paid("u-1", &before);
+        assert_eq!(owed.get("u-1"), one("b", "3"));
+        owed.paid("u-1", &one("b", "3"));
+        assert!(owed.get("u-1").is_empty());
+        assert!(owed.get("u-3").is_empty());
+        owed.retain_live(&HashSet::new());
+        assert!(owed.get("u-2").is_empty());
+        assert!(owed.0.lock().is_empty());
     }
 
     #[test]
