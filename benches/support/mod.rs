@@ -247,7 +247,11 @@ pub fn start_node(ground: &Ground, endpoint: &str, args: &[&str], log: &Path) ->
         .env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
         .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
         .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-        .env("RUST_LOG", "info")
+        // BENCH_NODE_LOG: the node's log filter for a closer look (`info` unless set).
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_NODE_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
         // A fixed identity: a restarted node takes its Lease back at once.
         .env("VK_LEADER_ELECT_IDENTITY", "bench-node")
         .env("NO_COLOR", "1")

@@ -133,6 +133,7 @@ pub(super) async fn create_new(ctx: &Context, pod: &Pod) {
         return;
     }
     if let Some(_creating) = ctx.starts.begin_create(&uid, None) {
+        debug!("new pod seen; building its request");
         create(ctx, pod, &uid).await;
     }
 }
@@ -152,6 +153,7 @@ pub(super) async fn create(ctx: &Context, pod: &Pod, uid: &str) {
             None => return,
         },
     };
+    debug!("request built; creating the group");
     let answer =
         tokio::time::timeout(ECI_TIMEOUT, ctx.eci.create_container_group(&sent.request)).await;
     let snapshot = &sent.snapshot;
