@@ -61,9 +61,9 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::{
     PodsError, cloud_events,
-    context::{CONCURRENCY, Context, PASS_CREATES, PodsConfig, pod_span},
+    context::{CREATE_LANE, Context, PASS_CREATES, PodsConfig, pod_span},
     create::{Backoff, create_new},
-    look::look,
+    look::{self, LOOKS_QUEUED, look},
     pass::{had_group, sync_pass},
     pass_pace::PassPace,
     starts::Starts,
@@ -182,11 +182,11 @@ pub async fn run(
         .filter_map(|pod| pod.metadata.uid.clone())
         .collect();
     cloud_events::seed(&ctx, &live).await;
-    // New pods are created as the watch shows them, at most CONCURRENCY at a time.
+    // New pods are created as the watch shows them, at most CREATE_LANE at a time.
     let lane_ctx = ctx.clone();
     let create_lane = tokio::spawn(async move {
         let pods = futures::stream::poll_fn(move |cx| new_pod_rx.poll_recv(cx));
-        pods.for_each_concurrent(CONCURRENCY, |pod| {
+        pods.for_each_concurrent(CREATE_LANE, |pod| {
             let ctx = lane_ctx.clone();
             let span = pod_span(&pod);
             async move { create_new(&ctx, &pod).await }.instrument(span)
@@ -196,6 +196,11 @@ pub async fn run(
     tasks.handles.push(create_lane.abort_handle());
     // Looks at starting groups run beside the passes, not between them: a pass over many pods
     // takes seconds, and a start must not wait for it to end.
+    // ECI's events of what the looks saw are written beside them, not in them.
+    let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(LOOKS_QUEUED);
+    let events_ctx = ctx.clone();
+    let events_lane = tokio::spawn(async move { look::events_lane(&events_ctx, seen_rx).await });
+    tasks.handles.push(events_lane.abort_handle());
     let look_ctx = ctx.clone();
     let look_lane = tokio::spawn(async move {
         let mut last_look = Instant::now();
@@ -207,7 +212,7 @@ pub async fn run(
             tokio::select! {
                 () = look_ctx.starts.changed() => {}
                 () = sleep_until_some(look_at) => {
-                    look(&look_ctx).await;
+                    look(&look_ctx, &seen_tx).await;
                     last_look = Instant::now();
                 }
             }
