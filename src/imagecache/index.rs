@@ -110,6 +110,8 @@ impl Inner {
 #[derive(Debug, Clone, Default)]
 pub struct CacheIndexHandle {
     inner: Arc<RwLock<Inner>>,
+    /// Told when the index becomes complete (see [`Self::wait_synced`]).
+    loaded: Arc<tokio::sync::Notify>,
 }
 
 impl CacheIndexHandle {
@@ -123,6 +125,21 @@ impl CacheIndexHandle {
     /// Until then a pod that asks for a cache waits rather than being judged on a partial view.
     pub fn is_synced(&self) -> bool {
         self.inner.read().synced
+    }
+
+    /// Returns once the index is complete: the pods that waited for it are created then, not at
+    /// the next pass (at a node's start the first list can come a second or two after the
+    /// first pods, while the API server takes a scale-up's pods).
+    pub async fn wait_synced(&self) {
+        loop {
+            let loaded = self.loaded.notified();
+            tokio::pin!(loaded);
+            loaded.as_mut().enable();
+            if self.is_synced() {
+                return;
+            }
+            loaded.await;
+        }
     }
 
     /// Whether pods have waited for the index longer than `limit` (it never loaded: the
@@ -145,6 +162,7 @@ impl CacheIndexHandle {
         inner.relist = None;
         inner.index = CacheIndex::from_entries(inner.cloud.values().cloned());
         inner.synced = true;
+        self.loaded.notify_waiters();
     }
 
     /// Replaces the caches only the cloud knows with `entries` (a complete list): the ones no
@@ -266,6 +284,7 @@ impl CacheIndexHandle {
                     .collect();
                 inner.index = CacheIndex::from_entries(cloud_only.into_iter().chain(entries));
                 inner.synced = true;
+                self.loaded.notify_waiters();
             }
             watcher::Event::Apply(object) => {
                 let name = object.name_any();
@@ -331,6 +350,37 @@ mod tests {
             !h.asked_recently("imc-x", ttl),
             "after a failed answer: ask again"
         );
+    }
+
+    #[tokio::test]
+    async fn waiters_are_told_when_the_index_is_complete() {
+        let h = CacheIndexHandle::new();
+        let waiting = tokio::spawn({
+            let h = h.clone();
+            async move { h.wait_synced().await }
+        });
+        tokio::task::yield_now().await;
+        h.apply(&watcher::Event::Init);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a list begun is not a list done");
+        h.apply(&watcher::Event::InitDone);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("told when the first list is done")
+            .unwrap();
+        // Complete already: at once. And a cluster without the CRD is complete too.
+        h.wait_synced().await;
+        let absent = CacheIndexHandle::new();
+        let waiting = tokio::spawn({
+            let h = absent.clone();
+            async move { h.wait_synced().await }
+        });
+        tokio::task::yield_now().await;
+        absent.mark_absent();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("told when the CRD is known absent")
+            .unwrap();
     }
 
     #[test]

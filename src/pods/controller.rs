@@ -196,6 +196,14 @@ pub async fn run(
     tasks.handles.push(create_lane.abort_handle());
     // Looks at starting groups run beside the passes, not between them: a pass over many pods
     // takes seconds, and a start must not wait for it to end.
+    // Pods that waited for the image cache index are created as soon as it is complete.
+    let index = ctx.config.image_caches.clone();
+    let index_wake = wake.clone();
+    let index_loaded = tokio::spawn(async move {
+        index.wait_synced().await;
+        index_wake.notify_one();
+    });
+    tasks.handles.push(index_loaded.abort_handle());
     // ECI's events of what the looks saw are written beside them, not in them.
     let (seen_tx, seen_rx) = tokio::sync::mpsc::channel(LOOKS_QUEUED);
     let events_ctx = ctx.clone();

@@ -276,8 +276,8 @@ async fn build(ctx: &Context, pod: &Pod, uid: &str) -> Option<Sent> {
     .await
     {
         Ok(snapshot) => snapshot,
-        // The index is still loading: the next pass (within sync_interval) asks again,
-        // without the growing backoff of a failed create.
+        // The index is still loading: the pass that follows its loading asks again, without
+        // the growing backoff of a failed create.
         Err(Resolve::Wait) => {
             debug!("waiting for the image cache index before creating");
             return None;
