@@ -31,10 +31,10 @@
 //!
 //! Where each job lives:
 //!
-//! - this file: the watch and its reflector, the create lane for new pods, and the schedule
-//!   of passes and looks;
+//! - this file: the watch and its reflector, the create lane for new pods, the schedule of
+//!   passes and looks, and the lane that writes the ECI events the looks saw;
 //! - `pass.rs`: one pass — the batched describe, what to do for each pod, orphans;
-//! - `look.rs`: the describe by id of groups just created;
+//! - `look.rs`: the describe by id of groups just created, and the events lane;
 //! - `create.rs`: one create — image cache, sources, request, `CreateContainerGroup`,
 //!   and the backoff of failed creates;
 //! - `sources.rs`: reading ConfigMaps, Secrets and service-account tokens;
@@ -194,8 +194,6 @@ pub async fn run(
         .await;
     });
     tasks.handles.push(create_lane.abort_handle());
-    // Looks at starting groups run beside the passes, not between them: a pass over many pods
-    // takes seconds, and a start must not wait for it to end.
     // Pods that waited for the image cache index are created as soon as it is complete.
     let index = ctx.config.image_caches.clone();
     let index_wake = wake.clone();
@@ -209,6 +207,8 @@ pub async fn run(
     let events_ctx = ctx.clone();
     let events_lane = tokio::spawn(async move { look::events_lane(&events_ctx, seen_rx).await });
     tasks.handles.push(events_lane.abort_handle());
+    // Looks at starting groups run beside the passes, not between them: a pass over many pods
+    // takes seconds, and a start must not wait for it to end.
     let look_ctx = ctx.clone();
     let look_lane = tokio::spawn(async move {
         let mut last_look = Instant::now();

@@ -4,9 +4,10 @@
 //! ([`super::cloud_events`]), written by the events lane ([`events_lane`]) while the next look
 //! goes on.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use tokio::time::Instant;
 use tracing::{Instrument, debug};
@@ -81,7 +82,7 @@ pub(super) async fn events_lane(ctx: &Context, mut looks: tokio::sync::mpsc::Rec
 }
 
 /// The pod of `due` from the store, unless it went, was replaced or is being deleted.
-fn live_pod(ctx: &Context, due: &Due) -> Option<std::sync::Arc<k8s_openapi::api::core::v1::Pod>> {
+fn live_pod(ctx: &Context, due: &Due) -> Option<Arc<Pod>> {
     let pod = ctx.store.get(&due.pod)?;
     let live =
         pod.uid().as_deref() == Some(due.uid.as_str()) && pod.metadata.deletion_timestamp.is_none();

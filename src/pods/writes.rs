@@ -13,14 +13,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use parking_lot::Mutex;
-
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, Preconditions},
     runtime::events::{Event, EventType},
 };
+use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
 use super::{
