@@ -278,6 +278,8 @@ struct Context {
     held: Mutex<HashMap<String, (tokio::time::Instant, Option<i64>)>>,
     /// When each object's images were last checked at their registries.
     freshness_checked: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// The checks at registries under way beside the reconciles, and their answers.
+    looks: freshness::Looks,
     /// Objects whose registries did not answer a digest check (warned once).
     registry_warned: Mutex<std::collections::HashSet<String>>,
     /// The registries the last create or update of each object logged into, for its status.
@@ -313,6 +315,7 @@ impl ImageCacheController {
                 failures: Mutex::new(HashMap::new()),
                 held: Mutex::new(HashMap::new()),
                 freshness_checked: Mutex::new(HashMap::new()),
+                looks: freshness::Looks::default(),
                 logged_in: Mutex::new(HashMap::new()),
                 registry_warned: Mutex::new(std::collections::HashSet::new()),
                 clock: Timestamp::now,
@@ -629,6 +632,11 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
         }
     }
     let mut cloud = find_cloud(object, ctx).await?;
+    tracing::debug!(
+        imagecache.name = %name,
+        cloud = ?cloud.as_ref().map(|c| (&c.image_cache_id, c.status)),
+        "read the cloud cache"
+    );
     // Built with registry protocols, an OS or an architecture the object no longer asks for,
     // which UpdateImageCache cannot change: built anew (an adopted cache is left as it is).
     if let Some(c) = &cloud
@@ -726,9 +734,8 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
     if let Some(hosts) = ctx.logged_in.lock().remove(&name) {
         next.private_registries = hosts;
     }
-    if synced {
-        freshness::check(object, &build, &cloud, ctx, &mut next).await?;
-    }
+    // A look at the registries under way is polled for like a build.
+    let looking = synced && freshness::check(object, &build, &cloud, ctx, &mut next).await?;
     let before = object.status.as_ref().and_then(|s| s.phase.clone());
     if object.status.as_ref() != Some(&next) {
         write_status(object, &next, ctx).await?;
@@ -775,7 +782,7 @@ async fn apply(object: &ImageCache, ctx: &Context) -> Result<Action, ReconcileEr
         }
     }
     Ok(match cloud.status {
-        S::Ready if synced => Action::requeue(
+        S::Ready if synced && !looking => Action::requeue(
             ctx.settings
                 .freshness
                 .as_ref()
@@ -916,6 +923,8 @@ async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, Reconcile
         delete_cloud(&name, id, ctx).await?;
         tracing::info!(imagecache.name = %name, imagecache.id = %id, "deleted cloud image cache");
     }
+    ctx.looks.forget(&name);
+    ctx.freshness_checked.lock().remove(&name);
     Ok(Action::await_change())
 }
 
