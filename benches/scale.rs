@@ -358,9 +358,16 @@ async fn measure(
     };
     let node_pid = node_daemon.pid();
 
-    // 200 ImageCaches at once.
+    // One ImageCache alone first: the time a build takes when nothing else is built, which the
+    // 200 at once are compared with.
     let caches: Api<ImageCache> = Api::all(client.clone());
-    let selector = ListParams::default().labels(&format!("{LABEL}=bench-{id}"));
+    let single_s = if cache_count > 0 {
+        Some(single_build(&caches, id).await?)
+    } else {
+        None
+    };
+    // 200 ImageCaches at once.
+    let selector = ListParams::default().labels(&format!("{LABEL}=bench-{id},!{SINGLE_LABEL}"));
     let t1 = Instant::now();
     let created: Vec<Result<ImageCache, kube::Error>> = stream::iter(0..cache_count)
         .map(|i| {
@@ -581,6 +588,12 @@ async fn measure(
             format!(", the rest not Ready: {blocked_reason:?}")
         }
     );
+    if let (Some(single), Some(all)) = (single_s, caches_ready) {
+        println!(
+            "  one cache built alone: Ready {single:.1} s after its create; the {cache_count} at once: {:.2}× that",
+            all / single
+        );
+    }
     println!(
         "  node peak RSS after caches {:.1} MiB, CPU seconds total {cpu_all:.1}",
         rss_peak_all as f64 / 1048576.0
@@ -629,6 +642,8 @@ async fn measure(
         "image_caches_create_errors": create_errors,
         "image_caches_created_s": caches_created_s,
         "image_caches_all_settled_s": caches_ready,
+        "image_cache_alone_ready_s": single_s,
+        "image_caches_all_per_alone": single_s.zip(caches_ready).map(|(one, all)| all / one),
         "image_caches_ready": ready,
         "image_caches_failed": failed,
         "image_caches_last_progress_s": caches_settled_s,
@@ -787,4 +802,55 @@ fn node_ready_since(ground: &Ground, name: &str, since: jiff::Timestamp) -> bool
     );
     renewed.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since)
         && support::node_ready(ground, name)
+}
+
+/// Marks the cache the bench builds alone, so the count of the many leaves it out.
+const SINGLE_LABEL: &str = "scale-bench-alone";
+
+/// Builds one cache (two images, like each of the many) with nothing else being built and
+/// returns the seconds from its create to its `Ready`, looked at every 0.1 s. The object is
+/// then deleted (the node deletes its cloud cache).
+async fn single_build(caches: &Api<ImageCache>, id: &str) -> Result<f64> {
+    let name = format!("scale-{id}-alone");
+    let mut cache = ImageCache::new(
+        &name,
+        ImageCacheSpec {
+            images: vec![
+                "registry.example.com/scale/alone:1.0".to_owned(),
+                "registry.example.com/scale/base:1.0".to_owned(),
+            ],
+            image_pull_secrets: Vec::new(),
+            image_cache_size: 20,
+            retention_days: Some(1),
+        },
+    );
+    cache.metadata.labels = Some(
+        [
+            (LABEL.to_owned(), format!("bench-{id}")),
+            (SINGLE_LABEL.to_owned(), "true".to_owned()),
+        ]
+        .into(),
+    );
+    let t = Instant::now();
+    caches.create(&PostParams::default(), &cache).await?;
+    loop {
+        let phase = caches
+            .get(&name)
+            .await?
+            .status
+            .and_then(|s| s.phase)
+            .unwrap_or_default();
+        match phase.as_str() {
+            "Ready" => break,
+            "Failed" => bail!("the cache built alone failed"),
+            _ if t.elapsed() > Duration::from_secs(300) => {
+                bail!("the cache built alone is not Ready after 300 s ({phase:?})")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let took = secs(t);
+    caches.delete(&name, &Default::default()).await?;
+    eprintln!("one ImageCache alone: Ready {took:.1} s after its create");
+    Ok(took)
 }

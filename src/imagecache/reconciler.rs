@@ -925,6 +925,7 @@ async fn cleanup(object: &ImageCache, ctx: &Context) -> Result<Action, Reconcile
     }
     ctx.looks.forget(&name);
     ctx.freshness_checked.lock().remove(&name);
+    ctx.registry_warned.lock().remove(&name);
     Ok(Action::await_change())
 }
 
