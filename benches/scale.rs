@@ -392,9 +392,12 @@ async fn measure(
         .await;
     let create_errors = created.iter().filter(|r| r.is_err()).count();
     let caches_created_s = secs(t1);
-    // All Ready (or Failed) ends the wait; so does a minute without progress (a cache stuck
-    // in the cloud, or refused by it, would otherwise hold the bench forever).
+    // All Ready (or Failed) ends the wait; so does a minute without progress, or twice the
+    // build of the cache alone when that is longer (a cache stuck in the cloud, or refused by
+    // it, would otherwise hold the bench forever).
     let mut caches_ready = None;
+    let patience =
+        Duration::from_secs(60).max(Duration::from_secs_f64(2.0 * single_s.unwrap_or(0.0)));
     let (mut last_settled, mut last_change) = (0usize, Instant::now());
     let (mut ready, mut failed, mut blocked_reason) = (0usize, 0usize, None::<String>);
     let mut cache_timeline = Vec::new();
@@ -450,9 +453,10 @@ async fn measure(
         }
         if ready + failed >= cache_count {
             caches_ready = Some(secs(t1));
-        } else if last_change.elapsed() > Duration::from_secs(60) || secs(t1) > 900.0 {
+        } else if last_change.elapsed() > patience || secs(t1) > 900.0 {
             eprintln!(
-                "\nno progress for 60 s: {ready} Ready, {failed} Failed, {} not settled (e.g. {blocked_reason:?})",
+                "\nno progress for {:.0} s: {ready} Ready, {failed} Failed, {} not settled (e.g. {blocked_reason:?})",
+                patience.as_secs_f64(),
                 cache_count - ready - failed
             );
             break;
